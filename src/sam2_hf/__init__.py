@@ -1,0 +1,33 @@
+"""SAM 2 / 2.1 (Segment Anything Model 2) for images and video, as transformers models."""
+
+from .configuration_sam2 import (
+    Sam2Config,
+    Sam2HieraDetConfig,
+    Sam2MaskDecoderConfig,
+    Sam2PromptEncoderConfig,
+    Sam2VisionConfig,
+)
+from .modeling_sam2 import (
+    Sam2FrameFeatures,
+    Sam2FramePrediction,
+    Sam2ImageSegmentationOutput,
+    Sam2Model,
+    Sam2PreTrainedModel,
+    Sam2VideoModel,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Sam2Config",
+    "Sam2HieraDetConfig",
+    "Sam2MaskDecoderConfig",
+    "Sam2PromptEncoderConfig",
+    "Sam2VisionConfig",
+    "Sam2FrameFeatures",
+    "Sam2FramePrediction",
+    "Sam2ImageSegmentationOutput",
+    "Sam2Model",
+    "Sam2PreTrainedModel",
+    "Sam2VideoModel",
+]

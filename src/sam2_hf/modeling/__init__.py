@@ -1,0 +1,1 @@
+"""The nn.Modules of SAM 2, one component per file."""

@@ -1,0 +1,111 @@
+"""Mask decoder: output tokens + prompt tokens attend to the image embedding, then masks are
+predicted by dot products of per-token hypernetwork vectors with an upscaled embedding that is
+fused with the high-resolution (stride 4 and 8) features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .layers import FeedForward, LayerNorm2d
+from .two_way_transformer import TwoWayTransformer
+
+
+@dataclass
+class DecoderOutput:
+    masks: torch.Tensor  # (N, M, 4h, 4w) low-resolution mask logits, M = 3 (multimask) or 1
+    iou_scores: torch.Tensor  # (N, M)
+    mask_tokens: torch.Tensor  # (N, M, C) output tokens of the returned masks (for object pointers)
+    object_score_logits: torch.Tensor  # (N, 1): > 0 means the object is present
+
+
+class MaskDecoder(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        c = config.hidden_size
+        self.num_mask_tokens = config.num_multimask_outputs + 1
+        self.obj_score_token = nn.Embedding(1, c)
+        self.iou_token = nn.Embedding(1, c)
+        self.mask_tokens = nn.Embedding(self.num_mask_tokens, c)
+        self.transformer = TwoWayTransformer(config)
+        self.upscale_conv1 = nn.ConvTranspose2d(c, c // 4, kernel_size=2, stride=2)
+        self.upscale_layer_norm = LayerNorm2d(c // 4)
+        self.upscale_conv2 = nn.ConvTranspose2d(c // 4, c // 8, kernel_size=2, stride=2)
+        self.activation = nn.GELU()
+        self.conv_s0 = nn.Conv2d(c, c // 8, kernel_size=1)
+        self.conv_s1 = nn.Conv2d(c, c // 4, kernel_size=1)
+        self.output_hypernetworks_mlps = nn.ModuleList(
+            FeedForward(c, c, c // 8, num_layers=3) for _ in range(self.num_mask_tokens)
+        )
+        self.iou_prediction_head = FeedForward(
+            c, config.iou_head_hidden_dim, self.num_mask_tokens, config.iou_head_depth, sigmoid_output=True
+        )
+        self.pred_obj_score_head = FeedForward(c, c, 1, num_layers=3)
+        self.dynamic_multimask_via_stability = config.dynamic_multimask_via_stability
+        self.stability_delta = config.dynamic_multimask_stability_delta
+        self.stability_thresh = config.dynamic_multimask_stability_thresh
+
+    def project_high_res_features(self, stride4: torch.Tensor, stride8: torch.Tensor) -> list[torch.Tensor]:
+        """256-channel FPN maps -> the decoder's skip inputs [(B, C/8, 4h, 4w), (B, C/4, 2h, 2w)]."""
+        return [self.conv_s0(stride4), self.conv_s1(stride8)]
+
+    def forward(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse_embeddings: torch.Tensor,
+        dense_embeddings: torch.Tensor,
+        high_res_features: list[torch.Tensor],
+        multimask_output: bool,
+    ) -> DecoderOutput:
+        """One decoding per prompt set.
+
+        image_embeddings (N, C, h, w), image_pe (1, C, h, w), sparse_embeddings (N, T, C),
+        dense_embeddings (N or 1, C, h, w), high_res_features projected skips with batch N.
+        """
+        n, c, h, w = image_embeddings.shape
+        output_tokens = torch.cat([self.obj_score_token.weight, self.iou_token.weight, self.mask_tokens.weight])
+        tokens = torch.cat([output_tokens.unsqueeze(0).expand(n, -1, -1), sparse_embeddings], dim=1)
+        image = (image_embeddings + dense_embeddings).flatten(2).transpose(1, 2)
+        image_pe = image_pe.flatten(2).transpose(1, 2).expand(n, -1, -1)
+        hs, image = self.transformer(tokens, image, image_pe)
+
+        image = image.transpose(1, 2).reshape(n, c, h, w)
+        feat_s0, feat_s1 = high_res_features
+        upscaled = self.activation(self.upscale_layer_norm(self.upscale_conv1(image) + feat_s1))
+        upscaled = self.activation(self.upscale_conv2(upscaled) + feat_s0)
+
+        mask_tokens = hs[:, 2 : 2 + self.num_mask_tokens]
+        hyper_in = torch.stack([mlp(mask_tokens[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], 1)
+        masks = (hyper_in @ upscaled.flatten(2)).view(n, -1, *upscaled.shape[-2:])
+        iou_scores = self.iou_prediction_head(hs[:, 1])
+        object_score_logits = self.pred_obj_score_head(hs[:, 0])
+
+        if multimask_output:
+            return DecoderOutput(masks[:, 1:], iou_scores[:, 1:], mask_tokens[:, 1:], object_score_logits)
+        if self.dynamic_multimask_via_stability and not self.training:
+            masks, iou_scores = self.select_stable_mask(masks, iou_scores)
+        else:
+            masks, iou_scores = masks[:, :1], iou_scores[:, :1]
+        return DecoderOutput(masks, iou_scores, mask_tokens[:, :1], object_score_logits)
+
+    def select_stable_mask(self, masks: torch.Tensor, iou_scores: torch.Tensor):
+        """Keep the single-mask output where it is stable, else the best-IoU multimask output.
+
+        masks (N, 4, H, W), iou_scores (N, 4) -> (N, 1, H, W), (N, 1).
+        """
+        best = iou_scores[:, 1:].argmax(dim=-1) + 1
+        rows = torch.arange(masks.shape[0], device=masks.device)
+        best_masks, best_ious = masks[rows, best].unsqueeze(1), iou_scores[rows, best].unsqueeze(1)
+        single = masks[:, :1].flatten(-2)
+        area_inner = (single > self.stability_delta).sum(-1).float()
+        area_outer = (single > -self.stability_delta).sum(-1).float()
+        stability = torch.where(area_outer > 0, area_inner / area_outer, 1.0)
+        stable = stability >= self.stability_thresh  # (N, 1)
+        return (
+            torch.where(stable[..., None, None], masks[:, :1], best_masks),
+            torch.where(stable, iou_scores[:, :1], best_ious),
+        )

@@ -1,0 +1,89 @@
+"""Memory attention: the current frame's stride-16 tokens self-attend, then cross-attend to the
+memory bank (spatial memories of past frames + object-pointer tokens), with 2-D axial RoPE.
+
+curr (B, HW, C), curr_pos (1, HW, C), memory (B, M, Cm), memory_pos (B, M, Cm) -> (B, HW, C).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import Attention, activation
+from .position_encoding import apply_rope, axial_rope_tables
+
+
+class RoPEAttention(Attention):
+    """Attention whose queries and (spatial) keys are rotated by axial RoPE over the query grid."""
+
+    def __init__(self, dim, num_heads, feat_sizes, theta, kv_dim=None, downsample_rate=1, dropout=0.0):
+        super().__init__(dim, num_heads, downsample_rate=downsample_rate, kv_dim=kv_dim, dropout=dropout)
+        self.head_dim = self.internal_dim // num_heads
+        self.theta = theta
+        self.feat_sizes = tuple(feat_sizes)
+
+    def rope_tables(self, num_queries: int, device):
+        w, h = self.feat_sizes
+        if w * h != num_queries:  # another resolution: assume a square grid
+            w = h = int(math.isqrt(num_queries))
+        return axial_rope_tables(self.head_dim, w, h, self.theta, device=device)
+
+    def forward(self, q, k, v, num_k_exclude_rope: int = 0):
+        q, k, v = (self.split_heads(p(x)) for p, x in ((self.q_proj, q), (self.k_proj, k), (self.v_proj, v)))
+        cos, sin = self.rope_tables(q.shape[-2], q.device)
+        q = apply_rope(q, cos, sin).type_as(v)
+        num_rope = k.shape[-2] - num_k_exclude_rope
+        k = torch.cat([apply_rope(k[:, :, :num_rope], cos, sin).type_as(v), k[:, :, num_rope:]], dim=2)
+        return self.attend(q, k, v)
+
+
+class MemoryAttentionLayer(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        c = config.memory_attention_hidden_size
+        rope = dict(
+            num_heads=config.memory_attention_num_attention_heads,
+            feat_sizes=config.memory_attention_rope_feat_sizes,
+            theta=config.rope_parameters["rope_theta"],
+            downsample_rate=config.memory_attention_downsample_rate,
+            dropout=config.memory_attention_rope_dropout,
+        )
+        self.self_attn = RoPEAttention(c, **rope)
+        self.cross_attn_image = RoPEAttention(c, kv_dim=config.memory_encoder_output_channels, **rope)
+        self.linear1 = nn.Linear(c, config.memory_attention_feed_forward_hidden_size)
+        self.linear2 = nn.Linear(config.memory_attention_feed_forward_hidden_size, c)
+        self.layer_norm1 = nn.LayerNorm(c)
+        self.layer_norm2 = nn.LayerNorm(c)
+        self.layer_norm3 = nn.LayerNorm(c)
+        self.act = activation(config.memory_attention_feed_forward_hidden_act)
+        self.dropout = config.memory_attention_dropout
+
+    def drop(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, self.dropout, self.training)
+
+    def forward(self, x, memory, memory_pos, num_object_pointer_tokens: int):
+        normed = self.layer_norm1(x)
+        x = x + self.drop(self.self_attn(normed, normed, normed))
+        normed = self.layer_norm2(x)
+        x = x + self.drop(
+            self.cross_attn_image(normed, memory + memory_pos, memory, num_k_exclude_rope=num_object_pointer_tokens)
+        )
+        normed = self.layer_norm3(x)
+        return x + self.drop(self.linear2(self.drop(self.act(self.linear1(normed)))))
+
+
+class MemoryAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.layers = nn.ModuleList(MemoryAttentionLayer(config) for _ in range(config.memory_attention_num_layers))
+        self.layer_norm = nn.LayerNorm(config.memory_attention_hidden_size)
+
+    def forward(self, curr, curr_pos, memory, memory_pos, num_object_pointer_tokens: int = 0) -> torch.Tensor:
+        """The last `num_object_pointer_tokens` memory tokens are object pointers (no RoPE)."""
+        x = curr + 0.1 * curr_pos
+        for layer in self.layers:
+            x = layer(x, memory, memory_pos, num_object_pointer_tokens)
+        return self.layer_norm(x)

@@ -1,0 +1,89 @@
+"""Prompt encoder: clicks and box corners -> sparse tokens, mask logits -> a dense map.
+
+Point labels: 1 positive, 0 negative, 2 / 3 box top-left / bottom-right, -1 "not a point"
+(the padding point the reference always appends), -10 batch padding (contributes a zero token).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .layers import LayerNorm2d, activation
+from .position_encoding import RandomFourierEmbedding
+
+PAD_LABEL = -10
+NOT_A_POINT = -1
+
+
+class MaskEmbedding(nn.Module):
+    """(N, 1, 4h, 4w) mask logits -> (N, C, h, w)."""
+
+    def __init__(self, config):
+        super().__init__()
+        mid = config.mask_input_channels // 4
+        self.conv1 = nn.Conv2d(1, mid, kernel_size=2, stride=2)
+        self.layer_norm1 = LayerNorm2d(mid, eps=config.layer_norm_eps)
+        self.conv2 = nn.Conv2d(mid, config.mask_input_channels, kernel_size=2, stride=2)
+        self.layer_norm2 = LayerNorm2d(config.mask_input_channels, eps=config.layer_norm_eps)
+        self.conv3 = nn.Conv2d(config.mask_input_channels, config.hidden_size, kernel_size=1)
+        self.act = activation(config.hidden_act)
+
+    def forward(self, masks: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.layer_norm1(self.conv1(masks)))
+        x = self.act(self.layer_norm2(self.conv2(x)))
+        return self.conv3(x)
+
+
+class PromptEncoder(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.hidden_size = config.hidden_size
+        self.input_image_size = config.image_size
+        self.embedding_size = config.image_size // config.patch_size
+        self.mask_input_size = (4 * self.embedding_size, 4 * self.embedding_size)
+        self.shared_embedding = RandomFourierEmbedding(config.hidden_size // 2, config.scale)
+        self.point_embed = nn.Embedding(config.num_point_embeddings, config.hidden_size)
+        self.not_a_point_embed = nn.Embedding(1, config.hidden_size)
+        self.no_mask_embed = nn.Embedding(1, config.hidden_size)
+        self.mask_embed = MaskEmbedding(config)
+
+    def embed_points(self, points: torch.Tensor, labels: torch.Tensor, pad: bool) -> torch.Tensor:
+        """points (..., N, 2) in input-image pixels, labels (..., N) -> tokens (..., N [+1], C)."""
+        points = points + 0.5  # pixel centre
+        if pad:
+            points = torch.cat([points, points.new_zeros(*points.shape[:-2], 1, 2)], dim=-2)
+            labels = torch.cat([labels, labels.new_full((*labels.shape[:-1], 1), NOT_A_POINT)], dim=-1)
+        tokens = self.shared_embedding(points / self.input_image_size)
+        labels = labels[..., None]
+        tokens = torch.where(labels == NOT_A_POINT, self.not_a_point_embed.weight, tokens)
+        tokens = torch.where(labels == PAD_LABEL, torch.zeros_like(tokens), tokens)
+        return tokens + self.point_embed(labels.squeeze(-1).clamp(min=0)) * (labels >= 0)
+
+    def embed_boxes(self, boxes: torch.Tensor) -> torch.Tensor:
+        """boxes (..., 4) as x0, y0, x1, y1 -> tokens (..., 3, C): two corners and the padding point."""
+        corners = boxes.reshape(*boxes.shape[:-1], 2, 2)
+        labels = torch.tensor([2, 3], device=boxes.device).expand(*boxes.shape[:-1], 2)
+        return self.embed_points(corners, labels, pad=True)
+
+    def forward(self, points=None, labels=None, boxes=None, masks=None, batch_shape=(1,)):
+        """Sparse tokens (..., T, C) and dense embedding (N_masks or 1, C, h, w).
+
+        points (..., N, 2) / labels (..., N), boxes (..., 4), masks (N_masks, 1, 4h, 4w) logits.
+        Points get the reference's trailing "not a point" token unless a box (which brings its own) is given.
+        With neither points nor boxes there are no sparse tokens (shape `batch_shape` + (0, C)).
+        """
+        tokens = []
+        if points is not None:
+            tokens.append(self.embed_points(points, labels, pad=boxes is None))
+        if boxes is not None:
+            tokens.append(self.embed_boxes(boxes))
+        if tokens:
+            sparse = torch.cat(tokens, dim=-2)
+        else:
+            sparse = self.point_embed.weight.new_zeros(*batch_shape, 0, self.hidden_size)
+        if masks is not None:
+            dense = self.mask_embed(masks)
+        else:
+            dense = self.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, *([self.embedding_size] * 2))
+        return sparse, dense

@@ -1,0 +1,62 @@
+"""Image encoder: Hiera trunk + FPN neck.
+
+(B, 3, S, S) -> three 256-channel maps at strides 4, 8 and 16 (the stride-32 level only feeds the
+stride-16 level through the top-down path and is then dropped), plus the sine encoding of the stride-16 map.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .hiera import Hiera
+from .position_encoding import sine_position_encoding
+
+
+class FpnNeck(nn.Module):
+    """1x1 lateral convs; nearest top-down fusion only into `fpn_top_down_levels`."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Conv2d(
+                dim,
+                config.fpn_hidden_size,
+                kernel_size=config.fpn_kernel_size,
+                stride=config.fpn_stride,
+                padding=config.fpn_padding,
+            )
+            for dim in config.backbone_channel_list
+        )
+        self.top_down_levels = set(config.fpn_top_down_levels)
+
+    def forward(self, stage_maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Stage maps (highest resolution first) -> FPN maps in the same order."""
+        n = len(stage_maps) - 1
+        out = [None] * len(stage_maps)
+        previous = None
+        for level in range(n, -1, -1):  # coarse to fine; convs[0] takes the coarsest stage
+            lateral = self.convs[n - level](stage_maps[level])
+            if level in self.top_down_levels and previous is not None:
+                top_down = F.interpolate(previous.to(torch.float32), scale_factor=2.0, mode="nearest")
+                previous = lateral + top_down
+            else:
+                previous = lateral
+            out[level] = previous
+        return out
+
+
+class VisionEncoder(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.backbone = Hiera(config.backbone_config)
+        self.neck = FpnNeck(config)
+        self.num_feature_levels = config.num_feature_levels
+
+    def forward(self, pixel_values: torch.Tensor):
+        """-> (fpn maps [stride 4, 8, 16] each (B, 256, h, w), sine PE of the stride-16 map (1, 256, h, w))."""
+        fpn = self.neck(self.backbone(pixel_values))[: self.num_feature_levels]
+        top = fpn[-1]
+        pos = sine_position_encoding(top.shape[1], *top.shape[-2:], device=top.device, dtype=top.dtype)
+        return fpn, pos.unsqueeze(0)

@@ -1,0 +1,421 @@
+"""SAM 2 / 2.1 as transformers `PreTrainedModel`s.
+
+`Sam2Model` segments images from prompts (transformers' `Sam2Model` API). `Sam2VideoModel` adds
+the memory components and exposes the per-frame steps of video tracking:
+
+    frame -> `encode_frame` -> `condition_on_memory` -> `predict_masks` -> `encode_memory` -> memory bank
+
+Parameter names are those of the Hub checkpoints (`facebook/sam2.1-hiera-*`), so their
+`model.safetensors` loads directly, and Meta's `.pt` checkpoints are converted on load.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .configuration_sam2 import Sam2Config
+from .modeling.layers import FeedForward, LayerNorm2d
+from .modeling.mask_decoder import MaskDecoder
+from .modeling.memory_attention import MemoryAttention
+from .modeling.memory_encoder import FuserBlock, MemoryEncoder
+from .modeling.position_encoding import RandomFourierEmbedding, sine_1d
+from .modeling.prompt_encoder import NOT_A_POINT, PromptEncoder
+from .modeling.vision_encoder import VisionEncoder
+from .validation import check_image_prompts, check_pixel_values
+
+NO_OBJECT_SCORE = -1024.0  # mask logit used where the object is judged absent
+MASK_AS_OUTPUT_SCALE, MASK_AS_OUTPUT_BIAS = 20.0, -10.0  # binary mask -> logits of +-10
+
+
+@dataclass
+class Sam2ImageSegmentationOutput(ModelOutput):
+    """Image-mode outputs, as transformers' `Sam2ImageSegmentationOutput`.
+
+    iou_scores (B, P, M), pred_masks (B, P, M, 4h, 4w) low-resolution logits, object_score_logits (B, P, 1),
+    image_embeddings [stride-4 skip (B, 32, 4h, 4w), stride-8 skip (B, 64, 2h, 2w), (B, 256, h, w)].
+    """
+
+    iou_scores: torch.Tensor | None = None
+    pred_masks: torch.Tensor | None = None
+    object_score_logits: torch.Tensor | None = None
+    image_embeddings: list[torch.Tensor] | None = None
+
+
+@dataclass
+class Sam2FrameFeatures(ModelOutput):
+    """One frame's encoder output, shared by every prompt and object on it.
+
+    image_embeddings (B, 256, h, w) stride-16 features (no memory, no `no_memory_embedding`),
+    high_res_features [(B, 32, 4h, 4w), (B, 64, 2h, 2w)] decoder skips, position_embeddings (1, 256, h, w).
+    """
+
+    image_embeddings: torch.Tensor | None = None
+    high_res_features: list[torch.Tensor] | None = None
+    position_embeddings: torch.Tensor | None = None
+
+    def select(self, index) -> "Sam2FrameFeatures":
+        """The features of some frames of the batch (index: int, slice or index tensor), batch dim kept."""
+        if isinstance(index, int):
+            index = slice(index, index + 1)
+        return Sam2FrameFeatures(
+            self.image_embeddings[index], [f[index] for f in self.high_res_features], self.position_embeddings
+        )
+
+
+@dataclass
+class Sam2FramePrediction(ModelOutput):
+    """Masks of N objects on one frame (object-absent frames already gated to -1024).
+
+    multimasks (N, M, 4h, 4w), iou_scores (N, M), masks (N, 1, 4h, 4w) the chosen one,
+    high_res_masks (N, 1, S, S), object_pointer (N, 256), object_score_logits (N, 1).
+    """
+
+    multimasks: torch.Tensor | None = None
+    iou_scores: torch.Tensor | None = None
+    masks: torch.Tensor | None = None
+    high_res_masks: torch.Tensor | None = None
+    object_pointer: torch.Tensor | None = None
+    object_score_logits: torch.Tensor | None = None
+
+
+class Sam2PreTrainedModel(PreTrainedModel):
+    config_class = Sam2Config
+    config: Sam2Config
+    base_model_prefix = ""
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    _supports_sdpa = True
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+        elif isinstance(module, (nn.LayerNorm, LayerNorm2d)):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, FuserBlock):
+            init.constant_(module.scale, self.config.memory_fuser_layer_scale_init_value)
+        elif isinstance(module, Sam2Model):
+            init.zeros_(module.no_memory_embedding)
+            if isinstance(module, Sam2VideoModel):
+                for p in module.memory_parameters():
+                    init.normal_(p, std=std)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """Load a Hub repo id, a saved folder, or one of Meta's original `.pt` checkpoints.
+
+        For a `.pt` file the size and version are inferred from its weights; pass
+        `size="tiny"` / `version="2.1"` to state them (a mismatch is an error).
+        """
+        path = os.fspath(pretrained_model_name_or_path)
+        if path.endswith(".pt"):
+            from .checkpoint import load_meta_checkpoint
+
+            return load_meta_checkpoint(cls, path, **kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+
+class Sam2Model(Sam2PreTrainedModel):
+    """Promptable image segmentation: image encoder + prompt encoder + mask decoder."""
+
+    has_memory = False
+    # A `sam2_video` checkpoint also holds the memory weights, which image mode does not use.
+    _keys_to_ignore_on_load_unexpected = [
+        r"^memory_.*",
+        r"^mask_downsample.*",
+        r"^object_pointer_proj.*",
+        r"^temporal_positional_encoding_projection_layer.*",
+        r"^no_memory_positional_encoding",
+        r"^no_object_pointer",
+        r"^occlusion_spatial_embedding_parameter",
+    ]
+
+    def __init__(self, config: Sam2Config):
+        super().__init__(config)
+        pe = config.prompt_encoder_config
+        self.vision_encoder = VisionEncoder(config.vision_config)
+        self.prompt_encoder = PromptEncoder(pe)
+        self.mask_decoder = MaskDecoder(config.mask_decoder_config)
+        # Dense positional encoding of the image embedding; the same frequencies as the prompt encoder's.
+        self.shared_image_embedding = RandomFourierEmbedding(pe.hidden_size // 2, pe.scale)
+        self.shared_image_embedding.positional_embedding.copy_(self.prompt_encoder.shared_embedding.positional_embedding)
+        self.no_memory_embedding = nn.Parameter(torch.zeros(1, 1, config.vision_config.fpn_hidden_size))
+        if self.has_memory:
+            self._build_memory_modules(config)
+        self.post_init()
+
+    # ----------------------------------------------------------------------------------- images
+    def encode_frame(self, pixel_values: torch.Tensor) -> Sam2FrameFeatures:
+        """(B, 3, S, S) normalized images -> the features every later step reuses."""
+        check_pixel_values(pixel_values, self.config.image_size)
+        fpn, pos = self.vision_encoder(pixel_values)
+        return Sam2FrameFeatures(
+            image_embeddings=fpn[-1],
+            high_res_features=self.mask_decoder.project_high_res_features(fpn[0], fpn[1]),
+            position_embeddings=pos,
+        )
+
+    def get_image_embeddings(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        """Embeddings to pass back as `image_embeddings=`: [stride-4 skip, stride-8 skip, stride-16 + no-memory]."""
+        features = self.encode_frame(pixel_values)
+        return [*features.high_res_features, self.image_only_embedding(features.image_embeddings)]
+
+    def image_only_embedding(self, image_embeddings: torch.Tensor) -> torch.Tensor:
+        """A frame with no memory gets the learned `no_memory_embedding` added: (B, C, h, w)."""
+        return image_embeddings + self.no_memory_embedding.reshape(1, -1, 1, 1)
+
+    def dense_positional_embedding(self) -> torch.Tensor:
+        """(1, 256, h, w) random-Fourier encoding of the image-embedding grid."""
+        return self.shared_image_embedding.dense(*([self.config.embedding_size] * 2))
+
+    def decode(
+        self,
+        image_embeddings: torch.Tensor,
+        high_res_features: list[torch.Tensor],
+        points: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        boxes: torch.Tensor | None = None,
+        mask_inputs: torch.Tensor | None = None,
+        multimask_output: bool = True,
+        empty_prompt_as_point: bool = True,
+    ):
+        """Prompt encoder + mask decoder for N prompt sets on N (possibly repeated) images.
+
+        image_embeddings (N, C, h, w), points (N, K, 2) in input pixels, labels (N, K), boxes (N, 4),
+        mask_inputs (N, 1, H, W) logits (resized to 4h x 4w). Without points or boxes a "not a point"
+        click is used (as the reference's tracker does) unless `empty_prompt_as_point=False`, which
+        leaves no sparse tokens (as the reference's image predictor does).
+        """
+        n = image_embeddings.shape[0]
+        if points is None and boxes is None and empty_prompt_as_point:
+            points = image_embeddings.new_zeros(n, 1, 2)
+            labels = torch.full((n, 1), NOT_A_POINT, device=image_embeddings.device)
+        if mask_inputs is not None and mask_inputs.shape[-2:] != self.prompt_encoder.mask_input_size:
+            mask_inputs = F.interpolate(
+                mask_inputs.float(), size=self.prompt_encoder.mask_input_size, mode="bilinear",
+                align_corners=False, antialias=True,
+            )
+        sparse, dense = self.prompt_encoder(points, labels, boxes, mask_inputs, batch_shape=(n,))
+        return self.mask_decoder(
+            image_embeddings, self.dense_positional_embedding(), sparse, dense, high_res_features, multimask_output
+        )
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        input_points: torch.Tensor | None = None,
+        input_labels: torch.Tensor | None = None,
+        input_boxes: torch.Tensor | None = None,
+        input_masks: torch.Tensor | None = None,
+        image_embeddings: list[torch.Tensor] | None = None,
+        multimask_output: bool = True,
+        **kwargs,
+    ) -> Sam2ImageSegmentationOutput:
+        """Masks for P prompt sets (objects) on each of B images.
+
+        pixel_values (B, 3, S, S) or image_embeddings (from `get_image_embeddings` / a previous output);
+        input_points (B, P, K, 2) in input pixels (the processor rescales), input_labels (B, P, K)
+        (1 positive, 0 negative, -1 not a point, -10 padding), input_boxes (B, P, 4) as x0, y0, x1, y1,
+        input_masks (B, 1 or P, H, W) low-resolution logits from a previous prediction.
+        """
+        if (pixel_values is None) == (image_embeddings is None):
+            raise ValueError("Pass exactly one of `pixel_values` or `image_embeddings`.")
+        if image_embeddings is None:
+            image_embeddings = self.get_image_embeddings(pixel_values)
+        *high_res, embedding = image_embeddings
+        b = embedding.shape[0]
+        if input_points is not None and input_labels is None:
+            input_labels = torch.ones(input_points.shape[:-1], dtype=torch.int64, device=input_points.device)
+        p = check_image_prompts(b, input_points, input_labels, input_boxes, input_masks, self.config.image_size)
+
+        flat = lambda x: None if x is None else x.flatten(0, 1)  # noqa: E731  (B, P, ...) -> (B*P, ...)
+        masks = input_masks
+        if masks is not None:
+            masks = masks.unsqueeze(2).expand(-1, p, -1, -1, -1) if masks.shape[1] == 1 else masks.unsqueeze(2)
+        out = self.decode(
+            embedding.repeat_interleave(p, dim=0),
+            [f.repeat_interleave(p, dim=0) for f in high_res],
+            flat(input_points),
+            flat(input_labels),
+            flat(input_boxes),
+            flat(masks),
+            multimask_output,
+        )
+        return Sam2ImageSegmentationOutput(
+            iou_scores=out.iou_scores.unflatten(0, (b, p)),
+            pred_masks=out.masks.unflatten(0, (b, p)),
+            object_score_logits=out.object_score_logits.unflatten(0, (b, p)),
+            image_embeddings=image_embeddings,
+        )
+
+
+class Sam2VideoModel(Sam2Model):
+    """SAM 2 with its memory: the per-frame steps of video tracking (the tracking loop uses them)."""
+
+    has_memory = True
+    _keys_to_ignore_on_load_unexpected = None
+
+    def _build_memory_modules(self, config: Sam2Config):
+        hidden, mem_dim = config.vision_config.fpn_hidden_size, config.memory_encoder_output_channels
+        self.memory_attention = MemoryAttention(config)
+        self.memory_encoder = MemoryEncoder(config)
+        self.memory_temporal_positional_encoding = nn.Parameter(torch.zeros(config.num_maskmem, 1, 1, mem_dim))
+        self.no_memory_positional_encoding = nn.Parameter(torch.zeros(1, 1, hidden))
+        self.no_object_pointer = nn.Parameter(torch.zeros(1, hidden))
+        self.mask_downsample = nn.Conv2d(1, 1, kernel_size=4, stride=4)
+        self.object_pointer_proj = FeedForward(hidden, hidden, hidden, num_layers=3)
+        if config.enable_temporal_pos_encoding_for_object_pointers:
+            self.temporal_positional_encoding_projection_layer = nn.Linear(hidden, mem_dim)
+        if config.enable_occlusion_spatial_embedding:
+            self.occlusion_spatial_embedding_parameter = nn.Parameter(torch.zeros(1, mem_dim))
+
+    def memory_parameters(self):
+        """The free-standing (non-module) parameters of the memory."""
+        names = ["memory_temporal_positional_encoding", "no_memory_positional_encoding", "no_object_pointer"]
+        if self.config.enable_occlusion_spatial_embedding:
+            names.append("occlusion_spatial_embedding_parameter")
+        return [getattr(self, n) for n in names]
+
+    def condition_on_memory(
+        self,
+        features: Sam2FrameFeatures,
+        memory: torch.Tensor,
+        memory_pos: torch.Tensor,
+        num_object_pointer_tokens: int,
+    ) -> torch.Tensor:
+        """Stride-16 features attended to the memory bank: (B, C, h, w).
+
+        memory / memory_pos (B, M, 64): spatial memory tokens then object-pointer tokens (last
+        `num_object_pointer_tokens`), as built by `spatial_memory` and `object_pointer_memory`.
+        """
+        emb = features.image_embeddings
+        b, c, h, w = emb.shape
+        curr = emb.flatten(2).transpose(1, 2)
+        curr_pos = features.position_embeddings.flatten(2).transpose(1, 2)
+        out = self.memory_attention(curr, curr_pos, memory, memory_pos, num_object_pointer_tokens)
+        return out.transpose(1, 2).reshape(b, c, h, w)
+
+    def spatial_memory(self, maskmem_features: torch.Tensor, maskmem_pos: torch.Tensor, temporal_index: int):
+        """One past frame's memory as tokens: (B, 64, h, w) -> tokens and position (B, hw, 64).
+
+        temporal_index: 0 for a conditioning (prompted) frame, else how many frames back it is (1..num_maskmem-1).
+        """
+        tokens = maskmem_features.flatten(2).transpose(1, 2)
+        tpos = self.memory_temporal_positional_encoding[self.config.num_maskmem - temporal_index - 1].reshape(1, 1, -1)
+        pos = maskmem_pos.flatten(2).transpose(1, 2) + tpos
+        return tokens, pos.expand(tokens.shape[0], -1, -1)
+
+    def object_pointer_memory(self, pointers: torch.Tensor, offsets: list[int], max_pointers: int):
+        """Object pointers (B, P, 256) at temporal offsets (P,) -> tokens and position (B, 4P, 64).
+
+        Each 256-d pointer becomes four 64-d tokens; SAM 2.1 encodes the offset (scaled by
+        `max_pointers - 1`) with a projected 1-D sine encoding, SAM 2 uses zeros.
+        """
+        b, p, c = pointers.shape
+        mem_dim = self.config.memory_encoder_output_channels
+        if self.config.enable_temporal_pos_encoding_for_object_pointers:
+            t = torch.tensor(offsets, device=pointers.device, dtype=torch.float32) / (max_pointers - 1)
+            pos = self.temporal_positional_encoding_projection_layer(sine_1d(t, c)).to(pointers.dtype)
+        else:
+            pos = pointers.new_zeros(p, mem_dim)
+        split = c // mem_dim
+        tokens = pointers.reshape(b, p * split, mem_dim)
+        pos = pos.repeat_interleave(split, dim=0).unsqueeze(0).expand(b, -1, -1)
+        return tokens, pos
+
+    def predict_masks(
+        self,
+        embeddings: torch.Tensor,
+        high_res_features: list[torch.Tensor],
+        points: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        mask_inputs: torch.Tensor | None = None,
+        multimask_output: bool = False,
+    ) -> Sam2FramePrediction:
+        """Decoder on (memory-conditioned) embeddings (N, C, h, w), one prompt set per object.
+
+        Masks of objects judged absent become -1024; multimask picks the best-IoU mask; the object
+        pointer comes from that mask's token (the `no_object_pointer` when absent).
+        """
+        out = self.decode(embeddings, high_res_features, points, labels, None, mask_inputs, multimask_output)
+        present = out.object_score_logits > 0  # (N, 1)
+        multimasks = torch.where(present[..., None, None], out.masks, NO_OBJECT_SCORE).float()
+        best = out.iou_scores.argmax(dim=-1) if multimask_output else torch.zeros_like(present[:, 0], dtype=torch.long)
+        rows = torch.arange(multimasks.shape[0], device=multimasks.device)
+        masks = multimasks[rows, best].unsqueeze(1)
+        token = out.mask_tokens[rows, best if out.mask_tokens.shape[1] > 1 else 0]
+        pointer = self.gate_object_pointer(self.object_pointer_proj(token), present.float())
+        return Sam2FramePrediction(
+            multimasks=multimasks,
+            iou_scores=out.iou_scores,
+            masks=masks,
+            high_res_masks=self.upscale_masks(masks),
+            object_pointer=pointer,
+            object_score_logits=out.object_score_logits,
+        )
+
+    def predict_from_mask_input(self, features: Sam2FrameFeatures, mask: torch.Tensor) -> Sam2FramePrediction:
+        """A given binary mask (N, 1, S, S) is taken as the output itself (logits +-10).
+
+        The decoder only runs to produce the object pointer from the mask on memory-free features.
+        """
+        mask = mask.float()
+        high_res = mask * MASK_AS_OUTPUT_SCALE + MASK_AS_OUTPUT_BIAS
+        low_res = F.interpolate(
+            high_res, size=(high_res.shape[-2] // 4, high_res.shape[-1] // 4), mode="bilinear",
+            align_corners=False, antialias=True,
+        )
+        emb = features.image_embeddings
+        token_source = self.predict_masks(emb, features.high_res_features, mask_inputs=self.mask_downsample(mask))
+        present = (mask.flatten(1) > 0).any(dim=1, keepdim=True).float()
+        return Sam2FramePrediction(
+            multimasks=low_res,
+            iou_scores=mask.new_ones(mask.shape[0], 1),
+            masks=low_res,
+            high_res_masks=high_res,
+            object_pointer=self.gate_object_pointer(token_source.object_pointer, present),
+            object_score_logits=MASK_AS_OUTPUT_SCALE * present + MASK_AS_OUTPUT_BIAS,
+        )
+
+    def gate_object_pointer(self, pointer: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """Replace the pointer of absent objects by the learned `no_object_pointer`: (N, 256)."""
+        return present * pointer + (1 - present) * self.no_object_pointer
+
+    def upscale_masks(self, masks: torch.Tensor) -> torch.Tensor:
+        """Low-resolution logits (N, M, 4h, 4w) -> model-input resolution (N, M, S, S)."""
+        size = (self.config.image_size, self.config.image_size)
+        return F.interpolate(masks.float(), size=size, mode="bilinear", align_corners=False)
+
+    def encode_memory(
+        self,
+        features: Sam2FrameFeatures,
+        high_res_masks: torch.Tensor,
+        object_score_logits: torch.Tensor,
+        binarize: bool = False,
+    ):
+        """A frame's prediction -> its memory: (N, 64, h, w) features and (1, 64, h, w) position encoding.
+
+        binarize: threshold the mask instead of taking its sigmoid (the reference does this on clicked frames).
+        SAM 2.1 adds a learned embedding to the memory of frames where the object is absent.
+        """
+        mask = (high_res_masks > 0).float() if binarize else torch.sigmoid(high_res_masks)
+        mask = mask * self.config.sigmoid_scale_for_mem_enc + self.config.sigmoid_bias_for_mem_enc
+        memory, pos = self.memory_encoder(features.image_embeddings, mask)
+        if self.config.enable_occlusion_spatial_embedding:
+            absent = (object_score_logits <= 0).float()[..., None, None]  # (N, 1, 1, 1)
+            memory = memory + absent * self.occlusion_spatial_embedding_parameter.reshape(1, -1, 1, 1)
+        return memory, pos
