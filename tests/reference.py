@@ -1,0 +1,78 @@
+"""Meta's reference SAM 2 (PyPI `sam2==1.1.0`, a test-only dependency) with seeded random weights.
+
+Weights cannot be downloaded here, so parity tests build the reference from its own YAML configs,
+randomize every weight with a fixed seed, save it as a Meta-format `.pt`, and load that file
+into sam2_hf.
+"""
+
+from __future__ import annotations
+
+import torch
+
+META_CONFIGS = {
+    ("tiny", "2.1"): "configs/sam2.1/sam2.1_hiera_t.yaml",
+    ("small", "2.1"): "configs/sam2.1/sam2.1_hiera_s.yaml",
+    ("base-plus", "2.1"): "configs/sam2.1/sam2.1_hiera_b+.yaml",
+    ("large", "2.1"): "configs/sam2.1/sam2.1_hiera_l.yaml",
+    ("tiny", "2"): "configs/sam2/sam2_hiera_t.yaml",
+    ("small", "2"): "configs/sam2/sam2_hiera_s.yaml",
+    ("base-plus", "2"): "configs/sam2/sam2_hiera_b+.yaml",
+    ("large", "2"): "configs/sam2/sam2_hiera_l.yaml",
+}
+ALL_CONFIGS = list(META_CONFIGS)
+
+
+def build_meta_model(size="tiny", version="2.1", image_size=1024, seed=0, object_score_bias=4.0, video=False):
+    """A Meta `SAM2Base` (or `SAM2VideoPredictor` if `video`) in eval mode with seeded random weights.
+
+    Built as Meta's builders build it (`apply_postprocessing=True`: dynamic multimask via stability;
+    for video also mask binarization on clicked frames and 8-px hole filling). Every floating-point
+    weight gets N(0, 0.02) noise so no learned constant is trivially zero, and the object-score head's
+    output bias is raised by `object_score_bias` so objects are judged present (random heads otherwise
+    sit on the decision boundary, which would hide bugs in the mask path).
+    """
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    feat = image_size // 16
+    overrides = [
+        f"++model.image_size={image_size}",
+        "++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
+        "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
+        "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
+        f"++model.memory_attention.layer.self_attention.feat_sizes=[{feat},{feat}]",
+        f"++model.memory_attention.layer.cross_attention.feat_sizes=[{feat},{feat}]",
+    ]
+    if video:
+        overrides += [
+            "++model._target_=sam2.sam2_video_predictor.SAM2VideoPredictor",
+            "++model.binarize_mask_from_pts_for_mem_enc=true",
+            "++model.fill_hole_area=8",
+        ]
+    GlobalHydra.instance().clear()
+    with initialize_config_module("sam2", version_base="1.2"):
+        cfg = compose(config_name=META_CONFIGS[(size, version)], overrides=overrides)
+    OmegaConf.resolve(cfg)
+    torch.manual_seed(seed)
+    model = instantiate(cfg.model, _recursive_=True)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for value in model.state_dict().values():
+            if value.is_floating_point():
+                value.add_(torch.randn(value.shape, generator=generator) * 0.02)
+        model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias += object_score_bias
+    return model.eval()
+
+
+def save_meta_checkpoint(model, path) -> str:
+    """Write `model` the way Meta's release files are written: {"model": state_dict}."""
+    torch.save({"model": model.state_dict()}, path)
+    return str(path)
+
+
+def max_abs_diff(a, b) -> float:
+    a, b = torch.as_tensor(a), torch.as_tensor(b)
+    assert a.shape == b.shape, f"shape mismatch {tuple(a.shape)} vs {tuple(b.shape)}"
+    return (a.float() - b.float()).abs().max().item()
