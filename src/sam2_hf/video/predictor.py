@@ -1,0 +1,505 @@
+"""`Sam2VideoPredictor`: a drop-in for Meta's `sam2.sam2_video_predictor.SAM2VideoPredictor`.
+
+Same methods, arguments, return values and tracking algorithm (per-object memories, objects
+addable at any time, corrections, forward/backward propagation). Differences, all invisible to
+scripts written for the reference:
+- frames are decoded lazily through a small cache instead of all up front;
+- objects that share a frame's memory layout are tracked as one batch;
+- old memories are spilled to disk (or dropped / kept, see `memory_policy`), so RAM stays flat;
+- small holes are filled on CPU too (the reference's kernel is CUDA-only).
+
+Per frame the data flow is: frame -> `encode_frame` -> `condition_on_memory` -> `predict_masks`
+-> `encode_memory` -> the object's memory bank.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..mask_postprocessing import apply_non_overlapping_constraints, fill_holes
+from ..modeling.position_encoding import sine_position_encoding
+from ..modeling_sam2 import NO_OBJECT_SCORE, Sam2FrameFeatures, Sam2VideoModel
+from .frames import FrameSource, open_frames
+from .memory_bank import FrameOutput, ObjectMemory
+
+VIDEO_HOLE_FILL_VALUE = 0.1  # filled holes become barely-foreground logits, as in the reference
+IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+
+
+@dataclass
+class ObjectState:
+    """Prompts, pending (clicked, not yet memory-encoded) outputs and memory of one object."""
+
+    memory: ObjectMemory
+    points: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # (1,K,2), (1,K)
+    masks: dict[int, torch.Tensor] = field(default_factory=dict)  # (1, 1, S, S)
+    pending: dict[bool, dict[int, FrameOutput]] = field(default_factory=lambda: {True: {}, False: {}})
+    tracked: dict[int, bool] = field(default_factory=dict)  # frame -> tracked in reverse
+
+
+class VideoSession:
+    """The state of one video (Meta's `inference_state`); `state["num_frames"]`-style access works too."""
+
+    def __init__(self, frames: FrameSource, image_size: int, device, memory_policy: str, feature_cache_size=2):
+        self.frames = frames
+        self.image_size = image_size
+        self.device = device
+        self.memory_policy = memory_policy
+        self.objects: OrderedDict[object, ObjectState] = OrderedDict()
+        self.feature_cache: OrderedDict[int, Sam2FrameFeatures] = OrderedDict()
+        self.feature_cache_size = feature_cache_size
+
+    @property
+    def num_frames(self) -> int | None:
+        return self.frames.num_frames
+
+    @property
+    def video_height(self) -> int:
+        return self.frames.height
+
+    @property
+    def video_width(self) -> int:
+        return self.frames.width
+
+    @property
+    def obj_ids(self) -> list:
+        return list(self.objects)
+
+    def __getitem__(self, key):
+        if key in ("num_frames", "video_height", "video_width", "obj_ids", "device"):
+            return getattr(self, key)
+        raise KeyError(f"{key!r} is not exposed by sam2_hf's video session.")
+
+    def object(self, obj_id, create=False) -> ObjectState:
+        if obj_id not in self.objects:
+            if not create:
+                raise KeyError(f"Unknown object id {obj_id!r}; known ids: {self.obj_ids}.")
+            self.objects[obj_id] = ObjectState(ObjectMemory(self.memory_policy))
+        return self.objects[obj_id]
+
+    def check_frame_index(self, frame_idx: int) -> None:
+        n = self.num_frames
+        if not isinstance(frame_idx, (int, np.integer)) or frame_idx < 0 or (n is not None and frame_idx >= n):
+            raise IndexError(f"Frame index {frame_idx} is out of range for a video of {n} frames.")
+
+    def pixel_values(self, frame_idx: int) -> torch.Tensor:
+        """Frame -> (1, 3, S, S): PIL bicubic resize, /255, ImageNet normalization (the reference's frame loading)."""
+        frame = Image.fromarray(self.frames.frame(frame_idx)).resize((self.image_size, self.image_size))
+        x = torch.from_numpy(np.asarray(frame, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        return ((x - IMAGENET_MEAN) / IMAGENET_STD).unsqueeze(0).to(self.device)
+
+
+class Sam2VideoPredictor:
+    """Track objects through a video from clicks, boxes or masks (Meta's SAM2VideoPredictor API)."""
+
+    def __init__(
+        self,
+        model: Sam2VideoModel,
+        fill_hole_area: int = 8,
+        non_overlap_masks: bool = False,
+        clear_non_cond_mem_around_input: bool = False,
+        add_all_frames_to_correct_as_cond: bool = False,
+        binarize_mask_from_pts_for_mem_enc: bool = True,
+        memory_temporal_stride_for_eval: int = 1,
+        memory_policy: str = "disk",
+    ):
+        self.model = model.eval()
+        self.fill_hole_area = fill_hole_area
+        self.non_overlap_masks = non_overlap_masks
+        self.clear_non_cond_mem_around_input = clear_non_cond_mem_around_input
+        self.add_all_frames_to_correct_as_cond = add_all_frames_to_correct_as_cond
+        self.binarize_mask_from_pts_for_mem_enc = binarize_mask_from_pts_for_mem_enc
+        self.memory_temporal_stride_for_eval = memory_temporal_stride_for_eval
+        self.memory_policy = memory_policy
+
+    PREDICTOR_OPTIONS = (
+        "fill_hole_area",
+        "non_overlap_masks",
+        "clear_non_cond_mem_around_input",
+        "add_all_frames_to_correct_as_cond",
+        "binarize_mask_from_pts_for_mem_enc",
+        "memory_temporal_stride_for_eval",
+        "memory_policy",
+    )
+
+    @classmethod
+    def from_pretrained(cls, model_id, device=None, **kwargs) -> "Sam2VideoPredictor":
+        """Hub repo id, saved folder or Meta `.pt`; predictor options and model loading kwargs may be mixed."""
+        options = {k: kwargs.pop(k) for k in cls.PREDICTOR_OPTIONS if k in kwargs}
+        model = Sam2VideoModel.from_pretrained(model_id, **kwargs)
+        if device is not None:
+            model = model.to(device)
+        return cls(model, **options)
+
+    @property
+    def image_size(self) -> int:
+        return self.model.config.image_size
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # ------------------------------------------------------------------------------ session
+    @torch.inference_mode()
+    def init_state(
+        self,
+        video_path,
+        offload_video_to_cpu=False,
+        offload_state_to_cpu=False,
+        async_loading_frames=False,
+        memory_policy: str | None = None,
+    ) -> VideoSession:
+        """Open a video (file, frame folder, list/array of frames or a FrameSource) for tracking.
+
+        Frames are decoded lazily, so the `offload_*`/`async_*` flags of the reference are accepted
+        and have nothing left to do. The first frame is encoded right away, as the reference does.
+        """
+        frames = open_frames(video_path)
+        session = VideoSession(frames, self.image_size, self.device, memory_policy or self.memory_policy)
+        self._features(session, 0)
+        return session
+
+    @torch.inference_mode()
+    def reset_state(self, inference_state: VideoSession) -> None:
+        """Remove every object, prompt and result (frames and cached features stay)."""
+        for obj in inference_state.objects.values():
+            obj.memory.clear()
+        inference_state.objects.clear()
+
+    # ------------------------------------------------------------------------------ prompts
+    @torch.inference_mode()
+    def add_new_points_or_box(
+        self,
+        inference_state: VideoSession,
+        frame_idx: int,
+        obj_id,
+        points=None,
+        labels=None,
+        clear_old_points=True,
+        normalize_coords=True,
+        box=None,
+    ):
+        """Clicks (label 1 positive, 0 negative) and/or a box (x0, y0, x1, y1) on a frame.
+
+        Returns (frame_idx, obj_ids, masks (num_objects, 1, H, W) logits at video resolution).
+        """
+        state = inference_state
+        state.check_frame_index(frame_idx)
+        points, labels = self._prompt_tensors(state, points, labels, box, clear_old_points, normalize_coords)
+        obj = state.object(obj_id, create=True)
+        if not clear_old_points and frame_idx in obj.points:
+            old_points, old_labels = obj.points[frame_idx]
+            points, labels = torch.cat([old_points, points], 1), torch.cat([old_labels, labels], 1)
+        obj.points[frame_idx] = (points, labels)
+        obj.masks.pop(frame_idx, None)
+
+        is_init = frame_idx not in obj.tracked
+        reverse = False if is_init else obj.tracked[frame_idx]
+        is_cond = is_init or self.add_all_frames_to_correct_as_cond
+        previous = obj.pending[is_cond].get(frame_idx) or obj.memory.get(frame_idx)
+        prev_logits = None if previous is None else previous.mask_logits.clamp(-32.0, 32.0)
+        obj.pending[is_cond][frame_idx] = self._infer_prompted(
+            state, obj, frame_idx, is_init, reverse, points=(points, labels), prev_logits=prev_logits
+        )
+        return frame_idx, state.obj_ids, self._frame_masks(state, frame_idx, is_cond)
+
+    add_new_points = add_new_points_or_box
+
+    @torch.inference_mode()
+    def add_new_mask(self, inference_state: VideoSession, frame_idx: int, obj_id, mask):
+        """A binary mask (H, W) for the object on a frame (resized to the model's input size)."""
+        state = inference_state
+        state.check_frame_index(frame_idx)
+        mask = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask)
+        if mask.ndim != 2:
+            raise ValueError(f"mask must be a 2-D (H, W) array, got shape {tuple(mask.shape)}.")
+        mask = mask.bool()[None, None].float().to(state.device)
+        if mask.shape[-2:] != (self.image_size, self.image_size):
+            mask = F.interpolate(mask, size=(self.image_size,) * 2, mode="bilinear", align_corners=False, antialias=True)
+            mask = (mask >= 0.5).float()
+        obj = state.object(obj_id, create=True)
+        obj.masks[frame_idx] = mask
+        obj.points.pop(frame_idx, None)
+        is_init = frame_idx not in obj.tracked
+        reverse = False if is_init else obj.tracked[frame_idx]
+        is_cond = is_init or self.add_all_frames_to_correct_as_cond
+        obj.pending[is_cond][frame_idx] = self._infer_prompted(state, obj, frame_idx, is_init, reverse, mask=mask)
+        return frame_idx, state.obj_ids, self._frame_masks(state, frame_idx, is_cond)
+
+    @torch.inference_mode()
+    def clear_all_prompts_in_frame(self, inference_state: VideoSession, frame_idx, obj_id, need_output=True):
+        """Drop one object's prompts on a frame; a conditioning result there becomes an ordinary one."""
+        state = inference_state
+        obj = state.object(obj_id)
+        obj.points.pop(frame_idx, None)
+        obj.masks.pop(frame_idx, None)
+        for pending in obj.pending.values():
+            pending.pop(frame_idx, None)
+        out = obj.memory.cond.pop(frame_idx, None)
+        if out is not None:
+            obj.memory.non_cond[frame_idx] = out
+            obj.tracked.pop(frame_idx, None)
+        if not need_output:
+            return None
+        is_cond = any(frame_idx in o.pending[True] for o in state.objects.values())
+        return frame_idx, state.obj_ids, self._frame_masks(state, frame_idx, is_cond)
+
+    @torch.inference_mode()
+    def remove_object(self, inference_state: VideoSession, obj_id, strict=False, need_output=True):
+        """Forget an object; returns (obj_ids, [(frame_idx, masks) for the frames it had prompts on])."""
+        state = inference_state
+        if obj_id not in state.objects:
+            if strict:
+                raise RuntimeError(f"Cannot remove object id {obj_id} as it doesn't exist. All existing object ids: {state.obj_ids}.")
+            return state.obj_ids, []
+        if len(state.objects) == 1:
+            self.reset_state(state)
+            return state.obj_ids, []
+        obj = state.objects.pop(obj_id)
+        prompted = sorted(set(obj.points) | set(obj.masks))
+        obj.memory.clear()
+        if not need_output:
+            return state.obj_ids, []
+        updated = []
+        for frame_idx in prompted:
+            is_cond = any(frame_idx in o.pending[True] for o in state.objects.values())
+            updated.append((frame_idx, self._frame_masks(state, frame_idx, is_cond)))
+        return state.obj_ids, updated
+
+    # ------------------------------------------------------------------------------ tracking
+    @torch.inference_mode()
+    def propagate_in_video_preflight(self, inference_state: VideoSession) -> None:
+        """Encode the memories of clicked frames and move them into the memory banks."""
+        state = inference_state
+        if not state.objects:
+            raise RuntimeError("No input points or masks are provided for any object; please add inputs first.")
+        for obj_id, obj in state.objects.items():
+            for is_cond in (False, True):
+                for frame_idx, out in obj.pending[is_cond].items():
+                    if out.memory is None:
+                        features = self._features(state, frame_idx)
+                        high_res = self.model.upscale_masks(out.mask_logits)
+                        memory, _ = self.model.encode_memory(
+                            features, high_res, out.object_score_logits, binarize=self.binarize_mask_from_pts_for_mem_enc
+                        )
+                        out.memory = memory.to(torch.bfloat16)
+                    if is_cond:
+                        obj.memory.cond[frame_idx] = out
+                    else:
+                        obj.memory.non_cond[frame_idx] = out
+                    if self.clear_non_cond_mem_around_input:
+                        self._clear_non_cond_memory_around(state, frame_idx)
+                obj.pending[is_cond].clear()
+            for frame_idx in obj.memory.cond:
+                obj.memory.non_cond.pop(frame_idx)
+            if not obj.memory.cond:
+                raise RuntimeError(f"No input points or masks are provided for object id {obj_id}; please add inputs first.")
+
+    @torch.inference_mode()
+    def propagate_in_video(
+        self,
+        inference_state: VideoSession,
+        start_frame_idx: int | None = None,
+        max_frame_num_to_track: int | None = None,
+        reverse: bool = False,
+    ):
+        """Yield (frame_idx, obj_ids, masks (num_objects, 1, H, W) logits) frame by frame."""
+        state = inference_state
+        self.propagate_in_video_preflight(state)
+        num_frames = state.num_frames
+        if start_frame_idx is None:
+            start_frame_idx = min(t for obj in state.objects.values() for t in obj.memory.cond)
+        state.check_frame_index(start_frame_idx)
+        if max_frame_num_to_track is None:
+            max_frame_num_to_track = num_frames
+        if reverse:
+            end = max(start_frame_idx - max_frame_num_to_track, 0)
+            order = range(start_frame_idx, end - 1, -1) if start_frame_idx > 0 else range(0)
+        else:
+            end = min(start_frame_idx + max_frame_num_to_track, num_frames - 1)
+            order = range(start_frame_idx, end + 1)
+        for frame_idx in order:
+            yield frame_idx, state.obj_ids, self.track_frame(state, frame_idx, reverse)
+
+    def track_frame(self, state: VideoSession, frame_idx: int, reverse: bool) -> torch.Tensor:
+        """Track every object on one frame; -> (num_objects, 1, H, W) logits at video resolution."""
+        to_track = [obj for obj in state.objects.values() if frame_idx not in obj.memory.cond]
+        if to_track:
+            self._infer_tracked(state, to_track, frame_idx, reverse)
+        for obj in state.objects.values():
+            if self.clear_non_cond_mem_around_input and frame_idx in obj.memory.cond:
+                self._clear_non_cond_memory_around(state, frame_idx)
+            obj.tracked[frame_idx] = reverse
+        masks = torch.cat([obj.memory.get(frame_idx).mask_logits for obj in state.objects.values()])
+        return self._to_video_resolution(state, masks)
+
+    # ------------------------------------------------------------------------------ internals
+    def _features(self, state: VideoSession, frame_idx: int) -> Sam2FrameFeatures:
+        cache = state.feature_cache
+        if frame_idx in cache:
+            cache.move_to_end(frame_idx)
+        else:
+            cache[frame_idx] = self.model.encode_frame(state.pixel_values(frame_idx))
+            while len(cache) > state.feature_cache_size:
+                cache.popitem(last=False)
+        return cache[frame_idx]
+
+    def _use_multimask(self, is_init: bool, num_points: int) -> bool:
+        c = self.model.config
+        return (
+            c.multimask_output_in_sam
+            and (is_init or c.multimask_output_for_tracking)
+            and c.multimask_min_pt_num <= num_points <= c.multimask_max_pt_num
+        )
+
+    def _select(self, state: VideoSession, obj: ObjectState, frame_idx: int, reverse: bool):
+        c = self.model.config
+        return obj.memory.select(
+            frame_idx,
+            reverse,
+            state.num_frames,
+            num_maskmem=c.num_maskmem,
+            max_cond_frames=c.max_cond_frame_num,
+            max_pointers=c.max_object_pointers_in_encoder,
+            stride=self.memory_temporal_stride_for_eval,
+        )
+
+    def _memory_conditioned(self, features: Sam2FrameFeatures, selections) -> torch.Tensor:
+        """Memory attention for objects with one memory layout: -> (N, C, h, w)."""
+        model, n = self.model, len(selections)
+        tokens, positions = [], []
+        for sel in selections:
+            parts = [model.spatial_memory(out.memory.float(), self._memory_pos(features), t) for t, out in sel.spatial]
+            if sel.pointers:
+                pointers = torch.cat([out.object_pointer for _, out in sel.pointers]).unsqueeze(0)
+                parts.append(model.object_pointer_memory(pointers, [o for o, _ in sel.pointers], sel.max_pointers))
+            tokens.append(torch.cat([p[0] for p in parts], dim=1))
+            positions.append(torch.cat([p[1] for p in parts], dim=1))
+        num_pointer_tokens = len(selections[0].pointers) * (model.config.vision_config.fpn_hidden_size // model.config.memory_encoder_output_channels)
+        return model.condition_on_memory(
+            self._expand(features, n), torch.cat(tokens), torch.cat(positions), num_pointer_tokens
+        )
+
+    def _memory_pos(self, features: Sam2FrameFeatures) -> torch.Tensor:
+        """The memory's sine position encoding (the same for every frame): (1, 64, h, w)."""
+        h, w = features.image_embeddings.shape[-2:]
+        channels = self.model.config.memory_encoder_output_channels
+        return sine_position_encoding(channels, h, w, device=features.image_embeddings.device).unsqueeze(0)
+
+    @staticmethod
+    def _expand(features: Sam2FrameFeatures, n: int) -> Sam2FrameFeatures:
+        return Sam2FrameFeatures(
+            features.image_embeddings.expand(n, -1, -1, -1),
+            [f.expand(n, -1, -1, -1) for f in features.high_res_features],
+            features.position_embeddings,
+        )
+
+    def _infer_prompted(self, state, obj, frame_idx, is_init, reverse, points=None, mask=None, prev_logits=None):
+        """One object's result on a prompted frame (memory encoding deferred to propagation)."""
+        features = self._features(state, frame_idx)
+        if mask is not None:
+            pred = self.model.predict_from_mask_input(features, mask)
+        else:
+            if is_init:
+                embeddings = self.model.image_only_embedding(features.image_embeddings)
+            else:
+                embeddings = self._memory_conditioned(features, [self._select(state, obj, frame_idx, reverse)])
+            coords, labels = points
+            pred = self.model.predict_masks(
+                embeddings, features.high_res_features, coords, labels, prev_logits,
+                multimask_output=self._use_multimask(is_init, labels.shape[1]),
+            )
+        return FrameOutput(self._fill_holes(pred.masks), pred.object_pointer, pred.object_score_logits)
+
+    def _infer_tracked(self, state: VideoSession, objects: list[ObjectState], frame_idx: int, reverse: bool):
+        """Track objects without prompts on this frame, batched by memory layout, and store their memories."""
+        features = self._features(state, frame_idx)
+        groups: dict[tuple, list] = {}
+        for obj in objects:
+            sel = self._select(state, obj, frame_idx, reverse)
+            groups.setdefault(sel.layout, []).append((obj, sel))
+        for members in groups.values():
+            embeddings = self._memory_conditioned(features, [sel for _, sel in members])
+            n = len(members)
+            batch = self._expand(features, n)
+            pred = self.model.predict_masks(
+                embeddings, batch.high_res_features, multimask_output=self._use_multimask(False, 0)
+            )
+            memory, _ = self.model.encode_memory(batch, pred.high_res_masks, pred.object_score_logits)
+            filled = self._fill_holes(pred.masks)
+            for i, (obj, _) in enumerate(members):
+                obj.memory.non_cond[frame_idx] = FrameOutput(
+                    filled[i : i + 1].clone(),
+                    pred.object_pointer[i : i + 1].clone(),
+                    pred.object_score_logits[i : i + 1].clone(),
+                    memory[i : i + 1].to(torch.bfloat16),
+                )
+
+    def _fill_holes(self, mask_logits: torch.Tensor) -> torch.Tensor:
+        if self.fill_hole_area <= 0:
+            return mask_logits
+        return fill_holes(mask_logits, self.fill_hole_area, threshold=0.0, fill_value=VIDEO_HOLE_FILL_VALUE)
+
+    def _clear_non_cond_memory_around(self, state: VideoSession, frame_idx: int) -> None:
+        r = self.memory_temporal_stride_for_eval * self.model.config.num_maskmem
+        for obj in state.objects.values():
+            for t in range(frame_idx - r, frame_idx + r + 1):
+                obj.memory.non_cond.pop(t)
+
+    def _frame_masks(self, state: VideoSession, frame_idx: int, is_cond: bool) -> torch.Tensor:
+        """Every object's newest result on a frame (pending first), -1024 where none: (N, 1, H, W)."""
+        size = self.image_size // 4
+        masks = []
+        for obj in state.objects.values():
+            out = obj.pending[is_cond].get(frame_idx) or obj.memory.get(frame_idx)
+            masks.append(out.mask_logits if out is not None else torch.full((1, 1, size, size), NO_OBJECT_SCORE, device=state.device))
+        return self._to_video_resolution(state, torch.cat(masks))
+
+    def _to_video_resolution(self, state: VideoSession, masks: torch.Tensor) -> torch.Tensor:
+        masks = F.interpolate(masks, size=(state.video_height, state.video_width), mode="bilinear", align_corners=False)
+        if self.non_overlap_masks and masks.shape[0] > 1:
+            masks = apply_non_overlapping_constraints(masks)
+        return masks
+
+    def _prompt_tensors(self, state, points, labels, box, clear_old_points, normalize_coords):
+        """Clicks and box -> (1, K, 2) model-input coordinates and (1, K) labels (box corners first)."""
+        if (points is None) != (labels is None):
+            raise ValueError("points and labels must be provided together")
+        if points is None and box is None:
+            raise ValueError("at least one of points or box must be provided as input")
+        points = torch.zeros(0, 2) if points is None else torch.as_tensor(np.asarray(points, dtype=np.float32))
+        labels = torch.zeros(0, dtype=torch.int32) if labels is None else torch.as_tensor(np.asarray(labels)).to(torch.int32)
+        points, labels = points.reshape(1, -1, 2), labels.reshape(1, -1)
+        if points.shape[1] != labels.shape[1]:
+            raise ValueError(f"Got {points.shape[1]} points but {labels.shape[1]} labels.")
+        bad = labels[(labels != 0) & (labels != 1)]
+        if bad.numel():
+            raise ValueError(f"Point labels must be 1 (positive) or 0 (negative); got {sorted(set(bad.tolist()))}.")
+        if box is not None:
+            if not clear_old_points:
+                raise ValueError(
+                    "cannot add box without clearing old points, since box prompt must be provided before any "
+                    "point prompt (please use clear_old_points=True instead)"
+                )
+            box = torch.as_tensor(np.asarray(box, dtype=np.float32)).reshape(1, 2, 2)
+            if (box[0, 1] < box[0, 0]).any():
+                raise ValueError(f"Box must be (x0, y0, x1, y1) with x1 >= x0 and y1 >= y0; got {box.flatten().tolist()}.")
+            points = torch.cat([box, points], dim=1)
+            labels = torch.cat([torch.tensor([[2, 3]], dtype=torch.int32), labels], dim=1)
+        if normalize_coords:
+            w, h = state.video_width, state.video_height
+            xy = points.reshape(-1, 2)
+            outside = (xy[:, 0] < 0) | (xy[:, 0] > w) | (xy[:, 1] < 0) | (xy[:, 1] > h)
+            if outside.any():
+                raise ValueError(f"Points outside the {w}x{h} frame: {xy[outside].tolist()}.")
+            points = points / torch.tensor([w, h], dtype=torch.float32)
+        elif ((points < 0) | (points > 1)).any():
+            raise ValueError("With normalize_coords=False, coordinates must already be normalized to [0, 1].")
+        return (points * self.image_size).to(state.device), labels.to(state.device)
