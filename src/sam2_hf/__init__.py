@@ -7,6 +7,7 @@ from .configuration_sam2 import (
     Sam2PromptEncoderConfig,
     Sam2VisionConfig,
 )
+from .image_predictor import Sam2ImagePredictor
 from .modeling_sam2 import (
     Sam2FrameFeatures,
     Sam2FramePrediction,
@@ -15,6 +16,9 @@ from .modeling_sam2 import (
     Sam2PreTrainedModel,
     Sam2VideoModel,
 )
+from .processing_sam2 import Sam2Processor
+from .video.predictor import Sam2VideoPredictor
+from .video.tracker import Masklets, Prompt, Sam2Tracker, TrackingError
 
 __version__ = "0.1.0"
 
@@ -30,4 +34,11 @@ __all__ = [
     "Sam2Model",
     "Sam2PreTrainedModel",
     "Sam2VideoModel",
+    "Sam2Processor",
+    "Sam2ImagePredictor",
+    "Sam2VideoPredictor",
+    "Sam2Tracker",
+    "Prompt",
+    "Masklets",
+    "TrackingError",
 ]

@@ -1,0 +1,105 @@
+"""`sam2-hf` command line: track objects through a video from clicks and boxes.
+
+    sam2-hf track clip.mp4 --point 0,210,350 --point 2:0,400,150 --box 3:5,10,20,200,220 --out results/
+
+A prompt may start with `OBJ:` to name its object (default 1); points are FRAME,X,Y[,LABEL] with
+label 1 (positive, default) or 0 (negative); boxes are FRAME,X0,Y0,X1,Y1; coordinates in pixels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .video.tracker import DIRECTIONS, Prompt, Sam2Tracker, TrackingError
+
+
+def _split_object(text: str):
+    obj, _, rest = text.rpartition(":")
+    try:
+        return (int(obj) if obj else 1), [float(v) for v in rest.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"cannot parse prompt {text!r}") from None
+
+
+def parse_point(text: str) -> Prompt:
+    obj, values = _split_object(text)
+    if len(values) not in (3, 4):
+        raise argparse.ArgumentTypeError(f"a point is [OBJ:]FRAME,X,Y[,LABEL]; got {text!r}")
+    label = int(values[3]) if len(values) == 4 else 1
+    return Prompt(int(values[0]), obj, points=[values[1:3]], labels=[label])
+
+
+def parse_box(text: str) -> Prompt:
+    obj, values = _split_object(text)
+    if len(values) != 5:
+        raise argparse.ArgumentTypeError(f"a box is [OBJ:]FRAME,X0,Y0,X1,Y1; got {text!r}")
+    return Prompt(int(values[0]), obj, box=tuple(values[1:]))
+
+
+def merge_prompts(prompts: list[Prompt]) -> list[Prompt]:
+    """All clicks (and the box) of one object on one frame become one prompt, as the model expects;
+    ordered by object id, then frame."""
+    merged: dict[tuple, Prompt] = {}
+    for p in prompts:
+        key = (p.frame, p.obj_id)
+        if key not in merged:
+            merged[key] = Prompt(p.frame, p.obj_id, points=[], labels=[])
+        m = merged[key]
+        if p.box is not None:
+            m.box = p.box
+        m.points += p.points or []
+        m.labels += p.labels or []
+    for m in merged.values():
+        if not m.points:
+            m.points = m.labels = None
+    return sorted(merged.values(), key=lambda m: (m.obj_id, m.frame))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sam2-hf", description="SAM 2 video object tracking.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    track = sub.add_parser("track", help="track objects through a video and write their masks")
+    track.add_argument("video", help="video file (mp4, mov, webm, mkv, avi) or folder of JPEG/PNG frames")
+    track.add_argument("--model", default="facebook/sam2.1-hiera-tiny", help="Hub id, saved folder or Meta .pt")
+    track.add_argument("--point", action="append", type=parse_point, default=[], help="[OBJ:]FRAME,X,Y[,LABEL]")
+    track.add_argument("--box", action="append", type=parse_box, default=[], help="[OBJ:]FRAME,X0,Y0,X1,Y1")
+    track.add_argument("--direction", choices=DIRECTIONS, default="both")
+    track.add_argument("--out", default="sam2_results", help="output folder")
+    track.add_argument("--no-png", action="store_true", help="skip per-object PNG masks")
+    track.add_argument("--no-rle", action="store_true", help="skip the COCO RLE JSON")
+    track.add_argument("--no-overlay", action="store_true", help="skip the overlay MP4")
+    track.add_argument("--device", default=None, help="e.g. cuda, cpu (default: the model's)")
+    track.add_argument("--image-size", type=int, default=None, help="model input size for a Meta .pt (default 1024)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    prompts = merge_prompts(args.box + args.point)
+    if not prompts:
+        print("sam2-hf: give at least one --point or --box", file=sys.stderr)
+        return 2
+    kwargs = {"image_size": args.image_size} if args.image_size else {}
+    try:
+        tracker = Sam2Tracker.from_pretrained(args.model, device=args.device, **kwargs)
+    except OSError as e:
+        print(
+            f"sam2-hf: could not load the model {args.model!r} ({e}).\n"
+            "If you are offline, point --model at a local folder saved with save_pretrained or at a Meta .pt file.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        masklets = tracker.track(args.video, prompts, direction=args.direction)
+    except TrackingError as e:
+        print(f"sam2-hf: {e}; writing the {len(e.masklets.frames())} frames tracked before it.", file=sys.stderr)
+        masklets = e.masklets
+    paths = masklets.save(args.video, args.out, png=not args.no_png, rle=not args.no_rle, overlay=not args.no_overlay)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""The common job in a few lines: a video plus prompts in, masklets out.
+
+    tracker = Sam2Tracker.from_pretrained("facebook/sam2.1-hiera-tiny")
+    masklets = tracker.track("clip.mp4", [Prompt(frame=0, obj_id=1, points=[(210, 350)], labels=[1])])
+    masklets.mask(frame=10, obj_id=1)  # (H, W) bool
+
+`iter_track` yields `(frame_idx, {obj_id: mask})` as frames complete; `stream()` tracks frames that
+arrive one at a time (a camera loop). Results are kept as COCO RLE, never as float logits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .frames import StreamFrames, VideoDecodeError, open_frames
+from .predictor import Sam2VideoPredictor, VideoSession
+from .results import ResultWriters, decode_rle, encode_rle
+
+DIRECTIONS = ("forward", "backward", "both")
+
+
+@dataclass
+class Prompt:
+    """Prompts for one object on one frame, in frame pixels: clicks (labels 1 positive, 0 negative), a box
+    (x0, y0, x1, y1) and/or, alone, a binary mask (H, W)."""
+
+    frame: int
+    obj_id: object
+    points: list | None = None
+    labels: list | None = None
+    box: tuple | None = None
+    mask: np.ndarray | None = None
+
+
+@dataclass
+class Masklets:
+    """Per-object, per-frame masks of a tracked video, stored as COCO RLE."""
+
+    height: int
+    width: int
+    num_frames: int | None = None
+    fps: float | None = None
+    rles: dict = field(default_factory=dict)  # obj_id -> {frame_idx: rle}
+
+    @property
+    def obj_ids(self) -> list:
+        return list(self.rles)
+
+    def add(self, frame_idx: int, masks: Mapping) -> None:
+        for obj_id, mask in masks.items():
+            self.rles.setdefault(obj_id, {})[frame_idx] = encode_rle(mask)
+
+    def frames(self, obj_id=None) -> list[int]:
+        """Frames that have a result (for one object, or for any)."""
+        ids = self.rles if obj_id is None else [obj_id]
+        return sorted({t for i in ids for t in self.rles.get(i, {})})
+
+    def mask(self, frame: int, obj_id) -> np.ndarray:
+        """(H, W) bool; all False where the object has no result on that frame."""
+        rle = self.rles.get(obj_id, {}).get(frame)
+        return decode_rle(rle) if rle is not None else np.zeros((self.height, self.width), dtype=bool)
+
+    def masks(self, frame: int) -> dict:
+        return {obj_id: self.mask(frame, obj_id) for obj_id in self.rles}
+
+    def save(self, video, out_dir, png: bool = True, rle: bool = True, overlay: bool = True) -> dict:
+        """Write per-object PNGs (out_dir/masks/<obj>/<frame>.png), COCO RLE JSON (out_dir/masks.json) and an
+        overlay MP4 (out_dir/overlay.mp4) in frame order; returns the paths written."""
+        out_dir = Path(out_dir)
+        paths = {
+            "png_dir": out_dir / "masks" if png else None,
+            "rle_json": out_dir / "masks.json" if rle else None,
+            "overlay_mp4": out_dir / "overlay.mp4" if overlay else None,
+        }
+        out_dir.mkdir(parents=True, exist_ok=True)
+        info = {"height": self.height, "width": self.width, "fps": self.fps, "num_frames": self.num_frames}
+        frames = open_frames(video) if overlay else None
+        with ResultWriters(info, **paths) as writers:
+            for t in self.frames():
+                writers.write(t, self.masks(t), frames.frame(t) if frames is not None else None)
+        return {k: v for k, v in paths.items() if v is not None}
+
+
+class TrackingError(RuntimeError):
+    """Tracking stopped early (e.g. the video failed to decode); `masklets` holds every result computed before."""
+
+    def __init__(self, message: str, masklets: Masklets, frame_index: int | None = None):
+        super().__init__(message)
+        self.masklets = masklets
+        self.frame_index = frame_index
+
+
+class Sam2Tracker:
+    """High-level video tracking on top of `Sam2VideoPredictor` (whose options it takes)."""
+
+    def __init__(self, predictor: Sam2VideoPredictor, threshold: float = 0.0):
+        self.predictor = predictor
+        self.threshold = threshold
+
+    @classmethod
+    def from_pretrained(cls, model_id, device=None, threshold: float = 0.0, **kwargs) -> "Sam2Tracker":
+        return cls(Sam2VideoPredictor.from_pretrained(model_id, device=device, **kwargs), threshold)
+
+    def iter_track(
+        self,
+        video,
+        prompts: Iterable[Prompt],
+        direction: str = "both",
+        start_frame: int | None = None,
+        max_frames: int | None = None,
+        progress: bool = True,
+    ) -> Iterator[tuple[int, dict]]:
+        """Yield (frame_idx, {obj_id: (H, W) bool mask}) for every tracked frame.
+
+        direction: "forward", "backward" or "both" (forward, then backward) from `start_frame`
+        (default: the earliest prompted frame). The prompted frames' own results come first.
+        """
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}.")
+        state = self.predictor.init_state(video)
+        prompted = self.add_prompts(state, prompts)
+        start = min(prompted) if start_frame is None else start_frame
+        passes = {"forward": [False], "backward": [True], "both": [False, True]}[direction]
+        total = self._count_frames(state.num_frames, start, max_frames, passes)
+        with tqdm(total=total, desc="tracking", unit="frame", disable=not progress) as bar:
+            for reverse in passes:
+                frames = self.predictor.propagate_in_video(state, start, max_frames, reverse=reverse)
+                for frame_idx, obj_ids, logits in frames:
+                    if reverse and direction == "both" and frame_idx == start:
+                        continue  # already yielded by the forward pass
+                    bar.update()
+                    yield frame_idx, self._binarize(obj_ids, logits)
+
+    def track(self, video, prompts: Iterable[Prompt], direction: str = "both", **kwargs) -> Masklets:
+        """Track and collect everything as `Masklets`; a decode failure midway raises `TrackingError`
+        carrying the masklets of every frame done before it."""
+        frames = open_frames(video)
+        masklets = Masklets(frames.height, frames.width, frames.num_frames, frames.fps)
+        try:
+            for frame_idx, masks in self.iter_track(frames, prompts, direction, **kwargs):
+                masklets.add(frame_idx, masks)
+        except VideoDecodeError as e:
+            raise TrackingError(f"Tracking stopped: {e}", masklets, e.frame_index) from e
+        return masklets
+
+    def stream(self, max_buffered: int = 8, fps: float | None = None) -> "TrackingStream":
+        """Track frames that arrive one at a time; see `TrackingStream`."""
+        return TrackingStream(self, max_buffered, fps)
+
+    def add_prompts(self, state: VideoSession, prompts: Iterable[Prompt]) -> list[int]:
+        """Apply prompts to a session; returns the prompted frame indices."""
+        frames = []
+        for p in prompts:
+            if p.mask is not None:
+                if p.points is not None or p.box is not None:
+                    raise ValueError(f"Object {p.obj_id!r} on frame {p.frame}: a mask prompt cannot be combined with points or a box.")
+                self.predictor.add_new_mask(state, p.frame, p.obj_id, p.mask)
+            else:
+                self.predictor.add_new_points_or_box(state, p.frame, p.obj_id, points=p.points, labels=p.labels, box=p.box)
+            frames.append(p.frame)
+        if not frames:
+            raise ValueError("No prompts given: add at least one click, box or mask for an object.")
+        return frames
+
+    def _binarize(self, obj_ids, logits: torch.Tensor) -> dict:
+        masks = (logits[:, 0] > self.threshold).cpu().numpy()
+        return dict(zip(obj_ids, masks))
+
+    @staticmethod
+    def _count_frames(num_frames, start, max_frames, passes) -> int | None:
+        if num_frames is None:
+            return None
+        limit = num_frames if max_frames is None else max_frames
+        forward = min(start + limit, num_frames - 1) - start + 1
+        backward = start - max(start - limit, 0) + 1 if start > 0 else 0
+        counts = {False: forward, True: backward}
+        return sum(counts[r] for r in passes) - (1 if len(passes) == 2 and backward else 0)
+
+
+class TrackingStream:
+    """Frames pushed one at a time; prompts apply to the newest frame; tracking runs forward only.
+
+        stream = tracker.stream()
+        for i, frame in enumerate(camera):
+            masks = stream.push(frame)             # {obj_id: mask} ({} until an object is prompted)
+            if i == 0:
+                masks = stream.add_prompt(1, points=[(210, 350)], labels=[1])
+
+    Only the memories tracking still reads are kept (`memory_policy="window"`), so memory stays flat.
+    """
+
+    def __init__(self, tracker: Sam2Tracker, max_buffered: int = 8, fps: float | None = None):
+        self.tracker = tracker
+        self.frames = StreamFrames(max_buffered=max_buffered, fps=fps)
+        self.state: VideoSession | None = None
+        self.last_index: int | None = None
+        self.needs_preflight = False
+
+    @property
+    def predictor(self) -> Sam2VideoPredictor:
+        return self.tracker.predictor
+
+    def push(self, frame) -> dict:
+        """Add the next frame; returns its masks for every prompted object."""
+        index = self.last_index = self.frames.push(frame)
+        if self.state is None:
+            self.state = self.predictor.init_state(self.frames, memory_policy="window")
+        if not self.state.objects:
+            return {}
+        with torch.inference_mode():
+            self._preflight()
+            logits = self.predictor.track_frame(self.state, index, reverse=False)
+        return self.tracker._binarize(self.state.obj_ids, logits)
+
+    def add_prompt(self, obj_id, points=None, labels=None, box=None, mask=None) -> dict:
+        """Prompt an object on the newest frame; returns that frame's masks for every object."""
+        if self.state is None:
+            raise RuntimeError("Push a frame before adding prompts: in streaming mode prompts apply to the newest frame.")
+        frame_idx = self.last_index
+        if mask is not None:
+            if points is not None or box is not None:
+                raise ValueError("A mask prompt cannot be combined with points or a box.")
+            _, obj_ids, logits = self.predictor.add_new_mask(self.state, frame_idx, obj_id, mask)
+        else:
+            _, obj_ids, logits = self.predictor.add_new_points_or_box(
+                self.state, frame_idx, obj_id, points=points, labels=labels, box=box
+            )
+        self.needs_preflight = True
+        return self.tracker._binarize(obj_ids, logits)
+
+    def _preflight(self) -> None:
+        if self.needs_preflight:
+            self.predictor.propagate_in_video_preflight(self.state)
+            self.needs_preflight = False
+
+    def end(self) -> None:
+        self.frames.end()

@@ -1,0 +1,77 @@
+"""The `sam2-hf track` command and the high-level tracker on a generated video (random weights)."""
+
+from __future__ import annotations
+
+import json
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sam2_hf import Sam2Config, Sam2VideoModel
+from sam2_hf.cli import main, merge_prompts, parse_box, parse_point
+from sam2_hf.video.results import decode_rle
+from sam2_hf.video.synthetic import synthetic_clip
+
+NUM_FRAMES, HEIGHT, WIDTH = 6, 96, 128
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model")
+    Sam2VideoModel(Sam2Config.from_size("tiny", image_size=128)).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def video_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for frame in synthetic_clip(NUM_FRAMES, HEIGHT, WIDTH):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def test_prompt_parsing():
+    assert parse_point("0,10,20").points == [[10.0, 20.0]] and parse_point("0,10,20").labels == [1]
+    p = parse_point("3:2,10,20,0")
+    assert (p.obj_id, p.frame, p.labels) == (3, 2, [0])
+    b = parse_box("2:1,1,2,30,40")
+    assert (b.obj_id, b.frame, b.box) == (2, 1, (1.0, 2.0, 30.0, 40.0))
+    merged = merge_prompts([b, parse_point("2:1,5,6"), parse_point("0,7,8")])
+    assert [m.obj_id for m in merged] == [1, 2]
+    assert merged[1].box is not None and merged[1].points == [[5.0, 6.0]]
+
+
+def test_cli_writes_all_three_formats(model_dir, video_path, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["track", str(video_path), "--model", str(model_dir), "--point", "0,20,29",
+                 "--box", "2:2,26,57,45,77", "--point", "2:2,35,67", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    for obj in (1, 2):
+        pngs = sorted((out / "masks" / str(obj)).glob("*.png"))
+        assert len(pngs) == NUM_FRAMES
+        assert np.asarray(Image.open(pngs[0])).shape == (HEIGHT, WIDTH)
+    data = json.loads((out / "masks.json").read_text())
+    assert data["objects"] == [1, 2] and len(data["annotations"]) == 2 * NUM_FRAMES
+    assert decode_rle(data["annotations"][0]["segmentation"]).shape == (HEIGHT, WIDTH)
+    with av.open(str(out / "overlay.mp4")) as container:
+        stream = container.streams.video[0]
+        frames = list(container.decode(stream))
+    assert len(frames) == NUM_FRAMES and stream.codec_context.name == "h264"
+    assert frames[0].format.name == "yuv420p" and (frames[0].width, frames[0].height) == (WIDTH, HEIGHT)
+
+
+def test_cli_errors_are_readable(model_dir, tmp_path, capsys):
+    assert main(["track", str(tmp_path / "nothing.mp4"), "--model", str(model_dir)]) == 2
+    assert "at least one --point or --box" in capsys.readouterr().err
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all")
+    with pytest.raises(ValueError, match="bad.mp4"):
+        main(["track", str(bad), "--model", str(model_dir), "--point", "0,1,1"])
