@@ -1,0 +1,1 @@
+"""Video tracking: frame sources, the video predictor and result writers."""

@@ -1,0 +1,254 @@
+"""Writers for tracking results: per-object PNG masks, a COCO-style RLE JSON, and an overlay MP4.
+
+Results arrive one frame at a time as `(frame_index, {obj_id: mask})`, each mask an (H, W) bool
+(or 0/1) array. `ResultWriters` fans that stream out to any subset of the three outputs.
+
+RLE JSON format (written by `RleJsonWriter`, read back by `load_rle_json`), COCO-like:
+
+    {
+      "video": {"path": "in.mp4", "height": H, "width": W, "fps": 30.0, "num_frames": T},
+      "objects": [1, 2],
+      "annotations": [
+        {"frame_index": 0, "object_id": 1,
+         "segmentation": {"size": [H, W], "counts": "<COCO compressed RLE>"},
+         "area": 1234, "bbox": [x, y, w, h]},
+        ...
+      ]
+    }
+
+- "video": what was passed as `video_info`; "path" is optional, "fps" may be null (image folders),
+  and a null "num_frames" (a stream) is replaced by the number of frames written (last index + 1).
+- "objects": object ids in order of first appearance.
+- "annotations": one per object per written frame, in write order; an empty mask still gets one,
+  with area 0 and bbox [0, 0, 0, 0]. "segmentation" is COCO compressed RLE (column-major) that
+  `pycocotools.mask.decode` and `decode_rle` turn back into the (H, W) mask; "bbox" is in pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping
+from contextlib import ExitStack
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pycocotools.mask as mask_utils
+from PIL import Image
+from scipy import ndimage
+
+PALETTE = (  # matplotlib's tab10, RGB: object k gets PALETTE[k % 10]
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+)  # fmt: skip
+MASK_OPACITY = 0.5
+OUTLINE_WIDTH = 2  # pixels, drawn inside the mask at full opacity
+DEFAULT_FPS = 30.0  # overlay frame rate for sources without one (image folders, arrays)
+VIDEO_INFO_KEYS = ("height", "width", "fps", "num_frames")
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    """(H, W) mask -> {"size": [H, W], "counts": str}, COCO compressed RLE."""
+    rle = mask_utils.encode(np.asfortranarray(_as_mask(mask), dtype=np.uint8))
+    return {"size": [int(n) for n in rle["size"]], "counts": rle["counts"].decode("utf-8")}
+
+
+def decode_rle(rle: Mapping) -> np.ndarray:
+    """COCO RLE (counts as str or bytes) -> (H, W) bool mask."""
+    with warnings.catch_warnings():  # pycocotools' numpy-2 DeprecationWarning on every decode; the result is right
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_utils.decode({"size": list(rle["size"]), "counts": rle["counts"]}).astype(bool)
+
+
+def load_rle_json(path: str | Path) -> dict:
+    """The dict `RleJsonWriter` wrote (format in the module docstring); decode masks with `decode_rle`."""
+    return json.loads(Path(path).read_text())
+
+
+def _as_mask(mask, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """(H, W) bool view of `mask`, checked against `shape` (H, W) when given."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2 or (shape is not None and mask.shape != tuple(shape)):
+        expected = f"{shape}" if shape is not None else "(H, W)"
+        raise ValueError(f"A mask must have shape {expected}, got {mask.shape}.")
+    return mask
+
+
+def _plain_id(obj_id):
+    """numpy scalars -> Python scalars, so ids serialize to JSON and compare equal to plain ints."""
+    return obj_id.item() if isinstance(obj_id, np.generic) else obj_id
+
+
+class _Writer:
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+class PngMaskWriter(_Writer):
+    """One single-channel PNG (0 / 255, mode "L") per object per frame: `out_dir/<obj_id>/<frame:05d>.png`."""
+
+    def __init__(self, out_dir: str | Path):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+
+    def write(self, frame_index: int, masks: Mapping) -> None:
+        for obj_id, mask in masks.items():
+            folder = self.out_dir / str(_plain_id(obj_id))
+            folder.mkdir(exist_ok=True)
+            Image.fromarray(_as_mask(mask).astype(np.uint8) * 255).save(folder / f"{frame_index:05d}.png")
+
+    def close(self) -> None:
+        """Nothing is buffered: every PNG is written by `write`."""
+
+
+class RleJsonWriter(_Writer):
+    """Collects masks as COCO RLE strings (no dense masks are kept) and writes one JSON on `close()`.
+
+    `video_info`: {"height", "width", "fps", "num_frames"} and optionally "path"; format in the module docstring.
+    """
+
+    def __init__(self, path: str | Path, video_info: Mapping):
+        missing = [key for key in VIDEO_INFO_KEYS if key not in video_info]
+        if missing:
+            raise ValueError(f"video_info lacks {missing}; it needs {list(VIDEO_INFO_KEYS)} (and optionally 'path').")
+        self.path = Path(path)
+        fps, num_frames = video_info["fps"], video_info["num_frames"]
+        self.video = {  # plain JSON types (sources may hand out numpy ints or Fractions)
+            **({"path": str(video_info["path"])} if "path" in video_info else {}),
+            "height": int(video_info["height"]),
+            "width": int(video_info["width"]),
+            "fps": None if fps is None else float(fps),
+            "num_frames": None if num_frames is None else int(num_frames),
+        }
+        self.objects: dict = {}  # ids in order of first appearance (a dict keeps insertion order)
+        self.annotations: list[dict] = []
+
+    def write(self, frame_index: int, masks: Mapping) -> None:
+        for obj_id, mask in masks.items():
+            obj_id = _plain_id(obj_id)
+            rle = encode_rle(_as_mask(mask, (self.video["height"], self.video["width"])))
+            self.objects.setdefault(obj_id, None)
+            self.annotations.append({
+                "frame_index": int(frame_index),
+                "object_id": obj_id,
+                "segmentation": rle,
+                "area": int(mask_utils.area(rle)),
+                "bbox": [int(v) for v in mask_utils.toBbox(rle)],
+            })  # fmt: skip
+
+    def close(self) -> None:
+        video = dict(self.video)
+        if video["num_frames"] is None:
+            video["num_frames"] = max((a["frame_index"] for a in self.annotations), default=-1) + 1
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        result = {"video": video, "objects": list(self.objects), "annotations": self.annotations}
+        self.path.write_text(json.dumps(result))
+
+
+class OverlayVideoWriter(_Writer):
+    """An H.264 MP4 of the frames with each object's mask blended in its colour and outlined.
+
+    Browser-playable: libx264, yuv420p, moov atom first (`+faststart`). yuv420p needs an even size,
+    so an odd width/height is padded by one pixel that repeats the last column/row.
+    Colours: `colors` {obj_id: (r, g, b)} where given, else `PALETTE` in order of the objects' first
+    appearance, so an object keeps its colour for the whole video. Each `write` adds the next frame.
+    """
+
+    def __init__(self, path: str | Path, fps: float, width: int, height: int, colors: Mapping | None = None):
+        if not fps or fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}.")
+        self.path = Path(path)
+        self.width, self.height = width, height
+        self.colors = {_plain_id(k): tuple(v) for k, v in (colors or {}).items()}
+        self._palette_used = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._container = av.open(str(self.path), "w", format="mp4", options={"movflags": "+faststart"})
+        self._stream = self._container.add_stream("libx264", rate=Fraction(float(fps)).limit_denominator(1001))
+        self._stream.width, self._stream.height = width + width % 2, height + height % 2
+        self._stream.pix_fmt = "yuv420p"
+
+    def color(self, obj_id) -> tuple[int, int, int]:
+        """The object's RGB colour, assigned from the palette on first use."""
+        obj_id = _plain_id(obj_id)
+        if obj_id not in self.colors:
+            self.colors[obj_id] = PALETTE[self._palette_used % len(PALETTE)]
+            self._palette_used += 1
+        return self.colors[obj_id]
+
+    def write(self, frame_rgb: np.ndarray, masks: Mapping) -> None:
+        """Append `frame_rgb` (H, W, 3) uint8 with `masks` {obj_id: (H, W) mask} drawn over it."""
+        if frame_rgb.shape != (self.height, self.width, 3) or frame_rgb.dtype != np.uint8:
+            raise ValueError(
+                f"Frames must be ({self.height}, {self.width}, 3) uint8, got {frame_rgb.shape} {frame_rgb.dtype}."
+            )
+        canvas = frame_rgb.astype(np.float32)
+        for obj_id, mask in masks.items():
+            mask = _as_mask(mask, (self.height, self.width))
+            color = np.asarray(self.color(obj_id), dtype=np.float32)
+            canvas[mask] = (1 - MASK_OPACITY) * canvas[mask] + MASK_OPACITY * color
+            canvas[mask & ~ndimage.binary_erosion(mask, iterations=OUTLINE_WIDTH)] = color
+        image = np.pad(
+            canvas.round().astype(np.uint8), ((0, self.height % 2), (0, self.width % 2), (0, 0)), mode="edge"
+        )
+        for packet in self._stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file (safe to call twice)."""
+        if self._container is None:
+            return
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+        self._container = None
+
+
+class ResultWriters(_Writer):
+    """Writes one stream of per-frame results to any subset of: PNG folder, RLE JSON, overlay MP4.
+
+    `video_info`: {"height", "width", "fps", "num_frames"} (+ optional "path") of the tracked video;
+    the overlay uses its fps, or `DEFAULT_FPS` when that is None. Closing closes every writer.
+    """
+
+    def __init__(
+        self,
+        video_info: Mapping,
+        png_dir: str | Path | None = None,
+        rle_json: str | Path | None = None,
+        overlay_mp4: str | Path | None = None,
+        colors: Mapping | None = None,
+    ):
+        if png_dir is None and rle_json is None and overlay_mp4 is None:
+            raise ValueError("No output requested: give png_dir, rle_json and/or overlay_mp4.")
+        self.rle = RleJsonWriter(rle_json, video_info) if rle_json is not None else None
+        self.png = PngMaskWriter(png_dir) if png_dir is not None else None
+        self.overlay = None  # opened last: it is the only writer that holds an open file
+        if overlay_mp4 is not None:
+            fps = video_info["fps"] or DEFAULT_FPS
+            self.overlay = OverlayVideoWriter(overlay_mp4, fps, video_info["width"], video_info["height"], colors)
+
+    def write(self, frame_index: int, masks: Mapping, frame: np.ndarray | None = None) -> None:
+        """Write frame `frame_index`'s masks {obj_id: (H, W) mask}; `frame` (H, W, 3) uint8 is needed
+        for the overlay video, whose frames are appended in call order."""
+        if self.png is not None:
+            self.png.write(frame_index, masks)
+        if self.rle is not None:
+            self.rle.write(frame_index, masks)
+        if self.overlay is not None:
+            if frame is None:
+                raise ValueError("The overlay video needs the frame: pass frame=(H, W, 3) uint8.")
+            self.overlay.write(frame, masks)
+
+    def close(self) -> None:
+        with ExitStack() as stack:  # closes every writer even if one of them raises
+            for writer in (self.png, self.rle, self.overlay):
+                if writer is not None:
+                    stack.callback(writer.close)

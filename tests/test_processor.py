@@ -1,0 +1,227 @@
+"""Sam2Processor: same outputs as transformers' Sam2Processor (prompts), Meta's pixels, config files."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sam2_hf.image_processing import preprocess_images
+from sam2_hf.processing_sam2 import Sam2Processor
+
+transformers = pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def hf_processor():
+    return transformers.Sam2Processor(transformers.Sam2ImageProcessor())
+
+
+@pytest.fixture(scope="module")
+def images():
+    rs = np.random.RandomState(0)
+    return [rs.randint(0, 256, (300, 400, 3), dtype=np.uint8), rs.randint(0, 256, (200, 250, 3), dtype=np.uint8)]
+
+
+def assert_same_outputs(ours, theirs, skip=("pixel_values",)):
+    assert list(ours.keys()) == list(theirs.keys())
+    for key in theirs:
+        if key in skip:
+            continue
+        assert ours[key].dtype == theirs[key].dtype, key
+        assert ours[key].shape == theirs[key].shape, key
+        assert torch.allclose(ours[key].float(), theirs[key].float(), atol=1e-4, rtol=0), key
+
+
+PROMPTS = {
+    "points padded across objects and images": dict(
+        input_points=[[[[10, 20], [30, 40]], [[5, 5]]], [[[1, 2]]]], input_labels=[[[1, 0], [1]], [[1]]]
+    ),
+    "one point per image": dict(input_points=[[[[399, 299]]], [[[0, 0]]]], input_labels=[[[1]], [[0]]]),
+    "boxes": dict(input_boxes=[[[10, 20, 30, 40], [0, 0, 400, 300]], [[1, 2, 3, 4], [5, 6, 250, 200]]]),
+    "boxes and points": dict(
+        input_boxes=[[[10, 20, 300, 200]], [[5, 6, 200, 100]]],
+        input_points=[[[[50, 60]]], [[[7, 8], [9, 10]]]],
+        input_labels=[[[1]], [[1, 0]]],
+    ),
+    "points without labels": dict(input_points=[[[[10, 20]]], [[[1, 2]]]]),
+    "numpy and tensors": dict(
+        input_points=np.array([[[[10.5, 20.25]]], [[[100.0, 150.0]]]]), input_labels=torch.tensor([[[1]], [[1]]])
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(PROMPTS))
+def test_prompts_match_transformers(hf_processor, images, case):
+    sizes = [[300, 400], [200, 250]]
+    ours = Sam2Processor()(original_sizes=sizes, **PROMPTS[case])
+    theirs = hf_processor(original_sizes=sizes, return_tensors="pt", **PROMPTS[case])
+    assert_same_outputs(ours, theirs)
+
+
+def test_padding_values(images):
+    out = Sam2Processor(image_size=256)(images=images, **PROMPTS["points padded across objects and images"])
+    assert out["input_points"].shape == (2, 2, 2, 2) and out["input_labels"].shape == (2, 2, 2)
+    assert (out["input_points"][0, 1, 1] == -10).all() and (out["input_points"][1, 1] == -10).all()
+    assert out["input_labels"].tolist() == [[[1, 0], [1, -10]], [[1, -10], [-10, -10]]]
+    assert torch.allclose(out["input_points"][0, 0, 1], torch.tensor([30 / 400 * 256, 40 / 300 * 256]))
+
+
+def test_pixel_values_are_meta_and_close_to_transformers(hf_processor, images, capsys):
+    ours = Sam2Processor()(images=images, **PROMPTS["points padded across objects and images"])
+    theirs = hf_processor(images=images, return_tensors="pt", **PROMPTS["points padded across objects and images"])
+    assert_same_outputs(ours, theirs)
+    assert ours["original_sizes"].tolist() == [[300, 400], [200, 250]]
+    meta_pixels, _ = preprocess_images(images, 1024)  # equal to Meta's SAM2Transforms (test_image_processing)
+    assert torch.equal(ours["pixel_values"], meta_pixels)
+    diff = (ours["pixel_values"] - theirs["pixel_values"]).abs().max().item()
+    with capsys.disabled():
+        print(f"\n[sam2_hf] pixel_values max |ours (= Meta) - transformers| = {diff:.4g}")
+    assert diff < 0.02  # transformers rounds the resized image to uint8 (<= 1 level / (255 * std))
+
+
+def test_single_image_and_pil(images):
+    from PIL import Image
+
+    processor = Sam2Processor(image_size=256)
+    out = processor(Image.fromarray(images[0]), input_points=[[[[1, 2]]]], input_labels=[[[1]]])
+    assert out["pixel_values"].shape == (1, 3, 256, 256)
+    assert out["original_sizes"].tolist() == [[300, 400]]
+    assert out.to("cpu")["input_points"].shape == (1, 1, 1, 2)
+    assert processor(images[0], device="cpu")["pixel_values"].device == torch.device("cpu")
+
+
+# ---------------------------------------------------------------------------- post-processing
+def test_post_process_masks_matches_transformers(hf_processor):
+    masks = torch.randn(2, 3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    sizes = torch.tensor([[300, 400], [120, 90]])
+    for kwargs in ({}, {"binarize": False}, {"apply_non_overlapping_constraints": True, "mask_threshold": 0.3}):
+        ours = Sam2Processor().post_process_masks(masks, sizes, **kwargs)
+        theirs = hf_processor.post_process_masks(masks.clone(), sizes, **kwargs)
+        assert len(ours) == 2
+        for a, b in zip(ours, theirs):
+            assert a.shape == b.shape and a.dtype == b.dtype
+            assert torch.equal(a, b)
+    assert ours[1].shape == (3, 3, 120, 90)
+
+
+def test_post_process_masks_fills_holes_and_removes_sprinkles():
+    low_res = -torch.ones(1, 1, 1, 16, 16)
+    low_res[..., 2:10, 2:10] = 5.0
+    low_res[..., 5, 5] = -5.0  # 1-px hole
+    low_res[..., 13, 13] = 5.0  # 1-px sprinkle
+    processor = Sam2Processor(image_size=64)
+    plain = processor.post_process_masks(low_res, [[16, 16]])[0][0, 0]
+    assert not plain[5, 5] and plain[13, 13]
+    cleaned = processor.post_process_masks(low_res, [[16, 16]], max_hole_area=1, max_sprinkle_area=1)[0][0, 0]
+    assert cleaned[5, 5] and not cleaned[13, 13]
+    assert cleaned.sum() == 64
+    logits = processor.post_process_masks([low_res[0].numpy()], [[32, 32]], binarize=False)[0]
+    assert logits.dtype == torch.float32 and logits.shape == (1, 1, 32, 32)
+
+
+# -------------------------------------------------------------------------------- save / load
+def test_save_pretrained_loads_in_transformers(tmp_path):
+    Sam2Processor(image_size=512).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "processor_config.json").read_text())
+    assert config["processor_class"] == "Sam2Processor" and config["point_pad_value"] == -10
+    assert config["image_processor"]["image_processor_type"] == "Sam2ImageProcessor"
+    hf = transformers.Sam2Processor.from_pretrained(tmp_path)
+    assert type(hf.image_processor).__name__ == "Sam2ImageProcessor"
+    assert hf.image_processor.size["height"] == hf.image_processor.size["width"] == 512
+    assert hf.image_processor.mask_size["height"] == 128
+    assert hf.target_size == 512 and hf.point_pad_value == -10
+    assert list(hf.image_processor.image_mean) == list(Sam2Processor().image_mean)
+    ours = Sam2Processor.from_pretrained(tmp_path)
+    assert ours.to_dict() == Sam2Processor(image_size=512).to_dict()
+    hf_points = hf(original_sizes=[[100, 200]], input_points=[[[[10, 20]]]], return_tensors="pt")["input_points"]
+    assert torch.allclose(hf_points, ours(original_sizes=[[100, 200]], input_points=[[[[10, 20]]]])["input_points"])
+
+
+def test_loads_transformers_and_legacy_configs(hf_processor, tmp_path):
+    hf_processor.save_pretrained(tmp_path / "new")
+    assert Sam2Processor.from_pretrained(tmp_path / "new").to_dict() == Sam2Processor().to_dict()
+    legacy = {  # flat preprocessor_config.json as on older Hub repos
+        "do_convert_rgb": True, "do_normalize": True, "do_pad": False, "do_rescale": True, "do_resize": True,
+        "image_mean": [0.485, 0.456, 0.406], "image_processor_type": "Sam2ImageProcessorFast",
+        "image_std": [0.229, 0.224, 0.225], "mask_size": {"height": 64, "width": 64}, "point_pad_value": -10,
+        "processor_class": "Sam2VideoProcessor", "resample": 2, "rescale_factor": 0.00392156862745098,
+        "size": {"height": 256, "width": 256},
+    }  # fmt: skip
+    (tmp_path / "legacy").mkdir()
+    (tmp_path / "legacy" / "preprocessor_config.json").write_text(json.dumps(legacy))
+    processor = Sam2Processor.from_pretrained(tmp_path / "legacy")
+    assert processor.image_size == 256 and processor.point_pad_value == -10
+    assert Sam2Processor.from_pretrained(tmp_path / "legacy", image_size=512).image_size == 512
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(OSError, match="neither processor_config.json nor preprocessor_config.json"):
+        Sam2Processor.from_pretrained(tmp_path)
+    with pytest.raises(OSError, match="not cached and the Hub cannot be reached"):
+        Sam2Processor.from_pretrained("facebook/sam2.1-hiera-tiny-not-cached", local_files_only=True)
+    with pytest.raises(OSError, match="neither a local folder nor a Hub repository"):
+        Sam2Processor.from_pretrained(str(tmp_path / "missing" / "folder"))
+    (tmp_path / "processor_config.json").write_text(json.dumps({"image_processor": {"do_normalize": False}}))
+    with pytest.raises(ValueError, match="do_normalize=False is not supported"):
+        Sam2Processor.from_pretrained(tmp_path)
+    (tmp_path / "processor_config.json").write_text(json.dumps({"size": {"height": 512, "width": 1024}}))
+    with pytest.raises(ValueError, match="must be a square"):
+        Sam2Processor.from_pretrained(tmp_path)
+
+
+# ------------------------------------------------------------------------------------ errors
+SIZES = [[300, 400]]
+BAD_INPUTS = [
+    (dict(input_points=[[[[401, 20]]]], input_labels=[[[1]]]), r"input_points of image 0 outside the 400x300 image"),
+    (dict(input_points=[[[[10, -1]]]], input_labels=[[[1]]]), "outside the 400x300 image"),
+    (
+        dict(input_points=[[[[10, 20], [30, 40]]]], input_labels=[[[1]]]),
+        "Object 0 of image 0 has 2 points but 1 labels",
+    ),
+    (dict(input_points=[[[[10, 20]], [[1, 1]]]], input_labels=[[[1]]]), "Image 0 has 2 objects in input_points but 1"),
+    (
+        dict(input_points=[[[[10, 20]]]], input_labels=[[[2]]]),
+        r"labels must be 1 \(positive\) or 0 \(negative\).*\[2\]",
+    ),
+    (dict(input_points=[[[[10, 20]]]], input_labels=[[[-1]]]), r"or 0 \(negative\).*\[-1\]"),
+    (dict(input_boxes=[[[30, 20, 10, 40]]]), "x1 >= x0 and y1 >= y0"),
+    (dict(input_boxes=[[[10, 40, 30, 20]]]), "x1 >= x0 and y1 >= y0"),
+    (dict(input_boxes=[[[10, 20, 30, 400]]]), "input_boxes of image 0 outside"),
+    (dict(input_points=[[[[1, 2]]], [[[3, 4]]]], input_labels=[[[1]], [[1]]]), "prompts for 2 images but 1 images"),
+    (
+        dict(input_boxes=[[[1, 2, 3, 4]]], input_points=[[[[1, 2]], [[3, 4]]]]),
+        "1 boxes per image but input_points has 2",
+    ),
+    (dict(input_points=[[[10, 20]]], input_labels=[[[1]]]), "input_points must be nested 4 levels deep"),
+    (dict(input_points=[[[[10, 20, 30]]]]), r"input_points must hold 2 numbers per entry"),
+    (dict(input_labels=[[1]], input_points=[[[[1, 2]]]]), "input_labels must be nested 3 levels"),
+    (dict(input_boxes=[[1, 2, 3, 4]]), "input_boxes must be nested 3 levels"),
+    (dict(input_labels=[[[1]]]), "input_labels were given without input_points"),
+]
+
+
+@pytest.mark.parametrize("kwargs, match", BAD_INPUTS)
+def test_bad_prompts_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Sam2Processor()(original_sizes=SIZES, **kwargs)
+
+
+def test_bad_calls_raise(images):
+    processor = Sam2Processor(image_size=256)
+    with pytest.raises(ValueError, match="Either images or original_sizes"):
+        processor(input_points=[[[[1, 2]]]])
+    with pytest.raises(ValueError, match="prompts for 1 images but 2 images"):
+        processor(images=images, input_points=[[[[1, 2]]]], input_labels=[[[1]]])
+    with pytest.raises(ValueError, match="different numbers of boxes"):
+        processor(images=images, input_boxes=[[[1, 2, 3, 4]], [[1, 2, 3, 4], [5, 6, 7, 8]]])
+    with pytest.raises(ValueError, match="disagree with the images' sizes"):
+        processor(images=images[:1], original_sizes=[[10, 10]])
+    with pytest.raises(ValueError, match="original_sizes must be"):
+        processor(original_sizes=[[0, 10]])
+    with pytest.raises(ValueError, match="return_tensors='pt'"):
+        processor(images=images[:1], return_tensors="np")
+    with pytest.raises(ValueError, match="Got masks for 2 images but 1 original sizes"):
+        processor.post_process_masks(torch.zeros(2, 1, 1, 8, 8), [[8, 8]])
+    with pytest.raises(ValueError, match=r"must be \(objects, masks, height, width\)"):
+        processor.post_process_masks(torch.zeros(1, 8, 8), [[8, 8]])
