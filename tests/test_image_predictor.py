@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from reference import build_meta_model, max_abs_diff, save_meta_checkpoint
 from sam2_hf.image_predictor import Sam2ImagePredictor
 from sam2_hf.processing_sam2 import Sam2Processor
+
+from reference import build_meta_model, max_abs_diff, save_meta_checkpoint
 
 S = 256
 TOL = 1e-4

@@ -63,7 +63,7 @@ def test_float_and_torch_inputs():
     assert torch.equal(to_rgb_tensor(rgb.astype(np.float32) / 255), expected)
     assert torch.equal(to_rgb_tensor(torch.from_numpy(rgb).permute(2, 0, 1)), expected)
     assert torch.equal(to_rgb_tensor(torch.from_numpy(rgb[..., 0])), to_rgb_tensor(rgb[..., 0]))
-    assert expected.shape == (3, 30, 20) and 0 <= expected.min() and expected.max() <= 1
+    assert expected.shape == (3, 30, 20) and expected.min() >= 0 and expected.max() <= 1
 
 
 @pytest.mark.parametrize(

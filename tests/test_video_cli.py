@@ -51,8 +51,22 @@ def test_prompt_parsing():
 
 def test_cli_writes_all_three_formats(model_dir, video_path, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["track", str(video_path), "--model", str(model_dir), "--point", "0,20,29",
-                 "--box", "2:2,26,57,45,77", "--point", "2:2,35,67", "--out", str(out)])
+    code = main(
+        [
+            "track",
+            str(video_path),
+            "--model",
+            str(model_dir),
+            "--point",
+            "0,20,29",
+            "--box",
+            "2:2,26,57,45,77",
+            "--point",
+            "2:2,35,67",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     for obj in (1, 2):
         pngs = sorted((out / "masks" / str(obj)).glob("*.png"))

@@ -216,7 +216,7 @@ def test_truncated_video_keeps_the_frames_before_the_cut(tmp_path, sources, ext)
     with VideoFileFrames(cut) as frames:
         try:
             for frame in frames:
-                decoded.append(frame)  # noqa: PERF402 (keep what decoded before the error)
+                decoded.append(frame)
         except VideoDecodeError as error:
             assert error.frame_index == len(decoded) and str(cut) in str(error)
         assert 0 < len(decoded) < NUM_FRAMES

@@ -17,10 +17,11 @@ import os
 import numpy as np
 import pytest
 import torch
-from reference import build_meta_model, max_abs_diff, save_meta_checkpoint
 
 from sam2_hf.video.predictor import Sam2VideoPredictor
 from sam2_hf.video.synthetic import save_jpeg_folder, synthetic_clip
+
+from reference import build_meta_model, max_abs_diff, save_meta_checkpoint
 
 IMAGE_SIZE = 256
 TOLERANCE = 1e-3
@@ -46,7 +47,10 @@ def session_script(predictor, state, masks_log):
         log("propagate 2", result)
     for result in predictor.propagate_in_video(state, start_frame_idx=9, reverse=True):
         log("reverse", result)
-    log("add click obj2 f9", predictor.add_new_points_or_box(state, 9, 2, points=[[88, 67]], labels=[1], clear_old_points=False))
+    log(
+        "add click obj2 f9",
+        predictor.add_new_points_or_box(state, 9, 2, points=[[88, 67]], labels=[1], clear_old_points=False),
+    )
     for result in predictor.propagate_in_video(state, start_frame_idx=9, max_frame_num_to_track=2):
         log("propagate 3", result)
 

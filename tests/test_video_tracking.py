@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 from scipy import ndimage
-from reference import build_meta_model, max_abs_diff, save_meta_checkpoint
 
 from sam2_hf import Prompt, Sam2Tracker, TrackingError
 from sam2_hf.video.frames import FrameSource, VideoDecodeError, open_frames
 from sam2_hf.video.predictor import Sam2VideoPredictor
 from sam2_hf.video.synthetic import synthetic_clip
+
+from reference import build_meta_model, max_abs_diff, save_meta_checkpoint
 
 IMAGE_SIZE = 128
 CLIP = synthetic_clip(num_frames=10, height=96, width=128)

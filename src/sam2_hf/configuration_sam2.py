@@ -349,7 +349,7 @@ class Sam2Config(PreTrainedConfig):
         return self.image_size // 16
 
     @classmethod
-    def from_size(cls, size: str, version: str = "2.1", image_size: int = 1024, **kwargs) -> "Sam2Config":
+    def from_size(cls, size: str, version: str = "2.1", image_size: int = 1024, **kwargs) -> Sam2Config:
         """Config of an official size ('tiny', 'small', 'base-plus', 'large') and version ('2' or '2.1').
 
         `image_size` (a multiple of 32) shrinks every resolution-dependent field consistently;

@@ -73,7 +73,7 @@ def _channels_last_to_rgb(image: torch.Tensor, what: str) -> torch.Tensor:
         image = image.float().div(255)  # ToTensor's scaling
     elif image.is_floating_point():
         low, high = image.min().item(), image.max().item()
-        if not (0.0 <= low and high <= 1.0):  # also rejects NaN
+        if not (low >= 0.0 and high <= 1.0):  # also rejects NaN
             raise ValueError(
                 f"A floating-point {what} must hold values in [0, 1]; got range [{low}, {high}]. "
                 "Pass uint8 for 0..255 pixel values."

@@ -61,7 +61,7 @@ class Sam2FrameFeatures(ModelOutput):
     high_res_features: list[torch.Tensor] | None = None
     position_embeddings: torch.Tensor | None = None
 
-    def select(self, index) -> "Sam2FrameFeatures":
+    def select(self, index) -> Sam2FrameFeatures:
         """The features of some frames of the batch (index: int, slice or index tensor), batch dim kept."""
         if isinstance(index, int):
             index = slice(index, index + 1)
@@ -118,15 +118,24 @@ class Sam2PreTrainedModel(PreTrainedModel):
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """Load a Hub repo id, a saved folder, or one of Meta's original `.pt` checkpoints.
 
-        For a `.pt` file the size and version are inferred from its weights; pass
-        `size="tiny"` / `version="2.1"` to state them (a mismatch is an error).
-        """
-        path = os.fspath(pretrained_model_name_or_path)
-        if path.endswith(".pt"):
-            from .checkpoint import load_meta_checkpoint
+        For a `.pt` / `.pth` file the size and version are inferred from its weights; pass
+        `size="tiny"` / `version="2.1"` to state them (a mismatch is an error) and `image_size`
+        for another input resolution than 1024. Other keywords there are `Sam2Config` fields.
 
-            return load_meta_checkpoint(cls, path, **kwargs)
-        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        Loading is strict: weights that are missing, unexpected or of another shape than the
+        config says (e.g. a config.json edited to another size), and unreadable weight files,
+        raise a `ValueError` instead of transformers' default of warning and re-initializing them
+        randomly. Pass `strict=False` (or `ignore_mismatched_sizes=True`) for transformers'
+        lenient behaviour. The memory weights of a video checkpoint are ignored by `Sam2Model`.
+        """
+        from .checkpoint import from_pretrained_checked, is_meta_checkpoint_path, load_meta_checkpoint
+
+        if is_meta_checkpoint_path(pretrained_model_name_or_path):
+            if args:
+                raise TypeError("Loading a Meta .pt checkpoint takes keyword arguments only.")
+            kwargs.pop("strict", None)
+            return load_meta_checkpoint(cls, os.fspath(pretrained_model_name_or_path), **kwargs)
+        return from_pretrained_checked(super().from_pretrained, pretrained_model_name_or_path, *args, **kwargs)
 
 
 class Sam2Model(Sam2PreTrainedModel):
@@ -152,7 +161,9 @@ class Sam2Model(Sam2PreTrainedModel):
         self.mask_decoder = MaskDecoder(config.mask_decoder_config)
         # Dense positional encoding of the image embedding; the same frequencies as the prompt encoder's.
         self.shared_image_embedding = RandomFourierEmbedding(pe.hidden_size // 2, pe.scale)
-        self.shared_image_embedding.positional_embedding.copy_(self.prompt_encoder.shared_embedding.positional_embedding)
+        self.shared_image_embedding.positional_embedding.copy_(
+            self.prompt_encoder.shared_embedding.positional_embedding
+        )
         self.no_memory_embedding = nn.Parameter(torch.zeros(1, 1, config.vision_config.fpn_hidden_size))
         if self.has_memory:
             self._build_memory_modules(config)
@@ -206,8 +217,11 @@ class Sam2Model(Sam2PreTrainedModel):
             labels = torch.full((n, 1), NOT_A_POINT, device=image_embeddings.device)
         if mask_inputs is not None and mask_inputs.shape[-2:] != self.prompt_encoder.mask_input_size:
             mask_inputs = F.interpolate(
-                mask_inputs.float(), size=self.prompt_encoder.mask_input_size, mode="bilinear",
-                align_corners=False, antialias=True,
+                mask_inputs.float(),
+                size=self.prompt_encoder.mask_input_size,
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
             )
         sparse, dense = self.prompt_encoder(points, labels, boxes, mask_inputs, batch_shape=(n,))
         return self.mask_decoder(
@@ -242,7 +256,7 @@ class Sam2Model(Sam2PreTrainedModel):
             input_labels = torch.ones(input_points.shape[:-1], dtype=torch.int64, device=input_points.device)
         p = check_image_prompts(b, input_points, input_labels, input_boxes, input_masks, self.config.image_size)
 
-        flat = lambda x: None if x is None else x.flatten(0, 1)  # noqa: E731  (B, P, ...) -> (B*P, ...)
+        flat = lambda x: None if x is None else x.flatten(0, 1)
         masks = input_masks
         if masks is not None:
             masks = masks.unsqueeze(2).expand(-1, p, -1, -1, -1) if masks.shape[1] == 1 else masks.unsqueeze(2)
@@ -376,8 +390,11 @@ class Sam2VideoModel(Sam2Model):
         mask = mask.float()
         high_res = mask * MASK_AS_OUTPUT_SCALE + MASK_AS_OUTPUT_BIAS
         low_res = F.interpolate(
-            high_res, size=(high_res.shape[-2] // 4, high_res.shape[-1] // 4), mode="bilinear",
-            align_corners=False, antialias=True,
+            high_res,
+            size=(high_res.shape[-2] // 4, high_res.shape[-1] // 4),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
         )
         emb = features.image_embeddings
         token_source = self.predict_masks(emb, features.high_res_features, mask_inputs=self.mask_downsample(mask))

@@ -13,7 +13,9 @@ def check_pixel_values(pixel_values: torch.Tensor, image_size: int) -> None:
     if not isinstance(pixel_values, torch.Tensor):
         raise TypeError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}.")
     if pixel_values.ndim != 4 or pixel_values.shape[1] != 3:
-        raise ValueError(f"pixel_values must have shape (batch, 3, {image_size}, {image_size}), got {tuple(pixel_values.shape)}.")
+        raise ValueError(
+            f"pixel_values must have shape (batch, 3, {image_size}, {image_size}), got {tuple(pixel_values.shape)}."
+        )
     if tuple(pixel_values.shape[-2:]) != (image_size, image_size):
         raise ValueError(
             f"pixel_values must be {image_size}x{image_size} (the model's image_size); got "
@@ -62,7 +64,9 @@ def check_image_prompts(batch_size, points, labels, boxes, masks, image_size) ->
             )
         if labels is None or tuple(labels.shape) != tuple(points.shape[:-1]):
             got = None if labels is None else tuple(labels.shape)
-            raise ValueError(f"input_labels must have shape {tuple(points.shape[:-1])} to match input_points; got {got}.")
+            raise ValueError(
+                f"input_labels must have shape {tuple(points.shape[:-1])} to match input_points; got {got}."
+            )
         check_labels(labels)
         real = labels != -10
         check_in_bounds(points[real], image_size, image_size, "input_points (in model-input pixels)")
@@ -81,9 +85,9 @@ def check_image_prompts(batch_size, points, labels, boxes, masks, image_size) ->
                 "give one box per object."
             )
         num_prompts = boxes.shape[1]
-    if masks is not None:
-        if masks.ndim != 4 or masks.shape[0] != batch_size or masks.shape[1] not in (1, num_prompts):
-            raise ValueError(
-                f"input_masks must be (batch, 1 or {num_prompts}, H, W) mask logits; got shape {tuple(masks.shape)}."
-            )
+    bad_masks = masks is not None and (masks.ndim != 4 or masks.shape[0] != batch_size)
+    if bad_masks or (masks is not None and masks.shape[1] not in (1, num_prompts)):
+        raise ValueError(
+            f"input_masks must be (batch, 1 or {num_prompts}, H, W) mask logits; got shape {tuple(masks.shape)}."
+        )
     return num_prompts

@@ -105,7 +105,9 @@ class Hiera(nn.Module):
     def __init__(self, config):
         super().__init__()
         c = config
-        self.patch_embed = PatchEmbed(c.num_channels, c.hidden_size, c.patch_kernel_size, c.patch_stride, c.patch_padding)
+        self.patch_embed = PatchEmbed(
+            c.num_channels, c.hidden_size, c.patch_kernel_size, c.patch_stride, c.patch_padding
+        )
         self.pos_embed = nn.Parameter(torch.zeros(1, c.hidden_size, *c.window_positional_embedding_background_size))
         window0 = c.window_size_per_stage[0]
         self.pos_embed_window = nn.Parameter(torch.zeros(1, c.hidden_size, window0, window0))

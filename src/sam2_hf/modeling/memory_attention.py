@@ -28,7 +28,7 @@ class RoPEAttention(Attention):
     def rope_tables(self, num_queries: int, device):
         w, h = self.feat_sizes
         if w * h != num_queries:  # another resolution: assume a square grid
-            w = h = int(math.isqrt(num_queries))
+            w = h = math.isqrt(num_queries)
         return axial_rope_tables(self.head_dim, w, h, self.theta, device=device)
 
     def forward(self, q, k, v, num_k_exclude_rope: int = 0):

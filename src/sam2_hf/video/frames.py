@@ -71,7 +71,7 @@ class FrameSource(ABC):
         for index in range(len(self)):
             yield self.frame(index)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook: most sources hold nothing to release)
         """Release files and buffers; a no-op for sources that hold none."""
 
     def __enter__(self):

@@ -130,7 +130,7 @@ class Sam2VideoPredictor:
     )
 
     @classmethod
-    def from_pretrained(cls, model_id, device=None, **kwargs) -> "Sam2VideoPredictor":
+    def from_pretrained(cls, model_id, device=None, **kwargs) -> Sam2VideoPredictor:
         """Hub repo id, saved folder or Meta `.pt`; predictor options and model loading kwargs may be mixed."""
         options = {k: kwargs.pop(k) for k in cls.PREDICTOR_OPTIONS if k in kwargs}
         model = Sam2VideoModel.from_pretrained(model_id, **kwargs)
@@ -222,7 +222,9 @@ class Sam2VideoPredictor:
             raise ValueError(f"mask must be a 2-D (H, W) array, got shape {tuple(mask.shape)}.")
         mask = mask.bool()[None, None].float().to(state.device)
         if mask.shape[-2:] != (self.image_size, self.image_size):
-            mask = F.interpolate(mask, size=(self.image_size,) * 2, mode="bilinear", align_corners=False, antialias=True)
+            mask = F.interpolate(
+                mask, size=(self.image_size,) * 2, mode="bilinear", align_corners=False, antialias=True
+            )
             mask = (mask >= 0.5).float()
         obj = state.object(obj_id, create=True)
         obj.masks[frame_idx] = mask
@@ -257,7 +259,9 @@ class Sam2VideoPredictor:
         state = inference_state
         if obj_id not in state.objects:
             if strict:
-                raise RuntimeError(f"Cannot remove object id {obj_id} as it doesn't exist. All existing object ids: {state.obj_ids}.")
+                raise RuntimeError(
+                    f"Cannot remove object id {obj_id} as it doesn't exist. All existing object ids: {state.obj_ids}."
+                )
             return state.obj_ids, []
         if len(state.objects) == 1:
             self.reset_state(state)
@@ -287,7 +291,10 @@ class Sam2VideoPredictor:
                         features = self._features(state, frame_idx)
                         high_res = self.model.upscale_masks(out.mask_logits)
                         memory, _ = self.model.encode_memory(
-                            features, high_res, out.object_score_logits, binarize=self.binarize_mask_from_pts_for_mem_enc
+                            features,
+                            high_res,
+                            out.object_score_logits,
+                            binarize=self.binarize_mask_from_pts_for_mem_enc,
                         )
                         out.memory = memory.to(torch.bfloat16)
                     if is_cond:
@@ -300,7 +307,9 @@ class Sam2VideoPredictor:
             for frame_idx in obj.memory.cond:
                 obj.memory.non_cond.pop(frame_idx)
             if not obj.memory.cond:
-                raise RuntimeError(f"No input points or masks are provided for object id {obj_id}; please add inputs first.")
+                raise RuntimeError(
+                    f"No input points or masks are provided for object id {obj_id}; please add inputs first."
+                )
 
     @torch.inference_mode()
     def propagate_in_video(
@@ -382,7 +391,9 @@ class Sam2VideoPredictor:
                 parts.append(model.object_pointer_memory(pointers, [o for o, _ in sel.pointers], sel.max_pointers))
             tokens.append(torch.cat([p[0] for p in parts], dim=1))
             positions.append(torch.cat([p[1] for p in parts], dim=1))
-        num_pointer_tokens = len(selections[0].pointers) * (model.config.vision_config.fpn_hidden_size // model.config.memory_encoder_output_channels)
+        num_pointer_tokens = len(selections[0].pointers) * (
+            model.config.vision_config.fpn_hidden_size // model.config.memory_encoder_output_channels
+        )
         return model.condition_on_memory(
             self._expand(features, n), torch.cat(tokens), torch.cat(positions), num_pointer_tokens
         )
@@ -413,7 +424,11 @@ class Sam2VideoPredictor:
                 embeddings = self._memory_conditioned(features, [self._select(state, obj, frame_idx, reverse)])
             coords, labels = points
             pred = self.model.predict_masks(
-                embeddings, features.high_res_features, coords, labels, prev_logits,
+                embeddings,
+                features.high_res_features,
+                coords,
+                labels,
+                prev_logits,
                 multimask_output=self._use_multimask(is_init, labels.shape[1]),
             )
         return FrameOutput(self._fill_holes(pred.masks), pred.object_pointer, pred.object_score_logits)
@@ -459,7 +474,11 @@ class Sam2VideoPredictor:
         masks = []
         for obj in state.objects.values():
             out = obj.pending[is_cond].get(frame_idx) or obj.memory.get(frame_idx)
-            masks.append(out.mask_logits if out is not None else torch.full((1, 1, size, size), NO_OBJECT_SCORE, device=state.device))
+            masks.append(
+                out.mask_logits
+                if out is not None
+                else torch.full((1, 1, size, size), NO_OBJECT_SCORE, device=state.device)
+            )
         return self._to_video_resolution(state, torch.cat(masks))
 
     def _to_video_resolution(self, state: VideoSession, masks: torch.Tensor) -> torch.Tensor:
@@ -475,7 +494,9 @@ class Sam2VideoPredictor:
         if points is None and box is None:
             raise ValueError("at least one of points or box must be provided as input")
         points = torch.zeros(0, 2) if points is None else torch.as_tensor(np.asarray(points, dtype=np.float32))
-        labels = torch.zeros(0, dtype=torch.int32) if labels is None else torch.as_tensor(np.asarray(labels)).to(torch.int32)
+        labels = (
+            torch.zeros(0, dtype=torch.int32) if labels is None else torch.as_tensor(np.asarray(labels)).to(torch.int32)
+        )
         points, labels = points.reshape(1, -1, 2), labels.reshape(1, -1)
         if points.shape[1] != labels.shape[1]:
             raise ValueError(f"Got {points.shape[1]} points but {labels.shape[1]} labels.")
@@ -490,7 +511,9 @@ class Sam2VideoPredictor:
                 )
             box = torch.as_tensor(np.asarray(box, dtype=np.float32)).reshape(1, 2, 2)
             if (box[0, 1] < box[0, 0]).any():
-                raise ValueError(f"Box must be (x0, y0, x1, y1) with x1 >= x0 and y1 >= y0; got {box.flatten().tolist()}.")
+                raise ValueError(
+                    f"Box must be (x0, y0, x1, y1) with x1 >= x0 and y1 >= y0; got {box.flatten().tolist()}."
+                )
             points = torch.cat([box, points], dim=1)
             labels = torch.cat([torch.tensor([[2, 3]], dtype=torch.int32), labels], dim=1)
         if normalize_coords:

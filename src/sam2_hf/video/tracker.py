@@ -104,7 +104,7 @@ class Sam2Tracker:
         self.threshold = threshold
 
     @classmethod
-    def from_pretrained(cls, model_id, device=None, threshold: float = 0.0, **kwargs) -> "Sam2Tracker":
+    def from_pretrained(cls, model_id, device=None, threshold: float = 0.0, **kwargs) -> Sam2Tracker:
         return cls(Sam2VideoPredictor.from_pretrained(model_id, device=device, **kwargs), threshold)
 
     def iter_track(
@@ -149,7 +149,7 @@ class Sam2Tracker:
             raise TrackingError(f"Tracking stopped: {e}", masklets, e.frame_index) from e
         return masklets
 
-    def stream(self, max_buffered: int = 8, fps: float | None = None) -> "TrackingStream":
+    def stream(self, max_buffered: int = 8, fps: float | None = None) -> TrackingStream:
         """Track frames that arrive one at a time; see `TrackingStream`."""
         return TrackingStream(self, max_buffered, fps)
 
@@ -159,10 +159,15 @@ class Sam2Tracker:
         for p in prompts:
             if p.mask is not None:
                 if p.points is not None or p.box is not None:
-                    raise ValueError(f"Object {p.obj_id!r} on frame {p.frame}: a mask prompt cannot be combined with points or a box.")
+                    raise ValueError(
+                        f"Object {p.obj_id!r} on frame {p.frame}: "
+                        "a mask prompt cannot be combined with points or a box."
+                    )
                 self.predictor.add_new_mask(state, p.frame, p.obj_id, p.mask)
             else:
-                self.predictor.add_new_points_or_box(state, p.frame, p.obj_id, points=p.points, labels=p.labels, box=p.box)
+                self.predictor.add_new_points_or_box(
+                    state, p.frame, p.obj_id, points=p.points, labels=p.labels, box=p.box
+                )
             frames.append(p.frame)
         if not frames:
             raise ValueError("No prompts given: add at least one click, box or mask for an object.")
@@ -221,7 +226,9 @@ class TrackingStream:
     def add_prompt(self, obj_id, points=None, labels=None, box=None, mask=None) -> dict:
         """Prompt an object on the newest frame; returns that frame's masks for every object."""
         if self.state is None:
-            raise RuntimeError("Push a frame before adding prompts: in streaming mode prompts apply to the newest frame.")
+            raise RuntimeError(
+                "Push a frame before adding prompts: in streaming mode prompts apply to the newest frame."
+            )
         frame_idx = self.last_index
         if mask is not None:
             if points is not None or box is not None:
