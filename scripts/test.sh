@@ -23,6 +23,15 @@ if [ "${SAM2_HF_SKIP_INSTALL:-0}" != "1" ]; then
     pip_install setuptools wheel "torch==2.14.1" "torchvision==0.29.1" "transformers==5.23.0"
     pip_install -e ".[test]"
     SAM2_BUILD_CUDA=0 pip_install --no-build-isolation "sam2==1.1.0"
+
+    # The Space's browser test (tests/test_space_browser.py) drives Debian's chromium with Playwright
+    # (no browser download); it skips, saying why, when /usr/bin/chromium is missing.
+    if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
+        echo "== Installing chromium for the browser test"
+        if ! { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } >/dev/null; then
+            echo "WARNING: could not install chromium (not root?); the browser test will be skipped." >&2
+        fi
+    fi
 fi
 
 "$PYTHON" - <<'PY'

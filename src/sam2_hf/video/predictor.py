@@ -337,6 +337,7 @@ class Sam2VideoPredictor:
         for frame_idx in order:
             yield frame_idx, state.obj_ids, self.track_frame(state, frame_idx, reverse)
 
+    @torch.inference_mode()
     def track_frame(self, state: VideoSession, frame_idx: int, reverse: bool) -> torch.Tensor:
         """Track every object on one frame; -> (num_objects, 1, H, W) logits at video resolution."""
         to_track = [obj for obj in state.objects.values() if frame_idx not in obj.memory.cond]

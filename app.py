@@ -1,0 +1,17 @@
+"""SAM 2 video masklets: the Hugging Face Space (Gradio 6). `python app.py --help` for the options.
+
+Upload a video, click on objects, track them through the video and download the masks. The model is
+`--model` or $SAM2_HF_MODEL (a Hub id, a folder saved with save_pretrained, or a Meta .pt).
+"""
+
+from space.config import parse_args  # `space` comes first: it imports ZeroGPU's `spaces` before torch
+from space.ui import build_demo, launch
+
+
+def main(argv=None) -> None:
+    config, args = parse_args(argv)
+    launch(build_demo(config), config, server_name=args.host, server_port=args.port, share=args.share)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+"""The Hugging Face Space of sam2-hf: upload a video, click objects, track them, download the masklets.
+
+Modules: `config` (flags, limits, speed presets), `gpu` (ZeroGPU's `spaces.GPU`, or nothing),
+`models` (loading and resizing models), `engine` (everything that runs the model), `video`
+(reading uploads, example clips), `render` (frames with masks and clicks), `export` (PNG zip,
+RLE JSON, overlay MP4), `session` (one user's state and actions), `ui` (the Gradio app),
+`deploy` (assemble and upload the Space), `benchmark` (time per frame of each speed preset).
+"""
+
+from . import gpu  # noqa: F401  (first: ZeroGPU's `spaces` must be imported before torch)
+
+
+class UserError(Exception):
+    """A problem the person using the app can fix (no video yet, a bad file, ...); shown as a warning."""

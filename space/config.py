@@ -1,0 +1,108 @@
+"""What the Space can be told at start-up: the model, the video limits and the speed presets.
+
+`python app.py --help` lists the flags; `SAM2_HF_MODEL` sets the model too (the flag wins).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+
+DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
+MODEL_ENV = "SAM2_HF_MODEL"
+SIZES = ("tiny", "small", "base-plus", "large")
+HUB_MODELS = tuple(f"facebook/sam{version}-hiera-{size}" for version in ("2.1", "2") for size in SIZES)
+MIN_IMAGE_SIZE = 128  # below this SAM 2's masks become too coarse to be useful
+ORDINALS = {2: "2nd", 3: "3rd"}
+
+
+def every(stride: int) -> str:
+    """The stride in words: every frame, every 2nd frame, every 4th frame, ..."""
+    return "every frame" if stride == 1 else f"every {ORDINALS.get(stride, f'{stride}th')} frame"
+
+
+@dataclass(frozen=True)
+class Speed:
+    """A speed/quality trade-off: the model's input size (a fraction of its native one) and how
+    many frames tracking steps over (masks are held on the frames in between)."""
+
+    key: str
+    name: str
+    scale: float
+    stride: int
+
+    def image_size(self, native: int) -> int:
+        return max(MIN_IMAGE_SIZE, round(native * self.scale / 32) * 32)
+
+    def label(self, native: int) -> str:
+        return f"{self.name} · {self.image_size(native)} px · {every(self.stride)}"
+
+
+SPEEDS = {
+    s.key: s
+    for s in (
+        Speed("best", "Best", 1.0, 1),
+        Speed("balanced", "Balanced", 0.5, 1),
+        Speed("fast", "Fast", 0.5, 2),
+        Speed("fastest", "Fastest", 0.375, 4),
+    )
+}
+DEFAULT_SPEED = {"cpu": "fast", "cuda": "best"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one upload may be; larger videos are trimmed / downscaled with a notice, never refused,
+    except beyond `max_input_pixels` (decoding such frames would exhaust memory)."""
+
+    max_seconds: float = 10.0
+    max_frames: int = 300
+    max_side: int = 1280
+    max_input_pixels: int = 7680 * 4320
+    max_upload_mb: int = 200
+    max_objects: int = 8
+    max_track_seconds: float = 900.0  # one tracking run; what is done by then is kept
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    model: str = DEFAULT_MODEL
+    device: str = "cpu"
+    limits: Limits = field(default_factory=Limits)
+    speed: str = DEFAULT_SPEED["cpu"]
+    feature_cache_mb: int = 256  # per session: image embeddings kept for re-tracking
+    track_concurrency: int = 1  # tracking runs at once (they share the CPU / GPU)
+    queue_size: int = 32
+    examples: bool = True
+
+
+def default_device() -> str:
+    import torch
+
+    from .gpu import ZERO_GPU
+
+    return "cuda" if ZERO_GPU or torch.cuda.is_available() else "cpu"
+
+
+def parse_args(argv=None) -> tuple[AppConfig, argparse.Namespace]:
+    """(config, the launch options: host, port, share)."""
+    p = argparse.ArgumentParser(description="SAM 2 video masklets: the Gradio Space.")
+    p.add_argument(
+        "--model",
+        default=os.environ.get(MODEL_ENV) or DEFAULT_MODEL,
+        help=f"Hub id, a folder saved with save_pretrained, or a Meta .pt (env {MODEL_ENV}; default {DEFAULT_MODEL})",
+    )
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--speed", choices=SPEEDS, default=None, help="default speed preset (cpu: fast, gpu: best)")
+    p.add_argument("--max-seconds", type=float, default=Limits.max_seconds, help="longer videos are trimmed")
+    p.add_argument("--max-side", type=int, default=Limits.max_side, help="larger videos are downscaled (pixels)")
+    p.add_argument("--max-frames", type=int, default=Limits.max_frames)
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.add_argument("--share", action="store_true", help="create a public gradio.live link")
+    args = p.parse_args(argv)
+    device = args.device or default_device()
+    limits = Limits(max_seconds=args.max_seconds, max_side=args.max_side, max_frames=args.max_frames)
+    speed = args.speed or DEFAULT_SPEED["cuda" if device.startswith("cuda") else "cpu"]
+    return AppConfig(model=args.model, device=device, limits=limits, speed=speed), args

@@ -1,0 +1,174 @@
+"""Everything that runs the model.
+
+A session keeps only plain data: the prompts the user made, the results, file paths. Here each
+session gets a `Sam2VideoPredictor` state that is brought in line with those prompts on every call:
+a new click re-runs the decoder for that object on that frame only (the frame's image embedding is
+cached), an undo re-applies the previous prompt, a change of model or input size rebuilds the state
+by replaying every prompt. Tracking reuses the memories of frames tracked before and a per-session
+cache of image embeddings (`feature_cache_mb`), so re-tracking after a correction is cheaper.
+
+`segment` and `track` are the GPU entry points (`spaces.GPU` on ZeroGPU). Their arguments and
+results are plain picklable data, so they also work where ZeroGPU runs them in a forked worker:
+a worker that has not seen a session rebuilds its state from the prompts.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from sam2_hf.video.predictor import VideoSession
+
+from .gpu import gpu
+from .models import ModelStore
+
+Key = tuple[int, int]  # (frame index, object id)
+Masks = dict[int, np.ndarray]  # object id -> (H, W) bool
+
+
+@dataclass(frozen=True)
+class FramePrompt:
+    """One object's prompts on one frame, in frame pixels: clicks (label 1 positive, 0 negative) and a box."""
+
+    points: tuple[tuple[float, float], ...] = ()
+    labels: tuple[int, ...] = ()
+    box: tuple[float, float, float, float] | None = None
+
+    def with_point(self, x: float, y: float, label: int) -> FramePrompt:
+        return FramePrompt((*self.points, (x, y)), (*self.labels, label), self.box)
+
+    def with_box(self, box: tuple[float, float, float, float]) -> FramePrompt:
+        return FramePrompt(self.points, self.labels, box)
+
+    def __bool__(self) -> bool:
+        return bool(self.points) or self.box is not None
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a predictor state is built from; any change rebuilds it."""
+
+    model: str
+    image_size: int
+    frames_dir: str
+
+
+@dataclass
+class _Live:
+    setup: Setup
+    state: VideoSession
+    applied: dict[Key, FramePrompt] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Engine:
+    def __init__(self, models: ModelStore, feature_cache_mb: int = 256, max_sessions: int = 16):
+        self.models = models
+        self.feature_cache_bytes = feature_cache_mb * 2**20
+        self.max_sessions = max_sessions
+        self._live: OrderedDict[str, _Live] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def segment(self, sid: str, setup: Setup, stride: int, prompts: Mapping[Key, FramePrompt]) -> dict[int, Masks]:
+        """Apply what changed in `prompts`; -> {frame: masks of every prompted object} for the frames it touched."""
+        live = self._session(sid, setup, stride)
+        with live.lock:
+            return self._sync(live, stride, prompts)
+
+    def track(
+        self, sid: str, setup: Setup, stride: int, prompts: Mapping[Key, FramePrompt], frames: list[int], reverse: bool
+    ) -> Iterator[tuple[int, Masks]]:
+        """Track every prompted object through `frames` (in order), yielding (frame, masks) as each completes."""
+        live = self._session(sid, setup, stride)
+        predictor = self.models.predictor(setup.model, setup.image_size, stride)
+        with live.lock:
+            self._sync(live, stride, prompts)
+            predictor.propagate_in_video_preflight(live.state)
+            for frame in frames:
+                with torch.inference_mode():
+                    logits = predictor.track_frame(live.state, frame, reverse)
+                yield frame, _binarize(live.state.obj_ids, logits)
+
+    def drop(self, sid: str) -> None:
+        """Forget a session's state (freed once a tracking run still using it ends; spilled memories go with it)."""
+        with self._lock:
+            self._live.pop(sid, None)
+
+    def _session(self, sid: str, setup: Setup, stride: int) -> _Live:
+        with self._lock:
+            live = self._live.get(sid)
+            if live is not None and live.setup == setup:
+                self._live.move_to_end(sid)
+                return live
+        state = self.models.predictor(setup.model, setup.image_size, stride).init_state(setup.frames_dir)
+        per_frame = _nbytes(next(iter(state.feature_cache.values())))
+        state.feature_cache_size = max(2, self.feature_cache_bytes // max(per_frame, 1))
+        with self._lock:
+            self._live[sid] = live = _Live(setup, state)
+            while len(self._live) > self.max_sessions:  # the least recently used rebuild when they come back
+                self._live.popitem(last=False)
+        return live
+
+    def _sync(self, live: _Live, stride: int, prompts: Mapping[Key, FramePrompt]) -> dict[int, Masks]:
+        predictor = self.models.predictor(live.setup.model, live.setup.image_size, stride)
+        state, applied, touched = live.state, live.applied, {}
+        wanted = {obj for _, obj in prompts}
+        for obj in [o for o in state.obj_ids if o not in wanted]:
+            _, updated = predictor.remove_object(state, obj)
+            touched.update((frame, _binarize(state.obj_ids, logits)) for frame, logits in updated)
+            for key in [k for k in applied if k[1] == obj]:
+                del applied[key]
+        for frame, obj in [k for k in applied if k not in prompts]:
+            _, ids, logits = predictor.clear_all_prompts_in_frame(state, frame, obj)
+            touched[frame] = _binarize(ids, logits)
+            del applied[frame, obj]
+        for (frame, obj), prompt in sorted(prompts.items()):
+            if applied.get((frame, obj)) != prompt:
+                _, ids, logits = predictor.add_new_points_or_box(
+                    state,
+                    frame,
+                    obj,
+                    points=list(prompt.points) or None,
+                    labels=list(prompt.labels) or None,
+                    box=prompt.box,
+                )
+                touched[frame] = _binarize(ids, logits)
+                applied[frame, obj] = prompt
+        return touched
+
+
+def _binarize(obj_ids, logits: torch.Tensor) -> Masks:
+    return dict(zip(obj_ids, (logits[:, 0] > 0).cpu().numpy()))
+
+
+def _nbytes(value) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.nbytes
+    if isinstance(value, Mapping):
+        return sum(_nbytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_nbytes(v) for v in value)
+    return 0
+
+
+ENGINE: Engine | None = None  # set by the app; module level so ZeroGPU's forked workers inherit it
+
+
+def _track_seconds(sid, setup, stride, prompts, frames, reverse) -> int:
+    """ZeroGPU time to reserve for a tracking run."""
+    return int(20 + 0.25 * len(frames) * max(1, len({obj for _, obj in prompts})))
+
+
+@gpu(duration=30)
+def segment(sid: str, setup: Setup, stride: int, prompts: dict[Key, FramePrompt]) -> dict[int, Masks]:
+    return ENGINE.segment(sid, setup, stride, prompts)
+
+
+@gpu(duration=_track_seconds)
+def track(sid, setup, stride, prompts, frames, reverse) -> Iterator[tuple[int, Masks]]:
+    yield from ENGINE.track(sid, setup, stride, prompts, frames, reverse)

@@ -1,0 +1,100 @@
+"""Loading models once, and running them at a lower input size for speed.
+
+A SAM 2 model's weights fit any input size that is a multiple of 32 (the Hiera position embedding
+is interpolated, the RoPE tables recomputed), so a faster variant is the same weights in a model
+built for a smaller `image_size`; the variants share the weight tensors, so they cost no memory.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+from sam2_hf import Sam2Config, Sam2VideoModel, Sam2VideoPredictor
+from sam2_hf.checkpoint import infer_size_and_version
+
+from . import UserError
+from .config import MODEL_ENV
+
+
+class ModelLoadError(UserError):
+    """The model could not be loaded; the message says why and what to do."""
+
+
+def load_error_message(spec: str, error: Exception) -> str:
+    looks_local = spec.endswith((".pt", ".pth")) or spec.startswith((".", "/", "~")) or Path(spec).exists()
+    if looks_local and not Path(spec).expanduser().exists():
+        return f"There is no model folder or checkpoint at {spec!r}."
+    if isinstance(error, OSError) and not looks_local:
+        return (
+            f"Could not download the model {spec!r} from the Hugging Face Hub (no internet connection?). "
+            "Point the app at local weights instead: `python app.py --model /path/to/folder` (a Hub snapshot or a "
+            "folder saved with save_pretrained) or `--model /path/to/sam2.1_hiera_tiny.pt` (a Meta checkpoint); "
+            f"the environment variable {MODEL_ENV} does the same."
+        )
+    return f"Could not load the model {spec!r}: {error}"
+
+
+class ModelStore:
+    """Models by spec (Hub id, folder or Meta .pt), the last `max_loaded` kept, and their resized variants.
+
+    A download holds up only the calls that need that model, not the users of models already loaded;
+    a failed load is not retried for `retry_after` seconds (offline, each try takes half a minute)."""
+
+    def __init__(self, device: str = "cpu", max_loaded: int = 2, retry_after: float = 120.0):
+        self.device = device
+        self.max_loaded = max_loaded
+        self.retry_after = retry_after
+        self._models: OrderedDict[str, dict] = OrderedDict()  # spec -> {"native": model, image size: model}
+        self._loading: dict[str, threading.Lock] = {}  # spec -> held while it loads
+        self._failed: dict[str, tuple[float, str]] = {}  # spec -> (when, why)
+        self._lock = threading.Lock()  # guards the dicts
+
+    def native_size(self, spec: str) -> int:
+        """The input size the weights were trained at (1024 for the official checkpoints)."""
+        return self._variants(spec)["native"].config.image_size
+
+    def predictor(self, spec: str, image_size: int, stride: int = 1) -> Sam2VideoPredictor:
+        """A predictor at `image_size` whose memory reads every `stride`-th frame (tracking that steps
+        over frames finds its memories there). Predictors hold no state: making one is free."""
+        return Sam2VideoPredictor(self._model(spec, image_size), memory_temporal_stride_for_eval=stride)
+
+    def _variants(self, spec: str) -> dict:
+        with self._lock:
+            if spec in self._models:
+                self._models.move_to_end(spec)
+                return self._models[spec]
+            loading = self._loading.setdefault(spec, threading.Lock())
+        with loading:
+            with self._lock:
+                if spec in self._models:  # loaded by the call we waited for
+                    return self._models[spec]
+                when, why = self._failed.get(spec, (-math.inf, ""))
+            if time.monotonic() - when < self.retry_after:
+                raise ModelLoadError(why)
+            try:
+                model = Sam2VideoModel.from_pretrained(spec).to(self.device).eval()
+            except (OSError, ValueError) as e:
+                with self._lock:
+                    self._failed[spec] = (time.monotonic(), load_error_message(spec, e))
+                    self._loading.pop(spec, None)
+                raise ModelLoadError(self._failed[spec][1]) from e
+            with self._lock:
+                self._models[spec] = variants = {"native": model, model.config.image_size: model}
+                while len(self._models) > self.max_loaded:
+                    self._models.popitem(last=False)
+                self._loading.pop(spec, None)
+            return variants
+
+    def _model(self, spec: str, image_size: int) -> Sam2VideoModel:
+        variants = self._variants(spec)
+        if image_size not in variants:
+            weights = variants["native"].state_dict()
+            size, version = infer_size_and_version(weights)
+            model = Sam2VideoModel(Sam2Config.from_size(size, version, image_size=image_size))
+            model.load_state_dict(weights, assign=True)  # shares the tensors: no copy
+            variants.setdefault(image_size, model.to(self.device).eval())
+        return variants[image_size]

@@ -1,0 +1,392 @@
+"""One person's session: the video, the objects, their prompts and results, and every action on them.
+
+Plain Python (no Gradio): `ui` is a thin layer over it, and the actions can be called directly.
+Actions raise `UserError` for what the user can fix. Prompts are the source of truth; the model's
+state follows them through `engine`, and results are kept per object per frame as COCO RLE
+(`Masklets`), so the frame view, the live preview and the exports read the same data.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sam2_hf import Masklets
+from sam2_hf.video.frames import ImageFolderFrames
+
+from . import UserError, engine
+from .config import SPEEDS, AppConfig, Speed, every
+from .engine import FramePrompt, Key, Masks, Setup
+from .export import write_exports
+from .models import ModelStore
+from .render import draw_frame, view_scale
+from .video import VideoInfo, read_video
+
+DIRECTIONS = ("forward", "backward", "both")
+MAX_NAME = 40
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class TrackUpdate:
+    frame: int
+    done: int
+    total: int
+    seconds_per_frame: float
+
+
+def plan(start: int, num_frames: int, stride: int, direction: str) -> list[tuple[bool, list[int]]]:
+    """[(reverse, frames)] passes from `start`: every frame on the `stride` grid (plus `start`), forward
+    then backward for "both" (the start frame is tracked once)."""
+    forward = [start] + [t for t in range(start + 1, num_frames) if t % stride == 0]
+    backward = [t for t in range(start - 1, -1, -1) if t % stride == 0]
+    passes = {
+        "forward": [(False, forward)],
+        "backward": [(True, [start] + backward)],
+        "both": [(False, forward), (True, backward)],
+    }[direction]
+    return [(reverse, frames) for reverse, frames in passes if frames]
+
+
+class Session:
+    def __init__(self, sid: str, config: AppConfig, models: ModelStore, root: Path):
+        self.sid, self.config, self.models = sid, config, models
+        self.workdir = Path(tempfile.mkdtemp(prefix="session-", dir=root))
+        self.model, self.speed = config.model, config.speed
+        self.video: VideoInfo | None = None
+        self.frames: ImageFolderFrames | None = None
+        self.results: Masklets | None = None
+        self.exports: list[Path] = []
+        self.frame = 0
+        self.tracking, self.tracked, self.stale = False, False, False
+        self.message = "Upload a video or pick an example to start."
+        self._cancel = threading.Event()
+        self._runs = itertools.count()
+        self._reset_prompts()
+
+    # ------------------------------------------------------------------ video
+    def load_video(self, path, progress: Progress) -> None:
+        self._idle()
+        if not path:
+            raise UserError("Upload a video (mp4, mov, webm) or pick an example.")
+        self.close_video()
+        folder = self.workdir / f"video-{next(self._runs)}"
+        self.video = read_video(path, folder / "frames", self.config.limits, progress)
+        self.frames = ImageFolderFrames(self.video.frames_dir)
+        self.results = Masklets(self.video.height, self.video.width, self.video.num_frames, self.video.fps)
+        self._segment()  # builds the model's state now, so the first click is quick
+        self.message = f"Loaded {self.video.describe()}. Click an object to segment it."
+
+    def close_video(self) -> None:
+        """Forget the video, its prompts and results (the files too)."""
+        engine.ENGINE.drop(self.sid)
+        if self.video is not None:
+            shutil.rmtree(self.video.frames_dir.parent, ignore_errors=True)
+        self.video = self.frames = self.results = None
+        self.exports, self.frame, self.tracked, self.stale = [], 0, False, False
+        self._reset_prompts()
+
+    def close(self) -> None:
+        """The session is over: stop tracking, free the model state, delete the files."""
+        self._cancel.set()
+        self.close_video()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ prompts
+    def click(self, frame, obj_id, view_x, view_y, mode: str) -> None:
+        """A click at (view_x, view_y) on the frame view (`view()`'s pixels): a point, or in box mode one
+        corner of the box (the second click draws it)."""
+        scale = view_scale(self._video().width, self.video.height)
+        x, y = view_x / scale, view_y / scale
+        if mode != "box":
+            return self.add_point(frame, obj_id, x, y, mode)
+        key, (x, y) = self._key(frame, obj_id), self._inside(x, y)
+        if self.corner is not None and self.corner[0] == key[0]:
+            (_, x0, y0), self.corner = self.corner, None
+            return self.add_box(frame, obj_id, x0, y0, x, y)
+        self.corner = (key[0], x, y)
+        self.message = "Now click the opposite corner of the box."
+
+    def add_point(self, frame, obj_id, x, y, label: str = "positive") -> None:
+        if label not in ("positive", "negative"):
+            raise UserError(f"A point is 'positive' or 'negative', not {label!r}.")
+        key, (x, y) = self._key(frame, obj_id), self._inside(x, y)
+        self._change({key: self.prompts.get(key, FramePrompt()).with_point(x, y, int(label == "positive"))})
+
+    def add_box(self, frame, obj_id, x0, y0, x1, y1) -> None:
+        key = self._key(frame, obj_id)
+        (x0, y0), (x1, y1) = self._inside(x0, y0), self._inside(x1, y1)
+        box = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+        if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+            raise UserError("That box is too small: give two opposite corners at least 2 pixels apart.")
+        self._change({key: self.prompts.get(key, FramePrompt()).with_box(box)})
+
+    def undo(self) -> None:
+        self._idle()
+        if not self.history:
+            raise UserError("Nothing to undo.")
+        for key, prompt in self.history.pop().items():
+            self._put(key, prompt)
+        seconds = self._segment()
+        self.message = f"Undone ({seconds:.2f} s)."
+
+    def clear_frame(self, frame) -> None:
+        frame = self._frame(frame)
+        keys = [k for k in self.prompts if k[0] == frame]
+        if not keys:
+            raise UserError(f"There are no clicks on frame {frame}.")
+        self._change({k: FramePrompt() for k in keys}, f"Cleared frame {frame}")
+
+    def start_over(self) -> None:
+        """Remove every object, click and result; keep the video."""
+        self._idle()
+        self._reset_prompts()
+        if self.video is not None:
+            self.results = Masklets(self.video.height, self.video.width, self.video.num_frames, self.video.fps)
+            self.tracked = self.stale = False
+            self.exports = []
+            self._segment()
+        self.message = "Started over: click an object to segment it."
+
+    # ------------------------------------------------------------------ objects
+    def add_object(self) -> None:
+        if len(self.objects) >= self.config.limits.max_objects:
+            raise UserError(f"This demo tracks up to {self.config.limits.max_objects} objects at once.")
+        self.current = self._next_id
+        self.objects[self.current] = f"Object {self.current}"
+        self._next_id += 1
+        self.message = f"Added {self.label(self.current)}: click on it."
+
+    def select_object(self, obj_id) -> None:
+        self.current = self._object(obj_id)
+        self.message = f"Clicks now go to {self.label(self.current)}."
+
+    def rename_object(self, obj_id, name: str) -> None:
+        obj_id, name = self._object(obj_id), " ".join(str(name or "").split())[:MAX_NAME]
+        if not name:
+            raise UserError("Type a name first.")
+        self.objects[obj_id] = name
+        self.message = f"Renamed to {self.label(obj_id)}."
+
+    def remove_object(self, obj_id) -> None:
+        self._idle()
+        obj_id = self._object(obj_id)
+        label = self.label(obj_id)
+        del self.objects[obj_id]
+        self.prompts = {k: p for k, p in self.prompts.items() if k[1] != obj_id}
+        self.history = [h for h in ({k: p for k, p in h.items() if k[1] != obj_id} for h in self.history) if h]
+        if not self.objects:
+            self.add_object()
+        if self.current == obj_id:
+            self.current = next(iter(self.objects))
+        if self.video is not None:
+            self._segment()
+        self.message = f"Removed {label}."
+
+    def label(self, obj_id: int) -> str:
+        return f"#{obj_id} {self.objects[obj_id]}"
+
+    # ------------------------------------------------------------------ settings
+    def set_speed(self, key: str) -> None:
+        if key not in SPEEDS:
+            raise UserError(f"Unknown speed {key!r}; choose one of {', '.join(SPEEDS)}.")
+        self._settings(self.model, key)
+
+    def set_model(self, spec: str) -> None:
+        self._idle()
+        self.models.native_size(spec)  # loads it, or says why it cannot
+        self._settings(spec, self.speed)
+
+    def _settings(self, model: str, speed: str) -> None:
+        self._idle()
+        before = self._setup() if self.video is not None else None
+        self.model, self.speed = model, speed
+        if self.video is not None and self._setup() != before:  # the masks came from another model / size
+            self.results = Masklets(self.video.height, self.video.width, self.video.num_frames, self.video.fps)
+            self.tracked = self.stale = False
+            self._segment()
+        self.message = f"Using {model} · {self.speed_info.label(self.models.native_size(model))}."
+
+    @property
+    def speed_info(self) -> Speed:
+        return SPEEDS[self.speed]
+
+    # ------------------------------------------------------------------ tracking
+    def track(self, frame, direction: str = "both") -> Iterator[TrackUpdate]:
+        """Track every prompted object from `frame`; yields after each frame. Cancelling, a closed page or
+        the time limit stop it between frames and keep what was done."""
+        video = self._video()
+        self._idle()
+        if direction not in DIRECTIONS:
+            raise UserError(f"Direction is one of {', '.join(DIRECTIONS)}, not {direction!r}.")
+        if not self.prompts:
+            raise UserError("Click on an object first: tracking follows the objects you clicked.")
+        start, stride, setup = self._frame(frame), self.speed_info.stride, self._setup()
+        passes = plan(start, video.num_frames, stride, direction)
+        total, done, stopped, began = sum(len(f) for _, f in passes), 0, None, time.perf_counter()
+        anchor = None  # the start frame's result: "both" holds it over the backward pass's first gap
+        self.tracking = True
+        self._cancel.clear()
+        try:
+            for reverse, frames in passes:
+                last = anchor
+                run = engine.track(self.sid, setup, stride, dict(self.prompts), frames, reverse)
+                try:
+                    for t, masks in run:
+                        self.results.add(t, masks)
+                        if last is not None:
+                            self._hold(last, range(last[0] + (-1 if reverse else 1), t, -1 if reverse else 1))
+                        last, done, self.frame = (t, masks), done + 1, t
+                        anchor = last if t == start else anchor
+                        elapsed = time.perf_counter() - began
+                        yield TrackUpdate(t, done, total, elapsed / done)
+                        if self._cancel.is_set():
+                            stopped = "Cancelled"
+                        elif elapsed > self.config.limits.max_track_seconds:
+                            stopped = f"Stopped at the {self.config.limits.max_track_seconds:g} s limit of one run"
+                        if stopped:
+                            break
+                finally:
+                    run.close()
+                if stopped:
+                    break
+                if last is not None:  # hold the last mask to the end of the video
+                    self._hold(last, range(last[0] - 1, -1, -1) if reverse else range(last[0] + 1, video.num_frames))
+        finally:
+            self.tracking = False
+        self.tracked, self.stale = True, False
+        elapsed = time.perf_counter() - began
+        summary = f"tracked {done} of {total} frames in {elapsed:.1f} s ({elapsed / max(done, 1):.2f} s/frame"
+        summary += f"; {every(stride)}, masks held in between)." if stride > 1 else ")."
+        self.message = f"{stopped}: {summary} Track again to continue." if stopped else summary.capitalize()
+
+    def cancel(self) -> None:
+        if not self.tracking:
+            raise UserError("Nothing is being tracked.")
+        self._cancel.set()
+        self.message = "Cancelling: the frames done so far are kept."
+
+    def export(self, progress: Progress | None = None) -> list[Path]:
+        """[zip of PNG masks, COCO RLE JSON, overlay MP4] of every frame and prompted object."""
+        video = self._video()
+        self._idle()
+        names = {i: name for i, name in self.objects.items() if i in self.results.obj_ids}
+        if not names:
+            raise UserError("Nothing to export yet: click on an object first.")
+        for old in {p.parent for p in self.exports}:
+            shutil.rmtree(old, ignore_errors=True)
+        out_dir = video.frames_dir.parent / f"export-{next(self._runs)}"
+        self.exports = write_exports(video, self.results, names, out_dir, progress)
+        return self.exports
+
+    # ------------------------------------------------------------------ the view
+    def view(self) -> np.ndarray | None:
+        """The current frame with masks, clicks and boxes; None before a video is loaded."""
+        if self.video is None:
+            return None
+        prompts = {obj: p for (t, obj), p in self.prompts.items() if t == self.frame}
+        corner = self.corner[1:] if self.corner is not None and self.corner[0] == self.frame else None
+        return draw_frame(self.frames.frame(self.frame), self.results.masks(self.frame), prompts, corner)
+
+    def show(self, frame) -> None:
+        self.frame = self._frame(frame)
+
+    # ------------------------------------------------------------------ internals
+    def _reset_prompts(self) -> None:
+        self.objects: dict[int, str] = {1: "Object 1"}
+        self.current, self._next_id = 1, 2
+        self.prompts: dict[Key, FramePrompt] = {}
+        self.history: list[dict[Key, FramePrompt]] = []  # undo stack: each entry the prompts before a change
+        self.corner: tuple[int, float, float] | None = None  # first corner of a box being drawn
+
+    def _change(self, new: dict[Key, FramePrompt], what: str | None = None) -> None:
+        self._idle()
+        self.history.append({k: self.prompts.get(k, FramePrompt()) for k in new})
+        for key, prompt in new.items():
+            self._put(key, prompt)
+        seconds = self._segment()
+        if what is None:  # one object on one frame
+            (frame, obj_id), prompt = next(iter(new.items()))
+            clicks = f"{len(prompt.points)} click{'s' * (len(prompt.points) != 1)}" + (" + box" if prompt.box else "")
+            area = self.results.mask(frame, obj_id).mean()
+            what = f"{self.label(obj_id)}: {clicks} on frame {frame}, mask {area:.1%} of the frame"
+        hint = " Masks on other frames predate this change: track again to update them." if self.stale else ""
+        self.message = f"{what} ({seconds:.2f} s).{hint}"
+
+    def _put(self, key: Key, prompt: FramePrompt) -> None:
+        if prompt:
+            self.prompts[key] = prompt
+        else:
+            self.prompts.pop(key, None)
+
+    def _segment(self) -> float:
+        """Bring the model in line with the prompts and store the masks of the frames that changed."""
+        began = time.perf_counter()
+        touched = engine.segment(self.sid, self._setup(), self.speed_info.stride, dict(self.prompts))
+        prompted = {obj for _, obj in self.prompts}
+        for obj_id in [o for o in self.results.obj_ids if o not in prompted]:
+            del self.results.rles[obj_id]
+        for frame, masks in touched.items():
+            self.results.add(frame, masks)
+        self.stale = self.tracked and bool(touched)
+        return time.perf_counter() - began
+
+    def _hold(self, last: tuple[int, Masks], frames: range) -> None:
+        for t in frames:
+            self.results.add(t, last[1])
+
+    def _setup(self) -> Setup:
+        size = self.speed_info.image_size(self.models.native_size(self.model))
+        return Setup(self.model, size, str(self._video().frames_dir))
+
+    def _video(self) -> VideoInfo:
+        if self.video is None:
+            raise UserError("Upload a video (or pick an example) first.")
+        return self.video
+
+    def _idle(self) -> None:
+        if self.tracking:
+            raise UserError("Tracking is running: wait for it or press Cancel first.")
+
+    def _frame(self, frame) -> int:
+        n = self._video().num_frames
+        try:
+            frame = int(frame)
+        except (TypeError, ValueError):
+            raise UserError(f"A frame number is a whole number from 0 to {n - 1}, not {frame!r}.") from None
+        if not 0 <= frame < n:
+            raise UserError(f"Frame {frame} does not exist: this video has frames 0 to {n - 1}.")
+        self.frame = frame
+        return frame
+
+    def _object(self, obj_id) -> int:
+        try:
+            obj_id = int(obj_id)
+        except (TypeError, ValueError):
+            obj_id = None
+        if obj_id not in self.objects:
+            raise UserError(f"There is no object {obj_id}; the objects are {', '.join(map(self.label, self.objects))}.")
+        return obj_id
+
+    def _key(self, frame, obj_id) -> Key:
+        key = self._frame(frame), self._object(obj_id)
+        self.current = key[1]
+        return key
+
+    def _inside(self, x, y) -> tuple[float, float]:
+        w, h = self.video.width, self.video.height
+        try:
+            x, y = float(x), float(y)
+        except (TypeError, ValueError):
+            raise UserError(f"Coordinates are numbers, not {x!r}, {y!r}.") from None
+        if not (0 <= x <= w and 0 <= y <= h):
+            raise UserError(f"({x:g}, {y:g}) is outside the {w}×{h} frame.")
+        return x, y

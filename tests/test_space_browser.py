@@ -1,0 +1,174 @@
+"""The Space in a real browser: Debian's chromium driven by Playwright (no browser download).
+
+Bad input first (a click before any upload, a file that is not a video, an empty video, a huge
+resolution: each a readable message in the page), then upload, click a pixel of the shown frame,
+see the mask appear, add a second object on another frame, track, see the overlay video and the
+download links. Screenshots go to test-artifacts/space/ for a reviewer to look at.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+playwright = pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from space.config import AppConfig  # noqa: E402
+from space.video import write_mp4  # noqa: E402
+
+from sam2_hf.video.synthetic import synthetic_clip  # noqa: E402
+from test_space_api import (  # noqa: E402
+    BLUE_SQUARE_AT_6,
+    HEIGHT,
+    RED_DISC_AT_0,
+    WIDTH,
+    encode_video,
+    running_app,
+    save_clip,
+    save_tiny_model,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "space"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]  # fmt: skip
+TIMEOUT = 60_000  # ms; generous: the CPU may be shared
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Debian's chromium is not at /usr/bin/chromium (apt-get install chromium; scripts/test.sh does it)",
+)
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    model_dir = save_tiny_model(tmp_path_factory.mktemp("sam2-tiny-256"))
+    with running_app(AppConfig(model=str(model_dir))) as url, sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            tempfile.mkdtemp(prefix="chromium-profile-"),  # a fresh profile
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 1000},
+        )
+        page = browser.new_page()
+        page.set_default_timeout(TIMEOUT)
+        page.goto(url, wait_until="domcontentloaded")  # "networkidle" never comes: Gradio keeps a stream open
+        yield page
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+def status(page):
+    return page.locator("#status textarea")
+
+
+def warning(page, text: str):
+    return page.locator(".toast-body", has_text=text)
+
+
+def upload(page, path: Path) -> None:
+    clear = page.locator("#video-in button[aria-label='Clear']")
+    if clear.count():  # a video is shown: clear it to get the upload area back
+        clear.first.dispatch_event("click")
+    page.locator("#video-in input[type=file]").set_input_files(str(path))
+
+
+def served_image(page) -> np.ndarray:
+    src = page.locator("#frame img").get_attribute("src")
+    return np.asarray(Image.open(io.BytesIO(page.request.get(src).body())).convert("RGB"), dtype=np.int16)
+
+
+def click_frame(page, x: float, y: float) -> None:
+    """Click video pixel (x, y) on the frame view (the view enlarges small videos; Gradio shows the
+    image scaled down to fit its box, centred)."""
+    img = page.locator("#frame img")
+    box = img.bounding_box()
+    nw, nh = img.evaluate("e => [e.naturalWidth, e.naturalHeight]")
+    r = min(box["width"] / nw, box["height"] / nh, 1)
+    sx, sy = (x + 0.5) * nw / WIDTH, (y + 0.5) * nh / HEIGHT
+    img.click(position={"x": (box["width"] - nw * r) / 2 + sx * r, "y": (box["height"] - nh * r) / 2 + sy * r})
+
+
+def test_bad_input_is_explained_in_the_page(page, tmp_path):
+    page.locator("#track").click()
+    expect(warning(page, "Upload a video (or pick an example) first.")).to_be_visible()
+    expect(status(page)).to_have_value("Upload a video (or pick an example) first.")
+    shot(page, "01_click_before_upload")
+
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    upload(page, text)
+    expect(warning(page, "notes.mp4 is not a video this app can read")).to_be_visible()
+    shot(page, "02_not_a_video")
+
+    upload(page, encode_video(tmp_path / "empty.mp4", []))
+    expect(warning(page, "empty.mp4 contains no video frames")).to_be_visible()
+
+    upload(page, write_mp4(synthetic_clip(2, 1088, 1920), tmp_path / "huge.mp4"))
+    expect(warning(page, "Downscaled from 1920×1088 to 1280×725")).to_be_visible()
+    expect(page.locator("#video-info")).to_contain_text("Downscaled from 1920×1088 to 1280×725")
+    shot(page, "03_huge_downscaled")
+    assert "Traceback" not in page.content()
+
+
+def test_click_track_and_download(page, tmp_path):
+    upload(page, save_clip(tmp_path))
+    expect(status(page)).to_have_value(re.compile(r"^Loaded clip\.mp4 · 12 frames"))
+    shot(page, "04_loaded")
+
+    before, src = served_image(page), page.locator("#frame img").get_attribute("src")
+    click_frame(page, *RED_DISC_AT_0)
+    expect(status(page)).to_have_value(re.compile(r"^#1 Object 1: 1 click on frame 0, mask \d"))
+    expect(page.locator("#frame img")).not_to_have_attribute("src", src)
+    after = served_image(page)
+    changed = (np.abs(after - before).sum(axis=2) > 30).mean()
+    assert changed > 0.02, f"only {changed:.1%} of the frame changed: no mask drawn"
+    shot(page, "05_mask_after_click")
+
+    page.get_by_role("button", name="+ Add object").click()
+    expect(status(page)).to_have_value("Added #2 Object 2: click on it.")
+    page.locator("#scrubber input[type=range]").fill("6")
+    expect(page.locator("#frame")).to_contain_text("Frame 6 of 11")
+    click_frame(page, *BLUE_SQUARE_AT_6)
+    expect(status(page)).to_have_value(re.compile(r"^#2 Object 2: 1 click on frame 6"))
+    page.locator("#mode label", has_text="Box").click()  # a box: two clicks at opposite corners
+    click_frame(page, 58, 57)
+    expect(status(page)).to_have_value("Now click the opposite corner of the box.")
+    click_frame(page, 78, 77)
+    expect(status(page)).to_have_value(re.compile(r"^#2 Object 2: 1 click \+ box on frame 6"))
+    shot(page, "06_second_object_with_box")
+
+    page.locator("#speed label", has_text="Best").click()  # the slowest preset: tracking is visible for a while
+    expect(status(page)).to_have_value(re.compile("^Using .* Best · 256 px · every frame"))
+    page.locator("#track").click()
+    expect(status(page)).to_have_value(re.compile(r"^Tracking: frame \d+, ([3-9]|1[01]) of 12 done, [\d.]+ s/frame"))
+    expect(page.locator("#progress .bar")).to_be_visible()  # the progress bar, under the live preview
+    shot(page, "07_tracking")
+    expect(status(page)).to_have_value(re.compile(r"Tracked 12 of 12 frames .* Downloads ready\.$"), timeout=180_000)
+    page.wait_for_function("() => { const v = document.querySelector('#overlay video'); return v && v.videoWidth > 0 }")
+    links = page.locator("#downloads a")
+    expect(links).to_have_count(3)
+    for name in ("clip_masks.zip", "clip_masks.json", "clip_overlay.mp4"):
+        expect(page.get_by_role("row", name=re.compile(f"^{re.escape(name)}"))).to_be_visible()
+    for i in range(3):
+        assert page.request.get(links.nth(i).get_attribute("href")).ok
+    page.locator("#overlay").scroll_into_view_if_needed()
+    shot(page, "08_tracked_with_downloads")
+
+
+def test_an_example_loads_with_one_click(page):
+    page.locator("#video-in button[aria-label='Clear']").dispatch_event("click")
+    page.locator("#examples button").first.click()
+    expect(status(page)).to_have_value(re.compile(r"^Loaded shapes\.mp4 · 24 frames · 12 fps"))
