@@ -12,7 +12,7 @@ from reference import build_meta_model, save_meta_checkpoint
 from sam2_hf import Sam2Processor, Sam2VideoModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "conversion"))
-from convert_meta_checkpoint import main  # noqa: E402
+from convert_meta_checkpoint import main
 
 
 def test_convert_meta_checkpoint_to_hub_folder(tmp_path, capsys):
