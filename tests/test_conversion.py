@@ -7,9 +7,10 @@ from pathlib import Path
 
 import torch
 import transformers
-from reference import build_meta_model, save_meta_checkpoint
 
 from sam2_hf import Sam2Processor, Sam2VideoModel
+
+from reference import build_meta_model, save_meta_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "conversion"))
 from convert_meta_checkpoint import main
