@@ -36,8 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import shutil
 import signal
 import subprocess
@@ -46,93 +44,26 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: make `bench` importable
+from bench.common import (
+    REPO,
+    folder_bytes,
+    hwm_mib,
+    machine_description,
+    object_clicks,
+    peak_rss_mib,
+    prepare_weights,
+    preprocess_jpeg,
+    reference_module,
+    rss_mib,
+    weights_paths,
+    write_jpeg_folder,
+)
+
 IMPLEMENTATIONS = ("sam2_hf-disk", "sam2_hf-window", "meta", "transformers")
 REFERENCE = "meta"
 DEFAULT_LENGTHS = (100, 1000, 5000)
 SAMPLE_EVERY = 100
-LOOP_FRAMES = 48  # the synthetic clip is generated as a 48-frame loop played back and forth
-
-
-# ------------------------------------------------------------------------------ measurement helpers
-def rss_mib() -> float:
-    """Current resident set size of this process (VmRSS), MiB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def peak_rss_mib() -> float:
-    """ru_maxrss of this process, MiB (Linux reports KiB). Linux carries the parent's peak over fork and
-    exec, so the driver stays small (no torch) and this is checked against VmHWM (`hwm_mib`)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def hwm_mib() -> float:
-    """VmHWM: peak RSS of this process image since exec, MiB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def folder_bytes(path) -> int:
-    total = 0
-    for root, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.path.getsize(os.path.join(root, name))
-            except OSError:
-                pass
-    return total
-
-
-# ------------------------------------------------------------------------------ input video
-def synthetic_frames(num_frames: int, height: int, width: int):
-    """Yield `num_frames` (H, W, 3) uint8 frames one at a time: sam2_hf's synthetic clip (moving shapes,
-    an occluder) as a LOOP_FRAMES-frame loop played forwards then backwards, so any length has motion."""
-    from sam2_hf.video.synthetic import synthetic_clip
-
-    loop = synthetic_clip(num_frames=LOOP_FRAMES, height=height, width=width)
-    period = 2 * (LOOP_FRAMES - 1)
-    for t in range(num_frames):
-        k = t % period
-        yield loop[k if k < LOOP_FRAMES else period - k]
-
-
-def write_jpeg_folder(folder: Path, num_frames: int, height: int, width: int) -> Path:
-    """N JPEGs named 00000.jpg... (the layout Meta's loader reads); reused if already complete."""
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    if len(list(folder.glob("*.jpg"))) == num_frames:
-        return folder
-    for i, frame in enumerate(synthetic_frames(num_frames, height, width)):
-        Image.fromarray(frame).save(folder / f"{i:05d}.jpg", quality=95)
-    return folder
-
-
-def first_click(height: int, width: int) -> list[float]:
-    """A click on the red disc of frame 0 (see sam2_hf.video.synthetic)."""
-    return [width * 0.15, height * 0.3]
-
-
-def prepare_weights(workdir: Path, image_size: int) -> Path:
-    """Seeded random hiera-tiny (Meta's builder) -> sam2_hf -> `save_pretrained` folder (transformers' format)."""
-    target = workdir / f"tiny_{image_size}_hf"
-    if (target / "config.json").exists():
-        return target
-    sys.path.insert(0, str(REPO / "tests"))
-    from reference import build_meta_model, save_meta_checkpoint
-    from sam2_hf.video.predictor import Sam2VideoPredictor
-
-    meta = build_meta_model("tiny", "2.1", image_size, video=True)
-    pt = save_meta_checkpoint(meta, workdir / f"tiny_{image_size}.pt")
-    Sam2VideoPredictor.from_pretrained(pt, image_size=image_size).model.save_pretrained(target)
-    return target
 
 
 # ------------------------------------------------------------------------------ one run (subprocess)
@@ -169,19 +100,6 @@ class Recorder:
             )
 
 
-def preprocess_jpeg(path, image_size: int):
-    """Meta's JPEG loader (= sam2_hf's VideoSession.pixel_values): (3, S, S) fp32."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
-    image = Image.open(path).convert("RGB").resize((image_size, image_size))
-    x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
-    return (x - mean) / std
-
-
 def run_worker(args) -> None:
     import numpy as np
     import torch
@@ -193,7 +111,7 @@ def run_worker(args) -> None:
     info = {"impl": args.impl, "frames": args.frames, "image_size": args.image_size}
     folder = Path(args.folder)
     height, width = args.height, args.width
-    click = first_click(height, width)
+    click = object_clicks(1, height, width)[0]  # the red disc
     info["rss_after_imports_mib"] = rec.event("imports")["rss_mib"]
 
     if args.impl.startswith("sam2_hf"):
@@ -212,10 +130,8 @@ def run_worker(args) -> None:
             rec.frame(frame_idx, masks)
 
     elif args.impl == "meta":
-        sys.path.insert(0, str(REPO / "tests"))
-        from reference import build_meta_model
-
-        predictor = build_meta_model("tiny", "2.1", args.image_size, video=True)  # same seed = same weights
+        # the same seed gives the same weights
+        predictor = reference_module().build_meta_model("tiny", "2.1", args.image_size, video=True)
         predictor.fill_hole_area = 0  # its hole filling is CUDA-only; on CPU it warns and skips it
         info["rss_after_model_mib"] = rec.event("model")["rss_mib"]
         with torch.inference_mode():
@@ -293,7 +209,7 @@ def run_one(args, impl: str, num_frames: int, workdir: Path, keep_frames) -> dic
     cmd = [
         sys.executable, str(Path(__file__).resolve()), "--worker", impl,
         "--frames", str(num_frames), "--folder", str(workdir / f"frames_{num_frames}"),
-        "--weights", str(workdir / f"tiny_{args.image_size}_hf"),
+        "--weights", str(weights_paths(workdir, args.image_size).folder),
         "--result", str(result), "--image-size", str(args.image_size), "--height", str(args.height),
         "--width", str(args.width), "--threads", str(args.threads),
         "--keep-frames", *map(str, keep_frames),
@@ -385,25 +301,6 @@ def estimate_fit(prev: dict | None, num_frames: int, timeout: float) -> int:
     return max(int((0.9 * timeout - overhead) / per_frame) // 500 * 500, 0)
 
 
-def machine_description() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    cpuinfo, meminfo = Path("/proc/cpuinfo").read_text().splitlines(), Path("/proc/meminfo").read_text().splitlines()
-    cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "?")
-    mem = next((ln.split()[1] for ln in meminfo if ln.startswith("MemTotal")), "0")
-    info = {
-        "cpu": cpu, "logical_cpus": os.cpu_count(), "ram_gib": round(int(mem) / 1024**2, 1),
-        "python": platform.python_version(), "platform": platform.platform(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }  # fmt: skip
-    for package in ("torch", "transformers", "sam2", "sam2-hf"):
-        try:
-            info[package] = version(package)
-        except PackageNotFoundError:
-            info[package] = "not installed"
-    return info
-
-
 def peak_of(r: dict):
     return r.get("peak_rss_mib") if r.get("status") == "ok" else None
 
@@ -476,7 +373,8 @@ def write_report(out_dir: Path, payload: dict) -> None:
             f"RSS is not); Python {m['python']}, torch {m['torch']}, transformers {m['transformers']}, "
             f"sam2 {m['sam2']}, sam2-hf {m['sam2-hf']}; {st['threads']} torch threads per run.  "
         ),
-        f"Setup: hiera-tiny (SAM 2.1), seeded random weights, image_size={st['image_size']}, {st['width']}x{st['height']} "
+        f"Setup: hiera-tiny (SAM 2.1), seeded random weights, image_size={st['image_size']}, "
+        f"{st['width']}x{st['height']} "
         "synthetic JPEG frames, one object clicked on frame 0, full forward propagation, fp32, no hole filling. "
         "One fresh process per cell; peak = `ru_maxrss` at the end of the run ("
         + hwm_check(runs)
@@ -539,8 +437,8 @@ def write_report(out_dir: Path, payload: dict) -> None:
             cells.append(f"{r['s_per_frame']:.3f}{ratio}{init}{note}")
         lines.append(f"| {impl} | " + " | ".join(cells) + " |")
 
-    lines += ["", "## RSS curves (MiB)", "",
-              "After model load, after init_state, then at N tracked frames (every 100 frames, thinned).", ""]  # fmt: skip
+    lines += ["", "## RSS curves (MiB)", "", "After model load, after init_state, then at N tracked frames "
+              "(every 100 frames, thinned).", ""]  # fmt: skip
     for r in sorted(runs, key=lambda r: (r["frames"], impls.index(r["impl"]) if r["impl"] in impls else 0)):
         s = r.get("samples") or []
         step = SAMPLE_EVERY * max(1, len(s) // 10)
@@ -553,7 +451,8 @@ def write_report(out_dir: Path, payload: dict) -> None:
         lines.append(f"- {r['impl']}, {r['frames']} frames ({r['status']}): model {fmt(r.get('rss_after_model_mib'))}, "
                      f"init {fmt(r.get('rss_after_init_mib'))}; {pts}{spill}")  # fmt: skip
     lines += ["", f"## Masks vs the reference ({REFERENCE}) on the same run", "",
-              "| implementation | video frames | frame | max abs logit diff | pixels of other sign | reference foreground px / all |",
+              "| implementation | video frames | frame | max abs logit diff | pixels of other sign "
+              "| reference foreground px / all |",
               "|---|---|---|---|---|---|"]  # fmt: skip
     for c in payload["mask_check"]:
         lines.append(f"| {c['impl']} | {c['frames']} | {c['frame_idx']} | {c['max_abs_logit_diff']:.2e} | "
@@ -601,15 +500,18 @@ def run_all(args) -> None:
             if n < requested:
                 if n <= (prev["frames"] if prev else 0):
                     payload["notes"].append(
-                        f"{impl}: {requested} frames skipped: estimated to exceed its {impl_timeout(args, impl):.0f} s cap."
+                        f"{impl}: {requested} frames skipped: estimated to exceed its "
+                        f"{impl_timeout(args, impl):.0f} s cap."
                     )
                     continue
                 payload["notes"].append(
-                    f"{impl}: {requested} frames estimated to exceed its {impl_timeout(args, impl):.0f} s cap; ran {n} instead."
+                    f"{impl}: {requested} frames estimated to exceed its {impl_timeout(args, impl):.0f} s cap; "
+                    f"ran {n} instead."
                 )
-                subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", "prepare", "--workdir", str(workdir),
-                                "--image-size", str(args.image_size), "--height", str(args.height),
-                                "--width", str(args.width), "--lengths", str(n)], check=True)  # fmt: skip
+                subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", "prepare",
+                                "--workdir", str(workdir), "--image-size", str(args.image_size),
+                                "--height", str(args.height), "--width", str(args.width), "--lengths", str(n)],
+                               check=True)  # fmt: skip
             result = run_one(args, impl, n, workdir, [f for f in keep if f < n] + [n - 1])
             result["requested_frames"] = requested
             payload["runs"] = [r for r in payload["runs"] if (r["impl"], r["frames"]) != (impl, n)] + [result]
