@@ -1,0 +1,172 @@
+"""`python -m bench`: sam2_hf, Meta's reference (sam2==1.1.0) and transformers' Sam2 in one run on one machine.
+
+    python -m bench --sections image video floor memory gpu --size tiny --image-size 1024 --repeats 3 \\
+        --out bench/results
+    python -m bench --sections video --image-size 256 --objects 1 3 8 --timed-frames 3 2 1 --low-res 128
+
+Sections: image (encoder, click, batch), video (s/frame vs object count), floor (GEMM throughput and the
+FLOP-count check; adds floor columns to the other tables), memory (summary of bench/memory_vs_length.py's
+committed results; reruns it only with --lengths), gpu (skipped without CUDA). Same seeded random weights for
+all three (cached in --workdir). Writes suite.json (raw), suite.md (tables) and suite.png to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from .common import REPO, load_average, load_meta_model, machine_description, prepare_weights
+from .timing import summary
+
+SECTIONS = ("image", "video", "floor", "memory", "gpu")
+GEMM_N = 2048
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
+    p.add_argument("--size", default="tiny", choices=("tiny", "small", "base-plus", "large"))
+    p.add_argument("--version", default="2.1", choices=("2.1", "2"))
+    p.add_argument("--image-size", type=int, default=1024, help="model input size (multiple of 32)")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats per measurement (video: timed frames)")
+    p.add_argument("--objects", type=int, nargs="+", default=[1, 3, 8], help="object counts of the video section")
+    p.add_argument("--timed-frames", type=int, nargs="+",
+                   help="timed frames per object count (one per --objects entry; default --repeats each)")  # fmt: skip
+    p.add_argument("--warmup-frames", type=int, default=8, help="untimed frames tracked before the timed ones")
+    p.add_argument("--frame-size", type=int, nargs=2, default=[480, 640], metavar=("H", "W"))
+    p.add_argument("--batch-size", type=int, default=4, help="images in the batched-encoder measurement")
+    p.add_argument("--low-res", type=int, help="opt-in: also time sam2_hf at this lower image_size (not exact)")
+    p.add_argument("--lengths", type=int, nargs="+", help="memory section: rerun memory_vs_length.py with these")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's default)")
+    p.add_argument("--workdir", default="/tmp/sam2_hf_bench", help="cached weights and frames")
+    p.add_argument("--out", default=str(REPO / "bench" / "results"))
+    args = p.parse_args(argv)
+    if args.timed_frames is None:
+        args.timed_frames = [args.repeats] * len(args.objects)
+    if len(args.timed_frames) != len(args.objects):
+        p.error("--timed-frames needs one count per --objects entry")
+    return args
+
+
+def quiet() -> None:
+    """Progress bars and the reference's per-frame CPU warnings (no CUDA hole-filling kernel) off."""
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    warnings.filterwarnings("ignore", category=UserWarning)
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def run_sections(args, suite: dict) -> None:
+    """Fill suite["sections"], measuring GEMM throughput before, between and after the CPU sections."""
+    import torch
+
+    from .flops import attention_layer_check, gemm_gflops
+
+    workdir, out = Path(args.workdir), Path(args.out)
+    weights = prepare_weights(workdir, args.image_size, args.size, args.version)
+    hw = tuple(args.frame_size)
+    gemm = []
+
+    def measure_gemm(when: str) -> None:
+        if "floor" in args.sections:
+            gemm.append({"when": when, "gflops": gemm_gflops(GEMM_N)})
+
+    sections = suite["sections"]
+    measure_gemm("start")
+    if "image" in args.sections:
+        from .image import run_image
+
+        log("image section")
+        sections["image"] = run_image(weights, *hw, args.repeats, args.batch_size)
+        measure_gemm("after image")
+    if "video" in args.sections:
+        from .video import run_video
+
+        log("video section")
+        sections["video"] = run_video(
+            weights, workdir, args.objects, args.timed_frames, args.warmup_frames, hw, args.low_res
+        )
+        measure_gemm("after video")
+    if "floor" in args.sections:
+        log("floor section")
+        with torch.inference_mode():
+            check = attention_layer_check(load_meta_model(weights))
+        samples = [g for point in gemm for g in point["gflops"]]
+        sections["floor"] = {"gemm_n": GEMM_N, "gemm_points": gemm, "gemm_gflops": summary(samples),
+                             "attention_check": check, "uncounted_heavy_ops": uncounted_ops(sections)}  # fmt: skip
+    if "memory" in args.sections:
+        from .memory import rerun_memory, summarize_memory
+
+        if args.lengths:
+            log(f"memory section: rerunning memory_vs_length.py --lengths {args.lengths}")
+            rerun_memory(args.lengths, out, workdir / "memory_vs_length", torch.get_num_threads())
+        sections["memory"] = summarize_memory(out)
+    if "gpu" in args.sections:
+        from .gpu import run_gpu
+
+        log("gpu section")
+        sections["gpu"] = run_gpu(workdir)
+
+
+def uncounted_ops(sections: dict) -> dict:
+    """Every matmul/conv/attention op any FLOP count met without a formula (expected: none)."""
+    found: dict[str, int] = {}
+    for part in (*(sections.get("image", {}).get(k, {}) for k in ("encoder", "click")),
+                 *sections.get("video", {}).get("by_objects", [])):  # fmt: skip
+        for counted in part.get("flops", {}).values():
+            for op, n in counted["uncounted_heavy_ops"].items():
+                found[op] = found.get(op, 0) + n
+    return found
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    quiet()
+    import torch
+
+    from .plot import write_plot
+    from .report import write_report
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.set_grad_enabled(False)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {k: getattr(args, k) for k in ("sections", "size", "version", "image_size", "repeats", "objects",
+                                              "timed_frames", "warmup_frames", "frame_size", "batch_size",
+                                              "low_res", "lengths")}  # fmt: skip
+    settings["threads"] = torch.get_num_threads()
+    suite = {
+        "command": "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": machine_description(),
+        "settings": settings,
+        "sections": {},
+    }
+    start = time.perf_counter()
+    run_sections(args, suite)
+    suite.update(finished=time.strftime("%Y-%m-%d %H:%M:%S"), wall_s=time.perf_counter() - start)
+    suite["machine"]["load_average_at_end"] = load_average()
+    suite["plot"] = "suite.png" if write_plot(suite, out / "suite.png") else None
+    (out / "suite.json").write_text(json.dumps(suite, indent=1))
+    write_report(suite, out / "suite.md")
+    gemm = suite["sections"].get("floor", {}).get("gemm_gflops", {}).get("samples")
+    log(f"wrote {out / 'suite.md'}, .json, .png" + (f" (GEMM {statistics.median(gemm):.0f} GFLOP/s)" if gemm else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Image section: encoder time per image, click-to-mask latency on a cached embedding, batched encoding.
+
+Implementations, same weights and the same images:
+- `sam2_hf`       `Sam2ImagePredictor.set_image` / `set_image_batch` / `predict`;
+- `meta`          Meta's `SAM2ImagePredictor`, the same calls (sam2_hf's predictor is a drop-in for it);
+- `transformers`  `Sam2Model.get_image_embeddings` on the pixels the two predictors compute themselves (Meta's
+                  transforms, prepared untimed), then `Sam2Processor` prompts -> `Sam2Model(image_embeddings=...)`
+                  -> `post_process_masks` for a click.
+Clicks: one positive point, `multimask_output=True` (the default of all three APIs: 3 masks).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .agreement import logit_agreement
+from .common import Weights, load_meta_model, object_clicks, synthetic_frames
+from .flops import count_flops
+from .timing import interleaved, timing_table
+
+LOW_RES_LOGIT_LIMIT = 32.0  # the predictors return low-resolution logits clamped to +-32
+
+
+class PredictorImage:
+    """sam2_hf's or Meta's image predictor (same API)."""
+
+    def __init__(self, name: str, predictor):
+        self.name, self.predictor = name, predictor
+
+    def prepare(self, images: list[np.ndarray]):
+        return images
+
+    def encode(self, images) -> None:
+        if len(images) == 1:
+            self.predictor.set_image(images[0])
+        else:
+            self.predictor.set_image_batch(images)
+
+    def embeddings(self) -> torch.Tensor:
+        return self.predictor.get_image_embedding()
+
+    def click(self, xy) -> tuple:
+        """-> (low-res logits (3, S/4, S/4), masks (3, H, W))."""
+        masks, _, low_res = self.predictor.predict(point_coords=np.array([xy]), point_labels=np.array([1]))
+        return low_res, masks
+
+
+class TransformersImage:
+    """transformers' `Sam2Model` with its `Sam2Processor` for prompts and masks."""
+
+    name = "transformers"
+
+    def __init__(self, weights: Weights):
+        from transformers import Sam2ImageProcessor, Sam2Model, Sam2Processor
+
+        self.model = Sam2Model.from_pretrained(weights.folder).eval()
+        self.processor = Sam2Processor(Sam2ImageProcessor(), target_size=weights.image_size)
+        self.image_size = weights.image_size
+        self.image_embeddings = self.original_size = None
+
+    def prepare(self, images: list[np.ndarray]) -> torch.Tensor:
+        from sam2_hf.image_processing import preprocess_images
+
+        self.original_size = list(images[0].shape[:2])
+        return preprocess_images(images, self.image_size)[0]
+
+    def encode(self, pixel_values: torch.Tensor) -> None:
+        self.image_embeddings = self.model.get_image_embeddings(pixel_values)
+
+    def embeddings(self) -> torch.Tensor:
+        return self.image_embeddings[-1]
+
+    def click(self, xy) -> tuple:
+        sizes = [self.original_size]
+        prompt = self.processor(input_points=[[[xy]]], input_labels=[[[1]]], original_sizes=sizes, return_tensors="pt")
+        out = self.model(
+            image_embeddings=self.image_embeddings,
+            input_points=prompt["input_points"],
+            input_labels=prompt["input_labels"],
+            multimask_output=True,
+        )
+        masks = self.processor.post_process_masks(out.pred_masks, sizes)[0][0]
+        return out.pred_masks[0, 0].clamp(-LOW_RES_LOGIT_LIMIT, LOW_RES_LOGIT_LIMIT), masks
+
+
+def load_image_implementations(weights: Weights) -> list:
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+    from sam2_hf import Sam2ImagePredictor
+
+    meta = SAM2ImagePredictor(load_meta_model(weights))
+    s = weights.image_size
+    meta._bb_feat_sizes = [(s // 4, s // 4), (s // 8, s // 8), (s // 16, s // 16)]  # hard-coded for 1024 in Meta's
+    return [
+        PredictorImage("sam2_hf", Sam2ImagePredictor.from_pretrained(weights.folder)),
+        PredictorImage("meta", meta),
+        TransformersImage(weights),
+    ]
+
+
+def embedding_agreement(impls) -> dict:
+    reference = next(i for i in impls if i.name == "meta").embeddings()
+    return {i.name: {"max_abs_embedding_diff": float((i.embeddings() - reference).abs().max())} for i in impls}
+
+
+def encoder_part(impls, images, repeats: int) -> dict:
+    """set_image on one image: a FLOP-counted untimed first call, then `repeats` interleaved timed calls."""
+    inputs = {i.name: i.prepare(images) for i in impls}
+    flops = {i.name: count_flops(i.encode, inputs[i.name])[1] for i in impls}
+    samples, _ = interleaved({i.name: (lambda i=i: i.encode(inputs[i.name])) for i in impls}, repeats)
+    return {"timing": timing_table(samples), "flops": flops, "agreement": embedding_agreement(impls)}
+
+
+def click_part(impls, xy, repeats: int, clicks_per_sample: int) -> dict:
+    """Clicks on the embedding set last; a sample is the mean of `clicks_per_sample` calls."""
+    flops = {i.name: count_flops(i.click, xy)[1] for i in impls}
+
+    def clicks(impl):
+        return [impl.click(xy) for _ in range(clicks_per_sample)][-1]
+
+    samples, last = interleaved({i.name: (lambda i=i: clicks(i)) for i in impls}, repeats)
+    per_click = {name: [s / clicks_per_sample for s in values] for name, values in samples.items()}
+    ref_low, ref_masks = last["meta"]
+    agreement = {name: logit_agreement(low, ref_low, masks, ref_masks) for name, (low, masks) in last.items()}
+    return {"timing": timing_table(per_click), "flops": flops, "agreement": agreement}
+
+
+def batch_part(impls, images, repeats: int) -> dict:
+    """set_image_batch (transformers: a batch of pixel_values); seconds per image. No untimed first call: the
+    single-image part has already run every code path."""
+    inputs = {i.name: i.prepare(images) for i in impls}
+    samples, _ = interleaved({i.name: (lambda i=i: i.encode(inputs[i.name])) for i in impls}, repeats)
+    per_image = {name: [s / len(images) for s in values] for name, values in samples.items()}
+    return {"timing": timing_table(per_image), "agreement": embedding_agreement(impls)}
+
+
+@torch.inference_mode()
+def run_image(weights: Weights, height: int, width: int, repeats: int, batch_size: int = 4, clicks_per_sample=5):
+    """The image section's results (JSON-ready)."""
+    impls = load_image_implementations(weights)
+    images = list(synthetic_frames(batch_size, height, width))
+    xy = object_clicks(1, height, width)[0]
+    return {
+        "settings": {"image_hw": [height, width], "batch_size": batch_size, "clicks_per_sample": clicks_per_sample,
+                     "click": xy, "implementations": [i.name for i in impls]},
+        "encoder": encoder_part(impls, images[:1], repeats),
+        "click": click_part(impls, xy, repeats, clicks_per_sample),
+        "batch": batch_part(impls, images, repeats),
+    }  # fmt: skip
