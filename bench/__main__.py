@@ -103,8 +103,7 @@ def run_sections(args, suite: dict) -> None:
         measure_gemm("after video")
     if "floor" in args.sections:
         log("floor section")
-        with torch.inference_mode():
-            check = attention_layer_check(load_meta_model(weights))
+        check = attention_layer_check(load_meta_model(weights))
         samples = [g for point in gemm for g in point["gflops"]]
         sections["floor"] = {"gemm_n": GEMM_N, "gemm_points": gemm, "gemm_gflops": summary(samples),
                              "attention_check": check, "uncounted_heavy_ops": uncounted_ops(sections)}  # fmt: skip
@@ -143,7 +142,6 @@ def main(argv=None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.set_grad_enabled(False)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = {k: getattr(args, k) for k in ("sections", "size", "version", "image_size", "repeats", "objects",
@@ -158,7 +156,8 @@ def main(argv=None) -> None:
         "sections": {},
     }
     start = time.perf_counter()
-    run_sections(args, suite)
+    with torch.inference_mode():
+        run_sections(args, suite)
     suite.update(finished=time.strftime("%Y-%m-%d %H:%M:%S"), wall_s=time.perf_counter() - start)
     suite["machine"]["load_average_at_end"] = load_average()
     suite["plot"] = "suite.png" if write_plot(suite, out / "suite.png") else None

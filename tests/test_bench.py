@@ -1,0 +1,80 @@
+"""Smoke test of the benchmark suite (`python -m bench`): tiny model at image_size 128, one repeat, a few frames.
+
+Checks the structure of what it writes and that its mask checks work (the implementations agree with Meta's
+to < 1e-3, and a flipped mask is caught). No timing is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root: `bench`
+
+from bench.__main__ import main
+from bench.agreement import logit_agreement
+
+pytest.importorskip("transformers")
+pytest.importorskip("sam2")
+pytest.importorskip("matplotlib")
+
+TOLERANCE = 1e-3
+
+
+def test_agreement_catches_a_flipped_mask():
+    logits = np.array([[2.0, -1.0], [0.5, -3.0]])
+    flipped = logits.copy()
+    flipped[0, 0] = -2.0
+    check = logit_agreement(flipped, logits)
+    assert check["sign_mismatch_pixels"] == 1 and check["max_abs_logit_diff"] == 4.0
+    assert logit_agreement(logits, logits)["max_abs_logit_diff"] == 0.0
+
+
+def test_suite_smoke(tmp_path):
+    out = tmp_path / "results"
+    main([
+        "--image-size", "128", "--repeats", "1", "--objects", "1", "2", "--warmup-frames", "1",
+        "--frame-size", "96", "128", "--batch-size", "2", "--low-res", "64",
+        "--workdir", str(tmp_path / "work"), "--out", str(out),
+    ])  # fmt: skip
+    suite = json.loads((out / "suite.json").read_text())
+    assert (out / "suite.png").stat().st_size > 0
+    report = (out / "suite.md").read_text()
+    for title in ("## Image", "## Video", "## Floor", "## Memory", "## GPU", "python -m bench --image-size 128"):
+        assert title in report
+    sections = suite["sections"]
+    assert set(sections) == {"image", "video", "floor", "memory", "gpu"}
+    assert suite["machine"]["load_average_at_end"] and suite["machine"]["torch"] == torch.__version__.split("+")[0]
+
+    image = sections["image"]
+    for part in ("encoder", "click", "batch"):
+        assert set(image[part]["timing"]) == {"sam2_hf", "meta", "transformers"}
+        assert image[part]["timing"]["sam2_hf"]["ratio_to_meta"]["n"] == 1
+    for impl, check in image["click"]["agreement"].items():
+        assert check["max_abs_logit_diff"] < TOLERANCE, impl
+        assert check["reference_foreground_pixels"] > 0  # not vacuous
+    for part in ("encoder", "batch"):
+        assert all(c["max_abs_embedding_diff"] < TOLERANCE for c in image[part]["agreement"].values())
+    assert image["encoder"]["flops"]["sam2_hf"]["total"] > 0
+
+    video = sections["video"]
+    assert [r["objects"] for r in video["by_objects"]] == [1, 2]
+    for row in video["by_objects"]:
+        assert set(row["timing"]) == {"sam2_hf", "meta", "transformers", "sam2_hf@64"}
+        for impl in ("sam2_hf", "transformers"):
+            assert row["agreement"][impl]["max_abs_logit_diff"] < TOLERANCE, (row["objects"], impl)
+        assert row["agreement"]["meta"]["reference_foreground_pixels"] > 0
+        assert len(row["low_res_iou"]["min_per_object"]) == row["objects"]
+        assert all(f["total"] > 0 and not f["uncounted_heavy_ops"] for f in row["flops"].values())
+    assert set(video["marginal_cost_per_object"]) == {"sam2_hf", "meta", "transformers", "sam2_hf@64"}
+
+    floor = sections["floor"]
+    assert floor["attention_check"]["equal"] and floor["gemm_gflops"]["median"] > 0
+    assert floor["uncounted_heavy_ops"] == {}
+    assert sections["memory"]["measured"] and sections["memory"]["runs"]
+    assert sections["gpu"]["measured"] == torch.cuda.is_available()
