@@ -22,7 +22,15 @@ import time
 import warnings
 from pathlib import Path
 
-from .common import REPO, load_average, load_meta_model, machine_description, prepare_weights
+from .common import (
+    REPO,
+    cpu_ticks,
+    load_average,
+    load_meta_model,
+    machine_description,
+    other_cores,
+    prepare_weights,
+)
 from .timing import summary
 
 SECTIONS = ("image", "video", "floor", "memory", "gpu")
@@ -71,10 +79,15 @@ def log(message: str) -> None:
 
 
 def run_sections(args, suite: dict) -> None:
-    """Fill suite["sections"], measuring GEMM throughput before, between and after the CPU sections."""
+    """Fill suite["sections"]; GEMM throughput is measured before, between and after the CPU sections, and the
+    CPU time other processes took during each section is recorded in suite["other_cores"]."""
     import torch
 
     from .flops import attention_layer_check, gemm_gflops
+    from .gpu import run_gpu
+    from .image import run_image
+    from .memory import rerun_memory, summarize_memory
+    from .video import run_video
 
     workdir, out = Path(args.workdir), Path(args.out)
     weights = prepare_weights(workdir, args.image_size, args.size, args.version)
@@ -85,40 +98,34 @@ def run_sections(args, suite: dict) -> None:
         if "floor" in args.sections:
             gemm.append({"when": when, "gflops": gemm_gflops(GEMM_N)})
 
-    sections = suite["sections"]
-    measure_gemm("start")
-    if "image" in args.sections:
-        from .image import run_image
-
-        log("image section")
-        sections["image"] = run_image(weights, *hw, args.repeats, args.batch_size)
-        measure_gemm("after image")
-    if "video" in args.sections:
-        from .video import run_video
-
-        log("video section")
-        sections["video"] = run_video(
-            weights, workdir, args.objects, args.timed_frames, args.warmup_frames, hw, args.low_res
-        )
-        measure_gemm("after video")
-    if "floor" in args.sections:
-        log("floor section")
-        check = attention_layer_check(load_meta_model(weights))
+    def floor():
         samples = [g for point in gemm for g in point["gflops"]]
-        sections["floor"] = {"gemm_n": GEMM_N, "gemm_points": gemm, "gemm_gflops": summary(samples),
-                             "attention_check": check, "uncounted_heavy_ops": uncounted_ops(sections)}  # fmt: skip
-    if "memory" in args.sections:
-        from .memory import rerun_memory, summarize_memory
+        return {"gemm_n": GEMM_N, "gemm_points": gemm, "gemm_gflops": summary(samples),
+                "attention_check": attention_layer_check(load_meta_model(weights)),
+                "uncounted_heavy_ops": uncounted_ops(suite["sections"])}  # fmt: skip
 
+    def memory():
         if args.lengths:
-            log(f"memory section: rerunning memory_vs_length.py --lengths {args.lengths}")
             rerun_memory(args.lengths, out, workdir / "memory_vs_length", torch.get_num_threads())
-        sections["memory"] = summarize_memory(out)
-    if "gpu" in args.sections:
-        from .gpu import run_gpu
+        return summarize_memory(out)
 
-        log("gpu section")
-        sections["gpu"] = run_gpu(workdir)
+    steps = {
+        "image": lambda: run_image(weights, *hw, args.repeats, args.batch_size),
+        "video": lambda: run_video(weights, workdir, args.objects, args.timed_frames, args.warmup_frames, hw,
+                                   args.low_res),
+        "floor": floor,
+        "memory": memory,
+        "gpu": lambda: run_gpu(workdir),
+    }  # fmt: skip
+    measure_gemm("start")
+    for name, step in steps.items():
+        if name in args.sections:
+            log(f"{name} section")
+            start = cpu_ticks()
+            suite["sections"][name] = step()
+            suite["other_cores"][name] = other_cores(start, cpu_ticks())
+            if name in ("image", "video"):
+                measure_gemm(f"after {name}")
 
 
 def uncounted_ops(sections: dict) -> dict:
@@ -154,6 +161,7 @@ def main(argv=None) -> None:
         "machine": machine_description(),
         "settings": settings,
         "sections": {},
+        "other_cores": {},
     }
     start = time.perf_counter()
     with torch.inference_mode():

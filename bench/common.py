@@ -11,6 +11,7 @@ import os
 import platform
 import resource
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,6 +157,21 @@ def folder_bytes(path) -> int:
 # ------------------------------------------------------------------------------ machine
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def cpu_ticks() -> tuple[int, int, float]:
+    """(busy clock ticks of all CPUs, this process's user+system ticks, wall time) for `other_cores`."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+    own = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    return busy, int(own[11]) + int(own[12]), time.monotonic()
+
+
+def other_cores(start: tuple, end: tuple) -> float:
+    """CPU cores that other processes kept busy on average between two `cpu_ticks()` (the load this run shared
+    the machine with; it excludes the run itself, unlike the load average)."""
+    ticks = os.sysconf("SC_CLK_TCK") * (end[2] - start[2])
+    return max(0.0, ((end[0] - start[0]) - (end[1] - start[1])) / ticks) if ticks > 0 else 0.0
 
 
 def machine_description() -> dict:

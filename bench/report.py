@@ -186,6 +186,30 @@ def gpu_lines(sec: dict) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ document
+def contention_note(suite: dict) -> list[str]:
+    """The CPU time other processes took during each section, and a warning when they left fewer idle cores
+    than this run's threads: OpenMP threads then wait for descheduled peers, which inflates times many-fold and
+    most for code with many small ops (so it biases the ratios too)."""
+    m, threads, used = suite["machine"], suite["settings"]["threads"], suite.get("other_cores", {})
+    if not used:
+        return []
+    line = (
+        "CPU cores kept busy by other processes, on average: "
+        + ", ".join(f"{name} section {cores:.2f}" for name, cores in used.items())
+        + "."
+    )
+    busy = max(used.values())
+    if busy + threads <= m["logical_cpus"] + 0.25:
+        return [line, ""]
+    warning = (
+        f"**Warning: the CPU was contended** ({busy:.1f} of {m['logical_cpus']} logical CPUs busy with other work, "
+        f"beside this run's {threads} threads). Oversubscribed OpenMP threads wait for each other: times are "
+        "inflated (up to ~15× seen at image_size 256), most for code with many small ops, which biases the ratios "
+        "too. Rerun on an idle machine, or with `--threads` = the idle cores."
+    )
+    return [line, "", warning, ""]
+
+
 def header_lines(suite: dict) -> list[str]:
     m, st = suite["machine"], suite["settings"]
     start, end = (", ".join(map(str, m[f"load_average_at_{when}"])) for when in ("start", "end"))
@@ -206,6 +230,7 @@ def header_lines(suite: dict) -> list[str]:
         "[min–max] of the per-repeat ratio to that implementation's time in the same round (< 1 = faster). "
         "Mask checks are on the timed runs' own outputs.",
         "",
+        *contention_note(suite),
     ]
 
 
