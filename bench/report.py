@@ -92,12 +92,14 @@ def video_lines(sec: dict, gflops: float | None) -> list[str]:
         "Meta's at video resolution (worst frame shown; pixels of other sign out of all objects' pixels).",
         "",
     ]
-    header = ["objects", "implementation", "s/frame median [min–max]", "× Meta", "× transformers", "GFLOP/frame",
-              "floor s", "time / floor", "max abs logit diff vs Meta", "pixels of other sign"]  # fmt: skip
+    header = ["objects", "implementation", "s/frame median [min–max] (timed frames)", "× Meta", "× transformers",
+              "GFLOP/frame", "floor s", "time / floor", "max abs logit diff vs Meta",
+              "pixels of other sign"]  # fmt: skip
     rows, low_rows = [], []
     for r in sec["by_objects"]:
         for impl, row in r["timing"].items():
-            cells = [r["objects"], name_of(impl), stat(row["seconds"]), ratio(row, "meta"), ratio(row, "transformers"),
+            seconds = f"{stat(row['seconds'])} ({row['seconds']['n']})"
+            cells = [r["objects"], name_of(impl), seconds, ratio(row, "meta"), ratio(row, "transformers"),
                      *floor_cells(r["flops"].get(impl), row["seconds"]["median"], gflops)]  # fmt: skip
             if "@" in impl:
                 iou = r["low_res_iou"]["min_per_object"]
