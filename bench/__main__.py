@@ -34,7 +34,6 @@ from .common import (
 from .timing import summary
 
 SECTIONS = ("image", "video", "floor", "memory", "gpu")
-GEMM_N = 2048
 
 
 def parse_args(argv=None):
@@ -55,6 +54,7 @@ def parse_args(argv=None):
     p.add_argument("--low-res", type=int, help="opt-in: also time sam2_hf at this lower image_size (not exact)")
     p.add_argument("--lengths", type=int, nargs="+", help="memory section: rerun memory_vs_length.py with these")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's default)")
+    p.add_argument("--gemm-size", type=int, default=2048, help="n of the n x n x n fp32 matmul of the floor")
     p.add_argument("--workdir", default="/tmp/sam2_hf_bench", help="cached weights and frames")
     p.add_argument("--out", default=str(REPO / "bench" / "results"))
     args = p.parse_args(argv)
@@ -98,11 +98,11 @@ def run_sections(args, suite: dict) -> None:
 
     def measure_gemm(when: str) -> None:
         if "floor" in args.sections:
-            gemm.append({"when": when, "gflops": gemm_gflops(GEMM_N)})
+            gemm.append({"when": when, "gflops": gemm_gflops(args.gemm_size)})
 
     def floor():
         samples = [g for point in gemm for g in point["gflops"]]
-        return {"gemm_n": GEMM_N, "gemm_points": gemm, "gemm_gflops": summary(samples),
+        return {"gemm_n": args.gemm_size, "gemm_points": gemm, "gemm_gflops": summary(samples),
                 "attention_check": attention_layer_check(load_meta_model(weights)),
                 "uncounted_heavy_ops": uncounted_ops(suite["sections"])}  # fmt: skip
 
@@ -155,7 +155,7 @@ def main(argv=None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     settings = {k: getattr(args, k) for k in ("sections", "size", "version", "image_size", "repeats", "objects",
                                               "timed_frames", "warmup_frames", "frame_size", "batch_size",
-                                              "low_res", "lengths")}  # fmt: skip
+                                              "low_res", "lengths", "gemm_size")}  # fmt: skip
     settings["threads"] = torch.get_num_threads()
     suite = {
         "command": "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv),

@@ -35,11 +35,20 @@ def test_agreement_catches_a_flipped_mask():
     assert logit_agreement(logits, logits)["max_abs_logit_diff"] == 0.0
 
 
-def test_suite_smoke(tmp_path):
+@pytest.fixture
+def restore_threads():
+    """The suite runs with `--threads 1` (on a shared machine, threads that oversubscribe busy cores wait for
+    each other and the run takes many times longer); torch's thread count is put back afterwards."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_suite_smoke(tmp_path, restore_threads):
     out = tmp_path / "results"
     main([
         "--image-size", "128", "--repeats", "1", "--objects", "1", "2", "--warmup-frames", "1",
-        "--frame-size", "96", "128", "--batch-size", "2", "--low-res", "64",
+        "--frame-size", "96", "128", "--batch-size", "2", "--low-res", "64", "--threads", "1", "--gemm-size", "512",
         "--workdir", str(tmp_path / "work"), "--out", str(out),
     ])  # fmt: skip
     suite = json.loads((out / "suite.json").read_text())
