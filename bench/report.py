@@ -205,7 +205,7 @@ def contention_note(suite: dict) -> list[str]:
         return [line, ""]
     warning = (
         f"**Warning: the CPU was contended** ({busy:.1f} of {m['logical_cpus']} logical CPUs busy with other work, "
-        f"beside this run's {threads} threads). Oversubscribed OpenMP threads wait for each other: times are "
+        f"beside this run's {threads} torch threads). Oversubscribed OpenMP threads wait for each other: times are "
         "inflated (up to ~15× seen at image_size 256), most for code with many small ops, which biases the ratios "
         "too. Rerun on an idle machine, or with `--threads` = the idle cores."
     )
@@ -222,7 +222,8 @@ def header_lines(suite: dict) -> list[str]:
         f"Run {suite['started']} – {suite['finished']} ({suite['wall_s'] / 60:.1f} min).  ",
         f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['ram_gib']} GiB RAM, shared with other work "
         f"(load average {start} at start, {end} at end); Python {m['python']}, torch {m['torch']}, "
-        f"transformers {m['transformers']}, sam2 {m['sam2']}, sam2-hf {m['sam2-hf']}; {st['threads']} torch threads.  ",
+        f"transformers {m['transformers']}, sam2 {m['sam2']}, sam2-hf {m['sam2-hf']}; "
+        f"torch threads: {st['threads']}.  ",
         f"Setup: hiera-{st['size']} (SAM {st['version']}), seeded random weights (tests/reference.py, the same `.pt` "
         f"for Meta, its `save_pretrained` folder for sam2_hf and transformers), image_size {st['image_size']}, fp32, "
         "inference mode, everything in one process.",
