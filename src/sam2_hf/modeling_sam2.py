@@ -315,13 +315,14 @@ class Sam2VideoModel(Sam2Model):
 
         memory / memory_pos (B, M, 64): spatial memory tokens then object-pointer tokens (last
         `num_object_pointer_tokens`), as built by `spatial_memory` and `object_pointer_memory`.
+        Features of batch 1 are one frame shared by the B objects (the first self-attention runs once).
         """
         emb = features.image_embeddings
-        b, c, h, w = emb.shape
+        _, c, h, w = emb.shape
         curr = emb.flatten(2).transpose(1, 2)
         curr_pos = features.position_embeddings.flatten(2).transpose(1, 2)
         out = self.memory_attention(curr, curr_pos, memory, memory_pos, num_object_pointer_tokens)
-        return out.transpose(1, 2).reshape(b, c, h, w)
+        return out.transpose(1, 2).reshape(-1, c, h, w)
 
     def spatial_memory(self, maskmem_features: torch.Tensor, maskmem_pos: torch.Tensor, temporal_index: int):
         """One past frame's memory as tokens: (B, 64, h, w) -> tokens and position (B, hw, 64).

@@ -51,6 +51,35 @@ class LayerNorm2d(nn.Module):
         return self.weight[:, None, None] * x + self.bias[:, None, None]
 
 
+def attention_narrow_values(q, k, v, dropout_p: float = 0.0, query_chunk: int = 256) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) v for values narrower than the queries: (..., Nq, d), (..., Nk, d), (..., Nk, dv).
+
+    On CUDA this is SDPA (its memory-efficient kernel takes dv != d). On CPU SDPA's fused kernel needs
+    dv == d, so queries go in chunks: only (query_chunk, Nk) scores exist at a time, in reused buffers
+    when no gradient is needed.
+    """
+    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    q, k, v = (x.expand(*lead, *x.shape[-2:]) for x in (q, k, v))
+    if q.device.type == "cuda":
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    q, keys = q * q.shape[-1] ** -0.5, k.transpose(-2, -1)
+    starts = range(0, q.shape[-2], query_chunk)
+    if dropout_p or (torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))):
+        probs = (torch.softmax(q[..., s : s + query_chunk, :] @ keys, dim=-1) for s in starts)
+        return torch.cat([F.dropout(p, dropout_p) @ v for p in probs], dim=-2)
+    q, keys, v = q.flatten(0, -3), keys.flatten(0, -3), v.flatten(0, -3)
+    out = q.new_empty(*q.shape[:-1], v.shape[-1])
+    scores = q.new_empty(min(query_chunk, q.shape[1]), keys.shape[-1])
+    probs = torch.empty_like(scores)
+    for i in range(q.shape[0]):
+        for s in starts:
+            n = min(query_chunk, q.shape[1] - s)
+            torch.matmul(q[i, s : s + n], keys[i], out=scores[:n])
+            torch.ops.aten._softmax.out(scores[:n], -1, False, out=probs[:n])
+            torch.matmul(probs[:n], v[i], out=out[i, s : s + n])
+    return out.view(*lead, *out.shape[-2:])
+
+
 class Attention(nn.Module):
     """Multi-head attention with q/k/v/o projections and an optional smaller internal width.
 

@@ -1,7 +1,9 @@
 """Memory attention: the current frame's stride-16 tokens self-attend, then cross-attend to the
 memory bank (spatial memories of past frames + object-pointer tokens), with 2-D axial RoPE.
 
-curr (B, HW, C), curr_pos (1, HW, C), memory (B, M, Cm), memory_pos (B, M, Cm) -> (B, HW, C).
+curr (1 or B, HW, C), curr_pos (1, HW, C), memory (B, M, Cm), memory_pos (B, M, Cm) -> (B, HW, C).
+A current frame given once (batch 1) is shared by the B objects: the first self-attention, which
+only sees the frame, runs once for all of them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import Attention, activation
+from .layers import Attention, activation, attention_narrow_values
 from .position_encoding import apply_rope, axial_rope_tables
 
 
@@ -31,13 +33,38 @@ class RoPEAttention(Attention):
             w = h = math.isqrt(num_queries)
         return axial_rope_tables(self.head_dim, w, h, self.theta, device=device)
 
-    def forward(self, q, k, v, num_k_exclude_rope: int = 0):
-        q, k, v = (self.split_heads(p(x)) for p, x in ((self.q_proj, q), (self.k_proj, k), (self.v_proj, v)))
+    def rotated_queries_and_keys(self, q, k, num_k_exclude_rope: int = 0):
+        """Project and rotate: -> (B, heads, Nq, C/heads), (B, heads, Nk, C/heads); the last
+        `num_k_exclude_rope` keys (object pointers) are not rotated."""
+        q, k = self.split_heads(self.q_proj(q)), self.split_heads(self.k_proj(k))
         cos, sin = self.rope_tables(q.shape[-2], q.device)
-        q = apply_rope(q, cos, sin).type_as(v)
+        q = apply_rope(q, cos, sin).type_as(k)
         num_rope = k.shape[-2] - num_k_exclude_rope
-        k = torch.cat([apply_rope(k[:, :, :num_rope], cos, sin).type_as(v), k[:, :, num_rope:]], dim=2)
-        return self.attend(q, k, v)
+        k = torch.cat([apply_rope(k[:, :, :num_rope], cos, sin).type_as(k), k[:, :, num_rope:]], dim=2)
+        return q, k
+
+    def forward(self, q, k, v, num_k_exclude_rope: int = 0):
+        q, k = self.rotated_queries_and_keys(q, k, num_k_exclude_rope)
+        return self.attend(q, k, self.split_heads(self.v_proj(v)))
+
+
+class MemoryCrossAttention(RoPEAttention):
+    """RoPE cross-attention to the memory bank, with the value path in the narrow memory space.
+
+    Attention rows sum to one, so probs @ v_proj(memory) == v_proj-per-head(probs @ memory): the
+    (B, M, 64) memory tokens are attended first and only the (B, HW, 64) result is projected, instead
+    of projecting all M memory tokens to the attention width.
+    """
+
+    def forward(self, q, k, v, num_k_exclude_rope: int = 0):
+        q, k = self.rotated_queries_and_keys(q, k, num_k_exclude_rope)
+        dropout = self.dropout if self.training else 0.0
+        attended = attention_narrow_values(q, k, v.unsqueeze(1).type_as(k), dropout)  # (B, 1, Nq, Cm)
+        head_weights = self.v_proj.weight.view(self.num_heads, self.head_dim, -1)  # (heads, C/heads, Cm)
+        values = torch.einsum("bnk,hck->bhnc", attended[:, 0], head_weights)
+        values = values + self.v_proj.bias.view(1, self.num_heads, 1, self.head_dim)
+        b, h, n, c = values.shape
+        return self.o_proj(values.transpose(1, 2).reshape(b, n, h * c))
 
 
 class MemoryAttentionLayer(nn.Module):
@@ -52,7 +79,7 @@ class MemoryAttentionLayer(nn.Module):
             dropout=config.memory_attention_rope_dropout,
         )
         self.self_attn = RoPEAttention(c, **rope)
-        self.cross_attn_image = RoPEAttention(c, kv_dim=config.memory_encoder_output_channels, **rope)
+        self.cross_attn_image = MemoryCrossAttention(c, kv_dim=config.memory_encoder_output_channels, **rope)
         self.linear1 = nn.Linear(c, config.memory_attention_feed_forward_hidden_size)
         self.linear2 = nn.Linear(config.memory_attention_feed_forward_hidden_size, c)
         self.layer_norm1 = nn.LayerNorm(c)
@@ -65,6 +92,7 @@ class MemoryAttentionLayer(nn.Module):
         return F.dropout(x, self.dropout, self.training)
 
     def forward(self, x, memory, memory_pos, num_object_pointer_tokens: int):
+        """x (1 or B, HW, C) -> (B, HW, C)."""
         normed = self.layer_norm1(x)
         x = x + self.drop(self.self_attn(normed, normed, normed))
         normed = self.layer_norm2(x)

@@ -82,14 +82,16 @@ def axial_rope_tables(dim: int, end_x: int, end_y: int, theta: float, device=Non
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate consecutive channel pairs of x (..., N, dim) by the angles of cos/sin (N, dim/2).
+    """Rotate consecutive channel pairs of x (..., N, dim) by the angles of cos/sin (N, dim/2), in fp32.
 
-    If x has r*N tokens the tables are tiled r times (each memory frame reuses the query grid's positions).
+    If x has r*N tokens the tables apply to each block of N (each memory frame reuses the query grid's positions).
     """
-    n = x.shape[-2]
-    if n != cos.shape[0]:
-        repeats = n // cos.shape[0]
-        cos, sin = cos.repeat(repeats, 1), sin.repeat(repeats, 1)
-    x = x.float()
+    x = x.float().unflatten(-2, (-1, cos.shape[0]))
     x_even, x_odd = x[..., 0::2], x[..., 1::2]
-    return torch.stack((x_even * cos - x_odd * sin, x_even * sin + x_odd * cos), dim=-1).flatten(-2)
+    if torch.is_grad_enabled() and x.requires_grad:
+        out = torch.stack((x_even * cos - x_odd * sin, x_even * sin + x_odd * cos), dim=-1).flatten(-2)
+    else:  # written in place: no intermediate copies
+        out = torch.empty_like(x)
+        torch.mul(x_even, cos, out=out[..., 0::2]).addcmul_(x_odd, sin, value=-1)
+        torch.mul(x_even, sin, out=out[..., 1::2]).addcmul_(x_odd, cos)
+    return out.flatten(-3, -2)

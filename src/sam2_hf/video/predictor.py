@@ -383,7 +383,7 @@ class Sam2VideoPredictor:
 
     def _memory_conditioned(self, features: Sam2FrameFeatures, selections) -> torch.Tensor:
         """Memory attention for objects with one memory layout: -> (N, C, h, w)."""
-        model, n = self.model, len(selections)
+        model = self.model
         tokens, positions = [], []
         for sel in selections:
             parts = [model.spatial_memory(out.memory.float(), self._memory_pos(features), t) for t, out in sel.spatial]
@@ -395,9 +395,7 @@ class Sam2VideoPredictor:
         num_pointer_tokens = len(selections[0].pointers) * (
             model.config.vision_config.fpn_hidden_size // model.config.memory_encoder_output_channels
         )
-        return model.condition_on_memory(
-            self._expand(features, n), torch.cat(tokens), torch.cat(positions), num_pointer_tokens
-        )
+        return model.condition_on_memory(features, torch.cat(tokens), torch.cat(positions), num_pointer_tokens)
 
     def _memory_pos(self, features: Sam2FrameFeatures) -> torch.Tensor:
         """The memory's sine position encoding (the same for every frame): (1, 64, h, w)."""
