@@ -111,7 +111,6 @@ class Hiera(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, c.hidden_size, *c.window_positional_embedding_background_size))
         window0 = c.window_size_per_stage[0]
         self.pos_embed_window = nn.Parameter(torch.zeros(1, c.hidden_size, window0, window0))
-        self._cached_position_embedding = (None, None)
 
         stage_ends = [sum(c.blocks_per_stage[: i + 1]) - 1 for i in range(len(c.blocks_per_stage))]
         pool_blocks = [end + 1 for end in stage_ends[:-1]][: c.num_query_pool_stages]
@@ -140,19 +139,7 @@ class Hiera(nn.Module):
             dim = dim_out
 
     def position_embedding(self, h: int, w: int) -> torch.Tensor:
-        """Background embedding (bicubic to the grid) plus the window embedding tiled over it: (1, H, W, C).
-
-        Without gradients it is computed once per grid size and kept until the weights change.
-        """
-        params = (self.pos_embed, self.pos_embed_window)
-        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
-            return self._position_embedding(h, w)
-        key = (h, w, *((p.data_ptr(), p._version, p.dtype, p.device) for p in params))
-        if self._cached_position_embedding[0] != key:
-            self._cached_position_embedding = (key, self._position_embedding(h, w))
-        return self._cached_position_embedding[1]
-
-    def _position_embedding(self, h: int, w: int) -> torch.Tensor:
+        """Background embedding (bicubic to the grid) plus the window embedding tiled over it: (1, H, W, C)."""
         pos = F.interpolate(self.pos_embed, size=(h, w), mode="bicubic")
         win = self.pos_embed_window
         pos = pos + win.tile(1, 1, h // win.shape[-2], w // win.shape[-1])
