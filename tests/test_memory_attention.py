@@ -1,0 +1,124 @@
+"""Memory attention against Meta's, and the two kernels its speed comes from.
+
+sam2_hf's cross-attention attends the raw 64-d memory tokens and projects the result (instead of
+projecting every memory token), one frame can be shared by several objects (its first self-attention
+runs once), and RoPE has an in-place inference form: each must give Meta's result, with and without
+gradients.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sam2_hf import Sam2VideoModel
+from sam2_hf.modeling.layers import attention_narrow_values
+from sam2_hf.modeling.position_encoding import apply_rope, axial_rope_tables
+
+from reference import build_meta_model, max_abs_diff, save_meta_checkpoint
+
+pytest.importorskip("sam2", reason="Meta's reference implementation (pip install sam2==1.1.0) is needed")
+
+IMAGE_SIZE = 256  # 16 x 16 memory-attention grid
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    meta = build_meta_model("tiny", "2.1", IMAGE_SIZE)
+    path = save_meta_checkpoint(meta, tmp_path_factory.mktemp("ma") / "model.pt")
+    return meta, Sam2VideoModel.from_pretrained(path, image_size=IMAGE_SIZE).eval()
+
+
+def memory_inputs(num_objects: int, num_frames: int = 3, num_pointers: int = 5):
+    """A frame's tokens (1, HW, 256) and each object's memory bank (B, M, 64): frames then pointer tokens."""
+    g = torch.Generator().manual_seed(1)
+    hw = (IMAGE_SIZE // 16) ** 2
+    m = num_frames * hw + 4 * num_pointers
+    curr, curr_pos = torch.randn(1, hw, 256, generator=g), torch.randn(1, hw, 256, generator=g)
+    memory, memory_pos = torch.randn(num_objects, m, 64, generator=g), torch.randn(num_objects, m, 64, generator=g)
+    return curr, curr_pos, memory, memory_pos, 4 * num_pointers
+
+
+def meta_memory_attention(meta, curr, curr_pos, memory, memory_pos, num_pointer_tokens):
+    """Meta's call (sequence-first tensors), one object at a time as its video predictor runs it."""
+    outs = [
+        meta.memory_attention(
+            curr=[curr.transpose(0, 1)],
+            curr_pos=[curr_pos.transpose(0, 1)],
+            memory=memory[i : i + 1].transpose(0, 1),
+            memory_pos=memory_pos[i : i + 1].transpose(0, 1),
+            num_obj_ptr_tokens=num_pointer_tokens,
+        ).transpose(0, 1)
+        for i in range(memory.shape[0])
+    ]
+    return torch.cat(outs)
+
+
+@pytest.mark.parametrize("num_objects", [1, 3])
+def test_memory_attention_matches_meta(models, num_objects):
+    meta, ours = models
+    inputs = memory_inputs(num_objects)
+    with torch.no_grad():
+        expected = meta_memory_attention(meta, *inputs)
+        shared = ours.memory_attention(*inputs)  # the frame given once for all objects
+        curr, curr_pos, *rest = inputs
+        per_object = ours.memory_attention(curr.expand(num_objects, -1, -1), curr_pos, *rest)
+    assert expected.shape == shared.shape == (num_objects, *curr.shape[1:])
+    assert expected.std() > 0.1
+    assert max_abs_diff(shared, expected) < TOL
+    assert max_abs_diff(per_object, expected) < TOL
+
+
+def test_memory_attention_gradients_match_meta(models):
+    """The training path (autograd through the chunked attention and RoPE) gives Meta's gradients."""
+    meta, ours = models
+    curr, curr_pos, memory, memory_pos, num_pointer_tokens = memory_inputs(2)
+    grads = []
+    for run in (
+        lambda c, m: meta_memory_attention(meta, c, curr_pos, m, memory_pos, num_pointer_tokens),
+        lambda c, m: ours.memory_attention(c, curr_pos, m, memory_pos, num_pointer_tokens),
+    ):
+        c, m = curr.clone().requires_grad_(), memory.clone().requires_grad_()
+        (run(c, m) ** 2).sum().backward()
+        grads.append((c.grad, m.grad))
+    (meta_curr, meta_memory), (our_curr, our_memory) = grads
+    assert meta_memory.abs().max() > 1e-3
+    assert max_abs_diff(our_curr, meta_curr) < 1e-3 * meta_curr.abs().max()
+    assert max_abs_diff(our_memory, meta_memory) < 1e-3 * meta_memory.abs().max()
+
+
+@pytest.mark.parametrize(
+    ("q_shape", "kv_batch"),
+    [((2, 1, 300, 32), (2, 1)), ((1, 1, 300, 32), (3, 1)), ((2, 2, 100, 16), (2, 2))],
+)
+def test_attention_narrow_values(q_shape, kv_batch):
+    """softmax(q k^T / sqrt(d)) v with dv < d, q broadcast over k's batch, queries in several chunks."""
+    g = torch.Generator().manual_seed(2)
+    q = torch.randn(*q_shape, generator=g)
+    k = torch.randn(*kv_batch, 500, q_shape[-1], generator=g)
+    v = torch.randn(*kv_batch, 500, 8, generator=g)
+    expected = torch.softmax(q @ k.transpose(-2, -1) / q_shape[-1] ** 0.5, dim=-1) @ v
+    with torch.no_grad():
+        inference = attention_narrow_values(q, k, v, query_chunk=128)
+    q_grad = q.clone().requires_grad_()
+    training = attention_narrow_values(q_grad, k, v, query_chunk=128)
+    training.sum().backward()
+    assert inference.shape == expected.shape == training.shape
+    assert max_abs_diff(inference, expected) < 1e-5
+    assert max_abs_diff(training, expected) < 1e-5
+    assert q_grad.grad.abs().max() > 0
+
+
+def test_apply_rope_inference_and_training_forms_agree():
+    """Tables of one grid applied to a bank of 3 frames: each frame rotated by the same positions."""
+    cos, sin = axial_rope_tables(32, 8, 8, 10000.0)
+    x = torch.randn(2, 1, 3 * 64, 32)
+    with torch.no_grad():
+        inference = apply_rope(x, cos, sin)
+    training = apply_rope(x.clone().requires_grad_(), cos, sin)
+    per_frame = torch.cat([apply_rope(x[:, :, i * 64 : (i + 1) * 64], cos, sin) for i in range(3)], dim=2)
+    assert max_abs_diff(inference, training) < 1e-6
+    assert max_abs_diff(inference, per_frame) == 0
+    assert max_abs_diff(inference.norm(dim=-1), x.norm(dim=-1)) < 1e-4  # a rotation keeps lengths
+    assert max_abs_diff(inference, x) > 0.1
