@@ -100,6 +100,19 @@ class Recorder:
             )
 
 
+def track_with_predictor_api(predictor, folder: Path, click, rec: Recorder, info: dict) -> None:
+    """init_state, one click on frame 0, full forward propagation through Meta's video-predictor API
+    (Meta's own or sam2_hf's), recording RSS, init time and masks."""
+    t = time.perf_counter()
+    state = predictor.init_state(str(folder))
+    info["init_s"] = time.perf_counter() - t
+    info["rss_after_init_mib"] = rec.event("init_state")["rss_mib"]
+    predictor.add_new_points_or_box(state, 0, 1, points=[click], labels=[1])
+    rec.start()
+    for frame_idx, _, masks in predictor.propagate_in_video(state):
+        rec.frame(frame_idx, masks)
+
+
 def run_worker(args) -> None:
     import numpy as np
     import torch
@@ -120,14 +133,7 @@ def run_worker(args) -> None:
         policy = args.impl.split("-", 1)[1]
         predictor = Sam2VideoPredictor.from_pretrained(args.weights, fill_hole_area=0, memory_policy=policy)
         info["rss_after_model_mib"] = rec.event("model")["rss_mib"]
-        t = time.perf_counter()
-        state = predictor.init_state(str(folder))
-        info["init_s"] = time.perf_counter() - t
-        info["rss_after_init_mib"] = rec.event("init_state")["rss_mib"]
-        predictor.add_new_points_or_box(state, 0, 1, points=[click], labels=[1])
-        rec.start()
-        for frame_idx, _, masks in predictor.propagate_in_video(state):
-            rec.frame(frame_idx, masks)
+        track_with_predictor_api(predictor, folder, click, rec, info)
 
     elif args.impl == "meta":
         # the same seed gives the same weights
@@ -135,14 +141,7 @@ def run_worker(args) -> None:
         predictor.fill_hole_area = 0  # its hole filling is CUDA-only; on CPU it warns and skips it
         info["rss_after_model_mib"] = rec.event("model")["rss_mib"]
         with torch.inference_mode():
-            t = time.perf_counter()
-            state = predictor.init_state(str(folder))
-            info["init_s"] = time.perf_counter() - t
-            info["rss_after_init_mib"] = rec.event("init_state")["rss_mib"]
-            predictor.add_new_points_or_box(state, 0, 1, points=[click], labels=[1])
-            rec.start()
-            for frame_idx, _, masks in predictor.propagate_in_video(state):
-                rec.frame(frame_idx, masks)
+            track_with_predictor_api(predictor, folder, click, rec, info)
 
     elif args.impl == "transformers":
         import torch.nn.functional as F
