@@ -13,7 +13,7 @@ import torch
 
 from sam2_hf import Sam2VideoModel
 from sam2_hf.modeling.layers import attention_narrow_values
-from sam2_hf.modeling.position_encoding import apply_rope, axial_rope_tables
+from sam2_hf.modeling.position_encoding import apply_rope, apply_rope_, axial_rope_tables
 
 from reference import build_meta_model, max_abs_diff, save_meta_checkpoint
 
@@ -93,16 +93,16 @@ def test_memory_attention_gradients_match_meta(models):
     [((2, 1, 300, 32), (2, 1)), ((1, 1, 300, 32), (3, 1)), ((2, 2, 100, 16), (2, 2))],
 )
 def test_attention_narrow_values(q_shape, kv_batch):
-    """softmax(q k^T / sqrt(d)) v with dv < d, q broadcast over k's batch, queries in several chunks."""
+    """softmax(q k^T / sqrt(d)) v with dv < d, q broadcast over k's batch, several query and key tiles."""
     g = torch.Generator().manual_seed(2)
     q = torch.randn(*q_shape, generator=g)
     k = torch.randn(*kv_batch, 500, q_shape[-1], generator=g)
     v = torch.randn(*kv_batch, 500, 8, generator=g)
     expected = torch.softmax(q @ k.transpose(-2, -1) / q_shape[-1] ** 0.5, dim=-1) @ v
     with torch.no_grad():
-        inference = attention_narrow_values(q, k, v, query_chunk=128)
+        inference = attention_narrow_values(q, k, v, tile=128)
     q_grad = q.clone().requires_grad_()
-    training = attention_narrow_values(q_grad, k, v, query_chunk=128)
+    training = attention_narrow_values(q_grad, k, v, tile=128)
     training.sum().backward()
     assert inference.shape == expected.shape == training.shape
     assert max_abs_diff(inference, expected) < 1e-5
@@ -110,7 +110,7 @@ def test_attention_narrow_values(q_shape, kv_batch):
     assert q_grad.grad.abs().max() > 0
 
 
-def test_apply_rope_inference_and_training_forms_agree():
+def test_apply_rope_inference_training_and_in_place_forms_agree():
     """Tables of one grid applied to a bank of 3 frames: each frame rotated by the same positions."""
     cos, sin = axial_rope_tables(32, 8, 8, 10000.0)
     x = torch.randn(2, 1, 3 * 64, 32)
@@ -118,7 +118,12 @@ def test_apply_rope_inference_and_training_forms_agree():
         inference = apply_rope(x, cos, sin)
     training = apply_rope(x.clone().requires_grad_(), cos, sin)
     per_frame = torch.cat([apply_rope(x[:, :, i * 64 : (i + 1) * 64], cos, sin) for i in range(3)], dim=2)
+    in_place = x.clone()
+    with torch.no_grad():
+        apply_rope_(in_place[:, :, 64:], cos, sin)  # rotate the last two frames only
     assert max_abs_diff(inference, training) < 1e-6
     assert max_abs_diff(inference, per_frame) == 0
+    assert max_abs_diff(in_place[:, :, 64:], inference[:, :, 64:]) < 1e-6
+    assert torch.equal(in_place[:, :, :64], x[:, :, :64])
     assert max_abs_diff(inference.norm(dim=-1), x.norm(dim=-1)) < 1e-4  # a rotation keeps lengths
     assert max_abs_diff(inference, x) > 0.1

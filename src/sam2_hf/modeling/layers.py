@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+ACTIVATIONS = {"gelu": (F.gelu, torch.ops.aten.gelu_), "relu": (F.relu, F.relu_)}
 
 
-def activation(name: str) -> nn.Module:
-    try:
-        return ACTIVATIONS[name]()
-    except KeyError:
-        raise ValueError(f"Unsupported activation {name!r}; expected one of {sorted(ACTIVATIONS)}.") from None
+class Activation(nn.Module):
+    """GELU or ReLU. `forward(x, overwrite=True)` activates x in place when no gradient is needed: for
+    callers that own x (a fresh intermediate), it spares allocating and page-faulting a tensor of x's size."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        try:
+            self.function, self.in_place = ACTIVATIONS[name]
+        except KeyError:
+            raise ValueError(f"Unsupported activation {name!r}; expected one of {sorted(ACTIVATIONS)}.") from None
+        self.name = name
+
+    def forward(self, x: torch.Tensor, overwrite: bool = False) -> torch.Tensor:
+        if overwrite and not (torch.is_grad_enabled() and x.requires_grad):
+            return self.in_place(x)
+        return self.function(x)
+
+    def extra_repr(self) -> str:
+        return self.name
 
 
 class FeedForward(nn.Module):
@@ -24,13 +40,13 @@ class FeedForward(nn.Module):
         self.proj_in = nn.Linear(in_dim, hidden_dim)
         self.layers = nn.ModuleList(nn.Linear(hidden_dim, hidden_dim) for _ in range(num_layers - 2))
         self.proj_out = nn.Linear(hidden_dim, out_dim)
-        self.act = activation(act)
+        self.act = Activation(act)
         self.sigmoid_output = sigmoid_output
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act(self.proj_in(x))
+        x = self.act(self.proj_in(x), overwrite=True)
         for layer in self.layers:
-            x = self.act(layer(x))
+            x = self.act(layer(x), overwrite=True)
         x = self.proj_out(x)
         return torch.sigmoid(x) if self.sigmoid_output else x
 
@@ -45,39 +61,58 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(1, keepdim=True)
-        var = (x - mean).pow(2).mean(1, keepdim=True)
-        x = (x - mean) / torch.sqrt(var + self.eps)
-        return self.weight[:, None, None] * x + self.bias[:, None, None]
+        centred = x - x.mean(1, keepdim=True)
+        x = centred / torch.sqrt(centred.square().mean(1, keepdim=True) + self.eps)
+        return torch.addcmul(self.bias[:, None, None], self.weight[:, None, None], x)
 
 
-def attention_narrow_values(q, k, v, dropout_p: float = 0.0, query_chunk: int = 256) -> torch.Tensor:
+def attention_narrow_values(q, k, v, dropout_p: float = 0.0, tile: int = 1024) -> torch.Tensor:
     """softmax(q k^T / sqrt(d)) v for values narrower than the queries: (..., Nq, d), (..., Nk, d), (..., Nk, dv).
 
     On CUDA this is SDPA (its memory-efficient kernel takes dv != d). On CPU SDPA's fused kernel needs
-    dv == d, so queries go in chunks: only (query_chunk, Nk) scores exist at a time, in reused buffers
-    when no gradient is needed.
+    dv == d, so without gradients it runs `_attend_in_tiles`; with them, queries go in chunks of `tile`.
     """
     lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     q, k, v = (x.expand(*lead, *x.shape[-2:]) for x in (q, k, v))
     if q.device.type == "cuda":
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
     q, keys = q * q.shape[-1] ** -0.5, k.transpose(-2, -1)
-    starts = range(0, q.shape[-2], query_chunk)
     if dropout_p or (torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))):
-        probs = (torch.softmax(q[..., s : s + query_chunk, :] @ keys, dim=-1) for s in starts)
+        probs = (torch.softmax(q[..., s : s + tile, :] @ keys, dim=-1) for s in range(0, q.shape[-2], tile))
         return torch.cat([F.dropout(p, dropout_p) @ v for p in probs], dim=-2)
     q, keys, v = q.flatten(0, -3), keys.flatten(0, -3), v.flatten(0, -3)
     out = q.new_empty(*q.shape[:-1], v.shape[-1])
-    scores = q.new_empty(min(query_chunk, q.shape[1]), keys.shape[-1])
-    probs = torch.empty_like(scores)
     for i in range(q.shape[0]):
-        for s in starts:
-            n = min(query_chunk, q.shape[1] - s)
-            torch.matmul(q[i, s : s + n], keys[i], out=scores[:n])
-            torch.ops.aten._softmax.out(scores[:n], -1, False, out=probs[:n])
-            torch.matmul(probs[:n], v[i], out=out[i, s : s + n])
+        _attend_in_tiles(q[i], keys[i], v[i], out[i], tile)
     return out.view(*lead, *out.shape[-2:])
+
+
+def _attend_in_tiles(q, keys, v, out, tile: int) -> None:
+    """out (Nq, dv) = softmax(q (Nq, d) @ keys (d, Nk)) @ v (Nk, dv), one (tile, tile) score block at a time.
+
+    Flash-attention's online softmax: each query tile keeps a running row max `m`, sum `l` and
+    unnormalised output, rescaled by exp(m_old - m_new) when a key block raises the max. The score
+    block stays in cache, where a full (tile, Nk) row of scores would not.
+    """
+    rows, nk = min(tile, q.shape[0]), keys.shape[1]
+    scores, block_out = q.new_empty(rows, min(tile, nk)), q.new_empty(rows, v.shape[1])
+    m, block_m, scale, l = (q.new_empty(rows, 1) for _ in range(4))
+    for s in range(0, q.shape[0], tile):
+        n = min(tile, q.shape[0] - s)
+        o, m_, l_ = out[s : s + n], m[:n], l[:n]
+        m_.fill_(-math.inf)
+        l_.zero_()
+        o.zero_()
+        for ks in range(0, nk, tile):
+            kn = min(tile, nk - ks)
+            block = torch.matmul(q[s : s + n], keys[:, ks : ks + kn], out=scores[:n, :kn])
+            new_m = torch.maximum(torch.amax(block, -1, keepdim=True, out=block_m[:n]), m_, out=block_m[:n])
+            torch.sub(m_, new_m, out=scale[:n]).exp_()
+            m_.copy_(new_m)
+            block.sub_(m_).exp_()
+            l_.mul_(scale[:n]).add_(block.sum(-1, keepdim=True))
+            o.mul_(scale[:n]).add_(torch.matmul(block, v[ks : ks + kn], out=block_out[:n]))
+        o.div_(l_)
 
 
 class Attention(nn.Module):

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import Attention, activation, attention_narrow_values
-from .position_encoding import apply_rope, axial_rope_tables
+from .layers import Activation, Attention, attention_narrow_values
+from .position_encoding import apply_rope, apply_rope_, axial_rope_tables
 
 
 class RoPEAttention(Attention):
@@ -38,8 +38,12 @@ class RoPEAttention(Attention):
         `num_k_exclude_rope` keys (object pointers) are not rotated."""
         q, k = self.split_heads(self.q_proj(q)), self.split_heads(self.k_proj(k))
         cos, sin = self.rope_tables(q.shape[-2], q.device)
-        q = apply_rope(q, cos, sin).type_as(k)
         num_rope = k.shape[-2] - num_k_exclude_rope
+        if k.dtype == q.dtype == torch.float32 and not torch.is_grad_enabled():  # fresh projections: rotate in place
+            apply_rope_(q, cos, sin)
+            apply_rope_(k[:, :, :num_rope], cos, sin)
+            return q, k
+        q = apply_rope(q, cos, sin).type_as(k)
         k = torch.cat([apply_rope(k[:, :, :num_rope], cos, sin).type_as(k), k[:, :, num_rope:]], dim=2)
         return q, k
 
@@ -85,7 +89,7 @@ class MemoryAttentionLayer(nn.Module):
         self.layer_norm1 = nn.LayerNorm(c)
         self.layer_norm2 = nn.LayerNorm(c)
         self.layer_norm3 = nn.LayerNorm(c)
-        self.act = activation(config.memory_attention_feed_forward_hidden_act)
+        self.act = Activation(config.memory_attention_feed_forward_hidden_act)
         self.dropout = config.memory_attention_dropout
 
     def drop(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,7 +104,7 @@ class MemoryAttentionLayer(nn.Module):
             self.cross_attn_image(normed, memory + memory_pos, memory, num_k_exclude_rope=num_object_pointer_tokens)
         )
         normed = self.layer_norm3(x)
-        return x + self.drop(self.linear2(self.drop(self.act(self.linear1(normed)))))
+        return x + self.drop(self.linear2(self.drop(self.act(self.linear1(normed), overwrite=True))))
 
 
 class MemoryAttention(nn.Module):

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from .layers import LayerNorm2d, activation
+from .layers import Activation, LayerNorm2d
 from .position_encoding import sine_position_encoding
 
 
@@ -26,7 +26,7 @@ class MaskDownSamplerLayer(nn.Module):
             padding=config.mask_downsampler_padding,
         )
         self.layer_norm = LayerNorm2d(out_channels)
-        self.act = activation(config.mask_downsampler_hidden_act)
+        self.act = Activation(config.mask_downsampler_hidden_act)
 
     def forward(self, x):
         return self.act(self.layer_norm(self.conv(x)))
@@ -59,13 +59,13 @@ class FuserBlock(nn.Module):
         self.depthwise_conv = nn.Conv2d(c, c, kernel_size=k, padding=p, groups=c)
         self.layer_norm = LayerNorm2d(c, eps=1e-6)
         self.pointwise_conv1 = nn.Linear(c, config.memory_fuser_intermediate_dim)
-        self.act = activation(config.memory_fuser_hidden_act)
+        self.act = Activation(config.memory_fuser_hidden_act)
         self.pointwise_conv2 = nn.Linear(config.memory_fuser_intermediate_dim, c)
         self.scale = nn.Parameter(config.memory_fuser_layer_scale_init_value * torch.ones(c))
 
     def forward(self, x):
         y = self.layer_norm(self.depthwise_conv(x)).permute(0, 2, 3, 1)
-        y = self.scale * self.pointwise_conv2(self.act(self.pointwise_conv1(y)))
+        y = self.scale * self.pointwise_conv2(self.act(self.pointwise_conv1(y), overwrite=True))
         return x + y.permute(0, 3, 1, 2)
 
 
@@ -90,8 +90,22 @@ class MemoryEncoder(nn.Module):
         self.projection = nn.Conv2d(c, config.memory_encoder_output_channels, kernel_size=1)
 
     def forward(self, features: torch.Tensor, mask_for_memory: torch.Tensor):
-        """`mask_for_memory` is already scaled (sigmoid or binary, x20 - 10)."""
-        x = self.feature_projection(features) + self.mask_downsampler(mask_for_memory)
-        memory = self.projection(self.memory_fuser(x))
+        """features (1 or N, C, h, w), mask (N, 1, S, S) -> memory (N, 64, h, w), pos (1, 64, h, w).
+
+        `mask_for_memory` is already scaled (sigmoid or binary, x20 - 10). On CPU without gradients the
+        N objects go one at a time: a batch's intermediates outgrow glibc's mmap threshold, so each one
+        would be freshly allocated and page-faulted (2x slower at 8 objects and 1024 px, measured).
+        """
+        projected = self.feature_projection(features)
+        if mask_for_memory.device.type == "cpu" and not torch.is_grad_enabled():
+            projected = projected.expand(len(mask_for_memory), -1, -1, -1)
+            memory = torch.cat([self.fuse(p[None], m[None]) for p, m in zip(projected, mask_for_memory)])
+        else:
+            memory = self.fuse(projected, mask_for_memory)
         pos = sine_position_encoding(memory.shape[1], *memory.shape[-2:], device=memory.device, dtype=memory.dtype)
         return memory, pos.unsqueeze(0)
+
+    def fuse(self, projected_features: torch.Tensor, mask_for_memory: torch.Tensor) -> torch.Tensor:
+        """(1 or N, C, h, w) projected features + downsampled masks -> (N, 64, h, w) memory."""
+        x = projected_features + self.mask_downsampler(mask_for_memory)
+        return self.projection(self.memory_fuser(x))

@@ -95,3 +95,12 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
         torch.mul(x_even, cos, out=out[..., 0::2]).addcmul_(x_odd, sin, value=-1)
         torch.mul(x_even, sin, out=out[..., 1::2]).addcmul_(x_odd, cos)
     return out.flatten(-3, -2)
+
+
+def apply_rope_(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> None:
+    """`apply_rope` written into x itself (fp32, no gradient): only a copy of the even channels is allocated."""
+    x = x.unflatten(-2, (-1, cos.shape[0]))
+    x_even, x_odd = x[..., 0::2], x[..., 1::2]
+    even = x_even.clone()
+    x_even.mul_(cos).addcmul_(x_odd, sin, value=-1)
+    x_odd.mul_(cos).addcmul_(even, sin)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import LayerNorm2d, activation
+from .layers import Activation, LayerNorm2d
 from .position_encoding import RandomFourierEmbedding
 
 PAD_LABEL = -10
@@ -27,7 +27,7 @@ class MaskEmbedding(nn.Module):
         self.conv2 = nn.Conv2d(mid, config.mask_input_channels, kernel_size=2, stride=2)
         self.layer_norm2 = LayerNorm2d(config.mask_input_channels, eps=config.layer_norm_eps)
         self.conv3 = nn.Conv2d(config.mask_input_channels, config.hidden_size, kernel_size=1)
-        self.act = activation(config.hidden_act)
+        self.act = Activation(config.hidden_act)
 
     def forward(self, masks: torch.Tensor) -> torch.Tensor:
         x = self.act(self.layer_norm1(self.conv1(masks)))
