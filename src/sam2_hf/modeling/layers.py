@@ -90,29 +90,29 @@ def attention_narrow_values(q, k, v, dropout_p: float = 0.0, tile: int = 1024) -
 def _attend_in_tiles(q, keys, v, out, tile: int) -> None:
     """out (Nq, dv) = softmax(q (Nq, d) @ keys (d, Nk)) @ v (Nk, dv), one (tile, tile) score block at a time.
 
-    Flash-attention's online softmax: each query tile keeps a running row max `m`, sum `l` and
-    unnormalised output, rescaled by exp(m_old - m_new) when a key block raises the max. The score
-    block stays in cache, where a full (tile, Nk) row of scores would not.
+    Flash-attention's online softmax: each query tile keeps a running row max, row sum and unnormalised
+    output, rescaled by exp(old max - new max) when a key block raises the max. The score block stays
+    in cache, where a full (tile, Nk) row of scores would not.
     """
     rows, nk = min(tile, q.shape[0]), keys.shape[1]
     scores, block_out = q.new_empty(rows, min(tile, nk)), q.new_empty(rows, v.shape[1])
-    m, block_m, scale, l = (q.new_empty(rows, 1) for _ in range(4))
+    row_max, new_max, rescale, row_sum = (q.new_empty(rows, 1) for _ in range(4))
     for s in range(0, q.shape[0], tile):
         n = min(tile, q.shape[0] - s)
-        o, m_, l_ = out[s : s + n], m[:n], l[:n]
-        m_.fill_(-math.inf)
-        l_.zero_()
+        o, max_, sum_, new_, scale_ = out[s : s + n], row_max[:n], row_sum[:n], new_max[:n], rescale[:n]
+        max_.fill_(-math.inf)
+        sum_.zero_()
         o.zero_()
         for ks in range(0, nk, tile):
             kn = min(tile, nk - ks)
             block = torch.matmul(q[s : s + n], keys[:, ks : ks + kn], out=scores[:n, :kn])
-            new_m = torch.maximum(torch.amax(block, -1, keepdim=True, out=block_m[:n]), m_, out=block_m[:n])
-            torch.sub(m_, new_m, out=scale[:n]).exp_()
-            m_.copy_(new_m)
-            block.sub_(m_).exp_()
-            l_.mul_(scale[:n]).add_(block.sum(-1, keepdim=True))
-            o.mul_(scale[:n]).add_(torch.matmul(block, v[ks : ks + kn], out=block_out[:n]))
-        o.div_(l_)
+            torch.maximum(torch.amax(block, -1, keepdim=True, out=new_), max_, out=new_)
+            torch.sub(max_, new_, out=scale_).exp_()
+            max_.copy_(new_)
+            block.sub_(max_).exp_()
+            sum_.mul_(scale_).add_(block.sum(-1, keepdim=True))
+            o.mul_(scale_).add_(torch.matmul(block, v[ks : ks + kn], out=block_out[:n]))
+        o.div_(sum_)
 
 
 class Attention(nn.Module):
