@@ -97,8 +97,8 @@ class MultiScaleBlock(nn.Module):
                 hw = shortcut.shape[1:3]
                 padded_hw = tuple(s + (window - s % window) % window for s in hw)
             x = window_unpartition(x, window, padded_hw, hw)
-        x = shortcut + x
-        return x + self.mlp(self.layer_norm2(x))
+        x = x.add_(shortcut)  # residual adds into fresh outputs: no new (H, W, C) tensors
+        return self.mlp(self.layer_norm2(x)).add_(x)
 
 
 class Hiera(nn.Module):
