@@ -86,14 +86,13 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
     If x has r*N tokens the tables apply to each block of N (each memory frame reuses the query grid's positions).
     """
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        out = x.to(torch.float32, copy=True)
+        apply_rope_(out, cos, sin)
+        return out
     x = x.float().unflatten(-2, (-1, cos.shape[0]))
     x_even, x_odd = x[..., 0::2], x[..., 1::2]
-    if torch.is_grad_enabled() and x.requires_grad:
-        out = torch.stack((x_even * cos - x_odd * sin, x_even * sin + x_odd * cos), dim=-1).flatten(-2)
-    else:  # written in place: no intermediate copies
-        out = torch.empty_like(x)
-        torch.mul(x_even, cos, out=out[..., 0::2]).addcmul_(x_odd, sin, value=-1)
-        torch.mul(x_even, sin, out=out[..., 1::2]).addcmul_(x_odd, cos)
+    out = torch.stack((x_even * cos - x_odd * sin, x_even * sin + x_odd * cos), dim=-1).flatten(-2)
     return out.flatten(-3, -2)
 
 
