@@ -52,7 +52,7 @@ def test_grayscale_rgba_and_pil_modes_become_rgb():
     assert torch.equal(to_rgb_tensor(gray[..., None]), expected_gray)
     rgba = np.concatenate([rgb, random_image(40, 50, c=1, seed=3)], axis=2)
     assert torch.equal(to_rgb_tensor(rgba), to_rgb_tensor(rgb))
-    for mode in ("L", "RGBA", "P", "CMYK", "I"):
+    for mode in ("1", "L", "LA", "RGBA", "P", "PA", "CMYK", "YCbCr"):  # 8-bit modes; wider ones: test_inputs
         pil = Image.fromarray(rgb).convert(mode)
         assert torch.equal(to_rgb_tensor(pil), to_rgb_tensor(np.asarray(pil.convert("RGB"))))
 

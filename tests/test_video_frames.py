@@ -264,12 +264,56 @@ def test_image_folder_natural_order_and_mode_conversion(tmp_path, sources):
 def test_image_folder_errors(tmp_path, sources):
     save_images(tmp_path / "mixed", ["0.png", "1.png"], [sources[0], sources[1, :32]])
     frames = ImageFolderFrames(tmp_path / "mixed")
-    with pytest.raises(ValueError, match="1.png"):
+    with pytest.raises(VideoDecodeError, match="1.png") as error:
         frames.frame(1)
+    assert error.value.frame_index == 1 and error.value.source == tmp_path / "mixed" / "1.png"
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("")
     with pytest.raises(ValueError, match="No .*images"):
         open_frames(tmp_path / "empty")
+
+
+def test_image_folder_ignores_hidden_and_non_image_files(tmp_path, sources):
+    """A folder copied from macOS: 00000.jpg ... plus AppleDouble companions ._00000.jpg (not images)."""
+    folder = tmp_path / "frames"
+    save_images(folder, [f"{t:05d}.jpg" for t in range(12)], sources[:12])
+    for t in range(12):
+        (folder / f"._{t:05d}.jpg").write_bytes(b"\x00\x05\x16\x07" + bytes(60))  # AppleDouble header
+    (folder / ".DS_Store").write_bytes(bytes(16))
+    (folder / "labels.json").write_text("{}")
+    frames = open_frames(folder)
+    assert len(frames) == 12 and [p.name for p in frames.files] == [f"{t:05d}.jpg" for t in range(12)]
+    assert [f.shape for f in frames] == [(HEIGHT, WIDTH, 3)] * 12
+
+
+def test_image_folder_unreadable_frame_names_file_and_index(tmp_path, sources):
+    folder = tmp_path / "frames"
+    save_images(folder, [f"{t:05d}.png" for t in range(6)], sources[:6])
+    (folder / "00003.png").write_bytes(b"not a png")
+    (folder / "00004.png").write_bytes((folder / "00005.png").read_bytes()[:200])  # truncated
+    frames = open_frames(folder)
+    np.testing.assert_array_equal(frames.frame(2), sources[2])
+    for index in (3, 4):
+        with pytest.raises(VideoDecodeError, match=f"0000{index}.png") as error:
+            frames.frame(index)
+        assert error.value.frame_index == index and error.value.source == folder / f"0000{index}.png"
+    np.testing.assert_array_equal(frames.frame(5), sources[5])  # the frames around it stay readable
+
+
+def test_sixteen_bit_frames_are_refused_naming_the_mode(tmp_path, sources):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t in range(3):
+        Image.fromarray(sources[t, ..., 0].astype(np.uint16) * 16).save(folder / f"{t}.png")  # 12-bit data
+    assert Image.open(folder / "0.png").mode.startswith("I")
+    with pytest.raises(VideoDecodeError, match=r"0.png \(frame 0\).*mode 'I") as error:
+        open_frames(folder)
+    assert error.value.frame_index == 0
+
+
+def test_float_frames_in_unit_range_are_read_as_8_bit(sources):
+    frames = open_frames(sources[:3].astype(np.float32) / 255)
+    np.testing.assert_array_equal(frames.frame(1), sources[1])
 
 
 def test_arrays_and_lists(sources):
@@ -290,8 +334,10 @@ def test_array_errors(sources):
         ArrayFrames([sources[0], sources[1, :10]])
     with pytest.raises(ValueError, match="one image"):
         open_frames(sources[0])
-    with pytest.raises(TypeError, match="float32"):
-        open_frames(sources.astype(np.float32))
+    with pytest.raises(VideoDecodeError, match=r"frame array \(frame 0\).*values in \[0, 1\]"):
+        open_frames(sources.astype(np.float32))  # 0..255 floats: one policy for every image, see test_inputs
+    with pytest.raises(VideoDecodeError, match=r"frame 0.*uint16"):
+        open_frames(sources.astype(np.uint16))
     with pytest.raises(ValueError, match="No frames"):
         open_frames([])
 

@@ -7,12 +7,18 @@ An image becomes the model input in three steps (the same arithmetic as torchvis
 
 The resize ignores the aspect ratio, so prompt coordinates are scaled per axis: x * S / W, y * S / H.
 
-Accepted images:
-- numpy arrays (H, W) or (H, W, C) with C = 1 (grayscale, replicated), 3 (RGB) or 4 (RGBA, alpha dropped);
-- PIL images of any mode (converted with `.convert("RGB")`);
-- torch tensors in the torchvision layout (H, W) or (C, H, W), same channel rules.
-Pixel values must be uint8 (0..255) or floating point already scaled to [0, 1] (what `ToTensor` leaves
-unscaled); anything else (int64, uint16, bool, floats above 1) is rejected rather than guessed at.
+One conversion (`to_rgb_pixels`) reads every image and video frame of the package, with one policy:
+- containers: numpy arrays (H, W) or (H, W, C); torch tensors (H, W) or (C, H, W) (torchvision's
+  layout; a tensor keeps its device); PIL images of any mode. Views (negative strides, slices,
+  non-contiguous memory) are read as they are;
+- channels: C = 1 (grayscale, replicated), 3 (RGB) or 4 (RGBA, alpha dropped); PIL's 8-bit modes
+  ("1", "L", "P", "LA", "PA", "RGBA", "CMYK", "YCbCr", ...) are converted with `.convert("RGB")`;
+- values: uint8 is 0..255; floating point (any float dtype) must already be in [0, 1] (what
+  `ToTensor` leaves unscaled). Everything else is rejected with an error naming the dtype or PIL
+  mode — uint16 / int32 / bool arrays and PIL's "I;16", "I" modes (16-bit PNGs) included, and a
+  PIL "F" image is held to the float rule. A 16-bit image has no one right scale (full 16-bit,
+  12-bit sensors, ...), so it is never clipped or rescaled silently: scale it to uint8 or to floats
+  in [0, 1] yourself, e.g. `image.astype(np.float32) / 4095` for 12-bit data.
 """
 
 from __future__ import annotations
@@ -22,67 +28,102 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+CHANNELS = (1, 3, 4)  # gray, RGB, RGBA
+WIDE_PIL_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")  # more than 8 bits per sample: read as arrays
 
 
-def _is_pil_image(image) -> bool:
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - PIL is a transformers dependency
-        return False
-    return isinstance(image, Image.Image)
+def to_rgb_pixels(image) -> torch.Tensor:
+    """One image in any accepted container (see the module docstring) -> (H, W, 3) channels-last RGB,
+    uint8 (0..255) or float32 (0..1) as given, on the CPU (a tensor keeps its device).
 
-
-def to_rgb_tensor(image) -> torch.Tensor:
-    """One image (numpy HWC / HW, PIL, or torch CHW / HW) -> (3, H, W) float32 in [0, 1] on the CPU
-    (a tensor keeps its device)."""
-    if _is_pil_image(image):
-        return _channels_last_to_rgb(torch.tensor(np.asarray(image.convert("RGB"))), "PIL image")
+    Raises TypeError for an unsupported container or dtype, ValueError for a bad shape, an empty image
+    or floats outside [0, 1] (NaN included); each message names the container and the problem.
+    """
+    if isinstance(image, Image.Image):
+        if image.mode in WIDE_PIL_MODES:
+            what = f"PIL image of mode {image.mode!r}"
+            return _channels_last(_numpy_to_torch(np.array(image), what), what)
+        try:
+            rgb = image if image.mode == "RGB" else image.convert("RGB")
+        except ValueError as error:
+            raise ValueError(f"A PIL image of mode {image.mode!r} cannot be converted to RGB ({error}).") from error
+        return _channels_last(_numpy_to_torch(np.array(rgb), "PIL image"), "PIL image")
     if isinstance(image, np.ndarray):
-        if image.ndim == 2:
-            image = image[:, :, None]
-        if image.ndim != 3:
-            raise ValueError(f"A numpy image must be (H, W) or (H, W, C); got shape {image.shape}.")
-        if image.shape[2] not in (1, 3, 4) and image.shape[0] in (1, 3, 4):
+        if image.ndim == 3 and image.shape[2] not in CHANNELS and image.shape[0] in CHANNELS:
             raise ValueError(
                 f"A numpy image must be channels-last (H, W, C); got shape {image.shape}, which looks "
                 "channels-first: use image.transpose(1, 2, 0)."
             )
-        return _channels_last_to_rgb(torch.tensor(image), "numpy image")
+        return _channels_last(_numpy_to_torch(image, "numpy image"), "numpy image")
     if isinstance(image, torch.Tensor):
-        if image.ndim == 2:
-            image = image[None]
-        if image.ndim != 3:
-            raise ValueError(f"A torch image must be (H, W) or (C, H, W); got shape {tuple(image.shape)}.")
-        return _channels_last_to_rgb(image.permute(1, 2, 0), "torch image (C, H, W)")
+        if image.ndim == 3:
+            image = image.permute(1, 2, 0)
+        return _channels_last(image, "torch image (C, H, W)")
     raise TypeError(
         f"Images must be numpy arrays (H, W, C), PIL images or torch tensors (C, H, W); got {type(image).__name__}."
     )
 
 
-def _channels_last_to_rgb(image: torch.Tensor, what: str) -> torch.Tensor:
-    """(H, W, C) uint8 or [0, 1]-float tensor -> (3, H, W) float32 in [0, 1]."""
+def _numpy_to_torch(array: np.ndarray, what: str) -> torch.Tensor:
+    """A tensor over `array` when torch can share its memory; a copy for read-only, strided (negative
+    strides, non-contiguous views) or byte-swapped arrays. Only uint8 and float arrays pass."""
+    if array.dtype != np.uint8 and array.dtype.kind != "f":
+        raise _dtype_error(what, array.dtype)
+    if array.flags.writeable and array.flags.c_contiguous and array.dtype.isnative:
+        return torch.from_numpy(array)
+    return torch.from_numpy(np.array(array, dtype=array.dtype.newbyteorder("="), order="C"))
+
+
+def _dtype_error(what: str, dtype) -> TypeError:
+    return TypeError(
+        f"A {what} must be uint8 (0..255) or float in [0, 1]; got dtype {dtype}. Images with more than 8 bits "
+        "per sample (16-bit PNGs, PIL modes 'I;16' / 'I') are not rescaled silently: convert them to uint8, or "
+        "to floats in [0, 1] by dividing by their full-scale value (e.g. 65535 or 4095)."
+    )
+
+
+def _channels_last(image: torch.Tensor, what: str) -> torch.Tensor:
+    """(H, W) or (H, W, C) uint8 / [0, 1]-float tensor -> (H, W, 3) of the same dtype class (float -> float32)."""
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3:
+        raise ValueError(f"A {what} must be (H, W) or (H, W, C) / (C, H, W); got shape {tuple(image.shape)}.")
     height, width, channels = image.shape
-    if channels not in (1, 3, 4):
+    if channels not in CHANNELS:
         raise ValueError(f"A {what} must have 1 (gray), 3 (RGB) or 4 (RGBA) channels; got {channels}.")
     if height == 0 or width == 0:
         raise ValueError(f"The {what} is empty: height {height}, width {width}.")
-    if image.dtype == torch.uint8:
-        image = image.float().div(255)  # ToTensor's scaling
-    elif image.is_floating_point():
+    if image.is_floating_point():
         low, high = image.min().item(), image.max().item()
         if not (low >= 0.0 and high <= 1.0):  # also rejects NaN
             raise ValueError(
                 f"A floating-point {what} must hold values in [0, 1]; got range [{low}, {high}]. "
-                "Pass uint8 for 0..255 pixel values."
+                "Pass uint8 for 0..255 pixel values, or divide by the image's full-scale value."
             )
         image = image.float()
-    else:
-        raise TypeError(f"A {what} must be uint8 (0..255) or float in [0, 1]; got dtype {image.dtype}.")
-    image = image[..., :3] if channels == 4 else image.expand(-1, -1, 3)
-    return image.permute(2, 0, 1).contiguous()
+    elif image.dtype != torch.uint8:
+        raise _dtype_error(what, image.dtype)
+    return image[..., :3] if channels == 4 else image.expand(-1, -1, 3)
+
+
+def to_rgb_tensor(image) -> torch.Tensor:
+    """One image (any accepted container) -> (3, H, W) float32 in [0, 1] (ToTensor's scaling)."""
+    rgb = to_rgb_pixels(image)
+    rgb = rgb.float().div(255) if rgb.dtype == torch.uint8 else rgb
+    return rgb.permute(2, 0, 1).contiguous()
+
+
+def to_rgb_uint8(image) -> np.ndarray:
+    """One image or video frame (any accepted container) -> (H, W, 3) uint8 numpy RGB, as the video path
+    reads frames (Meta's loader resizes 8-bit frames with PIL); floats in [0, 1] are rounded to x * 255."""
+    rgb = to_rgb_pixels(image)
+    if rgb.is_floating_point():
+        rgb = rgb.mul(255).round_().to(torch.uint8)
+    return np.ascontiguousarray(rgb.cpu().numpy())
 
 
 def resize_and_normalize(

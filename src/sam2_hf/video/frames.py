@@ -5,6 +5,9 @@ Every source gives frames as `(H, W, 3) uint8` RGB arrays through the same small
 `open_frames(source)` picks the right class for a path, a folder, a list/array or an existing source.
 No source holds a whole video in memory: files are decoded lazily with PyAV behind a small LRU cache,
 folder images are loaded on access, and streams keep only their last few frames.
+
+Every source reports a frame it cannot give the same way: `VideoDecodeError` with the source, the
+frame index and the reason, after which the frames before it remain readable.
 """
 
 from __future__ import annotations
@@ -19,34 +22,44 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image, ImageOps
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+from ..image_processing import to_rgb_uint8
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 class VideoDecodeError(ValueError):
-    """A video file could not be read. `frame_index` is the first frame that failed (None: the file itself failed)."""
+    """A frame source could not give a frame.
 
-    def __init__(self, path, reason: str, frame_index: int | None = None):
-        super().__init__(f"{path}: {reason}")
-        self.path = path
+    `source`: the file (a video, or the image file of a folder frame) or a description of an in-memory
+    source ("frame array", "frame stream"); `frame_index`: the frame that failed (None: the source
+    itself failed, e.g. an unreadable video file); `reason`: what went wrong. Frames before
+    `frame_index` stay readable, so callers keep what they computed from them.
+    """
+
+    def __init__(self, source, reason: str, frame_index: int | None = None):
+        where = "" if frame_index is None else f" (frame {frame_index})"
+        super().__init__(f"{source}{where}: {reason}")
+        self.source = source
+        self.reason = reason
         self.frame_index = frame_index
 
+    @property
+    def path(self):
+        """The failing file (alias of `source`)."""
+        return self.source
 
-def to_rgb(image) -> np.ndarray:
-    """PIL image or uint8 array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) -> (H, W, 3) uint8 RGB (alpha dropped)."""
-    if isinstance(image, Image.Image):
-        return np.array(image.convert("RGB"))
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        raise TypeError(f"Frames must be uint8 arrays or PIL images, got an array of {array.dtype}.")
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[..., 0]
-    if array.ndim == 2:
-        return np.repeat(array[..., None], 3, axis=2)
-    if array.ndim == 3 and array.shape[2] in (3, 4):
-        return np.ascontiguousarray(array[..., :3])
-    raise ValueError(f"A frame must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got shape {array.shape}.")
+
+def to_rgb(image, source="frame", frame_index: int | None = None) -> np.ndarray:
+    """A frame in any container and mode `image_processing.to_rgb_pixels` takes -> (H, W, 3) uint8 RGB
+    (floats in [0, 1] become round(x * 255)); a frame it refuses raises `VideoDecodeError` naming
+    `source` and `frame_index`."""
+    try:
+        return to_rgb_uint8(image)
+    except (TypeError, ValueError) as error:
+        raise VideoDecodeError(source, str(error), frame_index) from error
 
 
 class FrameSource(ABC):
@@ -222,7 +235,7 @@ class VideoFileFrames(FrameSource):
         except av.FFmpegError as error:
             self._decoder = None
             failed = self._next_index
-            raise VideoDecodeError(self.path, f"decoding failed at frame {failed} ({error})", failed) from error
+            raise VideoDecodeError(self.path, f"decoding failed ({error})", failed) from error
         if av_frame is None:
             self._decoder = None
             failed = min(target, self._next_index)
@@ -283,17 +296,25 @@ def _natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
-class ImageFolderFrames(FrameSource):
-    """The .jpg/.jpeg/.png images of a folder as frames, loaded on access (EXIF orientation applied).
+def is_frame_file(path: Path) -> bool:
+    """A visible image file: hidden files (".DS_Store", macOS "._00000.jpg" companions, editor
+    backups) and files without an image suffix are not frames."""
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
 
-    Files are ordered numerically when every file stem is an integer ("0.jpg", "00012.png"),
-    otherwise by natural sort; other files are ignored. The size is that of the first image;
-    loading an image of another size raises ValueError naming the file.
+
+class ImageFolderFrames(FrameSource):
+    """The images of a folder as frames, loaded on access (EXIF orientation applied).
+
+    Frames are the visible files with an image suffix (`IMAGE_SUFFIXES`, see `is_frame_file`), ordered
+    numerically when every file stem is an integer ("0.jpg", "00012.png"), otherwise by natural sort.
+    The size is that of the first image. A frame that cannot be read (not an image, truncated, a
+    16-bit or otherwise refused mode, another size than the first) raises `VideoDecodeError` naming
+    the file and its frame index.
     """
 
     def __init__(self, folder: str | Path, fps: float | None = None):
         self.folder = Path(folder)
-        files = [p for p in self.folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        files = [p for p in self.folder.iterdir() if is_frame_file(p)]
         if not files:
             raise ValueError(f"No {'/'.join(IMAGE_SUFFIXES)} images in {self.folder}.")
         numeric = all(p.stem.isdigit() for p in files)
@@ -303,22 +324,32 @@ class ImageFolderFrames(FrameSource):
         self.height, self.width = self._load(0).shape[:2]
 
     def frame(self, index: int) -> np.ndarray:
-        rgb = self._load(self._check_index(index))
+        index = self._check_index(index)
+        rgb = self._load(index)
         if rgb.shape[:2] != (self.height, self.width):
-            raise ValueError(
-                f"{self.files[index]} is {rgb.shape[1]}x{rgb.shape[0]}, but the frames of {self.folder} are "
-                f"{self.width}x{self.height} (the size of {self.files[0].name})."
+            raise VideoDecodeError(
+                self.files[index],
+                f"the image is {rgb.shape[1]}x{rgb.shape[0]}, but the frames of {self.folder} are "
+                f"{self.width}x{self.height} (the size of {self.files[0].name})",
+                index,
             )
         return rgb
 
     def _load(self, index: int) -> np.ndarray:
-        with Image.open(self.files[index]) as image:
-            return to_rgb(ImageOps.exif_transpose(image))
+        path = self.files[index]
+        try:
+            with Image.open(path) as image:
+                return to_rgb(ImageOps.exif_transpose(image), path, index)
+        except (UnidentifiedImageError, OSError, SyntaxError) as error:  # PIL's errors for bad / truncated files
+            raise VideoDecodeError(path, f"not a readable image ({error})", index) from error
 
 
 class ArrayFrames(FrameSource):
-    """In-memory frames: a (T, H, W, 3) / (T, H, W) uint8 array, or a sequence of arrays or PIL images
-    (converted to RGB on access). All frames must have the same size."""
+    """In-memory frames: a (T, H, W, 3) / (T, H, W) array, or a sequence of frames (numpy arrays, PIL
+    images or (C, H, W) tensors), converted to uint8 RGB on access as `to_rgb` does. All frames must
+    have the same size; a frame that cannot be converted raises `VideoDecodeError` with its index."""
+
+    SOURCE = "frame array"
 
     def __init__(self, frames: np.ndarray | Sequence, fps: float | None = None):
         if len(frames) == 0:
@@ -329,17 +360,33 @@ class ArrayFrames(FrameSource):
                 raise ValueError(
                     f"A frame array must be (T, H, W, 3) or (T, H, W), got {frames.shape}; for one image pass [image]."
                 )
-        to_rgb(frames[0])  # fail now, not mid-tracking, on frames of the wrong type or layout
-        sizes = {f.size[::-1] if isinstance(f, Image.Image) else np.shape(f)[:2] for f in frames}
-        if len(sizes) > 1:
-            raise ValueError(f"All frames must have the same size (H, W), got {sorted(sizes)}.")
         self.frames = frames
         self.num_frames = len(frames)
-        [(self.height, self.width)] = sizes
+        self.height, self.width = self.frame(0).shape[:2]  # fail now, not mid-tracking, on a bad first frame
+        for index, frame in enumerate(frames):
+            size = _frame_size(frame)
+            if size is not None and size != (self.height, self.width):
+                raise ValueError(
+                    f"All frames must have the same size (H, W): frame {index} is {size}, frame 0 is "
+                    f"{(self.height, self.width)}."
+                )
         self.fps = fps
 
     def frame(self, index: int) -> np.ndarray:
-        return to_rgb(self.frames[self._check_index(index)])
+        index = self._check_index(index)
+        return to_rgb(self.frames[index], self.SOURCE, index)
+
+
+def _frame_size(frame) -> tuple[int, int] | None:
+    """(H, W) of an unconverted frame, read from its shape alone; None when its layout is unknown (the
+    conversion names the problem when the frame is read)."""
+    if isinstance(frame, Image.Image):
+        return frame.size[::-1]
+    if isinstance(frame, torch.Tensor) and frame.ndim in (2, 3):
+        return tuple(frame.shape[-2:])
+    if isinstance(frame, np.ndarray) and frame.ndim in (2, 3):
+        return frame.shape[:2]
+    return None
 
 
 class StreamFrames(FrameSource):
@@ -349,6 +396,8 @@ class StreamFrames(FrameSource):
     known. `frame(i)` serves buffered frames and raises IndexError for evicted or not yet pushed ones.
     Iterating yields the frames still buffered, oldest first.
     """
+
+    SOURCE = "frame stream"
 
     def __init__(self, max_buffered: int = 8, fps: float | None = None):
         if max_buffered < 1:
@@ -360,16 +409,18 @@ class StreamFrames(FrameSource):
         self.fps = fps
 
     def push(self, frame) -> int:
-        """Add the next frame (uint8 array or PIL image, any layout `to_rgb` takes); returns its index."""
+        """Add the next frame (any container `to_rgb` takes); returns its index. A frame that cannot be
+        converted or has another size raises `VideoDecodeError` and is not added (the stream goes on)."""
         if self.num_frames is not None:
             raise RuntimeError("Cannot push frames to a stream that has ended.")
-        rgb = to_rgb(frame).copy()  # the caller may reuse its buffer for the next frame
+        rgb = to_rgb(frame, self.SOURCE, self._pushed).copy()  # the caller may reuse its buffer for the next frame
         if self.height is None:
             self.height, self.width = rgb.shape[:2]
         elif rgb.shape[:2] != (self.height, self.width):
-            raise ValueError(
-                f"Frame {self._pushed} is {rgb.shape[1]}x{rgb.shape[0]}, but the stream's frames are "
-                f"{self.width}x{self.height}."
+            raise VideoDecodeError(
+                self.SOURCE,
+                f"the frame is {rgb.shape[1]}x{rgb.shape[0]}, but the stream's frames are {self.width}x{self.height}",
+                self._pushed,
             )
         self._buffer.append(rgb)
         self._pushed += 1
@@ -400,8 +451,8 @@ class StreamFrames(FrameSource):
 
 
 def open_frames(source) -> FrameSource:
-    """A FrameSource for `source`: a video file path (str or Path), a folder of .jpg/.jpeg/.png frames,
-    a (T, H, W, 3) / (T, H, W) uint8 array, a list/tuple of frames (arrays or PIL images), or a
+    """A FrameSource for `source`: a video file path (str or Path), a folder of image frames, a
+    (T, H, W, 3) / (T, H, W) array, a list/tuple of frames (arrays, PIL images or tensors), or a
     FrameSource (returned as is)."""
     if isinstance(source, FrameSource):
         return source
