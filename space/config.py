@@ -1,6 +1,7 @@
 """What the Space can be told at start-up: the model, the video limits and the speed presets.
 
-`python app.py --help` lists the flags; `SAM2_HF_MODEL` sets the model too (the flag wins).
+`python app.py --help` lists the flags; `SAM2_HF_MODEL` sets the model too (the flag wins);
+`--random-weights` runs offline on an untrained model.
 """
 
 from __future__ import annotations
@@ -11,10 +12,17 @@ from dataclasses import dataclass, field
 
 DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
 MODEL_ENV = "SAM2_HF_MODEL"
+RANDOM_MODEL = "random-weights:sam2.1-hiera-tiny"  # --random-weights: no download, meaningless masks
+UNTRAINED = "The model is untrained (random weights, --random-weights): its masks are meaningless."
 SIZES = ("tiny", "small", "base-plus", "large")
 HUB_MODELS = tuple(f"facebook/sam{version}-hiera-{size}" for version in ("2.1", "2") for size in SIZES)
 MIN_IMAGE_SIZE = 128  # below this SAM 2's masks become too coarse to be useful
 ORDINALS = {2: "2nd", 3: "3rd"}
+
+
+def noted(text: str, model: str) -> str:
+    """`text`, followed by the warning that the masks are meaningless when `model` is RANDOM_MODEL."""
+    return f"{text} {UNTRAINED}" if model == RANDOM_MODEL else text
 
 
 def every(stride: int) -> str:
@@ -25,7 +33,8 @@ def every(stride: int) -> str:
 @dataclass(frozen=True)
 class Speed:
     """A speed/quality trade-off: the model's input size (a fraction of its native one) and how
-    many frames tracking steps over (masks are held on the frames in between)."""
+    many frames tracking steps over (masks are held on the frames in between; clicked frames are
+    always tracked)."""
 
     key: str
     name: str
@@ -88,10 +97,16 @@ def default_device() -> str:
 def parse_args(argv=None) -> tuple[AppConfig, argparse.Namespace]:
     """(config, the launch options: host, port, share)."""
     p = argparse.ArgumentParser(description="SAM 2 video masklets: the Gradio Space.")
-    p.add_argument(
+    model = p.add_mutually_exclusive_group()
+    model.add_argument(
         "--model",
         default=os.environ.get(MODEL_ENV) or DEFAULT_MODEL,
         help=f"Hub id, a folder saved with save_pretrained, or a Meta .pt (env {MODEL_ENV}; default {DEFAULT_MODEL})",
+    )
+    model.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="run offline on SAM 2.1 tiny with seeded random weights (no download; the masks are meaningless)",
     )
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--speed", choices=SPEEDS, default=None, help="default speed preset (cpu: fast, gpu: best)")
@@ -105,4 +120,5 @@ def parse_args(argv=None) -> tuple[AppConfig, argparse.Namespace]:
     device = args.device or default_device()
     limits = Limits(max_seconds=args.max_seconds, max_side=args.max_side, max_frames=args.max_frames)
     speed = args.speed or DEFAULT_SPEED["cuda" if device.startswith("cuda") else "cpu"]
-    return AppConfig(model=args.model, device=device, limits=limits, speed=speed), args
+    model = RANDOM_MODEL if args.random_weights else args.model
+    return AppConfig(model=model, device=device, limits=limits, speed=speed), args

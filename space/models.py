@@ -13,11 +13,13 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
+import torch
+
 from sam2_hf import Sam2Config, Sam2VideoModel, Sam2VideoPredictor
 from sam2_hf.checkpoint import infer_size_and_version
 
 from . import UserError
-from .config import MODEL_ENV
+from .config import MODEL_ENV, RANDOM_MODEL
 
 
 class ModelLoadError(UserError):
@@ -38,8 +40,18 @@ def load_error_message(spec: str, error: Exception) -> str:
     return f"Could not load the model {spec!r}: {error}"
 
 
+def load_model(spec: str) -> Sam2VideoModel:
+    """The model `spec` names; RANDOM_MODEL is SAM 2.1 tiny (input size 1024) with seeded random weights."""
+    if spec != RANDOM_MODEL:
+        return Sam2VideoModel.from_pretrained(spec)
+    with torch.random.fork_rng(devices=[]):  # the same weights every start, the caller's random state untouched
+        torch.manual_seed(0)
+        return Sam2VideoModel(Sam2Config.from_size("tiny", "2.1"))
+
+
 class ModelStore:
-    """Models by spec (Hub id, folder or Meta .pt), the last `max_loaded` kept, and their resized variants.
+    """Models by spec (Hub id, folder, Meta .pt or RANDOM_MODEL), the last `max_loaded` kept, and their
+    resized variants.
 
     A download holds up only the calls that need that model, not the users of models already loaded;
     a failed load is not retried for `retry_after` seconds (offline, each try takes half a minute)."""
@@ -59,8 +71,10 @@ class ModelStore:
 
     def predictor(self, spec: str, image_size: int, stride: int = 1) -> Sam2VideoPredictor:
         """A predictor at `image_size` whose memory reads every `stride`-th frame (tracking that steps
-        over frames finds its memories there). Predictors hold no state: making one is free."""
-        return Sam2VideoPredictor(self._model(spec, image_size), memory_temporal_stride_for_eval=stride)
+        over frames finds its memories there). Every clicked frame is a conditioning frame, a correction
+        on a tracked frame too, so re-tracking keeps it. Predictors hold no state: making one is free."""
+        model = self._model(spec, image_size)
+        return Sam2VideoPredictor(model, memory_temporal_stride_for_eval=stride, add_all_frames_to_correct_as_cond=True)
 
     def _variants(self, spec: str) -> dict:
         with self._lock:
@@ -76,7 +90,7 @@ class ModelStore:
             if time.monotonic() - when < self.retry_after:
                 raise ModelLoadError(why)
             try:
-                model = Sam2VideoModel.from_pretrained(spec).to(self.device).eval()
+                model = load_model(spec).to(self.device).eval()
             except (OSError, ValueError) as e:
                 with self._lock:
                     self._failed[spec] = (time.monotonic(), load_error_message(spec, e))

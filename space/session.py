@@ -23,7 +23,7 @@ from sam2_hf import Masklets
 from sam2_hf.video.frames import ImageFolderFrames
 
 from . import UserError, engine
-from .config import SPEEDS, AppConfig, Speed, every
+from .config import SPEEDS, AppConfig, Speed, every, noted
 from .engine import FramePrompt, Key, Masks, Setup
 from .export import write_exports
 from .models import ModelStore
@@ -32,6 +32,7 @@ from .video import VideoInfo, read_video
 
 DIRECTIONS = ("forward", "backward", "both")
 MAX_NAME = 40
+START = "Upload a video or pick an example to start."
 Progress = Callable[[int, int], None]
 
 
@@ -43,11 +44,13 @@ class TrackUpdate:
     seconds_per_frame: float
 
 
-def plan(start: int, num_frames: int, stride: int, direction: str) -> list[tuple[bool, list[int]]]:
-    """[(reverse, frames)] passes from `start`: every frame on the `stride` grid (plus `start`), forward
-    then backward for "both" (the start frame is tracked once)."""
-    forward = [start] + [t for t in range(start + 1, num_frames) if t % stride == 0]
-    backward = [t for t in range(start - 1, -1, -1) if t % stride == 0]
+def plan(start: int, num_frames: int, stride: int, direction: str, prompted: set[int]) -> list[tuple[bool, list[int]]]:
+    """[(reverse, frames)] passes from `start`: every frame on the `stride` grid, every `prompted` frame (its
+    conditioning result is kept, never held over) and `start`; forward then backward for "both" (the start
+    frame is tracked once)."""
+    tracked = set(range(0, num_frames, stride)) | prompted
+    forward = [start] + sorted(t for t in tracked if t > start)
+    backward = sorted((t for t in tracked if t < start), reverse=True)
     passes = {
         "forward": [(False, forward)],
         "backward": [(True, [start] + backward)],
@@ -67,7 +70,7 @@ class Session:
         self.exports: list[Path] = []
         self.frame = 0
         self.tracking, self.tracked, self.stale = False, False, False
-        self.message = "Upload a video or pick an example to start."
+        self.message = noted(START, self.model)
         self._cancel = threading.Event()
         self._runs = itertools.count()
         self._reset_prompts()
@@ -83,7 +86,7 @@ class Session:
         self.frames = ImageFolderFrames(self.video.frames_dir)
         self.results = Masklets(self.video.height, self.video.width, self.video.num_frames, self.video.fps)
         self._segment()  # builds the model's state now, so the first click is quick
-        self.message = f"Loaded {self.video.describe()}. Click an object to segment it."
+        self.message = noted(f"Loaded {self.video.describe()}. Click an object to segment it.", self.model)
 
     def close_video(self) -> None:
         """Forget the video, its prompts and results (the files too)."""
@@ -213,7 +216,7 @@ class Session:
             self.results = Masklets(self.video.height, self.video.width, self.video.num_frames, self.video.fps)
             self.tracked = self.stale = False
             self._segment()
-        self.message = f"Using {model} · {self.speed_info.label(self.models.native_size(model))}."
+        self.message = noted(f"Using {model} · {self.speed_info.label(self.models.native_size(model))}.", model)
 
     @property
     def speed_info(self) -> Speed:
@@ -221,8 +224,9 @@ class Session:
 
     # ------------------------------------------------------------------ tracking
     def track(self, frame, direction: str = "both") -> Iterator[TrackUpdate]:
-        """Track every prompted object from `frame`; yields after each frame. Cancelling, a closed page or
-        the time limit stop it between frames and keep what was done."""
+        """Track every prompted object from `frame`; yields after each frame. With a stride, the frames of
+        `plan` are tracked (the clicked ones among them) and the frames between two of them hold the earlier
+        one's masks. Cancelling, a closed page or the time limit stop it between frames and keep what was done."""
         video = self._video()
         self._idle()
         if direction not in DIRECTIONS:
@@ -230,7 +234,7 @@ class Session:
         if not self.prompts:
             raise UserError("Click on an object first: tracking follows the objects you clicked.")
         start, stride, setup = self._frame(frame), self.speed_info.stride, self._setup()
-        passes = plan(start, video.num_frames, stride, direction)
+        passes = plan(start, video.num_frames, stride, direction, {t for t, _ in self.prompts})
         total, done, stopped, began = sum(len(f) for _, f in passes), 0, None, time.perf_counter()
         anchor = None  # the start frame's result: "both" holds it over the backward pass's first gap
         self.tracking = True
@@ -340,6 +344,7 @@ class Session:
         return time.perf_counter() - began
 
     def _hold(self, last: tuple[int, Masks], frames: range) -> None:
+        """Give `frames` (a gap of the plan: none of them tracked or prompted) the masks of frame `last[0]`."""
         for t in frames:
             self.results.add(t, last[1])
 

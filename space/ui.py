@@ -17,11 +17,11 @@ from pathlib import Path
 import gradio as gr
 
 from . import UserError, engine
-from .config import HUB_MODELS, SPEEDS, AppConfig
+from .config import HUB_MODELS, RANDOM_MODEL, SPEEDS, AppConfig, noted
 from .engine import Engine
 from .models import ModelStore
 from .render import color
-from .session import DIRECTIONS, Session
+from .session import DIRECTIONS, START, Session
 from .video import example_clips
 
 SESSION_TTL = 2 * 3600  # seconds a session lives after its last action
@@ -46,6 +46,11 @@ HELP = """# SAM 2 video masklets
 **1** Upload a video or pick an example · **2** click on objects (positive: part of it, negative: not part of it;
 add more objects on the right) · **3** track them through the video · **4** download the masks.
 Clicks on any frame refine the result; track again to update. Model `{model}` on {device}."""
+UNTRAINED_NOTICE = (
+    "**⚠ Untrained model: the masks are meaningless.** This app was started with `--random-weights`: SAM 2.1 "
+    "tiny with seeded random weights, to try the app offline. Start it without `--random-weights` (it downloads "
+    "`facebook/sam2.1-hiera-tiny`) or with `--model` for real masks."
+)
 MODES = [("Positive point", "positive"), ("Negative point", "negative"), ("Box (2 corners)", "box")]
 
 
@@ -76,7 +81,7 @@ def build_demo(config: AppConfig) -> gr.Blocks:
     def canvas(session: Session | None) -> tuple:
         """(state, frame image, status, frame slider, objects, object name): what most actions update."""
         if session is None:
-            return None, None, "Upload a video or pick an example to start.", gr.skip(), gr.skip(), gr.skip()
+            return None, None, noted(START, config.model), gr.skip(), gr.skip(), gr.skip()
         n = session.video.num_frames if session.video else 1
         label = f"Frame {session.frame} of {n - 1}: click to prompt {session.label(session.current)}"
         return (
@@ -112,7 +117,8 @@ def build_demo(config: AppConfig) -> gr.Blocks:
 
     with gr.Blocks(title="SAM 2 video masklets", delete_cache=(1800, 3600)) as demo:
         state = gr.State(None, time_to_live=SESSION_TTL, delete_callback=close_session)
-        gr.Markdown(HELP.format(model=config.model, device=config.device.upper()), elem_id="help")
+        gr.Markdown(noted(HELP.format(model=config.model, device=config.device.upper()), config.model), elem_id="help")
+        gr.Markdown(UNTRAINED_NOTICE, visible=config.model == RANDOM_MODEL, elem_id="untrained")
         gr.Markdown(f"**The model is not available.** {problem}", visible=problem is not None, elem_id="model-problem")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
@@ -131,7 +137,7 @@ def build_demo(config: AppConfig) -> gr.Blocks:
                     interactive=False,
                     lines=2,
                     elem_id="status",
-                    value="Upload a video or pick an example to start.",
+                    value=noted(START, config.model),
                 )
                 tracking_bar = gr.HTML(visible=False, elem_id="progress")
                 overlay = gr.Video(
@@ -182,7 +188,8 @@ def build_demo(config: AppConfig) -> gr.Blocks:
                         label="Speed",
                         elem_id="speed",
                         info=f"Default: {SPEEDS[config.speed].name} on this {config.device.upper()}. Lower "
-                        "resolution and skipping frames (masks held in between) are faster.",
+                        "resolution and skipping frames (masks held in between; clicked frames are always tracked) "
+                        "are faster.",
                     )
                     with gr.Row():
                         track = gr.Button("Track", variant="primary", elem_id="track")

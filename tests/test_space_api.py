@@ -12,8 +12,10 @@ import re
 import socket
 import sys
 import time
+import urllib.request
 import zipfile
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -29,7 +31,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network calls f
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
-from space.config import AppConfig, parse_args  # noqa: E402
+from space import engine  # noqa: E402
+from space.config import RANDOM_MODEL, UNTRAINED, AppConfig, parse_args  # noqa: E402
 from space.deploy import assemble  # noqa: E402
 from space.engine import Engine  # noqa: E402
 from space.models import ModelStore  # noqa: E402
@@ -44,6 +47,9 @@ from sam2_hf.video.synthetic import synthetic_clip  # noqa: E402
 NUM_FRAMES, HEIGHT, WIDTH = 12, 96, 128
 RED_DISC_AT_0 = (26, 25)  # on the red disc on frame 0, where the seeded random weights give a non-empty mask
 BLUE_SQUARE_AT_6 = (68, 67)  # and the blue square's on frame 6
+OFF_GRID_AT_3 = (36, 46)  # on frame 3 (off the grid of every 2nd and every 4th frame): a mask of 31 % at 128 px
+NEGATIVE_AT_4 = (66, 66)  # inside the mask tracked (Balanced) from RED_DISC_AT_0 to frame 4; a negative click
+# there shrinks it from 49 % to 35 % of the frame
 # Output positions (gradio_client leaves out the session State): the canvas every action returns ...
 IMAGE, STATUS, SLIDER, OBJECTS, NAME = range(5)
 VIDEO_INFO, OVERLAY, FILES = 5, 6, 7  # ... then /load_video's video info; /track's and /export's results
@@ -232,10 +238,71 @@ def test_every_2nd_frame_holds_masks_in_between(client, clip):
 
 
 def test_tracking_plans():
-    assert plan(5, 12, 1, "both") == [(False, [5, 6, 7, 8, 9, 10, 11]), (True, [4, 3, 2, 1, 0])]
-    assert plan(5, 12, 4, "forward") == [(False, [5, 8])]
-    assert plan(5, 12, 4, "backward") == [(True, [5, 4, 0])]
-    assert plan(0, 12, 2, "both") == [(False, [0, 2, 4, 6, 8, 10])]
+    assert plan(5, 12, 1, "both", {5}) == [(False, [5, 6, 7, 8, 9, 10, 11]), (True, [4, 3, 2, 1, 0])]
+    assert plan(5, 12, 4, "forward", {5}) == [(False, [5, 8])]
+    assert plan(5, 12, 4, "backward", {5}) == [(True, [5, 4, 0])]
+    assert plan(0, 12, 2, "both", {0}) == [(False, [0, 2, 4, 6, 8, 10])]
+    # clicked frames off the grid are tracked by the pass whose direction reaches them
+    assert plan(5, 12, 4, "both", {1, 6, 11}) == [(False, [5, 6, 8, 11]), (True, [4, 1, 0])]
+    assert plan(5, 12, 4, "forward", {1, 6}) == [(False, [5, 6, 8])]
+    assert plan(5, 12, 4, "backward", {1, 6}) == [(True, [5, 4, 1, 0])]
+
+
+@pytest.fixture(scope="module")
+def models():
+    return ModelStore()
+
+
+@pytest.fixture
+def open_session(models, model_dir, clip, tmp_path, monkeypatch):
+    """speed preset -> a Session with `clip` loaded, on the random-weight model, driven without the UI."""
+    monkeypatch.setattr(engine, "ENGINE", Engine(models))
+    sessions = []
+
+    def open_at(speed: str) -> Session:
+        session = Session(f"direct-{len(sessions)}", AppConfig(model=str(model_dir), speed=speed), models, tmp_path)
+        session.load_video(clip, lambda i, n: None)
+        sessions.append(session)
+        return session
+
+    yield open_at
+    for session in sessions:
+        session.close()
+
+
+@pytest.mark.parametrize("speed", ["fast", "fastest"])
+@pytest.mark.parametrize("start", [0, NUM_FRAMES - 1])  # frame 3 is reached by the forward / the backward pass
+def test_clicked_frames_keep_their_masks_at_every_stride(open_session, speed, start):
+    session = open_session(speed)
+    stride = session.speed_info.stride
+    session.add_point(0, 1, *RED_DISC_AT_0)
+    session.add_object()
+    session.add_point(3, 2, *OFF_GRID_AT_3)
+    clicked = {(0, 1): session.results.mask(0, 1), (3, 2): session.results.mask(3, 2)}
+    assert 0.2 < clicked[3, 2].mean() < 0.4  # what OFF_GRID_AT_3 says: a partial mask, not an empty or full one
+
+    list(session.track(start, "both"))
+    for (t, obj), mask in clicked.items():
+        assert np.array_equal(session.results.mask(t, obj), mask), f"frame {t} lost object {obj}'s clicked mask"
+    neighbour = 3 // stride * stride if start < 3 else -(-3 // stride) * stride  # the grid frame the pass comes from
+    assert not np.array_equal(session.results.mask(neighbour, 2), clicked[3, 2])  # holding it would change frame 3
+
+
+def test_a_correction_on_a_tracked_frame_survives_tracking_again(open_session):
+    session, k = open_session("balanced"), 4
+    session.add_point(0, 1, *RED_DISC_AT_0)
+    list(session.track(0, "forward"))
+    tracked = [session.results.mask(t, 1) for t in range(NUM_FRAMES)]
+
+    session.add_point(k, 1, *NEGATIVE_AT_4, "negative")
+    corrected = session.results.mask(k, 1)
+    x, y = NEGATIVE_AT_4
+    assert tracked[k][y, x] and not corrected[y, x]  # the click removed part of the tracked mask ...
+    assert 0 < corrected.sum() < tracked[k].sum()  # ... and left the rest
+
+    list(session.track(k, "forward"))
+    assert np.array_equal(session.results.mask(k, 1), corrected)
+    assert not np.array_equal(session.results.mask(k + 1, 1), tracked[k + 1])  # the track follows the correction
 
 
 def test_clear_remove_and_start_over(client, clip):
@@ -307,6 +374,44 @@ def test_model_flag_and_environment_variable(monkeypatch):
     assert (config.model, config.speed) == ("facebook/sam2.1-hiera-large", "best")
 
 
+def test_random_weights_flag(monkeypatch, capsys):
+    monkeypatch.setenv("SAM2_HF_MODEL", "/models/sam2")  # the flag wins over the environment
+    config, _ = parse_args(["--random-weights", "--device", "cpu"])
+    assert config.model == RANDOM_MODEL
+    with pytest.raises(SystemExit):
+        parse_args(["--random-weights", "--model", "facebook/sam2.1-hiera-tiny"])
+    assert "argument --model: not allowed with argument --random-weights" in capsys.readouterr().err
+
+
+def component(url: str, elem_id: str) -> dict:
+    """The props the served page renders the component `elem_id` with (from the app's /config)."""
+    with urllib.request.urlopen(f"{url}config") as response:
+        components = json.load(response)["components"]
+    [props] = [c["props"] for c in components if c["props"].get("elem_id") == elem_id]
+    return props
+
+
+def test_random_weights_app_says_its_masks_are_meaningless(url, clip, monkeypatch):
+    monkeypatch.setattr(engine, "ENGINE", engine.ENGINE)  # the second app replaces it: given back to `url`'s after
+    config, _ = parse_args(["--random-weights", "--device", "cpu"])
+    with running_app(replace(config, examples=False)) as untrained_url:
+        with urllib.request.urlopen(untrained_url) as response:
+            assert "Untrained model: the masks are meaningless." in response.read().decode()
+        notice = component(untrained_url, "untrained")
+        assert notice["visible"] and "started with `--random-weights`" in notice["value"]
+        assert UNTRAINED in component(untrained_url, "help")["value"]
+        assert component(untrained_url, "status")["value"].endswith(UNTRAINED)
+
+        client = Client(untrained_url, verbose=False)
+        out = client.predict(handle_file(clip), api_name="/load_video")
+        assert out[STATUS].startswith("Loaded clip.mp4 · 12 frames") and out[STATUS].endswith(UNTRAINED)
+        out = client.predict(0, 1, "positive", *RED_DISC_AT_0, api_name="/add_point")
+        area = float(re.match(r"#1 Object 1: 1 click on frame 0, mask ([\d.]+)% of the frame", out[STATUS]).group(1))
+        assert area > 0, out[STATUS]
+    assert not component(url, "untrained")["visible"]  # an app with trained weights: no notice
+    assert UNTRAINED not in component(url, "help")["value"]
+
+
 def test_deploy_dry_run_assembles_the_space(tmp_path):
     folder = assemble(tmp_path / "space")
     readme = (folder / "README.md").read_text()
@@ -330,8 +435,6 @@ def test_users_do_not_see_each_other(url, clip, tmp_path):
 
 
 def test_closing_a_session_frees_its_files_and_model_state(url, clip, model_dir, tmp_path):
-    from space import engine
-
     session = Session("closing", AppConfig(model=str(model_dir)), engine.ENGINE.models, tmp_path)
     session.load_video(clip, lambda i, n: None)
     session.add_point(0, 1, *RED_DISC_AT_0)
@@ -353,8 +456,6 @@ def test_gpu_calls_survive_zerogpu_workers(model_dir, clip, tmp_path, monkeypatc
     """On ZeroGPU `engine.segment` / `engine.track` run in forked workers: arguments and results are
     pickled across, and a worker may not have seen the session before. Simulated by two engines
     taking turns: each call must rebuild what it lacks from the prompts."""
-    from space import engine
-
     models = ModelStore()
     workers = itertools.cycle([Engine(models), Engine(models)])
     across = lambda value: pickle.loads(pickle.dumps(value))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,8 @@ from PIL import Image
 
 playwright = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
-from space.config import AppConfig  # noqa: E402
+from space import engine  # noqa: E402
+from space.config import UNTRAINED, AppConfig, parse_args  # noqa: E402
 from space.video import write_mp4  # noqa: E402
 
 from sam2_hf.video.synthetic import synthetic_clip  # noqa: E402
@@ -48,10 +50,9 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
+def browser():
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    model_dir = save_tiny_model(tmp_path_factory.mktemp("sam2-tiny-256"))
-    with running_app(AppConfig(model=str(model_dir))) as url, sync_playwright() as p:
+    with sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
             tempfile.mkdtemp(prefix="chromium-profile-"),  # a fresh profile
             executable_path=str(CHROMIUM),
@@ -59,11 +60,22 @@ def page(tmp_path_factory):
             args=CHROMIUM_ARGS,
             viewport={"width": 1400, "height": 1000},
         )
-        page = browser.new_page()
-        page.set_default_timeout(TIMEOUT)
-        page.goto(url, wait_until="domcontentloaded")  # "networkidle" never comes: Gradio keeps a stream open
-        yield page
+        yield browser
         browser.close()
+
+
+def open_page(browser, url: str):
+    page = browser.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.goto(url, wait_until="domcontentloaded")  # "networkidle" never comes: Gradio keeps a stream open
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser, tmp_path_factory):
+    model_dir = save_tiny_model(tmp_path_factory.mktemp("sam2-tiny-256"))
+    with running_app(AppConfig(model=str(model_dir))) as url:
+        yield open_page(browser, url)
 
 
 def shot(page, name: str) -> None:
@@ -121,6 +133,7 @@ def test_bad_input_is_explained_in_the_page(page, tmp_path):
     expect(page.locator("#video-info")).to_contain_text("Downscaled from 1920×1088 to 1280×725")
     shot(page, "03_huge_downscaled")
     assert "Traceback" not in page.content()
+    expect(page.locator("#untrained")).not_to_be_visible()  # trained weights: no warning
 
 
 def test_click_track_and_download(page, tmp_path):
@@ -172,3 +185,17 @@ def test_an_example_loads_with_one_click(page):
     page.locator("#video-in button[aria-label='Clear']").dispatch_event("click")
     page.locator("#examples button").first.click()
     expect(status(page)).to_have_value(re.compile(r"^Loaded shapes\.mp4 · 24 frames · 12 fps"))
+
+
+def test_random_weights_are_announced_at_the_top(browser, monkeypatch):
+    monkeypatch.setattr(engine, "ENGINE", engine.ENGINE)  # the second app replaces it: given back after
+    config, _ = parse_args(["--random-weights", "--device", "cpu"])
+    with running_app(replace(config, examples=False)) as url:
+        page = open_page(browser, url)
+        notice = page.locator("#untrained")
+        expect(notice).to_be_visible()
+        expect(notice).to_contain_text("Untrained model: the masks are meaningless.")
+        assert notice.bounding_box()["y"] < page.locator("#frame").bounding_box()["y"]  # above the frame view
+        expect(status(page)).to_have_value(f"Upload a video or pick an example to start. {UNTRAINED}")
+        shot(page, "10_untrained_model_notice")
+        page.close()
