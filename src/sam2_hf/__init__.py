@@ -22,9 +22,16 @@ from .video.tracker import Masklets, Prompt, Sam2Tracker, TrackingError
 
 __version__ = "0.1.0"
 
+# Meta's class names (sam2.sam2_image_predictor.SAM2ImagePredictor, sam2.sam2_video_predictor.SAM2VideoPredictor),
+# so `from sam2_hf import SAM2ImagePredictor` replaces Meta's import; builders: `sam2_hf.build_sam`.
+SAM2ImagePredictor = Sam2ImagePredictor
+SAM2VideoPredictor = Sam2VideoPredictor
+
 __all__ = [
     "Masklets",
     "Prompt",
+    "SAM2ImagePredictor",
+    "SAM2VideoPredictor",
     "Sam2Config",
     "Sam2FrameFeatures",
     "Sam2FramePrediction",
