@@ -28,9 +28,9 @@ def write_exports(
     -> [zip, json, mp4]. The zip holds masks/<obj_id>/<frame:05d>.png and objects.json (names, colours)."""
     stem = Path(video.name).stem or "video"
     paths = {
-        "png_dir": out_dir / "masks",
-        "rle_json": out_dir / f"{stem}_masks.json",
-        "overlay_mp4": out_dir / f"{stem}_overlay.mp4",
+        "png": out_dir / "masks",
+        "rle": out_dir / f"{stem}_masks.json",
+        "overlay": out_dir / f"{stem}_overlay.mp4",
     }
     info = {
         "path": video.name,
@@ -40,17 +40,17 @@ def write_exports(
         "num_frames": video.num_frames,
     }
     frames = ImageFolderFrames(video.frames_dir)
-    with ResultWriters(info, colors={i: color(i) for i in names}, **paths) as writers:
+    with ResultWriters(info, paths, colors={i: color(i) for i in names}) as writers:
         for t in range(video.num_frames):
             writers.write(t, {i: masklets.mask(t, i) for i in names}, frames.frame(t))
             if progress is not None:
                 progress(t + 1, video.num_frames)
     objects = {i: {"name": name, "color": color(i)} for i, name in names.items()}
-    (paths["png_dir"] / "objects.json").write_text(json.dumps(objects, indent=1))
+    (paths["png"] / "objects.json").write_text(json.dumps(objects, indent=1))
     archive = out_dir / f"{stem}_masks.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:  # PNGs are compressed already
-        for file in sorted(paths["png_dir"].rglob("*")):
+        for file in sorted(paths["png"].rglob("*")):
             if file.is_file():
                 zf.write(file, file.relative_to(out_dir))
-    shutil.rmtree(paths["png_dir"])
-    return [archive, paths["rle_json"], paths["overlay_mp4"]]
+    shutil.rmtree(paths["png"])
+    return [archive, paths["rle"], paths["overlay"]]

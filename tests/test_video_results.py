@@ -122,7 +122,7 @@ def test_overlay_video(tmp_path):
     path = tmp_path / "overlay.mp4"
     with OverlayVideoWriter(path, fps=10, width=WIDTH, height=HEIGHT, colors={7: (255, 255, 255)}) as writer:
         for t in range(5):
-            writer.write(background(t), tracked_masks(t))
+            writer.write(t, tracked_masks(t), background(t))
         assert writer.color(1) == PALETTE[0] and writer.color(3) == PALETTE[1] and writer.color(7) == (255, 255, 255)
     data = path.read_bytes()
     assert data.index(b"moov") < data.index(b"mdat")  # +faststart: playable while downloading
@@ -145,15 +145,15 @@ def test_overlay_video(tmp_path):
 def test_overlay_rejects_wrong_sizes(tmp_path):
     with OverlayVideoWriter(tmp_path / "o.mp4", fps=10, width=WIDTH, height=HEIGHT) as writer:
         with pytest.raises(ValueError, match=r"\(47, 65, 3\) uint8"):
-            writer.write(np.zeros((HEIGHT, WIDTH), np.uint8), {})
+            writer.write(0, {}, np.zeros((HEIGHT, WIDTH), np.uint8))
         with pytest.raises(ValueError, match="mask"):
-            writer.write(background(0), {1: np.zeros((HEIGHT + 1, WIDTH), bool)})
+            writer.write(0, {1: np.zeros((HEIGHT + 1, WIDTH), bool)}, background(0))
 
 
 def test_result_writers_fan_out(tmp_path):
     info = {**video_info(3), "fps": None}  # no frame rate (an image folder): the overlay uses DEFAULT_FPS
     with ResultWriters(
-        info, png_dir=tmp_path / "png", rle_json=tmp_path / "r.json", overlay_mp4=tmp_path / "o.mp4"
+        info, {"png": tmp_path / "png", "rle": tmp_path / "r.json", "overlay": tmp_path / "o.mp4"}
     ) as out:
         for t in range(3):
             out.write(t, tracked_masks(t), frame=background(t))
@@ -165,8 +165,10 @@ def test_result_writers_fan_out(tmp_path):
         assert len(list(container.decode(video=0))) == 3
         assert container.streams.video[0].average_rate == 30
 
-    with ResultWriters(video_info(2), rle_json=tmp_path / "only.json") as out:
+    with ResultWriters(video_info(2), {"rle": tmp_path / "only.json"}) as out:
         out.write(0, tracked_masks(0))
     assert load_rle_json(tmp_path / "only.json")["objects"] == [1, 7, 3]
     with pytest.raises(ValueError, match="No output"):
-        ResultWriters(video_info())
+        ResultWriters(video_info(), {})
+    with pytest.raises(ValueError, match=r"Unknown output formats \['gif'\]"):
+        ResultWriters(video_info(), {"gif": tmp_path / "x.gif"})

@@ -17,8 +17,9 @@ from .modeling_sam2 import (
     Sam2VideoModel,
 )
 from .processing_sam2 import Sam2Processor
+from .prompts import Prompt
 from .video.predictor import Sam2VideoPredictor
-from .video.tracker import Masklets, Prompt, Sam2Tracker, TrackingError
+from .video.tracker import Masklets, Sam2Tracker, TrackingError
 
 __version__ = "0.1.0"
 

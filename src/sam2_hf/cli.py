@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .video.tracker import DIRECTIONS, Prompt, Sam2Tracker, TrackingError
+from .prompts import Prompt
+from .video.results import FORMATS
+from .video.tracker import DIRECTIONS, Sam2Tracker, TrackingError
 
 
 def _split_object(text: str):
@@ -26,15 +28,23 @@ def parse_point(text: str) -> Prompt:
     obj, values = _split_object(text)
     if len(values) not in (3, 4):
         raise argparse.ArgumentTypeError(f"a point is [OBJ:]FRAME,X,Y[,LABEL]; got {text!r}")
-    label = int(values[3]) if len(values) == 4 else 1
-    return Prompt(int(values[0]), obj, points=[values[1:3]], labels=[label])
+    label = values[3] if len(values) == 4 else 1
+    return _prompt(text, int(values[0]), obj, points=[values[1:3]], labels=[label])
 
 
 def parse_box(text: str) -> Prompt:
     obj, values = _split_object(text)
     if len(values) != 5:
         raise argparse.ArgumentTypeError(f"a box is [OBJ:]FRAME,X0,Y0,X1,Y1; got {text!r}")
-    return Prompt(int(values[0]), obj, box=tuple(values[1:]))
+    return _prompt(text, int(values[0]), obj, box=values[1:])
+
+
+def _prompt(text: str, *args, **kwargs) -> Prompt:
+    """A `Prompt`, its validation errors reported as argparse errors naming the argument."""
+    try:
+        return Prompt(*args, **kwargs)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
 
 
 def merge_prompts(prompts: list[Prompt]) -> list[Prompt]:
@@ -43,16 +53,15 @@ def merge_prompts(prompts: list[Prompt]) -> list[Prompt]:
     merged: dict[tuple, Prompt] = {}
     for p in prompts:
         key = (p.frame, p.obj_id)
-        if key not in merged:
-            merged[key] = Prompt(p.frame, p.obj_id, points=[], labels=[])
-        m = merged[key]
+        m = merged.get(key)
+        if m is None:
+            merged[key] = p
+            continue
         if p.box is not None:
-            m.box = p.box
-        m.points += p.points or []
-        m.labels += p.labels or []
-    for m in merged.values():
-        if not m.points:
-            m.points = m.labels = None
+            m = m.with_box(p.box)
+        for i in range(p.num_points):
+            m = m.with_point(*p.points[i].tolist(), int(p.labels[i]))
+        merged[key] = m
     return sorted(merged.values(), key=lambda m: (m.obj_id, m.frame))
 
 
@@ -66,9 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--box", action="append", type=parse_box, default=[], help="[OBJ:]FRAME,X0,Y0,X1,Y1")
     track.add_argument("--direction", choices=DIRECTIONS, default="both")
     track.add_argument("--out", default="sam2_results", help="output folder")
-    track.add_argument("--no-png", action="store_true", help="skip per-object PNG masks")
-    track.add_argument("--no-rle", action="store_true", help="skip the COCO RLE JSON")
-    track.add_argument("--no-overlay", action="store_true", help="skip the overlay MP4")
+    for name, output in FORMATS.items():
+        track.add_argument(f"--no-{name}", action="store_true", help=f"skip {output.description}")
     track.add_argument("--device", default=None, help="e.g. cuda, cpu (default: the model's)")
     track.add_argument("--image-size", type=int, default=None, help="model input size for a Meta .pt (default 1024)")
     return parser
@@ -95,7 +103,8 @@ def main(argv=None) -> int:
     except TrackingError as e:
         print(f"sam2-hf: {e}; writing the {len(e.masklets.frames())} frames tracked before it.", file=sys.stderr)
         masklets = e.masklets
-    paths = masklets.save(args.video, args.out, png=not args.no_png, rle=not args.no_rle, overlay=not args.no_overlay)
+    formats = [name for name in FORMATS if not getattr(args, f"no_{name}")]
+    paths = masklets.save(args.video, args.out, formats)
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0

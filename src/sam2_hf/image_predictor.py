@@ -12,16 +12,16 @@ Same names, arguments, return values and numbers as Meta's predictor; it also wo
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from .image_processing import preprocess_images, to_model_coords
+from .image_processing import preprocess_images
 from .mask_postprocessing import postprocess_masks
 from .modeling_sam2 import Sam2Model
-from .validation import check_boxes, check_in_bounds
+from .prompts import Prompt, as_tensor
 
 LOW_RES_LOGIT_LIMIT = 32.0  # returned low-resolution logits are clamped to +-32 (as Meta)
 PREDICTOR_ARGS = ("mask_threshold", "max_hole_area", "max_sprinkle_area")
+PREDICT = "Sam2ImagePredictor.predict"  # where prompt errors come from
 
 
 class Sam2ImagePredictor:
@@ -189,69 +189,70 @@ class Sam2ImagePredictor:
 
     def _prepare_prompts(self, index, point_coords, point_labels, box, mask_input, normalize_coords):
         """Checked prompts as model tensors: points (B, K, 2) in input pixels with the box corners
-        (labels 2, 3) first, as Meta orders them; labels (B, K); mask_input (B or 1, 1, S/4, S/4)."""
+        (labels 2, 3) first, as Meta orders them; labels (B, K); mask_input (B or 1, 1, S/4, S/4).
+        Each of the B prompt sets is validated as one `Prompt`."""
         if point_coords is None and point_labels is not None:
             raise ValueError("point_labels were given without point_coords.")
         if point_coords is not None and point_labels is None:
             raise ValueError("point_labels must be supplied if point_coords is supplied.")
-        if point_coords is None and box is None and mask_input is None:
+        coords, labels = self._point_sets(point_coords, point_labels)
+        boxes = self._box_sets(box)
+        sizes = [len(x) for x in (coords, boxes) if x is not None]
+        if len(set(sizes)) > 1:
+            raise ValueError(f"box and point_coords must give the same number of prompt sets B; got {sizes}.")
+        if not sizes and mask_input is None:
             raise ValueError("No prompt: give point_coords/point_labels, a box, or a mask_input.")
-        original_hw = self._orig_hw[index]
-        prompt_sets = []  # [(coords (B, n, 2) in input pixels, labels (B, n))]
-        if box is not None:
-            prompt_sets.append(self._box_prompt(box, original_hw, normalize_coords))
-        if point_coords is not None:
-            prompt_sets.append(self._point_prompt(point_coords, point_labels, original_hw, normalize_coords))
-        points = labels = None
-        if prompt_sets:
-            sizes = [coords.shape[0] for coords, _ in prompt_sets]
-            if len(set(sizes)) > 1:
-                raise ValueError(f"box and point_coords must give the same number of prompt sets B; got {sizes}.")
-            points = torch.cat([coords for coords, _ in prompt_sets], dim=1).to(self.device)
-            labels = torch.cat([labs for _, labs in prompt_sets], dim=1).to(self.device)
+        points = point_labels_out = None
+        if sizes:
+            height, width = self._orig_hw[index]
+            prompts = [
+                Prompt(
+                    points=None if coords is None else coords[b],
+                    labels=None if labels is None else labels[b],
+                    box=None if boxes is None else boxes[b],
+                    normalized=not normalize_coords,
+                )
+                for b in range(sizes[0])
+            ]
+            model_points = [p.model_points(height, width, self.image_size) for p in prompts]
+            points = torch.cat([xy for xy, _ in model_points]).to(self.device)
+            point_labels_out = torch.cat([lab for _, lab in model_points]).to(self.device)
         if mask_input is not None:
             mask_input = self._prepare_mask_input(mask_input, None if points is None else points.shape[0])
-        return points, labels, mask_input
+        return points, point_labels_out, mask_input
 
-    def _box_prompt(self, box, original_hw, normalize_coords):
-        """(4,) or (B, 4) box -> corners (B, 2, 2) in input pixels and labels (B, 2) = [2, 3]."""
-        boxes = _as_float_tensor(box, "box")
-        if boxes.ndim not in (1, 2) or boxes.shape[-1] != 4:
-            raise ValueError(f"box must be (4,) or (B, 4) as x0, y0, x1, y1; got shape {tuple(boxes.shape)}.")
-        boxes = boxes.reshape(-1, 4)
-        check_boxes(boxes)
-        corners = self._to_model_coords(boxes, original_hw, normalize_coords, "box").reshape(-1, 2, 2)
-        return corners, torch.tensor([[2, 3]]).expand(corners.shape[0], 2)
-
-    def _point_prompt(self, point_coords, point_labels, original_hw, normalize_coords):
-        """(N, 2) or (B, N, 2) clicks and their labels -> (B, N, 2) in input pixels and (B, N) int64."""
-        coords, labels = _as_float_tensor(point_coords, "point_coords"), _as_float_tensor(point_labels, "point_labels")
-        if coords.ndim not in (2, 3) or coords.shape[-1] != 2 or coords.shape[-2] == 0:
-            raise ValueError(f"point_coords must be (N, 2) or (B, N, 2) with N >= 1; got shape {tuple(coords.shape)}.")
+    @staticmethod
+    def _point_sets(point_coords, point_labels):
+        """(N, 2) or (B, N, 2) clicks and (N,) or (B, N) labels -> (B, N, 2), (B, N); (None, None) for none
+        or for an empty list of clicks."""
+        if point_coords is None:
+            return None, None
+        coords = as_tensor(point_coords, "point_coords", PREDICT)
+        labels = as_tensor(point_labels, "point_labels", PREDICT)
+        if coords.numel() == 0 and labels.numel() == 0:
+            return None, None  # an empty list of clicks
+        if coords.ndim not in (2, 3) or coords.shape[-1] != 2:
+            raise ValueError(f"point_coords must be (N, 2) or (B, N, 2); got shape {tuple(coords.shape)}.")
         if labels.shape != coords.shape[:-1]:
             raise ValueError(
                 f"point_labels must have shape {tuple(coords.shape[:-1])} to match point_coords "
                 f"{tuple(coords.shape)}; got {tuple(labels.shape)}."
             )
-        bad = sorted({int(v) if v.is_integer() else v for v in labels.flatten().tolist() if v not in (0, 1)})
-        if bad:
-            raise ValueError(f"point_labels must be 1 (positive) or 0 (negative); got {bad}. Give boxes with box=.")
-        coords = self._to_model_coords(coords, original_hw, normalize_coords, "point_coords")
-        return coords.reshape(-1, *coords.shape[-2:]), labels.reshape(-1, labels.shape[-1]).long()
+        return coords.reshape(-1, *coords.shape[-2:]), labels.reshape(-1, labels.shape[-1])
 
-    def _to_model_coords(self, coords, original_hw, normalize_coords, what):
-        """x, y pairs in original-image pixels (or in [0, 1] without `normalize_coords`), checked to lie
-        inside the image -> model-input pixels."""
-        height, width = original_hw
-        if normalize_coords:
-            check_in_bounds(coords, width, height, f"{what} (original-image pixels)")
-        else:
-            check_in_bounds(coords, 1, 1, f"{what} (normalized [0, 1] coordinates)")
-        return to_model_coords(coords, original_hw, self.image_size, normalized=not normalize_coords)
+    @staticmethod
+    def _box_sets(box):
+        """(4,) or (B, 4) box -> (B, 4), or None."""
+        if box is None:
+            return None
+        boxes = as_tensor(box, "box", PREDICT)
+        if boxes.ndim not in (1, 2) or boxes.shape[-1] != 4:
+            raise ValueError(f"box must be (4,) or (B, 4) as x0, y0, x1, y1; got shape {tuple(boxes.shape)}.")
+        return boxes.reshape(-1, 4)
 
     def _prepare_mask_input(self, mask_input, num_sets) -> torch.Tensor:
         low_res = self.image_size // 4
-        masks = _as_float_tensor(mask_input, "mask_input")
+        masks = as_tensor(mask_input, "mask_input", PREDICT)
         if masks.ndim == 3:
             masks = masks[None]
         if masks.ndim != 4 or masks.shape[1] != 1 or tuple(masks.shape[-2:]) != (low_res, low_res):
@@ -262,17 +263,3 @@ class Sam2ImagePredictor:
         if num_sets is not None and masks.shape[0] not in (1, num_sets):
             raise ValueError(f"mask_input has {masks.shape[0]} masks but there are {num_sets} prompt sets.")
         return masks.to(self.device, self.model.dtype)
-
-
-def _as_float_tensor(value, name: str) -> torch.Tensor:
-    """A prompt (array, list or tensor) -> a finite float32 CPU tensor."""
-    if isinstance(value, torch.Tensor):
-        tensor = value.detach().float().cpu()
-    else:
-        try:
-            tensor = torch.from_numpy(np.asarray(value, dtype=np.float32))
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{name} must be a numeric array; got {type(value).__name__} ({e}).") from e
-    if not torch.isfinite(tensor).all():
-        raise ValueError(f"{name} contains NaN or infinite values.")
-    return tensor

@@ -137,6 +137,11 @@ def resize_and_normalize(
         images = F.interpolate(
             images, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True
         )
+    return normalize(images, mean, std)
+
+
+def normalize(images: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
+    """(B, 3, H, W) floats in [0, 1] -> (x - mean) / std per channel (ImageNet statistics by default)."""
     mean = torch.as_tensor(mean, dtype=images.dtype, device=images.device).reshape(-1, 1, 1)
     std = torch.as_tensor(std, dtype=images.dtype, device=images.device).reshape(-1, 1, 1)
     return (images - mean) / std

@@ -12,7 +12,9 @@ Parameter names are those of the Hub checkpoints (`facebook/sam2.1-hiera-*`), so
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -26,10 +28,14 @@ from .modeling.layers import FeedForward, LayerNorm2d
 from .modeling.mask_decoder import MaskDecoder
 from .modeling.memory_attention import MemoryAttention
 from .modeling.memory_encoder import FuserBlock, MemoryEncoder
-from .modeling.position_encoding import RandomFourierEmbedding, sine_1d
-from .modeling.prompt_encoder import NOT_A_POINT, PromptEncoder
+from .modeling.position_encoding import RandomFourierEmbedding, sine_1d, sine_position_encoding
+from .modeling.prompt_encoder import PromptEncoder
 from .modeling.vision_encoder import VisionEncoder
+from .prompts import NOT_A_POINT
 from .validation import check_image_prompts, check_pixel_values
+
+if TYPE_CHECKING:  # the memory bank is the tracker's; the model only reads the selections it hands over
+    from .video.memory_bank import MemorySelection
 
 NO_OBJECT_SCORE = -1024.0  # mask logit used where the object is judged absent
 MASK_AS_OUTPUT_SCALE, MASK_AS_OUTPUT_BIAS = 20.0, -10.0  # binary mask -> logits of +-10
@@ -304,25 +310,45 @@ class Sam2VideoModel(Sam2Model):
             names.append("occlusion_spatial_embedding_parameter")
         return [getattr(self, n) for n in names]
 
-    def condition_on_memory(
-        self,
-        features: Sam2FrameFeatures,
-        memory: torch.Tensor,
-        memory_pos: torch.Tensor,
-        num_object_pointer_tokens: int,
-    ) -> torch.Tensor:
-        """Stride-16 features attended to the memory bank: (B, C, h, w).
+    def condition_on_memory(self, features: Sam2FrameFeatures, selections: Sequence[MemorySelection]) -> torch.Tensor:
+        """Stride-16 features of one frame attended to each object's memories: -> (N, C, h, w).
 
-        memory / memory_pos (B, M, 64): spatial memory tokens then object-pointer tokens (last
-        `num_object_pointer_tokens`), as built by `spatial_memory` and `object_pointer_memory`.
-        Features of batch 1 are one frame shared by the B objects (the first self-attention runs once).
+        features: the frame's `encode_frame` output, batch 1 (one frame shared by the N objects: its first
+        self-attention runs once) or N. selections: one `MemorySelection` per object (what
+        `ObjectMemory.select` picked: spatial memories with their temporal index, object pointers with
+        their temporal offset), all with the same `layout` so their tokens stack into one batch.
+        Follows the reference's `SAM2Base._prepare_memory_conditioned_features` (memory frames first,
+        then object pointers; SAM 2.1 adds the pointers' temporal encoding).
         """
+        memory_pos = self.memory_position_encoding(*features.image_embeddings.shape[-2:])
+        tokens, positions = zip(*(self.memory_tokens(sel, memory_pos) for sel in selections))
+        num_pointer_tokens = len(selections[0].pointers) * self.tokens_per_object_pointer
         emb = features.image_embeddings
         _, c, h, w = emb.shape
         curr = emb.flatten(2).transpose(1, 2)
         curr_pos = features.position_embeddings.flatten(2).transpose(1, 2)
-        out = self.memory_attention(curr, curr_pos, memory, memory_pos, num_object_pointer_tokens)
+        out = self.memory_attention(curr, curr_pos, torch.cat(tokens), torch.cat(positions), num_pointer_tokens)
         return out.transpose(1, 2).reshape(-1, c, h, w)
+
+    def memory_tokens(self, selection: MemorySelection, memory_pos: torch.Tensor):
+        """One object's selected memories as attention tokens: -> tokens and positions (1, M, 64), the
+        spatial memories' h*w tokens each, then `tokens_per_object_pointer` tokens per object pointer."""
+        parts = [self.spatial_memory(out.memory.float(), memory_pos, t) for t, out in selection.spatial]
+        if selection.pointers:
+            pointers = torch.cat([out.object_pointer for _, out in selection.pointers]).unsqueeze(0)
+            offsets = [offset for offset, _ in selection.pointers]
+            parts.append(self.object_pointer_memory(pointers, offsets, selection.max_pointers))
+        return torch.cat([p[0] for p in parts], dim=1), torch.cat([p[1] for p in parts], dim=1)
+
+    @property
+    def tokens_per_object_pointer(self) -> int:
+        """A 256-d object pointer is split into 256 / 64 memory tokens."""
+        return self.config.vision_config.fpn_hidden_size // self.config.memory_encoder_output_channels
+
+    def memory_position_encoding(self, height: int, width: int) -> torch.Tensor:
+        """The spatial memories' sine position encoding, the same for every memory: (1, 64, h, w)."""
+        channels = self.config.memory_encoder_output_channels
+        return sine_position_encoding(channels, height, width, device=self.device).unsqueeze(0)
 
     def spatial_memory(self, maskmem_features: torch.Tensor, maskmem_pos: torch.Tensor, temporal_index: int):
         """One past frame's memory as tokens: (B, 64, h, w) -> tokens and position (B, hw, 64).
@@ -337,8 +363,8 @@ class Sam2VideoModel(Sam2Model):
     def object_pointer_memory(self, pointers: torch.Tensor, offsets: list[int], max_pointers: int):
         """Object pointers (B, P, 256) at temporal offsets (P,) -> tokens and position (B, 4P, 64).
 
-        Each 256-d pointer becomes four 64-d tokens; SAM 2.1 encodes the offset (scaled by
-        `max_pointers - 1`) with a projected 1-D sine encoding, SAM 2 uses zeros.
+        Each 256-d pointer becomes `tokens_per_object_pointer` 64-d tokens; SAM 2.1 encodes the offset
+        (scaled by `max_pointers - 1`) with a projected 1-D sine encoding, SAM 2 uses zeros.
         """
         b, p, c = pointers.shape
         mem_dim = self.config.memory_encoder_output_channels
@@ -347,7 +373,7 @@ class Sam2VideoModel(Sam2Model):
             pos = self.temporal_positional_encoding_projection_layer(sine_1d(t, c)).to(pointers.dtype)
         else:
             pos = pointers.new_zeros(p, mem_dim)
-        split = c // mem_dim
+        split = self.tokens_per_object_pointer
         tokens = pointers.reshape(b, p * split, mem_dim)
         pos = pos.repeat_interleave(split, dim=0).unsqueeze(0).expand(b, -1, -1)
         return tokens, pos
@@ -424,16 +450,17 @@ class Sam2VideoModel(Sam2Model):
         high_res_masks: torch.Tensor,
         object_score_logits: torch.Tensor,
         binarize: bool = False,
-    ):
-        """A frame's prediction -> its memory: (N, 64, h, w) features and (1, 64, h, w) position encoding.
+    ) -> torch.Tensor:
+        """A frame's prediction -> its memory: (N, 64, h, w) features (their position encoding is
+        `memory_position_encoding`).
 
         binarize: threshold the mask instead of taking its sigmoid (the reference does this on clicked frames).
         SAM 2.1 adds a learned embedding to the memory of frames where the object is absent.
         """
         mask = (high_res_masks > 0).float() if binarize else torch.sigmoid(high_res_masks)
         mask = mask * self.config.sigmoid_scale_for_mem_enc + self.config.sigmoid_bias_for_mem_enc
-        memory, pos = self.memory_encoder(features.image_embeddings, mask)
+        memory = self.memory_encoder(features.image_embeddings, mask)
         if self.config.enable_occlusion_spatial_embedding:
             absent = (object_score_logits <= 0).float()[..., None, None]  # (N, 1, 1, 1)
             memory = memory + absent * self.occlusion_spatial_embedding_parameter.reshape(1, -1, 1, 1)
-        return memory, pos
+        return memory

@@ -32,7 +32,7 @@ from transformers import BatchFeature
 from .image_processing import IMAGENET_MEAN, IMAGENET_STD, preprocess_images, to_model_coords
 from .mask_postprocessing import apply_non_overlapping_constraints as keep_one_object_per_pixel
 from .mask_postprocessing import clean_masks, upscale_masks
-from .validation import check_boxes, check_in_bounds
+from .prompts import Prompt, check_in_bounds
 
 PROCESSOR_CONFIG_NAME = "processor_config.json"  # transformers 5.x
 LEGACY_CONFIG_NAME = "preprocessor_config.json"  # transformers 4.x / older Hub repos
@@ -115,9 +115,9 @@ class Sam2Processor:
                 raise ValueError(f"{name} has prompts for {len(prompt)} images but {len(sizes)} images were given.")
         if labels is not None and points is None:
             raise ValueError("input_labels were given without input_points.")
+        if points is not None or boxes is not None:
+            self._check_prompts(points, labels, boxes)
         if points is not None:
-            if labels is not None:
-                self._check_labels(points, labels)
             data["input_points"] = self._rescaled_points(points, sizes)
             if labels is not None:
                 lengths = _max_lengths(labels, 3)
@@ -133,24 +133,39 @@ class Sam2Processor:
         features = BatchFeature(data)
         return features.to(device) if device is not None else features
 
-    def _check_labels(self, points, labels) -> None:
-        for i, (image_points, image_labels) in enumerate(zip(points, labels)):
-            if len(image_points) != len(image_labels):
+    def _check_prompts(self, points, labels, boxes) -> None:
+        """Every object's clicks and box validated as one `Prompt` (padding points left out); empty
+        lists are errors that name the image and object."""
+        for i in range(len(points if points is not None else boxes)):
+            objects = points[i] if points is not None else boxes[i]
+            if not objects:
+                name = "input_points" if points is not None else "input_boxes"
+                raise ValueError(f"Image {i} has an empty list of prompts in {name}: give at least one object.")
+            if labels is not None and len(labels[i]) != len(points[i]):
                 raise ValueError(
-                    f"Image {i} has {len(image_points)} objects in input_points "
-                    f"but {len(image_labels)} in input_labels."
+                    f"Image {i} has {len(points[i])} objects in input_points but {len(labels[i])} in input_labels."
                 )
-            for j, (obj_points, obj_labels) in enumerate(zip(image_points, image_labels)):
-                if len(obj_points) != len(obj_labels):
-                    raise ValueError(
-                        f"Object {j} of image {i} has {len(obj_points)} points but {len(obj_labels)} labels."
-                    )
-                bad = sorted({v for v in obj_labels if v not in (0, 1, self.point_pad_value)})
-                if bad:
-                    raise ValueError(
-                        f"Point labels must be 1 (positive) or 0 (negative); object {j} of image {i} has {bad}. "
-                        "Give boxes with input_boxes."
-                    )
+            for j in range(len(objects)):
+                box = boxes[i][j] if boxes is not None and j < len(boxes[i]) else None
+                clicks, click_labels = self._real_points(points, labels, i, j) if points is not None else (None, None)
+                if clicks == [] and box is None:
+                    continue  # an object made of padding points only
+                try:
+                    Prompt(obj_id=j, points=clicks, labels=click_labels, box=box)
+                except ValueError as e:
+                    raise ValueError(f"Image {i}: {e}") from None
+
+    def _real_points(self, points, labels, i: int, j: int) -> tuple[list, list]:
+        """Object j of image i: its clicks and labels (1 where labels are not given) without padding points."""
+        obj_points = points[i][j]
+        obj_labels = labels[i][j] if labels is not None else [1] * len(obj_points)
+        if not obj_points:
+            raise ValueError(f"Object {j} of image {i} has no points in input_points: give at least one point.")
+        if len(obj_points) != len(obj_labels):
+            raise ValueError(f"Object {j} of image {i} has {len(obj_points)} points but {len(obj_labels)} labels.")
+        pad = self.point_pad_value
+        real = [k for k, (xy, label) in enumerate(zip(obj_points, obj_labels)) if label != pad and xy != [pad, pad]]
+        return [obj_points[k] for k in real], [obj_labels[k] for k in real]
 
     def _rescaled_points(self, points, sizes) -> torch.Tensor:
         """Padded (B, P, K, 2) points, the real ones checked against and rescaled from their image."""
@@ -172,7 +187,6 @@ class Sam2Processor:
             )
         tensor = torch.tensor(boxes, dtype=torch.float32).reshape(len(boxes), counts.pop(), 4)
         for i, (height, width) in enumerate(sizes):
-            check_boxes(tensor[i])
             check_in_bounds(tensor[i], width, height, f"input_boxes of image {i}")
             tensor[i] = to_model_coords(tensor[i], (height, width), self.image_size)
         return tensor

@@ -1,12 +1,11 @@
-"""Input checks that turn bad prompts and images into errors naming the problem."""
+"""Checks of model-level inputs (normalized pixel values, prompt tensors in model-input pixels) that
+turn bad tensors into errors naming the problem. User-level prompts are checked by `prompts.Prompt`."""
 
 from __future__ import annotations
 
 import torch
 
-POINT_LABELS = (0, 1)  # negative / positive click
-BOX_CORNER_LABELS = (2, 3)  # top-left / bottom-right corner
-SPECIAL_LABELS = (-1, -10)  # "not a point" / batch padding
+from .prompts import PADDING, check_boxes, check_in_bounds, check_labels
 
 
 def check_pixel_values(pixel_values: torch.Tensor, image_size: int) -> None:
@@ -25,34 +24,6 @@ def check_pixel_values(pixel_values: torch.Tensor, image_size: int) -> None:
         raise ValueError(f"pixel_values must be a float tensor (normalized), got {pixel_values.dtype}.")
 
 
-def check_labels(labels: torch.Tensor, allowed=POINT_LABELS + BOX_CORNER_LABELS + SPECIAL_LABELS) -> None:
-    bad = labels[~torch.isin(labels, torch.tensor(allowed, device=labels.device, dtype=labels.dtype))]
-    if bad.numel():
-        raise ValueError(
-            f"Point labels must be 1 (positive) or 0 (negative) (2/3 mark box corners, -1 'not a point', "
-            f"-10 padding); got {sorted(set(bad.tolist()))}."
-        )
-
-
-def check_boxes(boxes: torch.Tensor) -> None:
-    if boxes.shape[-1] != 4:
-        raise ValueError(f"Boxes must be (..., 4) as x0, y0, x1, y1; got shape {tuple(boxes.shape)}.")
-    flipped = (boxes[..., 2] < boxes[..., 0]) | (boxes[..., 3] < boxes[..., 1])
-    if flipped.any():
-        raise ValueError(f"Boxes must have x1 >= x0 and y1 >= y0; got {boxes[flipped].tolist()}.")
-
-
-def check_in_bounds(coords: torch.Tensor, width: float, height: float, what: str = "Points") -> None:
-    """coords (..., 2k) as x, y pairs must lie inside a width x height image."""
-    xy = coords.reshape(-1, 2)
-    outside = (xy[:, 0] < 0) | (xy[:, 0] > width) | (xy[:, 1] < 0) | (xy[:, 1] > height)
-    if outside.any():
-        raise ValueError(
-            f"{what} outside the {int(width)}x{int(height)} image (x in [0, {int(width)}], y in [0, {int(height)}]): "
-            f"{xy[outside].tolist()}."
-        )
-
-
 def check_image_prompts(batch_size, points, labels, boxes, masks, image_size) -> int:
     """Checks the model-level prompt tensors of `Sam2Model.forward`; returns the prompts per image P."""
     num_prompts = 1
@@ -68,7 +39,7 @@ def check_image_prompts(batch_size, points, labels, boxes, masks, image_size) ->
                 f"input_labels must have shape {tuple(points.shape[:-1])} to match input_points; got {got}."
             )
         check_labels(labels)
-        real = labels != -10
+        real = labels != PADDING
         check_in_bounds(points[real], image_size, image_size, "input_points (in model-input pixels)")
         num_prompts = points.shape[1]
         if points.shape[0] != batch_size:

@@ -1,7 +1,8 @@
 """Memory encoder: a frame's stride-16 features fused with its (downsampled) predicted mask,
 projected to the 64-channel memory stored in the bank.
 
-features (B, 256, h, w) + mask logits (B, 1, 16h, 16w) -> memory (B, 64, h, w), sine PE (1, 64, h, w).
+features (B, 256, h, w) + mask logits (B, 1, 16h, 16w) -> memory (B, 64, h, w). The memory's position
+encoding is a fixed sine map of the grid; `Sam2VideoModel.memory_position_encoding` gives it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import torch
 from torch import nn
 
 from .layers import Activation, LayerNorm2d
-from .position_encoding import sine_position_encoding
 
 
 class MaskDownSamplerLayer(nn.Module):
@@ -89,8 +89,8 @@ class MemoryEncoder(nn.Module):
         self.memory_fuser = MemoryFuser(config)
         self.projection = nn.Conv2d(c, config.memory_encoder_output_channels, kernel_size=1)
 
-    def forward(self, features: torch.Tensor, mask_for_memory: torch.Tensor):
-        """features (1 or N, C, h, w), mask (N, 1, S, S) -> memory (N, 64, h, w), pos (1, 64, h, w).
+    def forward(self, features: torch.Tensor, mask_for_memory: torch.Tensor) -> torch.Tensor:
+        """features (1 or N, C, h, w), mask (N, 1, S, S) -> memory (N, 64, h, w).
 
         `mask_for_memory` is already scaled (sigmoid or binary, x20 - 10). On CPU without gradients the
         N objects go one at a time: a batch's intermediates outgrow glibc's mmap threshold, so each one
@@ -102,8 +102,7 @@ class MemoryEncoder(nn.Module):
             memory = torch.cat([self.fuse(p[None], m[None]) for p, m in zip(projected, mask_for_memory)])
         else:
             memory = self.fuse(projected, mask_for_memory)
-        pos = sine_position_encoding(memory.shape[1], *memory.shape[-2:], device=memory.device, dtype=memory.dtype)
-        return memory, pos.unsqueeze(0)
+        return memory
 
     def fuse(self, projected_features: torch.Tensor, mask_for_memory: torch.Tensor) -> torch.Tensor:
         """(1 or N, C, h, w) projected features + downsampled masks -> (N, 64, h, w) memory."""

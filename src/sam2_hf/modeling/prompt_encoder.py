@@ -9,11 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..prompts import BOX_BOTTOM_RIGHT, BOX_TOP_LEFT, NOT_A_POINT, PADDING
 from .layers import Activation, LayerNorm2d
 from .position_encoding import RandomFourierEmbedding
-
-PAD_LABEL = -10
-NOT_A_POINT = -1
 
 
 class MaskEmbedding(nn.Module):
@@ -57,13 +55,13 @@ class PromptEncoder(nn.Module):
         tokens = self.shared_embedding(points / self.input_image_size)
         labels = labels[..., None]
         tokens = torch.where(labels == NOT_A_POINT, self.not_a_point_embed.weight, tokens)
-        tokens = torch.where(labels == PAD_LABEL, torch.zeros_like(tokens), tokens)
+        tokens = torch.where(labels == PADDING, torch.zeros_like(tokens), tokens)
         return tokens + self.point_embed(labels.squeeze(-1).clamp(min=0)) * (labels >= 0)
 
     def embed_boxes(self, boxes: torch.Tensor) -> torch.Tensor:
         """boxes (..., 4) as x0, y0, x1, y1 -> tokens (..., 3, C): two corners and the padding point."""
         corners = boxes.reshape(*boxes.shape[:-1], 2, 2)
-        labels = torch.tensor([2, 3], device=boxes.device).expand(*boxes.shape[:-1], 2)
+        labels = torch.tensor([BOX_TOP_LEFT, BOX_BOTTOM_RIGHT], device=boxes.device).expand(*boxes.shape[:-1], 2)
         return self.embed_points(corners, labels, pad=True)
 
     def forward(self, points=None, labels=None, boxes=None, masks=None, batch_shape=(1,)):

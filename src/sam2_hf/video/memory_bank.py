@@ -17,6 +17,28 @@ from dataclasses import dataclass
 import torch
 
 POLICIES = ("disk", "window", "ram")
+RAM_WINDOW = 24  # non-conditioning outputs an object keeps in RAM (the "window" policy keeps nothing more)
+
+
+def frames_read_back(num_maskmem: int, stride: int, max_pointers: int) -> int:
+    """How many frames back (or ahead, in reverse) `ObjectMemory.select` reads non-conditioning outputs:
+    the oldest spatial memory lies (num_maskmem - 2) * stride + 1 frames back, the oldest object pointer
+    max_pointers - 1 frames back. A "window" store must hold at least this many frames."""
+    return max((num_maskmem - 2) * stride + 1, max_pointers - 1)
+
+
+def check_policy(policy: str, frames_back: int = 0, ram_capacity: int = RAM_WINDOW) -> None:
+    """ValueError for an unknown policy, or for a "window" whose `ram_capacity` frames cannot hold the
+    `frames_back` frames memory selection reads (see `frames_read_back`): tracking would silently read
+    fewer memories than the reference."""
+    if policy not in POLICIES:
+        raise ValueError(f"Unknown memory policy {policy!r}; expected one of {POLICIES}.")
+    if policy == "window" and ram_capacity < frames_back:
+        raise ValueError(
+            f'The "window" memory policy keeps {ram_capacity} frames per object in RAM, but memory selection '
+            f"reads {frames_back} frames back with these settings (num_maskmem, memory_temporal_stride_for_eval, "
+            'max_object_pointers_in_encoder); use memory_policy="disk" or a smaller stride.'
+        )
 
 
 @dataclass
@@ -35,11 +57,11 @@ class FrameOutput:
 
 
 class FrameOutputStore:
-    """frame index -> FrameOutput, holding at most `ram_capacity` entries in RAM (least recently used go first)."""
+    """frame index -> FrameOutput, holding at most `ram_capacity` entries in RAM; the earliest stored go
+    first (tracking stores frames in order, so the RAM holds the last `ram_capacity` frames tracked)."""
 
-    def __init__(self, policy: str = "disk", ram_capacity: int = 24, spill_dir: str | None = None):
-        if policy not in POLICIES:
-            raise ValueError(f"Unknown memory policy {policy!r}; expected one of {POLICIES}.")
+    def __init__(self, policy: str = "disk", ram_capacity: int = RAM_WINDOW, spill_dir: str | None = None):
+        check_policy(policy)
         self.policy = policy
         self.ram_capacity = ram_capacity
         self._ram: OrderedDict[int, FrameOutput] = OrderedDict()
@@ -58,7 +80,6 @@ class FrameOutputStore:
 
     def get(self, frame_idx: int) -> FrameOutput | None:
         if frame_idx in self._ram:
-            self._ram.move_to_end(frame_idx)
             return self._ram[frame_idx]
         path = self._spilled.pop(frame_idx, None)
         if path is None:
@@ -120,7 +141,7 @@ class MemorySelection:
 class ObjectMemory:
     """Conditioning (prompted) frames, kept for good, and the non-conditioning frames of one object."""
 
-    def __init__(self, policy: str = "disk", ram_capacity: int = 24):
+    def __init__(self, policy: str = "disk", ram_capacity: int = RAM_WINDOW):
         self.cond: dict[int, FrameOutput] = {}
         self.non_cond = FrameOutputStore(policy, ram_capacity)
 

@@ -22,15 +22,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..image_processing import normalize
 from ..mask_postprocessing import apply_non_overlapping_constraints, fill_holes
-from ..modeling.position_encoding import sine_position_encoding
 from ..modeling_sam2 import NO_OBJECT_SCORE, Sam2FrameFeatures, Sam2VideoModel
+from ..prompts import Prompt
 from .frames import FrameSource, open_frames
-from .memory_bank import FrameOutput, ObjectMemory
+from .memory_bank import FrameOutput, ObjectMemory, check_policy, frames_read_back
 
 VIDEO_HOLE_FILL_VALUE = 0.1  # filled holes become barely-foreground logits, as in the reference
-IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+LOGIT_LIMIT = 32.0  # a frame's previous logits, fed back with a correction click, are clamped to +-32
 
 
 @dataclass
@@ -48,13 +48,13 @@ class VideoSession:
     """The state of one video (Meta's `inference_state`); `state["num_frames"]`-style access works too."""
 
     def __init__(self, frames: FrameSource, image_size: int, device, memory_policy: str, feature_cache_size=2):
-        self.frames = frames
-        self.image_size = image_size
-        self.device = device
-        self.memory_policy = memory_policy
-        self.objects: OrderedDict[object, ObjectState] = OrderedDict()
-        self.feature_cache: OrderedDict[int, Sam2FrameFeatures] = OrderedDict()
-        self.feature_cache_size = feature_cache_size
+        self.frames = frames  # the video, decoded lazily (never held whole, unlike the reference)
+        self.image_size = image_size  # the model's input size S: frames are resized to S x S
+        self.device = device  # where features, prompts and memories live
+        self.memory_policy = memory_policy  # what objects do with memories outside their RAM window
+        self.objects: OrderedDict[object, ObjectState] = OrderedDict()  # obj_id -> prompts, outputs, memory
+        self.feature_cache: OrderedDict[int, Sam2FrameFeatures] = OrderedDict()  # frame -> encoder output
+        self.feature_cache_size = feature_cache_size  # frames of features kept (least recently used go)
 
     @property
     def num_frames(self) -> int | None:
@@ -93,7 +93,7 @@ class VideoSession:
         """Frame -> (1, 3, S, S): PIL bicubic resize, /255, ImageNet normalization (the reference's frame loading)."""
         frame = Image.fromarray(self.frames.frame(frame_idx)).resize((self.image_size, self.image_size))
         x = torch.from_numpy(np.asarray(frame, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        return ((x - IMAGENET_MEAN) / IMAGENET_STD).unsqueeze(0).to(self.device)
+        return normalize(x.unsqueeze(0)).to(self.device)
 
 
 class Sam2VideoPredictor:
@@ -161,8 +161,11 @@ class Sam2VideoPredictor:
         Frames are decoded lazily, so the `offload_*`/`async_*` flags of the reference are accepted
         and have nothing left to do. The first frame is encoded right away, as the reference does.
         """
-        frames = open_frames(video_path)
-        session = VideoSession(frames, self.image_size, self.device, memory_policy or self.memory_policy)
+        policy = memory_policy or self.memory_policy
+        c = self.model.config
+        reach = frames_read_back(c.num_maskmem, self.memory_temporal_stride_for_eval, c.max_object_pointers_in_encoder)
+        check_policy(policy, reach)
+        session = VideoSession(open_frames(video_path), self.image_size, self.device, policy)
         self._features(session, 0)
         return session
 
@@ -186,54 +189,75 @@ class Sam2VideoPredictor:
         normalize_coords=True,
         box=None,
     ):
-        """Clicks (label 1 positive, 0 negative) and/or a box (x0, y0, x1, y1) on a frame.
+        """Clicks and/or a box for one object on one frame (Meta's `add_new_points_or_box`).
 
-        Returns (frame_idx, obj_ids, masks (num_objects, 1, H, W) logits at video resolution).
+        points (K, 2) or (1, K, 2) as x, y and labels (K,) or (1, K): 1 positive, 0 negative (2 / 3: box
+        corners); box (4,) as x0, y0, x1, y1. Coordinates are video pixels, or fractions in [0, 1] with
+        `normalize_coords=False`. `clear_old_points=False` adds the clicks to the frame's earlier ones.
+        Returns (frame_idx, obj_ids, masks (num_objects, 1, H, W) float32 logits at video resolution).
+        Raises ValueError for a bad or empty prompt (see `Prompt`), IndexError for a frame out of range.
         """
-        state = inference_state
-        state.check_frame_index(frame_idx)
-        points, labels = self._prompt_tensors(state, points, labels, box, clear_old_points, normalize_coords)
-        obj = state.object(obj_id, create=True)
-        if not clear_old_points and frame_idx in obj.points:
-            old_points, old_labels = obj.points[frame_idx]
-            points, labels = torch.cat([old_points, points], 1), torch.cat([old_labels, labels], 1)
-        obj.points[frame_idx] = (points, labels)
-        obj.masks.pop(frame_idx, None)
-
-        is_init = frame_idx not in obj.tracked
-        reverse = False if is_init else obj.tracked[frame_idx]
-        is_cond = is_init or self.add_all_frames_to_correct_as_cond
-        previous = obj.pending[is_cond].get(frame_idx) or obj.memory.get(frame_idx)
-        prev_logits = None if previous is None else previous.mask_logits.clamp(-32.0, 32.0)
-        obj.pending[is_cond][frame_idx] = self._infer_prompted(
-            state, obj, frame_idx, is_init, reverse, points=(points, labels), prev_logits=prev_logits
-        )
-        return frame_idx, state.obj_ids, self._frame_masks(state, frame_idx, is_cond)
+        if box is not None and not clear_old_points:
+            raise ValueError(
+                "cannot add box without clearing old points, since box prompt must be provided before any "
+                "point prompt (please use clear_old_points=True instead)"
+            )
+        prompt = Prompt(frame_idx, obj_id, points, labels, box, normalized=not normalize_coords)
+        return self.add_prompt(inference_state, prompt, clear_old_points)
 
     add_new_points = add_new_points_or_box
 
     @torch.inference_mode()
     def add_new_mask(self, inference_state: VideoSession, frame_idx: int, obj_id, mask):
-        """A binary mask (H, W) for the object on a frame (resized to the model's input size)."""
-        state = inference_state
+        """A binary mask (H, W) for one object on one frame (Meta's `add_new_mask`); any size, resized to
+        the model's input size. Returns (frame_idx, obj_ids, masks (num_objects, 1, H, W) logits)."""
+        return self.add_prompt(inference_state, Prompt(frame_idx, obj_id, mask=mask))
+
+    @torch.inference_mode()
+    def add_prompt(self, inference_state: VideoSession, prompt: Prompt, clear_old_points: bool = True):
+        """Apply one `Prompt` (clicks and/or box, or a mask) for `prompt.obj_id` on `prompt.frame`.
+
+        The frame becomes a conditioning frame of the object when the object was not tracked there yet
+        (or always, with `add_all_frames_to_correct_as_cond`); otherwise the result is a correction
+        stored as a non-conditioning output, as in the reference. Memory encoding waits for the next
+        propagation. Returns (frame_idx, obj_ids, masks (num_objects, 1, H, W) logits at video resolution).
+        """
+        state, frame_idx = inference_state, prompt.frame
         state.check_frame_index(frame_idx)
-        mask = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask)
-        if mask.ndim != 2:
-            raise ValueError(f"mask must be a 2-D (H, W) array, got shape {tuple(mask.shape)}.")
-        mask = mask.bool()[None, None].float().to(state.device)
+        obj = state.object(prompt.obj_id, create=True)
+        is_init = frame_idx not in obj.tracked
+        reverse = False if is_init else obj.tracked[frame_idx]
+        is_cond = is_init or self.add_all_frames_to_correct_as_cond
+        if prompt.mask is not None:
+            mask = self._mask_input(state, prompt.mask)
+            obj.masks[frame_idx] = mask
+            obj.points.pop(frame_idx, None)
+            out = self._infer_prompted(state, obj, frame_idx, is_init, reverse, mask=mask)
+        else:
+            points, labels = prompt.model_points(state.video_height, state.video_width, self.image_size)
+            points, labels = points.to(state.device), labels.to(state.device)
+            if not clear_old_points and frame_idx in obj.points:
+                old_points, old_labels = obj.points[frame_idx]
+                points, labels = torch.cat([old_points, points], 1), torch.cat([old_labels, labels], 1)
+            obj.points[frame_idx] = (points, labels)
+            obj.masks.pop(frame_idx, None)
+            previous = obj.pending[is_cond].get(frame_idx) or obj.memory.get(frame_idx)
+            prev_logits = None if previous is None else previous.mask_logits.clamp(-LOGIT_LIMIT, LOGIT_LIMIT)
+            out = self._infer_prompted(
+                state, obj, frame_idx, is_init, reverse, points=(points, labels), prev_logits=prev_logits
+            )
+        obj.pending[is_cond][frame_idx] = out
+        return frame_idx, state.obj_ids, self._frame_masks(state, frame_idx, is_cond)
+
+    def _mask_input(self, state: VideoSession, mask: torch.Tensor) -> torch.Tensor:
+        """(H, W) bool -> (1, 1, S, S) float 0/1 at the model's input size (antialiased bilinear, >= 0.5)."""
+        mask = mask[None, None].float().to(state.device)
         if mask.shape[-2:] != (self.image_size, self.image_size):
             mask = F.interpolate(
                 mask, size=(self.image_size,) * 2, mode="bilinear", align_corners=False, antialias=True
             )
             mask = (mask >= 0.5).float()
-        obj = state.object(obj_id, create=True)
-        obj.masks[frame_idx] = mask
-        obj.points.pop(frame_idx, None)
-        is_init = frame_idx not in obj.tracked
-        reverse = False if is_init else obj.tracked[frame_idx]
-        is_cond = is_init or self.add_all_frames_to_correct_as_cond
-        obj.pending[is_cond][frame_idx] = self._infer_prompted(state, obj, frame_idx, is_init, reverse, mask=mask)
-        return frame_idx, state.obj_ids, self._frame_masks(state, frame_idx, is_cond)
+        return mask
 
     @torch.inference_mode()
     def clear_all_prompts_in_frame(self, inference_state: VideoSession, frame_idx, obj_id, need_output=True):
@@ -290,7 +314,7 @@ class Sam2VideoPredictor:
                     if out.memory is None:
                         features = self._features(state, frame_idx)
                         high_res = self.model.upscale_masks(out.mask_logits)
-                        memory, _ = self.model.encode_memory(
+                        memory = self.model.encode_memory(
                             features,
                             high_res,
                             out.object_score_logits,
@@ -302,7 +326,7 @@ class Sam2VideoPredictor:
                     else:
                         obj.memory.non_cond[frame_idx] = out
                     if self.clear_non_cond_mem_around_input:
-                        self._clear_non_cond_memory_around(state, frame_idx)
+                        self._clear_non_cond_memory_around(obj, frame_idx)
                 obj.pending[is_cond].clear()
             for frame_idx in obj.memory.cond:
                 obj.memory.non_cond.pop(frame_idx)
@@ -345,7 +369,7 @@ class Sam2VideoPredictor:
             self._infer_tracked(state, to_track, frame_idx, reverse)
         for obj in state.objects.values():
             if self.clear_non_cond_mem_around_input and frame_idx in obj.memory.cond:
-                self._clear_non_cond_memory_around(state, frame_idx)
+                self._clear_non_cond_memory_around(obj, frame_idx)
             obj.tracked[frame_idx] = reverse
         masks = torch.cat([obj.memory.get(frame_idx).mask_logits for obj in state.objects.values()])
         return self._to_video_resolution(state, masks)
@@ -381,28 +405,6 @@ class Sam2VideoPredictor:
             stride=self.memory_temporal_stride_for_eval,
         )
 
-    def _memory_conditioned(self, features: Sam2FrameFeatures, selections) -> torch.Tensor:
-        """Memory attention for objects with one memory layout: -> (N, C, h, w)."""
-        model = self.model
-        tokens, positions = [], []
-        for sel in selections:
-            parts = [model.spatial_memory(out.memory.float(), self._memory_pos(features), t) for t, out in sel.spatial]
-            if sel.pointers:
-                pointers = torch.cat([out.object_pointer for _, out in sel.pointers]).unsqueeze(0)
-                parts.append(model.object_pointer_memory(pointers, [o for o, _ in sel.pointers], sel.max_pointers))
-            tokens.append(torch.cat([p[0] for p in parts], dim=1))
-            positions.append(torch.cat([p[1] for p in parts], dim=1))
-        num_pointer_tokens = len(selections[0].pointers) * (
-            model.config.vision_config.fpn_hidden_size // model.config.memory_encoder_output_channels
-        )
-        return model.condition_on_memory(features, torch.cat(tokens), torch.cat(positions), num_pointer_tokens)
-
-    def _memory_pos(self, features: Sam2FrameFeatures) -> torch.Tensor:
-        """The memory's sine position encoding (the same for every frame): (1, 64, h, w)."""
-        h, w = features.image_embeddings.shape[-2:]
-        channels = self.model.config.memory_encoder_output_channels
-        return sine_position_encoding(channels, h, w, device=features.image_embeddings.device).unsqueeze(0)
-
     @staticmethod
     def _expand(features: Sam2FrameFeatures, n: int) -> Sam2FrameFeatures:
         return Sam2FrameFeatures(
@@ -420,7 +422,7 @@ class Sam2VideoPredictor:
             if is_init:
                 embeddings = self.model.image_only_embedding(features.image_embeddings)
             else:
-                embeddings = self._memory_conditioned(features, [self._select(state, obj, frame_idx, reverse)])
+                embeddings = self.model.condition_on_memory(features, [self._select(state, obj, frame_idx, reverse)])
             coords, labels = points
             pred = self.model.predict_masks(
                 embeddings,
@@ -440,13 +442,13 @@ class Sam2VideoPredictor:
             sel = self._select(state, obj, frame_idx, reverse)
             groups.setdefault(sel.layout, []).append((obj, sel))
         for members in groups.values():
-            embeddings = self._memory_conditioned(features, [sel for _, sel in members])
+            embeddings = self.model.condition_on_memory(features, [sel for _, sel in members])
             n = len(members)
             batch = self._expand(features, n)
             pred = self.model.predict_masks(
                 embeddings, batch.high_res_features, multimask_output=self._use_multimask(False, 0)
             )
-            memory, _ = self.model.encode_memory(batch, pred.high_res_masks, pred.object_score_logits)
+            memory = self.model.encode_memory(batch, pred.high_res_masks, pred.object_score_logits)
             filled = self._fill_holes(pred.masks)
             for i, (obj, _) in enumerate(members):
                 obj.memory.non_cond[frame_idx] = FrameOutput(
@@ -461,11 +463,13 @@ class Sam2VideoPredictor:
             return mask_logits
         return fill_holes(mask_logits, self.fill_hole_area, threshold=0.0, fill_value=VIDEO_HOLE_FILL_VALUE)
 
-    def _clear_non_cond_memory_around(self, state: VideoSession, frame_idx: int) -> None:
+    def _clear_non_cond_memory_around(self, obj: ObjectState, frame_idx: int) -> None:
+        """Drop one object's non-conditioning outputs within the frames its memory reads around a
+        prompted frame (`memory_temporal_stride_for_eval * num_maskmem` either side), so they are
+        re-tracked from the new prompt; other objects keep theirs (Meta's per-object clearing)."""
         r = self.memory_temporal_stride_for_eval * self.model.config.num_maskmem
-        for obj in state.objects.values():
-            for t in range(frame_idx - r, frame_idx + r + 1):
-                obj.memory.non_cond.pop(t)
+        for t in range(frame_idx - r, frame_idx + r + 1):
+            obj.memory.non_cond.pop(t)
 
     def _frame_masks(self, state: VideoSession, frame_idx: int, is_cond: bool) -> torch.Tensor:
         """Every object's newest result on a frame (pending first), -1024 where none: (N, 1, H, W)."""
@@ -482,46 +486,13 @@ class Sam2VideoPredictor:
 
     def _to_video_resolution(self, state: VideoSession, masks: torch.Tensor) -> torch.Tensor:
         masks = F.interpolate(masks, size=(state.video_height, state.video_width), mode="bilinear", align_corners=False)
-        if self.non_overlap_masks and masks.shape[0] > 1:
-            masks = apply_non_overlapping_constraints(masks)
+        if self.non_overlap_masks:
+            masks = self._apply_non_overlapping_constraints(masks)
         return masks
 
-    def _prompt_tensors(self, state, points, labels, box, clear_old_points, normalize_coords):
-        """Clicks and box -> (1, K, 2) model-input coordinates and (1, K) labels (box corners first)."""
-        if (points is None) != (labels is None):
-            raise ValueError("points and labels must be provided together")
-        if points is None and box is None:
-            raise ValueError("at least one of points or box must be provided as input")
-        points = torch.zeros(0, 2) if points is None else torch.as_tensor(np.asarray(points, dtype=np.float32))
-        labels = (
-            torch.zeros(0, dtype=torch.int32) if labels is None else torch.as_tensor(np.asarray(labels)).to(torch.int32)
-        )
-        points, labels = points.reshape(1, -1, 2), labels.reshape(1, -1)
-        if points.shape[1] != labels.shape[1]:
-            raise ValueError(f"Got {points.shape[1]} points but {labels.shape[1]} labels.")
-        bad = labels[(labels != 0) & (labels != 1)]
-        if bad.numel():
-            raise ValueError(f"Point labels must be 1 (positive) or 0 (negative); got {sorted(set(bad.tolist()))}.")
-        if box is not None:
-            if not clear_old_points:
-                raise ValueError(
-                    "cannot add box without clearing old points, since box prompt must be provided before any "
-                    "point prompt (please use clear_old_points=True instead)"
-                )
-            box = torch.as_tensor(np.asarray(box, dtype=np.float32)).reshape(1, 2, 2)
-            if (box[0, 1] < box[0, 0]).any():
-                raise ValueError(
-                    f"Box must be (x0, y0, x1, y1) with x1 >= x0 and y1 >= y0; got {box.flatten().tolist()}."
-                )
-            points = torch.cat([box, points], dim=1)
-            labels = torch.cat([torch.tensor([[2, 3]], dtype=torch.int32), labels], dim=1)
-        if normalize_coords:
-            w, h = state.video_width, state.video_height
-            xy = points.reshape(-1, 2)
-            outside = (xy[:, 0] < 0) | (xy[:, 0] > w) | (xy[:, 1] < 0) | (xy[:, 1] > h)
-            if outside.any():
-                raise ValueError(f"Points outside the {w}x{h} frame: {xy[outside].tolist()}.")
-            points = points / torch.tensor([w, h], dtype=torch.float32)
-        elif ((points < 0) | (points > 1)).any():
-            raise ValueError("With normalize_coords=False, coordinates must already be normalized to [0, 1].")
-        return (points * self.image_size).to(state.device), labels.to(state.device)
+    @staticmethod
+    def _apply_non_overlapping_constraints(pred_masks: torch.Tensor) -> torch.Tensor:
+        """Meta's `SAM2Base._apply_non_overlapping_constraints` (its `tools/vos_inference.py` calls it):
+        (N, 1, H, W) logits -> at each pixel only the highest-scoring object keeps its logit, the others
+        are clamped to <= -10; one object is returned unchanged."""
+        return apply_non_overlapping_constraints(pred_masks)

@@ -1,7 +1,9 @@
 """Writers for tracking results: per-object PNG masks, a COCO-style RLE JSON, and an overlay MP4.
 
-Results arrive one frame at a time as `(frame_index, {obj_id: mask})`, each mask an (H, W) bool
-(or 0/1) array. `ResultWriters` fans that stream out to any subset of the three outputs.
+Results arrive one frame at a time as `(frame_index, {obj_id: mask}, frame)`, each mask an (H, W) bool
+(or 0/1) array and `frame` the (H, W, 3) uint8 image (only the overlay needs it). Every writer has
+that one `write` signature; `FORMATS` is the registry of them (one place to add a format), and
+`ResultWriters` fans the stream out to any subset of it.
 
 RLE JSON format (written by `RleJsonWriter`, read back by `load_rle_json`), COCO-like:
 
@@ -28,8 +30,9 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -82,6 +85,10 @@ def _plain_id(obj_id):
 
 
 class _Writer:
+    def write(self, frame_index: int, masks: Mapping, frame: np.ndarray | None = None) -> None:
+        """Write frame `frame_index`'s masks {obj_id: (H, W) mask}; `frame` (H, W, 3) uint8 is the image."""
+        raise NotImplementedError
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -99,7 +106,7 @@ class PngMaskWriter(_Writer):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
 
-    def write(self, frame_index: int, masks: Mapping) -> None:
+    def write(self, frame_index: int, masks: Mapping, frame: np.ndarray | None = None) -> None:
         for obj_id, mask in masks.items():
             folder = self.out_dir / str(_plain_id(obj_id))
             folder.mkdir(exist_ok=True)
@@ -131,7 +138,7 @@ class RleJsonWriter(_Writer):
         self.objects: dict = {}  # ids in order of first appearance (a dict keeps insertion order)
         self.annotations: list[dict] = []
 
-    def write(self, frame_index: int, masks: Mapping) -> None:
+    def write(self, frame_index: int, masks: Mapping, frame: np.ndarray | None = None) -> None:
         for obj_id, mask in masks.items():
             obj_id = _plain_id(obj_id)
             rle = encode_rle(_as_mask(mask, (self.video["height"], self.video["width"])))
@@ -183,8 +190,12 @@ class OverlayVideoWriter(_Writer):
             self._palette_used += 1
         return self.colors[obj_id]
 
-    def write(self, frame_rgb: np.ndarray, masks: Mapping) -> None:
-        """Append `frame_rgb` (H, W, 3) uint8 with `masks` {obj_id: (H, W) mask} drawn over it."""
+    def write(self, frame_index: int, masks: Mapping, frame: np.ndarray | None = None) -> None:
+        """Append `frame` (H, W, 3) uint8 with `masks` {obj_id: (H, W) mask} drawn over it (frames are
+        appended in call order; `frame_index` is not used)."""
+        if frame is None:
+            raise ValueError("The overlay video needs the frame: pass frame=(H, W, 3) uint8.")
+        frame_rgb = frame
         if frame_rgb.shape != (self.height, self.width, 3) or frame_rgb.dtype != np.uint8:
             raise ValueError(
                 f"Frames must be ({self.height}, {self.width}, 3) uint8, got {frame_rgb.shape} {frame_rgb.dtype}."
@@ -211,44 +222,70 @@ class OverlayVideoWriter(_Writer):
         self._container = None
 
 
+@dataclass(frozen=True)
+class OutputFormat:
+    """One kind of result file: its name, the file / folder name it gets in an output folder, and how
+    to open its writer for a video (`video_info` as `ResultWriters` takes it, optional colours)."""
+
+    name: str
+    default_name: str
+    description: str
+    open: Callable[[Path, Mapping, Mapping | None], _Writer]
+
+
+FORMATS = {
+    f.name: f
+    for f in (
+        OutputFormat("png", "masks", "per-object PNG masks", lambda path, info, colors: PngMaskWriter(path)),
+        OutputFormat("rle", "masks.json", "the COCO RLE JSON", lambda path, info, colors: RleJsonWriter(path, info)),
+        OutputFormat(
+            "overlay",
+            "overlay.mp4",
+            "the overlay MP4",
+            lambda path, info, colors: OverlayVideoWriter(
+                path, info["fps"] or DEFAULT_FPS, info["width"], info["height"], colors
+            ),
+        ),
+    )
+}
+
+
+def output_paths(out_dir: str | Path, formats=tuple(FORMATS)) -> dict[str, Path]:
+    """{format name: out_dir / its default name} for the chosen formats."""
+    unknown = [name for name in formats if name not in FORMATS]
+    if unknown:
+        raise ValueError(f"Unknown output formats {unknown}; expected some of {list(FORMATS)}.")
+    return {name: Path(out_dir) / FORMATS[name].default_name for name in formats}
+
+
 class ResultWriters(_Writer):
-    """Writes one stream of per-frame results to any subset of: PNG folder, RLE JSON, overlay MP4.
+    """Writes one stream of per-frame results to several outputs: `outputs` {format name: path} with
+    names from `FORMATS` ("png": a folder, "rle": a JSON file, "overlay": an MP4).
 
     `video_info`: {"height", "width", "fps", "num_frames"} (+ optional "path") of the tracked video;
     the overlay uses its fps, or `DEFAULT_FPS` when that is None. Closing closes every writer.
     """
 
-    def __init__(
-        self,
-        video_info: Mapping,
-        png_dir: str | Path | None = None,
-        rle_json: str | Path | None = None,
-        overlay_mp4: str | Path | None = None,
-        colors: Mapping | None = None,
-    ):
-        if png_dir is None and rle_json is None and overlay_mp4 is None:
-            raise ValueError("No output requested: give png_dir, rle_json and/or overlay_mp4.")
-        self.rle = RleJsonWriter(rle_json, video_info) if rle_json is not None else None
-        self.png = PngMaskWriter(png_dir) if png_dir is not None else None
-        self.overlay = None  # opened last: it is the only writer that holds an open file
-        if overlay_mp4 is not None:
-            fps = video_info["fps"] or DEFAULT_FPS
-            self.overlay = OverlayVideoWriter(overlay_mp4, fps, video_info["width"], video_info["height"], colors)
+    def __init__(self, video_info: Mapping, outputs: Mapping[str, str | Path], colors: Mapping | None = None):
+        if not outputs:
+            raise ValueError(f"No output requested: give outputs {{name: path}} with names from {list(FORMATS)}.")
+        output_paths(".", list(outputs))  # names checked before any file is opened
+        self.writers: list[_Writer] = []
+        try:  # the overlay (an open file) comes last in FORMATS
+            for name in FORMATS:
+                if name in outputs:
+                    self.writers.append(FORMATS[name].open(Path(outputs[name]), video_info, colors))
+        except BaseException:
+            self.close()
+            raise
 
     def write(self, frame_index: int, masks: Mapping, frame: np.ndarray | None = None) -> None:
-        """Write frame `frame_index`'s masks {obj_id: (H, W) mask}; `frame` (H, W, 3) uint8 is needed
-        for the overlay video, whose frames are appended in call order."""
-        if self.png is not None:
-            self.png.write(frame_index, masks)
-        if self.rle is not None:
-            self.rle.write(frame_index, masks)
-        if self.overlay is not None:
-            if frame is None:
-                raise ValueError("The overlay video needs the frame: pass frame=(H, W, 3) uint8.")
-            self.overlay.write(frame, masks)
+        """Write frame `frame_index`'s masks {obj_id: (H, W) mask} to every output; `frame` (H, W, 3) uint8
+        is needed for the overlay video, whose frames are appended in call order."""
+        for writer in self.writers:
+            writer.write(frame_index, masks, frame)
 
     def close(self) -> None:
         with ExitStack() as stack:  # closes every writer even if one of them raises
-            for writer in (self.png, self.rle, self.overlay):
-                if writer is not None:
-                    stack.callback(writer.close)
+            for writer in self.writers:
+                stack.callback(writer.close)

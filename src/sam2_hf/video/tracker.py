@@ -18,24 +18,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..prompts import Prompt
 from .frames import StreamFrames, VideoDecodeError, open_frames
 from .predictor import Sam2VideoPredictor, VideoSession
-from .results import ResultWriters, decode_rle, encode_rle
+from .results import FORMATS, ResultWriters, decode_rle, encode_rle, output_paths
 
 DIRECTIONS = ("forward", "backward", "both")
-
-
-@dataclass
-class Prompt:
-    """Prompts for one object on one frame, in frame pixels: clicks (labels 1 positive, 0 negative), a box
-    (x0, y0, x1, y1) and/or, alone, a binary mask (H, W)."""
-
-    frame: int
-    obj_id: object
-    points: list | None = None
-    labels: list | None = None
-    box: tuple | None = None
-    mask: np.ndarray | None = None
 
 
 @dataclass
@@ -69,22 +57,18 @@ class Masklets:
     def masks(self, frame: int) -> dict:
         return {obj_id: self.mask(frame, obj_id) for obj_id in self.rles}
 
-    def save(self, video, out_dir, png: bool = True, rle: bool = True, overlay: bool = True) -> dict:
-        """Write per-object PNGs (out_dir/masks/<obj>/<frame>.png), COCO RLE JSON (out_dir/masks.json) and an
-        overlay MP4 (out_dir/overlay.mp4) in frame order; returns the paths written."""
-        out_dir = Path(out_dir)
-        paths = {
-            "png_dir": out_dir / "masks" if png else None,
-            "rle_json": out_dir / "masks.json" if rle else None,
-            "overlay_mp4": out_dir / "overlay.mp4" if overlay else None,
-        }
-        out_dir.mkdir(parents=True, exist_ok=True)
+    def save(self, video, out_dir, formats=tuple(FORMATS)) -> dict[str, Path]:
+        """Write the chosen `formats` (names from `results.FORMATS`: per-object PNGs in out_dir/masks/<obj>/,
+        the COCO RLE JSON out_dir/masks.json, the overlay MP4 out_dir/overlay.mp4) in frame order;
+        returns {format: path written}. `video` (any frame source) is read only for the overlay."""
+        paths = output_paths(out_dir, formats)
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
         info = {"height": self.height, "width": self.width, "fps": self.fps, "num_frames": self.num_frames}
-        frames = open_frames(video) if overlay else None
-        with ResultWriters(info, **paths) as writers:
+        frames = open_frames(video) if "overlay" in paths else None
+        with ResultWriters(info, paths) as writers:
             for t in self.frames():
                 writers.write(t, self.masks(t), frames.frame(t) if frames is not None else None)
-        return {k: v for k, v in paths.items() if v is not None}
+        return paths
 
 
 class TrackingError(RuntimeError):
@@ -97,7 +81,12 @@ class TrackingError(RuntimeError):
 
 
 class Sam2Tracker:
-    """High-level video tracking on top of `Sam2VideoPredictor` (whose options it takes)."""
+    """High-level video tracking on top of `Sam2VideoPredictor` (whose options it takes).
+
+    Unlike the Meta-compatible predictor's default, every prompted frame is a conditioning frame
+    (`add_all_frames_to_correct_as_cond=True`, the paper's interactive setting), so a correction on a
+    frame that was already tracked stays as given when tracking runs again.
+    """
 
     def __init__(self, predictor: Sam2VideoPredictor, threshold: float = 0.0):
         self.predictor = predictor
@@ -105,6 +94,9 @@ class Sam2Tracker:
 
     @classmethod
     def from_pretrained(cls, model_id, device=None, threshold: float = 0.0, **kwargs) -> Sam2Tracker:
+        """A tracker on `Sam2VideoPredictor.from_pretrained(model_id, **kwargs)`; the predictor option
+        `add_all_frames_to_correct_as_cond` defaults to True here."""
+        kwargs.setdefault("add_all_frames_to_correct_as_cond", True)
         return cls(Sam2VideoPredictor.from_pretrained(model_id, device=device, **kwargs), threshold)
 
     def iter_track(
@@ -154,24 +146,15 @@ class Sam2Tracker:
         return TrackingStream(self, max_buffered, fps)
 
     def add_prompts(self, state: VideoSession, prompts: Iterable[Prompt]) -> list[int]:
-        """Apply prompts to a session; returns the prompted frame indices."""
-        frames = []
-        for p in prompts:
-            if p.mask is not None:
-                if p.points is not None or p.box is not None:
-                    raise ValueError(
-                        f"Object {p.obj_id!r} on frame {p.frame}: "
-                        "a mask prompt cannot be combined with points or a box."
-                    )
-                self.predictor.add_new_mask(state, p.frame, p.obj_id, p.mask)
-            else:
-                self.predictor.add_new_points_or_box(
-                    state, p.frame, p.obj_id, points=p.points, labels=p.labels, box=p.box
-                )
-            frames.append(p.frame)
-        if not frames:
+        """Apply prompts (each for one object on one frame) to a session; returns the prompted frame indices."""
+        prompts = list(prompts)
+        if not prompts:
             raise ValueError("No prompts given: add at least one click, box or mask for an object.")
-        return frames
+        for p in prompts:
+            if not isinstance(p, Prompt) or p.frame is None:
+                raise TypeError(f"Tracking prompts are Prompt(frame, obj_id, ...) with a frame index; got {p!r}.")
+            self.predictor.add_prompt(state, p)
+        return [p.frame for p in prompts]
 
     def _binarize(self, obj_ids, logits: torch.Tensor) -> dict:
         masks = (logits[:, 0] > self.threshold).cpu().numpy()
@@ -224,20 +207,14 @@ class TrackingStream:
         return self.tracker._binarize(self.state.obj_ids, logits)
 
     def add_prompt(self, obj_id, points=None, labels=None, box=None, mask=None) -> dict:
-        """Prompt an object on the newest frame; returns that frame's masks for every object."""
+        """Prompt an object on the newest frame (the arguments of `Prompt`); returns that frame's masks
+        for every object."""
         if self.state is None:
             raise RuntimeError(
                 "Push a frame before adding prompts: in streaming mode prompts apply to the newest frame."
             )
-        frame_idx = self.last_index
-        if mask is not None:
-            if points is not None or box is not None:
-                raise ValueError("A mask prompt cannot be combined with points or a box.")
-            _, obj_ids, logits = self.predictor.add_new_mask(self.state, frame_idx, obj_id, mask)
-        else:
-            _, obj_ids, logits = self.predictor.add_new_points_or_box(
-                self.state, frame_idx, obj_id, points=points, labels=labels, box=box
-            )
+        prompt = Prompt(self.last_index, obj_id, points, labels, box, mask)
+        _, obj_ids, logits = self.predictor.add_prompt(self.state, prompt)
         self.needs_preflight = True
         return self.tracker._binarize(obj_ids, logits)
 
