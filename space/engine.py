@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from sam2_hf.prompts import Prompt
 from sam2_hf.video.predictor import VideoSession
 
 from .gpu import gpu
@@ -29,24 +30,6 @@ from .models import ModelStore
 
 Key = tuple[int, int]  # (frame index, object id)
 Masks = dict[int, np.ndarray]  # object id -> (H, W) bool
-
-
-@dataclass(frozen=True)
-class FramePrompt:
-    """One object's prompts on one frame, in frame pixels: clicks (label 1 positive, 0 negative) and a box."""
-
-    points: tuple[tuple[float, float], ...] = ()
-    labels: tuple[int, ...] = ()
-    box: tuple[float, float, float, float] | None = None
-
-    def with_point(self, x: float, y: float, label: int) -> FramePrompt:
-        return FramePrompt((*self.points, (x, y)), (*self.labels, label), self.box)
-
-    def with_box(self, box: tuple[float, float, float, float]) -> FramePrompt:
-        return FramePrompt(self.points, self.labels, box)
-
-    def __bool__(self) -> bool:
-        return bool(self.points) or self.box is not None
 
 
 @dataclass(frozen=True)
@@ -62,7 +45,7 @@ class Setup:
 class _Live:
     setup: Setup
     state: VideoSession
-    applied: dict[Key, FramePrompt] = field(default_factory=dict)
+    applied: dict[Key, Prompt] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -74,14 +57,14 @@ class Engine:
         self._live: OrderedDict[str, _Live] = OrderedDict()
         self._lock = threading.Lock()
 
-    def segment(self, sid: str, setup: Setup, stride: int, prompts: Mapping[Key, FramePrompt]) -> dict[int, Masks]:
+    def segment(self, sid: str, setup: Setup, stride: int, prompts: Mapping[Key, Prompt]) -> dict[int, Masks]:
         """Apply what changed in `prompts`; -> {frame: masks of every prompted object} for the frames it touched."""
         live = self._session(sid, setup, stride)
         with live.lock:
             return self._sync(live, stride, prompts)
 
     def track(
-        self, sid: str, setup: Setup, stride: int, prompts: Mapping[Key, FramePrompt], frames: list[int], reverse: bool
+        self, sid: str, setup: Setup, stride: int, prompts: Mapping[Key, Prompt], frames: list[int], reverse: bool
     ) -> Iterator[tuple[int, Masks]]:
         """Track every prompted object through `frames` (in order), yielding (frame, masks) as each completes."""
         live = self._session(sid, setup, stride)
@@ -114,7 +97,7 @@ class Engine:
                 self._live.popitem(last=False)
         return live
 
-    def _sync(self, live: _Live, stride: int, prompts: Mapping[Key, FramePrompt]) -> dict[int, Masks]:
+    def _sync(self, live: _Live, stride: int, prompts: Mapping[Key, Prompt]) -> dict[int, Masks]:
         predictor = self.models.predictor(live.setup.model, live.setup.image_size, stride)
         state, applied, touched = live.state, live.applied, {}
         wanted = {obj for _, obj in prompts}
@@ -129,14 +112,7 @@ class Engine:
             del applied[frame, obj]
         for (frame, obj), prompt in sorted(prompts.items()):
             if applied.get((frame, obj)) != prompt:
-                _, ids, logits = predictor.add_new_points_or_box(
-                    state,
-                    frame,
-                    obj,
-                    points=list(prompt.points) or None,
-                    labels=list(prompt.labels) or None,
-                    box=prompt.box,
-                )
+                _, ids, logits = predictor.add_prompt(state, prompt)
                 touched[frame] = _binarize(ids, logits)
                 applied[frame, obj] = prompt
         return touched
@@ -165,7 +141,7 @@ def _track_seconds(sid, setup, stride, prompts, frames, reverse) -> int:
 
 
 @gpu(duration=30)
-def segment(sid: str, setup: Setup, stride: int, prompts: dict[Key, FramePrompt]) -> dict[int, Masks]:
+def segment(sid: str, setup: Setup, stride: int, prompts: dict[Key, Prompt]) -> dict[int, Masks]:
     return ENGINE.segment(sid, setup, stride, prompts)
 
 

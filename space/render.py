@@ -8,9 +8,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from sam2_hf.prompts import Prompt
 from sam2_hf.video.results import MASK_OPACITY, OUTLINE_WIDTH, PALETTE
-
-from .engine import FramePrompt
 
 POSITIVE, NEGATIVE = (40, 200, 70), (230, 40, 40)
 VIEW_SIDE = 720  # smaller videos are shown enlarged to this many pixels on the long side
@@ -29,7 +28,7 @@ def color(obj_id: int) -> tuple[int, int, int]:
 def draw_frame(
     frame: np.ndarray,
     masks: Mapping[int, np.ndarray],
-    prompts: Mapping[int, FramePrompt],
+    prompts: Mapping[int, Prompt],
     corner: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """`frame` (H, W, 3) with `masks` {obj_id: (H, W) bool} blended in (the overlay video's style), each
@@ -51,10 +50,10 @@ def draw_frame(
     for obj_id, prompt in prompts.items():
         ring = color(obj_id)
         if prompt.box is not None:
-            box = [v * scale for v in prompt.box]
+            box = [v * scale for v in prompt.box.tolist()]
             draw.rectangle(box, outline="white", width=r // 2 + 2)
             draw.rectangle(box, outline=ring, width=r // 2)
-        for (x, y), label in zip(prompt.points, prompt.labels):
+        for (x, y), label in prompt.clicks:
             x, y = x * scale, y * scale
             draw.ellipse((x - r - 2, y - r - 2, x + r + 2, y + r + 2), fill="white")
             draw.ellipse((x - r, y - r, x + r, y + r), fill=POSITIVE if label else NEGATIVE, outline=ring, width=r // 3)

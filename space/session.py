@@ -19,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sam2_hf import Masklets
+from sam2_hf import Masklets, Prompt
+from sam2_hf.prompts import NEGATIVE, POSITIVE
 from sam2_hf.video.frames import ImageFolderFrames
 
 from . import UserError, engine
 from .config import SPEEDS, AppConfig, Speed, every, noted
-from .engine import FramePrompt, Key, Masks, Setup
+from .engine import Key, Masks, Setup
 from .export import write_exports
 from .models import ModelStore
 from .render import draw_frame, view_scale
@@ -122,7 +123,9 @@ class Session:
         if label not in ("positive", "negative"):
             raise UserError(f"A point is 'positive' or 'negative', not {label!r}.")
         key, (x, y) = self._key(frame, obj_id), self._inside(x, y)
-        self._change({key: self.prompts.get(key, FramePrompt()).with_point(x, y, int(label == "positive"))})
+        label = POSITIVE if label == "positive" else NEGATIVE
+        prompt = self.prompts.get(key)
+        self._change({key: prompt.with_point(x, y, label) if prompt else Prompt(*key, points=[(x, y)], labels=[label])})
 
     def add_box(self, frame, obj_id, x0, y0, x1, y1) -> None:
         key = self._key(frame, obj_id)
@@ -130,7 +133,8 @@ class Session:
         box = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
         if box[2] - box[0] < 2 or box[3] - box[1] < 2:
             raise UserError("That box is too small: give two opposite corners at least 2 pixels apart.")
-        self._change({key: self.prompts.get(key, FramePrompt()).with_box(box)})
+        prompt = self.prompts.get(key)
+        self._change({key: prompt.with_box(box) if prompt else Prompt(*key, box=box)})
 
     def undo(self) -> None:
         self._idle()
@@ -146,7 +150,7 @@ class Session:
         keys = [k for k in self.prompts if k[0] == frame]
         if not keys:
             raise UserError(f"There are no clicks on frame {frame}.")
-        self._change({k: FramePrompt() for k in keys}, f"Cleared frame {frame}")
+        self._change(dict.fromkeys(keys), f"Cleared frame {frame}")
 
     def start_over(self) -> None:
         """Remove every object, click and result; keep the video."""
@@ -307,26 +311,28 @@ class Session:
     def _reset_prompts(self) -> None:
         self.objects: dict[int, str] = {1: "Object 1"}
         self.current, self._next_id = 1, 2
-        self.prompts: dict[Key, FramePrompt] = {}
-        self.history: list[dict[Key, FramePrompt]] = []  # undo stack: each entry the prompts before a change
+        self.prompts: dict[Key, Prompt] = {}  # (frame, obj_id) -> that object's clicks and box on that frame
+        self.history: list[dict[Key, Prompt | None]] = []  # undo stack: the prompts before each change (None: none)
         self.corner: tuple[int, float, float] | None = None  # first corner of a box being drawn
 
-    def _change(self, new: dict[Key, FramePrompt], what: str | None = None) -> None:
+    def _change(self, new: dict[Key, Prompt | None], what: str | None = None) -> None:
+        """Set (or, with None, remove) the prompts of some (frame, object) keys and segment again."""
         self._idle()
-        self.history.append({k: self.prompts.get(k, FramePrompt()) for k in new})
+        self.history.append({k: self.prompts.get(k) for k in new})
         for key, prompt in new.items():
             self._put(key, prompt)
         seconds = self._segment()
         if what is None:  # one object on one frame
             (frame, obj_id), prompt = next(iter(new.items()))
-            clicks = f"{len(prompt.points)} click{'s' * (len(prompt.points) != 1)}" + (" + box" if prompt.box else "")
+            n = prompt.num_points
+            clicks = f"{n} click{'s' * (n != 1)}" + (" + box" if prompt.box is not None else "")
             area = self.results.mask(frame, obj_id).mean()
             what = f"{self.label(obj_id)}: {clicks} on frame {frame}, mask {area:.1%} of the frame"
         hint = " Masks on other frames predate this change: track again to update them." if self.stale else ""
         self.message = f"{what} ({seconds:.2f} s).{hint}"
 
-    def _put(self, key: Key, prompt: FramePrompt) -> None:
-        if prompt:
+    def _put(self, key: Key, prompt: Prompt | None) -> None:
+        if prompt is not None:
             self.prompts[key] = prompt
         else:
             self.prompts.pop(key, None)

@@ -59,8 +59,8 @@ def merge_prompts(prompts: list[Prompt]) -> list[Prompt]:
             continue
         if p.box is not None:
             m = m.with_box(p.box)
-        for i in range(p.num_points):
-            m = m.with_point(*p.points[i].tolist(), int(p.labels[i]))
+        for (x, y), label in p.clicks:
+            m = m.with_point(x, y, label)
         merged[key] = m
     return sorted(merged.values(), key=lambda m: (m.obj_id, m.frame))
 

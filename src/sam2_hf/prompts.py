@@ -94,6 +94,13 @@ class Prompt:
     def num_points(self) -> int:
         return 0 if self.points is None else len(self.points)
 
+    @property
+    def clicks(self) -> list[tuple[tuple[float, float], int]]:
+        """The clicks as [((x, y), label)] in plain Python numbers."""
+        if self.points is None:
+            return []
+        return [((x, y), label) for (x, y), label in zip(self.points.tolist(), self.labels.tolist())]
+
     # ------------------------------------------------------------------------------ model input
     def model_points(self, height: int, width: int, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The clicks and box as the prompt encoder takes them, for an image of height x width pixels
