@@ -2,7 +2,8 @@
 
 Weights cannot be downloaded here, so parity tests build the reference from its own YAML configs,
 randomize every weight with a fixed seed, save it as a Meta-format `.pt`, and load that file
-into sam2_hf.
+into sam2_hf. Tests get all three through the session fixture `reference_models` (tests/conftest.py),
+which builds each configuration once; bench/ calls `build_meta_model` and `save_meta_checkpoint` directly.
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ def build_meta_model(size="tiny", version="2.1", image_size=1024, seed=0, object
 
 
 def save_meta_checkpoint(model, path) -> str:
-    """Write `model` the way Meta's release files are written: {"model": state_dict}."""
-    torch.save({"model": model.state_dict()}, path)
+    """Write `model` (a module or a state dict) the way Meta's release files are written: {"model": state_dict}."""
+    torch.save({"model": model if isinstance(model, dict) else model.state_dict()}, path)
     return str(path)
 
 

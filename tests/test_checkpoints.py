@@ -30,24 +30,28 @@ from sam2_hf.checkpoint import (
     read_meta_checkpoint,
 )
 
-from reference import ALL_CONFIGS, build_meta_model, save_meta_checkpoint
+from reference import ALL_CONFIGS, save_meta_checkpoint
 
 IMAGE_SIZE = 256
 
 
 @pytest.fixture(scope="module")
-def tiny_meta(tmp_path_factory):
-    """(state dict, path) of Meta's tiny SAM 2.1 with random weights, saved as a Meta .pt."""
-    model = build_meta_model("tiny", "2.1", IMAGE_SIZE, seed=0)
-    path = save_meta_checkpoint(model, tmp_path_factory.mktemp("meta") / "sam2.1_hiera_tiny.pt")
-    return model.state_dict(), Path(path)
+def tiny_reference(reference_models):
+    """Meta's tiny SAM 2.1 with random weights, saved as a Meta .pt."""
+    return reference_models("tiny", "2.1", IMAGE_SIZE)
 
 
 @pytest.fixture(scope="module")
-def tiny_folder(tiny_meta, tmp_path_factory):
+def tiny_meta(tiny_reference):
+    """(state dict, path) of that model: the tests read the state dict and never change it."""
+    return tiny_reference.meta.state_dict(), tiny_reference.path
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tiny_reference, tmp_path_factory):
     """A Hub-format folder (our save_pretrained) of the same model."""
     folder = tmp_path_factory.mktemp("hub") / "tiny"
-    Sam2VideoModel.from_pretrained(tiny_meta[1], image_size=IMAGE_SIZE).save_pretrained(folder)
+    tiny_reference.load(Sam2VideoModel).save_pretrained(folder)
     return folder
 
 
@@ -124,12 +128,12 @@ def test_normalize_version():
 def test_meta_checkpoint_matching_no_size(tiny_meta, tmp_path):
     state, _ = tiny_meta
     dropped = {k: v for k, v in state.items() if not k.startswith("image_encoder.trunk.blocks.11.")}
-    path = save_meta_checkpoint_dict(dropped, tmp_path / "dropped_block.pt")
+    path = save_meta_checkpoint(dropped, tmp_path / "dropped_block.pt")
     with pytest.raises(ValueError, match=r"image encoder \(width 96, 11 blocks\) matches no SAM 2 size"):
         Sam2VideoModel.from_pretrained(path)
     # A gap in the block indices is not mistaken for a smaller model.
     gap = {k: v for k, v in state.items() if not k.startswith("image_encoder.trunk.blocks.3.")}
-    path = save_meta_checkpoint_dict(gap, tmp_path / "gap.pt")
+    path = save_meta_checkpoint(gap, tmp_path / "gap.pt")
     with pytest.raises(ValueError, match=r"11 blocks; block indices are not 0\.\.10.*matches no SAM 2 size"):
         Sam2VideoModel.from_pretrained(path)
 
@@ -138,23 +142,18 @@ def test_meta_checkpoint_with_missing_unexpected_or_reshaped_weights(tiny_meta, 
     state, _ = tiny_meta
     missing = {k: v for k, v in state.items() if k != "sam_mask_decoder.iou_token.weight"}
     with pytest.raises(ValueError, match=r"1 missing \['mask_decoder\.iou_token\.weight'\], 0 unexpected"):
-        Sam2VideoModel.from_pretrained(save_meta_checkpoint_dict(missing, tmp_path / "missing.pt"))
+        Sam2VideoModel.from_pretrained(save_meta_checkpoint(missing, tmp_path / "missing.pt"))
     extra = dict(state, **{"sam_mask_decoder.extra_head.weight": torch.zeros(3)})
     with pytest.raises(ValueError, match=r"1 unexpected \['mask_decoder\.extra_head\.weight'\]"):
-        Sam2Model.from_pretrained(save_meta_checkpoint_dict(extra, tmp_path / "extra.pt"))
+        Sam2Model.from_pretrained(save_meta_checkpoint(extra, tmp_path / "extra.pt"))
     reshaped = dict(state, no_mem_embed=torch.zeros(1, 1, 128))
     with pytest.raises(ValueError, match=r"1 with other shapes \['no_memory_embedding: checkpoint \(1, 1, 128\)"):
-        Sam2VideoModel.from_pretrained(save_meta_checkpoint_dict(reshaped, tmp_path / "reshaped.pt"))
+        Sam2VideoModel.from_pretrained(save_meta_checkpoint(reshaped, tmp_path / "reshaped.pt"))
     # SAM 2.1 weights minus only the occlusion embedding: inferred as SAM 2, then the 2.1-only
     # temporal projection of object pointers is reported as unexpected.
     half = {k: v for k, v in state.items() if k != "no_obj_embed_spatial"}
     with pytest.raises(ValueError, match=r"unexpected \['temporal_positional_encoding_projection_layer"):
-        Sam2VideoModel.from_pretrained(save_meta_checkpoint_dict(half, tmp_path / "half.pt"))
-
-
-def save_meta_checkpoint_dict(state: dict, path: Path) -> Path:
-    torch.save({"model": state}, path)
-    return path
+        Sam2VideoModel.from_pretrained(save_meta_checkpoint(half, tmp_path / "half.pt"))
 
 
 def test_truncated_random_and_empty_pt(tiny_meta, tmp_path):
@@ -213,17 +212,17 @@ def test_pickled_objects_are_refused(tiny_meta, tmp_path):
 
 
 @pytest.mark.parametrize("size,version", ALL_CONFIGS, ids=[f"{s}-{v}" for s, v in ALL_CONFIGS])
-def test_size_and_version_inference(size, version):
+def test_size_and_version_inference(size, version, reference_models):
     """All 8 configurations, from Meta state dicts built at a small image size, Meta and Hub key layouts."""
-    state = build_meta_model(size, version, image_size=IMAGE_SIZE, seed=0).state_dict()
+    state = reference_models(size, version, image_size=IMAGE_SIZE).new_meta().state_dict()
     assert infer_size_and_version(state) == (size, version)
     assert infer_size_and_version(convert_meta_state_dict(state)) == (size, version)
 
 
-def test_inference_does_not_depend_on_image_size():
+def test_inference_does_not_depend_on_image_size(reference_models):
     shapes = {}
     for image_size in (256, 512):
-        state = build_meta_model("small", "2", image_size=image_size, seed=0).state_dict()
+        state = reference_models("small", "2", image_size=image_size).new_meta().state_dict()
         assert infer_size_and_version(state) == ("small", "2")
         shapes[image_size] = {k: tuple(v.shape) for k, v in state.items()}
     assert shapes[256] == shapes[512]

@@ -10,15 +10,12 @@ import transformers
 
 from sam2_hf import Sam2Processor, Sam2VideoModel
 
-from reference import build_meta_model, save_meta_checkpoint
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "conversion"))
 from convert_meta_checkpoint import main
 
 
-def test_convert_meta_checkpoint_to_hub_folder(tmp_path, capsys):
-    meta = build_meta_model("tiny", "2", 256)
-    main([save_meta_checkpoint(meta, tmp_path / "sam2_hiera_tiny.pt"), str(tmp_path / "out")])
+def test_convert_meta_checkpoint_to_hub_folder(tmp_path, capsys, reference_models):
+    main([str(reference_models("tiny", "2", 256).path), str(tmp_path / "out")])
     assert "SAM 2, 38,945,986 parameters" in capsys.readouterr().out
     ours = Sam2VideoModel.from_pretrained(tmp_path / "out")
     assert ours.config.version == "2"

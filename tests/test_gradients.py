@@ -13,7 +13,7 @@ import torch
 
 from sam2_hf import Sam2VideoModel
 
-from reference import build_meta_model, max_abs_diff, save_meta_checkpoint
+from reference import max_abs_diff
 
 pytest.importorskip("sam2", reason="Meta's reference implementation (pip install sam2==1.1.0) is needed")
 
@@ -21,11 +21,9 @@ IMAGE_SIZE = 256
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    meta = build_meta_model("tiny", "2.1", IMAGE_SIZE, seed=0)
-    path = save_meta_checkpoint(meta, tmp_path_factory.mktemp("grad") / "tiny.pt")
-    ours = Sam2VideoModel.from_pretrained(path, image_size=IMAGE_SIZE).eval()
-    return meta, ours
+def models(reference_models):
+    reference = reference_models("tiny", "2.1", IMAGE_SIZE)
+    return reference.new_meta(), reference.load(Sam2VideoModel).eval()  # the test writes gradients into both
 
 
 def inputs():

@@ -7,7 +7,7 @@ import torch
 from sam2_hf.image_predictor import Sam2ImagePredictor
 from sam2_hf.processing_sam2 import Sam2Processor
 
-from reference import build_meta_model, max_abs_diff, save_meta_checkpoint
+from reference import max_abs_diff
 
 S = 256
 TOL = 1e-4
@@ -34,10 +34,10 @@ def make_image(h, w, seed):
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    meta = build_meta_model("tiny", "2.1", image_size=S, seed=0)
-    path = save_meta_checkpoint(meta, tmp_path_factory.mktemp("ckpt") / "sam2.1_tiny_random.pt")
-    ours = Sam2ImagePredictor.from_pretrained(path, image_size=S, device="cpu", max_hole_area=0.0)
+def models(reference_models):
+    reference = reference_models("tiny", "2.1", image_size=S)
+    meta = reference.meta  # Meta's predictors only read it
+    ours = reference.load(Sam2ImagePredictor, device="cpu", max_hole_area=0.0)
     assert not ours.model.training and ours.image_size == S and ours.max_hole_area == 0.0
     return meta, ours
 
@@ -119,12 +119,13 @@ def test_predict_matches_meta(predictors, case):
     assert (masks.ndim == 4) == batched and iou.shape[-1] == num_masks
 
 
-def test_predict_matches_meta_at_1024(tmp_path):
+def test_predict_matches_meta_at_1024(reference_models):
     """At the official size Meta's predictor runs unpatched."""
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
-    meta = SAM2ImagePredictor(build_meta_model("tiny", "2.1", image_size=1024, seed=1))
-    ours = Sam2ImagePredictor.from_pretrained(save_meta_checkpoint(meta.model, tmp_path / "tiny_1024.pt"))
+    reference = reference_models("tiny", "2.1", image_size=1024, seed=1)
+    meta = SAM2ImagePredictor(reference.new_meta())  # used once: not kept for the session
+    ours = Sam2ImagePredictor.from_pretrained(reference.path)  # the image size comes from the default
     image = make_image(H, W, seed=3)
     meta.set_image(image)
     ours.set_image(image)

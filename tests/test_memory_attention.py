@@ -15,7 +15,7 @@ from sam2_hf import Sam2VideoModel
 from sam2_hf.modeling.layers import attention_narrow_values
 from sam2_hf.modeling.position_encoding import apply_rope, apply_rope_, axial_rope_tables
 
-from reference import build_meta_model, max_abs_diff, save_meta_checkpoint
+from reference import max_abs_diff
 
 pytest.importorskip("sam2", reason="Meta's reference implementation (pip install sam2==1.1.0) is needed")
 
@@ -24,10 +24,9 @@ TOL = 1e-4
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    meta = build_meta_model("tiny", "2.1", IMAGE_SIZE)
-    path = save_meta_checkpoint(meta, tmp_path_factory.mktemp("ma") / "model.pt")
-    return meta, Sam2VideoModel.from_pretrained(path, image_size=IMAGE_SIZE).eval()
+def models(reference_models):
+    reference = reference_models("tiny", "2.1", IMAGE_SIZE)
+    return reference.new_meta(), reference.load(Sam2VideoModel).eval()  # backward reaches the weights of both
 
 
 def memory_inputs(num_objects: int, num_frames: int = 3, num_pointers: int = 5):

@@ -34,7 +34,7 @@ import torch
 
 from sam2_hf import Sam2Model, Sam2VideoModel
 
-from reference import ALL_CONFIGS, build_meta_model, max_abs_diff, save_meta_checkpoint
+from reference import ALL_CONFIGS, max_abs_diff
 
 pytest.importorskip("sam2", reason="Meta's reference implementation (pip install sam2==1.1.0) is needed")
 
@@ -99,17 +99,19 @@ def check(label: str, name: str, expected, actual, tol: float = TOL) -> float:
 class Setup:
     """Meta's model, our models loaded from its `.pt` and from a Hub folder, and cached encoder outputs."""
 
-    def __init__(self, size, version, image_size, tmp_dir: Path, with_image_models: bool = True, batch: int = 2):
+    def __init__(self, reference, tmp_dir: Path, with_image_models: bool = True, batch: int = 2):
+        """`reference`: a `MetaReference` (the `reference_models` fixture); its Meta model is built fresh here
+        (the tests patch it) and freed by `close`."""
+        size, version, image_size = reference.size, reference.version, reference.image_size
         self.size, self.version, self.image_size = size, version, image_size
         self.label = _label(size, version, image_size)
-        self.meta = build_meta_model(size, version, image_size, seed=0)
-        pt = save_meta_checkpoint(self.meta, tmp_dir / f"sam2_{size}_{version}.pt")
+        self.meta = reference.new_meta()
         folder = tmp_dir / f"hub_{size}_{version}"
-        self.models = {"pt": Sam2VideoModel.from_pretrained(pt, image_size=image_size).eval()}
+        self.models = {"pt": reference.load(Sam2VideoModel).eval()}
         self.models["pt"].save_pretrained(folder)
         self.models["hub"] = Sam2VideoModel.from_pretrained(folder).eval()
         if with_image_models:
-            self.models["image_pt"] = Sam2Model.from_pretrained(pt, image_size=image_size).eval()
+            self.models["image_pt"] = reference.load(Sam2Model).eval()
             self.models["image_hub"] = Sam2Model.from_pretrained(folder).eval()
         self.video_models = {k: m for k, m in self.models.items() if isinstance(m, Sam2VideoModel)}
         # Encoder runs are the expensive part: `image_pt` holds the same weights as `image_hub`
@@ -139,9 +141,11 @@ class Setup:
 
 
 @pytest.fixture(scope="module", params=ALL_CONFIGS, ids=[f"{s}-{v}" for s, v in ALL_CONFIGS])
-def setup(request, tmp_path_factory):
+def setup(request, tmp_path_factory, reference_models):
     size, version = request.param
-    s = Setup(size, version, REDUCED_SIZE[(size, version)], tmp_path_factory.mktemp(f"{size}-{version}"))
+    s = Setup(
+        reference_models(size, version, REDUCED_SIZE[(size, version)]), tmp_path_factory.mktemp(f"{size}-{version}")
+    )
     yield s
     s.close()
 
@@ -492,10 +496,10 @@ def test_image_model_forward(setup):
 
 # ------------------------------------------------------------------------------------ 1024 pixels
 @pytest.mark.parametrize("size,version", FULL_SIZE_RUNS, ids=[f"{s}-{v}" for s, v in FULL_SIZE_RUNS])
-def test_parity_at_1024(size, version, tmp_path):
+def test_parity_at_1024(size, version, tmp_path, reference_models):
     """The official resolution once per size: encoder outputs and a one-point decode."""
     gc.collect()
-    s = Setup(size, version, 1024, tmp_path, with_image_models=False, batch=1)
+    s = Setup(reference_models(size, version, 1024), tmp_path, with_image_models=False, batch=1)
     try:
         fpn, pos = s.meta_out["backbone_fpn"], s.meta_out["vision_pos_enc"]
         for key, feats in s.features.items():

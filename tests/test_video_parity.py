@@ -21,7 +21,7 @@ import torch
 from sam2_hf.video.predictor import Sam2VideoPredictor
 from sam2_hf.video.synthetic import save_jpeg_folder, synthetic_clip
 
-from reference import build_meta_model, max_abs_diff, save_meta_checkpoint
+from reference import max_abs_diff
 
 IMAGE_SIZE = 256
 TOLERANCE = 1e-3
@@ -77,15 +77,14 @@ def patch_reference_memory_dtype(meta):
 
 
 @pytest.mark.parametrize("version", ["2.1", "2"])
-def test_video_predictor_matches_reference(tmp_path, version):
+def test_video_predictor_matches_reference(tmp_path, version, reference_models):
     frames = synthetic_clip(num_frames=12, height=96, width=128)
     folder = save_jpeg_folder(frames, tmp_path / "frames")
-    meta = build_meta_model("tiny", version, IMAGE_SIZE, video=True)
+    reference = reference_models("tiny", version, IMAGE_SIZE, video=True)
+    meta = reference.new_meta()  # patched below
     meta.fill_hole_area = 0
     patch_reference_memory_dtype(meta)
-    ours = Sam2VideoPredictor.from_pretrained(
-        save_meta_checkpoint(meta, tmp_path / "model.pt"), image_size=IMAGE_SIZE, fill_hole_area=0
-    )
+    ours = reference.load(Sam2VideoPredictor, fill_hole_area=0)
 
     with torch.inference_mode():
         reference_log, our_log = [], []

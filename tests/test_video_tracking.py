@@ -13,7 +13,7 @@ from sam2_hf.video.frames import FrameSource, VideoDecodeError, open_frames
 from sam2_hf.video.predictor import Sam2VideoPredictor
 from sam2_hf.video.synthetic import synthetic_clip
 
-from reference import build_meta_model, max_abs_diff, save_meta_checkpoint
+from reference import max_abs_diff
 
 IMAGE_SIZE = 128
 CLIP = synthetic_clip(num_frames=10, height=96, width=128)
@@ -21,14 +21,13 @@ CLICKS = {1: [[20, 29]], 2: [[25, 67]], 3: [[96, 48]]}
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    meta = build_meta_model("tiny", "2.1", IMAGE_SIZE)
-    return save_meta_checkpoint(meta, tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+def checkpoint(reference_models):
+    return reference_models("tiny", "2.1", IMAGE_SIZE)
 
 
 def make_predictor(checkpoint, **options):
     options.setdefault("fill_hole_area", 0)
-    return Sam2VideoPredictor.from_pretrained(checkpoint, image_size=IMAGE_SIZE, **options)
+    return checkpoint.load(Sam2VideoPredictor, **options)
 
 
 def run(predictor, objects=(1, 2, 3), passes=((0, False),), state_options=None):

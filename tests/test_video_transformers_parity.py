@@ -52,7 +52,7 @@ import torch
 from sam2_hf.video.predictor import Sam2VideoPredictor
 from sam2_hf.video.synthetic import synthetic_clip
 
-from reference import build_meta_model, max_abs_diff, save_meta_checkpoint
+from reference import max_abs_diff
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("torchvision")  # transformers' Sam2 processors need it
@@ -132,13 +132,9 @@ def session_script(driver, log):
 
 
 @pytest.mark.parametrize("version", ["2.1", "2"])
-def test_video_predictor_matches_transformers(tmp_path, version):
+def test_video_predictor_matches_transformers(tmp_path, version, reference_models):
     frames = synthetic_clip(num_frames=NUM_FRAMES, height=HEIGHT, width=WIDTH)
-    meta = build_meta_model("tiny", version, IMAGE_SIZE, video=True)
-    ours = Sam2VideoPredictor.from_pretrained(
-        save_meta_checkpoint(meta, tmp_path / "model.pt"), image_size=IMAGE_SIZE, fill_hole_area=0
-    )
-    del meta
+    ours = reference_models("tiny", version, IMAGE_SIZE, video=True).load(Sam2VideoPredictor, fill_hole_area=0)
     ours.model.save_pretrained(tmp_path / "hf")
     theirs, info = transformers.Sam2VideoModel.from_pretrained(tmp_path / "hf", output_loading_info=True)
     assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
