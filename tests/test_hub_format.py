@@ -28,11 +28,8 @@ from reference import max_abs_diff
 TOL = 1e-4
 IMAGE_SIZE = 256
 VERSIONS = ["2.1", "2"]
-OFFICIAL_TINY_CONFIG = (
-    Path(__file__).resolve().parents[2] / "shared" / "reference" / "data" / "hf_sam2_video_config_tiny.json"
-)
-if not OFFICIAL_TINY_CONFIG.exists():  # the shared folder sits beside the repository checkout
-    OFFICIAL_TINY_CONFIG = Path("/work/shared/reference/data/hf_sam2_video_config_tiny.json")
+# config.json of the Hub repo facebook/sam2.1-hiera-tiny, as published
+OFFICIAL_TINY_CONFIG = Path(__file__).resolve().parent / "data" / "hf_sam2_video_config_tiny.json"
 MEMORY_PREFIXES = (
     "memory_",
     "mask_downsample",
@@ -272,8 +269,6 @@ def test_image_model_loads_video_checkpoint(our_folder):
 
 
 def test_official_tiny_config_builds_transformers_key_set():
-    if not OFFICIAL_TINY_CONFIG.exists():
-        pytest.skip(f"{OFFICIAL_TINY_CONFIG} (shared reference data) is not available")
     raw = json.loads(OFFICIAL_TINY_CONFIG.read_text())
     config = Sam2Config.from_dict(raw)
     assert config.version == "2.1" and config.image_size == 1024
