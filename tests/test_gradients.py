@@ -54,7 +54,7 @@ def our_loss(model, pixels, points, labels):
     heads = model.predict_masks(
         model.image_only_embedding(features.image_embeddings), features.high_res_features, points, labels, None, True
     )
-    memory, _ = model.encode_memory(features, heads.high_res_masks, heads.object_score_logits)
+    memory = model.encode_memory(features, heads.high_res_masks, heads.object_score_logits)
     pointer = heads.object_pointer
     return heads.multimasks.square().mean() + heads.iou_scores.sum() + pointer.square().mean() + memory.square().mean()
 

@@ -264,7 +264,7 @@ def test_hole_filling_matches_meta_with_a_cpu_component_kernel(models, predictor
 BAD_PROMPTS = [
     (
         dict(point_coords=[[401, 10]], point_labels=[1]),
-        r"point_coords \(original-image pixels\) outside the 400x300 image",
+        r"points \(pixels\) outside the 400x300 image",
     ),
     (dict(point_coords=[[10, -0.5]], point_labels=[1]), "outside the 400x300 image"),
     (
@@ -274,16 +274,16 @@ BAD_PROMPTS = [
     (dict(point_coords=[[10, 10]]), "point_labels must be supplied if point_coords is supplied"),
     (dict(point_labels=[1]), "point_labels were given without point_coords"),
     (dict(point_coords=[[10, 10], [20, 20]], point_labels=[1]), r"point_labels must have shape \(2,\)"),
-    (dict(point_coords=[[10, 10]], point_labels=[2]), r"must be 1 \(positive\) or 0 \(negative\); got \[2\]"),
+    (dict(point_coords=[[10, 10]], point_labels=[5]), r"must be 1 \(positive\) or 0 \(negative\).*got \[5\]"),
     (dict(point_coords=[[10, 10]], point_labels=[-1]), r"got \[-1\]"),
     (dict(point_coords=[10, 10], point_labels=[1]), r"point_coords must be \(N, 2\) or \(B, N, 2\)"),
-    (dict(point_coords=np.zeros((0, 2)), point_labels=np.zeros(0)), "with N >= 1"),
+    (dict(point_coords=np.zeros((0, 2)), point_labels=np.zeros(0)), "No prompt"),
     (dict(point_coords=[[np.nan, 10]], point_labels=[1]), "NaN or infinite"),
-    (dict(point_coords=[["a", "b"]], point_labels=[1]), "point_coords must be a numeric array"),
+    (dict(point_coords=[["a", "b"]], point_labels=[1]), "point_coords must be numbers"),
     (dict(box=[250, 60, 50, 220]), "x1 >= x0 and y1 >= y0"),
     (dict(box=[50, 220, 250, 60]), "x1 >= x0 and y1 >= y0"),
     (dict(box=[50, 60, 250]), r"box must be \(4,\) or \(B, 4\)"),
-    (dict(box=[50, 60, 450, 220]), r"box \(original-image pixels\) outside"),
+    (dict(box=[50, 60, 450, 220]), r"box \(pixels\) outside the 400x300 image"),
     (
         dict(box=np.zeros((2, 4)), point_coords=np.zeros((3, 1, 2)), point_labels=np.ones((3, 1))),
         "same number of prompt sets",
@@ -308,7 +308,7 @@ def test_bad_prompts_raise(predictors, kwargs, match):
 
 BAD_IMAGES = [
     (np.zeros((10, 10, 3), dtype=np.float64) + 7, ValueError, r"values in \[0, 1\]"),
-    (np.zeros((10, 10, 3), dtype=np.int32), TypeError, "uint8 .* got dtype torch.int32"),
+    (np.zeros((10, 10, 3), dtype=np.int32), TypeError, "uint8 .* got dtype int32"),
     (np.zeros((10, 10, 5), dtype=np.uint8), ValueError, "channels; got 5"),
     (np.zeros((3, 30, 40), dtype=np.uint8), ValueError, "channels-first"),
     (np.zeros((1, 10, 10, 3), dtype=np.uint8), ValueError, r"\(H, W\) or \(H, W, C\)"),

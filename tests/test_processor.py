@@ -181,8 +181,8 @@ BAD_INPUTS = [
     ),
     (dict(input_points=[[[[10, 20]], [[1, 1]]]], input_labels=[[[1]]]), "Image 0 has 2 objects in input_points but 1"),
     (
-        dict(input_points=[[[[10, 20]]]], input_labels=[[[2]]]),
-        r"labels must be 1 \(positive\) or 0 \(negative\).*\[2\]",
+        dict(input_points=[[[[10, 20]]]], input_labels=[[[5]]]),
+        r"labels must be 1 \(positive\) or 0 \(negative\).*\[5\]",
     ),
     (dict(input_points=[[[[10, 20]]]], input_labels=[[[-1]]]), r"or 0 \(negative\).*\[-1\]"),
     (dict(input_boxes=[[[30, 20, 10, 40]]]), "x1 >= x0 and y1 >= y0"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import av
@@ -39,14 +40,18 @@ def video_path(tmp_path_factory):
 
 
 def test_prompt_parsing():
-    assert parse_point("0,10,20").points == [[10.0, 20.0]] and parse_point("0,10,20").labels == [1]
+    assert parse_point("0,10,20").clicks == [((10.0, 20.0), 1)]
     p = parse_point("3:2,10,20,0")
-    assert (p.obj_id, p.frame, p.labels) == (3, 2, [0])
+    assert (p.obj_id, p.frame, p.clicks) == (3, 2, [((10.0, 20.0), 0)])
     b = parse_box("2:1,1,2,30,40")
-    assert (b.obj_id, b.frame, b.box) == (2, 1, (1.0, 2.0, 30.0, 40.0))
-    merged = merge_prompts([b, parse_point("2:1,5,6"), parse_point("0,7,8")])
+    assert (b.obj_id, b.frame, b.box.tolist()) == (2, 1, [1.0, 2.0, 30.0, 40.0])
+    merged = merge_prompts([b, parse_point("2:1,5,6"), parse_point("2:1,7,8,0"), parse_point("0,7,8")])
     assert [m.obj_id for m in merged] == [1, 2]
-    assert merged[1].box is not None and merged[1].points == [[5.0, 6.0]]
+    assert merged[1].box.tolist() == [1.0, 2.0, 30.0, 40.0] and merged[1].clicks == [((5.0, 6.0), 1), ((7.0, 8.0), 0)]
+    with pytest.raises(argparse.ArgumentTypeError, match=r"'0,7,8,5'.*labels must be 1"):
+        parse_point("0,7,8,5")
+    with pytest.raises(argparse.ArgumentTypeError, match="x1 >= x0"):
+        parse_box("1,30,2,1,40")
 
 
 def test_cli_writes_all_three_formats(model_dir, video_path, tmp_path, capsys):

@@ -154,11 +154,11 @@ def test_bad_input_is_named(checkpoint, tmp_path):
     state = predictor.init_state(CLIP)
     with pytest.raises(IndexError, match="Frame index 10 is out of range"):
         predictor.add_new_points_or_box(state, 10, 1, points=[[5, 5]], labels=[1])
-    with pytest.raises(ValueError, match="outside the 128x96 frame"):
+    with pytest.raises(ValueError, match="outside the 128x96 image"):
         predictor.add_new_points_or_box(state, 0, 1, points=[[500, 5]], labels=[1])
     with pytest.raises(ValueError, match="labels must be 1"):
         predictor.add_new_points_or_box(state, 0, 1, points=[[5, 5]], labels=[7])
-    with pytest.raises(ValueError, match="points and labels must be provided together"):
+    with pytest.raises(ValueError, match="points and labels must be given together"):
         predictor.add_new_points_or_box(state, 0, 1, points=[[5, 5]])
     with pytest.raises(ValueError, match="x1 >= x0"):
         predictor.add_new_points_or_box(state, 0, 1, box=[50, 5, 10, 40])

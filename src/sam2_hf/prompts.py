@@ -120,9 +120,10 @@ class Prompt:
         if self.points is not None:
             coords.append(self.points)
             labels.append(self.labels)
-        xy = torch.cat(coords)
         if not self.normalized:
-            check_in_bounds(xy, width, height, f"{self._where()}: points / box (pixels)")
+            for name, xy in zip(("box" if self.box is not None else "points", "points"), coords):
+                check_in_bounds(xy, width, height, f"{self._where()}: {name} (pixels)")
+        xy = torch.cat(coords)
         xy = to_model_coords(xy, (height, width), image_size, normalized=self.normalized)
         return xy.unsqueeze(0), torch.cat(labels).unsqueeze(0)
 

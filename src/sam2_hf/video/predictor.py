@@ -224,6 +224,9 @@ class Sam2VideoPredictor:
         """
         state, frame_idx = inference_state, prompt.frame
         state.check_frame_index(frame_idx)
+        if prompt.mask is None:  # checked against the frame before any state changes
+            points, labels = prompt.model_points(state.video_height, state.video_width, self.image_size)
+            points, labels = points.to(state.device), labels.to(state.device)
         obj = state.object(prompt.obj_id, create=True)
         is_init = frame_idx not in obj.tracked
         reverse = False if is_init else obj.tracked[frame_idx]
@@ -234,8 +237,6 @@ class Sam2VideoPredictor:
             obj.points.pop(frame_idx, None)
             out = self._infer_prompted(state, obj, frame_idx, is_init, reverse, mask=mask)
         else:
-            points, labels = prompt.model_points(state.video_height, state.video_width, self.image_size)
-            points, labels = points.to(state.device), labels.to(state.device)
             if not clear_old_points and frame_idx in obj.points:
                 old_points, old_labels = obj.points[frame_idx]
                 points, labels = torch.cat([old_points, points], 1), torch.cat([old_labels, labels], 1)
