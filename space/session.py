@@ -21,7 +21,7 @@ import numpy as np
 
 from sam2_hf import Masklets, Prompt
 from sam2_hf.prompts import NEGATIVE, POSITIVE
-from sam2_hf.video.frames import ImageFolderFrames
+from sam2_hf.video.frames import ImageFolderFrames, VideoDecodeError
 
 from . import UserError, engine
 from .config import SPEEDS, AppConfig, Speed, every, noted
@@ -262,6 +262,8 @@ class Session:
                             stopped = f"Stopped at the {self.config.limits.max_track_seconds:g} s limit of one run"
                         if stopped:
                             break
+                except VideoDecodeError as e:  # a damaged frame file: keep every frame done before it
+                    stopped = f"Stopped: frame {e.frame_index} could not be read ({e.reason})"
                 finally:
                     run.close()
                 if stopped:

@@ -304,14 +304,7 @@ def our_decoder(model):
     return d.dynamic_multimask_via_stability, d.stability_delta, d.stability_thresh
 
 
-PREDICTOR_OPTIONS = (
-    "fill_hole_area",
-    "non_overlap_masks",
-    "clear_non_cond_mem_around_input",
-    "add_all_frames_to_correct_as_cond",
-    "binarize_mask_from_pts_for_mem_enc",
-    "memory_temporal_stride_for_eval",
-)
+PREDICTOR_OPTIONS = tuple(o for o in Sam2VideoPredictor.PREDICTOR_OPTIONS if o != "memory_policy")  # Meta's
 
 
 @pytest.mark.parametrize("apply_postprocessing", [True, False])

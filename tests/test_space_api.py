@@ -305,6 +305,16 @@ def test_a_correction_on_a_tracked_frame_survives_tracking_again(open_session):
     assert not np.array_equal(session.results.mask(k + 1, 1), tracked[k + 1])  # the track follows the correction
 
 
+def test_a_damaged_frame_stops_tracking_and_keeps_the_frames_before_it(open_session):
+    session = open_session("balanced")
+    session.add_point(0, 1, *RED_DISC_AT_0)
+    (session.video.frames_dir / "00005.jpg").write_bytes(b"\xff\xd8 damaged")
+    list(session.track(0, "forward"))
+    assert session.message.startswith("Stopped: frame 5 could not be read") and not session.tracking
+    assert session.results.frames(1) == [0, 1, 2, 3, 4]
+    assert session.results.mask(4, 1).any()
+
+
 def test_clear_remove_and_start_over(client, clip):
     client.predict(handle_file(clip), api_name="/load_video")
     client.predict(0, 1, "positive", *RED_DISC_AT_0, api_name="/add_point")
