@@ -13,7 +13,7 @@ import torch
 
 from sam2_hf import Sam2VideoModel
 from sam2_hf.modeling.layers import attention_narrow_values
-from sam2_hf.modeling.position_encoding import apply_rope, apply_rope_, axial_rope_tables
+from sam2_hf.modeling.position_encoding import apply_rope, apply_rope_, axial_rope_tables, sine_position_encoding
 
 from reference import max_abs_diff
 
@@ -126,3 +126,16 @@ def test_apply_rope_inference_training_and_in_place_forms_agree():
     assert torch.equal(in_place[:, :, :64], x[:, :, :64])
     assert max_abs_diff(inference.norm(dim=-1), x.norm(dim=-1)) < 1e-4  # a rotation keeps lengths
     assert max_abs_diff(inference, x) > 0.1
+
+
+def test_tables_first_made_in_inference_mode_still_train():
+    """The cached RoPE / sine tables of a grid first used by inference (a tracking run) serve training too."""
+    with torch.inference_mode():
+        axial_rope_tables(32, 7, 5, 10000.0)  # a grid no other test uses, so this call fills the cache
+        sine_position_encoding(64, 7, 5)
+    cos, sin = axial_rope_tables(32, 7, 5, 10000.0)
+    pos = sine_position_encoding(64, 7, 5)
+    assert not (cos.is_inference() or sin.is_inference() or pos.is_inference())
+    x = torch.randn(1, 1, 35, 32, requires_grad=True)
+    (apply_rope(x, cos, sin) * pos.flatten(1).T[:, :32]).sum().backward()
+    assert x.grad.abs().max() > 0

@@ -9,7 +9,10 @@ import torch
 from torch import nn
 
 
+# The cached tables are built outside inference mode: a table first made under `torch.inference_mode()`
+# would be an inference tensor, which autograd refuses to save when the same process trains later.
 @lru_cache(maxsize=16)
+@torch.inference_mode(False)
 def _sine_2d_cpu(num_feats: int, height: int, width: int, temperature: float) -> torch.Tensor:
     half = num_feats // 2
     scale = 2 * math.pi
@@ -67,6 +70,7 @@ class RandomFourierEmbedding(nn.Module):
 
 
 @lru_cache(maxsize=8)
+@torch.inference_mode(False)
 def _axial_rope_cpu(dim: int, end_x: int, end_y: int, theta: float):
     freqs = 1.0 / (theta ** (torch.arange(0, dim, 4)[: dim // 4].float() / dim))
     t = torch.arange(end_x * end_y, dtype=torch.float32)
