@@ -18,6 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from sam2_hf import Sam2Config, Sam2ImagePredictor, Sam2Model
+from sam2_hf.image_processing import to_rgb_uint8
 
 MASK_COLOR = np.array([30, 144, 255])
 
@@ -96,8 +97,10 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    image = Image.open(args.image).convert("RGB") if args.image else synthetic_image()
-    image = np.array(image)
+    try:  # sam2_hf's one image conversion: 16-bit and other wide images are refused by name, not clipped
+        image = to_rgb_uint8(Image.open(args.image)) if args.image else np.array(synthetic_image())
+    except (TypeError, ValueError) as e:
+        parser.error(f"{args.image}: {e}")
     points = [parse_numbers(p, 2, "--point") for p in args.point]
     box = parse_numbers(args.box, 4, "--box") if args.box else None
     if not points and box is None:

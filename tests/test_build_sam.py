@@ -452,6 +452,12 @@ def test_bad_overrides_raise(override, fragment, meta_rejects):
             meta_compose(CFG_21_TINY, [override])
 
 
+def test_one_override_string_is_refused_not_split_into_characters():
+    for build in (build_sam2, build_sam2_video_predictor):
+        with pytest.raises(TypeError, match="must be a list of override strings"):
+            build(CFG_21_TINY, None, device="cpu", hydra_overrides_extra="++model.image_size=128")
+
+
 def test_image_builder_rejects_video_only_options():
     """Meta's build_sam2 (a SAM2Base) has no fill_hole_area / non_overlap_masks; SAM2Base's video
     options (binarize, memory stride) are accepted there as Meta accepts them."""

@@ -210,6 +210,10 @@ def test_every_container_and_layout_reads_the_same_pixels(image_predictor):
         pixels = processor(images=image)["pixel_values"]
         rgb = image.convert("RGB") if isinstance(image, Image.Image) else np.repeat(np.atleast_3d(image), 3, 2)
         assert torch.equal(pixels, processor(images=rgb)["pixel_values"])
+    with pytest.raises(ValueError, match="Image 0 has only padding points"):
+        processor(images=IMAGE, input_points=[[[[-10, -10]]]])  # no labels: the coordinates say padding
+    with pytest.raises(ValueError, match="outside the 128x96 image"):
+        processor(images=IMAGE, input_points=[[[[-10, -10]]]], input_labels=[[[1]]])  # a real point: checked
     pil_float = Image.fromarray(unit[..., 0])  # mode "F" in [0, 1]: held to the float rule, accepted
     assert torch.equal(processor(images=pil_float)["pixel_values"], processor(images=unit[..., 0])["pixel_values"])
 

@@ -92,5 +92,46 @@ def test_cli_errors_are_readable(model_dir, tmp_path, capsys):
     assert "at least one --point or --box" in capsys.readouterr().err
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video at all")
-    with pytest.raises(ValueError, match="bad.mp4"):
-        main(["track", str(bad), "--model", str(model_dir), "--point", "0,1,1"])
+    assert main(["track", str(bad), "--model", str(model_dir), "--point", "0,1,1", "--out", str(tmp_path / "o")]) == 2
+    assert "bad.mp4" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_cli_exit_status_outputs_and_overwrite(model_dir, tmp_path, capsys):
+    """A damaged frame: status 1 and the frames before it written; errors the user can fix: status 2 and one
+    line, no traceback; results already in --out are kept unless --overwrite, so runs never mix."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t, frame in enumerate(synthetic_clip(NUM_FRAMES, HEIGHT, WIDTH)):
+        Image.fromarray(frame).save(folder / f"{t:05d}.jpg")
+    out = tmp_path / "out"
+    args = ["track", str(folder), "--model", str(model_dir), "--point", "0,20,29", "--point", "2:0,25,67"]
+    assert main([*args, "--out", str(out), "--no-overlay"]) == 0
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["1", "2"]
+    capsys.readouterr()
+
+    (folder / "00003.jpg").write_bytes(b"\xff\xd8 damaged")
+    one_object = ["track", str(folder), "--model", str(model_dir), "--point", "0,20,29", "--out", str(out)]
+    assert main(one_object) == 2
+    assert "already holds results (masks, masks.json)" in capsys.readouterr().err
+    assert main([*one_object, "--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert "00003.jpg (frame 3)" in err and "writing the 3 frames tracked before it" in err
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["1"]  # object 2 of the first run is gone
+    assert len(list((out / "masks" / "1").iterdir())) == 3
+    data = json.loads((out / "masks.json").read_text())
+    assert sorted({a["frame_index"] for a in data["annotations"]}) == [0, 1, 2]
+
+    assert (
+        main(["track", str(folder), "--model", str(model_dir), "--point", "3,20,29", "--out", str(tmp_path / "z")]) == 1
+    )
+    printed = capsys.readouterr().out
+    assert "masks.json" in printed and "overlay" not in printed  # nothing tracked: no overlay claimed
+    assert not (tmp_path / "z" / "overlay.mp4").exists()
+
+    for bad, message in (
+        (["--point", "0,500,10"], "outside the 128x96 image"),
+        (["--point", "9,10,10"], "Frame index 9 is out of range"),
+        (["--point", "0,10,10", "--no-png", "--no-rle", "--no-overlay"], "nothing to write"),
+    ):
+        status = main(["track", str(folder), "--model", str(model_dir), "--out", str(tmp_path / "x"), *bad])
+        assert status == 2 and message in capsys.readouterr().err, bad

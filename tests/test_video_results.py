@@ -172,3 +172,21 @@ def test_result_writers_fan_out(tmp_path):
         ResultWriters(video_info(), {})
     with pytest.raises(ValueError, match=r"Unknown output formats \['gif'\]"):
         ResultWriters(video_info(), {"gif": tmp_path / "x.gif"})
+
+
+def test_masklets_save_chooses_formats_and_never_mixes_runs(tmp_path):
+    from sam2_hf import Masklets
+
+    masklets = Masklets(HEIGHT, WIDTH, 3, 10.0)
+    for t in range(3):
+        masklets.add(t, tracked_masks(t))
+    assert masklets.save(None, tmp_path, "rle") == {"rle": tmp_path / "masks.json"}  # one name, not its letters
+    with pytest.raises(FileExistsError, match=r"already holds results \(masks.json\)"):
+        masklets.save(None, tmp_path, ("rle", "png"))
+    assert not (tmp_path / "masks").exists()  # refused before writing anything
+    (tmp_path / "masks" / "9").mkdir(parents=True)  # an object of an earlier run
+    written = masklets.save(None, tmp_path, ("png", "rle"), overwrite=True)
+    assert written == {"png": tmp_path / "masks", "rle": tmp_path / "masks.json"}
+    assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == ["1", "3", "7"]
+    with pytest.raises(ValueError, match="No output format chosen"):
+        masklets.save(None, tmp_path / "other", ())

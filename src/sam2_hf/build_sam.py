@@ -173,7 +173,10 @@ def build_sam2(
     """
     _check_device(device)
     _warn_ignored(kwargs, "build_sam2", ())
-    overrides = [*hydra_overrides_extra, *(IMAGE_POSTPROCESSING_OVERRIDES if apply_postprocessing else ())]
+    overrides = [
+        *_override_list(hydra_overrides_extra),
+        *(IMAGE_POSTPROCESSING_OVERRIDES if apply_postprocessing else ()),
+    ]
     size, version = resolve_config_name(config_file)
     config, _ = settings_from_overrides(size, version, overrides, video=False)
     model = _build_model(Sam2Model, config, size, version, config_file, ckpt_path)
@@ -204,7 +207,7 @@ def build_sam2_video_predictor(
     extra = _warn_ignored(kwargs, "build_sam2_video_predictor", VIDEO_EXTRA_KWARGS)
     overrides = [
         *(VOS_OPTIMIZED_OVERRIDES if vos_optimized else ()),
-        *hydra_overrides_extra,
+        *_override_list(hydra_overrides_extra),
         *(VIDEO_POSTPROCESSING_OVERRIDES if apply_postprocessing else ()),
     ]
     size, version = resolve_config_name(config_file)
@@ -312,14 +315,19 @@ def _typed(value, kind, override: str):
     return value
 
 
+def _override_list(overrides) -> list:
+    """`hydra_overrides_extra` as a list; one string (a common slip) is a TypeError, not split into characters."""
+    if isinstance(overrides, str):
+        raise TypeError("hydra_overrides_extra must be a list of override strings, not one string.")
+    return list(overrides)
+
+
 def parse_overrides(overrides, video: bool) -> dict[str, object]:
     """Hydra override strings -> {table key: typed value}, applied in order (a later one wins, as in
     Hydra). Unknown keys, deletions, ill-typed values and Hydra's append/override rules are errors."""
-    if isinstance(overrides, str):
-        raise TypeError("hydra_overrides_extra must be a list of override strings, not one string.")
     values: dict[str, object] = {}
     present = {k for k, o in OVERRIDES.items() if o.in_yaml}
-    for text in overrides:
+    for text in _override_list(overrides):
         m = _OVERRIDE_RE.match(str(text).strip())
         if m is not None and m.group("prefix") == "~":
             raise ValueError(f"Override {text!r} deletes a config key, which sam2_hf does not support.")

@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from .prompts import Prompt
-from .video.results import FORMATS
+from .video.results import FORMATS, output_paths
 from .video.tracker import DIRECTIONS, Sam2Tracker, TrackingError
 
 
@@ -77,37 +77,51 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--out", default="sam2_results", help="output folder")
     for name, output in FORMATS.items():
         track.add_argument(f"--no-{name}", action="store_true", help=f"skip {output.description}")
+    track.add_argument("--overwrite", action="store_true", help="replace results already in --out")
     track.add_argument("--device", default=None, help="e.g. cuda, cpu (default: the model's)")
     track.add_argument("--image-size", type=int, default=None, help="model input size for a Meta .pt (default 1024)")
     return parser
 
 
 def main(argv=None) -> int:
+    """Exit status: 0 done, 1 tracking stopped at an unreadable frame (the frames before it are written),
+    2 nothing tracked (bad prompts, video, model or output folder; the message says which)."""
     args = build_parser().parse_args(argv)
     prompts = merge_prompts(args.box + args.point)
     if not prompts:
-        print("sam2-hf: give at least one --point or --box", file=sys.stderr)
-        return 2
+        return _fail("give at least one --point or --box")
+    formats = [name for name in FORMATS if not getattr(args, f"no_{name}")]
+    if not formats:
+        return _fail("nothing to write: leave out one of " + ", ".join(f"--no-{name}" for name in FORMATS))
+    existing = [path.name for path in output_paths(args.out, formats).values() if path.exists()]
+    if existing and not args.overwrite:
+        return _fail(f"{args.out} already holds results ({', '.join(existing)}): pass --overwrite or another --out")
     kwargs = {"image_size": args.image_size} if args.image_size else {}
     try:
         tracker = Sam2Tracker.from_pretrained(args.model, device=args.device, **kwargs)
     except OSError as e:
-        print(
-            f"sam2-hf: could not load the model {args.model!r} ({e}).\n"
-            "If you are offline, point --model at a local folder saved with save_pretrained or at a Meta .pt file.",
-            file=sys.stderr,
+        return _fail(
+            f"could not load the model {args.model!r} ({e}).\n"
+            "If you are offline, point --model at a local folder saved with save_pretrained or at a Meta .pt file."
         )
-        return 2
+    status = 0
     try:
         masklets = tracker.track(args.video, prompts, direction=args.direction)
     except TrackingError as e:
-        print(f"sam2-hf: {e}; writing the {len(e.masklets.frames())} frames tracked before it.", file=sys.stderr)
-        masklets = e.masklets
-    formats = [name for name in FORMATS if not getattr(args, f"no_{name}")]
-    paths = masklets.save(args.video, args.out, formats)
+        n = len(e.masklets.frames())
+        print(f"sam2-hf: {e}; writing the {n} frame{'s' * (n != 1)} tracked before it.", file=sys.stderr)
+        masklets, status = e.masklets, 1
+    except (ValueError, IndexError, FileNotFoundError) as e:  # the video, a frame index or a prompt
+        return _fail(str(e))
+    paths = masklets.save(args.video, args.out, formats, overwrite=args.overwrite)
     for name, path in paths.items():
         print(f"{name}: {path}")
-    return 0
+    return status
+
+
+def _fail(message: str) -> int:
+    print(f"sam2-hf: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

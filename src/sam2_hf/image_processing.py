@@ -60,9 +60,14 @@ def to_rgb_pixels(image) -> torch.Tensor:
             )
         return _channels_last(_numpy_to_torch(image, "numpy image"), "numpy image")
     if isinstance(image, torch.Tensor):
+        if image.ndim == 3 and image.shape[0] not in CHANNELS and image.shape[2] in CHANNELS:
+            raise ValueError(
+                f"A torch image must be channels-first (C, H, W), as torchvision's; got shape {tuple(image.shape)}, "
+                "which looks channels-last: use image.permute(2, 0, 1)."
+            )
         if image.ndim == 3:
             image = image.permute(1, 2, 0)
-        return _channels_last(image, "torch image (C, H, W)")
+        return _channels_last(image, "torch image")
     raise TypeError(
         f"Images must be numpy arrays (H, W, C), PIL images or torch tensors (C, H, W); got {type(image).__name__}."
     )
@@ -91,7 +96,8 @@ def _channels_last(image: torch.Tensor, what: str) -> torch.Tensor:
     if image.ndim == 2:
         image = image[:, :, None]
     if image.ndim != 3:
-        raise ValueError(f"A {what} must be (H, W) or (H, W, C) / (C, H, W); got shape {tuple(image.shape)}.")
+        layout = "(H, W) or (C, H, W)" if what == "torch image" else "(H, W) or (H, W, C)"
+        raise ValueError(f"A {what} must be {layout} (one image); got shape {tuple(image.shape)}.")
     height, width, channels = image.shape
     if channels not in CHANNELS:
         raise ValueError(f"A {what} must have 1 (gray), 3 (RGB) or 4 (RGBA) channels; got {channels}.")
@@ -169,7 +175,7 @@ def to_model_coords(coords: torch.Tensor, original_hw, image_size: int, normaliz
     coords are original-image pixels (x / W * S, y / H * S) or, with `normalized=True`, fractions
     of the image in [0, 1] (x * S, y * S). Boxes (..., 4) as x0, y0, x1, y1 work unchanged.
     """
-    xy = coords.float().reshape(*coords.shape[:-1], -1, 2)
+    xy = coords.float().reshape(*coords.shape[:-1], coords.shape[-1] // 2, 2)
     if not normalized:
         height, width = original_hw
         xy = xy / torch.tensor([width, height], dtype=xy.dtype, device=xy.device)

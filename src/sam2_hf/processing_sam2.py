@@ -32,7 +32,7 @@ from transformers import BatchFeature
 from .image_processing import IMAGENET_MEAN, IMAGENET_STD, preprocess_images, to_model_coords
 from .mask_postprocessing import apply_non_overlapping_constraints as keep_one_object_per_pixel
 from .mask_postprocessing import clean_masks, upscale_masks
-from .prompts import Prompt, check_in_bounds
+from .prompts import POSITIVE, Prompt, check_in_bounds
 
 PROCESSOR_CONFIG_NAME = "processor_config.json"  # transformers 5.x
 LEGACY_CONFIG_NAME = "preprocessor_config.json"  # transformers 4.x / older Hub repos
@@ -118,11 +118,14 @@ class Sam2Processor:
         if points is not None or boxes is not None:
             self._check_prompts(points, labels, boxes)
         if points is not None:
-            data["input_points"] = self._rescaled_points(points, sizes)
+            padded_labels = None
             if labels is not None:
                 lengths = _max_lengths(labels, 3)
                 padded = _pad(labels, lengths, self.point_pad_value)
-                data["input_labels"] = torch.tensor(padded, dtype=torch.int64).reshape(lengths)
+                padded_labels = torch.tensor(padded, dtype=torch.int64).reshape(lengths)
+            data["input_points"] = self._rescaled_points(points, sizes, padded_labels)
+            if padded_labels is not None:
+                data["input_labels"] = padded_labels
         if boxes is not None:
             data["input_boxes"] = self._rescaled_boxes(boxes, sizes)
             if points is not None and data["input_points"].shape[1] != data["input_boxes"].shape[1]:
@@ -145,6 +148,7 @@ class Sam2Processor:
                 raise ValueError(
                     f"Image {i} has {len(points[i])} objects in input_points but {len(labels[i])} in input_labels."
                 )
+            real_objects = 0
             for j in range(len(objects)):
                 box = boxes[i][j] if boxes is not None and j < len(boxes[i]) else None
                 clicks, click_labels = self._real_points(points, labels, i, j) if points is not None else (None, None)
@@ -154,26 +158,37 @@ class Sam2Processor:
                     Prompt(obj_id=j, points=clicks, labels=click_labels, box=box)
                 except ValueError as e:
                     raise ValueError(f"Image {i}: {e}") from None
+                real_objects += 1
+            if not real_objects:
+                raise ValueError(
+                    f"Image {i} has only padding points (label or coordinates {self.point_pad_value}): give a real one."
+                )
 
     def _real_points(self, points, labels, i: int, j: int) -> tuple[list, list]:
-        """Object j of image i: its clicks and labels (1 where labels are not given) without padding points."""
+        """Object j of image i: its clicks and labels (1 where labels are not given, as the model then
+        assumes) without padding points."""
         obj_points = points[i][j]
-        obj_labels = labels[i][j] if labels is not None else [1] * len(obj_points)
+        obj_labels = labels[i][j] if labels is not None else [None] * len(obj_points)
         if not obj_points:
             raise ValueError(f"Object {j} of image {i} has no points in input_points: give at least one point.")
         if len(obj_points) != len(obj_labels):
             raise ValueError(f"Object {j} of image {i} has {len(obj_points)} points but {len(obj_labels)} labels.")
-        pad = self.point_pad_value
-        real = [k for k, (xy, label) in enumerate(zip(obj_points, obj_labels)) if label != pad and xy != [pad, pad]]
-        return [obj_points[k] for k in real], [obj_labels[k] for k in real]
+        real = [k for k, (xy, label) in enumerate(zip(obj_points, obj_labels)) if not self._is_padding(xy, label)]
+        return [obj_points[k] for k in real], [POSITIVE if obj_labels[k] is None else obj_labels[k] for k in real]
 
-    def _rescaled_points(self, points, sizes) -> torch.Tensor:
-        """Padded (B, P, K, 2) points, the real ones checked against and rescaled from their image."""
+    def _is_padding(self, xy, label) -> bool:
+        """A padding point: its label is `point_pad_value` (without labels given: both coordinates are)."""
+        pad = self.point_pad_value
+        return label == pad if label is not None else xy[0] == pad and xy[1] == pad
+
+    def _rescaled_points(self, points, sizes, labels: torch.Tensor | None) -> torch.Tensor:
+        """Padded (B, P, K, 2) points, the real ones (see `_is_padding`; labels: the padded (B, P, K) labels)
+        checked against and rescaled from their image."""
         pad = self.point_pad_value
         lengths = _max_lengths(points, 3) + [2]
         tensor = torch.tensor(_pad(points, lengths, pad), dtype=torch.float32).reshape(lengths)
         for i, (height, width) in enumerate(sizes):
-            real = (tensor[i] != pad).any(dim=-1)
+            real = labels[i] != pad if labels is not None else (tensor[i] != pad).all(dim=-1)
             check_in_bounds(tensor[i][real], width, height, f"input_points of image {i}")
             tensor[i][real] = to_model_coords(tensor[i][real], (height, width), self.image_size)
         return tensor

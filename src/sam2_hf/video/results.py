@@ -251,7 +251,9 @@ FORMATS = {
 
 
 def output_paths(out_dir: str | Path, formats=tuple(FORMATS)) -> dict[str, Path]:
-    """{format name: out_dir / its default name} for the chosen formats."""
+    """{format name: out_dir / its default name} for the chosen formats (at least one)."""
+    if not formats:
+        raise ValueError(f"No output format chosen: give some of {list(FORMATS)}.")
     unknown = [name for name in formats if name not in FORMATS]
     if unknown:
         raise ValueError(f"Unknown output formats {unknown}; expected some of {list(FORMATS)}.")

@@ -10,6 +10,7 @@ arrive one at a time (a camera loop). Results are kept as COCO RLE, never as flo
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,18 +58,31 @@ class Masklets:
     def masks(self, frame: int) -> dict:
         return {obj_id: self.mask(frame, obj_id) for obj_id in self.rles}
 
-    def save(self, video, out_dir, formats=tuple(FORMATS)) -> dict[str, Path]:
-        """Write the chosen `formats` (names from `results.FORMATS`: per-object PNGs in out_dir/masks/<obj>/,
-        the COCO RLE JSON out_dir/masks.json, the overlay MP4 out_dir/overlay.mp4) in frame order;
-        returns {format: path written}. `video` (any frame source) is read only for the overlay."""
-        paths = output_paths(out_dir, formats)
+    def save(self, video, out_dir, formats=tuple(FORMATS), overwrite: bool = False) -> dict[str, Path]:
+        """Write the chosen `formats` (names from `results.FORMATS`, or one name: per-object PNGs in
+        out_dir/masks/<obj>/, the COCO RLE JSON out_dir/masks.json, the overlay MP4 out_dir/overlay.mp4)
+        in frame order; returns {format: path written}. `video` (any frame source) is read only for the
+        overlay. Results already at those paths raise FileExistsError, or with `overwrite` are removed
+        first, so old and new results never mix."""
+        paths = output_paths(out_dir, (formats,) if isinstance(formats, str) else formats)
+        existing = [path for path in paths.values() if path.exists()]
+        if existing and not overwrite:
+            raise FileExistsError(
+                f"{out_dir} already holds results ({', '.join(p.name for p in existing)}); pass overwrite=True "
+                "to replace them, or choose another folder."
+            )
+        for path in existing:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         info = {"height": self.height, "width": self.width, "fps": self.fps, "num_frames": self.num_frames}
         frames = open_frames(video) if "overlay" in paths else None
         with ResultWriters(info, paths) as writers:
             for t in self.frames():
                 writers.write(t, self.masks(t), frames.frame(t) if frames is not None else None)
-        return paths
+        return {name: path for name, path in paths.items() if path.exists()}  # an empty overlay is not written
 
 
 class TrackingError(RuntimeError):
