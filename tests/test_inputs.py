@@ -244,6 +244,15 @@ def test_a_bad_frame_stops_tracking_and_keeps_every_earlier_result(video_predict
     assert 0 < good.mask(4, 1).mean() < 0.9
 
 
+def test_a_prompt_on_an_unreadable_frame_changes_nothing(video_predictor, tmp_path):
+    state = video_predictor.init_state(frame_sources(tmp_path, 5)["folder"])
+    video_predictor.add_new_points_or_box(state, 0, 1, points=CLICK, labels=[1])
+    with pytest.raises(VideoDecodeError, match=r"00005.jpg \(frame 5\)"):
+        video_predictor.add_new_points_or_box(state, 5, 2, points=CLICK, labels=[1])
+    assert state.obj_ids == [1]  # no half-made object 2: tracking object 1 still works
+    assert [t for t, _, _ in video_predictor.propagate_in_video(state, max_frame_num_to_track=3)] == [0, 1, 2, 3]
+
+
 def test_a_bad_frame_pushed_to_a_stream_is_refused_and_the_stream_goes_on(video_predictor):
     stream = Sam2Tracker(video_predictor).stream()
     stream.push(CLIP[0])

@@ -227,6 +227,7 @@ class Sam2VideoPredictor:
         if prompt.mask is None:  # checked against the frame before any state changes
             points, labels = prompt.model_points(state.video_height, state.video_width, self.image_size)
             points, labels = points.to(state.device), labels.to(state.device)
+        self._features(state, frame_idx)  # an unreadable frame fails here, before any state changes (then cached)
         obj = state.object(prompt.obj_id, create=True)
         is_init = frame_idx not in obj.tracked
         reverse = False if is_init else obj.tracked[frame_idx]
