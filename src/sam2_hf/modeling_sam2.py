@@ -333,7 +333,7 @@ class Sam2VideoModel(Sam2Model):
     def memory_tokens(self, selection: MemorySelection, memory_pos: torch.Tensor):
         """One object's selected memories as attention tokens: -> tokens and positions (1, M, 64), the
         spatial memories' h*w tokens each, then `tokens_per_object_pointer` tokens per object pointer."""
-        parts = [self.spatial_memory(out.memory.float(), memory_pos, t) for t, out in selection.spatial]
+        parts = [self.spatial_memory(out.memory.to(self.dtype), memory_pos, t) for t, out in selection.spatial]
         if selection.pointers:
             pointers = torch.cat([out.object_pointer for _, out in selection.pointers]).unsqueeze(0)
             offsets = [offset for offset, _ in selection.pointers]
@@ -346,9 +346,10 @@ class Sam2VideoModel(Sam2Model):
         return self.config.vision_config.fpn_hidden_size // self.config.memory_encoder_output_channels
 
     def memory_position_encoding(self, height: int, width: int) -> torch.Tensor:
-        """The spatial memories' sine position encoding, the same for every memory: (1, 64, h, w)."""
+        """The spatial memories' sine position encoding, the same for every memory: (1, 64, h, w) in the
+        model's dtype (computed in fp32, as the reference)."""
         channels = self.config.memory_encoder_output_channels
-        return sine_position_encoding(channels, height, width, device=self.device).unsqueeze(0)
+        return sine_position_encoding(channels, height, width, device=self.device, dtype=self.dtype).unsqueeze(0)
 
     def spatial_memory(self, maskmem_features: torch.Tensor, maskmem_pos: torch.Tensor, temporal_index: int):
         """One past frame's memory as tokens: (B, 64, h, w) -> tokens and position (B, hw, 64).
@@ -370,7 +371,8 @@ class Sam2VideoModel(Sam2Model):
         mem_dim = self.config.memory_encoder_output_channels
         if self.config.enable_temporal_pos_encoding_for_object_pointers:
             t = torch.tensor(offsets, device=pointers.device, dtype=torch.float32) / (max_pointers - 1)
-            pos = self.temporal_positional_encoding_projection_layer(sine_1d(t, c)).to(pointers.dtype)
+            projection = self.temporal_positional_encoding_projection_layer
+            pos = projection(sine_1d(t, c).to(projection.weight.dtype)).to(pointers.dtype)
         else:
             pos = pointers.new_zeros(p, mem_dim)
         split = self.tokens_per_object_pointer
@@ -424,7 +426,8 @@ class Sam2VideoModel(Sam2Model):
             antialias=True,
         )
         emb = features.image_embeddings
-        token_source = self.predict_masks(emb, features.high_res_features, mask_inputs=self.mask_downsample(mask))
+        mask_input = self.mask_downsample(mask.to(self.dtype))
+        token_source = self.predict_masks(emb, features.high_res_features, mask_inputs=mask_input)
         present = (mask.flatten(1) > 0).any(dim=1, keepdim=True).float()
         return Sam2FramePrediction(
             multimasks=low_res,
@@ -436,7 +439,8 @@ class Sam2VideoModel(Sam2Model):
         )
 
     def gate_object_pointer(self, pointer: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-        """Replace the pointer of absent objects by the learned `no_object_pointer`: (N, 256)."""
+        """Replace the pointer of absent objects by the learned `no_object_pointer`: (N, 256) in pointer's dtype."""
+        present = present.to(pointer.dtype)
         return present * pointer + (1 - present) * self.no_object_pointer
 
     def upscale_masks(self, masks: torch.Tensor) -> torch.Tensor:

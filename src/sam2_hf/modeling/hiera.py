@@ -44,7 +44,8 @@ class PatchEmbed(nn.Module):
         self.projection = nn.Conv2d(in_channels, dim, kernel_size=kernel, stride=stride, padding=padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projection(x).permute(0, 2, 3, 1)  # (B, H/4, W/4, C)
+        """(B, 3, S, S) of any float dtype -> (B, S/4, S/4, C) in the model's dtype (as transformers casts)."""
+        return self.projection(x.to(self.projection.weight.dtype)).permute(0, 2, 3, 1)
 
 
 class MultiScaleAttention(nn.Module):

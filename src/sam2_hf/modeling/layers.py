@@ -61,9 +61,11 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> same shape and dtype; computed in fp32 (as `F.layer_norm` accumulates half inputs)."""
+        dtype, x = x.dtype, x.float()
         centred = x - x.mean(1, keepdim=True)
         x = centred / torch.sqrt(centred.square().mean(1, keepdim=True) + self.eps)
-        return torch.addcmul(self.bias[:, None, None], self.weight[:, None, None], x)
+        return torch.addcmul(self.bias.float()[:, None, None], self.weight.float()[:, None, None], x).to(dtype)
 
 
 def attention_narrow_values(q, k, v, dropout_p: float = 0.0, tile: int = 1024) -> torch.Tensor:
@@ -76,6 +78,8 @@ def attention_narrow_values(q, k, v, dropout_p: float = 0.0, tile: int = 1024) -
     q, k, v = (x.expand(*lead, *x.shape[-2:]) for x in (q, k, v))
     if q.device.type == "cuda":
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    if q.dtype != torch.float32:  # CPU half: computed in fp32, as SDPA's CPU kernels accumulate half inputs
+        return attention_narrow_values(q.float(), k.float(), v.float(), dropout_p, tile).type_as(q)
     q, keys = q * q.shape[-1] ** -0.5, k.transpose(-2, -1)
     if dropout_p or (torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))):
         probs = (torch.softmax(q[..., s : s + tile, :] @ keys, dim=-1) for s in range(0, q.shape[-2], tile))

@@ -97,6 +97,7 @@ class MemoryEncoder(nn.Module):
         would be freshly allocated and page-faulted (2x slower at 8 objects and 1024 px, measured).
         """
         projected = self.feature_projection(features)
+        mask_for_memory = mask_for_memory.to(projected.dtype)  # the (fp32) mask joins the model's dtype
         if mask_for_memory.device.type == "cpu" and not torch.is_grad_enabled():
             projected = projected.expand(len(mask_for_memory), -1, -1, -1)
             memory = torch.cat([self.fuse(p[None], m[None]) for p, m in zip(projected, mask_for_memory)])

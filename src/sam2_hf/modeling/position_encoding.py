@@ -56,7 +56,7 @@ class RandomFourierEmbedding(nn.Module):
         self.register_buffer("positional_embedding", scale * torch.randn(2, num_feats))
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        coords = 2 * coords.to(self.positional_embedding.dtype) - 1
+        coords = (2 * coords - 1).to(self.positional_embedding.dtype)  # then in the buffer's dtype, as transformers
         coords = 2 * math.pi * (coords @ self.positional_embedding)
         return torch.cat([coords.sin(), coords.cos()], dim=-1)
 

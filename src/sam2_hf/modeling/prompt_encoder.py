@@ -28,7 +28,8 @@ class MaskEmbedding(nn.Module):
         self.act = Activation(config.hidden_act)
 
     def forward(self, masks: torch.Tensor) -> torch.Tensor:
-        x = self.act(self.layer_norm1(self.conv1(masks)))
+        """masks of any float dtype -> (N, C, h, w) in the model's dtype."""
+        x = self.act(self.layer_norm1(self.conv1(masks.to(self.conv1.weight.dtype))))
         x = self.act(self.layer_norm2(self.conv2(x)))
         return self.conv3(x)
 

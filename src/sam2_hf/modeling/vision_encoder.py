@@ -40,6 +40,7 @@ class FpnNeck(nn.Module):
             lateral = self.convs[n - level](stage_maps[level])
             if level in self.top_down_levels and previous is not None:
                 top_down = F.interpolate(previous.to(torch.float32), scale_factor=2.0, mode="nearest")
+                top_down = top_down.to(lateral.dtype)  # upsampled in fp32 (the reference's), added in the model's
                 previous = lateral + top_down
             else:
                 previous = lateral
