@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -33,9 +32,6 @@ from .modeling.prompt_encoder import PromptEncoder
 from .modeling.vision_encoder import VisionEncoder
 from .prompts import NOT_A_POINT
 from .validation import check_image_prompts, check_pixel_values
-
-if TYPE_CHECKING:  # the memory bank is the tracker's; the model only reads the selections it hands over
-    from .video.memory_bank import MemorySelection
 
 NO_OBJECT_SCORE = -1024.0  # mask logit used where the object is judged absent
 MASK_AS_OUTPUT_SCALE, MASK_AS_OUTPUT_BIAS = 20.0, -10.0  # binary mask -> logits of +-10
@@ -90,6 +86,39 @@ class Sam2FramePrediction(ModelOutput):
     high_res_masks: torch.Tensor | None = None
     object_pointer: torch.Tensor | None = None
     object_score_logits: torch.Tensor | None = None
+
+
+@dataclass
+class FrameOutput:
+    """One object on one frame.
+
+    mask_logits (1, 1, 4h, 4w) fp32 low-resolution logits, object_pointer (1, 256),
+    object_score_logits (1, 1), memory (1, 64, h, w) bf16 — None until the memory encoder ran
+    (frames that received clicks are encoded when propagation starts).
+    """
+
+    mask_logits: torch.Tensor
+    object_pointer: torch.Tensor
+    object_score_logits: torch.Tensor
+    memory: torch.Tensor | None = None
+
+
+@dataclass
+class MemorySelection:
+    """What one object's memory attention reads on one frame.
+
+    spatial: (temporal index, output) — index 0 for conditioning frames, k for the frame k steps back;
+    pointers: (temporal offset, output); max_pointers: the offset normaliser.
+    """
+
+    spatial: list[tuple[int, FrameOutput]]
+    pointers: list[tuple[int, FrameOutput]]
+    max_pointers: int
+
+    @property
+    def layout(self) -> tuple[int, int]:
+        """Objects with the same layout can share one batched memory-attention call."""
+        return len(self.spatial), len(self.pointers)
 
 
 class Sam2PreTrainedModel(PreTrainedModel):

@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import OrderedDict
-from dataclasses import dataclass
 
 import torch
+
+from ..modeling_sam2 import FrameOutput, MemorySelection
 
 POLICIES = ("disk", "window", "ram")
 RAM_WINDOW = 24  # non-conditioning outputs an object keeps in RAM (the "window" policy keeps nothing more)
@@ -39,21 +40,6 @@ def check_policy(policy: str, frames_back: int = 0, ram_capacity: int = RAM_WIND
             f"reads {frames_back} frames back with these settings (num_maskmem, memory_temporal_stride_for_eval, "
             'max_object_pointers_in_encoder); use memory_policy="disk" or a smaller stride.'
         )
-
-
-@dataclass
-class FrameOutput:
-    """One object on one frame.
-
-    mask_logits (1, 1, 4h, 4w) fp32 low-resolution logits, object_pointer (1, 256),
-    object_score_logits (1, 1), memory (1, 64, h, w) bf16 — None until the memory encoder ran
-    (frames that received clicks are encoded when propagation starts).
-    """
-
-    mask_logits: torch.Tensor
-    object_pointer: torch.Tensor
-    object_score_logits: torch.Tensor
-    memory: torch.Tensor | None = None
 
 
 class FrameOutputStore:
@@ -118,24 +104,6 @@ class FrameOutputStore:
         path = os.path.join(self._spill_dir, f"{id(self)}_{frame_idx}.pt")
         torch.save(vars(out), path)
         self._spilled[frame_idx] = path
-
-
-@dataclass
-class MemorySelection:
-    """What one object's memory attention reads on one frame.
-
-    spatial: (temporal index, output) — index 0 for conditioning frames, k for the frame k steps back;
-    pointers: (temporal offset, output); max_pointers: the offset normaliser.
-    """
-
-    spatial: list[tuple[int, FrameOutput]]
-    pointers: list[tuple[int, FrameOutput]]
-    max_pointers: int
-
-    @property
-    def layout(self) -> tuple[int, int]:
-        """Objects with the same layout can share one batched memory-attention call."""
-        return len(self.spatial), len(self.pointers)
 
 
 class ObjectMemory:

@@ -24,10 +24,10 @@ from PIL import Image
 
 from ..image_processing import normalize
 from ..mask_postprocessing import apply_non_overlapping_constraints, fill_holes
-from ..modeling_sam2 import NO_OBJECT_SCORE, Sam2FrameFeatures, Sam2VideoModel
+from ..modeling_sam2 import NO_OBJECT_SCORE, FrameOutput, Sam2FrameFeatures, Sam2VideoModel
 from ..prompts import Prompt
 from .frames import FrameSource, open_frames
-from .memory_bank import FrameOutput, ObjectMemory, check_policy, frames_read_back
+from .memory_bank import ObjectMemory, check_policy, frames_read_back
 
 VIDEO_HOLE_FILL_VALUE = 0.1  # filled holes become barely-foreground logits, as in the reference
 LOGIT_LIMIT = 32.0  # a frame's previous logits, fed back with a correction click, are clamped to +-32
