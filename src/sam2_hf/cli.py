@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from .prompts import Prompt
-from .video.results import FORMATS, output_paths
+from .video.results import FORMATS, existing_outputs
 from .video.tracker import DIRECTIONS, Sam2Tracker, TrackingError
 
 
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     formats = [name for name in FORMATS if not getattr(args, f"no_{name}")]
     if not formats:
         return _fail("nothing to write: leave out one of " + ", ".join(f"--no-{name}" for name in FORMATS))
-    existing = [path.name for path in output_paths(args.out, formats).values() if path.exists()]
+    existing = [path.name for path in existing_outputs(args.out, formats)]
     if existing and not args.overwrite:
         return _fail(f"{args.out} already holds results ({', '.join(existing)}): pass --overwrite or another --out")
     kwargs = {"image_size": args.image_size} if args.image_size else {}

@@ -195,12 +195,9 @@ class OverlayVideoWriter(_Writer):
         appended in call order; `frame_index` is not used)."""
         if frame is None:
             raise ValueError("The overlay video needs the frame: pass frame=(H, W, 3) uint8.")
-        frame_rgb = frame
-        if frame_rgb.shape != (self.height, self.width, 3) or frame_rgb.dtype != np.uint8:
-            raise ValueError(
-                f"Frames must be ({self.height}, {self.width}, 3) uint8, got {frame_rgb.shape} {frame_rgb.dtype}."
-            )
-        canvas = frame_rgb.astype(np.float32)
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            raise ValueError(f"Frames must be ({self.height}, {self.width}, 3) uint8, got {frame.shape} {frame.dtype}.")
+        canvas = frame.astype(np.float32)
         for obj_id, mask in masks.items():
             mask = _as_mask(mask, (self.height, self.width))
             color = np.asarray(self.color(obj_id), dtype=np.float32)
@@ -250,14 +247,24 @@ FORMATS = {
 }
 
 
-def output_paths(out_dir: str | Path, formats=tuple(FORMATS)) -> dict[str, Path]:
-    """{format name: out_dir / its default name} for the chosen formats (at least one)."""
+def check_formats(formats) -> None:
+    """ValueError unless `formats` names at least one format, all of them in `FORMATS`."""
     if not formats:
         raise ValueError(f"No output format chosen: give some of {list(FORMATS)}.")
     unknown = [name for name in formats if name not in FORMATS]
     if unknown:
         raise ValueError(f"Unknown output formats {unknown}; expected some of {list(FORMATS)}.")
+
+
+def output_paths(out_dir: str | Path, formats=tuple(FORMATS)) -> dict[str, Path]:
+    """{format name: out_dir / its default name} for the chosen formats (at least one)."""
+    check_formats(formats)
     return {name: Path(out_dir) / FORMATS[name].default_name for name in formats}
+
+
+def existing_outputs(out_dir: str | Path, formats=tuple(FORMATS)) -> list[Path]:
+    """The chosen formats' paths in `out_dir` that already exist (results of an earlier run)."""
+    return [path for path in output_paths(out_dir, formats).values() if path.exists()]
 
 
 class ResultWriters(_Writer):
@@ -271,7 +278,7 @@ class ResultWriters(_Writer):
     def __init__(self, video_info: Mapping, outputs: Mapping[str, str | Path], colors: Mapping | None = None):
         if not outputs:
             raise ValueError(f"No output requested: give outputs {{name: path}} with names from {list(FORMATS)}.")
-        output_paths(".", list(outputs))  # names checked before any file is opened
+        check_formats(list(outputs))  # before any file is opened
         self.writers: list[_Writer] = []
         try:  # the overlay (an open file) comes last in FORMATS
             for name in FORMATS:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ..prompts import Prompt
 from .frames import StreamFrames, VideoDecodeError, open_frames
 from .predictor import Sam2VideoPredictor, VideoSession
-from .results import FORMATS, ResultWriters, decode_rle, encode_rle, output_paths
+from .results import FORMATS, ResultWriters, decode_rle, encode_rle, existing_outputs, output_paths
 
 DIRECTIONS = ("forward", "backward", "both")
 
@@ -64,8 +64,8 @@ class Masklets:
         in frame order; returns {format: path written}. `video` (any frame source) is read only for the
         overlay. Results already at those paths raise FileExistsError, or with `overwrite` are removed
         first, so old and new results never mix."""
-        paths = output_paths(out_dir, (formats,) if isinstance(formats, str) else formats)
-        existing = [path for path in paths.values() if path.exists()]
+        formats = (formats,) if isinstance(formats, str) else tuple(formats)
+        paths, existing = output_paths(out_dir, formats), existing_outputs(out_dir, formats)
         if existing and not overwrite:
             raise FileExistsError(
                 f"{out_dir} already holds results ({', '.join(p.name for p in existing)}); pass overwrite=True "
