@@ -125,7 +125,7 @@ class Session:
         key, (x, y) = self._key(frame, obj_id), self._inside(x, y)
         label = POSITIVE if label == "positive" else NEGATIVE
         prompt = self.prompts.get(key)
-        self._change({key: prompt.with_point(x, y, label) if prompt else Prompt(*key, points=[(x, y)], labels=[label])})
+        self._change({key: prompt.with_point(x, y, label) if prompt is not None else Prompt(*key, points=[(x, y)], labels=[label])})
 
     def add_box(self, frame, obj_id, x0, y0, x1, y1) -> None:
         key = self._key(frame, obj_id)
@@ -134,7 +134,7 @@ class Session:
         if box[2] - box[0] < 2 or box[3] - box[1] < 2:
             raise UserError("That box is too small: give two opposite corners at least 2 pixels apart.")
         prompt = self.prompts.get(key)
-        self._change({key: prompt.with_box(box) if prompt else Prompt(*key, box=box)})
+        self._change({key: prompt.with_box(box) if prompt is not None else Prompt(*key, box=box)})
 
     def undo(self) -> None:
         self._idle()
