@@ -125,7 +125,13 @@ class Session:
         key, (x, y) = self._key(frame, obj_id), self._inside(x, y)
         label = POSITIVE if label == "positive" else NEGATIVE
         prompt = self.prompts.get(key)
-        self._change({key: prompt.with_point(x, y, label) if prompt is not None else Prompt(*key, points=[(x, y)], labels=[label])})
+        self._change(
+            {
+                key: prompt.with_point(x, y, label)
+                if prompt is not None
+                else Prompt(*key, points=[(x, y)], labels=[label])
+            }
+        )
 
     def add_box(self, frame, obj_id, x0, y0, x1, y1) -> None:
         key = self._key(frame, obj_id)
