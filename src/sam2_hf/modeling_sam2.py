@@ -332,6 +332,49 @@ class Sam2VideoModel(Sam2Model):
         if config.enable_occlusion_spatial_embedding:
             self.occlusion_spatial_embedding_parameter = nn.Parameter(torch.zeros(1, mem_dim))
 
+    def forward(
+        self,
+        inference_session=None,
+        frame_idx: int | None = None,
+        frame: torch.Tensor | None = None,
+        reverse: bool = False,
+        run_mem_encoder: bool = True,
+        **image_inputs,
+    ):
+        """transformers' `Sam2VideoModel.forward`: segment every object of `inference_session` on one frame.
+
+        inference_session: a `Sam2VideoInferenceSession` (from `Sam2VideoProcessor.init_video_session`);
+        frame_idx: the frame to segment (a frame of the session's video); frame: (3, S, S) or (1, 3, S, S)
+        pixel values pushed when streaming (appended to the session; `frame_idx` then defaults to its index);
+        reverse: tracking backwards in time; run_mem_encoder: store the frame's memory.
+        Returns `Sam2VideoSegmentationOutput` (object_ids, pred_masks (num_objects, 1, 4h, 4w) logits,
+        object_score_logits (num_objects,), frame_idx). The session runs the one tracking implementation
+        (`Sam2VideoPredictor`) with this model.
+
+        Without `inference_session`, this is `Sam2Model.forward` (image segmentation with the same weights).
+        """
+        if inference_session is None:
+            return super().forward(**image_inputs)
+        if image_inputs:
+            raise TypeError(f"Image inputs {sorted(image_inputs)} cannot be combined with inference_session.")
+        with torch.inference_mode():
+            return inference_session.segment_frame(self, frame_idx, frame, reverse, run_mem_encoder)
+
+    def propagate_in_video_iterator(
+        self,
+        inference_session,
+        start_frame_idx: int | None = None,
+        max_frame_num_to_track: int | None = None,
+        reverse: bool = False,
+        show_progress_bar: bool = False,
+    ):
+        """transformers' `propagate_in_video_iterator`: yields a `Sam2VideoSegmentationOutput` per frame
+        from `start_frame_idx` (default: the earliest prompted frame) for `max_frame_num_to_track` frames
+        after it (inclusive, so 2 gives 3 frames), forwards or in `reverse`."""
+        yield from inference_session.propagate(
+            self, start_frame_idx, max_frame_num_to_track, reverse, show_progress_bar
+        )
+
     def memory_parameters(self):
         """The free-standing (non-module) parameters of the memory."""
         names = ["memory_temporal_positional_encoding", "no_memory_positional_encoding", "no_object_pointer"]
