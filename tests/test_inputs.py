@@ -24,6 +24,7 @@ from sam2_hf import (
     Sam2VideoPredictor,
     TrackingError,
 )
+from sam2_hf.prompts import OutOfImageWarning
 from sam2_hf.video.frames import StreamFrames, VideoDecodeError, open_frames
 from sam2_hf.video.synthetic import save_jpeg_folder, synthetic_clip
 
@@ -74,7 +75,7 @@ def test_empty_prompts_are_refused_by_every_entry_point(video_predictor, image_p
     stream.push(CLIP[0])
     with pytest.raises(ValueError, match=EMPTY):
         stream.add_prompt(1, points=[], labels=[])
-    processor = Sam2Processor(image_size=IMAGE_SIZE)
+    processor = Sam2Processor.for_image_size(IMAGE_SIZE)
     with pytest.raises(ValueError, match="Object 0 of image 0 has no points"):
         processor(images=IMAGE, input_points=[[[]]])
     with pytest.raises(ValueError, match="Image 0 has an empty list of prompts in input_boxes"):
@@ -147,7 +148,7 @@ def sixteen_bit(image: np.ndarray) -> Image.Image:
 
 def entry_points(image_predictor):
     """name -> a call that reads one image and returns what that entry point made of it."""
-    processor = Sam2Processor(image_size=IMAGE_SIZE)
+    processor = Sam2Processor.for_image_size(IMAGE_SIZE)
     return {
         "Sam2ImagePredictor.set_image": lambda image: image_predictor.set_image(image),
         "Sam2Processor": lambda image: processor(images=image)["pixel_values"],
@@ -179,7 +180,7 @@ def test_wide_images_are_refused_by_name_everywhere(image_predictor, image, matc
 
 
 def test_every_container_and_layout_reads_the_same_pixels(image_predictor):
-    processor = Sam2Processor(image_size=IMAGE_SIZE)
+    processor = Sam2Processor.for_image_size(IMAGE_SIZE)
     unit = IMAGE.astype(np.float32) / 255
     flipped = np.ascontiguousarray(IMAGE[::-1, ::-1])
     same = {
@@ -212,7 +213,7 @@ def test_every_container_and_layout_reads_the_same_pixels(image_predictor):
         assert torch.equal(pixels, processor(images=rgb)["pixel_values"])
     with pytest.raises(ValueError, match="Image 0 has only padding points"):
         processor(images=IMAGE, input_points=[[[[-10, -10]]]])  # no labels: the coordinates say padding
-    with pytest.raises(ValueError, match="outside the 128x96 image"):
+    with pytest.warns(OutOfImageWarning, match="outside the 128x96 image"):
         processor(images=IMAGE, input_points=[[[[-10, -10]]]], input_labels=[[[1]]])  # a real point: checked
     pil_float = Image.fromarray(unit[..., 0])  # mode "F" in [0, 1]: held to the float rule, accepted
     assert torch.equal(processor(images=pil_float)["pixel_values"], processor(images=unit[..., 0])["pixel_values"])

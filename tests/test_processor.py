@@ -8,6 +8,7 @@ import torch
 
 from sam2_hf.image_processing import preprocess_images
 from sam2_hf.processing_sam2 import Sam2Processor
+from sam2_hf.prompts import OutOfImageWarning
 
 transformers = pytest.importorskip("transformers")
 
@@ -60,7 +61,7 @@ def test_prompts_match_transformers(hf_processor, images, case):
 
 
 def test_padding_values(images):
-    out = Sam2Processor(image_size=256)(images=images, **PROMPTS["points padded across objects and images"])
+    out = Sam2Processor.for_image_size(256)(images=images, **PROMPTS["points padded across objects and images"])
     assert out["input_points"].shape == (2, 2, 2, 2) and out["input_labels"].shape == (2, 2, 2)
     assert (out["input_points"][0, 1, 1] == -10).all() and (out["input_points"][1, 1] == -10).all()
     assert out["input_labels"].tolist() == [[[1, 0], [1, -10]], [[1, -10], [-10, -10]]]
@@ -83,7 +84,7 @@ def test_pixel_values_are_meta_and_close_to_transformers(hf_processor, images, c
 def test_single_image_and_pil(images):
     from PIL import Image
 
-    processor = Sam2Processor(image_size=256)
+    processor = Sam2Processor.for_image_size(256)
     out = processor(Image.fromarray(images[0]), input_points=[[[[1, 2]]]], input_labels=[[[1]]])
     assert out["pixel_values"].shape == (1, 3, 256, 256)
     assert out["original_sizes"].tolist() == [[300, 400]]
@@ -110,7 +111,7 @@ def test_post_process_masks_fills_holes_and_removes_sprinkles():
     low_res[..., 2:10, 2:10] = 5.0
     low_res[..., 5, 5] = -5.0  # 1-px hole
     low_res[..., 13, 13] = 5.0  # 1-px sprinkle
-    processor = Sam2Processor(image_size=64)
+    processor = Sam2Processor.for_image_size(64)
     plain = processor.post_process_masks(low_res, [[16, 16]])[0][0, 0]
     assert not plain[5, 5] and plain[13, 13]
     cleaned = processor.post_process_masks(low_res, [[16, 16]], max_hole_area=1, max_sprinkle_area=1)[0][0, 0]
@@ -122,7 +123,7 @@ def test_post_process_masks_fills_holes_and_removes_sprinkles():
 
 # -------------------------------------------------------------------------------- save / load
 def test_save_pretrained_loads_in_transformers(tmp_path):
-    Sam2Processor(image_size=512).save_pretrained(tmp_path)
+    Sam2Processor.for_image_size(512).save_pretrained(tmp_path)
     config = json.loads((tmp_path / "processor_config.json").read_text())
     assert config["processor_class"] == "Sam2Processor" and config["point_pad_value"] == -10
     assert config["image_processor"]["image_processor_type"] == "Sam2ImageProcessor"
@@ -131,9 +132,9 @@ def test_save_pretrained_loads_in_transformers(tmp_path):
     assert hf.image_processor.size["height"] == hf.image_processor.size["width"] == 512
     assert hf.image_processor.mask_size["height"] == 128
     assert hf.target_size == 512 and hf.point_pad_value == -10
-    assert list(hf.image_processor.image_mean) == list(Sam2Processor().image_mean)
+    assert list(hf.image_processor.image_mean) == list(Sam2Processor().image_processor.image_mean)
     ours = Sam2Processor.from_pretrained(tmp_path)
-    assert ours.to_dict() == Sam2Processor(image_size=512).to_dict()
+    assert ours.to_dict() == Sam2Processor.for_image_size(512).to_dict()
     hf_points = hf(original_sizes=[[100, 200]], input_points=[[[[10, 20]]]], return_tensors="pt")["input_points"]
     assert torch.allclose(hf_points, ours(original_sizes=[[100, 200]], input_points=[[[[10, 20]]]])["input_points"])
 
@@ -151,30 +152,48 @@ def test_loads_transformers_and_legacy_configs(hf_processor, tmp_path):
     (tmp_path / "legacy").mkdir()
     (tmp_path / "legacy" / "preprocessor_config.json").write_text(json.dumps(legacy))
     processor = Sam2Processor.from_pretrained(tmp_path / "legacy")
-    assert processor.image_size == 256 and processor.point_pad_value == -10
-    assert Sam2Processor.from_pretrained(tmp_path / "legacy", image_size=512).image_size == 512
+    assert processor.target_size == 256 and processor.point_pad_value == -10
+    assert processor.image_processor.size["height"] == 256 and processor.image_processor.rescale_before_resize
+    assert Sam2Processor.from_pretrained(tmp_path / "legacy", size={"height": 512, "width": 512}).target_size == 512
 
 
 def test_load_errors(tmp_path):
-    with pytest.raises(OSError, match="neither processor_config.json nor preprocessor_config.json"):
+    with pytest.raises(OSError):
         Sam2Processor.from_pretrained(tmp_path)
-    with pytest.raises(OSError, match="not cached and the Hub cannot be reached"):
+    with pytest.raises(OSError):
         Sam2Processor.from_pretrained("facebook/sam2.1-hiera-tiny-not-cached", local_files_only=True)
-    with pytest.raises(OSError, match="neither a local folder nor a Hub repository"):
-        Sam2Processor.from_pretrained(str(tmp_path / "missing" / "folder"))
-    (tmp_path / "processor_config.json").write_text(json.dumps({"image_processor": {"do_normalize": False}}))
-    with pytest.raises(ValueError, match="do_normalize=False is not supported"):
-        Sam2Processor.from_pretrained(tmp_path)
-    (tmp_path / "processor_config.json").write_text(json.dumps({"size": {"height": 512, "width": 1024}}))
-    with pytest.raises(ValueError, match="must be a square"):
-        Sam2Processor.from_pretrained(tmp_path)
+
+
+def test_out_of_image_prompts_warn_and_are_used_as_given():
+    """transformers' API: a clear warning, not an exception, and the coordinates rescaled as stock does."""
+    processor, stock = Sam2Processor(), transformers.Sam2Processor(transformers.Sam2ImageProcessor())
+
+    for prompt, what in (
+        (dict(input_points=[[[[401, 20]]]], input_labels=[[[1]]]), "input_points of image 0 outside the 400x300"),
+        (dict(input_points=[[[[10, -1]]]], input_labels=[[[1]]]), "input_points of image 0 outside"),
+    ):
+        with pytest.warns(OutOfImageWarning, match=what):
+            ours = processor(original_sizes=SIZES, **prompt)
+        theirs = stock(original_sizes=SIZES, return_tensors="pt", **prompt)
+        for key in prompt:
+            assert torch.allclose(ours[key].float(), theirs[key].float())
+
+
+def test_label_minus_one_is_padding_as_in_transformers():
+    """Batched prompts with different point counts padded with label -1 (transformers' convention)."""
+    prompt = dict(input_points=[[[[10, 20], [0, 0]], [[30, 40], [50, 60]]]], input_labels=[[[1, -1], [1, 0]]])
+    ours = Sam2Processor()(original_sizes=SIZES, **prompt)
+    stock = transformers.Sam2Processor(transformers.Sam2ImageProcessor())
+    theirs = stock(original_sizes=SIZES, return_tensors="pt", **prompt)
+    assert torch.equal(ours["input_labels"], theirs["input_labels"])
+    assert torch.allclose(ours["input_points"], theirs["input_points"])
+    with pytest.raises(ValueError, match="only padding points"):
+        Sam2Processor()(original_sizes=SIZES, input_points=[[[[10, 20]]]], input_labels=[[[-1]]])
 
 
 # ------------------------------------------------------------------------------------ errors
 SIZES = [[300, 400]]
 BAD_INPUTS = [
-    (dict(input_points=[[[[401, 20]]]], input_labels=[[[1]]]), r"input_points of image 0 outside the 400x300 image"),
-    (dict(input_points=[[[[10, -1]]]], input_labels=[[[1]]]), "outside the 400x300 image"),
     (
         dict(input_points=[[[[10, 20], [30, 40]]]], input_labels=[[[1]]]),
         "Object 0 of image 0 has 2 points but 1 labels",
@@ -184,10 +203,8 @@ BAD_INPUTS = [
         dict(input_points=[[[[10, 20]]]], input_labels=[[[5]]]),
         r"labels must be 1 \(positive\) or 0 \(negative\).*\[5\]",
     ),
-    (dict(input_points=[[[[10, 20]]]], input_labels=[[[-1]]]), r"or 0 \(negative\).*\[-1\]"),
     (dict(input_boxes=[[[30, 20, 10, 40]]]), "x1 >= x0 and y1 >= y0"),
     (dict(input_boxes=[[[10, 40, 30, 20]]]), "x1 >= x0 and y1 >= y0"),
-    (dict(input_boxes=[[[10, 20, 30, 400]]]), "input_boxes of image 0 outside"),
     (dict(input_points=[[[[1, 2]]], [[[3, 4]]]], input_labels=[[[1]], [[1]]]), "prompts for 2 images but 1 images"),
     (
         dict(input_boxes=[[[1, 2, 3, 4]]], input_points=[[[[1, 2]], [[3, 4]]]]),
@@ -208,7 +225,7 @@ def test_bad_prompts_raise(kwargs, match):
 
 
 def test_bad_calls_raise(images):
-    processor = Sam2Processor(image_size=256)
+    processor = Sam2Processor.for_image_size(256)
     with pytest.raises(ValueError, match="Either images or original_sizes"):
         processor(input_points=[[[[1, 2]]]])
     with pytest.raises(ValueError, match="prompts for 1 images but 2 images"):
@@ -219,9 +236,24 @@ def test_bad_calls_raise(images):
         processor(images=images[:1], original_sizes=[[10, 10]])
     with pytest.raises(ValueError, match="original_sizes must be"):
         processor(original_sizes=[[0, 10]])
-    with pytest.raises(ValueError, match="return_tensors='pt'"):
-        processor(images=images[:1], return_tensors="np")
+    with pytest.raises(ValueError, match=r"\['segmentation_maps'\] need images"):
+        processor(original_sizes=[[10, 10]], segmentation_maps=[np.zeros((10, 10), np.uint8)])
     with pytest.raises(ValueError, match="Got masks for 2 images but 1 original sizes"):
         processor.post_process_masks(torch.zeros(2, 1, 1, 8, 8), [[8, 8]])
     with pytest.raises(ValueError, match=r"must be \(objects, masks, height, width\)"):
         processor.post_process_masks(torch.zeros(1, 8, 8), [[8, 8]])
+
+
+def test_return_tensors_and_per_call_options(images):
+    """transformers' processor contract: numpy outputs, per-call image options, 4-D batches, label maps."""
+    processor = Sam2Processor.for_image_size(256)
+    as_numpy = processor(images=images, input_points=[[[[1, 2]]], [[[3, 4]]]], return_tensors="np")
+    assert isinstance(as_numpy["pixel_values"], np.ndarray) and as_numpy["pixel_values"].shape == (2, 3, 256, 256)
+    assert isinstance(as_numpy["input_points"], np.ndarray)
+    assert processor(images=images[0], size={"height": 128, "width": 128})["pixel_values"].shape[-1] == 128
+    batch = torch.from_numpy(np.stack([images[0], images[0]])).permute(0, 3, 1, 2)  # (B, 3, H, W) uint8
+    assert torch.equal(processor(images=batch)["pixel_values"][1], processor(images=images[0])["pixel_values"][0])
+    ids = np.zeros((300, 400), np.uint8)
+    ids[100:200, 100:300] = 3
+    labels = processor(images=images[0], segmentation_maps=ids)["labels"]
+    assert labels.shape == (1, 64, 64) and labels.dtype == torch.int64 and set(labels.unique().tolist()) == {0, 3}

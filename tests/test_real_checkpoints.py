@@ -77,7 +77,7 @@ def processor():
         from sam2_hf import Sam2Processor
     except ImportError as e:
         pytest.skip(f"sam2_hf.Sam2Processor is not available: {e}")
-    return Sam2Processor(image_size=1024)
+    return Sam2Processor.for_image_size(1024)
 
 
 @pytest.fixture(scope="module")

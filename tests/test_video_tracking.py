@@ -9,6 +9,7 @@ import torch
 from scipy import ndimage
 
 from sam2_hf import Prompt, Sam2Tracker, TrackingError
+from sam2_hf.prompts import OutOfImageWarning
 from sam2_hf.video.frames import FrameSource, VideoDecodeError, open_frames
 from sam2_hf.video.predictor import Sam2VideoPredictor
 from sam2_hf.video.synthetic import synthetic_clip
@@ -154,8 +155,8 @@ def test_bad_input_is_named(checkpoint, tmp_path):
     state = predictor.init_state(CLIP)
     with pytest.raises(IndexError, match="Frame index 10 is out of range"):
         predictor.add_new_points_or_box(state, 10, 1, points=[[5, 5]], labels=[1])
-    with pytest.raises(ValueError, match="outside the 128x96 image"):
-        predictor.add_new_points_or_box(state, 0, 1, points=[[500, 5]], labels=[1])
+    with pytest.warns(OutOfImageWarning, match="outside the 128x96 image"):  # used as given, as Meta does
+        predictor.add_new_points_or_box(state, 0, 2, points=[[500, 5]], labels=[1])
     with pytest.raises(ValueError, match="labels must be 1"):
         predictor.add_new_points_or_box(state, 0, 1, points=[[5, 5]], labels=[7])
     with pytest.raises(ValueError, match="points and labels must be given together"):

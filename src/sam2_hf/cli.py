@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
-from .prompts import Prompt
+from .prompts import OutOfImageWarning, Prompt
 from .video.results import FORMATS, existing_outputs
 from .video.tracker import DIRECTIONS, Sam2Tracker, TrackingError
 
@@ -106,12 +107,14 @@ def main(argv=None) -> int:
         )
     status = 0
     try:
-        masklets = tracker.track(args.video, prompts, direction=args.direction)
+        with warnings.catch_warnings():  # a typed coordinate outside the frame is a typo here, not a choice
+            warnings.simplefilter("error", OutOfImageWarning)
+            masklets = tracker.track(args.video, prompts, direction=args.direction)
     except TrackingError as e:
         n = len(e.masklets.frames())
         print(f"sam2-hf: {e}; writing the {n} frame{'s' * (n != 1)} tracked before it.", file=sys.stderr)
         masklets, status = e.masklets, 1
-    except (ValueError, IndexError, FileNotFoundError) as e:  # the video, a frame index or a prompt
+    except (ValueError, IndexError, FileNotFoundError, OutOfImageWarning) as e:  # the video, a frame or a prompt
         return _fail(str(e))
     paths = masklets.save(args.video, args.out, formats, overwrite=args.overwrite)
     for name, path in paths.items():

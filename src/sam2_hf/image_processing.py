@@ -9,7 +9,9 @@ The resize ignores the aspect ratio, so prompt coordinates are scaled per axis: 
 
 One conversion (`to_rgb_pixels`) reads every image and video frame of the package, with one policy:
 - containers: numpy arrays (H, W) or (H, W, C); torch tensors (H, W) or (C, H, W) (torchvision's
-  layout; a tensor keeps its device); PIL images of any mode. Views (negative strides, slices,
+  layout; a tensor keeps its device); PIL images of any mode. The other layout is read too where
+  it cannot be mistaken (a (3, H, W) array whose last side is not 1, 3 or 4, as transformers'
+  processors accept), or when `channels_first` says which it is. Views (negative strides, slices,
   non-contiguous memory) are read as they are;
 - channels: C = 1 (grayscale, replicated), 3 (RGB) or 4 (RGBA, alpha dropped); PIL's 8-bit modes
   ("1", "L", "P", "LA", "PA", "RGBA", "CMYK", "YCbCr", ...) are converted with `.convert("RGB")`;
@@ -27,8 +29,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
+from transformers.models.sam2.image_processing_sam2 import Sam2ImageProcessor as _StockSam2ImageProcessor
+from transformers.models.sam2.image_processing_sam2 import (
+    Sam2ImageProcessorKwargs as _StockSam2ImageProcessorKwargs,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -36,10 +41,12 @@ CHANNELS = (1, 3, 4)  # gray, RGB, RGBA
 WIDE_PIL_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")  # more than 8 bits per sample: read as arrays
 
 
-def to_rgb_pixels(image) -> torch.Tensor:
+def to_rgb_pixels(image, channels_first: bool | None = None) -> torch.Tensor:
     """One image in any accepted container (see the module docstring) -> (H, W, 3) channels-last RGB,
     uint8 (0..255) or float32 (0..1) as given, on the CPU (a tensor keeps its device).
 
+    channels_first: the layout of a 3-D array or tensor when known (transformers' `input_data_format`);
+    None infers it: the container's usual layout, or the other one where the usual cannot hold channels.
     Raises TypeError for an unsupported container or dtype, ValueError for a bad shape, an empty image
     or floats outside [0, 1] (NaN included); each message names the container and the problem.
     """
@@ -53,24 +60,27 @@ def to_rgb_pixels(image) -> torch.Tensor:
             raise ValueError(f"A PIL image of mode {image.mode!r} cannot be converted to RGB ({error}).") from error
         return _channels_last(_numpy_to_torch(np.array(rgb), "PIL image"), "PIL image")
     if isinstance(image, np.ndarray):
-        if image.ndim == 3 and image.shape[2] not in CHANNELS and image.shape[0] in CHANNELS:
-            raise ValueError(
-                f"A numpy image must be channels-last (H, W, C); got shape {image.shape}, which looks "
-                "channels-first: use image.transpose(1, 2, 0)."
-            )
-        return _channels_last(_numpy_to_torch(image, "numpy image"), "numpy image")
-    if isinstance(image, torch.Tensor):
-        if image.ndim == 3 and image.shape[0] not in CHANNELS and image.shape[2] in CHANNELS:
-            raise ValueError(
-                f"A torch image must be channels-first (C, H, W), as torchvision's; got shape {tuple(image.shape)}, "
-                "which looks channels-last: use image.permute(2, 0, 1)."
-            )
-        if image.ndim == 3:
-            image = image.permute(1, 2, 0)
-        return _channels_last(image, "torch image")
-    raise TypeError(
-        f"Images must be numpy arrays (H, W, C), PIL images or torch tensors (C, H, W); got {type(image).__name__}."
-    )
+        what = "numpy image"
+        tensor = _numpy_to_torch(image, what)
+        usual_first = False
+    elif isinstance(image, torch.Tensor):
+        what, tensor, usual_first = "torch image", image, True
+    else:
+        raise TypeError(
+            f"Images must be numpy arrays (H, W, C), PIL images or torch tensors (C, H, W); got {type(image).__name__}."
+        )
+    if tensor.ndim == 3 and _is_channels_first(tensor.shape, usual_first, channels_first):
+        tensor = tensor.permute(1, 2, 0)
+    return _channels_last(tensor, what)
+
+
+def _is_channels_first(shape, usual_first: bool, channels_first: bool | None) -> bool:
+    """Layout of a 3-D image: as stated, else the usual one unless only the other has 1, 3 or 4 channels."""
+    if channels_first is not None:
+        return channels_first
+    first, last = shape[0] in CHANNELS, shape[2] in CHANNELS
+    other_only = (last and not first) if usual_first else (first and not last)
+    return usual_first != other_only
 
 
 def _numpy_to_torch(array: np.ndarray, what: str) -> torch.Tensor:
@@ -132,20 +142,6 @@ def to_rgb_uint8(image) -> np.ndarray:
     return np.ascontiguousarray(rgb.cpu().numpy())
 
 
-def resize_and_normalize(
-    images: torch.Tensor, image_size: int, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
-) -> torch.Tensor:
-    """(B, 3, H, W) floats in [0, 1] -> (B, 3, S, S) squashed to S x S and normalized.
-
-    Bilinear with antialiasing and `align_corners=False`, as torchvision's `Resize` does on tensors.
-    """
-    if tuple(images.shape[-2:]) != (image_size, image_size):
-        images = F.interpolate(
-            images, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True
-        )
-    return normalize(images, mean, std)
-
-
 def normalize(images: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
     """(B, 3, H, W) floats in [0, 1] -> (x - mean) / std per channel (ImageNet statistics by default)."""
     mean = torch.as_tensor(mean, dtype=images.dtype, device=images.device).reshape(-1, 1, 1)
@@ -156,17 +152,80 @@ def normalize(images: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: 
 def preprocess_images(
     images, image_size: int, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
 ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-    """One image or a list of images (sizes may differ) -> pixel_values (B, 3, S, S) and the original [(H, W)]."""
-    if not isinstance(images, (list, tuple)):
-        images = [images]
-    if len(images) == 0:
+    """One image or a list of images (sizes may differ) -> pixel_values (B, 3, S, S) float32 and the
+    original [(H, W)], by `Sam2ImageProcessor`'s default (Meta's) arithmetic."""
+    if isinstance(images, (list, tuple)) and len(images) == 0:
         raise ValueError("No images were given (an empty list).")
-    pixel_values, original_sizes = [], []
-    for image in images:
-        rgb = to_rgb_tensor(image)
-        original_sizes.append(tuple(rgb.shape[-2:]))
-        pixel_values.append(resize_and_normalize(rgb[None], image_size, mean, std))
-    return torch.cat(pixel_values), original_sizes
+    out = Sam2ImageProcessor.for_image_size(image_size, image_mean=mean, image_std=std)(images, return_tensors="pt")
+    return out["pixel_values"], [tuple(int(v) for v in hw) for hw in out["original_sizes"]]
+
+
+class Sam2ImageProcessorKwargs(_StockSam2ImageProcessorKwargs, total=False):
+    """
+    rescale_before_resize (`bool`, *optional*, defaults to `True`):
+        Scale uint8 pixels to [0, 1] before resizing (Meta's `SAM2Transforms`: `ToTensor`, then a float
+        resize), or resize the uint8 image, rounding to uint8, and scale after (transformers' order).
+    """
+
+    rescale_before_resize: bool
+
+
+class Sam2ImageProcessor(_StockSam2ImageProcessor):
+    """transformers' `Sam2ImageProcessor` (same options, outputs, `segmentation_maps` → `labels`, the
+    mask-generation helpers, the same saved JSON), with this package's two choices:
+
+    - every image is read by `to_rgb_pixels` (one policy for every entry point: uint8, or floats already
+      in [0, 1]; 16-bit and other wide images are refused by name, never clipped);
+    - `rescale_before_resize=True` (default): pixels are resized as floats, exactly as Meta's
+      `SAM2Transforms`. `False` gives stock transformers' arithmetic (the uint8 image is resized and
+      rounded, then scaled): pixel values then differ by up to 0.5 / 255 / std ≈ 0.0175 — the README
+      says what that does to masks. Floats in [0, 1] are rounded to uint8 first in that mode.
+
+    Segmentation maps (integer instance or class ids) are resized with nearest neighbour, unscaled.
+    """
+
+    valid_kwargs = Sam2ImageProcessorKwargs
+    rescale_before_resize = True
+
+    @classmethod
+    def for_image_size(cls, image_size: int, **kwargs) -> Sam2ImageProcessor:
+        """Images to image_size x image_size, segmentation maps to the mask size image_size / 4."""
+        square = lambda side: {"height": side, "width": side}
+        return cls(size=square(image_size), mask_size=square(image_size // 4), **kwargs)
+
+    def _prepare_images_structure(self, images, expected_ndims: int = 3):
+        """transformers' flattening of images / batches into a list, after refusing an empty array by name."""
+        if isinstance(images, (np.ndarray, torch.Tensor)) and 0 in images.shape:
+            raise ValueError(f"The image is empty: shape {tuple(images.shape)}.")
+        return super()._prepare_images_structure(images, expected_ndims=expected_ndims)
+
+    def process_image(self, image, do_convert_rgb=None, input_data_format=None, device=None, **kwargs):
+        """One raw image -> (3, H, W) uint8 or float32 tensor (label maps: stock's conversion)."""
+        if not do_convert_rgb:  # segmentation maps are read without RGB conversion
+            return super().process_image(image, do_convert_rgb, input_data_format, device, **kwargs)
+        channels_first = (
+            None
+            if input_data_format is None
+            else str(input_data_format) in ("channels_first", "ChannelDimension.FIRST")
+        )
+        rgb = to_rgb_pixels(image, channels_first=channels_first).permute(2, 0, 1).contiguous()
+        return rgb if device is None else rgb.to(device)
+
+    def _preprocess(self, images, return_tensors, do_rescale=True, rescale_factor=1 / 255, **kwargs):
+        """Images (not label maps, which come with `do_rescale=False`) put into the dtype the resize
+        works in: floats in [0, 1] (Meta's order) or uint8 (transformers' order)."""
+        rescale_first = kwargs.pop("rescale_before_resize", self.rescale_before_resize)
+        if do_rescale:
+            if rescale_first:
+                images = [
+                    x if x.is_floating_point() else x.float() / (1 / rescale_factor) for x in images
+                ]  # ToTensor's x / 255
+            else:
+                images = [x.div(rescale_factor).round().to(torch.uint8) if x.is_floating_point() else x for x in images]
+            do_rescale = not rescale_first
+        return super()._preprocess(
+            images, return_tensors=return_tensors, do_rescale=do_rescale, rescale_factor=rescale_factor, **kwargs
+        )
 
 
 def to_model_coords(coords: torch.Tensor, original_hw, image_size: int, normalized: bool = False) -> torch.Tensor:

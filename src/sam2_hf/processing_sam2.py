@@ -1,73 +1,66 @@
 """`Sam2Processor`: images and prompts -> model inputs, masks -> original-size masks.
 
-A drop-in for transformers' `Sam2Processor` (5.x): the same call, the same output keys, shapes and
-dtypes, the same `processor_config.json`. Differences: pixels are processed exactly as Meta's
-`SAM2Transforms` (no torchvision needed), prompts are validated with errors that name the problem,
-and `post_process_masks` really fills holes and removes sprinkles.
+transformers' `Sam2Processor` (5.x), as a `ProcessorMixin` over this package's `Sam2ImageProcessor`:
+the same construction from parts, call, output keys, shapes and dtypes, and the same
+`processor_config.json`. Differences: pixels are resized as Meta's `SAM2Transforms` does (floats,
+not uint8; `rescale_before_resize=False` gives transformers' arithmetic), prompts are validated with
+errors that name the problem, and `post_process_masks` really fills holes and removes sprinkles.
 
-    processor = Sam2Processor.from_pretrained("facebook/sam2.1-hiera-tiny")   # or Sam2Processor(image_size=1024)
+    processor = Sam2Processor.from_pretrained("facebook/sam2.1-hiera-tiny")   # or Sam2Processor.for_image_size(1024)
     inputs = processor(images=image, input_points=[[[[500, 375]]]], input_labels=[[[1]]])
     outputs = model(**inputs)
     masks = processor.post_process_masks(outputs.pred_masks, inputs["original_sizes"])[0]  # (P, M, H, W) bool
 
 Prompt nesting (lists, numpy arrays or tensors):
     input_points  [image][object][point][x, y]   in original-image pixels
-    input_labels  [image][object][point]         1 positive, 0 negative
+    input_labels  [image][object][point]         1 positive, 0 negative (2 / 3 box corners)
     input_boxes   [image][box][x0, y0, x1, y1]   in original-image pixels
 Objects with fewer points (and images with fewer objects) are padded with `point_pad_value` (-10);
-boxes cannot be padded, so every image needs the same number of boxes.
+a point labelled -1 is padding too (transformers' convention: the model gives it the "not a point"
+embedding). Boxes cannot be padded, so every image needs the same number of boxes. Points or boxes
+outside their image are warned about, not refused, and used as given (as transformers and Meta do).
 """
 
 from __future__ import annotations
 
-import json
 import numbers
-import os
-import tempfile
 
 import numpy as np
 import torch
-from transformers import BatchFeature
+from transformers import BatchFeature, ProcessorMixin
 
-from .image_processing import IMAGENET_MEAN, IMAGENET_STD, preprocess_images, to_model_coords
+from .image_processing import Sam2ImageProcessor, to_model_coords
 from .mask_postprocessing import apply_non_overlapping_constraints as keep_one_object_per_pixel
 from .mask_postprocessing import clean_masks, upscale_masks
-from .prompts import POSITIVE, Prompt, check_in_bounds
-
-PROCESSOR_CONFIG_NAME = "processor_config.json"  # transformers 5.x
-LEGACY_CONFIG_NAME = "preprocessor_config.json"  # transformers 4.x / older Hub repos
-BILINEAR = 2  # PIL.Image.Resampling.BILINEAR, as transformers writes `resample`
+from .prompts import NOT_A_POINT, POSITIVE, Prompt, warn_out_of_bounds
 
 
-class Sam2Processor:
-    """Prepares images and prompts for `Sam2Model` and post-processes its masks.
+class Sam2Processor(ProcessorMixin):
+    """Prepares images and prompts for `Sam2Model` and post-processes its masks (transformers'
+    `ProcessorMixin`: built from its `image_processor`, saved and loaded as transformers' `Sam2Processor`).
 
-    image_size: the model's input size S (`model.config.image_size`); images are squashed to S x S
-    and prompt coordinates rescaled per axis to 0..S.
+    image_processor: a `Sam2ImageProcessor` (default: 1024 x 1024, Meta's float resize); target_size:
+    the size S prompts are rescaled to (default: the image processor's height); point_pad_value: the
+    label (and coordinates) of padding points. `Sam2Processor.for_image_size(S)` builds one for a
+    model of another `config.image_size`.
     """
 
-    def __init__(
-        self,
-        image_size: int = 1024,
-        image_mean=IMAGENET_MEAN,
-        image_std=IMAGENET_STD,
-        point_pad_value: int = -10,
-    ):
-        self.image_size = int(image_size)
-        self.image_mean = [float(v) for v in image_mean]
-        self.image_std = [float(v) for v in image_std]
+    def __init__(self, image_processor=None, target_size: int | None = None, point_pad_value: int = -10, **kwargs):
+        super().__init__(image_processor if image_processor is not None else Sam2ImageProcessor(), **kwargs)
+        self.target_size = int(target_size if target_size is not None else self.image_processor.size["height"])
         self.point_pad_value = point_pad_value
 
-    @property
-    def target_size(self) -> int:
-        """transformers' name for the size prompts are rescaled to."""
-        return self.image_size
+    @classmethod
+    def for_image_size(cls, image_size: int, **kwargs) -> Sam2Processor:
+        """A processor for a model whose `config.image_size` is `image_size` (images to S x S, masks S/4)."""
+        return cls(Sam2ImageProcessor.for_image_size(image_size), **kwargs)
 
-    def __repr__(self) -> str:
-        return (
-            f"Sam2Processor(image_size={self.image_size}, image_mean={self.image_mean}, "
-            f"image_std={self.image_std}, point_pad_value={self.point_pad_value})"
-        )
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        """The image processor saved beside the processor, read as this package's `Sam2ImageProcessor`
+        (transformers' auto classes would give the stock one)."""
+        kwargs.pop("subfolder", None)
+        return [Sam2ImageProcessor.from_pretrained(pretrained_model_name_or_path, **kwargs)]
 
     # --------------------------------------------------------------------------------- inputs
     def __call__(
@@ -80,33 +73,44 @@ class Sam2Processor:
         original_sizes=None,
         return_tensors="pt",
         device=None,
+        **image_kwargs,
     ) -> BatchFeature:
-        """Images (one, or a list of any sizes) and/or prompts -> a `BatchFeature` of tensors:
+        """Images (one, a list of any sizes, or a (B, 3, H, W) batch) and/or prompts -> a `BatchFeature`:
 
-        pixel_values (B, 3, S, S) float32, original_sizes (B, 2) int64 as [H, W],
-        input_points (B, P, K, 2) float32 in model-input pixels, input_labels (B, P, K) int64,
-        input_boxes (B, P, 4) float32 in model-input pixels.
+        pixel_values (B, 3, S, S) float32, original_sizes (B, 2) int64 as [H, W], labels (B, S/4, S/4)
+        int64 (the resized `segmentation_maps`, when given), input_points (B, P, K, 2) float32 in
+        model-input pixels, input_labels (B, P, K) int64, input_boxes (B, P, 4) float32 in model-input pixels.
         Without images, `original_sizes` ([[H, W], ...]) tells how to rescale the prompts.
-        `device` moves the outputs there (as transformers' `device=` does).
+        image_kwargs: per-call options of `Sam2ImageProcessor` (size, do_resize, rescale_before_resize, ...).
+        return_tensors: "pt" (default), "np" or None; `device` moves the outputs there.
         """
-        if segmentation_maps is not None:
-            raise ValueError("segmentation_maps (training labels) are not supported by this processor.")
-        if return_tensors not in (None, "pt"):
-            raise ValueError(f"Only PyTorch tensors are returned (return_tensors='pt'); got {return_tensors!r}.")
         data = {}
         if images is not None:
-            data["pixel_values"], sizes = preprocess_images(images, self.image_size, self.image_mean, self.image_std)
+            pixels = self.image_processor(
+                images, segmentation_maps=segmentation_maps, return_tensors="pt", **image_kwargs
+            )
+            sizes = _as_sizes(pixels["original_sizes"])
             if original_sizes is not None and _as_sizes(original_sizes) != sizes:
                 raise ValueError(
                     f"original_sizes {_as_sizes(original_sizes)} disagree with the images' sizes {sizes}; "
                     "pass original_sizes only without images."
                 )
+            data.update(pixels)
+        elif segmentation_maps is not None or image_kwargs:
+            raise ValueError(
+                f"{['segmentation_maps'] if segmentation_maps is not None else sorted(image_kwargs)} need images."
+            )
         elif original_sizes is not None:
             sizes = _as_sizes(original_sizes)
         else:
             raise ValueError("Either images or original_sizes must be provided.")
         data["original_sizes"] = torch.tensor(sizes, dtype=torch.int64)
+        data.update(self._prompt_tensors(input_points, input_labels, input_boxes, sizes))
+        features = BatchFeature(data, tensor_type=return_tensors)
+        return features.to(device) if device is not None else features
 
+    def _prompt_tensors(self, input_points, input_labels, input_boxes, sizes) -> dict:
+        """The nested prompts checked, padded and rescaled to model-input pixels (see `__call__`)."""
         points = _nested(input_points, 4, "input_points", "[image][object][point][x, y]", 2)
         labels = _nested(input_labels, 3, "input_labels", "[image][object][point]")
         boxes = _nested(input_boxes, 3, "input_boxes", "[image][box][x0, y0, x1, y1]", 4)
@@ -115,8 +119,10 @@ class Sam2Processor:
                 raise ValueError(f"{name} has prompts for {len(prompt)} images but {len(sizes)} images were given.")
         if labels is not None and points is None:
             raise ValueError("input_labels were given without input_points.")
-        if points is not None or boxes is not None:
-            self._check_prompts(points, labels, boxes)
+        data = {}
+        if points is None and boxes is None:
+            return data
+        self._check_prompts(points, labels, boxes)
         if points is not None:
             padded_labels = None
             if labels is not None:
@@ -133,8 +139,7 @@ class Sam2Processor:
                     f"input_boxes has {data['input_boxes'].shape[1]} boxes per image but input_points has "
                     f"{data['input_points'].shape[1]} objects; give one box per object."
                 )
-        features = BatchFeature(data)
-        return features.to(device) if device is not None else features
+        return data
 
     def _check_prompts(self, points, labels, boxes) -> None:
         """Every object's clicks and box validated as one `Prompt` (padding points left out); empty
@@ -177,20 +182,22 @@ class Sam2Processor:
         return [obj_points[k] for k in real], [POSITIVE if obj_labels[k] is None else obj_labels[k] for k in real]
 
     def _is_padding(self, xy, label) -> bool:
-        """A padding point: its label is `point_pad_value` (without labels given: both coordinates are)."""
+        """A padding point: its label is `point_pad_value` or -1 (transformers' "not a point"; without
+        labels given: both coordinates are `point_pad_value`)."""
         pad = self.point_pad_value
-        return label == pad if label is not None else xy[0] == pad and xy[1] == pad
+        return label in (pad, NOT_A_POINT) if label is not None else xy[0] == pad and xy[1] == pad
 
     def _rescaled_points(self, points, sizes, labels: torch.Tensor | None) -> torch.Tensor:
-        """Padded (B, P, K, 2) points, the real ones (see `_is_padding`; labels: the padded (B, P, K) labels)
-        checked against and rescaled from their image."""
+        """Padded (B, P, K, 2) points; all but padding (label or coordinates `point_pad_value`) rescaled
+        from their image, the clicks among them checked against it. labels: the padded (B, P, K) labels."""
         pad = self.point_pad_value
         lengths = _max_lengths(points, 3) + [2]
         tensor = torch.tensor(_pad(points, lengths, pad), dtype=torch.float32).reshape(lengths)
         for i, (height, width) in enumerate(sizes):
             real = labels[i] != pad if labels is not None else (tensor[i] != pad).all(dim=-1)
-            check_in_bounds(tensor[i][real], width, height, f"input_points of image {i}")
-            tensor[i][real] = to_model_coords(tensor[i][real], (height, width), self.image_size)
+            clicks = real & (labels[i] != NOT_A_POINT) if labels is not None else real
+            warn_out_of_bounds(tensor[i][clicks], width, height, f"input_points of image {i}")
+            tensor[i][real] = to_model_coords(tensor[i][real], (height, width), self.target_size)
         return tensor
 
     def _rescaled_boxes(self, boxes, sizes) -> torch.Tensor:
@@ -202,8 +209,8 @@ class Sam2Processor:
             )
         tensor = torch.tensor(boxes, dtype=torch.float32).reshape(len(boxes), counts.pop(), 4)
         for i, (height, width) in enumerate(sizes):
-            check_in_bounds(tensor[i], width, height, f"input_boxes of image {i}")
-            tensor[i] = to_model_coords(tensor[i], (height, width), self.image_size)
+            warn_out_of_bounds(tensor[i], width, height, f"input_boxes of image {i}")
+            tensor[i] = to_model_coords(tensor[i], (height, width), self.target_size)
         return tensor
 
     # --------------------------------------------------------------------------------- outputs
@@ -242,129 +249,6 @@ class Sam2Processor:
                 logits = keep_one_object_per_pixel(logits)
             results.append(logits > mask_threshold if binarize else logits)
         return results
-
-    # ------------------------------------------------------------------------------ save / load
-    def to_dict(self) -> dict:
-        """The `processor_config.json` content, in transformers 5.x layout."""
-        s = self.image_size
-        return {
-            "image_processor": {
-                "do_convert_rgb": True,
-                "do_normalize": True,
-                "do_rescale": True,
-                "do_resize": True,
-                "image_mean": self.image_mean,
-                "image_processor_type": "Sam2ImageProcessor",
-                "image_std": self.image_std,
-                "mask_size": {"height": s // 4, "width": s // 4},
-                "resample": BILINEAR,
-                "rescale_factor": 1 / 255,
-                "size": {"height": s, "width": s},
-            },
-            "point_pad_value": self.point_pad_value,
-            "processor_class": "Sam2Processor",
-            "target_size": s,
-        }
-
-    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs) -> list[str]:
-        """Write `processor_config.json` (loadable by transformers' `Sam2Processor.from_pretrained`)."""
-        os.makedirs(save_directory, exist_ok=True)
-        path = os.path.join(save_directory, PROCESSOR_CONFIG_NAME)
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-            f.write("\n")
-        if push_to_hub:
-            self.push_to_hub(kwargs.pop("repo_id", os.path.basename(os.path.abspath(save_directory))), **kwargs)
-        return [path]
-
-    def push_to_hub(self, repo_id: str, commit_message: str = "Upload processor", private=None, token=None, **kwargs):
-        """Save to a temporary folder and upload it to the Hub repo `repo_id` (created if needed)."""
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=token)
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        with tempfile.TemporaryDirectory() as folder:
-            self.save_pretrained(folder)
-            return api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message, **kwargs)
-
-    @classmethod
-    def from_dict(cls, config: dict, **overrides) -> Sam2Processor:
-        """From a `processor_config.json` (nested "image_processor") or a legacy flat
-        `preprocessor_config.json` dict; keyword arguments override what it says."""
-        image_config = config.get("image_processor", config)
-        for flag in ("do_resize", "do_rescale", "do_normalize"):
-            if image_config.get(flag, True) is False:
-                raise ValueError(f"{flag}=False is not supported: SAM 2 always resizes, rescales and normalizes.")
-        rescale = image_config.get("rescale_factor", 1 / 255)
-        if abs(rescale - 1 / 255) > 1e-12:
-            raise ValueError(f"rescale_factor must be 1/255; the config says {rescale}.")
-        size = image_config.get("size", {"height": 1024, "width": 1024})
-        if not isinstance(size, dict) or size.get("height") != size.get("width") or size.get("height") is None:
-            raise ValueError(f"The image size must be a square {{'height': S, 'width': S}}; the config says {size}.")
-        target_size = config.get("target_size")
-        if target_size is not None and target_size != size["height"]:
-            raise ValueError(f"target_size {target_size} differs from the image size {size['height']}; not supported.")
-        kwargs = {
-            "image_size": size["height"],
-            "image_mean": image_config.get("image_mean", IMAGENET_MEAN),
-            "image_std": image_config.get("image_std", IMAGENET_STD),
-            "point_pad_value": config.get("point_pad_value", image_config.get("point_pad_value", -10)),
-        }
-        return cls(**{**kwargs, **overrides})
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        pretrained_model_name_or_path,
-        revision=None,
-        cache_dir=None,
-        token=None,
-        local_files_only=False,
-        **overrides,
-    ) -> Sam2Processor:
-        """From a folder or Hub repo holding `processor_config.json` or the older `preprocessor_config.json`."""
-        source = os.fspath(pretrained_model_name_or_path)
-        return cls.from_dict(_read_config(source, revision, cache_dir, token, local_files_only), **overrides)
-
-
-def _read_config(source: str, revision, cache_dir, token, local_files_only) -> dict:
-    names = (PROCESSOR_CONFIG_NAME, LEGACY_CONFIG_NAME)
-    if os.path.isdir(source):
-        for name in names:
-            path = os.path.join(source, name)
-            if os.path.isfile(path):
-                with open(path, encoding="utf-8") as f:
-                    return json.load(f)
-        raise OSError(f"The folder {source!r} has neither {names[0]} nor {names[1]}.")
-
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        HFValidationError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-    )
-
-    problems = []
-    for name in names:
-        try:
-            path = hf_hub_download(
-                source, name, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only
-            )
-        except LocalEntryNotFoundError:  # offline (no network / HF_HUB_OFFLINE) and not cached
-            problems.append(f"{name} is not cached and the Hub cannot be reached (offline?)")
-            local_files_only = True  # do not wait on the network again for the next name
-            continue
-        except EntryNotFoundError:
-            problems.append(f"{name} is not in the repo")
-            continue
-        except (RepositoryNotFoundError, HFValidationError) as e:
-            raise OSError(
-                f"{source!r} is neither a local folder nor a Hub repository id (or the repo is private)."
-            ) from e
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    raise OSError(f"Could not load the processor config of {source!r}: " + "; ".join(problems) + ".")
 
 
 def _as_sizes(original_sizes) -> list[tuple[int, int]]:

@@ -8,7 +8,9 @@ Meta-style image and video predictors, `Sam2Processor`, `Sam2Tracker` / `sam2-hf
     Prompt(frame=4, obj_id=3, mask=binary_mask)                                 # a mask, alone
 
 Coordinates are pixels of the image or frame (x right, y down), or fractions of its width and height
-in [0, 1] with `normalized=True`. Point labels (the same values as Meta's and transformers' models):
+in [0, 1] with `normalized=True`; coordinates outside the image are warned about (`OutOfImageWarning`)
+and used as given, as Meta's and transformers' predictors use them. Point labels (the same values
+as Meta's and transformers' models):
 1 positive click, 0 negative click, 2 / 3 a box's top-left / bottom-right corner given as points.
 Two more labels exist only inside model inputs, never in a `Prompt`: -1 "not a point" (the
 placeholder the prompt encoder adds) and -10 padding of batched prompts with different point counts.
@@ -16,6 +18,7 @@ placeholder the prompt encoder adds) and -10 padding of batched prompts with dif
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable
 from dataclasses import dataclass, replace
 
@@ -75,7 +78,7 @@ class Prompt:
         if self.normalized:
             for name, coords in (("points", points), ("box", box)):
                 if coords is not None:
-                    check_in_bounds(coords, 1, 1, f"{where}: {name} (normalized [0, 1] coordinates)")
+                    warn_out_of_bounds(coords, 1, 1, f"{where}: {name} (normalized [0, 1] coordinates)")
         for name, value in (("points", points), ("labels", labels), ("box", box), ("mask", mask)):
             object.__setattr__(self, name, value)
 
@@ -107,9 +110,9 @@ class Prompt:
         squashed to image_size x image_size (Meta's per-axis scaling).
 
         Returns coords (1, K', 2) float32 in model-input pixels (0..image_size) and labels (1, K')
-        int64, the box corners first (labels 2, 3) as Meta orders them, then the clicks. Raises
-        ValueError for pixel coordinates outside the image (x in [0, width], y in [0, height]) and
-        for a mask prompt (it has no points).
+        int64, the box corners first (labels 2, 3) as Meta orders them, then the clicks. Warns about
+        pixel coordinates outside the image (x in [0, width], y in [0, height]); raises ValueError for
+        a mask prompt (it has no points).
         """
         if self.mask is not None:
             raise ValueError(f"{self._where()}: a mask prompt has no points.")
@@ -122,7 +125,7 @@ class Prompt:
             labels.append(self.labels)
         if not self.normalized:
             for name, xy in zip(("box" if self.box is not None else "points", "points"), coords):
-                check_in_bounds(xy, width, height, f"{self._where()}: {name} (pixels)")
+                warn_out_of_bounds(xy, width, height, f"{self._where()}: {name} (pixels)")
         xy = torch.cat(coords)
         xy = to_model_coords(xy, (height, width), image_size, normalized=self.normalized)
         return xy.unsqueeze(0), torch.cat(labels).unsqueeze(0)
@@ -223,15 +226,22 @@ def check_boxes(boxes: torch.Tensor, what: str = "Boxes") -> None:
         raise ValueError(f"{what}: a box must have x1 >= x0 and y1 >= y0; got {boxes[flipped].tolist()}.")
 
 
-def check_in_bounds(coords: torch.Tensor, width: float, height: float, what: str = "Points") -> None:
-    """coords (..., 2k) as x, y pairs must lie inside a width x height image; ValueError otherwise."""
+def warn_out_of_bounds(coords: torch.Tensor, width: float, height: float, what: str = "Points") -> None:
+    """coords (..., 2k) as x, y pairs outside a width x height image get a warning naming them; they are
+    used as given, as transformers and Meta's predictors do (the prompt encoder handles any position)."""
     xy = coords.reshape(-1, 2)
     outside = (xy[:, 0] < 0) | (xy[:, 0] > width) | (xy[:, 1] < 0) | (xy[:, 1] > height)
     if outside.any():
-        raise ValueError(
+        warnings.warn(
             f"{what} outside the {width:g}x{height:g} image (x in [0, {width:g}], y in [0, {height:g}]): "
-            f"{xy[outside].tolist()}."
+            f"{xy[outside].tolist()}; they are used as given.",
+            OutOfImageWarning,
+            stacklevel=3,
         )
+
+
+class OutOfImageWarning(UserWarning):
+    """A point or box lies (partly) outside its image."""
 
 
 def check_labels(labels: torch.Tensor, allowed=MODEL_LABELS) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from .prompts import PADDING, check_boxes, check_in_bounds, check_labels
+from .prompts import NOT_A_POINT, PADDING, check_boxes, check_labels, warn_out_of_bounds
 
 
 def check_pixel_values(pixel_values: torch.Tensor, image_size: int) -> None:
@@ -39,8 +39,8 @@ def check_image_prompts(batch_size, points, labels, boxes, masks, image_size) ->
                 f"input_labels must have shape {tuple(points.shape[:-1])} to match input_points; got {got}."
             )
         check_labels(labels)
-        real = labels != PADDING
-        check_in_bounds(points[real], image_size, image_size, "input_points (in model-input pixels)")
+        real = (labels != PADDING) & (labels != NOT_A_POINT)
+        warn_out_of_bounds(points[real], image_size, image_size, "input_points (in model-input pixels)")
         num_prompts = points.shape[1]
         if points.shape[0] != batch_size:
             raise ValueError(f"input_points has {points.shape[0]} images but there are {batch_size}.")
