@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from sam2_hf import Sam2Config, Sam2VideoModel
+from sam2_hf import Sam2VideoConfig, Sam2VideoModel
 from sam2_hf.video.synthetic import synthetic_clip
 
 from . import engine
@@ -42,7 +42,7 @@ def main(argv=None) -> None:
     if model is None:
         torch.manual_seed(0)
         model = str(work / "random-tiny")
-        Sam2VideoModel(Sam2Config.from_size("tiny")).save_pretrained(model)
+        Sam2VideoModel(Sam2VideoConfig.from_size("tiny")).save_pretrained(model)
     models = ModelStore(device)
     engine.ENGINE = Engine(models)
     clip = write_mp4(synthetic_clip(args.frames, height, width), work / "clip.mp4")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from sam2_hf import Sam2Config, Sam2VideoModel, Sam2VideoPredictor
+from sam2_hf import Sam2VideoConfig, Sam2VideoModel, Sam2VideoPredictor
 from sam2_hf.checkpoint import infer_size_and_version
 
 from . import UserError
@@ -46,7 +46,7 @@ def load_model(spec: str) -> Sam2VideoModel:
         return Sam2VideoModel.from_pretrained(spec)
     with torch.random.fork_rng(devices=[]):  # the same weights every start, the caller's random state untouched
         torch.manual_seed(0)
-        return Sam2VideoModel(Sam2Config.from_size("tiny", "2.1"))
+        return Sam2VideoModel(Sam2VideoConfig.from_size("tiny", "2.1"))
 
 
 class ModelStore:
@@ -108,7 +108,7 @@ class ModelStore:
         if image_size not in variants:
             weights = variants["native"].state_dict()
             size, version = infer_size_and_version(weights)
-            model = Sam2VideoModel(Sam2Config.from_size(size, version, image_size=image_size))
+            model = Sam2VideoModel(Sam2VideoConfig.from_size(size, version, image_size=image_size))
             model.load_state_dict(weights, assign=True)  # shares the tensors: no copy
             variants.setdefault(image_size, model.to(self.device).eval())
         return variants[image_size]

@@ -21,7 +21,7 @@ import pytest
 import torch
 import transformers
 
-from sam2_hf import Sam2Config, Sam2Model, Sam2VideoModel
+from sam2_hf import Sam2Model, Sam2VideoConfig, Sam2VideoModel
 from sam2_hf.checkpoint import (
     convert_meta_state_dict,
     infer_size_and_version,
@@ -62,7 +62,7 @@ def _copy(folder: Path, tmp_path: Path) -> Path:
 
 
 def _write_config(folder: Path, size: str, version: str):
-    Sam2Config.from_size(size, version, image_size=IMAGE_SIZE).save_pretrained(folder)
+    Sam2VideoConfig.from_size(size, version, image_size=IMAGE_SIZE).save_pretrained(folder)
 
 
 # --------------------------------------------------------------------------------- Meta .pt files
@@ -284,7 +284,7 @@ def test_sam2_weights_with_sam21_config(tmp_path):
     """Weights missing from the checkpoint: transformers would fill them randomly; we raise."""
     torch.manual_seed(0)
     folder = tmp_path / "sam2"
-    Sam2VideoModel(Sam2Config.from_size("tiny", "2", image_size=IMAGE_SIZE)).save_pretrained(folder)
+    Sam2VideoModel(Sam2VideoConfig.from_size("tiny", "2", image_size=IMAGE_SIZE)).save_pretrained(folder)
     _write_config(folder, "tiny", "2.1")
     _, info = transformers.Sam2VideoModel.from_pretrained(folder, output_loading_info=True)
     assert len(info["missing_keys"]) == 3  # transformers: random weights, a warning, no error
@@ -297,7 +297,8 @@ def test_sam2_weights_with_sam21_config(tmp_path):
 def test_image_only_save_is_not_a_video_checkpoint(tiny_meta, tmp_path):
     image = Sam2Model.from_pretrained(tiny_meta[1], image_size=IMAGE_SIZE)
     image.save_pretrained(tmp_path)
-    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "sam2_video"
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["model_type"] == "sam2" and "num_maskmem" not in saved  # transformers' image format
     _reloaded, info = Sam2Model.from_pretrained(tmp_path, output_loading_info=True)
     assert not any(info.values())
     with pytest.raises(ValueError, match=r"missing .*lacks memory weights: an image-only \(Sam2Model\) save"):

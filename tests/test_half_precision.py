@@ -23,7 +23,7 @@ import pytest
 import torch
 import transformers
 
-from sam2_hf import Sam2Config, Sam2ImagePredictor, Sam2Model, Sam2VideoModel
+from sam2_hf import Sam2ImagePredictor, Sam2Model, Sam2VideoConfig, Sam2VideoModel
 from sam2_hf.video.predictor import Sam2VideoPredictor
 from test_hub_format import IMAGE_SIZE, inputs, randomize
 
@@ -46,7 +46,7 @@ def _no_grad():
 def folder(tmp_path_factory):
     """A `save_pretrained` folder of our tiny SAM 2.1 video model with random weights (fp32)."""
     torch.manual_seed(0)
-    model = randomize(Sam2VideoModel(Sam2Config.from_size("tiny", "2.1", image_size=IMAGE_SIZE)))
+    model = randomize(Sam2VideoModel(Sam2VideoConfig.from_size("tiny", "2.1", image_size=IMAGE_SIZE)))
     path = tmp_path_factory.mktemp("half")
     model.save_pretrained(path)
     return path

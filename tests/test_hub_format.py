@@ -21,7 +21,7 @@ import pytest
 import torch
 import transformers
 
-from sam2_hf import Sam2Config, Sam2Model, Sam2VideoModel
+from sam2_hf import Sam2Model, Sam2VideoConfig, Sam2VideoModel
 
 from reference import max_abs_diff
 
@@ -179,7 +179,7 @@ def our_folder(request, tmp_path_factory):
     """(version, model, folder): our tiny model with random weights, saved with `save_pretrained`."""
     version = request.param
     torch.manual_seed(0)
-    model = randomize(Sam2VideoModel(Sam2Config.from_size("tiny", version, image_size=IMAGE_SIZE)))
+    model = randomize(Sam2VideoModel(Sam2VideoConfig.from_size("tiny", version, image_size=IMAGE_SIZE)))
     folder = tmp_path_factory.mktemp(f"ours-{version}")
     model.save_pretrained(folder)
     return version, model, folder
@@ -247,7 +247,7 @@ def test_save_reload_is_bit_exact(our_folder, tmp_path):
     assert _strip(json.loads((tmp_path / "config.json").read_text())) == _strip(
         json.loads((folder / "config.json").read_text())
     )
-    config = Sam2Config.from_pretrained(folder)
+    config = Sam2VideoConfig.from_pretrained(folder)
     assert config.version == version and config.image_size == IMAGE_SIZE and config.embedding_size == IMAGE_SIZE // 16
     assert json.loads((folder / "config.json").read_text())["model_type"] == "sam2_video"
 
@@ -268,9 +268,30 @@ def test_image_model_loads_video_checkpoint(our_folder):
     assert all(torch.equal(image.state_dict()[k], video.state_dict()[k]) for k in image_keys)
 
 
+def test_image_folders_round_trip_with_transformers_image_model(our_folder, tmp_path):
+    """An image model saves transformers' `sam2` format with the image weights only: stock `Sam2Model`
+    loads it with every weight, stock's image folder loads back here, and the folder never claims a memory."""
+    _version, _video, folder = our_folder
+    ours = Sam2Model.from_pretrained(folder)
+    ours.save_pretrained(tmp_path / "ours")
+    saved = json.loads((tmp_path / "ours" / "config.json").read_text())
+    assert saved["model_type"] == "sam2" and saved["architectures"] == ["Sam2Model"]
+    stock, info = transformers.Sam2Model.from_pretrained(tmp_path / "ours", output_loading_info=True)
+    assert_loaded_cleanly(info, "stock Sam2Model from our image folder")
+    compare_image_outputs(stock, ours, label="ours image -> stock image")
+    stock.save_pretrained(tmp_path / "stock")
+    back, info = Sam2Model.from_pretrained(tmp_path / "stock", output_loading_info=True)
+    assert_loaded_cleanly(info, "our Sam2Model from stock's image folder")
+    assert all(torch.equal(v, ours.state_dict()[k]) for k, v in back.state_dict().items())
+    with pytest.raises(ValueError, match="lacks memory weights"):
+        Sam2VideoModel.from_pretrained(tmp_path / "ours")
+    with pytest.raises(TypeError, match="needs a Sam2VideoConfig"):
+        Sam2VideoModel(ours.config)
+
+
 def test_official_tiny_config_builds_transformers_key_set():
     raw = json.loads(OFFICIAL_TINY_CONFIG.read_text())
-    config = Sam2Config.from_dict(raw)
+    config = Sam2VideoConfig.from_dict(raw)
     assert config.version == "2.1" and config.image_size == 1024
     ours = Sam2VideoModel(config)
     hf = transformers.Sam2VideoModel(transformers.Sam2VideoConfig.from_dict(raw))
@@ -279,7 +300,7 @@ def test_official_tiny_config_builds_transformers_key_set():
     assert len(ours_shapes) == 469
     assert ours_shapes == hf_shapes
     # Our size preset for tiny / 2.1 is the official config.
-    preset = _strip(Sam2Config.from_size("tiny", "2.1").to_dict())
+    preset = _strip(Sam2VideoConfig.from_size("tiny", "2.1").to_dict())
     official = _strip(config.to_dict())
     assert preset == official, {
         k: (preset.get(k), official.get(k)) for k in preset.keys() | official.keys() if preset.get(k) != official.get(k)
@@ -290,7 +311,7 @@ def test_official_tiny_config_builds_transformers_key_set():
 def test_key_sets_match_transformers_for_every_size(version):
     """Every size: our model's state-dict keys and shapes equal transformers' for the same config (no weights run)."""
     for size, count in {"tiny": 469, "small": 517, "base-plus": 613, "large": 901}.items():
-        config = Sam2Config.from_size(size, version, image_size=IMAGE_SIZE)
+        config = Sam2VideoConfig.from_size(size, version, image_size=IMAGE_SIZE)
         with torch.device("meta"):
             ours = Sam2VideoModel(config)
             hf = transformers.Sam2VideoModel(transformers.Sam2VideoConfig.from_dict(config.to_dict()))

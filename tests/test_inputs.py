@@ -16,10 +16,10 @@ from PIL import Image
 
 from sam2_hf import (
     Prompt,
-    Sam2Config,
     Sam2ImagePredictor,
     Sam2Processor,
     Sam2Tracker,
+    Sam2VideoConfig,
     Sam2VideoModel,
     Sam2VideoPredictor,
     TrackingError,
@@ -359,7 +359,7 @@ def test_tracker_corrections_are_conditioning_frames_and_survive_tracking(tmp_pa
     Meta-compatible default re-tracks that frame and loses it. (transformers-style random init: with the
     noised Meta weights no negative click removes anything, so the case could not be shown there.)"""
     torch.manual_seed(0)
-    Sam2VideoModel(Sam2Config.from_size("tiny", image_size=IMAGE_SIZE)).save_pretrained(tmp_path / "model")
+    Sam2VideoModel(Sam2VideoConfig.from_size("tiny", image_size=IMAGE_SIZE)).save_pretrained(tmp_path / "model")
     tracker = Sam2Tracker.from_pretrained(tmp_path / "model", fill_hole_area=0)
     meta_default = Sam2VideoPredictor.from_pretrained(tmp_path / "model", fill_hole_area=0)
     assert tracker.predictor.add_all_frames_to_correct_as_cond and not meta_default.add_all_frames_to_correct_as_cond

@@ -40,7 +40,7 @@ from space.session import Session, plan  # noqa: E402
 from space.ui import build_demo, launch  # noqa: E402
 from space.video import write_mp4  # noqa: E402
 
-from sam2_hf import Sam2Config, Sam2VideoModel  # noqa: E402
+from sam2_hf import Sam2VideoConfig, Sam2VideoModel  # noqa: E402
 from sam2_hf.video.results import decode_rle  # noqa: E402
 from sam2_hf.video.synthetic import synthetic_clip  # noqa: E402
 
@@ -63,7 +63,7 @@ def value(output):
 def save_tiny_model(path: Path) -> Path:
     """A random-weight SAM 2.1 tiny saved with save_pretrained, native input size 256 (Balanced runs at 128)."""
     torch.manual_seed(0)
-    Sam2VideoModel(Sam2Config.from_size("tiny", image_size=256)).save_pretrained(path)
+    Sam2VideoModel(Sam2VideoConfig.from_size("tiny", image_size=256)).save_pretrained(path)
     return path
 
 

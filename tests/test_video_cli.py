@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sam2_hf import Sam2Config, Sam2VideoModel
+from sam2_hf import Sam2VideoConfig, Sam2VideoModel
 from sam2_hf.cli import main, merge_prompts, parse_box, parse_point
 from sam2_hf.video.results import decode_rle
 from sam2_hf.video.synthetic import synthetic_clip
@@ -23,7 +23,7 @@ NUM_FRAMES, HEIGHT, WIDTH = 6, 96, 128
 def model_dir(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model")
-    Sam2VideoModel(Sam2Config.from_size("tiny", image_size=128)).save_pretrained(path)
+    Sam2VideoModel(Sam2VideoConfig.from_size("tiny", image_size=128)).save_pretrained(path)
     return path
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from sam2_hf import Prompt, Sam2Tracker, TrackingError
+from sam2_hf import Prompt, Sam2Tracker, Sam2VideoConfig, TrackingError
 from sam2_hf.prompts import OutOfImageWarning
 from sam2_hf.video.frames import FrameSource, VideoDecodeError, open_frames
 from sam2_hf.video.predictor import Sam2VideoPredictor
@@ -74,10 +74,10 @@ def test_window_policy_forgets_what_tracking_cannot_read():
 
 
 def build_our_model():
-    from sam2_hf import Sam2Config, Sam2VideoModel
+    from sam2_hf import Sam2VideoModel
 
     torch.manual_seed(0)
-    return Sam2VideoModel(Sam2Config.from_size("tiny", image_size=IMAGE_SIZE)).eval()
+    return Sam2VideoModel(Sam2VideoConfig.from_size("tiny", image_size=IMAGE_SIZE)).eval()
 
 
 def test_objects_are_tracked_as_one_batch_with_per_object_results(checkpoint):

@@ -5,9 +5,13 @@ from .configuration_sam2 import (
     Sam2HieraDetConfig,
     Sam2MaskDecoderConfig,
     Sam2PromptEncoderConfig,
+    Sam2VideoConfig,
+    Sam2VideoMaskDecoderConfig,
+    Sam2VideoPromptEncoderConfig,
     Sam2VisionConfig,
 )
 from .image_predictor import Sam2ImagePredictor
+from .image_processing import Sam2ImageProcessor
 from .modeling_sam2 import (
     Sam2FrameFeatures,
     Sam2FramePrediction,
@@ -38,6 +42,7 @@ __all__ = [
     "Sam2FramePrediction",
     "Sam2HieraDetConfig",
     "Sam2ImagePredictor",
+    "Sam2ImageProcessor",
     "Sam2ImageSegmentationOutput",
     "Sam2MaskDecoderConfig",
     "Sam2Model",
@@ -45,8 +50,11 @@ __all__ = [
     "Sam2Processor",
     "Sam2PromptEncoderConfig",
     "Sam2Tracker",
+    "Sam2VideoConfig",
+    "Sam2VideoMaskDecoderConfig",
     "Sam2VideoModel",
     "Sam2VideoPredictor",
+    "Sam2VideoPromptEncoderConfig",
     "Sam2VisionConfig",
     "TrackingError",
 ]

@@ -8,7 +8,7 @@
 
 Same names, arguments and defaults as Meta's `sam2/build_sam.py` (sam2 1.1.0), same config names,
 and Meta's Hydra override strings (`hydra_overrides_extra`) are translated to sam2_hf settings
-through one table, `OVERRIDES`: `Sam2Config` fields, mask-decoder fields, or `Sam2VideoPredictor`
+through one table, `OVERRIDES`: `Sam2VideoConfig` fields, mask-decoder fields, or `Sam2VideoPredictor`
 options. An override sam2_hf has no equivalent for is a `ValueError` naming it. Hydra itself is
 not used (nor needed).
 
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 
 from .checkpoint import convert_meta_state_dict, infer_size_and_version, load_converted_state_dict, read_meta_checkpoint
-from .configuration_sam2 import Sam2Config
+from .configuration_sam2 import Sam2VideoConfig
 from .modeling_sam2 import Sam2Model, Sam2VideoModel
 from .video.predictor import Sam2VideoPredictor
 
@@ -69,7 +69,7 @@ META_CONFIGS: dict[str, tuple[str, str]] = {
 class Override:
     """One Hydra key of Meta's model config (after "model.") and where its value goes in sam2_hf.
 
-    target: "config" (a `Sam2Config` field), "mask_decoder" (a `Sam2MaskDecoderConfig` field),
+    target: "config" (a `Sam2VideoConfig` field), "mask_decoder" (a `Sam2MaskDecoderConfig` field),
     "predictor" (a `Sam2VideoPredictor` option) or "speed" (accepted, changes no number).
     kind: bool, int, float or "int pair" (a list of two positive ints).
     meta_default: the value when neither Meta's YAML nor an override sets it (None: sam2_hf's own
@@ -102,7 +102,7 @@ _ROPE_FIELD = "memory_attention_rope_feat_sizes"
 OVERRIDES: dict[str, Override] = {
     o.key: o
     for o in (
-        # model (Sam2Config fields)
+        # model (Sam2VideoConfig fields)
         Override("image_size", "config", int, 1024, in_yaml=True),
         Override("num_maskmem", "config", int, 7, in_yaml=True),
         Override("sigmoid_scale_for_mem_enc", "config", float, 20.0, in_yaml=True),
@@ -361,8 +361,8 @@ def parse_overrides(overrides, video: bool) -> dict[str, object]:
     return values
 
 
-def settings_from_overrides(size: str, version: str, overrides, video: bool) -> tuple[Sam2Config, dict]:
-    """(Sam2Config, Sam2VideoPredictor options) for Meta's config of this size/version with `overrides`.
+def settings_from_overrides(size: str, version: str, overrides, video: bool) -> tuple[Sam2VideoConfig, dict]:
+    """(Sam2VideoConfig, Sam2VideoPredictor options) for Meta's config of this size/version with `overrides`.
 
     Starts from Meta's defaults (`Override.meta_default`), then applies the overrides in order.
     """
@@ -376,7 +376,7 @@ def settings_from_overrides(size: str, version: str, overrides, video: bool) -> 
             keys = [f"model.{k}" for k, o in OVERRIDES.items() if (o.target, o.field) == where]
             raise ValueError(f"Overrides {keys} set the same sam2_hf setting to different values.")
         by_field[where] = value
-    config = Sam2Config.from_size(size, version, image_size=values["image_size"])
+    config = Sam2VideoConfig.from_size(size, version, image_size=values["image_size"])
     options = {}
     for (target, field), value in by_field.items():
         if target == "config":
@@ -410,7 +410,7 @@ def _warn_ignored(kwargs: dict, builder: str, accepted) -> dict:
     return {k: v for k, v in kwargs.items() if k in accepted}
 
 
-def _build_model(model_class, config: Sam2Config, size: str, version: str, config_file, ckpt_path):
+def _build_model(model_class, config: Sam2VideoConfig, size: str, version: str, config_file, ckpt_path):
     model = model_class(config)
     if ckpt_path is None:
         return model

@@ -19,7 +19,7 @@ import re
 
 import torch
 
-from .configuration_sam2 import HIERA_SIZES, Sam2Config, canonical_size
+from .configuration_sam2 import HIERA_SIZES, Sam2VideoConfig, canonical_size
 
 # Substring renames, applied in order to every key (the order matters: later rules see earlier results).
 RENAMES = [
@@ -194,7 +194,7 @@ def read_meta_checkpoint(path: str) -> dict[str, torch.Tensor]:
 
 
 def _config_arguments() -> set[str]:
-    params = inspect.signature(Sam2Config.__init__).parameters
+    params = inspect.signature(Sam2VideoConfig.__init__).parameters
     return {n for n, p in params.items() if n != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD}
 
 
@@ -213,13 +213,13 @@ def load_meta_checkpoint(
 
     `size` / `version`, when given, must agree with the weights. `image_size` sets the input
     resolution (the weights fit any multiple of 32; the official models use 1024). Other keyword
-    arguments are `Sam2Config` fields. `Sam2Model` drops the memory weights it does not use.
+    arguments are `Sam2VideoConfig` fields. `Sam2Model` drops the memory weights it does not use.
     """
     unknown = sorted(set(config_kwargs) - _config_arguments())
     if unknown:
         raise TypeError(
             f"Unknown argument(s) {unknown} for loading a Meta .pt checkpoint; accepted: size, version, "
-            "image_size, dtype, output_loading_info and Sam2Config fields."
+            "image_size, dtype, output_loading_info and Sam2VideoConfig fields."
         )
     path = os.fspath(path)
     meta_state = read_meta_checkpoint(path)
@@ -228,7 +228,7 @@ def load_meta_checkpoint(
         raise ValueError(f"size={size!r} was requested but the checkpoint {path!r} holds a {found_size} model.")
     if version is not None and normalize_version(version) != found_version:
         raise ValueError(f"version={version!r} was requested but the checkpoint {path!r} is SAM {found_version}.")
-    config = Sam2Config.from_size(found_size, found_version, image_size=image_size, **config_kwargs)
+    config = Sam2VideoConfig.from_size(found_size, found_version, image_size=image_size, **config_kwargs)
     model = model_class(config)
     info = load_converted_state_dict(model, convert_meta_state_dict(meta_state), source=path)
     dtype = dtype if dtype is not None else torch_dtype
@@ -266,7 +266,7 @@ def _describe_mismatch(source, model, missing, unexpected, mismatched) -> str:
         hint = "Is config.json from another model size or SAM version than the weights?"
     return (
         f"The weights in {source} do not fit {type(model).__name__} (config: Hiera width {backbone.hidden_size}, "
-        f"{sum(backbone.blocks_per_stage)} blocks, SAM {config.version}): "
+        f"{sum(backbone.blocks_per_stage)} blocks{f', SAM {config.version}' if hasattr(config, 'version') else ''}): "
         f"{len(missing)} missing {sorted(missing)[:5]}, {len(unexpected)} unexpected {sorted(unexpected)[:5]}, "
         f"{len(mismatched)} with other shapes {sorted(mismatched)[:5]}. {hint} "
         "Refusing to return a model with randomly initialized weights."

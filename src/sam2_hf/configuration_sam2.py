@@ -160,7 +160,7 @@ class Sam2VisionConfig(PreTrainedConfig):
 class Sam2PromptEncoderConfig(PreTrainedConfig):
     """Prompt encoder: points, boxes (as corner points) and mask prompts."""
 
-    model_type = "sam2_video_prompt_encoder"
+    model_type = "sam2_prompt_encoder"
     base_config_key = "prompt_encoder_config"
 
     def __init__(
@@ -189,7 +189,7 @@ class Sam2PromptEncoderConfig(PreTrainedConfig):
 class Sam2MaskDecoderConfig(PreTrainedConfig):
     """Two-way-transformer mask decoder with IoU and object-score heads."""
 
-    model_type = "sam2_video_mask_decoder"
+    model_type = "sam2_mask_decoder"
     base_config_key = "mask_decoder_config"
 
     def __init__(
@@ -223,25 +223,137 @@ class Sam2MaskDecoderConfig(PreTrainedConfig):
         super().__init__(**kwargs)
 
 
+class Sam2VideoPromptEncoderConfig(Sam2PromptEncoderConfig):
+    """The prompt encoder inside a `Sam2VideoConfig` (the same fields; transformers' video model type)."""
+
+    model_type = "sam2_video_prompt_encoder"
+
+    def __init__(self, **kwargs):  # the parent's fields (a subclass without __init__ would lose them)
+        super().__init__(**kwargs)
+
+
+class Sam2VideoMaskDecoderConfig(Sam2MaskDecoderConfig):
+    """The mask decoder inside a `Sam2VideoConfig` (the same fields; transformers' video model type)."""
+
+    model_type = "sam2_video_mask_decoder"
+
+    def __init__(self, **kwargs):  # the parent's fields (a subclass without __init__ would lose them)
+        super().__init__(**kwargs)
+
+
 def _sub_config(cls, value):
     if isinstance(value, dict):
         return cls(**{k: v for k, v in value.items() if k != "model_type"})
     return value if value is not None else cls()
 
 
-class Sam2Config(PreTrainedConfig):
-    """The whole SAM 2 / 2.1 model (image encoder, prompt encoder, mask decoder, memory).
+def _check_version(version) -> str:
+    if str(version) not in VERSIONS:
+        raise ValueError(f"Unknown SAM 2 version {version!r}; expected one of {VERSIONS}.")
+    return str(version)
+
+
+def _image_parts(size: str, image_size: int):
+    """(vision, prompt encoder, mask decoder) configs of an official size at `image_size` pixels."""
+    hiera = HIERA_SIZES[canonical_size(size)]
+    if image_size % 32:
+        raise ValueError(f"image_size must be a multiple of 32, got {image_size}.")
+    c = hiera["hidden_size"]
+    vision = Sam2VisionConfig(
+        backbone_config=Sam2HieraDetConfig(image_size=[image_size, image_size], **hiera),
+        backbone_channel_list=[c * 8, c * 4, c * 2, c],
+        backbone_feature_sizes=[[image_size // s, image_size // s] for s in (4, 8, 16)],
+    )
+    return vision, Sam2PromptEncoderConfig(image_size=image_size), Sam2MaskDecoderConfig()
+
+
+class _Sam2SizedConfig(PreTrainedConfig):
+    """What the image and video configurations share: the input size and the embedding grid."""
+
+    @property
+    def embedding_size(self) -> int:
+        """Side of the stride-16 image embedding (64 at 1024 px)."""
+        return self.image_size // 16
+
+
+# Fields of a `sam2_video` config.json that an image model has no part for (see `Sam2Config`).
+VIDEO_ONLY_FIELDS = (
+    "image_size", "num_maskmem", "sigmoid_scale_for_mem_enc", "sigmoid_bias_for_mem_enc",
+    "enable_occlusion_spatial_embedding", "multimask_output_in_sam", "multimask_min_pt_num", "multimask_max_pt_num",
+    "multimask_output_for_tracking", "max_object_pointers_in_encoder", "max_cond_frame_num",
+    "enable_temporal_pos_encoding_for_object_pointers", "memory_attention_hidden_size", "memory_attention_num_layers",
+    "memory_attention_num_attention_heads", "memory_attention_downsample_rate",
+    "memory_attention_feed_forward_hidden_size", "memory_attention_feed_forward_hidden_act",
+    "memory_attention_dropout", "memory_attention_rope_feat_sizes", "memory_attention_rope_dropout",
+    "memory_attention_rope_theta", "rope_parameters", "memory_encoder_hidden_size", "memory_encoder_output_channels",
+    "mask_downsampler_embed_dim", "mask_downsampler_kernel_size", "mask_downsampler_stride",
+    "mask_downsampler_padding", "mask_downsampler_total_stride", "mask_downsampler_hidden_act",
+    "memory_fuser_num_layers", "memory_fuser_embed_dim", "memory_fuser_intermediate_dim", "memory_fuser_kernel_size",
+    "memory_fuser_padding", "memory_fuser_layer_scale_init_value", "memory_fuser_hidden_act",
+)  # fmt: skip
+
+
+class Sam2Config(_Sam2SizedConfig):
+    """The image model (image encoder, prompt encoder, mask decoder): transformers' `sam2` configuration.
+
+    vision_config (`Sam2VisionConfig`, default tiny at 1024 px): the Hiera image encoder and FPN neck.
+    prompt_encoder_config (`Sam2PromptEncoderConfig`): points, boxes and mask prompts; its `image_size`
+    is the model's input size. mask_decoder_config (`Sam2MaskDecoderConfig`): the two-way-transformer
+    decoder. initializer_range (0.02): std of the random weight initialization.
+
+    A `sam2_video` config.json (the official Hub repos) read as this config keeps the image parts and
+    drops the memory fields (`VIDEO_ONLY_FIELDS`), so an image model never saves a memory it lacks.
+    Use `Sam2Config.from_size("tiny", image_size=1024)` to build one.
+    """
+
+    model_type = "sam2"
+    sub_configs = {
+        "vision_config": Sam2VisionConfig,
+        "prompt_encoder_config": Sam2PromptEncoderConfig,
+        "mask_decoder_config": Sam2MaskDecoderConfig,
+    }
+
+    def __init__(
+        self, vision_config=None, prompt_encoder_config=None, mask_decoder_config=None, initializer_range=0.02, **kwargs
+    ):
+        for name in VIDEO_ONLY_FIELDS:
+            kwargs.pop(name, None)
+        self.vision_config = _sub_config(Sam2VisionConfig, vision_config)
+        self.prompt_encoder_config = _sub_config(Sam2PromptEncoderConfig, prompt_encoder_config)
+        self.mask_decoder_config = _sub_config(Sam2MaskDecoderConfig, mask_decoder_config)
+        self.initializer_range = initializer_range
+        super().__init__(**kwargs)
+
+    @property
+    def image_size(self) -> int:
+        """The model's input size S (pixels of the square the image is resized to)."""
+        return self.prompt_encoder_config.image_size
+
+    @classmethod
+    def from_size(cls, size: str, version: str = "2.1", image_size: int = 1024, **kwargs) -> Sam2Config:
+        """Config of an official size ('tiny', 'small', 'base-plus', 'large'); SAM 2 and 2.1 image models
+        have the same architecture, so `version` is only checked. `image_size`: a multiple of 32."""
+        _check_version(version)
+        vision, prompt_encoder, mask_decoder = _image_parts(size, image_size)
+        return cls(
+            vision_config=vision, prompt_encoder_config=prompt_encoder, mask_decoder_config=mask_decoder, **kwargs
+        )
+
+
+class Sam2VideoConfig(_Sam2SizedConfig):
+    """The whole SAM 2 / 2.1 model (image encoder, prompt encoder, mask decoder, memory): transformers'
+    `sam2_video` configuration, the `config.json` of the official Hub repos.
 
     SAM 2 and SAM 2.1 differ only in two switches: `enable_occlusion_spatial_embedding`
     and `enable_temporal_pos_encoding_for_object_pointers` (both True for 2.1).
-    Use `Sam2Config.from_size("tiny", version="2.1", image_size=1024)` to build one.
+    Use `Sam2VideoConfig.from_size("tiny", version="2.1", image_size=1024)` to build one.
     """
 
     model_type = "sam2_video"
     sub_configs = {
         "vision_config": Sam2VisionConfig,
-        "prompt_encoder_config": Sam2PromptEncoderConfig,
-        "mask_decoder_config": Sam2MaskDecoderConfig,
+        "prompt_encoder_config": Sam2VideoPromptEncoderConfig,
+        "mask_decoder_config": Sam2VideoMaskDecoderConfig,
     }
 
     def __init__(
@@ -292,8 +404,8 @@ class Sam2Config(PreTrainedConfig):
         # Older Hub configs (transformers 4.56) store the RoPE theta as a flat field.
         legacy_theta = kwargs.pop("memory_attention_rope_theta", None)
         self.vision_config = _sub_config(Sam2VisionConfig, vision_config)
-        self.prompt_encoder_config = _sub_config(Sam2PromptEncoderConfig, prompt_encoder_config)
-        self.mask_decoder_config = _sub_config(Sam2MaskDecoderConfig, mask_decoder_config)
+        self.prompt_encoder_config = _sub_config(Sam2VideoPromptEncoderConfig, prompt_encoder_config)
+        self.mask_decoder_config = _sub_config(Sam2VideoMaskDecoderConfig, mask_decoder_config)
         self.initializer_range = initializer_range
         self.num_maskmem = num_maskmem
         self.image_size = image_size
@@ -343,38 +455,31 @@ class Sam2Config(PreTrainedConfig):
         """'2.1' when the SAM 2.1 additions are on, else '2'."""
         return "2.1" if self.enable_occlusion_spatial_embedding else "2"
 
-    @property
-    def embedding_size(self) -> int:
-        """Side of the stride-16 image embedding (64 at 1024 px)."""
-        return self.image_size // 16
-
     @classmethod
-    def from_size(cls, size: str, version: str = "2.1", image_size: int = 1024, **kwargs) -> Sam2Config:
+    def from_size(cls, size: str, version: str = "2.1", image_size: int = 1024, **kwargs) -> Sam2VideoConfig:
         """Config of an official size ('tiny', 'small', 'base-plus', 'large') and version ('2' or '2.1').
 
         `image_size` (a multiple of 32) shrinks every resolution-dependent field consistently;
-        the official checkpoints use 1024.
+        the official checkpoints use 1024. Other keywords are fields of this config.
         """
-        hiera = HIERA_SIZES[canonical_size(size)]
-        if str(version) not in VERSIONS:
-            raise ValueError(f"Unknown SAM 2 version {version!r}; expected one of {VERSIONS}.")
-        if image_size % 32:
-            raise ValueError(f"image_size must be a multiple of 32, got {image_size}.")
-        c = hiera["hidden_size"]
-        backbone = Sam2HieraDetConfig(image_size=[image_size, image_size], **hiera)
-        vision = Sam2VisionConfig(
-            backbone_config=backbone,
-            backbone_channel_list=[c * 8, c * 4, c * 2, c],
-            backbone_feature_sizes=[[image_size // s, image_size // s] for s in (4, 8, 16)],
-        )
-        is_21 = str(version) == "2.1"
+        is_21 = _check_version(version) == "2.1"
+        vision, _, _ = _image_parts(size, image_size)
         return cls(
             vision_config=vision,
-            prompt_encoder_config=Sam2PromptEncoderConfig(image_size=image_size),
-            mask_decoder_config=Sam2MaskDecoderConfig(),
+            prompt_encoder_config=Sam2VideoPromptEncoderConfig(image_size=image_size),
+            mask_decoder_config=Sam2VideoMaskDecoderConfig(),
             image_size=image_size,
             memory_attention_rope_feat_sizes=[image_size // 16, image_size // 16],
             enable_occlusion_spatial_embedding=is_21,
             enable_temporal_pos_encoding_for_object_pointers=is_21,
             **kwargs,
+        )
+
+    def image_config(self) -> Sam2Config:
+        """The image model's part of this configuration (what `Sam2Model` builds and saves)."""
+        return Sam2Config(
+            vision_config=self.vision_config.to_dict(),
+            prompt_encoder_config=self.prompt_encoder_config.to_dict(),
+            mask_decoder_config=self.mask_decoder_config.to_dict(),
+            initializer_range=self.initializer_range,
         )
