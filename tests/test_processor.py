@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from sam2_hf.image_processing import preprocess_images
 from sam2_hf.processing_sam2 import Sam2Processor
@@ -257,3 +258,34 @@ def test_return_tensors_and_per_call_options(images):
     ids[100:200, 100:300] = 3
     labels = processor(images=images[0], segmentation_maps=ids)["labels"]
     assert labels.shape == (1, 64, 64) and labels.dtype == torch.int64 and set(labels.unique().tolist()) == {0, 3}
+
+
+def test_mask_generation_pipeline_with_our_model_and_image_processor(tmp_path):
+    """transformers' `pipeline("mask-generation")` runs on sam2_hf's model and image processor and gives stock's
+    masks on the same weights (transformers' uint8 resize order, so the pixels are stock's too)."""
+    from sam2_hf import Sam2ImageProcessor, Sam2Model, Sam2VideoConfig
+
+    torch.manual_seed(0)
+    ours = Sam2Model(Sam2VideoConfig.from_size("tiny", image_size=256)).eval()
+    with torch.no_grad():
+        for parameter in ours.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.02)  # off the init: masks that are not all one value
+    ours.save_pretrained(tmp_path)
+    stock = transformers.Sam2Model.from_pretrained(tmp_path).eval()
+    image = Image.fromarray(np.random.RandomState(0).randint(0, 256, (120, 160, 3), dtype=np.uint8))
+    options = dict(points_per_crop=8, pred_iou_thresh=-100.0, stability_score_thresh=0.0)
+    square = {"height": 256, "width": 256}
+    ours_out = transformers.pipeline(
+        "mask-generation",
+        model=ours,
+        image_processor=Sam2ImageProcessor.for_image_size(256, rescale_before_resize=False),
+    )(image, **options)
+    stock_out = transformers.pipeline(
+        "mask-generation",
+        model=stock,
+        image_processor=transformers.Sam2ImageProcessor(size=square, mask_size={"height": 64, "width": 64}),
+    )(image, **options)
+    assert len(ours_out["masks"]) == len(stock_out["masks"]) >= 1
+    assert torch.allclose(torch.as_tensor(ours_out["scores"]), torch.as_tensor(stock_out["scores"]), atol=1e-4)
+    for mine, theirs in zip(ours_out["masks"], stock_out["masks"]):
+        assert 0 < mine.float().mean() < 1 and torch.equal(mine, theirs)
