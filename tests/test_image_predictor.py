@@ -224,7 +224,9 @@ def test_processor_and_model_give_the_predictor_masks(predictors):
     """Sam2Processor + Sam2Model.forward + post_process_masks == Sam2ImagePredictor.predict."""
     _, ours = predictors
     processor = Sam2Processor.for_image_size(S)
-    inputs = processor(original_sizes=[[H, W]], input_points=[[[[120, 80], [300, 200]]]], input_labels=[[[1, 0]]])
+    inputs = processor(
+        return_tensors="pt", original_sizes=[[H, W]], input_points=[[[[120, 80], [300, 200]]]], input_labels=[[[1, 0]]]
+    )
     embeddings = [*ours._features["high_res_feats"], ours._features["image_embed"]]
     with torch.inference_mode():
         out = ours.model(

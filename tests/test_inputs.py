@@ -77,9 +77,9 @@ def test_empty_prompts_are_refused_by_every_entry_point(video_predictor, image_p
         stream.add_prompt(1, points=[], labels=[])
     processor = Sam2Processor.for_image_size(IMAGE_SIZE)
     with pytest.raises(ValueError, match="Object 0 of image 0 has no points"):
-        processor(images=IMAGE, input_points=[[[]]])
+        processor(return_tensors="pt", images=IMAGE, input_points=[[[]]])
     with pytest.raises(ValueError, match="Image 0 has an empty list of prompts in input_boxes"):
-        processor(images=IMAGE, input_boxes=[[]])
+        processor(return_tensors="pt", images=IMAGE, input_boxes=[[]])
     with pytest.raises(ValueError, match="No prompt"):
         image_predictor.predict(point_coords=[], point_labels=[])
 
@@ -151,7 +151,7 @@ def entry_points(image_predictor):
     processor = Sam2Processor.for_image_size(IMAGE_SIZE)
     return {
         "Sam2ImagePredictor.set_image": lambda image: image_predictor.set_image(image),
-        "Sam2Processor": lambda image: processor(images=image)["pixel_values"],
+        "Sam2Processor": lambda image: processor(return_tensors="pt", images=image)["pixel_values"],
         "frame list": lambda image: open_frames([image]).frame(0),
         "frame stream": lambda image: StreamFrames().push(image),
     }
@@ -193,30 +193,40 @@ def test_every_container_and_layout_reads_the_same_pixels(image_predictor):
         "read-only": np.frombuffer(IMAGE.tobytes(), np.uint8).reshape(IMAGE.shape),
         "big-endian float": unit.astype(">f4"),
     }
-    expected = processor(images=IMAGE)["pixel_values"]
+    expected = processor(return_tensors="pt", images=IMAGE)["pixel_values"]
     for name, image in same.items():
         tolerance = 1e-3 if name == "float16" else 1e-6
-        assert max_abs_diff(processor(images=image)["pixel_values"], expected) <= tolerance, name
+        assert max_abs_diff(processor(return_tensors="pt", images=image)["pixel_values"], expected) <= tolerance, name
         np.testing.assert_array_equal(open_frames([image]).frame(0), IMAGE, err_msg=name)
     views = {"negative strides": IMAGE[::-1, ::-1], "non-contiguous": np.zeros((HEIGHT, WIDTH, 6), np.uint8)}
     views["non-contiguous"][..., ::2] = IMAGE
     views["non-contiguous"] = views["non-contiguous"][..., ::2]
     for name, image in views.items():
         copy = np.ascontiguousarray(image)
-        assert torch.equal(processor(images=image)["pixel_values"], processor(images=copy)["pixel_values"]), name
+        assert torch.equal(
+            processor(return_tensors="pt", images=image)["pixel_values"],
+            processor(return_tensors="pt", images=copy)["pixel_values"],
+        ), name
         np.testing.assert_array_equal(open_frames([image]).frame(0), copy, err_msg=name)
     assert not np.array_equal(flipped, IMAGE)
     gray = IMAGE[..., 0]
     for image in (gray, gray[..., None], Image.fromarray(gray), Image.fromarray(IMAGE).convert("P")):
-        pixels = processor(images=image)["pixel_values"]
+        pixels = processor(return_tensors="pt", images=image)["pixel_values"]
         rgb = image.convert("RGB") if isinstance(image, Image.Image) else np.repeat(np.atleast_3d(image), 3, 2)
-        assert torch.equal(pixels, processor(images=rgb)["pixel_values"])
+        assert torch.equal(pixels, processor(return_tensors="pt", images=rgb)["pixel_values"])
     with pytest.raises(ValueError, match="Image 0 has only padding points"):
-        processor(images=IMAGE, input_points=[[[[-10, -10]]]])  # no labels: the coordinates say padding
+        processor(
+            return_tensors="pt", images=IMAGE, input_points=[[[[-10, -10]]]]
+        )  # no labels: the coordinates say padding
     with pytest.warns(OutOfImageWarning, match="outside the 128x96 image"):
-        processor(images=IMAGE, input_points=[[[[-10, -10]]]], input_labels=[[[1]]])  # a real point: checked
+        processor(
+            return_tensors="pt", images=IMAGE, input_points=[[[[-10, -10]]]], input_labels=[[[1]]]
+        )  # a real point: checked
     pil_float = Image.fromarray(unit[..., 0])  # mode "F" in [0, 1]: held to the float rule, accepted
-    assert torch.equal(processor(images=pil_float)["pixel_values"], processor(images=unit[..., 0])["pixel_values"])
+    assert torch.equal(
+        processor(return_tensors="pt", images=pil_float)["pixel_values"],
+        processor(return_tensors="pt", images=unit[..., 0])["pixel_values"],
+    )
 
 
 # ------------------------------------------------------------------------------------- frames

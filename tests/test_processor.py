@@ -56,13 +56,15 @@ PROMPTS = {
 @pytest.mark.parametrize("case", list(PROMPTS))
 def test_prompts_match_transformers(hf_processor, images, case):
     sizes = [[300, 400], [200, 250]]
-    ours = Sam2Processor()(original_sizes=sizes, **PROMPTS[case])
+    ours = Sam2Processor()(return_tensors="pt", original_sizes=sizes, **PROMPTS[case])
     theirs = hf_processor(original_sizes=sizes, return_tensors="pt", **PROMPTS[case])
     assert_same_outputs(ours, theirs)
 
 
 def test_padding_values(images):
-    out = Sam2Processor.for_image_size(256)(images=images, **PROMPTS["points padded across objects and images"])
+    out = Sam2Processor.for_image_size(256)(
+        return_tensors="pt", images=images, **PROMPTS["points padded across objects and images"]
+    )
     assert out["input_points"].shape == (2, 2, 2, 2) and out["input_labels"].shape == (2, 2, 2)
     assert (out["input_points"][0, 1, 1] == -10).all() and (out["input_points"][1, 1] == -10).all()
     assert out["input_labels"].tolist() == [[[1, 0], [1, -10]], [[1, -10], [-10, -10]]]
@@ -70,7 +72,7 @@ def test_padding_values(images):
 
 
 def test_pixel_values_are_meta_and_close_to_transformers(hf_processor, images, capsys):
-    ours = Sam2Processor()(images=images, **PROMPTS["points padded across objects and images"])
+    ours = Sam2Processor()(return_tensors="pt", images=images, **PROMPTS["points padded across objects and images"])
     theirs = hf_processor(images=images, return_tensors="pt", **PROMPTS["points padded across objects and images"])
     assert_same_outputs(ours, theirs)
     assert ours["original_sizes"].tolist() == [[300, 400], [200, 250]]
@@ -80,17 +82,45 @@ def test_pixel_values_are_meta_and_close_to_transformers(hf_processor, images, c
     with capsys.disabled():
         print(f"\n[sam2_hf] pixel_values max |ours (= Meta) - transformers| = {diff:.4g}")
     assert diff < 0.02  # transformers rounds the resized image to uint8 (<= 1 level / (255 * std))
+    stock_order = Sam2Processor()(return_tensors="pt", images=images, rescale_before_resize=False)
+    assert torch.equal(stock_order["pixel_values"], theirs["pixel_values"])  # the other order is stock's, exactly
+
+
+def test_what_the_resize_order_does_to_masks(images, capsys):
+    """The README's figure: masks from Meta's float resize vs transformers' uint8 resize, same random weights."""
+    from sam2_hf import Sam2Model, Sam2VideoConfig
+
+    torch.manual_seed(0)
+    model = Sam2Model(Sam2VideoConfig.from_size("tiny", image_size=256)).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.02)
+    processor = Sam2Processor.for_image_size(256)
+    prompts = dict(
+        input_points=[[[[100, 80]], [[300, 200]]], [[[50, 60]], [[200, 150]]]], input_labels=[[[1], [1]]] * 2
+    )
+    masks = []
+    for rescale_first in (True, False):
+        inputs = processor(return_tensors="pt", images=images, rescale_before_resize=rescale_first, **prompts)
+        with torch.no_grad():
+            logits = model(**inputs).pred_masks
+        masks.append(torch.cat(processor.post_process_masks(logits, inputs["original_sizes"][:1].repeat(2, 1))))
+    assert 0.01 < masks[0].float().mean() < 0.99  # the compared masks are neither empty nor full
+    changed = (masks[0] != masks[1]).float().mean().item()
+    with capsys.disabled():
+        print(f"\n[sam2_hf] masks changed by the resize order: {100 * changed:.3f} % of pixels")
+    assert 0 < changed < 0.01
 
 
 def test_single_image_and_pil(images):
     from PIL import Image
 
     processor = Sam2Processor.for_image_size(256)
-    out = processor(Image.fromarray(images[0]), input_points=[[[[1, 2]]]], input_labels=[[[1]]])
+    out = processor(Image.fromarray(images[0]), input_points=[[[[1, 2]]]], input_labels=[[[1]]], return_tensors="pt")
     assert out["pixel_values"].shape == (1, 3, 256, 256)
     assert out["original_sizes"].tolist() == [[300, 400]]
     assert out.to("cpu")["input_points"].shape == (1, 1, 1, 2)
-    assert processor(images[0], device="cpu")["pixel_values"].device == torch.device("cpu")
+    assert processor(images[0], device="cpu", return_tensors="pt")["pixel_values"].device == torch.device("cpu")
 
 
 # ---------------------------------------------------------------------------- post-processing
@@ -174,7 +204,7 @@ def test_out_of_image_prompts_warn_and_are_used_as_given():
         (dict(input_points=[[[[10, -1]]]], input_labels=[[[1]]]), "input_points of image 0 outside"),
     ):
         with pytest.warns(OutOfImageWarning, match=what):
-            ours = processor(original_sizes=SIZES, **prompt)
+            ours = processor(return_tensors="pt", original_sizes=SIZES, **prompt)
         theirs = stock(original_sizes=SIZES, return_tensors="pt", **prompt)
         for key in prompt:
             assert torch.allclose(ours[key].float(), theirs[key].float())
@@ -183,13 +213,13 @@ def test_out_of_image_prompts_warn_and_are_used_as_given():
 def test_label_minus_one_is_padding_as_in_transformers():
     """Batched prompts with different point counts padded with label -1 (transformers' convention)."""
     prompt = dict(input_points=[[[[10, 20], [0, 0]], [[30, 40], [50, 60]]]], input_labels=[[[1, -1], [1, 0]]])
-    ours = Sam2Processor()(original_sizes=SIZES, **prompt)
+    ours = Sam2Processor()(return_tensors="pt", original_sizes=SIZES, **prompt)
     stock = transformers.Sam2Processor(transformers.Sam2ImageProcessor())
     theirs = stock(original_sizes=SIZES, return_tensors="pt", **prompt)
     assert torch.equal(ours["input_labels"], theirs["input_labels"])
     assert torch.allclose(ours["input_points"], theirs["input_points"])
     with pytest.raises(ValueError, match="only padding points"):
-        Sam2Processor()(original_sizes=SIZES, input_points=[[[[10, 20]]]], input_labels=[[[-1]]])
+        Sam2Processor()(return_tensors="pt", original_sizes=SIZES, input_points=[[[[10, 20]]]], input_labels=[[[-1]]])
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -222,7 +252,7 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("kwargs, match", BAD_INPUTS)
 def test_bad_prompts_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        Sam2Processor()(original_sizes=SIZES, **kwargs)
+        Sam2Processor()(return_tensors="pt", original_sizes=SIZES, **kwargs)
 
 
 def test_bad_calls_raise(images):
@@ -230,15 +260,15 @@ def test_bad_calls_raise(images):
     with pytest.raises(ValueError, match="Either images or original_sizes"):
         processor(input_points=[[[[1, 2]]]])
     with pytest.raises(ValueError, match="prompts for 1 images but 2 images"):
-        processor(images=images, input_points=[[[[1, 2]]]], input_labels=[[[1]]])
+        processor(return_tensors="pt", images=images, input_points=[[[[1, 2]]]], input_labels=[[[1]]])
     with pytest.raises(ValueError, match="different numbers of boxes"):
-        processor(images=images, input_boxes=[[[1, 2, 3, 4]], [[1, 2, 3, 4], [5, 6, 7, 8]]])
+        processor(return_tensors="pt", images=images, input_boxes=[[[1, 2, 3, 4]], [[1, 2, 3, 4], [5, 6, 7, 8]]])
     with pytest.raises(ValueError, match="disagree with the images' sizes"):
-        processor(images=images[:1], original_sizes=[[10, 10]])
+        processor(return_tensors="pt", images=images[:1], original_sizes=[[10, 10]])
     with pytest.raises(ValueError, match="original_sizes must be"):
-        processor(original_sizes=[[0, 10]])
+        processor(return_tensors="pt", original_sizes=[[0, 10]])
     with pytest.raises(ValueError, match=r"\['segmentation_maps'\] need images"):
-        processor(original_sizes=[[10, 10]], segmentation_maps=[np.zeros((10, 10), np.uint8)])
+        processor(return_tensors="pt", original_sizes=[[10, 10]], segmentation_maps=[np.zeros((10, 10), np.uint8)])
     with pytest.raises(ValueError, match="Got masks for 2 images but 1 original sizes"):
         processor.post_process_masks(torch.zeros(2, 1, 1, 8, 8), [[8, 8]])
     with pytest.raises(ValueError, match=r"must be \(objects, masks, height, width\)"):
@@ -251,12 +281,18 @@ def test_return_tensors_and_per_call_options(images):
     as_numpy = processor(images=images, input_points=[[[[1, 2]]], [[[3, 4]]]], return_tensors="np")
     assert isinstance(as_numpy["pixel_values"], np.ndarray) and as_numpy["pixel_values"].shape == (2, 3, 256, 256)
     assert isinstance(as_numpy["input_points"], np.ndarray)
-    assert processor(images=images[0], size={"height": 128, "width": 128})["pixel_values"].shape[-1] == 128
+    assert (
+        processor(return_tensors="pt", images=images[0], size={"height": 128, "width": 128})["pixel_values"].shape[-1]
+        == 128
+    )
     batch = torch.from_numpy(np.stack([images[0], images[0]])).permute(0, 3, 1, 2)  # (B, 3, H, W) uint8
-    assert torch.equal(processor(images=batch)["pixel_values"][1], processor(images=images[0])["pixel_values"][0])
+    assert torch.equal(
+        processor(return_tensors="pt", images=batch)["pixel_values"][1],
+        processor(return_tensors="pt", images=images[0])["pixel_values"][0],
+    )
     ids = np.zeros((300, 400), np.uint8)
     ids[100:200, 100:300] = 3
-    labels = processor(images=images[0], segmentation_maps=ids)["labels"]
+    labels = processor(return_tensors="pt", images=images[0], segmentation_maps=ids)["labels"]
     assert labels.shape == (1, 64, 64) and labels.dtype == torch.int64 and set(labels.unique().tolist()) == {0, 3}
 
 

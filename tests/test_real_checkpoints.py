@@ -104,7 +104,7 @@ def pixels(request):
 
 
 def prepare(processor, pixels, images, **prompts):
-    inputs = processor(images=images, **prompts)
+    inputs = processor(return_tensors="pt", images=images, **prompts)
     image_processor = pixels[1]
     if image_processor is not None:
         inputs["pixel_values"] = image_processor(images, return_tensors="pt")["pixel_values"]
@@ -263,7 +263,10 @@ def test_previous_mask_as_input(model, processor, images, pixels, labels, score,
     outputs = model(**first)
     mask_input = outputs.pred_masks[:, :, torch.argmax(outputs.iou_scores)]
     inputs = processor(
-        input_points=[[[[500, 375], [1125, 625]]]], input_labels=labels, original_sizes=first["original_sizes"]
+        input_points=[[[[500, 375], [1125, 625]]]],
+        input_labels=labels,
+        original_sizes=first["original_sizes"],
+        return_tensors="pt",
     )
     assert "pixel_values" not in inputs
     outputs = model(**inputs, input_masks=mask_input, image_embeddings=outputs.image_embeddings, multimask_output=False)

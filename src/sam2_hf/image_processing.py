@@ -160,6 +160,15 @@ def preprocess_images(
     return out["pixel_values"], [tuple(int(v) for v in hw) for hw in out["original_sizes"]]
 
 
+def _channel_axis(image):
+    """A gray (H, W) array -> (H, W, 1), a gray (H, W) tensor -> (1, H, W); anything else as it is."""
+    if isinstance(image, np.ndarray) and image.ndim == 2:
+        return image[..., None]
+    if isinstance(image, torch.Tensor) and image.ndim == 2:
+        return image[None]
+    return image
+
+
 class Sam2ImageProcessorKwargs(_StockSam2ImageProcessorKwargs, total=False):
     """
     rescale_before_resize (`bool`, *optional*, defaults to `True`):
@@ -197,6 +206,8 @@ class Sam2ImageProcessor(_StockSam2ImageProcessor):
         """transformers' flattening of images / batches into a list, after refusing an empty array by name."""
         if isinstance(images, (np.ndarray, torch.Tensor)) and 0 in images.shape:
             raise ValueError(f"The image is empty: shape {tuple(images.shape)}.")
+        if expected_ndims == 3:  # images (not label maps): a gray (H, W) array gets its channel axis
+            images = [_channel_axis(x) for x in images] if isinstance(images, (list, tuple)) else _channel_axis(images)
         return super()._prepare_images_structure(images, expected_ndims=expected_ndims)
 
     def process_image(self, image, do_convert_rgb=None, input_data_format=None, device=None, **kwargs):

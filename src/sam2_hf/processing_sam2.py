@@ -71,23 +71,25 @@ class Sam2Processor(ProcessorMixin):
         input_labels=None,
         input_boxes=None,
         original_sizes=None,
-        return_tensors="pt",
+        return_tensors=None,
         device=None,
         **image_kwargs,
     ) -> BatchFeature:
         """Images (one, a list of any sizes, or a (B, 3, H, W) batch) and/or prompts -> a `BatchFeature`:
 
-        pixel_values (B, 3, S, S) float32, original_sizes (B, 2) int64 as [H, W], labels (B, S/4, S/4)
-        int64 (the resized `segmentation_maps`, when given), input_points (B, P, K, 2) float32 in
+        pixel_values (B, 3, S, S) float32, original_sizes (B, 2) int64 as [H, W] (with return_tensors="pt"),
+        labels (B, S/4, S/4) int64 (the resized `segmentation_maps`, when given), input_points (B, P, K, 2) float32 in
         model-input pixels, input_labels (B, P, K) int64, input_boxes (B, P, 4) float32 in model-input pixels.
         Without images, `original_sizes` ([[H, W], ...]) tells how to rescale the prompts.
         image_kwargs: per-call options of `Sam2ImageProcessor` (size, do_resize, rescale_before_resize, ...).
-        return_tensors: "pt" (default), "np" or None; `device` moves the outputs there.
+        return_tensors: "pt" for torch tensors, "np" for numpy arrays; None (default, as transformers) leaves
+        pixel_values and original_sizes as per-image lists (prompts are tensors). `device` moves the outputs there.
         """
         data = {}
         if images is not None:
+            tensors = return_tensors if segmentation_maps is None else "pt"  # stock's label maps need "pt"
             pixels = self.image_processor(
-                images, segmentation_maps=segmentation_maps, return_tensors="pt", **image_kwargs
+                images, segmentation_maps=segmentation_maps, return_tensors=tensors, **image_kwargs
             )
             sizes = _as_sizes(pixels["original_sizes"])
             if original_sizes is not None and _as_sizes(original_sizes) != sizes:
@@ -102,9 +104,9 @@ class Sam2Processor(ProcessorMixin):
             )
         elif original_sizes is not None:
             sizes = _as_sizes(original_sizes)
+            data["original_sizes"] = [list(hw) for hw in sizes]
         else:
             raise ValueError("Either images or original_sizes must be provided.")
-        data["original_sizes"] = torch.tensor(sizes, dtype=torch.int64)
         data.update(self._prompt_tensors(input_points, input_labels, input_boxes, sizes))
         features = BatchFeature(data, tensor_type=return_tensors)
         return features.to(device) if device is not None else features
@@ -232,6 +234,8 @@ class Sam2Processor(ProcessorMixin):
         then bilinear upscaling, the optional one-object-per-pixel constraint across the P objects,
         and `> mask_threshold` when `binarize` (else logits are returned).
         """
+        if not all(isinstance(m, (torch.Tensor, np.ndarray)) for m in masks):
+            raise TypeError("masks must be a (B, P, M, h, w) tensor or a list of (P, M, h, w) tensors or arrays.")
         sizes = _as_sizes(original_sizes)
         if len(masks) != len(sizes):
             raise ValueError(f"Got masks for {len(masks)} images but {len(sizes)} original sizes.")
