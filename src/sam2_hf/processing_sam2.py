@@ -62,6 +62,11 @@ class Sam2Processor(ProcessorMixin):
         kwargs.pop("subfolder", None)
         return [Sam2ImageProcessor.from_pretrained(pretrained_model_name_or_path, **kwargs)]
 
+    @property
+    def model_input_names(self) -> list[str]:
+        """The keys an image call returns (transformers' contract): the image processor's, and original_sizes."""
+        return [*self.image_processor.model_input_names, "original_sizes"]
+
     # --------------------------------------------------------------------------------- inputs
     def __call__(
         self,
