@@ -20,16 +20,18 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.utils import ModelOutput, can_return_tuple
 
-from .configuration_sam2 import Sam2Config
+from .configuration_sam2 import Sam2Config, Sam2VideoConfig
+from .modeling.hiera import Hiera
 from .modeling.layers import FeedForward, LayerNorm2d
 from .modeling.mask_decoder import MaskDecoder
 from .modeling.memory_attention import MemoryAttention
 from .modeling.memory_encoder import FuserBlock, MemoryEncoder
 from .modeling.position_encoding import RandomFourierEmbedding, sine_1d, sine_position_encoding
 from .modeling.prompt_encoder import PromptEncoder
-from .modeling.vision_encoder import VisionEncoder
+from .modeling.vision_encoder import VisionEncoder, VisionEncoderOutput
 from .prompts import NOT_A_POINT
 from .validation import check_image_prompts, check_pixel_values
 
@@ -43,12 +45,35 @@ class Sam2ImageSegmentationOutput(ModelOutput):
 
     iou_scores (B, P, M), pred_masks (B, P, M, 4h, 4w) low-resolution logits, object_score_logits (B, P, 1),
     image_embeddings [stride-4 skip (B, 32, 4h, 4w), stride-8 skip (B, 64, 2h, 2w), (B, 256, h, w)].
+    With `output_hidden_states` (from pixel_values): vision_hidden_states, the image encoder's embedded input and
+    every block's output, channels-last (B, H_i, W_i, C_i). With `output_attentions`: vision_attentions (from
+    pixel_values), every image encoder block's attention output, (B * windows, window, window, C_i) for windowed
+    blocks and (B, H_i, W_i, C_i) for global ones, and mask_decoder_attentions, every two-way layer's
+    image-to-token attention output (B * P, 1, h * w, 256). As in transformers, these are the attention layers'
+    outputs, not attention probabilities.
     """
 
     iou_scores: torch.Tensor | None = None
     pred_masks: torch.Tensor | None = None
     object_score_logits: torch.Tensor | None = None
     image_embeddings: list[torch.Tensor] | None = None
+    vision_hidden_states: tuple[torch.Tensor, ...] | None = None
+    vision_attentions: tuple[torch.Tensor, ...] | None = None
+    mask_decoder_attentions: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class Sam2VisionEncoderOutput(BaseModelOutputWithPooling):
+    """`get_image_features` output, as transformers' `Sam2VisionEncoderOutput`.
+
+    last_hidden_state (B, S/32, S/32, C) the image encoder trunk's last stage, channels-last;
+    fpn_hidden_states [(4h * 4w, B, 32), (2h * 2w, B, 64), (h * w, B, 256)] the decoder's projected skips and the
+    stride-16 features as tokens; fpn_position_encoding the sine encodings of the three levels, (hw, B, 256) each;
+    hidden_states / attentions: see `Sam2ImageSegmentationOutput.vision_hidden_states` / `vision_attentions`.
+    """
+
+    fpn_hidden_states: list[torch.Tensor] | None = None
+    fpn_position_encoding: list[torch.Tensor] | None = None
 
 
 @dataclass
@@ -121,6 +146,20 @@ class MemorySelection:
         return len(self.spatial), len(self.pointers)
 
 
+def share_attention_implementation(config) -> None:
+    """Sub-configs without an attention implementation of their own take their parent's.
+
+    transformers resolves `_attn_implementation` ("eager" / "sdpa") on the model's config only, but the image
+    encoder and the mask decoder read it from their sub-configs (which `set_attn_implementation` updates too).
+    """
+    for key in config.sub_configs:
+        sub_config = getattr(config, key)
+        if sub_config is not None:
+            if sub_config._attn_implementation is None:
+                sub_config._attn_implementation_internal = config._attn_implementation
+            share_attention_implementation(sub_config)
+
+
 class Sam2PreTrainedModel(PreTrainedModel):
     config_class = Sam2Config
     config: Sam2Config
@@ -143,8 +182,16 @@ class Sam2PreTrainedModel(PreTrainedModel):
             init.zeros_(module.bias)
         elif isinstance(module, FuserBlock):
             init.constant_(module.scale, self.config.memory_fuser_layer_scale_init_value)
-        elif isinstance(module, Sam2Model):
+        elif isinstance(module, RandomFourierEmbedding):
+            init.normal_(module.positional_embedding, std=module.scale)
+        elif isinstance(module, Hiera):
+            init.zeros_(module.pos_embed)
+            init.zeros_(module.pos_embed_window)
+        elif isinstance(module, Sam2Model):  # after its submodules
             init.zeros_(module.no_memory_embedding)
+            # The image grid and the prompts share one random-Fourier encoding, as in the reference.
+            shared = module.prompt_encoder.shared_embedding.positional_embedding
+            init.copy_(module.shared_image_embedding.positional_embedding, shared)
             if isinstance(module, Sam2VideoModel):
                 for p in module.memory_parameters():
                     init.normal_(p, std=std)
@@ -189,36 +236,90 @@ class Sam2Model(Sam2PreTrainedModel):
     ]
 
     def __init__(self, config: Sam2Config):
+        config = self.own_config(config)
         super().__init__(config)
+        share_attention_implementation(config)
         pe = config.prompt_encoder_config
         self.vision_encoder = VisionEncoder(config.vision_config)
         self.prompt_encoder = PromptEncoder(pe)
         self.mask_decoder = MaskDecoder(config.mask_decoder_config)
-        # Dense positional encoding of the image embedding; the same frequencies as the prompt encoder's.
+        # Dense positional encoding of the image embedding; `_init_weights` gives it the prompt encoder's frequencies.
         self.shared_image_embedding = RandomFourierEmbedding(pe.hidden_size // 2, pe.scale)
-        self.shared_image_embedding.positional_embedding.copy_(
-            self.prompt_encoder.shared_embedding.positional_embedding
-        )
         self.no_memory_embedding = nn.Parameter(torch.zeros(1, 1, config.vision_config.fpn_hidden_size))
         if self.has_memory:
             self._build_memory_modules(config)
         self.post_init()
 
+    @staticmethod
+    def own_config(config: Sam2Config | Sam2VideoConfig) -> Sam2Config:
+        """The configuration this model is built from and saves: the image part of a `Sam2VideoConfig`, so a
+        saved image model is transformers' `sam2` type and never claims memory weights it does not have."""
+        return config.image_config() if isinstance(config, Sam2VideoConfig) else config
+
     # ----------------------------------------------------------------------------------- images
-    def encode_frame(self, pixel_values: torch.Tensor) -> Sam2FrameFeatures:
-        """(B, 3, S, S) normalized images -> the features every later step reuses."""
+    def get_input_embeddings(self) -> nn.Module:
+        """The image encoder's patch embedding (as transformers' `Sam2Model`)."""
+        return self.vision_encoder.backbone.patch_embed
+
+    def encode_image(
+        self, pixel_values: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
+    ) -> VisionEncoderOutput:
+        """(B, 3, S, S) normalized images, checked -> the image encoder's `VisionEncoderOutput`."""
         check_pixel_values(pixel_values, self.config.image_size)
-        fpn, pos = self.vision_encoder(pixel_values)
+        return self.vision_encoder(pixel_values, output_hidden_states, output_attentions)
+
+    def frame_features(self, vision: VisionEncoderOutput) -> Sam2FrameFeatures:
+        """The image encoder's output -> the features every later step reuses."""
+        fpn = vision.fpn_maps
         return Sam2FrameFeatures(
             image_embeddings=fpn[-1],
             high_res_features=self.mask_decoder.project_high_res_features(fpn[0], fpn[1]),
-            position_embeddings=pos,
+            position_embeddings=vision.position_embeddings,
         )
 
-    def get_image_embeddings(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
-        """Embeddings to pass back as `image_embeddings=`: [stride-4 skip, stride-8 skip, stride-16 + no-memory]."""
-        features = self.encode_frame(pixel_values)
+    def encode_frame(self, pixel_values: torch.Tensor) -> Sam2FrameFeatures:
+        """(B, 3, S, S) normalized images -> the features every later step reuses."""
+        return self.frame_features(self.encode_image(pixel_values))
+
+    def image_embeddings_of(self, vision: VisionEncoderOutput) -> list[torch.Tensor]:
+        """The image encoder's output -> `image_embeddings` (see `get_image_embeddings`)."""
+        features = self.frame_features(vision)
         return [*features.high_res_features, self.image_only_embedding(features.image_embeddings)]
+
+    def get_image_embeddings(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 3, S, S) -> embeddings to pass back as `image_embeddings=`: [stride-4 skip (B, 32, 4h, 4w),
+        stride-8 skip (B, 64, 2h, 2w), stride-16 features + `no_memory_embedding` (B, 256, h, w)]."""
+        return self.image_embeddings_of(self.encode_image(pixel_values))
+
+    @can_return_tuple
+    def get_image_features(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+    ) -> Sam2VisionEncoderOutput:
+        """transformers' `get_image_features`: pixel_values (B, 3, S, S) -> `Sam2VisionEncoderOutput` (its layout:
+        token-major (hw, B, C) maps), hidden states / attentions as `forward` takes them; `return_dict=False`
+        (keyword; default `config.return_dict`) gives its `to_tuple()`."""
+        output_hidden_states, output_attentions = self.output_flags(output_hidden_states, output_attentions)
+        vision = self.encode_image(pixel_values, output_hidden_states, output_attentions)
+        fpn = vision.fpn_maps
+        maps = [*self.mask_decoder.project_high_res_features(fpn[0], fpn[1]), fpn[2]]
+        positions = [self.vision_encoder.position_encoding(m).expand(len(pixel_values), -1, -1, -1) for m in fpn]
+        tokens = lambda x: x.flatten(2).permute(2, 0, 1)
+        return Sam2VisionEncoderOutput(
+            last_hidden_state=vision.last_hidden_state,
+            hidden_states=vision.hidden_states,
+            attentions=vision.attentions,
+            fpn_hidden_states=[tokens(m) for m in maps],
+            fpn_position_encoding=[tokens(pos) for pos in positions],
+        )
+
+    def output_flags(self, output_hidden_states: bool | None, output_attentions: bool | None) -> tuple[bool, bool]:
+        """Explicit flags win; None takes the config's `output_hidden_states` / `output_attentions`."""
+        hidden = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        return bool(hidden), bool(attentions)
 
     def image_only_embedding(self, image_embeddings: torch.Tensor) -> torch.Tensor:
         """A frame with no memory gets the learned `no_memory_embedding` added: (B, C, h, w)."""
@@ -238,13 +339,17 @@ class Sam2Model(Sam2PreTrainedModel):
         mask_inputs: torch.Tensor | None = None,
         multimask_output: bool = True,
         empty_prompt_as_point: bool = True,
+        attention_similarity: torch.Tensor | None = None,
+        target_embedding: torch.Tensor | None = None,
+        output_attentions: bool = False,
     ):
-        """Prompt encoder + mask decoder for N prompt sets on N (possibly repeated) images.
+        """Prompt encoder + mask decoder for N prompt sets on N (possibly repeated) images -> `DecoderOutput`.
 
         image_embeddings (N, C, h, w), points (N, K, 2) in input pixels, labels (N, K), boxes (N, 4),
         mask_inputs (N, 1, H, W) logits (resized to 4h x 4w). Without points or boxes a "not a point"
         click is used (as the reference's tracker does) unless `empty_prompt_as_point=False`, which
-        leaves no sparse tokens (as the reference's image predictor does).
+        leaves no sparse tokens (as the reference's image predictor does). attention_similarity,
+        target_embedding (N-batched) and output_attentions: see `TwoWayTransformer.forward`.
         """
         n = image_embeddings.shape[0]
         if points is None and boxes is None and empty_prompt_as_point:
@@ -260,9 +365,18 @@ class Sam2Model(Sam2PreTrainedModel):
             )
         sparse, dense = self.prompt_encoder(points, labels, boxes, mask_inputs, batch_shape=(n,))
         return self.mask_decoder(
-            image_embeddings, self.dense_positional_embedding(), sparse, dense, high_res_features, multimask_output
+            image_embeddings,
+            self.dense_positional_embedding(),
+            sparse,
+            dense,
+            high_res_features,
+            multimask_output,
+            attention_similarity,
+            target_embedding,
+            output_attentions,
         )
 
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,
@@ -272,19 +386,31 @@ class Sam2Model(Sam2PreTrainedModel):
         input_masks: torch.Tensor | None = None,
         image_embeddings: list[torch.Tensor] | None = None,
         multimask_output: bool = True,
-        **kwargs,
+        attention_similarity: torch.Tensor | None = None,
+        target_embedding: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
     ) -> Sam2ImageSegmentationOutput:
-        """Masks for P prompt sets (objects) on each of B images.
+        """Masks for P prompt sets (objects) on each of B images -> `Sam2ImageSegmentationOutput`.
 
         pixel_values (B, 3, S, S) or image_embeddings (from `get_image_embeddings` / a previous output);
         input_points (B, P, K, 2) in input pixels (the processor rescales), input_labels (B, P, K)
         (1 positive, 0 negative, -1 not a point, -10 padding), input_boxes (B, P, 4) as x0, y0, x1, y1,
         input_masks (B, 1 or P, H, W) low-resolution logits from a previous prediction.
+        PerSAM options (as transformers): attention_similarity, an additive bias on the mask decoder's
+        token-to-image attention scores, broadcastable to (B * P, heads, tokens, h * w); target_embedding,
+        broadcastable to (B, P, tokens, 256), added to the decoder's tokens (tokens: 6 output tokens, then the
+        prompt's). output_attentions / output_hidden_states (default: the config's) add the fields described in
+        `Sam2ImageSegmentationOutput`. `return_dict=False` (keyword; default `config.return_dict`) returns the
+        output's `to_tuple()` (its fields that are not None, in order), as transformers does.
         """
         if (pixel_values is None) == (image_embeddings is None):
             raise ValueError("Pass exactly one of `pixel_values` or `image_embeddings`.")
+        output_hidden_states, output_attentions = self.output_flags(output_hidden_states, output_attentions)
+        vision = None
         if image_embeddings is None:
-            image_embeddings = self.get_image_embeddings(pixel_values)
+            vision = self.encode_image(pixel_values, output_hidden_states, output_attentions)
+            image_embeddings = self.image_embeddings_of(vision)
         *high_res, embedding = image_embeddings
         b = embedding.shape[0]
         if input_points is not None and input_labels is None:
@@ -295,6 +421,9 @@ class Sam2Model(Sam2PreTrainedModel):
         masks = input_masks
         if masks is not None:
             masks = masks.unsqueeze(2).expand(-1, p, -1, -1, -1) if masks.shape[1] == 1 else masks.unsqueeze(2)
+        if target_embedding is not None:  # (..., tokens, C) broadcast over (B, P) -> (B * P, tokens, C)
+            target_embedding = target_embedding.reshape((1,) * (4 - target_embedding.ndim) + target_embedding.shape)
+            target_embedding = flat(target_embedding.expand(b, p, -1, -1))
         out = self.decode(
             embedding.repeat_interleave(p, dim=0),
             [f.repeat_interleave(p, dim=0) for f in high_res],
@@ -303,22 +432,40 @@ class Sam2Model(Sam2PreTrainedModel):
             flat(input_boxes),
             flat(masks),
             multimask_output,
+            attention_similarity=attention_similarity,
+            target_embedding=target_embedding,
+            output_attentions=output_attentions,
         )
         return Sam2ImageSegmentationOutput(
             iou_scores=out.iou_scores.unflatten(0, (b, p)),
             pred_masks=out.masks.unflatten(0, (b, p)),
             object_score_logits=out.object_score_logits.unflatten(0, (b, p)),
             image_embeddings=image_embeddings,
+            vision_hidden_states=None if vision is None else vision.hidden_states,
+            vision_attentions=None if vision is None else vision.attentions,
+            mask_decoder_attentions=None if out.attentions is None else tuple(a.unsqueeze(1) for a in out.attentions),
         )
 
 
 class Sam2VideoModel(Sam2Model):
     """SAM 2 with its memory: the per-frame steps of video tracking (the tracking loop uses them)."""
 
+    config_class = Sam2VideoConfig
+    config: Sam2VideoConfig
     has_memory = True
     _keys_to_ignore_on_load_unexpected = None
 
-    def _build_memory_modules(self, config: Sam2Config):
+    @staticmethod
+    def own_config(config: Sam2VideoConfig) -> Sam2VideoConfig:
+        """A video model needs the memory fields: a `Sam2VideoConfig`; TypeError for an image `Sam2Config`."""
+        if not isinstance(config, Sam2VideoConfig):
+            raise TypeError(
+                f"Sam2VideoModel needs a Sam2VideoConfig (with the memory settings); got {type(config).__name__}. "
+                "Use Sam2VideoConfig.from_size(...) or Sam2Model for images."
+            )
+        return config
+
+    def _build_memory_modules(self, config: Sam2VideoConfig):
         hidden, mem_dim = config.vision_config.fpn_hidden_size, config.memory_encoder_output_channels
         self.memory_attention = MemoryAttention(config)
         self.memory_encoder = MemoryEncoder(config)

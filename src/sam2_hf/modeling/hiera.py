@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import FeedForward
+from .layers import FeedForward, attention_function
 
 
 def window_partition(x: torch.Tensor, window: int):
@@ -49,38 +49,45 @@ class PatchEmbed(nn.Module):
 
 
 class MultiScaleAttention(nn.Module):
-    """Self-attention over windows; on stage changes the queries are max-pooled (halving H and W)."""
+    """Self-attention over windows; on stage changes the queries are max-pooled (halving H and W).
+    `config._attn_implementation` ("eager" or "sdpa") picks the attention function."""
 
-    def __init__(self, dim, dim_out, num_heads, query_stride=None):
+    def __init__(self, config, dim, dim_out, num_heads, query_stride=None):
         super().__init__()
+        self.config = config
         self.num_heads = num_heads
         self.query_stride = query_stride
         self.qkv = nn.Linear(dim, dim_out * 3)
         self.proj = nn.Linear(dim_out, dim_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, C) -> (B, H', W', C_out), H' = H / query stride."""
         b, h, w, _ = x.shape
         q, k, v = self.qkv(x).reshape(b, h * w, 3, self.num_heads, -1).unbind(2)
         if self.query_stride:
             q = max_pool_2x2(q.reshape(b, h, w, -1), self.query_stride)
             h, w = q.shape[1:3]
             q = q.reshape(b, h * w, self.num_heads, -1)
-        x = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        x = attention_function(self.config)(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return self.proj(x.transpose(1, 2).reshape(b, h, w, -1))
 
 
 class MultiScaleBlock(nn.Module):
-    def __init__(self, dim, dim_out, num_heads, window_size, query_stride=None, mlp_ratio=4.0, act="gelu", eps=1e-6):
+    def __init__(self, config, dim, dim_out, num_heads, window_size, query_stride=None):
         super().__init__()
         self.window_size = window_size
         self.query_stride = query_stride
-        self.layer_norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = MultiScaleAttention(dim, dim_out, num_heads, query_stride)
-        self.layer_norm2 = nn.LayerNorm(dim_out, eps=eps)
-        self.mlp = FeedForward(dim_out, int(dim_out * mlp_ratio), dim_out, num_layers=2, act=act)
+        self.layer_norm1 = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+        self.attn = MultiScaleAttention(config, dim, dim_out, num_heads, query_stride)
+        self.layer_norm2 = nn.LayerNorm(dim_out, eps=config.layer_norm_eps)
+        hidden = int(dim_out * config.mlp_ratio)
+        self.mlp = FeedForward(dim_out, hidden, dim_out, num_layers=2, act=config.hidden_act)
         self.proj = nn.Linear(dim, dim_out) if dim != dim_out else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, output_attention: bool = False):
+        """(B, H, W, C) -> (B, H', W', C_out) and, with `output_attention`, the attention output before the
+        windows are merged back, (B * windows, window, window, C_out) (B, H', W', C_out for global blocks), as
+        transformers records it (else None)."""
         shortcut = x
         x = self.layer_norm1(x)
         if self.proj is not None:
@@ -92,14 +99,16 @@ class MultiScaleBlock(nn.Module):
             hw = x.shape[1:3]
             x, padded_hw = window_partition(x, window)
         x = self.attn(x)
+        attention = x if output_attention else None
         if window > 0:
             if self.query_stride:  # the windows shrank with the pooled queries
                 window //= self.query_stride[0]
                 hw = shortcut.shape[1:3]
                 padded_hw = tuple(s + (window - s % window) % window for s in hw)
             x = window_unpartition(x, window, padded_hw, hw)
-        x = x.add_(shortcut)  # residual adds into fresh outputs: no new (H, W, C) tensors
-        return self.mlp(self.layer_norm2(x)).add_(x)
+        # residual adds into fresh outputs (no new (H, W, C) tensors), unless x may be a view of the returned attention
+        x = x + shortcut if output_attention else x.add_(shortcut)
+        return self.mlp(self.layer_norm2(x)).add_(x), attention
 
 
 class Hiera(nn.Module):
@@ -125,18 +134,8 @@ class Hiera(nn.Module):
             if i - 1 in stage_ends:
                 stage += 1
                 dim_out, heads = c.embed_dim_per_stage[stage], c.num_attention_heads_per_stage[stage]
-            self.blocks.append(
-                MultiScaleBlock(
-                    dim,
-                    dim_out,
-                    heads,
-                    window,
-                    query_stride=c.query_stride if i in pool_blocks else None,
-                    mlp_ratio=c.mlp_ratio,
-                    act=c.hidden_act,
-                    eps=c.layer_norm_eps,
-                )
-            )
+            query_stride = c.query_stride if i in pool_blocks else None
+            self.blocks.append(MultiScaleBlock(c, dim, dim_out, heads, window, query_stride))
             dim = dim_out
 
     def position_embedding(self, h: int, w: int) -> torch.Tensor:
@@ -146,12 +145,26 @@ class Hiera(nn.Module):
         pos = pos + win.tile(1, 1, h // win.shape[-2], w // win.shape[-1])
         return pos.permute(0, 2, 3, 1)
 
-    def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False):
+        """(B, 3, S, S) -> (stage maps, hidden states, attentions).
+
+        Stage maps: the last block of each stage, channels-first (B, C_i, S/4/2^i, S/4/2^i). With
+        `output_hidden_states`, the embedded input and every block's output, channels-last (B, H, W, C);
+        with `output_attentions`, every block's attention output (see `MultiScaleBlock.forward`); else None.
+        """
         x = self.patch_embed(pixel_values)
         x = x + self.position_embedding(*x.shape[1:3])
-        stage_maps = []
+        stage_maps, hidden_states, attentions = [], [x], []
         for i, block in enumerate(self.blocks):
-            x = block(x)
+            x, attention = block(x, output_attentions)
+            if output_hidden_states:
+                hidden_states.append(x)
+            if output_attentions:
+                attentions.append(attention)
             if i in self.stage_ends:
                 stage_maps.append(x.permute(0, 3, 1, 2))
-        return stage_maps
+        return (
+            stage_maps,
+            tuple(hidden_states) if output_hidden_states else None,
+            tuple(attentions) if output_attentions else None,
+        )

@@ -119,15 +119,50 @@ def _attend_in_tiles(q, keys, v, out, tile: int) -> None:
         o.div_(sum_)
 
 
+def eager_attention(q, k, v, dropout_p: float = 0.0, mask=None) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + mask) v as explicit matmuls, the softmax in fp32 (transformers' "eager").
+
+    q (..., Nq, d), k (..., Nk, d), v (..., Nk, dv), mask broadcastable to (..., Nq, Nk) -> (..., Nq, dv).
+    """
+    scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1))
+    if mask is not None:
+        scores = scores + mask
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype)
+    return torch.matmul(F.dropout(probs, dropout_p) if dropout_p else probs, v)
+
+
+def sdpa_attention(q, k, v, dropout_p: float = 0.0, mask=None) -> torch.Tensor:
+    """`eager_attention` computed by `F.scaled_dot_product_attention` (transformers' "sdpa")."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+
+
+# config._attn_implementation -> attention function; values narrower than the queries (memory cross-attention)
+# use `attention_narrow_values` for "sdpa": SDPA itself on CUDA, its tiled equivalent on CPU.
+ATTENTION_FUNCTIONS = {"eager": eager_attention, "sdpa": sdpa_attention}
+NARROW_VALUE_ATTENTION_FUNCTIONS = {"eager": eager_attention, "sdpa": attention_narrow_values}
+
+
+def attention_function(config, functions=ATTENTION_FUNCTIONS):
+    """The attention function `config._attn_implementation` selects ("eager" or "sdpa")."""
+    try:
+        return functions[config._attn_implementation]
+    except KeyError:
+        raise ValueError(
+            f"attn_implementation {config._attn_implementation!r} is not supported; use one of {sorted(functions)}."
+        ) from None
+
+
 class Attention(nn.Module):
     """Multi-head attention with q/k/v/o projections and an optional smaller internal width.
 
-    q: (B, Nq, dim), k/v: (B, Nk, kv_dim) -> (B, Nq, dim).
+    q: (B, Nq, dim), k/v: (B, Nk, kv_dim) -> (B, Nq, dim). `config._attn_implementation` ("eager" or
+    "sdpa") picks the attention function at each call.
     """
 
-    def __init__(self, dim, num_heads, downsample_rate=1, kv_dim=None, dropout=0.0):
+    def __init__(self, config, dim, num_heads, downsample_rate=1, kv_dim=None, dropout=0.0):
         super().__init__()
         kv_dim = kv_dim or dim
+        self.config = config
         self.internal_dim = dim // downsample_rate
         if self.internal_dim % num_heads:
             raise ValueError(f"num_heads ({num_heads}) must divide the attention width ({self.internal_dim}).")
@@ -143,12 +178,16 @@ class Attention(nn.Module):
         b, n, c = x.shape
         return x.reshape(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
 
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Heads-split q/k/v -> projected output (B, Nq, dim)."""
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask=None) -> torch.Tensor:
+        """Heads-split q/k/v -> projected output (B, Nq, dim); mask: an additive score bias broadcastable to
+        (B, heads, Nq, Nk)."""
+        if mask is not None:
+            mask = mask.to(q.dtype)
+        dropout = self.dropout if self.training else 0.0
+        out = attention_function(self.config)(q, k, v, dropout_p=dropout, mask=mask)
         b, h, n, c = out.shape
         return self.o_proj(out.transpose(1, 2).reshape(b, n, h * c))
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask=None) -> torch.Tensor:
         q, k, v = (self.split_heads(p(x)) for p, x in ((self.q_proj, q), (self.k_proj, k), (self.v_proj, v)))
-        return self.attend(q, k, v)
+        return self.attend(q, k, v, mask)

@@ -20,12 +20,14 @@ class DecoderOutput:
     iou_scores: torch.Tensor  # (N, M)
     mask_tokens: torch.Tensor  # (N, M, C) output tokens of the returned masks (for object pointers)
     object_score_logits: torch.Tensor  # (N, 1): > 0 means the object is present
+    attentions: tuple[torch.Tensor, ...] | None = None  # per two-way layer, image-to-token attention output (N, HW, C)
 
 
 class MaskDecoder(nn.Module):
     def __init__(self, config):
         super().__init__()
         c = config.hidden_size
+        self.config = config
         self.num_mask_tokens = config.num_multimask_outputs + 1
         self.obj_score_token = nn.Embedding(1, c)
         self.iou_token = nn.Embedding(1, c)
@@ -60,18 +62,25 @@ class MaskDecoder(nn.Module):
         dense_embeddings: torch.Tensor,
         high_res_features: list[torch.Tensor],
         multimask_output: bool,
+        attention_similarity: torch.Tensor | None = None,
+        target_embedding: torch.Tensor | None = None,
+        output_attentions: bool = False,
     ) -> DecoderOutput:
         """One decoding per prompt set.
 
         image_embeddings (N, C, h, w), image_pe (1, C, h, w), sparse_embeddings (N, T, C),
-        dense_embeddings (N or 1, C, h, w), high_res_features projected skips with batch N.
+        dense_embeddings (N or 1, C, h, w), high_res_features projected skips with batch N;
+        attention_similarity, target_embedding and output_attentions: see `TwoWayTransformer.forward`
+        (T there counts the 6 output tokens before the sparse ones).
         """
         n, c, h, w = image_embeddings.shape
         output_tokens = torch.cat([self.obj_score_token.weight, self.iou_token.weight, self.mask_tokens.weight])
         tokens = torch.cat([output_tokens.unsqueeze(0).expand(n, -1, -1), sparse_embeddings], dim=1)
         image = (image_embeddings + dense_embeddings).flatten(2).transpose(1, 2)
         image_pe = image_pe.flatten(2).transpose(1, 2).expand(n, -1, -1)
-        hs, image = self.transformer(tokens, image, image_pe)
+        hs, image, attentions = self.transformer(
+            tokens, image, image_pe, attention_similarity, target_embedding, output_attentions
+        )
 
         image = image.transpose(1, 2).reshape(n, c, h, w)
         feat_s0, feat_s1 = high_res_features
@@ -85,12 +94,12 @@ class MaskDecoder(nn.Module):
         object_score_logits = self.pred_obj_score_head(hs[:, 0])
 
         if multimask_output:
-            return DecoderOutput(masks[:, 1:], iou_scores[:, 1:], mask_tokens[:, 1:], object_score_logits)
+            return DecoderOutput(masks[:, 1:], iou_scores[:, 1:], mask_tokens[:, 1:], object_score_logits, attentions)
         if self.dynamic_multimask_via_stability and not self.training:
             masks, iou_scores = self.select_stable_mask(masks, iou_scores)
         else:
             masks, iou_scores = masks[:, :1], iou_scores[:, :1]
-        return DecoderOutput(masks, iou_scores, mask_tokens[:, :1], object_score_logits)
+        return DecoderOutput(masks, iou_scores, mask_tokens[:, :1], object_score_logits, attentions)
 
     def select_stable_mask(self, masks: torch.Tensor, iou_scores: torch.Tensor):
         """Keep the single-mask output where it is stable, else the best-IoU multimask output.

@@ -14,15 +14,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import Activation, Attention, attention_narrow_values
+from .layers import NARROW_VALUE_ATTENTION_FUNCTIONS, Activation, Attention, attention_function
 from .position_encoding import apply_rope, apply_rope_, axial_rope_tables
 
 
 class RoPEAttention(Attention):
     """Attention whose queries and (spatial) keys are rotated by axial RoPE over the query grid."""
 
-    def __init__(self, dim, num_heads, feat_sizes, theta, kv_dim=None, downsample_rate=1, dropout=0.0):
-        super().__init__(dim, num_heads, downsample_rate=downsample_rate, kv_dim=kv_dim, dropout=dropout)
+    def __init__(self, config, dim, num_heads, feat_sizes, theta, kv_dim=None, downsample_rate=1, dropout=0.0):
+        super().__init__(config, dim, num_heads, downsample_rate=downsample_rate, kv_dim=kv_dim, dropout=dropout)
         self.head_dim = self.internal_dim // num_heads
         self.theta = theta
         self.feat_sizes = tuple(feat_sizes)
@@ -63,7 +63,8 @@ class MemoryCrossAttention(RoPEAttention):
     def forward(self, q, k, v, num_k_exclude_rope: int = 0):
         q, k = self.rotated_queries_and_keys(q, k, num_k_exclude_rope)
         dropout = self.dropout if self.training else 0.0
-        attended = attention_narrow_values(q, k, v.unsqueeze(1).type_as(k), dropout)  # (B, 1, Nq, Cm)
+        attend = attention_function(self.config, NARROW_VALUE_ATTENTION_FUNCTIONS)
+        attended = attend(q, k, v.unsqueeze(1).type_as(k), dropout_p=dropout)  # (B, 1, Nq, Cm)
         head_weights = self.v_proj.weight.view(self.num_heads, self.head_dim, -1)  # (heads, C/heads, Cm)
         values = torch.einsum("bnk,hck->bhnc", attended[:, 0], head_weights)
         values = values + self.v_proj.bias.view(1, self.num_heads, 1, self.head_dim)
@@ -82,8 +83,8 @@ class MemoryAttentionLayer(nn.Module):
             downsample_rate=config.memory_attention_downsample_rate,
             dropout=config.memory_attention_rope_dropout,
         )
-        self.self_attn = RoPEAttention(c, **rope)
-        self.cross_attn_image = MemoryCrossAttention(c, kv_dim=config.memory_encoder_output_channels, **rope)
+        self.self_attn = RoPEAttention(config, c, **rope)
+        self.cross_attn_image = MemoryCrossAttention(config, c, kv_dim=config.memory_encoder_output_channels, **rope)
         self.linear1 = nn.Linear(c, config.memory_attention_feed_forward_hidden_size)
         self.linear2 = nn.Linear(config.memory_attention_feed_forward_hidden_size, c)
         self.layer_norm1 = nn.LayerNorm(c)

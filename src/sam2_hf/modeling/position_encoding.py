@@ -53,6 +53,7 @@ class RandomFourierEmbedding(nn.Module):
 
     def __init__(self, num_feats: int, scale: float = 1.0):
         super().__init__()
+        self.scale = scale  # the frequencies' std, for `_init_weights`
         self.register_buffer("positional_embedding", scale * torch.randn(2, num_feats))
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:

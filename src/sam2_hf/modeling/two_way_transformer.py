@@ -15,17 +15,22 @@ class TwoWayAttentionBlock(nn.Module):
     def __init__(self, config, skip_first_layer_pe: bool):
         super().__init__()
         c, heads, rate = config.hidden_size, config.num_attention_heads, config.attention_downsample_rate
-        self.self_attn = Attention(c, heads)
+        self.self_attn = Attention(config, c, heads)
         self.layer_norm1 = nn.LayerNorm(c)
-        self.cross_attn_token_to_image = Attention(c, heads, downsample_rate=rate)
+        self.cross_attn_token_to_image = Attention(config, c, heads, downsample_rate=rate)
         self.layer_norm2 = nn.LayerNorm(c)
         self.mlp = FeedForward(c, config.mlp_dim, c, num_layers=2, act="relu")
         self.layer_norm3 = nn.LayerNorm(c)
         self.layer_norm4 = nn.LayerNorm(c)
-        self.cross_attn_image_to_token = Attention(c, heads, downsample_rate=rate)
+        self.cross_attn_image_to_token = Attention(config, c, heads, downsample_rate=rate)
         self.skip_first_layer_pe = skip_first_layer_pe
 
-    def forward(self, queries, keys, query_pe, key_pe):
+    def forward(self, queries, keys, query_pe, key_pe, attention_similarity=None):
+        """queries (N, T, C), keys (N, HW, C) and their position encodings; attention_similarity: an additive
+        bias on the token-to-image attention scores, broadcastable to (N, heads, T, HW).
+
+        Returns the updated queries and keys and the image-to-token attention output (N, HW, C).
+        """
         if self.skip_first_layer_pe:
             queries = self.self_attn(queries, queries, queries)
         else:
@@ -33,11 +38,11 @@ class TwoWayAttentionBlock(nn.Module):
             queries = queries + self.self_attn(q, q, queries)
         queries = self.layer_norm1(queries)
         q, k = queries + query_pe, keys + key_pe
-        queries = self.layer_norm2(queries + self.cross_attn_token_to_image(q, k, keys))
+        queries = self.layer_norm2(queries + self.cross_attn_token_to_image(q, k, keys, attention_similarity))
         queries = self.layer_norm3(queries + self.mlp(queries))
         q, k = queries + query_pe, keys + key_pe
-        keys = self.layer_norm4(keys + self.cross_attn_image_to_token(k, q, queries))
-        return queries, keys
+        attended = self.cross_attn_image_to_token(k, q, queries)
+        return queries, self.layer_norm4(keys + attended), attended
 
 
 class TwoWayTransformer(nn.Module):
@@ -45,14 +50,35 @@ class TwoWayTransformer(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(TwoWayAttentionBlock(config, i == 0) for i in range(config.num_hidden_layers))
         self.final_attn_token_to_image = Attention(
-            config.hidden_size, config.num_attention_heads, downsample_rate=config.attention_downsample_rate
+            config, config.hidden_size, config.num_attention_heads, downsample_rate=config.attention_downsample_rate
         )
         self.layer_norm_final_attn = nn.LayerNorm(config.hidden_size)
 
-    def forward(self, tokens: torch.Tensor, image: torch.Tensor, image_pe: torch.Tensor):
-        queries, keys = tokens, image
-        for layer in self.layers:
-            queries, keys = layer(queries, keys, tokens, image_pe)
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        image: torch.Tensor,
+        image_pe: torch.Tensor,
+        attention_similarity: torch.Tensor | None = None,
+        target_embedding: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ):
+        """tokens (N, T, C), image and image_pe (N, HW, C) -> queries (N, T, C), keys (N, HW, C) and, with
+        `output_attentions`, each layer's image-to-token attention output (N, HW, C) (else None).
+
+        PerSAM options, as transformers applies them: attention_similarity biases every layer's token-to-image
+        scores; target_embedding (broadcastable to (N, T, C)) is added to the tokens before every layer, the
+        first time also to their position encoding.
+        """
+        if target_embedding is not None:
+            tokens = tokens + target_embedding
+        queries, keys, attentions = tokens, image, []
+        for i, layer in enumerate(self.layers):
+            if target_embedding is not None and i > 0:
+                queries = queries + target_embedding
+            queries, keys, attended = layer(queries, keys, tokens, image_pe, attention_similarity)
+            if output_attentions:
+                attentions.append(attended)
         q, k = queries + tokens, keys + image_pe
         queries = self.layer_norm_final_attn(queries + self.final_attn_token_to_image(q, k, keys))
-        return queries, keys
+        return queries, keys, tuple(attentions) if output_attentions else None
