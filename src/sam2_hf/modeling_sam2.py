@@ -390,6 +390,7 @@ class Sam2Model(Sam2PreTrainedModel):
         target_embedding: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        original_sizes: torch.Tensor | None = None,
     ) -> Sam2ImageSegmentationOutput:
         """Masks for P prompt sets (objects) on each of B images -> `Sam2ImageSegmentationOutput`.
 
@@ -403,7 +404,10 @@ class Sam2Model(Sam2PreTrainedModel):
         prompt's). output_attentions / output_hidden_states (default: the config's) add the fields described in
         `Sam2ImageSegmentationOutput`. `return_dict=False` (keyword; default `config.return_dict`) returns the
         output's `to_tuple()` (its fields that are not None, in order), as transformers does.
+        original_sizes (B, 2): accepted so that `model(**processor(...))` works as in transformers; the masks are
+        brought to these sizes by `Sam2Processor.post_process_masks`, not here.
         """
+        del original_sizes  # used by post-processing only
         if (pixel_values is None) == (image_embeddings is None):
             raise ValueError("Pass exactly one of `pixel_values` or `image_embeddings`.")
         output_hidden_states, output_attentions = self.output_flags(output_hidden_states, output_attentions)
