@@ -21,7 +21,9 @@ from .modeling_sam2 import (
     Sam2VideoModel,
 )
 from .processing_sam2 import Sam2Processor
+from .processing_sam2_video import Sam2VideoProcessor
 from .prompts import Prompt
+from .video.inference_session import Sam2VideoInferenceSession, Sam2VideoSegmentationOutput
 from .video.predictor import Sam2VideoPredictor
 from .video.tracker import Masklets, Sam2Tracker, TrackingError
 
@@ -51,10 +53,13 @@ __all__ = [
     "Sam2PromptEncoderConfig",
     "Sam2Tracker",
     "Sam2VideoConfig",
+    "Sam2VideoInferenceSession",
     "Sam2VideoMaskDecoderConfig",
     "Sam2VideoModel",
     "Sam2VideoPredictor",
+    "Sam2VideoProcessor",
     "Sam2VideoPromptEncoderConfig",
+    "Sam2VideoSegmentationOutput",
     "Sam2VisionConfig",
     "TrackingError",
 ]

@@ -84,6 +84,12 @@ class VideoSession:
             self.objects[obj_id] = ObjectState(ObjectMemory(self.memory_policy))
         return self.objects[obj_id]
 
+    def clear_objects(self) -> None:
+        """Remove every object, prompt and result, spilled memories included (frames and features stay)."""
+        for obj in self.objects.values():
+            obj.memory.clear()
+        self.objects.clear()
+
     def check_frame_index(self, frame_idx: int) -> None:
         n = self.num_frames
         if not isinstance(frame_idx, (int, np.integer)) or frame_idx < 0 or (n is not None and frame_idx >= n):
@@ -94,6 +100,27 @@ class VideoSession:
         frame = Image.fromarray(self.frames.frame(frame_idx)).resize((self.image_size, self.image_size))
         x = torch.from_numpy(np.asarray(frame, dtype=np.float32) / 255.0).permute(2, 0, 1)
         return normalize(x.unsqueeze(0)).to(self.device)
+
+
+def propagation_order(start_frame_idx: int, max_frame_num_to_track: int | None, num_frames: int, reverse: bool):
+    """The frames propagation visits, as the reference orders them: `start_frame_idx` and up to
+    `max_frame_num_to_track` (default: all) frames after it, or before it when `reverse` (none from frame 0)."""
+    if max_frame_num_to_track is None:
+        max_frame_num_to_track = num_frames
+    if reverse:
+        end = max(start_frame_idx - max_frame_num_to_track, 0)
+        return range(start_frame_idx, end - 1, -1) if start_frame_idx > 0 else range(0)
+    return range(start_frame_idx, min(start_frame_idx + max_frame_num_to_track, num_frames - 1) + 1)
+
+
+def mask_input(mask: torch.Tensor, image_size: int, device) -> torch.Tensor:
+    """A mask prompt (H, W) bool -> (1, 1, S, S) float 0/1 at the model's input size S (antialiased
+    bilinear resize, then >= 0.5, as the reference and transformers resize mask prompts)."""
+    mask = mask[None, None].float().to(device)
+    if mask.shape[-2:] != (image_size, image_size):
+        mask = F.interpolate(mask, size=(image_size,) * 2, mode="bilinear", align_corners=False, antialias=True)
+        mask = (mask >= 0.5).float()
+    return mask
 
 
 class Sam2VideoPredictor:
@@ -172,9 +199,7 @@ class Sam2VideoPredictor:
     @torch.inference_mode()
     def reset_state(self, inference_state: VideoSession) -> None:
         """Remove every object, prompt and result (frames and cached features stay)."""
-        for obj in inference_state.objects.values():
-            obj.memory.clear()
-        inference_state.objects.clear()
+        inference_state.clear_objects()
 
     # ------------------------------------------------------------------------------ prompts
     @torch.inference_mode()
@@ -233,7 +258,7 @@ class Sam2VideoPredictor:
         reverse = False if is_init else obj.tracked[frame_idx]
         is_cond = is_init or self.add_all_frames_to_correct_as_cond
         if prompt.mask is not None:
-            mask = self._mask_input(state, prompt.mask)
+            mask = mask_input(prompt.mask, self.image_size, state.device)
             obj.masks[frame_idx] = mask
             obj.points.pop(frame_idx, None)
             out = self._infer_prompted(state, obj, frame_idx, is_init, reverse, mask=mask)
@@ -250,16 +275,6 @@ class Sam2VideoPredictor:
             )
         obj.pending[is_cond][frame_idx] = out
         return frame_idx, state.obj_ids, self._frame_masks(state, frame_idx, is_cond)
-
-    def _mask_input(self, state: VideoSession, mask: torch.Tensor) -> torch.Tensor:
-        """(H, W) bool -> (1, 1, S, S) float 0/1 at the model's input size (antialiased bilinear, >= 0.5)."""
-        mask = mask[None, None].float().to(state.device)
-        if mask.shape[-2:] != (self.image_size, self.image_size):
-            mask = F.interpolate(
-                mask, size=(self.image_size,) * 2, mode="bilinear", align_corners=False, antialias=True
-            )
-            mask = (mask >= 0.5).float()
-        return mask
 
     @torch.inference_mode()
     def clear_all_prompts_in_frame(self, inference_state: VideoSession, frame_idx, obj_id, need_output=True):
@@ -314,15 +329,7 @@ class Sam2VideoPredictor:
             for is_cond in (False, True):
                 for frame_idx, out in obj.pending[is_cond].items():
                     if out.memory is None:
-                        features = self._features(state, frame_idx)
-                        high_res = self.model.upscale_masks(out.mask_logits)
-                        memory = self.model.encode_memory(
-                            features,
-                            high_res,
-                            out.object_score_logits,
-                            binarize=self.binarize_mask_from_pts_for_mem_enc,
-                        )
-                        out.memory = memory.to(torch.bfloat16)
+                        self._encode_prompted_memory(state, frame_idx, out)
                     if is_cond:
                         obj.memory.cond[frame_idx] = out
                     else:
@@ -348,19 +355,10 @@ class Sam2VideoPredictor:
         """Yield (frame_idx, obj_ids, masks (num_objects, 1, H, W) logits) frame by frame."""
         state = inference_state
         self.propagate_in_video_preflight(state)
-        num_frames = state.num_frames
         if start_frame_idx is None:
             start_frame_idx = min(t for obj in state.objects.values() for t in obj.memory.cond)
         state.check_frame_index(start_frame_idx)
-        if max_frame_num_to_track is None:
-            max_frame_num_to_track = num_frames
-        if reverse:
-            end = max(start_frame_idx - max_frame_num_to_track, 0)
-            order = range(start_frame_idx, end - 1, -1) if start_frame_idx > 0 else range(0)
-        else:
-            end = min(start_frame_idx + max_frame_num_to_track, num_frames - 1)
-            order = range(start_frame_idx, end + 1)
-        for frame_idx in order:
+        for frame_idx in propagation_order(start_frame_idx, max_frame_num_to_track, state.num_frames, reverse):
             yield frame_idx, state.obj_ids, self.track_frame(state, frame_idx, reverse)
 
     @torch.inference_mode()
@@ -436,8 +434,11 @@ class Sam2VideoPredictor:
             )
         return FrameOutput(self._fill_holes(pred.masks), pred.object_pointer, pred.object_score_logits)
 
-    def _infer_tracked(self, state: VideoSession, objects: list[ObjectState], frame_idx: int, reverse: bool):
-        """Track objects without prompts on this frame, batched by memory layout, and store their memories."""
+    def _infer_tracked(
+        self, state: VideoSession, objects: list[ObjectState], frame_idx: int, reverse: bool, binarize: bool = False
+    ):
+        """Track objects without prompts on this frame, batched by memory layout, and store their memories
+        (encoded from the masks' sigmoid, as the reference does; `binarize`: from the thresholded masks)."""
         features = self._features(state, frame_idx)
         groups: dict[tuple, list] = {}
         for obj in objects:
@@ -450,7 +451,7 @@ class Sam2VideoPredictor:
             pred = self.model.predict_masks(
                 embeddings, batch.high_res_features, multimask_output=self._use_multimask(False, 0)
             )
-            memory = self.model.encode_memory(batch, pred.high_res_masks, pred.object_score_logits)
+            memory = self.model.encode_memory(batch, pred.high_res_masks, pred.object_score_logits, binarize)
             filled = self._fill_holes(pred.masks)
             for i, (obj, _) in enumerate(members):
                 obj.memory.non_cond[frame_idx] = FrameOutput(
@@ -459,6 +460,22 @@ class Sam2VideoPredictor:
                     pred.object_score_logits[i : i + 1].clone(),
                     memory[i : i + 1].to(torch.bfloat16),
                 )
+
+    def _encode_prompted_memory(
+        self, state: VideoSession, frame_idx: int, out: FrameOutput, high_res_masks: torch.Tensor | None = None
+    ) -> None:
+        """Give a prompted frame's output its memory (stored in bf16), encoded from `high_res_masks` (1, 1, S, S)
+        logits (default: its low-resolution logits upscaled, the reference's way), thresholded with
+        `binarize_mask_from_pts_for_mem_enc`."""
+        if high_res_masks is None:
+            high_res_masks = self.model.upscale_masks(out.mask_logits)
+        memory = self.model.encode_memory(
+            self._features(state, frame_idx),
+            high_res_masks,
+            out.object_score_logits,
+            binarize=self.binarize_mask_from_pts_for_mem_enc,
+        )
+        out.memory = memory.to(torch.bfloat16)
 
     def _fill_holes(self, mask_logits: torch.Tensor) -> torch.Tensor:
         if self.fill_hole_area <= 0:
