@@ -25,6 +25,7 @@ Memories are stored in bfloat16, as transformers and Meta store them (computatio
 
 from __future__ import annotations
 
+import numbers
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -164,7 +165,7 @@ class Sam2VideoInferenceSession:
         """IndexError unless frame_idx is a frame of the session (`streaming_ok`: or any later frame of a stream)."""
         n = self.num_frames
         open_ended = streaming_ok and self.frames.video is None
-        if isinstance(frame_idx, bool) or not isinstance(frame_idx, int) or frame_idx < 0:
+        if isinstance(frame_idx, bool) or not isinstance(frame_idx, numbers.Integral) or frame_idx < 0:
             raise IndexError(f"A frame index must be an int >= 0; got {frame_idx!r}.")
         if not open_ended and (n is None or frame_idx >= n):
             raise IndexError(f"Frame index {frame_idx} is out of range for a video of {n or 0} frames.")
@@ -238,7 +239,12 @@ class Sam2VideoInferenceSession:
 
     # ------------------------------------------------------------------------------ segmentation
     def segment_frame(
-        self, model: Sam2VideoModel, frame_idx: int | None, frame: torch.Tensor | None, reverse: bool, run_mem_encoder
+        self,
+        model: Sam2VideoModel,
+        frame_idx: int | None,
+        frame: torch.Tensor | None,
+        reverse: bool,
+        run_mem_encoder: bool,
     ) -> Sam2VideoSegmentationOutput:
         """What `Sam2VideoModel.forward(inference_session=...)` does: every object on one frame.
 
