@@ -233,7 +233,10 @@ def test_config_and_weights_match(setup):
     s = setup
     for key, model in s.models.items():
         assert model.config.image_size == s.image_size, key
-        assert model.config.version == s.version, key
+        if key.startswith("image_"):  # transformers' image config: no memory, so no version switches
+            assert model.config.model_type == "sam2" and not hasattr(model.config, "num_maskmem"), key
+        else:
+            assert model.config.version == s.version, key
     pt, hub = s.models["pt"].state_dict(), s.models["hub"].state_dict()
     assert pt.keys() == hub.keys()
     assert all(torch.equal(pt[k], hub[k]) for k in pt), "Hub round trip changed weights"

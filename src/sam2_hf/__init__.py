@@ -15,13 +15,16 @@ from .image_processing import Sam2ImageProcessor
 from .modeling_sam2 import (
     Sam2FrameFeatures,
     Sam2FramePrediction,
+    Sam2HieraDetModel,
     Sam2ImageSegmentationOutput,
     Sam2Model,
     Sam2PreTrainedModel,
     Sam2VideoModel,
+    Sam2VideoPreTrainedModel,
+    Sam2VisionModel,
 )
 from .processing_sam2 import Sam2Processor
-from .processing_sam2_video import Sam2VideoProcessor
+from .processing_sam2_video import Sam2VideoProcessor, Sam2VideoVideoProcessor
 from .prompts import Prompt
 from .video.inference_session import Sam2VideoInferenceSession, Sam2VideoSegmentationOutput
 from .video.predictor import Sam2VideoPredictor
@@ -43,6 +46,7 @@ __all__ = [
     "Sam2FrameFeatures",
     "Sam2FramePrediction",
     "Sam2HieraDetConfig",
+    "Sam2HieraDetModel",
     "Sam2ImagePredictor",
     "Sam2ImageProcessor",
     "Sam2ImageSegmentationOutput",
@@ -56,10 +60,13 @@ __all__ = [
     "Sam2VideoInferenceSession",
     "Sam2VideoMaskDecoderConfig",
     "Sam2VideoModel",
+    "Sam2VideoPreTrainedModel",
     "Sam2VideoPredictor",
     "Sam2VideoProcessor",
     "Sam2VideoPromptEncoderConfig",
     "Sam2VideoSegmentationOutput",
+    "Sam2VideoVideoProcessor",
     "Sam2VisionConfig",
+    "Sam2VisionModel",
     "TrackingError",
 ]

@@ -256,7 +256,8 @@ _MEMORY_PREFIXES = (
 
 def _describe_mismatch(source, model, missing, unexpected, mismatched) -> str:
     config = model.config
-    backbone = config.vision_config.backbone_config
+    vision = getattr(config, "vision_config", config)  # a whole model, or the image encoder alone
+    backbone = getattr(vision, "backbone_config", vision)
     if missing and not unexpected and not mismatched and all(k.startswith(_MEMORY_PREFIXES) for k in missing):
         hint = (
             "The checkpoint lacks memory weights: an image-only (Sam2Model) save loads with Sam2Model, and "

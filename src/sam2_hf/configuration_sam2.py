@@ -60,6 +60,11 @@ def _as_list(value):
     return list(value) if isinstance(value, (list, tuple)) else [value, value]
 
 
+def _as_given(value):
+    """A size kept as given (an int, or a list: tuples become lists for JSON), as transformers keeps it."""
+    return list(value) if isinstance(value, tuple) else value
+
+
 class Sam2HieraDetConfig(PreTrainedConfig):
     """Hiera trunk: stage layout, windows and heads."""
 
@@ -92,11 +97,11 @@ class Sam2HieraDetConfig(PreTrainedConfig):
         self.hidden_size = hidden_size
         self.num_attention_heads = num_attention_heads
         self.num_channels = num_channels
-        self.image_size = _as_list(image_size)
-        self.patch_kernel_size = _as_list(patch_kernel_size)
-        self.patch_stride = _as_list(patch_stride)
-        self.patch_padding = _as_list(patch_padding)
-        self.query_stride = _as_list(query_stride)
+        self.image_size = _as_given(image_size)
+        self.patch_kernel_size = _as_given(patch_kernel_size)
+        self.patch_stride = _as_given(patch_stride)
+        self.patch_padding = _as_given(patch_padding)
+        self.query_stride = _as_given(query_stride)
         self.window_positional_embedding_background_size = _as_list(window_positional_embedding_background_size)
         self.num_query_pool_stages = num_query_pool_stages
         self.blocks_per_stage = list(blocks_per_stage)
@@ -316,7 +321,7 @@ class Sam2Config(_Sam2SizedConfig):
     def __init__(
         self, vision_config=None, prompt_encoder_config=None, mask_decoder_config=None, initializer_range=0.02, **kwargs
     ):
-        for name in VIDEO_ONLY_FIELDS:
+        for name in (*VIDEO_ONLY_FIELDS, "model_type"):  # this config is `sam2`, whatever file it was read from
             kwargs.pop(name, None)
         self.vision_config = _sub_config(Sam2VisionConfig, vision_config)
         self.prompt_encoder_config = _sub_config(Sam2PromptEncoderConfig, prompt_encoder_config)

@@ -23,15 +23,15 @@ from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput, can_return_tuple
 
-from .configuration_sam2 import Sam2Config, Sam2VideoConfig
-from .modeling.hiera import Hiera
+from .configuration_sam2 import Sam2Config, Sam2HieraDetConfig, Sam2VideoConfig, Sam2VisionConfig
+from .modeling.hiera import HieraTrunk
 from .modeling.layers import FeedForward, LayerNorm2d
 from .modeling.mask_decoder import MaskDecoder
 from .modeling.memory_attention import MemoryAttention
 from .modeling.memory_encoder import FuserBlock, MemoryEncoder
 from .modeling.position_encoding import RandomFourierEmbedding, sine_1d, sine_position_encoding
 from .modeling.prompt_encoder import PromptEncoder
-from .modeling.vision_encoder import VisionEncoder, VisionEncoderOutput
+from .modeling.vision_encoder import FpnNeck, VisionEncoderOutput
 from .prompts import NOT_A_POINT
 from .validation import check_image_prompts, check_pixel_values
 
@@ -184,7 +184,7 @@ class Sam2PreTrainedModel(PreTrainedModel):
             init.constant_(module.scale, self.config.memory_fuser_layer_scale_init_value)
         elif isinstance(module, RandomFourierEmbedding):
             init.normal_(module.positional_embedding, std=module.scale)
-        elif isinstance(module, Hiera):
+        elif isinstance(module, Sam2HieraDetModel):
             init.zeros_(module.pos_embed)
             init.zeros_(module.pos_embed_window)
         elif isinstance(module, Sam2Model):  # after its submodules
@@ -195,6 +195,12 @@ class Sam2PreTrainedModel(PreTrainedModel):
             if isinstance(module, Sam2VideoModel):
                 for p in module.memory_parameters():
                     init.normal_(p, std=std)
+
+    def output_flags(self, output_hidden_states: bool | None, output_attentions: bool | None) -> tuple[bool, bool]:
+        """Explicit flags win; None takes the config's `output_hidden_states` / `output_attentions`."""
+        hidden = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        return bool(hidden), bool(attentions)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -220,6 +226,109 @@ class Sam2PreTrainedModel(PreTrainedModel):
         return from_pretrained_checked(super().from_pretrained, pretrained_model_name_or_path, *args, **kwargs)
 
 
+@dataclass
+class Sam2HieraDetModelOutput(ModelOutput):
+    """transformers' `Sam2HieraDetModelOutput`: last_hidden_state (B, S/32, S/32, 8C) the last stage,
+    intermediate_hidden_states the four stages' last blocks (B, S/4/2^i, S/4/2^i, C_i), hidden_states /
+    attentions as `Sam2ImageSegmentationOutput.vision_hidden_states` / `vision_attentions` (all channels-last)."""
+
+    last_hidden_state: torch.Tensor | None = None
+    intermediate_hidden_states: tuple[torch.Tensor, ...] | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+class Sam2HieraDetModel(Sam2PreTrainedModel, HieraTrunk):
+    """transformers' `Sam2HieraDetModel`: the Hiera trunk alone (`Sam2VisionModel.backbone` is one)."""
+
+    config_class = Sam2HieraDetConfig
+    config: Sam2HieraDetConfig
+
+    def __init__(self, config: Sam2HieraDetConfig):
+        super().__init__(config)
+        self.build_trunk(config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.patch_embed
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+    ) -> Sam2HieraDetModelOutput:
+        """pixel_values (B, 3, S, S) normalized -> `Sam2HieraDetModelOutput` (flags default to the config's;
+        `return_dict=False` gives its `to_tuple()`)."""
+        output_hidden_states, output_attentions = self.output_flags(output_hidden_states, output_attentions)
+        stage_maps, hidden_states, attentions = self.run_trunk(pixel_values, output_hidden_states, output_attentions)
+        stages = tuple(m.permute(0, 2, 3, 1) for m in stage_maps)
+        return Sam2HieraDetModelOutput(
+            last_hidden_state=stages[-1],
+            intermediate_hidden_states=stages,
+            hidden_states=hidden_states,
+            attentions=attentions,
+        )
+
+
+class Sam2VisionModel(Sam2PreTrainedModel):
+    """transformers' `Sam2VisionModel`: the image encoder (Hiera trunk + FPN neck); `Sam2Model.vision_encoder`
+    is one. (B, 3, S, S) -> three FPN maps at strides 4, 8, 16 (the stride-32 level only feeds the stride-16
+    level through the top-down path), with the sine encoding of each."""
+
+    config_class = Sam2VisionConfig
+    config: Sam2VisionConfig
+
+    def __init__(self, config: Sam2VisionConfig):
+        super().__init__(config)
+        share_attention_implementation(config)
+        self.backbone = Sam2HieraDetModel(config.backbone_config)
+        self.neck = FpnNeck(config)
+        self.num_feature_levels = config.num_feature_levels
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.backbone.patch_embed
+
+    def encode(
+        self, pixel_values: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
+    ) -> VisionEncoderOutput:
+        """(B, 3, S, S) -> `VisionEncoderOutput` (fpn maps channels-first, the stride-16 map's position encoding)."""
+        trunk = self.backbone.run_trunk(pixel_values, output_hidden_states, output_attentions)
+        stage_maps, hidden_states, attentions = trunk
+        fpn = self.neck(stage_maps)[: self.num_feature_levels]
+        last = stage_maps[-1].permute(0, 2, 3, 1)
+        return VisionEncoderOutput(fpn, self.position_encoding(fpn[-1]), last, hidden_states, attentions)
+
+    @staticmethod
+    def position_encoding(feature_map: torch.Tensor) -> torch.Tensor:
+        """The sine position encoding of a (B, C, h, w) map: (1, C, h, w) in its dtype."""
+        c, h, w = feature_map.shape[1:]
+        return sine_position_encoding(c, h, w, device=feature_map.device, dtype=feature_map.dtype).unsqueeze(0)
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+    ) -> Sam2VisionEncoderOutput:
+        """pixel_values (B, 3, S, S) normalized -> `Sam2VisionEncoderOutput` as transformers': last_hidden_state
+        (B, S/32, S/32, 8C), fpn_hidden_states / fpn_position_encoding three (B, C_fpn, h_i, w_i) maps from high
+        to low resolution, hidden_states / attentions when asked (flags default to the config's)."""
+        output_hidden_states, output_attentions = self.output_flags(output_hidden_states, output_attentions)
+        vision = self.encode(pixel_values, output_hidden_states, output_attentions)
+        batch = pixel_values.shape[0]
+        return Sam2VisionEncoderOutput(
+            last_hidden_state=vision.last_hidden_state,
+            fpn_hidden_states=vision.fpn_maps,
+            fpn_position_encoding=[self.position_encoding(m).expand(batch, -1, -1, -1) for m in vision.fpn_maps],
+            hidden_states=vision.hidden_states,
+            attentions=vision.attentions,
+        )
+
+
 class Sam2Model(Sam2PreTrainedModel):
     """Promptable image segmentation: image encoder + prompt encoder + mask decoder."""
 
@@ -240,7 +349,7 @@ class Sam2Model(Sam2PreTrainedModel):
         super().__init__(config)
         share_attention_implementation(config)
         pe = config.prompt_encoder_config
-        self.vision_encoder = VisionEncoder(config.vision_config)
+        self.vision_encoder = Sam2VisionModel(config.vision_config)
         self.prompt_encoder = PromptEncoder(pe)
         self.mask_decoder = MaskDecoder(config.mask_decoder_config)
         # Dense positional encoding of the image embedding; `_init_weights` gives it the prompt encoder's frequencies.
@@ -266,7 +375,7 @@ class Sam2Model(Sam2PreTrainedModel):
     ) -> VisionEncoderOutput:
         """(B, 3, S, S) normalized images, checked -> the image encoder's `VisionEncoderOutput`."""
         check_pixel_values(pixel_values, self.config.image_size)
-        return self.vision_encoder(pixel_values, output_hidden_states, output_attentions)
+        return self.vision_encoder.encode(pixel_values, output_hidden_states, output_attentions)
 
     def frame_features(self, vision: VisionEncoderOutput) -> Sam2FrameFeatures:
         """The image encoder's output -> the features every later step reuses."""
@@ -314,12 +423,6 @@ class Sam2Model(Sam2PreTrainedModel):
             fpn_hidden_states=[tokens(m) for m in maps],
             fpn_position_encoding=[tokens(pos) for pos in positions],
         )
-
-    def output_flags(self, output_hidden_states: bool | None, output_attentions: bool | None) -> tuple[bool, bool]:
-        """Explicit flags win; None takes the config's `output_hidden_states` / `output_attentions`."""
-        hidden = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        attentions = self.config.output_attentions if output_attentions is None else output_attentions
-        return bool(hidden), bool(attentions)
 
     def image_only_embedding(self, image_embeddings: torch.Tensor) -> torch.Tensor:
         """A frame with no memory gets the learned `no_memory_embedding` added: (B, C, h, w)."""
@@ -451,7 +554,13 @@ class Sam2Model(Sam2PreTrainedModel):
         )
 
 
-class Sam2VideoModel(Sam2Model):
+class Sam2VideoPreTrainedModel(Sam2PreTrainedModel):
+    """transformers' base class of the video model (a `Sam2VideoConfig`); `Sam2VideoModel` is one."""
+
+    config_class = Sam2VideoConfig
+
+
+class Sam2VideoModel(Sam2Model, Sam2VideoPreTrainedModel):
     """SAM 2 with its memory: the per-frame steps of video tracking (the tracking loop uses them)."""
 
     config_class = Sam2VideoConfig

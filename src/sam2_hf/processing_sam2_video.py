@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from transformers.models.sam2_video.video_processing_sam2_video import (
+    Sam2VideoVideoProcessor as _StockSam2VideoVideoProcessor,
+)
 
+from .image_processing import Sam2ImageProcessor
 from .processing_sam2 import Sam2Processor
 from .prompts import BOX_BOTTOM_RIGHT, BOX_TOP_LEFT, Prompt
 from .video.frames import FrameSource, open_frames
 from .video.inference_session import Sam2VideoInferenceSession
 from .video.predictor import mask_input
 
-# what transformers' `Sam2VideoVideoProcessor` reads from a saved processor (its other settings are its defaults)
+# the image processor's settings a default `Sam2VideoVideoProcessor` takes
 VIDEO_PROCESSOR_KEYS = (
     "do_convert_rgb",
     "do_normalize",
@@ -55,20 +59,41 @@ class PreprocessedVideo:
         return pixels["pixel_values"][0]
 
 
+class Sam2VideoVideoProcessor(_StockSam2VideoVideoProcessor):
+    """transformers' `Sam2VideoVideoProcessor` (resize to S x S, rescale, ImageNet normalization of whole
+    videos), the `video_processor` part of `Sam2VideoProcessor`: saved, loaded and callable as stock's.
+    Sessions do not use it: they preprocess each frame with the image processor when the model reads it."""
+
+
 class Sam2VideoProcessor(Sam2Processor):
     """`Sam2Processor` plus transformers' video sessions: `init_video_session` and
-    `add_inputs_to_inference_session` (built, saved and loaded as `Sam2Processor`)."""
+    `add_inputs_to_inference_session`; transformers' `ProcessorMixin` with an image and a video processor.
 
-    def to_dict(self) -> dict:
-        """The saved configuration, with the `video_processor` entry transformers' `Sam2VideoProcessor` needs to
-        load it (video frames are preprocessed as images: the image processor's size, scaling and statistics)."""
-        config = super().to_dict()
-        image = config["image_processor"]
-        config["video_processor"] = {
-            **{key: image[key] for key in VIDEO_PROCESSOR_KEYS if key in image},
-            "video_processor_type": "Sam2VideoVideoProcessor",
-        }
-        return config
+    image_processor: `Sam2ImageProcessor` (default 1024 px); video_processor: `Sam2VideoVideoProcessor`
+    (default: the image processor's size, scaling and statistics); target_size, point_pad_value: as
+    `Sam2Processor`.
+    """
+
+    def __init__(
+        self, image_processor=None, video_processor=None, target_size=None, point_pad_value: int = -10, **kwargs
+    ):
+        image_processor = image_processor if image_processor is not None else Sam2ImageProcessor()
+        if video_processor is None:
+            settings = {key: getattr(image_processor, key) for key in VIDEO_PROCESSOR_KEYS}
+            video_processor = Sam2VideoVideoProcessor(**settings)
+        super().__init__(image_processor, target_size, point_pad_value, video_processor=video_processor, **kwargs)
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        """The saved image processor (as `Sam2Processor`) and video processor (built from the image
+        processor's settings when the folder has none, as older Hub folders)."""
+        (image_processor,) = super()._get_arguments_from_pretrained(pretrained_model_name_or_path, **kwargs)
+        kwargs.pop("subfolder", None)
+        try:
+            video_processor = Sam2VideoVideoProcessor.from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except OSError:
+            video_processor = None
+        return [image_processor, video_processor]
 
     def init_video_session(
         self,

@@ -111,9 +111,12 @@ class MultiScaleBlock(nn.Module):
         return self.mlp(self.layer_norm2(x)).add_(x), attention
 
 
-class Hiera(nn.Module):
-    def __init__(self, config):
-        super().__init__()
+class HieraTrunk:
+    """The Hiera trunk's layers and forward pass, mixed into transformers' `Sam2HieraDetModel` (modeling_sam2),
+    whose parameter names (patch_embed, pos_embed, pos_embed_window, blocks) they are."""
+
+    def build_trunk(self, config) -> None:
+        """Add the trunk's layers to this module, from a `Sam2HieraDetConfig`."""
         c = config
         self.patch_embed = PatchEmbed(
             c.num_channels, c.hidden_size, c.patch_kernel_size, c.patch_stride, c.patch_padding
@@ -145,7 +148,9 @@ class Hiera(nn.Module):
         pos = pos + win.tile(1, 1, h // win.shape[-2], w // win.shape[-1])
         return pos.permute(0, 2, 3, 1)
 
-    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False):
+    def run_trunk(
+        self, pixel_values: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
+    ):
         """(B, 3, S, S) -> (stage maps, hidden states, attentions).
 
         Stage maps: the last block of each stage, channels-first (B, C_i, S/4/2^i, S/4/2^i). With

@@ -1,4 +1,5 @@
-"""Image encoder: Hiera trunk + FPN neck.
+"""Image encoder parts: the FPN neck over the Hiera trunk's stages, and the encoder's output record
+(`Sam2VisionModel` in modeling_sam2 puts them together).
 
 (B, 3, S, S) -> three 256-channel maps at strides 4, 8 and 16 (the stride-32 level only feeds the
 stride-16 level through the top-down path and is then dropped), plus the sine encoding of the stride-16 map.
@@ -11,9 +12,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from .hiera import Hiera
-from .position_encoding import sine_position_encoding
 
 
 class FpnNeck(nn.Module):
@@ -54,34 +52,10 @@ class FpnNeck(nn.Module):
 class VisionEncoderOutput:
     """fpn_maps [stride 4, 8, 16] each (B, 256, h, w); position_embeddings (1, 256, h, w) the sine encoding of
     the stride-16 map; last_hidden_state (B, S/32, S/32, C) the trunk's last stage, channels-last;
-    hidden_states and attentions as `Hiera.forward` returns them (None unless asked for)."""
+    hidden_states and attentions as `HieraTrunk.run_trunk` returns them (None unless asked for)."""
 
     fpn_maps: list[torch.Tensor]
     position_embeddings: torch.Tensor
     last_hidden_state: torch.Tensor
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
-
-
-class VisionEncoder(nn.Module):
-    def __init__(self, config):
-        super().__init__()
-        self.config = config
-        self.backbone = Hiera(config.backbone_config)
-        self.neck = FpnNeck(config)
-        self.num_feature_levels = config.num_feature_levels
-
-    def forward(
-        self, pixel_values: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
-    ) -> VisionEncoderOutput:
-        """(B, 3, S, S) -> `VisionEncoderOutput`."""
-        stage_maps, hidden_states, attentions = self.backbone(pixel_values, output_hidden_states, output_attentions)
-        fpn = self.neck(stage_maps)[: self.num_feature_levels]
-        last = stage_maps[-1].permute(0, 2, 3, 1)
-        return VisionEncoderOutput(fpn, self.position_encoding(fpn[-1]), last, hidden_states, attentions)
-
-    @staticmethod
-    def position_encoding(feature_map: torch.Tensor) -> torch.Tensor:
-        """The sine position encoding of a (B, C, h, w) map: (1, C, h, w) in its dtype."""
-        c, h, w = feature_map.shape[1:]
-        return sine_position_encoding(c, h, w, device=feature_map.device, dtype=feature_map.dtype).unsqueeze(0)
