@@ -231,3 +231,55 @@ def test_unknown_keyword_is_a_type_error(folder):
     video_model = Sam2VideoModel(Sam2VideoModel.config_class.from_size("tiny", "2.1", image_size=IMAGE_SIZE))
     with pytest.raises(TypeError, match="not_an_option"):
         video_model(pixel_values=pixels, not_an_option=1)
+
+
+STOCK_SAM2_MODULES = [
+    "transformers.models.sam2.modeling_sam2",
+    "transformers.models.sam2.configuration_sam2",
+    "transformers.models.sam2.processing_sam2",
+    "transformers.models.sam2.image_processing_sam2",
+    "transformers.models.sam2_video.modeling_sam2_video",
+    "transformers.models.sam2_video.configuration_sam2_video",
+    "transformers.models.sam2_video.processing_sam2_video",
+    "transformers.models.sam2_video.video_processing_sam2_video",
+]
+
+
+def test_every_name_transformers_exports_for_sam2_is_here():
+    """Switching `from transformers import X` to `from sam2_hf import X` works for every SAM 2 name, and
+    each is a class of the same kind (config, model, processor) as stock's."""
+    import importlib
+
+    import sam2_hf
+
+    for module_name in STOCK_SAM2_MODULES:
+        for name in importlib.import_module(module_name).__all__:
+            ours, stock = getattr(sam2_hf, name, None), getattr(importlib.import_module(module_name), name)
+            assert ours is not None and ours.__module__.startswith("sam2_hf"), name
+            kinds = (transformers.PreTrainedConfig, transformers.PreTrainedModel, transformers.ProcessorMixin)
+            for kind in kinds:
+                assert issubclass(ours, kind) == issubclass(stock, kind), (name, kind)
+
+
+def test_vision_models_are_stocks(tmp_path):
+    """`Sam2VisionModel` / `Sam2HieraDetModel` (the image encoder and trunk inside `Sam2Model`) save in
+    stock's format and give stock's outputs on the same weights."""
+    from sam2_hf import Sam2HieraDetModel, Sam2VisionConfig, Sam2VisionModel
+
+    torch.manual_seed(0)
+    config = Sam2VideoModel.config_class.from_size("tiny", "2.1", image_size=IMAGE_SIZE).vision_config
+    ours = Sam2VisionModel(Sam2VisionConfig(**config.to_dict())).eval()
+    ours.save_pretrained(tmp_path / "vision")
+    stock = transformers.Sam2VisionModel.from_pretrained(tmp_path / "vision").eval()
+    pixels = torch.randn(2, 3, IMAGE_SIZE, IMAGE_SIZE)
+    with torch.no_grad():
+        got, want = ours(pixels, output_hidden_states=True), stock(pixels, output_hidden_states=True)
+        for a, b in zip([got.last_hidden_state, *got.fpn_hidden_states, *got.hidden_states],
+                        [want.last_hidden_state, *want.fpn_hidden_states, *want.hidden_states]):  # fmt: skip
+            assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5)
+        trunk = ours.backbone
+        assert isinstance(trunk, Sam2HieraDetModel)
+        stock_trunk = stock.backbone(pixels)
+        assert torch.allclose(trunk(pixels).last_hidden_state, stock_trunk.last_hidden_state, atol=1e-5)
+    assert isinstance(Sam2VideoModel(Sam2VideoModel.config_class.from_size("tiny", image_size=64)).vision_encoder,
+                      Sam2VisionModel)  # fmt: skip
