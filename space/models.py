@@ -40,13 +40,19 @@ def load_error_message(spec: str, error: Exception) -> str:
     return f"Could not load the model {spec!r}: {error}"
 
 
+RANDOM_OBJECT_SCORE_BIAS = 4.0  # added to the untrained object-score logit, so clicked objects show masks
+
+
 def load_model(spec: str) -> Sam2VideoModel:
     """The model `spec` names; RANDOM_MODEL is SAM 2.1 tiny (input size 1024) with seeded random weights."""
     if spec != RANDOM_MODEL:
         return Sam2VideoModel.from_pretrained(spec)
     with torch.random.fork_rng(devices=[]):  # the same weights every start, the caller's random state untouched
         torch.manual_seed(0)
-        return Sam2VideoModel(Sam2VideoConfig.from_size("tiny", "2.1"))
+        model = Sam2VideoModel(Sam2VideoConfig.from_size("tiny", "2.1"))
+    with torch.no_grad():  # untrained weights judge every object absent (empty masks); say present instead
+        model.mask_decoder.pred_obj_score_head.proj_out.bias += RANDOM_OBJECT_SCORE_BIAS
+    return model
 
 
 class ModelStore:

@@ -547,7 +547,7 @@ def test_checkpoint_of_another_model_raises(checkpoint):
 def test_untrained_model_mode_and_extras():
     """ckpt_path=None: an untrained model of the config; mode and keyword extras as documented."""
     model = build_sam2(CFG_2_TINY, device="cpu", hydra_overrides_extra=SIZE_OVERRIDES)
-    assert isinstance(model, Sam2Model) and model.config.version == "2" and not model.training
+    assert isinstance(model, Sam2Model) and model.config.model_type == "sam2" and not model.training  # image config
     assert build_sam2(CFG_2_TINY, device="cpu", hydra_overrides_extra=SIZE_OVERRIDES, mode="train").training
     predictor = build_sam2_video_predictor(
         CFG_21_TINY, device="cpu", hydra_overrides_extra=SIZE_OVERRIDES, vos_optimized=True, memory_policy="keep"
