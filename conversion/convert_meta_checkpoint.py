@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 
-from sam2_hf import Sam2Processor, Sam2VideoModel
+from sam2_hf import Sam2VideoModel, Sam2VideoProcessor
 
 
 def convert(checkpoint: str, out_dir: str, size=None, version=None, push_to_hub: str | None = None):
     model = Sam2VideoModel.from_pretrained(checkpoint, size=size, version=version)
-    processor = Sam2Processor(image_size=model.config.image_size)
+    processor = Sam2VideoProcessor.for_image_size(model.config.image_size)  # with the video part stock reads
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     if push_to_hub:

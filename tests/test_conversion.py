@@ -23,5 +23,7 @@ def test_convert_meta_checkpoint_to_hub_folder(tmp_path, capsys, reference_model
     assert not info["missing_keys"] and not info["unexpected_keys"]
     for key, value in ours.state_dict().items():
         assert torch.equal(value, theirs.state_dict()[key]), key
-    assert Sam2Processor.from_pretrained(tmp_path / "out").image_size == 1024
-    assert transformers.Sam2Processor.from_pretrained(tmp_path / "out") is not None
+    assert Sam2Processor.from_pretrained(tmp_path / "out").target_size == 1024
+    assert transformers.Sam2Processor.from_pretrained(tmp_path / "out").target_size == 1024
+    stock_video = transformers.Sam2VideoProcessor.from_pretrained(tmp_path / "out")  # the video part is saved too
+    assert stock_video.video_processor.size["height"] == 1024

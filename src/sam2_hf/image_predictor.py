@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .image_processing import preprocess_images
+from .image_processing import preprocess_images, to_rgb_pixels
 from .mask_postprocessing import postprocess_masks
 from .modeling_sam2 import Sam2Model
 from .prompts import Prompt, as_tensor
@@ -85,7 +85,9 @@ class Sam2ImagePredictor:
         self._is_batch = True
 
     def _embed(self, images) -> None:
-        pixel_values, original_sizes = preprocess_images(images, self.image_size)  # checks the images first
+        for image in images:  # one image each (Meta's API): no batches, paths or lists inside
+            to_rgb_pixels(image)
+        pixel_values, original_sizes = preprocess_images(images, self.image_size)
         self.reset_predictor()
         self._orig_hw = original_sizes
         features = self.model.encode_frame(pixel_values.to(self.device, self.model.dtype))
