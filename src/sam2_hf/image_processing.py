@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from PIL import Image
+from transformers.image_utils import ChannelDimension
 from transformers.models.sam2.image_processing_sam2 import Sam2ImageProcessor as _StockSam2ImageProcessor
 from transformers.models.sam2.image_processing_sam2 import (
     Sam2ImageProcessorKwargs as _StockSam2ImageProcessorKwargs,
@@ -214,11 +215,8 @@ class Sam2ImageProcessor(_StockSam2ImageProcessor):
         """One raw image -> (3, H, W) uint8 or float32 tensor (label maps: stock's conversion)."""
         if not do_convert_rgb:  # segmentation maps are read without RGB conversion
             return super().process_image(image, do_convert_rgb, input_data_format, device, **kwargs)
-        channels_first = (
-            None
-            if input_data_format is None
-            else str(input_data_format) in ("channels_first", "ChannelDimension.FIRST")
-        )
+        layout = None if input_data_format is None else ChannelDimension(input_data_format)  # str or enum
+        channels_first = None if layout is None else layout == ChannelDimension.FIRST
         rgb = to_rgb_pixels(image, channels_first=channels_first).permute(2, 0, 1).contiguous()
         return rgb if device is None else rgb.to(device)
 
