@@ -1,4 +1,5 @@
-"""`sam2-hf` command line: track objects through a video from clicks and boxes.
+"""`sam2-hf` command line. Subcommands are listed in `SUBCOMMANDS`; `track` (defined here) follows objects
+through a video from clicks and boxes:
 
     sam2-hf track clip.mp4 --point 0,210,350 --point 2:0,400,150 --box 3:5,10,20,200,220 --out results/
 
@@ -9,6 +10,7 @@ label 1 (positive, default) or 0 (negative); boxes are FRAME,X0,Y0,X1,Y1; coordi
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import warnings
 
@@ -66,10 +68,7 @@ def merge_prompts(prompts: list[Prompt]) -> list[Prompt]:
     return sorted(merged.values(), key=lambda m: (m.obj_id, m.frame))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sam2-hf", description="SAM 2 video object tracking.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    track = sub.add_parser("track", help="track objects through a video and write their masks")
+def add_track_arguments(track: argparse.ArgumentParser) -> None:
     track.add_argument("video", help="video file (mp4, mov, webm, mkv, avi) or folder of JPEG/PNG frames")
     track.add_argument("--model", default="facebook/sam2.1-hiera-tiny", help="Hub id, saved folder or Meta .pt")
     track.add_argument("--point", action="append", type=parse_point, default=[], help="[OBJ:]FRAME,X,Y[,LABEL]")
@@ -81,27 +80,25 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--overwrite", action="store_true", help="replace results already in --out")
     track.add_argument("--device", default=None, help="e.g. cuda, cpu (default: the model's)")
     track.add_argument("--image-size", type=int, default=None, help="model input size for a Meta .pt (default 1024)")
-    return parser
 
 
-def main(argv=None) -> int:
+def run_track(args: argparse.Namespace) -> int:
     """Exit status: 0 done, 1 tracking stopped at an unreadable frame (the frames before it are written),
     2 nothing tracked (bad prompts, video, model or output folder; the message says which)."""
-    args = build_parser().parse_args(argv)
     prompts = merge_prompts(args.box + args.point)
     if not prompts:
-        return _fail("give at least one --point or --box")
+        return fail("give at least one --point or --box")
     formats = [name for name in FORMATS if not getattr(args, f"no_{name}")]
     if not formats:
-        return _fail("nothing to write: leave out one of " + ", ".join(f"--no-{name}" for name in FORMATS))
+        return fail("nothing to write: leave out one of " + ", ".join(f"--no-{name}" for name in FORMATS))
     existing = [path.name for path in existing_outputs(args.out, formats)]
     if existing and not args.overwrite:
-        return _fail(f"{args.out} already holds results ({', '.join(existing)}): pass --overwrite or another --out")
+        return fail(f"{args.out} already holds results ({', '.join(existing)}): pass --overwrite or another --out")
     kwargs = {"image_size": args.image_size} if args.image_size else {}
     try:
         tracker = Sam2Tracker.from_pretrained(args.model, device=args.device, **kwargs)
     except OSError as e:
-        return _fail(
+        return fail(
             f"could not load the model {args.model!r} ({e}).\n"
             "If you are offline, point --model at a local folder saved with save_pretrained or at a Meta .pt file."
         )
@@ -115,14 +112,46 @@ def main(argv=None) -> int:
         print(f"sam2-hf: {e}; writing the {n} frame{'s' * (n != 1)} tracked before it.", file=sys.stderr)
         masklets, status = e.masklets, 1
     except (ValueError, IndexError, FileNotFoundError, OutOfImageWarning) as e:  # the video, a frame or a prompt
-        return _fail(str(e))
+        return fail(str(e))
     paths = masklets.save(args.video, args.out, formats, overwrite=args.overwrite)
     for name, path in paths.items():
         print(f"{name}: {path}")
     return status
 
 
-def _fail(message: str) -> int:
+# One row per subcommand: name -> (module defining it, one-line help). The module defines
+# `add_arguments(parser)` and `run(args) -> int` (exit status); it is imported when the parser is built,
+# so it keeps its own heavy imports inside `run`.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "track": (__name__, "track objects through a video and write their masks"),
+}
+_ENTRY_POINTS = {__name__: (add_track_arguments, run_track)}
+
+
+def _entry_points(module_name: str):
+    if module_name not in _ENTRY_POINTS:
+        module = importlib.import_module(module_name)
+        _ENTRY_POINTS[module_name] = (module.add_arguments, module.run)
+    return _ENTRY_POINTS[module_name]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sam2-hf", description="SAM 2 for images and videos.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        add_arguments, _ = _entry_points(module_name)
+        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv=None) -> int:
+    """Runs one subcommand; its exit status (0 done, 2 bad input, the message on stderr saying which)."""
+    args = build_parser().parse_args(argv)
+    _, run = _entry_points(SUBCOMMANDS[args.command][0])
+    return run(args)
+
+
+def fail(message: str) -> int:
     print(f"sam2-hf: {message}", file=sys.stderr)
     return 2
 
