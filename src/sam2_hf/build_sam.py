@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .checkpoint import convert_meta_state_dict, infer_size_and_version, load_converted_state_dict, read_meta_checkpoint
+from .checkpoint import convert_meta_state_dict, load_converted_state_dict, read_checkpoint
 from .configuration_sam2 import Sam2VideoConfig
 from .modeling_sam2 import Sam2Model, Sam2VideoModel
 from .video.predictor import Sam2VideoPredictor
@@ -165,7 +165,7 @@ def build_sam2(
     """The image model (`Sam2Model`) for one of Meta's config names and `.pt` checkpoints.
 
     config_file: e.g. "configs/sam2.1/sam2.1_hiera_l.yaml" (see `META_CONFIGS`).
-    ckpt_path: Meta's `.pt` (loaded strictly: it must hold exactly this size and version), or None
+    ckpt_path: Meta's or Ultralytics' `.pt` (loaded strictly: it must hold exactly this size and version), or None
     for an untrained model. device: "cuda" by default as Meta (an error says to pass "cpu" where
     CUDA is missing). mode: "eval" puts the model in eval mode, anything else leaves it training.
     hydra_overrides_extra: Meta's Hydra override strings ("++model.image_size=512", ...; see `OVERRIDES`).
@@ -414,8 +414,7 @@ def _build_model(model_class, config: Sam2VideoConfig, size: str, version: str, 
     model = model_class(config)
     if ckpt_path is None:
         return model
-    state = read_meta_checkpoint(ckpt_path)
-    found_size, found_version = infer_size_and_version(state)
+    state, found_size, found_version = read_checkpoint(ckpt_path)  # Meta's or Ultralytics' .pt
     if (found_size, found_version) != (size, version):
         raise ValueError(
             f"Config {config_file!r} is SAM {version} {size}, but the checkpoint {str(ckpt_path)!r} holds a "

@@ -1,8 +1,10 @@
-"""Checkpoint loading: Meta's original `.pt` files and strict loading of Hub-format folders.
+"""Checkpoint loading: `.pt` files (Meta's and Ultralytics') and strict loading of Hub-format folders.
 
 Meta stores `{"model": state_dict}` keyed like `SAM2Base` (`image_encoder.trunk...`,
 `sam_mask_decoder...`). `convert_meta_state_dict` renames those keys to the Hub layout used by
-this library (and by transformers' `Sam2VideoModel`).
+this library (and by transformers' `Sam2VideoModel`). The `.pt` families read are listed in
+`PT_FORMATS` (one row per family; add a row for another): Ultralytics' SAM 2 files use Meta's key
+layout, so one reader serves both, and a row only adds the family's file names and messages.
 
 Both paths refuse to return a half-loaded model: transformers' `from_pretrained` only warns
 about missing or unexpected weights and re-initializes them randomly, which for a config.json
@@ -16,10 +18,12 @@ import inspect
 import os
 import pickle
 import re
+import warnings
+from dataclasses import dataclass
 
 import torch
 
-from .configuration_sam2 import HIERA_SIZES, Sam2VideoConfig, canonical_size
+from .configuration_sam2 import HIERA_SIZES, SIZE_ALIASES, Sam2VideoConfig, canonical_size
 
 # Substring renames, applied in order to every key (the order matters: later rules see earlier results).
 RENAMES = [
@@ -154,8 +158,111 @@ def infer_size_and_version(state_dict: dict[str, torch.Tensor]) -> tuple[str, st
     return size, "2.1" if has_occlusion else "2"
 
 
+@dataclass(frozen=True)
+class PtFormat:
+    """One family of `.pt` files `read_checkpoint` reads; all hold Meta's `SAM2Base` key layout.
+
+    name: the family as messages name it ("Meta", "Ultralytics").
+    file_name: regex (full match, case-insensitive) on a release file's name, with groups `version`
+        ("sam2" or "sam2.1") and `size` (a key of `sizes`). A name is a hint only: the weights decide.
+    sizes: `size` as the file names write it -> the canonical size.
+    containers: how the family's tools store the weights (said when a file holds no state dict).
+    full_object_hint: advice when a file of this family holds a pickled object (its tool's full-object
+        save) instead of tensors, matched by the first pickled class's module prefix `full_object_module`.
+    """
+
+    name: str
+    file_name: str
+    sizes: dict[str, str]
+    containers: str
+    full_object_module: str = ""
+    full_object_hint: str = ""
+
+
+PT_FORMATS = (
+    PtFormat(
+        "Meta",
+        r"(?P<version>sam2(?:\.1)?)_hiera_(?P<size>tiny|small|base_plus|b\+|large|t|s|l)\.pth?",
+        {**{n: n for n in ("tiny", "small", "large")}, **SIZE_ALIASES},
+        "{'model': state_dict} (sam2.build_sam._load_checkpoint)",
+    ),
+    PtFormat(
+        "Ultralytics",
+        r"(?P<version>sam2(?:\.1)?)_(?P<size>[tsbl])\.pt",
+        {"t": "tiny", "s": "small", "b": "base-plus", "l": "large"},
+        "{'model': state_dict} or the bare state dict (ultralytics.models.sam.build._load_checkpoint)",
+        full_object_module="ultralytics.",
+        full_object_hint=(
+            "It is an Ultralytics `Model.save()` file, which pickles the whole model object (Ultralytics' own "
+            "SAM() cannot rebuild SAM 2 from it either). In an environment you trust, re-save its weights: "
+            "torch.save({'model': torch.load(path, weights_only=False)['model'].float().state_dict()}, 'sam2.1_t.pt')."
+        ),
+    ),
+)
+
+
+def name_hint(path) -> tuple[PtFormat, str, str] | None:
+    """(format, size, version) that a release file name suggests, e.g. "sam2.1_b.pt" -> (Ultralytics, "base-plus",
+    "2.1"), "sam2_hiera_tiny.pt" -> (Meta, "tiny", "2"); None for other names. Only a hint: weights decide."""
+    name = os.path.basename(os.fspath(path))
+    for fmt in PT_FORMATS:
+        m = re.fullmatch(fmt.file_name, name, flags=re.IGNORECASE)
+        if m:
+            return fmt, fmt.sizes[m.group("size").lower()], "2.1" if m.group("version") == "sam2.1" else "2"
+    return None
+
+
+def _describe_hint(hint) -> str:
+    fmt, size, version = hint
+    return f"named like the {fmt.name} release file of SAM {version} {size}"
+
+
+def read_checkpoint(path) -> tuple[dict[str, torch.Tensor], str, str]:
+    """(state dict in Meta's key layout, size, version) of a `.pt` file of any family in `PT_FORMATS`.
+
+    Read with `read_meta_checkpoint` (weights_only=True); size and version are inferred from the weights
+    (`infer_size_and_version`). The file name is a hint only: when the weights cannot be placed the error
+    names what the file name suggested; when they disagree with it a warning says so and the weights win
+    (Ultralytics would build SAM 2 for "sam2_b.pt" and fail on SAM 2.1 weights in it).
+    Raises FileNotFoundError (no file) and ValueError (unreadable, pickled objects, not SAM 2).
+    """
+    path = os.fspath(path)
+    hint = name_hint(path)
+    if hint and not os.path.exists(path):
+        raise FileNotFoundError(
+            f"No checkpoint file at {path!r} ({_describe_hint(hint)}). Weights are not downloaded: download the file "
+            "from its publisher (Ultralytics: github.com/ultralytics/assets/releases; Meta: "
+            "dl.fbaipublicfiles.com/segment_anything_2) and pass its path."
+        )
+    state_dict = read_meta_checkpoint(path)
+    try:
+        size, version = infer_size_and_version(state_dict)
+    except ValueError as e:
+        if hint is None:
+            raise
+        raise ValueError(f"{path!r} is {_describe_hint(hint)}, but its weights do not say which model: {e}") from e
+    if hint and hint[1:] != (size, version):
+        warnings.warn(
+            f"{path!r} is {_describe_hint(hint)}, but its weights are SAM {version} {size}; loading them as that.",
+            stacklevel=3,
+        )
+    return state_dict, size, version
+
+
+def _full_object_advice(pickled_class: str) -> str:
+    for fmt in PT_FORMATS:
+        if fmt.full_object_module and pickled_class.startswith(fmt.full_object_module):
+            return fmt.full_object_hint
+    return "Meta's SAM 2 checkpoints hold only tensors; re-save the file as {'model': state_dict}."
+
+
 def read_meta_checkpoint(path: str) -> dict[str, torch.Tensor]:
-    """The `"model"` state dict of a Meta `.pt` file, loaded with `weights_only=True` (no code is run)."""
+    """The state dict of a `.pt` file in Meta's key layout, loaded with `weights_only=True` (no code is run).
+
+    Reads `{"model": state_dict}` (Meta's and Ultralytics' release files) and a bare state dict (which
+    Ultralytics' loader also reads). Raises FileNotFoundError, or ValueError for an unreadable file, one
+    holding pickled objects (with the advice of the `PT_FORMATS` row whose tool wrote it) or no state dict.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No checkpoint file at {path!r}.")
@@ -167,7 +274,7 @@ def read_meta_checkpoint(path: str) -> dict[str, torch.Tensor]:
             raise ValueError(
                 f"Refusing to load {path!r}: it contains a pickled Python object ({found.group(1)}) besides "
                 "tensors, and is only read with torch.load(weights_only=True), which never runs pickled code. "
-                "Meta's SAM 2 checkpoints hold only tensors; re-save the file as {'model': state_dict}."
+                + _full_object_advice(found.group(1))
             ) from e
         detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(e))
         raise ValueError(
@@ -182,8 +289,9 @@ def read_meta_checkpoint(path: str) -> dict[str, torch.Tensor]:
     state_dict = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state_dict, dict) or not state_dict:
         raise ValueError(
-            f"{path!r} holds no SAM 2 state dict "
-            f"(expected {{'model': {{name: tensor}}}}, got {type(checkpoint).__name__})."
+            f"{path!r} holds no SAM 2 state dict (expected "
+            + "; ".join(f"{fmt.name}: {fmt.containers}" for fmt in PT_FORMATS)
+            + f"; got {type(checkpoint).__name__})."
         )
     not_tensors = sorted(k for k, v in state_dict.items() if not isinstance(v, torch.Tensor))
     if not_tensors:
@@ -209,21 +317,21 @@ def load_meta_checkpoint(
     torch_dtype=None,
     **config_kwargs,
 ):
-    """Build `model_class` from a Meta `.pt` checkpoint (size and version inferred unless given).
+    """Build `model_class` from a `.pt` checkpoint of Meta or Ultralytics (size and version inferred unless given).
 
-    `size` / `version`, when given, must agree with the weights. `image_size` sets the input
-    resolution (the weights fit any multiple of 32; the official models use 1024). Other keyword
-    arguments are `Sam2VideoConfig` fields. `Sam2Model` drops the memory weights it does not use.
+    `path`: any file `read_checkpoint` reads (see `PT_FORMATS`). `size` / `version`, when given, must
+    agree with the weights. `image_size` sets the input resolution (the weights fit any multiple of
+    32; the official models use 1024). Other keyword arguments are `Sam2VideoConfig` fields.
+    `Sam2Model` drops the memory weights it does not use.
     """
     unknown = sorted(set(config_kwargs) - _config_arguments())
     if unknown:
         raise TypeError(
-            f"Unknown argument(s) {unknown} for loading a Meta .pt checkpoint; accepted: size, version, "
+            f"Unknown argument(s) {unknown} for loading a .pt checkpoint; accepted: size, version, "
             "image_size, dtype, output_loading_info and Sam2VideoConfig fields."
         )
     path = os.fspath(path)
-    meta_state = read_meta_checkpoint(path)
-    found_size, found_version = infer_size_and_version(meta_state)
+    meta_state, found_size, found_version = read_checkpoint(path)
     if size is not None and canonical_size(size) != found_size:
         raise ValueError(f"size={size!r} was requested but the checkpoint {path!r} holds a {found_size} model.")
     if version is not None and normalize_version(version) != found_version:
