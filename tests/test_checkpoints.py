@@ -26,7 +26,9 @@ from sam2_hf.checkpoint import (
     convert_meta_state_dict,
     infer_size_and_version,
     load_meta_checkpoint,
+    name_hint,
     normalize_version,
+    read_checkpoint,
     read_meta_checkpoint,
 )
 
@@ -310,3 +312,47 @@ def test_invalid_config_json(tiny_folder, tmp_path):
     (folder / "config.json").write_text("{not json")
     with pytest.raises(OSError, match="not a valid JSON file"):
         Sam2VideoModel.from_pretrained(folder)
+
+
+# ------------------------------------------------------------------------ release file names (PT_FORMATS)
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("sam2_b.pt", ("Ultralytics", "base-plus", "2")),
+        ("sam2.1_t.pt", ("Ultralytics", "tiny", "2.1")),
+        ("SAM2.1_L.pt", ("Ultralytics", "large", "2.1")),
+        ("sam2_hiera_b+.pt", ("Meta", "base-plus", "2")),
+        ("sam2.1_hiera_base_plus.pt", ("Meta", "base-plus", "2.1")),
+        ("sam2.1_hiera_small.pt", ("Meta", "small", "2.1")),
+        ("my_model.pt", None),
+        ("sam2_x.pt", None),
+    ],
+)
+def test_release_file_name_hints(name, expected):
+    hint = name_hint(Path("some/folder") / name)
+    assert (hint if hint is None else (hint[0].name, *hint[1:])) == expected
+
+
+def test_name_is_only_a_hint(tiny_meta, tmp_path):
+    """The weights decide; a name that says otherwise warns, a missing release file says what it is."""
+    state, _ = tiny_meta
+    misnamed = tmp_path / "sam2_s.pt"
+    save_meta_checkpoint(state, misnamed)
+    with pytest.warns(UserWarning, match="release file of SAM 2 small, but its weights are SAM 2.1 tiny"):
+        assert read_checkpoint(misnamed)[1:] == ("tiny", "2.1")
+    with pytest.raises(FileNotFoundError, match=r"at .*sam2_b\.pt.*Ultralytics release file of SAM 2 base-plus"):
+        Sam2Model.from_pretrained(tmp_path / "sam2_b.pt")
+    not_sam = tmp_path / "sam2.1_l.pt"
+    torch.save({"layer.weight": torch.zeros(2, 2)}, not_sam)
+    with pytest.raises(ValueError, match="release file of SAM 2.1 large, but its weights do not say.*Not a SAM 2"):
+        Sam2Model.from_pretrained(not_sam)
+
+
+def test_bare_state_dict_loads(tiny_meta, tmp_path):
+    """Ultralytics' loader also reads a state dict saved without the {"model": ...} wrapper; so do we."""
+    state, path = tiny_meta
+    bare = tmp_path / "bare.pt"
+    torch.save(state, bare)
+    expected = Sam2VideoModel.from_pretrained(path, image_size=IMAGE_SIZE).state_dict()
+    got = Sam2VideoModel.from_pretrained(bare, image_size=IMAGE_SIZE).state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in got.items()) and got.keys() == expected.keys()

@@ -208,7 +208,7 @@ def name_hint(path) -> tuple[PtFormat, str, str] | None:
     for fmt in PT_FORMATS:
         m = re.fullmatch(fmt.file_name, name, flags=re.IGNORECASE)
         if m:
-            return fmt, fmt.sizes[m.group("size").lower()], "2.1" if m.group("version") == "sam2.1" else "2"
+            return fmt, fmt.sizes[m.group("size").lower()], "2.1" if m.group("version").lower() == "sam2.1" else "2"
     return None
 
 
