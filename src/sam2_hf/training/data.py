@@ -1,0 +1,414 @@
+"""Fine-tuning data: datasets of clips drawn as Meta's trainer draws them, their collation into Meta's batch
+layout, a checker that lists every problem of a dataset, and a generated dataset for demos and tests.
+
+    dataset = build_dataset("my_videos/", image_size=1024, num_frames=8, max_num_objects=3, seed=0)
+    batch = collate_clips([dataset[0], dataset[1]])   # pixel_values (T, B, 3, S, S), masks, obj_to_frame_idx
+    problems = check_dataset("my_videos/")            # [] when every file reads and pairs up
+
+Layouts (images folder, COCO JSON, `datasets.Dataset`, DAVIS / YouTube-VOS / MOSE, SA-V, sam2-hf exports) are
+described in `sam2_hf.training.data_formats`. Sampling follows Meta's `training/dataset/vos_sampler.py`
+`RandomUniformSampler` and `vos_dataset.VOSDataset`: every `sample_rate`-th annotated frame is kept, a clip is
+`num_frames` consecutive ones from a random start (reversed with `reverse_time_prob`), redrawn until an object
+is visible on its first frame, and up to `max_num_objects` of those visible objects are drawn; an object
+missing from a later frame gets an empty mask there. Images are clips of one frame.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..video.results import PALETTE, RleJsonWriter, encode_rle
+from ..video.synthetic import save_jpeg_folder, textured_scene
+from .data_formats import LAYOUTS, SAV_ANN_EVERY, AnnotatedVideo, DataError, read_layout
+from .transforms import ClipTransforms
+
+MAX_RETRIES = 1000  # Meta's RandomUniformSampler: clip draws before giving up on a video
+CHECK_CHUNK = 16  # frames read at once by check_dataset
+
+__all__ = [
+    "LAYOUTS",
+    "ClipDataset",
+    "ClipSample",
+    "DataError",
+    "build_dataset",
+    "check_dataset",
+    "collate_clips",
+    "make_synthetic_dataset",
+]
+
+
+@dataclass
+class ClipSample:
+    """One training sample: a clip of T frames (T = 1 for an image) with O objects.
+
+    pixel_values: (T, 3, S, S) float32, ImageNet-normalized (`image_processing.IMAGENET_MEAN` / `_STD`).
+    masks: (T, O, S, S) bool; an object may be empty on frames after the first (it vanished).
+    object_ids: the O object ids (as in the annotation files); frame_names: the T frames' names;
+    source: the file or folder the clip comes from (for messages).
+    """
+
+    pixel_values: torch.Tensor
+    masks: torch.Tensor
+    object_ids: list[int]
+    frame_names: list[str]
+    source: str
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    """Map-style dataset of `ClipSample`: item `idx` is a clip drawn from video (or image) `idx`.
+
+    Each item is drawn with its own seed: from (`seed`, epoch, idx) when `seed` is given, so items do not
+    depend on workers or order, and `set_epoch(epoch)` (called by accelerate's data loaders) draws new clips
+    each epoch; from torch's global generator when `seed` is None (seeded per worker by the DataLoader,
+    itself seeded by transformers' Trainer). Reading raises `DataError` naming the file and the problem.
+    """
+
+    def __init__(self, videos: list[AnnotatedVideo], transforms: ClipTransforms, num_frames: int = 8,
+                 max_num_objects: int = 3, reverse_time_prob: float = 0.0, seed: int | None = None):  # fmt: skip
+        self.videos, self.transforms = videos, transforms
+        self.num_frames, self.max_num_objects, self.reverse_time_prob = num_frames, max_num_objects, reverse_time_prob
+        self.seed, self.epoch = seed, 0
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __getitem__(self, idx: int) -> ClipSample:
+        video = self.videos[idx]
+        seed = self._sample_seed(idx)
+        positions, object_ids = sample_clip(
+            video, self.num_frames, self.max_num_objects, self.reverse_time_prob, torch.Generator().manual_seed(seed)
+        )
+        frames, masks = read_clip(video, positions, object_ids)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            pixel_values, masks = self.transforms(frames, masks)
+        kept = masks[0].flatten(1).any(1)
+        if not kept.any():
+            raise DataError(
+                video.mask_file(positions[0]),
+                f"objects {object_ids} vanish when the frame is resized to {self.transforms.image_size} pixels",
+            )
+        return ClipSample(
+            pixel_values=pixel_values,
+            masks=masks[:, kept],
+            object_ids=[i for i, k in zip(object_ids, kept.tolist()) if k],
+            frame_names=[video.frame_names[p] for p in positions],
+            source=video.source,
+        )
+
+    def _sample_seed(self, idx: int) -> int:
+        if self.seed is None:
+            return int(torch.randint(2**62, ()).item())
+        return int(np.random.SeedSequence([self.seed, self.epoch, idx]).generate_state(1, np.uint64)[0] >> 2)
+
+
+def sample_clip(video: AnnotatedVideo, num_frames: int, max_num_objects: int, reverse_time_prob: float,
+                generator: torch.Generator) -> tuple[list[int], list[int]]:  # fmt: skip
+    """Meta's `RandomUniformSampler.sample`: (frame positions, object ids). A random start and optional time
+    reversal, redrawn (up to MAX_RETRIES) until an object is visible on the clip's first frame; then up to
+    `max_num_objects` of the visible objects in random order. One-frame clips for images."""
+    length = 1 if video.is_image else num_frames
+    for _ in range(MAX_RETRIES):
+        start = int(torch.randint(len(video) - length + 1, (), generator=generator))
+        positions = list(range(start, start + length))
+        if float(torch.rand((), generator=generator)) < reverse_time_prob:
+            positions.reverse()
+        visible = video.visible_objects(positions[0])
+        if visible:
+            break
+    else:
+        raise DataError(video.source, f"no object is visible on the first frame of any clip of {length} frames")
+    order = torch.randperm(len(visible), generator=generator)[:max_num_objects]
+    return positions, [visible[i] for i in order.tolist()]
+
+
+def read_clip(video: AnnotatedVideo, positions: list[int], object_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames (T, H, W, 3) uint8 and masks (T, O, H, W) bool of `object_ids` (empty where an object is not
+    annotated). DataError: frames of different sizes, a mask of another size than its frame, an empty mask
+    of an image's object."""
+    frames = video.read_frames(positions)
+    height, width = frames[0].shape[:2]
+    masks = np.zeros((len(positions), len(object_ids), height, width), dtype=bool)
+    for t, (position, frame) in enumerate(zip(positions, frames)):
+        if frame.shape[:2] != (height, width):
+            raise DataError(video.frame_file(position), f"the frame is {_size(frame)}, the clip's first is "
+                            f"{width}x{height} ({video.frame_file(positions[0])})")  # fmt: skip
+        annotated = video.read_masks(position)
+        check_masks(video, position, annotated, (height, width))
+        for k, obj_id in enumerate(object_ids):
+            if obj_id in annotated:
+                masks[t, k] = annotated[obj_id]
+    return torch.from_numpy(np.stack(frames)), torch.from_numpy(masks)
+
+
+def check_masks(video: AnnotatedVideo, position: int, masks: dict, frame_size: tuple[int, int]) -> None:
+    """DataError if a mask's size is not the frame's, or (images) an object's mask is empty."""
+    for obj_id, mask in masks.items():
+        if mask.shape != frame_size:
+            raise DataError(
+                video.mask_file(position),
+                f"the mask of object {obj_id} is {_size(mask)} but the image {video.frame_file(position)} is "
+                f"{frame_size[1]}x{frame_size[0]}",
+            )
+    empty = [obj_id for obj_id, mask in masks.items() if not mask.any()]
+    if video.is_image and empty:
+        raise DataError(video.mask_file(position), f"objects {empty} have an empty mask (nothing to prompt from)")
+
+
+def _size(array: np.ndarray) -> str:
+    return f"{array.shape[1]}x{array.shape[0]}"
+
+
+def build_dataset(
+    source,
+    image_size: int = 1024,
+    num_frames: int = 8,
+    max_num_objects: int = 3,
+    augment: bool = True,
+    seed: int | None = None,
+    *,
+    layout: str | None = None,
+    sample_rate: int = 1,
+    reverse_time_prob: float = 0.0,
+    transforms: ClipTransforms | None = None,
+    **options,
+) -> ClipDataset:
+    """A `ClipDataset` of `ClipSample` from a folder, a JSON file or a `datasets.Dataset`.
+
+    source: the dataset (layouts in `data_formats`; detected unless `layout` names one of `LAYOUTS`).
+    image_size: side S of the square model input, pixels. num_frames: frames per video clip (images: 1).
+    max_num_objects: objects per clip at most. augment: Meta's fine-tuning augmentations (`ClipTransforms`);
+    False: resize + normalize only. seed: per-item determinism (see `ClipDataset`); None: torch's generator.
+    sample_rate: keep every n-th annotated frame (Meta's `sample_rate`, a stride). reverse_time_prob: chance
+    of a reversed clip (Meta's default 0). transforms: a `ClipTransforms` replacing the default one.
+    options: `image_column` / `mask_column` ("hf"), `frames_dir` / `ann_every` ("sav", "masklets").
+
+    Raises DataError (with `.problems`, every one found) when the layout is unknown, files do not pair up,
+    JSON cannot be read, a video has fewer annotated frames than `num_frames`, or nothing is left (empty).
+    Pixel-level problems (unreadable images, size mismatches, mask values) raise DataError when an item is
+    read; `check_dataset` finds them all up front.
+    """
+    videos, problems = _read_videos(source, layout, num_frames, sample_rate, **options)
+    if problems:
+        raise DataError(source, f"{len(problems)} problem(s):\n" + "\n".join(problems), problems)
+    transforms = transforms or ClipTransforms(image_size=image_size, augment=augment)
+    return ClipDataset(videos, transforms, num_frames, max_num_objects, reverse_time_prob, seed)
+
+
+def _read_videos(source, layout, num_frames, sample_rate, **options) -> tuple[list[AnnotatedVideo], list[str]]:
+    """The source's videos (stride applied) and the structural problems, short videos and emptiness included."""
+    videos, problems = read_layout(source, layout, **options)
+    for video in videos:
+        video.keep_every(sample_rate)
+        if not video.is_image and len(video) < num_frames:
+            problems.append(
+                f"{video.source}: {len(video)} annotated frames (after sample_rate {sample_rate}), fewer than "
+                f"num_frames={num_frames}; lower num_frames or leave this video out"
+            )
+    if not videos and not problems:
+        problems.append(f"{source}: empty dataset (no annotated image or video found)")
+    return videos, problems
+
+
+def collate_clips(samples: list[ClipSample]) -> dict[str, torch.Tensor]:
+    """Clips -> Meta's `BatchedVideoDatapoint` layout (`training.utils.data_utils.collate_fn`) as plain tensors:
+
+    pixel_values (T, B, 3, S, S) float32; masks (T, O_total, S, S) bool, objects in clip order then object
+    order; obj_to_frame_idx (T, O_total, 2) int64 = [frame index t, clip index b] of each object (Meta builds
+    the same values as int32). Raises ValueError for an empty batch or clips of different T or S.
+    """
+    if not samples:
+        raise ValueError("collate_clips got no samples.")
+    shapes = {tuple(s.pixel_values.shape) for s in samples}
+    if len(shapes) > 1:
+        sources = ", ".join(f"{s.source} {tuple(s.pixel_values.shape)}" for s in samples)
+        raise ValueError(f"Clips in a batch must have the same frames and size (T, 3, S, S); got {sources}.")
+    num_frames = samples[0].pixel_values.shape[0]
+    clip_index = torch.cat([torch.full((s.masks.shape[1],), b, dtype=torch.long) for b, s in enumerate(samples)])
+    frame_index = torch.arange(num_frames)[:, None].expand(-1, len(clip_index))
+    return {
+        "pixel_values": torch.stack([s.pixel_values for s in samples], dim=1),
+        "masks": torch.cat([s.masks for s in samples], dim=1),
+        "obj_to_frame_idx": torch.stack([frame_index, clip_index.expand(num_frames, -1)], dim=-1),
+    }
+
+
+def check_dataset(source, num_frames: int = 8, *, layout: str | None = None, sample_rate: int = 1,
+                  **options) -> list[str]:  # fmt: skip
+    """Every problem of a dataset, one line each ("<file>: <problem>"); [] when it is clean.
+
+    Reads every annotated frame and mask (arguments as `build_dataset`): the structural problems
+    `build_dataset` raises, plus unreadable files, frame / mask size mismatches, mask values that are not
+    instance ids, empty object masks on images, objects empty on every frame of a video, and videos where
+    no clip of `num_frames` frames starts with a visible object.
+    """
+    try:
+        videos, problems = _read_videos(source, layout, num_frames, sample_rate, **options)
+    except DataError as error:
+        return list(error.problems)
+    for video in videos:
+        problems += _video_problems(video, num_frames)
+    return problems
+
+
+def _video_problems(video: AnnotatedVideo, num_frames: int) -> list[str]:
+    problems, seen = [], {}
+    for chunk in range(0, len(video), CHECK_CHUNK):
+        positions = list(range(chunk, min(chunk + CHECK_CHUNK, len(video))))
+        for position, frame in zip(positions, _frames_or_none(video, positions, problems)):
+            try:
+                masks = video.read_masks(position)
+                if frame is not None:
+                    check_masks(video, position, masks, frame.shape[:2])
+            except DataError as error:
+                problems.append(str(error))
+                continue
+            for obj_id, mask in masks.items():
+                seen[obj_id] = seen.get(obj_id, False) or bool(mask.any())
+    if video.is_image:
+        return problems
+    never = sorted(i for i, visible in seen.items() if not visible)
+    if never:
+        problems.append(f"{video.source}: objects {never} are empty on every frame (they can never be prompted)")
+    starts = range(max(len(video) - num_frames + 1, 0))
+    if seen and not any(video.visible_objects(p) for p in starts if _masks_readable(video, p)):
+        problems.append(f"{video.source}: no clip of {num_frames} frames starts on a frame with a visible object")
+    return problems
+
+
+def _frames_or_none(video: AnnotatedVideo, positions: list[int], problems: list[str]) -> list:
+    """The frames at `positions`, read together; when that fails, one by one (None for each unreadable one,
+    its problem recorded)."""
+    try:
+        return video.read_frames(positions)
+    except DataError:
+        frames = []
+        for position in positions:
+            try:
+                frames.append(video.read_frames([position])[0])
+            except DataError as error:
+                problems.append(str(error))
+                frames.append(None)
+        return frames
+
+
+def _masks_readable(video: AnnotatedVideo, position: int) -> bool:
+    try:
+        video.visible_objects(position)
+        return True
+    except DataError:
+        return False
+
+
+# ------------------------------------------------------------------------------------------ synthetic datasets
+
+
+def make_synthetic_dataset(
+    out_dir,
+    kind: str = "images",
+    num_items: int = 6,
+    num_frames: int = 8,
+    height: int = 128,
+    width: int = 128,
+    num_targets: int = 2,
+    num_distractors: int = 3,
+    seed: int = 0,
+    per_object_masks: bool = False,
+) -> Path:
+    """Write a generated dataset (`video.synthetic.textured_scene`: striped targets among checkered look-alikes;
+    only targets are annotated) in one of the layouts, and return the path to give `build_dataset`.
+
+    kind: "images" (images/ + masks/<stem>.png palette instance PNGs, or with `per_object_masks`
+    masks/<stem>/<obj>.png), "coco" (images/ + annotations.json, RLE), "davis" (JPEGImages/ + Annotations/
+    palette PNGs), "sav" (<id>/ frame folders + <id>_manual.json, annotated every 4th frame of num_frames * 4),
+    "masklets" (<name>/ frame folders + <name>_masks.json as sam2-hf exports it). num_items images or videos of
+    `num_frames` frames (images: 1), height x width pixels; item i uses seed `seed + i`.
+    """
+    writers = {"images": _write_images, "coco": _write_coco, "davis": _write_davis, "sav": _write_sav,
+               "masklets": _write_masklets}  # fmt: skip
+    if kind not in writers:
+        raise ValueError(f"Unknown synthetic dataset kind {kind!r}; expected one of {list(writers)}.")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    length = 1 if kind in ("images", "coco") else num_frames * (SAV_ANN_EVERY if kind == "sav" else 1)
+    scenes = {f"{i:04d}": textured_scene(length, height, width, num_targets, num_distractors, seed + i)
+              for i in range(num_items)}  # fmt: skip
+    writers[kind](out_dir, scenes, num_targets=num_targets, per_object_masks=per_object_masks)
+    return out_dir
+
+
+def save_palette_png(ids: np.ndarray, path: Path) -> None:
+    """(H, W) uint8 object ids -> a palette ("P") PNG, as DAVIS stores annotations (colours from `PALETTE`)."""
+    image = Image.fromarray(ids.astype(np.uint8))
+    image.putpalette([0, 0, 0, *[c for color in PALETTE for c in color]])
+    image.save(path)
+
+
+def _objects(ids: np.ndarray) -> list[int]:
+    return [int(v) for v in np.unique(ids[ids != 0])]
+
+
+def _write_images(out_dir: Path, scenes: dict, per_object_masks: bool, **_) -> None:
+    (out_dir / "images").mkdir(exist_ok=True)
+    (out_dir / "masks").mkdir(exist_ok=True)
+    for name, (frames, instances) in scenes.items():
+        Image.fromarray(frames[0]).save(out_dir / "images" / f"{name}.jpg", quality=95)
+        if not per_object_masks:
+            save_palette_png(instances[0], out_dir / "masks" / f"{name}.png")
+            continue
+        (out_dir / "masks" / name).mkdir(exist_ok=True)
+        for obj_id in _objects(instances[0]):
+            mask = (instances[0] == obj_id).astype(np.uint8) * 255
+            Image.fromarray(mask).save(out_dir / "masks" / name / f"{obj_id}.png")
+
+
+def _write_coco(out_dir: Path, scenes: dict, **_) -> None:
+    (out_dir / "images").mkdir(exist_ok=True)
+    coco = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "target"}]}
+    for image_id, (name, (frames, instances)) in enumerate(scenes.items(), start=1):
+        Image.fromarray(frames[0]).save(out_dir / "images" / f"{name}.jpg", quality=95)
+        height, width = instances.shape[1:]
+        coco["images"].append({"id": image_id, "file_name": f"{name}.jpg", "height": height, "width": width})
+        for obj_id in _objects(instances[0]):
+            coco["annotations"].append({
+                "id": len(coco["annotations"]) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+                "segmentation": encode_rle(instances[0] == obj_id),
+            })  # fmt: skip
+    (out_dir / "annotations.json").write_text(json.dumps(coco))
+
+
+def _write_davis(out_dir: Path, scenes: dict, **_) -> None:
+    for name, (frames, instances) in scenes.items():
+        save_jpeg_folder(frames, out_dir / "JPEGImages" / name)
+        (out_dir / "Annotations" / name).mkdir(parents=True, exist_ok=True)
+        for t, ids in enumerate(instances):
+            save_palette_png(ids, out_dir / "Annotations" / name / f"{t:05d}.png")
+
+
+def _write_sav(out_dir: Path, scenes: dict, num_targets: int, **_) -> None:
+    for name, (frames, instances) in scenes.items():
+        save_jpeg_folder(frames, out_dir / name)
+        masklet = [[encode_rle(ids == k) for k in range(1, num_targets + 1)] for ids in instances[::SAV_ANN_EVERY]]
+        data = {"video_id": name, "video_frame_count": len(frames), "video_height": frames.shape[1],
+                "video_width": frames.shape[2], "masklet": masklet, "masklet_id": list(range(1, num_targets + 1)),
+                "masklet_num": num_targets}  # fmt: skip
+        (out_dir / f"{name}_manual.json").write_text(json.dumps(data))
+
+
+def _write_masklets(out_dir: Path, scenes: dict, num_targets: int, **_) -> None:
+    for name, (frames, instances) in scenes.items():
+        save_jpeg_folder(frames, out_dir / name)
+        info = {"path": name, "height": frames.shape[1], "width": frames.shape[2], "fps": None,
+                "num_frames": len(frames)}  # fmt: skip
+        with RleJsonWriter(out_dir / f"{name}_masks.json", info) as writer:
+            for t, ids in enumerate(instances):
+                writer.write(t, {k: ids == k for k in range(1, num_targets + 1)})
