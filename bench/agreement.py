@@ -30,10 +30,17 @@ def logit_agreement(logits, reference_logits, masks=None, reference_masks=None) 
     }
 
 
+def mask_agreement(masks, reference_logits) -> dict:
+    """`logit_agreement` for an API that returns binary masks only: pixels of other sign; no logit difference (None)."""
+    check = logit_agreement(reference_logits, reference_logits, masks=masks)
+    return {**check, "max_abs_logit_diff": None}
+
+
 def worst(rows: list[dict]) -> dict:
     """The worst of several agreement checks (e.g. over the timed frames)."""
+    diffs = [r["max_abs_logit_diff"] for r in rows if r["max_abs_logit_diff"] is not None]
     return {
-        "max_abs_logit_diff": max(r["max_abs_logit_diff"] for r in rows),
+        "max_abs_logit_diff": max(diffs) if diffs else None,
         "sign_mismatch_pixels": max(r["sign_mismatch_pixels"] for r in rows),
         "pixels": rows[0]["pixels"],
         "reference_foreground_pixels": rows[0]["reference_foreground_pixels"],

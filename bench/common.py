@@ -24,7 +24,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # ------------------------------------------------------------------------------ weights
 @dataclass(frozen=True)
 class Weights:
-    """One seeded random model, as Meta's `.pt` and as a `save_pretrained` folder (sam2_hf and transformers)."""
+    """One seeded random model, as Meta's `.pt` (also read by Ultralytics, see `ultralytics_checkpoint`) and as a
+    `save_pretrained` folder (sam2_hf and transformers)."""
 
     size: str
     version: str
@@ -62,6 +63,29 @@ def prepare_weights(workdir: Path, image_size: int, size: str = "tiny", version:
     return weights
 
 
+def ultralytics_checkpoint(weights: Weights) -> Path:
+    """The weights' `.pt` under the name of Ultralytics' release file of that model (e.g. `sam2.1_t.pt`: its builder
+    takes SAM 2 vs 2.1 from the name; names from sam2_hf's `PT_FORMATS`), hard-linked (copied where links fail)
+    into a folder of its own; Meta's `{"model": state_dict}` is a layout Ultralytics reads."""
+    import shutil
+
+    from sam2_hf.checkpoint import PT_FORMATS
+
+    letters = {size: letter for letter, size in next(f for f in PT_FORMATS if f.name == "Ultralytics").sizes.items()}
+    path = (
+        weights.pt.parent
+        / f"ultralytics_{weights.pt.stem}"
+        / f"sam2{'.1' if weights.version == '2.1' else ''}_{letters[weights.size]}.pt"
+    )
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(weights.pt, path)
+        except OSError:
+            shutil.copyfile(weights.pt, path)
+    return path
+
+
 def load_meta_model(weights: Weights):
     """Meta's `SAM2VideoPredictor` (a `SAM2Base`, so it also serves the image predictor), built with the same
     config as the weights and loaded from their `.pt`; hole filling off (CUDA-only in the reference)."""
@@ -96,6 +120,22 @@ def write_jpeg_folder(folder: Path, num_frames: int, height: int, width: int) ->
     for i, frame in enumerate(synthetic_frames(num_frames, height, width)):
         Image.fromarray(frame).save(folder / f"{i:05d}.jpg", quality=95)
     return folder
+
+
+def write_video_file(folder: Path) -> Path:
+    """The JPEG folder's frames as one Motion-JPEG `.avi` next to it (for APIs that read only video files); reused."""
+    import cv2
+
+    path = folder.with_suffix(".avi")
+    if path.exists():
+        return path
+    frames = sorted(folder.glob("*.jpg"))
+    first = cv2.imread(str(frames[0]))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 24, (first.shape[1], first.shape[0]))
+    for frame in frames:
+        writer.write(cv2.imread(str(frame)))
+    writer.release()
+    return path
 
 
 def preprocess_jpeg(path, image_size: int):
@@ -185,7 +225,7 @@ def machine_description() -> dict:
         "python": platform.python_version(), "platform": platform.platform(),
         "load_average_at_start": load_average(),
     }  # fmt: skip
-    for package in ("torch", "transformers", "sam2", "sam2-hf"):
+    for package in ("torch", "transformers", "sam2", "sam2-hf", "ultralytics"):
         try:
             info[package] = version(package)
         except PackageNotFoundError:

@@ -5,17 +5,24 @@ Implementations, same weights and the same images:
 - `meta`          Meta's `SAM2ImagePredictor`, the same calls (sam2_hf's predictor is a drop-in for it);
 - `transformers`  `Sam2Model.get_image_embeddings` on the pixels the two predictors compute themselves (Meta's
                   transforms, prepared untimed), then `Sam2Processor` prompts -> `Sam2Model(image_embeddings=...)`
-                  -> `post_process_masks` for a click.
-Clicks: one positive point, `multimask_output=True` (the default of all three APIs: 3 masks).
+                  -> `post_process_masks` for a click;
+- `ultralytics`   (when installed) Ultralytics' `SAM2Predictor`: `set_image`, then its public call
+                  `predictor(points=..., labels=..., multimask_output=True)` (masks at the image size). It has no
+                  batched encoder (not in the batch part), and it letterboxes (aspect kept, padded) where Meta
+                  stretches the image to a square, so on a non-square image its embeddings and masks differ from
+                  Meta's by design (tests/test_ultralytics.py: equal on a square image of the input size).
+Clicks: one positive point, `multimask_output=True` (3 masks; the default of the first three APIs).
 """
 
 from __future__ import annotations
+
+import importlib.util
 
 import numpy as np
 import torch
 
 from .agreement import logit_agreement
-from .common import Weights, load_meta_model, object_clicks, synthetic_frames
+from .common import Weights, load_meta_model, object_clicks, synthetic_frames, ultralytics_checkpoint
 from .flops import count_flops
 from .timing import interleaved, timing_table
 
@@ -84,6 +91,43 @@ class TransformersImage:
         return out.pred_masks[0, 0].clamp(-LOW_RES_LOGIT_LIMIT, LOW_RES_LOGIT_LIMIT), masks
 
 
+class UltralyticsImage:
+    """Ultralytics' `SAM2Predictor` on the same weights (named as its release file: `ultralytics_checkpoint`)."""
+
+    name = "ultralytics"
+    batched = False  # set_image takes one image
+
+    def __init__(self, weights: Weights):
+        from ultralytics.models.sam import SAM2Predictor
+
+        overrides = dict(model=str(ultralytics_checkpoint(weights)), imgsz=weights.image_size, conf=0.0,
+                         device="cpu", save=False, verbose=False)  # fmt: skip
+        self.predictor = SAM2Predictor(overrides=overrides)
+        self.image = None
+
+    def prepare(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        return [np.ascontiguousarray(image[..., ::-1]) for image in images]  # it reads OpenCV's BGR arrays
+
+    def encode(self, images) -> None:
+        self.image = images[0]
+        self.predictor.set_image(self.image)
+
+    def embeddings(self) -> torch.Tensor:
+        return self.predictor.features["image_embed"]
+
+    def click(self, xy) -> tuple:
+        """-> (None: its public call returns no logits, see `agreement_logits`; masks (3, H, W))."""
+        result = self.predictor(points=[xy], labels=[1], multimask_output=True)[0]
+        return None, result.masks.data
+
+    def agreement_logits(self, xy) -> torch.Tensor:
+        """Untimed: the click's low-resolution logits (3, S/4, S/4) from its `prompt_inference` on the cached
+        features, clamped as Meta's predictor clamps them."""
+        pixels = self.predictor.preprocess([self.image])
+        logits, _ = self.predictor.prompt_inference(pixels, points=[xy], labels=[1], multimask_output=True)
+        return logits.clamp(-LOW_RES_LOGIT_LIMIT, LOW_RES_LOGIT_LIMIT)
+
+
 def load_image_implementations(weights: Weights) -> list:
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
@@ -92,11 +136,14 @@ def load_image_implementations(weights: Weights) -> list:
     meta = SAM2ImagePredictor(load_meta_model(weights))
     s = weights.image_size
     meta._bb_feat_sizes = [(s // 4, s // 4), (s // 8, s // 8), (s // 16, s // 16)]  # hard-coded for 1024 in Meta's
-    return [
+    impls = [
         PredictorImage("sam2_hf", Sam2ImagePredictor.from_pretrained(weights.folder)),
         PredictorImage("meta", meta),
         TransformersImage(weights),
     ]
+    if importlib.util.find_spec("ultralytics") is not None:
+        impls.append(UltralyticsImage(weights))
+    return impls
 
 
 def embedding_agreement(impls) -> dict:
@@ -121,6 +168,9 @@ def click_part(impls, xy, repeats: int, clicks_per_sample: int) -> dict:
 
     samples, last = interleaved({i.name: (lambda i=i: clicks(i)) for i in impls}, repeats)
     per_click = {name: [s / clicks_per_sample for s in values] for name, values in samples.items()}
+    for impl in impls:  # an API that returns no logits gives them untimed for the check
+        if hasattr(impl, "agreement_logits"):
+            last[impl.name] = (impl.agreement_logits(xy), last[impl.name][1])
     ref_low, ref_masks = last["meta"]
     agreement = {name: logit_agreement(low, ref_low, masks, ref_masks) for name, (low, masks) in last.items()}
     return {"timing": timing_table(per_click), "flops": flops, "agreement": agreement}
@@ -128,7 +178,8 @@ def click_part(impls, xy, repeats: int, clicks_per_sample: int) -> dict:
 
 def batch_part(impls, images, repeats: int) -> dict:
     """set_image_batch (transformers: a batch of pixel_values); seconds per image. No untimed first call: the
-    single-image part has already run every code path."""
+    single-image part has already run every code path. APIs without a batched encoder (`batched = False`) sit out."""
+    impls = [i for i in impls if getattr(i, "batched", True)]
     inputs = {i.name: i.prepare(images) for i in impls}
     samples, _ = interleaved({i.name: (lambda i=i: i.encode(inputs[i.name])) for i in impls}, repeats)
     per_image = {name: [s / len(images) for s in values] for name, values in samples.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-COLORS = {"sam2_hf": "tab:blue", "meta": "tab:orange", "transformers": "tab:green"}
+COLORS = {"sam2_hf": "tab:blue", "meta": "tab:orange", "transformers": "tab:green", "ultralytics": "tab:red"}
 
 
 def bars(ax, groups: list[str], values: dict[str, list[dict]], ylabel: str, title: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-NAMES = {"sam2_hf": "sam2_hf", "meta": "Meta sam2 1.1.0", "transformers": "transformers"}
+NAMES = {"sam2_hf": "sam2_hf", "meta": "Meta sam2 1.1.0", "transformers": "transformers", "ultralytics": "Ultralytics"}
 
 
 def name_of(impl: str) -> str:
@@ -41,7 +41,8 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 def agreement_cells(a: dict | None) -> list[str]:
     if a is None:
         return ["–", "–"]
-    return [f"{a['max_abs_logit_diff']:.2e}", f"{a['sign_mismatch_pixels']} / {a['pixels']}"]
+    diff = "– (masks only)" if a["max_abs_logit_diff"] is None else f"{a['max_abs_logit_diff']:.2e}"
+    return [diff, f"{a['sign_mismatch_pixels']} / {a['pixels']}"]
 
 
 # ------------------------------------------------------------------------------ sections
@@ -50,7 +51,13 @@ def image_lines(sec: dict, gflops: float | None) -> list[str]:
     h, w = st["image_hw"]
     x, y = st["click"]
     lines = ["## Image", "", f"One {w}x{h} synthetic image; click = one positive point at ({x:.0f}, {y:.0f}), "
-             "multimask output (3 masks, every API's default).", ""]  # fmt: skip
+             "multimask output (3 masks).", ""]  # fmt: skip
+    if "ultralytics" in st["implementations"]:
+        lines += ["Ultralytics: `SAM2Predictor.set_image`, then its public call `predictor(points=..., labels=..., "
+                  "multimask_output=True)`; its logits for the check come from an untimed `prompt_inference`. It "
+                  "letterboxes the image (aspect kept, padded) where Meta stretches it to a square, so on this "
+                  "non-square image its embeddings and masks differ from Meta's by design (tests/test_ultralytics.py: "
+                  "equal on a square image of the input size). It has no batched encoder.", ""]  # fmt: skip
     parts = (
         ("encoder", "Image encoder, seconds per image (`set_image`; transformers: `get_image_embeddings` on the "
          "same preprocessed pixels)", 1, "max abs embedding diff vs Meta"),
@@ -89,7 +96,9 @@ def video_lines(sec: dict, gflops: float | None) -> list[str]:
         f"Synthetic {w}x{h} clip (JPEG folder), one click per object on frame 0, forward propagation. Frames "
         f"1..{st['warmup_frames']} are warm-up (frame {st['warmup_frames']} FLOP-counted), then each timed frame "
         "is one sample; implementations take turns frame by frame. Masks of every timed frame are compared with "
-        "Meta's at video resolution (worst frame shown; pixels of other sign out of all objects' pixels).",
+        "Meta's at video resolution (worst frame shown; pixels of other sign out of all objects' pixels). "
+        "Ultralytics reads the frames from a Motion-JPEG file, letterboxes them and keeps objects from overlapping "
+        "(binary masks only): its masks differ from Meta's by design.",
         "",
     ]
     header = ["objects", "implementation", "s/frame median [min–max] (timed frames)", "× Meta", "× transformers",
@@ -216,16 +225,19 @@ def header_lines(suite: dict) -> list[str]:
     m, st = suite["machine"], suite["settings"]
     start, end = (", ".join(map(str, m[f"load_average_at_{when}"])) for when in ("start", "end"))
     return [
-        "# SAM 2 benchmark suite (CPU): sam2_hf vs Meta's reference vs transformers",
+        "# SAM 2 benchmark suite (CPU): sam2_hf vs Meta's reference vs transformers"
+        + (" vs Ultralytics" if m.get("ultralytics", "not installed") != "not installed" else ""),
         "",
         f"Command: `{suite['command']}`  ",
         f"Run {suite['started']} – {suite['finished']} ({suite['wall_s'] / 60:.1f} min).  ",
         f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['ram_gib']} GiB RAM, shared with other work "
         f"(load average {start} at start, {end} at end); Python {m['python']}, torch {m['torch']}, "
-        f"transformers {m['transformers']}, sam2 {m['sam2']}, sam2-hf {m['sam2-hf']}; "
+        f"transformers {m['transformers']}, sam2 {m['sam2']}, sam2-hf {m['sam2-hf']}, "
+        f"ultralytics {m.get('ultralytics', 'not installed')}; "
         f"torch threads: {st['threads']}.  ",
         f"Setup: hiera-{st['size']} (SAM {st['version']}), seeded random weights (tests/reference.py, the same `.pt` "
-        f"for Meta, its `save_pretrained` folder for sam2_hf and transformers), image_size {st['image_size']}, fp32, "
+        f"for Meta and Ultralytics, its `save_pretrained` folder for sam2_hf and transformers), "
+        f"image_size {st['image_size']}, fp32, "
         "inference mode, everything in one process.",
         "",
         "How to read: the machine is noisy, so each figure is a median [min–max] over repeats, and the "

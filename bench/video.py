@@ -11,6 +11,10 @@ Each timed frame is one sample; its masks are compared with Meta's.
 - `meta`          Meta's `SAM2VideoPredictor`, the same calls, built from the same `.pt` and config;
 - `transformers`  `Sam2VideoModel.propagate_in_video_iterator` on a `Sam2VideoInferenceSession` holding the frames
                   preprocessed as Meta's JPEG loader does (its own video processor resizes bilinearly instead);
+- `ultralytics`   (when installed) Ultralytics' `SAM2VideoPredictor` streaming the same frames from a Motion-JPEG
+                  file (it reads video files only), one click per object, `stream=True`: a frame is read, encoded
+                  and tracked per step. It letterboxes the frames (Meta stretches them), keeps objects from
+                  overlapping and returns binary masks only, so its check is pixels of other sign, not logits;
 - `sam2_hf@S`     optional (`low_res`): the same weights in a model built for image_size S < the exact one, a
                   non-exact speed option; compared with the exact sam2_hf masks by IoU instead.
 All read the same JPEG folder, no hole filling (Meta's is CUDA-only, transformers has none), fp32.
@@ -19,13 +23,22 @@ All read the same JPEG folder, no hole filling (Meta's is CUDA-only, transformer
 from __future__ import annotations
 
 import gc
+import importlib.util
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from .agreement import logit_agreement, mask_iou, worst
-from .common import Weights, load_meta_model, object_clicks, preprocess_jpeg, write_jpeg_folder
+from .agreement import logit_agreement, mask_agreement, mask_iou, worst
+from .common import (
+    Weights,
+    load_meta_model,
+    object_clicks,
+    preprocess_jpeg,
+    ultralytics_checkpoint,
+    write_jpeg_folder,
+    write_video_file,
+)
 from .flops import count_flops
 from .timing import timed, timing_table
 
@@ -59,6 +72,18 @@ def transformers_frames(model, folder: Path, clicks, image_size: int, height: in
         yield output.frame_idx, masks
 
 
+def ultralytics_frames(checkpoint: Path, folder: Path, clicks, image_size: int):
+    """Ultralytics' documented video use (`predictor(source=video, points=..., labels=..., stream=True)`): yields
+    (frame_idx, (N, 1, H, W) binary masks), each click its own object."""
+    from ultralytics.models.sam import SAM2VideoPredictor
+
+    overrides = dict(model=str(checkpoint), imgsz=image_size, conf=0.0, device="cpu", save=False, verbose=False)
+    predictor = SAM2VideoPredictor(overrides=overrides)
+    results = predictor(source=str(write_video_file(folder)), points=clicks, labels=[1] * len(clicks), stream=True)
+    for frame_idx, result in enumerate(results):
+        yield frame_idx, result.masks.data[:, None]
+
+
 class VideoModels:
     """The models of the section, loaded once and shared by every object count."""
 
@@ -71,6 +96,7 @@ class VideoModels:
         self.sam2_hf = Sam2VideoPredictor.from_pretrained(weights.folder, fill_hole_area=0)
         self.meta = load_meta_model(weights)
         self.transformers = Sam2VideoModel.from_pretrained(weights.folder).eval()
+        self.ultralytics = ultralytics_checkpoint(weights) if importlib.util.find_spec("ultralytics") else None
         self.low_res = low_res
         self.sam2_hf_low_res = (
             Sam2VideoPredictor.from_pretrained(weights.pt, image_size=low_res, fill_hole_area=0) if low_res else None
@@ -85,6 +111,8 @@ class VideoModels:
                 self.transformers, folder, clicks, self.weights.image_size, height, width
             ),
         }
+        if self.ultralytics:
+            streams["ultralytics"] = ultralytics_frames(self.ultralytics, folder, clicks, self.weights.image_size)
         if self.low_res:
             streams[f"sam2_hf@{self.low_res}"] = predictor_frames(self.sam2_hf_low_res, folder, clicks)
         return streams
@@ -120,6 +148,8 @@ def track_objects(models: VideoModels, folder: Path, num_objects: int, warmup: i
             samples[name].append(seconds)
         for name in (EXACT, REFERENCE, "transformers"):
             checks[name].append(logit_agreement(masks[name], masks[REFERENCE]))
+        if "ultralytics" in masks:
+            checks["ultralytics"].append(mask_agreement(masks["ultralytics"], masks[REFERENCE]))
         if models.low_res:
             low_res_iou.append(mask_iou(masks[f"sam2_hf@{models.low_res}"], masks[EXACT]))
     del streams
