@@ -126,6 +126,10 @@ def sample_clip(video: AnnotatedVideo, num_frames: int, max_num_objects: int, re
         if visible:
             break
     else:
+        if video.is_image:
+            empty = sorted(video.read_masks(0))
+            reason = f"objects {empty} have an empty mask (nothing to prompt from)" if empty else "no object annotated"
+            raise DataError(video.mask_file(0), reason)
         raise DataError(video.source, f"no object is visible on the first frame of any clip of {length} frames")
     order = torch.randperm(len(visible), generator=generator)[:max_num_objects]
     return positions, [visible[i] for i in order.tolist()]
@@ -279,8 +283,8 @@ def _video_problems(video: AnnotatedVideo, num_frames: int) -> list[str]:
     never = sorted(i for i, visible in seen.items() if not visible)
     if never:
         problems.append(f"{video.source}: objects {never} are empty on every frame (they can never be prompted)")
-    starts = range(max(len(video) - num_frames + 1, 0))
-    if seen and not any(video.visible_objects(p) for p in starts if _masks_readable(video, p)):
+    starts = range(len(video) - num_frames + 1)  # empty for a short video (reported already)
+    if seen and len(starts) and not any(video.visible_objects(p) for p in starts if _masks_readable(video, p)):
         problems.append(f"{video.source}: no clip of {num_frames} frames starts on a frame with a visible object")
     return problems
 

@@ -1,0 +1,325 @@
+"""The fine-tuning data layer: layouts read the masks in their files, collation equals Meta's `collate_fn`,
+augmentation keeps frames and masks aligned, sampling is seeded, and bad data raises DataError naming the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageFilter
+from pycocotools.coco import COCO
+from scipy import ndimage
+
+from sam2_hf.image_processing import IMAGENET_MEAN, IMAGENET_STD, preprocess_images
+from sam2_hf.training.data import (
+    ClipSample,
+    DataError,
+    build_dataset,
+    check_dataset,
+    collate_clips,
+    make_synthetic_dataset,
+    save_palette_png,
+)
+from sam2_hf.training.transforms import ClipTransforms
+from sam2_hf.video.results import decode_rle
+
+SIZE = 64  # frames are written SIZE x SIZE and read at image_size=SIZE: the resize is the identity
+
+
+def unnormalize(pixel_values: torch.Tensor) -> torch.Tensor:
+    mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
+    return pixel_values * std + mean
+
+
+def masks_in_files(root, kind: str, sample: ClipSample) -> np.ndarray:
+    """(T, O, H, W) masks of the sample's frames and objects, read straight from the files."""
+    out = []
+    for name in sample.frame_names:
+        if kind == "images":
+            ids = np.array(Image.open(root / "masks" / name.replace(".jpg", ".png")))
+            out.append([ids == i for i in sample.object_ids])
+        elif kind == "coco":
+            coco = COCO(str(root / "annotations.json"))
+            out.append([coco.annToMask(coco.anns[i]).astype(bool) for i in sample.object_ids])
+        elif kind == "davis":
+            ids = np.array(Image.open(root / "Annotations" / sample.source.split("/")[-1] / name.replace("jpg", "png")))
+            out.append([ids == i for i in sample.object_ids])
+        else:
+            frame = int(name.split()[-1])
+            data = json.loads(Path(sample.source).read_text())
+            if kind == "sav":
+                rles = dict(zip(data["masklet_id"], data["masklet"][frame // 4]))
+            else:
+                rles = {a["object_id"]: a["segmentation"] for a in data["annotations"] if a["frame_index"] == frame}
+            out.append([decode_rle(rles[i]) for i in sample.object_ids])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("kind", ["images", "coco", "davis", "sav", "masklets"])
+def test_each_layout_gives_the_masks_and_frames_in_its_files(tmp_path, kind):
+    root = make_synthetic_dataset(tmp_path, kind, num_items=3, num_frames=4, height=SIZE, width=SIZE, seed=1)
+    dataset = build_dataset(root, image_size=SIZE, num_frames=3, augment=False, seed=0)
+    assert len(dataset) == 3
+    for sample in dataset:
+        expected = masks_in_files(root, kind, sample)
+        assert sample.masks.dtype == torch.bool and sample.masks.shape == expected.shape
+        np.testing.assert_array_equal(sample.masks.numpy(), expected)
+        assert sample.masks[0].flatten(1).any(1).all()  # every object is visible on the clip's first frame
+        assert 0 < sample.masks.float().mean() < 0.5  # partial masks: a non-trivial comparison
+        on_disk = np.stack([np.array(Image.open(path)) for path in frame_files(kind, sample)])
+        on_disk = torch.from_numpy(on_disk).permute(0, 3, 1, 2) / 255
+        torch.testing.assert_close(unnormalize(sample.pixel_values), on_disk, atol=1e-5, rtol=0)
+
+
+def frame_files(kind: str, sample: ClipSample) -> list[Path]:
+    source = Path(sample.source)
+    if kind in ("images", "coco"):
+        return [source]
+    if kind == "davis":
+        return [source / name for name in sample.frame_names]
+    folder = source.parent / source.name.replace("_manual.json", "").replace("_masks.json", "")
+    return [folder / f"{int(name.split()[-1]):05d}.jpg" for name in sample.frame_names]
+
+
+def test_per_object_pngs_hf_datasets_and_coco_polygons(tmp_path):
+    per_object = make_synthetic_dataset(tmp_path / "a", "images", num_items=2, height=SIZE, width=SIZE,
+                                        per_object_masks=True)  # fmt: skip
+    for sample in build_dataset(per_object, image_size=SIZE, augment=False, seed=0):
+        folder = per_object / "masks" / sample.frame_names[0].replace(".jpg", "")
+        files = [np.array(Image.open(folder / f"{i}.png")) > 0 for i in sample.object_ids]
+        np.testing.assert_array_equal(sample.masks[0].numpy(), np.array(files))
+
+    datasets = pytest.importorskip("datasets")
+    ids = np.zeros((SIZE, SIZE), np.uint8)
+    ids[5:20, 5:30], ids[30:60, 40:50] = 3, 7
+    image = Image.fromarray(np.full((SIZE, SIZE, 3), 90, np.uint8))
+    table = datasets.Dataset.from_dict({"image": [image], "mask": [Image.fromarray(ids)]})
+    table = table.cast_column("image", datasets.Image()).cast_column("mask", datasets.Image())
+    sample = build_dataset(table, image_size=SIZE, augment=False, seed=0)[0]
+    np.testing.assert_array_equal(sample.masks[0].numpy(), np.array([ids == i for i in sample.object_ids]))
+    assert sorted(sample.object_ids) == [3, 7]
+
+    coco_dir = tmp_path / "coco"
+    (coco_dir / "images").mkdir(parents=True)
+    image.save(coco_dir / "images" / "a.png")
+    square = [[10.0, 10.0, 40.0, 10.0, 40.0, 30.0, 10.0, 30.0]]
+    annotation = {"id": 5, "image_id": 1, "category_id": 1, "segmentation": square, "iscrowd": 0}
+    coco = {"images": [{"id": 1, "file_name": "a.png", "height": SIZE, "width": SIZE}],
+            "annotations": [annotation], "categories": [{"id": 1, "name": "x"}]}  # fmt: skip
+    (coco_dir / "instances.json").write_text(json.dumps(coco))
+    sample = build_dataset(coco_dir, image_size=SIZE, augment=False, seed=0)[0]
+    reference = COCO(str(coco_dir / "instances.json")).annToMask(coco["annotations"][0]).astype(bool)
+    assert sample.object_ids == [5] and 500 < reference.sum() < 800
+    np.testing.assert_array_equal(sample.masks[0, 0].numpy(), reference)
+
+
+def test_evaluation_transform_is_the_inference_preprocessing():
+    frames = torch.randint(0, 256, (2, 50, 70, 3), dtype=torch.uint8)
+    masks = torch.zeros(2, 1, 50, 70, dtype=torch.bool)
+    pixel_values, _ = ClipTransforms(image_size=SIZE, augment=False)(frames, masks)
+    expected, _ = preprocess_images([f.numpy() for f in frames], SIZE)
+    torch.testing.assert_close(pixel_values, expected, atol=1e-6, rtol=0)
+
+
+def test_collate_equals_metas_collate_fn(tmp_path):
+    data_utils = pytest.importorskip("training.utils.data_utils")
+    root = make_synthetic_dataset(tmp_path, "davis", num_items=2, num_frames=4, height=SIZE, width=SIZE, num_targets=3)
+    dataset = build_dataset(root, image_size=SIZE, num_frames=3, seed=0)
+    first, second = dataset[0], dataset[1]
+    second = ClipSample(second.pixel_values, second.masks[:, :1], second.object_ids[:1], second.frame_names, "b")
+    assert first.masks.shape[1] >= 2  # clips with different numbers of objects
+    ours = collate_clips([first, second])
+
+    def datapoint(sample, video_id):
+        frames = [
+            data_utils.Frame(data=sample.pixel_values[t], objects=[
+                data_utils.Object(object_id=obj_id, frame_index=t, segment=sample.masks[t, k])
+                for k, obj_id in enumerate(sample.object_ids)
+            ])
+            for t in range(len(sample.frame_names))
+        ]  # fmt: skip
+        return data_utils.VideoDatapoint(frames=frames, video_id=video_id, size=(SIZE, SIZE))
+
+    meta = data_utils.collate_fn([datapoint(first, 0), datapoint(second, 1)], dict_key="all")
+    assert torch.equal(ours["pixel_values"], meta.img_batch)
+    assert torch.equal(ours["masks"], meta.masks)
+    assert torch.equal(ours["obj_to_frame_idx"], meta.obj_to_frame_idx.long())
+    assert 0 < ours["masks"].float().mean() < 0.5 and ours["obj_to_frame_idx"][..., 1].unique().tolist() == [0, 1]
+    with pytest.raises(ValueError, match="same frames and size"):
+        collate_clips([first, build_dataset(root, image_size=SIZE, num_frames=2, seed=0)[0]])
+
+
+def test_augmentation_keeps_frames_and_masks_aligned():
+    frame = np.full((96, 96, 3), 110, np.uint8)
+    frame[20:50, 10:35] = (230, 20, 20)  # a red rectangle, off centre so that flips move it
+    frames = torch.from_numpy(np.stack([frame, frame]))
+    masks = torch.zeros(2, 1, 96, 96, dtype=torch.bool)
+    masks[:, 0, 20:50, 10:35] = True
+    unaugmented = ClipTransforms(image_size=SIZE, augment=False)(frames, masks)[1]
+    transforms = ClipTransforms(image_size=SIZE, grayscale_prob=0.0)
+    moved = 0
+    for seed in range(12):
+        torch.manual_seed(seed)
+        pixel_values, out = transforms(frames, masks)
+        assert torch.equal(out[0], out[1])  # one geometric draw for the clip
+        redness = (unnormalize(pixel_values)[:, 0] - unnormalize(pixel_values)[:, 1]).numpy()  # (T, S, S)
+        inside = out[:, 0].numpy()
+        inner = ndimage.binary_erosion(inside, iterations=2, structure=np.ones((1, 3, 3)))
+        near = ndimage.binary_dilation(inside, iterations=2, structure=np.ones((1, 3, 3)))
+        assert inner.sum() > 100 and (redness[inner] > 0.5).all() and (redness[~near] < 0.2).all()
+        moved += int(not torch.equal(out, unaugmented))
+    assert moved >= 10  # flips and affines did move the rectangle
+
+
+def test_sampling_is_seeded_and_draws_clips_as_meta(tmp_path):
+    root = make_synthetic_dataset(tmp_path, "davis", num_items=3, num_frames=8, height=SIZE, width=SIZE)
+    draws = [build_dataset(root, image_size=SIZE, num_frames=3, seed=seed) for seed in (5, 5, 6)]
+    same, other = [[draws[k][i] for i in range(3)] for k in (1, 2)]
+    for a, b in zip([draws[0][i] for i in range(3)], same):
+        assert torch.equal(a.pixel_values, b.pixel_values) and torch.equal(a.masks, b.masks)
+        assert (a.object_ids, a.frame_names) == (b.object_ids, b.frame_names)
+    assert any(a.frame_names != b.frame_names or not torch.equal(a.pixel_values, b.pixel_values)
+               for a, b in zip(same, other))  # fmt: skip
+    draws[0].set_epoch(1)
+    assert any(not torch.equal(draws[0][i].pixel_values, same[i].pixel_values) for i in range(3))
+    starts = {build_dataset(root, image_size=SIZE, num_frames=3, seed=s)[0].frame_names[0] for s in range(8)}
+    assert len(starts) > 1  # random starts
+
+    torch.manual_seed(0)
+    a = build_dataset(root, image_size=SIZE, num_frames=3)[0]
+    torch.manual_seed(0)
+    b = build_dataset(root, image_size=SIZE, num_frames=3)[0]
+    assert torch.equal(a.pixel_values, b.pixel_values)  # seed=None follows torch's generator
+
+
+def write_davis(root, ids_per_frame, as_rgb=False):
+    (root / "JPEGImages" / "seq").mkdir(parents=True)
+    (root / "Annotations" / "seq").mkdir(parents=True)
+    for t, ids in enumerate(ids_per_frame):
+        frame = np.full(ids.shape + (3,), 100 + 10 * t, np.uint8)
+        Image.fromarray(frame).save(root / "JPEGImages" / "seq" / f"{t:05d}.jpg")
+        path = root / "Annotations" / "seq" / f"{t:05d}.png"
+        save_palette_png(ids, path)
+        if as_rgb:
+            Image.open(path).convert("RGB").save(path)
+    return root
+
+
+def test_objects_chosen_on_the_first_frame_may_vanish(tmp_path):
+    ids = np.zeros((3, 32, 32), np.uint8)
+    ids[:, 2:10, 2:10] = 1
+    ids[0, 20:28, 20:28] = 2  # object 2 vanishes after frame 0
+    root = write_davis(tmp_path, ids)
+    forward = build_dataset(root, image_size=32, num_frames=3, augment=False, seed=0)[0]
+    assert sorted(forward.object_ids) == [1, 2] and forward.frame_names[0] == "00000.jpg"
+    k = forward.object_ids.index(2)
+    assert forward.masks[0, k].any() and not forward.masks[1:, k].any()
+    backward = build_dataset(root, image_size=32, num_frames=3, augment=False, seed=0, reverse_time_prob=1.0)[0]
+    assert backward.object_ids == [1] and backward.frame_names == ["00002.jpg", "00001.jpg", "00000.jpg"]
+
+
+def write_images(root, items):
+    """items: {stem: (image array, mask array or None, mode of the mask PNG)}."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for stem, (image, mask) in items.items():
+        Image.fromarray(image).save(root / "images" / f"{stem}.png")
+        if mask is not None:
+            (mask if isinstance(mask, Image.Image) else Image.fromarray(mask)).save(root / "masks" / f"{stem}.png")
+    return root
+
+
+def _image(h=32, w=32):
+    return np.full((h, w, 3), 120, np.uint8)
+
+
+def _ids(h=32, w=32):
+    ids = np.zeros((h, w), np.uint8)
+    ids[4:20, 6:24] = 1
+    return ids
+
+
+def _antialiased():
+    mask = Image.fromarray(_ids() * 255).filter(ImageFilter.GaussianBlur(1.5))
+    assert len(np.unique(np.array(mask))) > 10
+    return mask
+
+
+BAD_IMAGES = {
+    "size": (_image(), _ids(40, 32), "is 32x40 but the image"),
+    "rgb": (_image(), Image.fromarray(np.stack([_ids() * 200] * 3, -1)), "'RGB' image"),
+    "soft": (_image(), _antialiased(), "not instance ids"),
+    "empty": (_image(), np.zeros((32, 32), np.uint8), None),
+}
+
+
+@pytest.mark.parametrize("problem", list(BAD_IMAGES))
+def test_bad_masks_raise_data_error_naming_the_file(tmp_path, problem):
+    image, mask, message = BAD_IMAGES[problem]
+    root = write_images(tmp_path, {"a": (image, mask)})
+    if problem == "empty":  # an image whose only object is empty: nothing to prompt from
+        (root / "masks" / "a.png").unlink()
+        (root / "masks" / "a").mkdir()
+        Image.fromarray(np.zeros((32, 32), np.uint8)).save(root / "masks" / "a" / "1.png")
+        message = "empty mask"
+    dataset = build_dataset(root, image_size=32, seed=0)
+    with pytest.raises(DataError, match=message) as error:
+        dataset[0]
+    assert str(root / "masks" / "a") in str(error.value)
+
+
+def test_bad_files_and_layouts_raise_data_error(tmp_path):
+    root = write_davis(tmp_path / "rgb", np.stack([_ids()] * 3), as_rgb=True)
+    with pytest.raises(DataError, match="palette PNG converted to RGB") as error:
+        build_dataset(root, image_size=32, num_frames=2, seed=0)[0]
+    assert "00000.png" in str(error.value) or "0000" in str(error.value)
+
+    root = write_davis(tmp_path / "missing", np.stack([_ids()] * 3))
+    (root / "JPEGImages" / "seq" / "00001.jpg").unlink()
+    with pytest.raises(DataError, match="missing frames") as error:
+        build_dataset(root, num_frames=2)
+    assert str(root / "Annotations" / "seq") in str(error.value)
+
+    root = write_images(tmp_path / "unreadable", {"a": (_image(), _ids())})
+    (root / "images" / "a.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match="not a readable image") as error:
+        build_dataset(root, image_size=32)[0]
+    assert str(root / "images" / "a.png") in str(error.value)
+
+    root = make_synthetic_dataset(tmp_path / "short", "masklets", num_items=1, num_frames=4, height=32, width=32)
+    with pytest.raises(DataError, match="fewer than num_frames=8"):
+        build_dataset(root, num_frames=8)
+    export = json.loads((root / "0000_masks.json").read_text())
+    export["annotations"].append({**export["annotations"][0], "frame_index": 9})
+    (root / "0000_masks.json").write_text(json.dumps(export))
+    with pytest.raises(DataError, match=r"annotated frames \[9\] are missing") as error:
+        build_dataset(root, num_frames=2)
+    assert "0000_masks.json" in str(error.value)
+
+    empty = write_images(tmp_path / "empty", {})
+    with pytest.raises(DataError, match="empty dataset"):
+        build_dataset(empty)
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(DataError, match="no known dataset layout"):
+        build_dataset(tmp_path / "nothing")
+
+
+def test_check_dataset_lists_every_problem_at_once(tmp_path):
+    items = {name: (image, mask) for name, (image, mask, _) in BAD_IMAGES.items() if name != "empty"}
+    items["good"] = (_image(), _ids())
+    items["no_mask"] = (_image(), None)
+    items["broken"] = (_image(), _ids())
+    root = write_images(tmp_path, items)
+    (root / "images" / "broken.png").write_bytes(b"\x89PNG truncated")
+    with pytest.raises(DataError, match="no mask") as error:
+        build_dataset(root)
+    assert error.value.problems == [f"{root / 'images' / 'no_mask.png'}: no mask (expected masks/no_mask.png or a "
+                                    "folder masks/no_mask/ of object PNGs)"]  # fmt: skip
+    problems = check_dataset(root)
+    named = {name: [p for p in problems if f"/{name}." in p] for name in ("size", "rgb", "soft", "no_mask", "broken")}
+    assert all(len(lines) == 1 for lines in named.values()), problems
+    assert len(problems) == 5 and not any("good" in p for p in problems)
+    assert check_dataset(make_synthetic_dataset(tmp_path / "clean", "davis", num_items=2, num_frames=3), 3) == []
