@@ -23,8 +23,11 @@ META_CONFIGS = {
 ALL_CONFIGS = list(META_CONFIGS)
 
 
-def build_meta_model(size="tiny", version="2.1", image_size=1024, seed=0, object_score_bias=4.0, video=False):
-    """A Meta `SAM2Base` (or `SAM2VideoPredictor` if `video`) in eval mode with seeded random weights.
+def build_meta_model(
+    size="tiny", version="2.1", image_size=1024, seed=0, object_score_bias=4.0, video=False, train_kwargs=None
+):
+    """A Meta `SAM2Base` (or `SAM2VideoPredictor` if `video`, or `training.model.sam2.SAM2Train` with
+    `train_kwargs`, its training arguments, and dropout 0) in eval mode with seeded random weights.
 
     Built as Meta's builders build it (`apply_postprocessing=True`: dynamic multimask via stability;
     for video also mask binarization on clicked frames and 8-px hole filling). Every floating-point
@@ -52,6 +55,11 @@ def build_meta_model(size="tiny", version="2.1", image_size=1024, seed=0, object
             "++model.binarize_mask_from_pts_for_mem_enc=true",
             "++model.fill_hole_area=8",
         ]
+    if train_kwargs is not None:  # dropout off: its random draws could not be matched
+        overrides += ["++model._target_=training.model.sam2.SAM2Train"]
+        overrides += [f"++model.memory_attention.layer.{k}=0.0" for k in ("dropout", "self_attention.dropout")]
+        overrides += ["++model.memory_attention.layer.cross_attention.dropout=0.0"]
+        overrides += [f"++model.{k}={v}" for k, v in train_kwargs.items()]
     GlobalHydra.instance().clear()
     with initialize_config_module("sam2", version_base="1.2"):
         cfg = compose(config_name=META_CONFIGS[(size, version)], overrides=overrides)

@@ -663,11 +663,12 @@ class Sam2VideoModel(Sam2Model, Sam2VideoPreTrainedModel):
         return out.transpose(1, 2).reshape(-1, c, h, w)
 
     def memory_tokens(self, selection: MemorySelection, memory_pos: torch.Tensor):
-        """One object's selected memories as attention tokens: -> tokens and positions (1, M, 64), the
-        spatial memories' h*w tokens each, then `tokens_per_object_pointer` tokens per object pointer."""
+        """One object's selected memories as attention tokens: -> tokens and positions (B, M, 64), the
+        spatial memories' h*w tokens each, then `tokens_per_object_pointer` tokens per object pointer.
+        B is 1, or the batch of objects tracked together in training, whose outputs hold (B, ...) tensors."""
         parts = [self.spatial_memory(out.memory.to(self.dtype), memory_pos, t) for t, out in selection.spatial]
         if selection.pointers:
-            pointers = torch.cat([out.object_pointer for _, out in selection.pointers]).unsqueeze(0)
+            pointers = torch.stack([out.object_pointer for _, out in selection.pointers], dim=1)
             offsets = [offset for offset, _ in selection.pointers]
             parts.append(self.object_pointer_memory(pointers, offsets, selection.max_pointers))
         return torch.cat([p[0] for p in parts], dim=1), torch.cat([p[1] for p in parts], dim=1)
@@ -768,6 +769,17 @@ class Sam2VideoModel(Sam2Model, Sam2VideoPreTrainedModel):
             high_res_masks=high_res,
             object_pointer=self.gate_object_pointer(token_source.object_pointer, present),
             object_score_logits=MASK_AS_OUTPUT_SCALE * present + MASK_AS_OUTPUT_BIAS,
+        )
+
+    def use_multimask(self, is_init_cond_frame: bool, num_points: int) -> bool:
+        """Whether the decoder outputs 3 masks on a frame (the reference's `SAM2Base._use_multimask`): on
+        initial conditioning frames (and tracked frames with `multimask_output_for_tracking`) with between
+        `multimask_min_pt_num` and `multimask_max_pt_num` clicks (a box's 2 corners count)."""
+        c = self.config
+        return (
+            c.multimask_output_in_sam
+            and (is_init_cond_frame or c.multimask_output_for_tracking)
+            and c.multimask_min_pt_num <= num_points <= c.multimask_max_pt_num
         )
 
     def gate_object_pointer(self, pointer: torch.Tensor, present: torch.Tensor) -> torch.Tensor:

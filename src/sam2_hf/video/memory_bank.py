@@ -131,8 +131,12 @@ class ObjectMemory:
         max_pointers: int = 16,
         stride: int = 1,
         signed_pointer_offsets: bool = True,
+        only_past_cond_pointers: bool = True,
     ) -> MemorySelection:
-        """The reference's memory selection (SAM2Base._prepare_memory_conditioned_features)."""
+        """The reference's memory selection (SAM2Base._prepare_memory_conditioned_features).
+
+        only_past_cond_pointers: read the object pointers of conditioning frames on this side of
+        `frame_idx` only (the reference in eval mode); training reads every selected one."""
         selected, unselected = closest_cond_frames(frame_idx, self.cond, max_cond_frames)
         spatial = [(0, out) for out in selected.values()]
         for t_pos in range(1, num_maskmem):
@@ -154,7 +158,7 @@ class ObjectMemory:
         pointers = [
             ((frame_idx - t) * sign if signed_pointer_offsets else abs(frame_idx - t), out)
             for t, out in selected.items()
-            if (t >= frame_idx if reverse else t <= frame_idx)
+            if not only_past_cond_pointers or (t >= frame_idx if reverse else t <= frame_idx)
         ]
         for t_diff in range(1, max_ptrs):
             t = frame_idx + t_diff if reverse else frame_idx - t_diff

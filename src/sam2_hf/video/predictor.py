@@ -385,14 +385,6 @@ class Sam2VideoPredictor:
                 cache.popitem(last=False)
         return cache[frame_idx]
 
-    def _use_multimask(self, is_init: bool, num_points: int) -> bool:
-        c = self.model.config
-        return (
-            c.multimask_output_in_sam
-            and (is_init or c.multimask_output_for_tracking)
-            and c.multimask_min_pt_num <= num_points <= c.multimask_max_pt_num
-        )
-
     def _select(self, state: VideoSession, obj: ObjectState, frame_idx: int, reverse: bool):
         c = self.model.config
         return obj.memory.select(
@@ -430,7 +422,7 @@ class Sam2VideoPredictor:
                 coords,
                 labels,
                 prev_logits,
-                multimask_output=self._use_multimask(is_init, labels.shape[1]),
+                multimask_output=self.model.use_multimask(is_init, labels.shape[1]),
             )
         return FrameOutput(self._fill_holes(pred.masks), pred.object_pointer, pred.object_score_logits)
 
@@ -449,7 +441,7 @@ class Sam2VideoPredictor:
             n = len(members)
             batch = self._expand(features, n)
             pred = self.model.predict_masks(
-                embeddings, batch.high_res_features, multimask_output=self._use_multimask(False, 0)
+                embeddings, batch.high_res_features, multimask_output=self.model.use_multimask(False, 0)
             )
             memory = self.model.encode_memory(batch, pred.high_res_masks, pred.object_score_logits, binarize)
             filled = self._fill_holes(pred.masks)

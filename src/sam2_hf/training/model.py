@@ -1,0 +1,181 @@
+"""The training step: a clip batch tracked with memory, prompts simulated — Meta's `SAM2Train.forward`.
+
+The model is a `Sam2VideoModel` (same weights, same saved format) whose `forward` takes a clip batch and
+returns, per frame, the predictions of every prediction step that `MultiStepMultiMasksAndIous` scores.
+Tracking uses the same blocks as inference (`condition_on_memory`, `predict_masks`, `encode_memory`,
+`ObjectMemory.select`) with the reference's training-mode differences: memory stride 1, object pointers
+of every conditioning frame (future ones too), memories encoded from the masks' sigmoid, kept in fp32
+with their gradients, and no hole filling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..configuration_sam2 import Sam2VideoConfig
+from ..modeling_sam2 import FrameOutput, Sam2FrameFeatures, Sam2FramePrediction, Sam2VideoModel
+from ..video.memory_bank import ObjectMemory
+from .prompting import ClipPrompts, PromptSimulation, add_points, draw_clip_prompts, next_point
+
+
+class Sam2VideoModelForTraining(Sam2VideoModel):
+    """`Sam2VideoModel` with the training forward (Meta's `training.model.sam2.SAM2Train`).
+
+    It loads and saves exactly as `Sam2VideoModel` (its `save_pretrained` names that architecture), so a
+    fine-tuned folder loads in `Sam2VideoModel`, the predictors and stock transformers.
+
+    Attributes:
+        prompt_simulation: how prompts are drawn per clip (`PromptSimulation`; default Meta's defaults,
+            `PromptSimulation.meta_finetune()` for Meta's fine-tuning recipe). Set it with
+            `set_prompt_simulation`, which also reseeds the draws.
+        prompt_rng: the numpy generator of the prompt decisions (seeded with `prompt_simulation.seed`).
+    """
+
+    def __init__(self, config: Sam2VideoConfig, prompt_simulation: PromptSimulation | None = None):
+        super().__init__(config)
+        self.set_prompt_simulation(prompt_simulation or PromptSimulation())
+
+    def set_prompt_simulation(self, prompt_simulation: PromptSimulation) -> None:
+        """Use these prompt settings from the next batch on, with their seed."""
+        self.prompt_simulation = prompt_simulation
+        self.prompt_rng = np.random.default_rng(prompt_simulation.seed)
+
+    def freeze_image_encoder(self) -> None:
+        """Stop training the image encoder (Meta's `freeze_image_encoder=True`)."""
+        self.vision_encoder.requires_grad_(False)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`Sam2VideoModel.save_pretrained`; config.json names the `Sam2VideoModel` architecture."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            self.config.architectures = [Sam2VideoModel.__name__]
+            self.config.save_pretrained(save_directory)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        masks: torch.Tensor,
+        obj_to_frame_idx: torch.Tensor,
+        prompts: ClipPrompts | None = None,
+    ) -> list[dict]:
+        """Track a clip batch from simulated (or given) prompts.
+
+        Args:
+            pixel_values: (T, B, 3, S, S) normalized frames of B clips of T frames (S = config.image_size).
+            masks: (T, O, S, S) bool ground-truth masks of the O objects of the batch.
+            obj_to_frame_idx: (T, O, 2) long, per object [frame index, clip index in the batch] (the layout of
+                Meta's `BatchedVideoDatapoint` and of `sam2_hf.training.data.collate_clips`).
+            prompts: the clip's prompts; default drawn with `prompt_simulation` (training values in train mode).
+
+        Returns:
+            one dict per frame, in frame order, with Meta's keys: "multistep_pred_multimasks_high_res" (list over
+            prediction steps of (O, M, S, S) logits), "multistep_pred_ious" (list of (O, M)),
+            "multistep_object_score_logits" (list of (O, 1)), "multistep_point_inputs" (list of (coords, labels)
+            or None), "pred_masks" (O, 1, S/4, S/4) and "pred_masks_high_res" (O, 1, S, S), the final step's.
+        """
+        num_frames = pixel_values.shape[0]
+        if masks.shape[0] != num_frames or obj_to_frame_idx.shape[:2] != masks.shape[:2]:
+            raise ValueError(
+                f"pixel_values has {num_frames} frames, masks {tuple(masks.shape)}, obj_to_frame_idx "
+                f"{tuple(obj_to_frame_idx.shape)}: expected (T, B, 3, S, S), (T, O, S, S) and (T, O, 2)."
+            )
+        features = self.encode_frame(pixel_values.transpose(0, 1).flatten(0, 1))
+        if prompts is None:
+            prompts = draw_clip_prompts(self.prompt_simulation, masks, self.training, self.prompt_rng)
+        image_index = obj_to_frame_idx[..., 1] * num_frames + obj_to_frame_idx[..., 0]  # into the (B*T) batch
+        memory = ObjectMemory(policy="ram")  # the batch's objects tracked together: (O, ...) outputs
+        outputs = {}
+        for t in prompts.processing_order:
+            frame_features = features.select(image_index[t])
+            outputs[t] = self.track_step(t, frame_features, prompts, memory, masks[t], num_frames)
+        return [outputs[t] for t in range(num_frames)]
+
+    def track_step(
+        self,
+        frame_idx: int,
+        features: Sam2FrameFeatures,
+        prompts: ClipPrompts,
+        memory: ObjectMemory,
+        gt_masks: torch.Tensor,
+        num_frames: int,
+    ) -> dict:
+        """One frame of the clip: prediction from its prompt or from memory, corrective clicks, new memory.
+
+        features: the frame's features for the O objects (batch O); gt_masks (O, S, S) bool. The frame's
+        `FrameOutput` (O objects) is stored in `memory` (conditioning or not); returns the frame's dict
+        (see `forward`).
+        """
+        is_init = frame_idx in prompts.init_cond_frames
+        points = prompts.point_inputs.get(frame_idx)
+        mask = prompts.mask_inputs.get(frame_idx)
+        embeddings = None
+        if mask is not None:
+            steps = [self.predict_from_mask_input(features, mask)]
+        else:
+            if is_init:
+                embeddings = self.image_only_embedding(features.image_embeddings)
+            else:
+                embeddings = self.condition_on_memory(features, [self._select(memory, frame_idx, num_frames)])
+            steps = [self._decode(embeddings, features, points, None, is_init)]
+        if frame_idx in prompts.frames_to_add_correction_pt:
+            steps, points = self._correct(steps, embeddings, features, points, gt_masks.unsqueeze(1), is_init)
+        final = steps[-1]
+        out = FrameOutput(final.masks, final.object_pointer, final.object_score_logits)
+        out.memory = self.encode_memory(features, final.high_res_masks, final.object_score_logits)
+        corrected = frame_idx in prompts.frames_to_add_correction_pt
+        if is_init or (corrected and self.prompt_simulation.add_all_frames_to_correct_as_cond):
+            memory.cond[frame_idx] = out
+        else:
+            memory.non_cond[frame_idx] = out
+        return self._frame_dict(steps, points)
+
+    def _correct(self, steps, embeddings, features, points, gt_masks, is_init):
+        """`num_correction_pt_per_frame` corrective clicks, each from the latest prediction's error, each
+        decoded with the clicks so far and the previous low-resolution mask (Meta's `_iter_correct_pt_sampling`)."""
+        sim = self.prompt_simulation
+        method = "uniform" if self.training else sim.pt_sampling_for_eval
+        for _ in range(sim.num_correction_pt_per_frame):
+            from_gt = (
+                self.training
+                and sim.prob_to_sample_from_gt_for_train > 0
+                and (self.prompt_rng.random() < sim.prob_to_sample_from_gt_for_train)
+            )
+            previous = steps[-1]
+            coords, labels = next_point(gt_masks, None if from_gt else previous.high_res_masks > 0, method)
+            points = add_points(points, coords, labels)
+            steps.append(self._decode(embeddings, features, points, previous.masks, is_init))
+        return steps, points
+
+    def _decode(self, embeddings, features, points, mask_inputs, is_init) -> Sam2FramePrediction:
+        """Mask decoder on (memory-conditioned) embeddings with the clicks so far and a previous mask."""
+        coords, labels = points if points is not None else (None, None)
+        multimask = self.use_multimask(is_init, 0 if labels is None else labels.shape[1])
+        return self.predict_masks(embeddings, features.high_res_features, coords, labels, mask_inputs, multimask)
+
+    def _select(self, memory: ObjectMemory, frame_idx: int, num_frames: int):
+        c = self.config
+        return memory.select(
+            frame_idx,
+            reverse=False,
+            num_frames=num_frames,
+            num_maskmem=c.num_maskmem,
+            max_cond_frames=c.max_cond_frame_num,
+            max_pointers=c.max_object_pointers_in_encoder,
+            stride=1,
+            only_past_cond_pointers=False,
+        )
+
+    def _frame_dict(self, steps: list[Sam2FramePrediction], points) -> dict:
+        """Meta's per-frame training outputs from the prediction steps."""
+        high_res_multimasks = [
+            s.high_res_masks if s.multimasks.shape[1] == 1 else self.upscale_masks(s.multimasks) for s in steps
+        ]
+        return {
+            "multistep_pred_multimasks_high_res": high_res_multimasks,
+            "multistep_pred_ious": [s.iou_scores for s in steps],
+            "multistep_object_score_logits": [s.object_score_logits for s in steps],
+            "multistep_point_inputs": points,
+            "pred_masks": steps[-1].masks,
+            "pred_masks_high_res": steps[-1].high_res_masks,
+        }
