@@ -6,6 +6,10 @@
 
 `iter_track` yields `(frame_idx, {obj_id: mask})` as frames complete; `stream()` tracks frames that
 arrive one at a time (a camera loop). Results are kept as COCO RLE, never as float logits.
+
+Without prompts, `track(video)` segments everything (`iter_track_everything`): the automatic mask
+generator's masks on frame 0 become objects, every one tracked, and generation re-runs every
+`new_objects_every` frames to add objects that appear later (the SA-V data engine's automatic masklets).
 """
 
 from __future__ import annotations
@@ -16,15 +20,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pycocotools.mask as mask_utils
 import torch
 from tqdm.auto import tqdm
 
+from ..automatic_mask_generator import Sam2AutomaticMaskGenerator
 from ..prompts import Prompt
 from .frames import StreamFrames, VideoDecodeError, open_frames
 from .predictor import Sam2VideoPredictor, VideoSession
 from .results import FORMATS, ResultWriters, decode_rle, encode_rle, existing_outputs, output_paths
 
 DIRECTIONS = ("forward", "backward", "both")
+NEW_OBJECT_IOU = 0.3  # a generated mask matching a tracked object at IoU above this is that object, not a new one
+MAX_OBJECTS = 64  # default cap on the objects "segment everything" tracks
 
 
 @dataclass
@@ -116,17 +124,27 @@ class Sam2Tracker:
     def iter_track(
         self,
         video,
-        prompts: Iterable[Prompt],
+        prompts: Iterable[Prompt] | None = None,
         direction: str = "both",
         start_frame: int | None = None,
         max_frames: int | None = None,
         progress: bool = True,
+        **everything,
     ) -> Iterator[tuple[int, dict]]:
         """Yield (frame_idx, {obj_id: (H, W) bool mask}) for every tracked frame.
 
         direction: "forward", "backward" or "both" (forward, then backward) from `start_frame`
         (default: the earliest prompted frame). The prompted frames' own results come first.
+        Without prompts (None), everything is segmented and tracked forward from frame 0
+        (`iter_track_everything`, which takes the `everything` keywords).
         """
+        if prompts is None:
+            if direction == "backward" or start_frame not in (None, 0):
+                raise ValueError("Segmenting everything tracks forward from frame 0; leave out direction, start_frame.")
+            yield from self.iter_track_everything(video, max_frames=max_frames, progress=progress, **everything)
+            return
+        if everything:
+            raise TypeError(f"{sorted(everything)} apply only without prompts (segment everything).")
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}.")
         state = self.predictor.init_state(video)
@@ -143,9 +161,77 @@ class Sam2Tracker:
                     bar.update()
                     yield frame_idx, self._binarize(obj_ids, logits)
 
-    def track(self, video, prompts: Iterable[Prompt], direction: str = "both", **kwargs) -> Masklets:
+    def iter_track_everything(
+        self,
+        video,
+        generator=None,
+        new_objects_every: int | None = None,
+        new_object_iou: float = NEW_OBJECT_IOU,
+        max_objects: int = MAX_OBJECTS,
+        max_frames: int | None = None,
+        progress: bool = True,
+    ) -> Iterator[tuple[int, dict]]:
+        """Segment and track every object without prompts; yield (frame_idx, {obj_id: (H, W) bool mask})
+        for frames 0, 1, ... (frame 0 and up to `max_frames` after it).
+
+        generator: anything with `generate(image) -> records` as `Sam2AutomaticMaskGenerator` (default: one
+            on this tracker's model with Meta's defaults); records need "segmentation" (a mask or RLE) and
+            "predicted_iou".
+        new_objects_every: K; generation runs on frame 0 and, if given, on every K-th frame after it.
+        new_object_iou: a generated mask whose IoU with every tracked object's mask on that frame is at
+            most this becomes a new object (ids 1, 2, ... in order of appearance, best predicted IoU first).
+        max_objects: objects tracked at most; masks beyond it are left out (lowest predicted IoU first).
+        A new object's masklet starts on the frame it was found. All objects are tracked as one batch
+        per memory layout. Raises ValueError for a video of unknown length or a bad K / cap.
+        """
+        if new_objects_every is not None and new_objects_every < 1:
+            raise ValueError(f"new_objects_every must be a positive number of frames, got {new_objects_every}.")
+        if max_objects < 1:
+            raise ValueError(f"max_objects must be at least 1, got {max_objects}.")
+        state = self.predictor.init_state(video)
+        if state.num_frames is None:
+            raise ValueError("Segmenting everything needs a video of known length (a file, folder or array).")
+        generator = generator or Sam2AutomaticMaskGenerator(self.predictor.model)
+        last = state.num_frames - 1 if max_frames is None else min(max_frames, state.num_frames - 1)
+        added = False
+        with tqdm(total=last + 1, desc="segmenting everything", unit="frame", disable=not progress) as bar:
+            for frame_idx in range(last + 1):
+                masks = self._track_frame(state, frame_idx, preflight=added) if state.objects else {}
+                added = False
+                if frame_idx == 0 or (new_objects_every and frame_idx % new_objects_every == 0):
+                    new = self._add_new_objects(state, frame_idx, masks, generator, new_object_iou, max_objects)
+                    masks, added = {**masks, **new}, bool(new)
+                bar.update()
+                yield frame_idx, masks
+
+    def _track_frame(self, state: VideoSession, frame_idx: int, preflight: bool) -> dict:
+        if preflight:  # objects were added on the previous frame: encode their memories first
+            self.predictor.propagate_in_video_preflight(state)
+        return self._binarize(state.obj_ids, self.predictor.track_frame(state, frame_idx, reverse=False))
+
+    def _add_new_objects(self, state: VideoSession, frame_idx: int, tracked: dict, generator, iou, max_objects):
+        """Generate masks on a frame; those matching no tracked mask at IoU > `iou` become objects (while
+        fewer than `max_objects` exist). Returns {new obj_id: (H, W) bool mask on this frame}."""
+        records = sorted(generator.generate(state.frames.frame(frame_idx)), key=lambda r: -r["predicted_iou"])
+        candidates = [encode_rle(_record_mask(r, state.video_height, state.video_width)) for r in records]
+        if tracked and candidates:
+            known = [encode_rle(mask) for mask in tracked.values()]
+            overlap = mask_utils.iou(candidates, known, [0] * len(known)).max(axis=1)
+            candidates = [rle for rle, o in zip(candidates, overlap) if o <= iou]
+        candidates = candidates[: max(max_objects - len(state.objects), 0)]
+        next_id = max((i for i in state.obj_ids if isinstance(i, int)), default=0) + 1
+        result = None
+        for obj_id, rle in enumerate(candidates, start=next_id):
+            result = self.predictor.add_new_mask(state, frame_idx, obj_id, decode_rle(rle))
+        if result is None:
+            return {}
+        _, obj_ids, logits = result  # the last call returns every object's mask on this frame
+        return {i: m for i, m in self._binarize(obj_ids, logits).items() if i >= next_id}
+
+    def track(self, video, prompts: Iterable[Prompt] | None = None, direction: str = "both", **kwargs) -> Masklets:
         """Track and collect everything as `Masklets`; a decode failure midway raises `TrackingError`
-        carrying the masklets of every frame done before it."""
+        carrying the masklets of every frame done before it. Without prompts, everything is segmented
+        and tracked (see `iter_track_everything` for its keywords)."""
         frames = open_frames(video)
         masklets = Masklets(frames.height, frames.width, frames.num_frames, frames.fps)
         try:
@@ -183,6 +269,16 @@ class Sam2Tracker:
         backward = start - max(start - limit, 0) + 1 if start > 0 else 0
         counts = {False: forward, True: backward}
         return sum(counts[r] for r in passes) - (1 if len(passes) == 2 and backward else 0)
+
+
+def _record_mask(record: Mapping, height: int, width: int) -> np.ndarray:
+    """A mask generator record's "segmentation" ((H, W) mask, COCO RLE or uncompressed RLE) -> (H, W) bool."""
+    segmentation = record["segmentation"]
+    if not isinstance(segmentation, Mapping):
+        return np.asarray(segmentation, dtype=bool)
+    if isinstance(segmentation["counts"], list):
+        segmentation = mask_utils.frPyObjects(segmentation, height, width)
+    return decode_rle(segmentation)
 
 
 class TrackingStream:
