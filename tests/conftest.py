@@ -92,3 +92,25 @@ def reference_models(tmp_path_factory):
         return references[key]
 
     return reference
+
+
+@pytest.fixture(scope="session")
+def davis_folder(tmp_path_factory):
+    """A generated DAVIS-style dataset (tests/test_evaluation*.py): `root/JPEGImages/<seq>/00000.jpg, ...` and
+    `root/Annotations/<seq>/00000.png, ...` (palette PNGs on every frame: 1 the red disc, 2 the blue square,
+    3 the green square of `synthetic_clip`); sequences "shapes" (6 frames) and "shapes-b" (5), 64 x 96."""
+    import numpy as np
+
+    from sam2_hf.evaluation.layout import DAVIS_PALETTE, put_per_obj_mask, save_ann_png
+    from sam2_hf.video.synthetic import save_jpeg_folder, synthetic_clip
+
+    root = tmp_path_factory.mktemp("davis")
+    colors = {1: (220, 40, 40), 2: (40, 60, 220), 3: (40, 200, 60)}
+    for name, num_frames, seed in (("shapes", 6, 0), ("shapes-b", 5, 1)):
+        frames = synthetic_clip(num_frames=num_frames, height=64, width=96, seed=seed)
+        save_jpeg_folder(frames, root / "JPEGImages" / name)
+        (root / "Annotations" / name).mkdir(parents=True)
+        for t, frame in enumerate(frames):
+            masks = {k: np.all(frame == color, axis=-1) for k, color in colors.items()}
+            save_ann_png(root / "Annotations" / name / f"{t:05d}.png", put_per_obj_mask(masks, 64, 96), DAVIS_PALETTE)
+    return root
