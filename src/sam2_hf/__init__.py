@@ -1,5 +1,7 @@
 """SAM 2 / 2.1 (Segment Anything Model 2) for images and video, as transformers models."""
 
+from .annotate import auto_annotate
+from .automatic_mask_generator import Sam2AutomaticMaskGenerator
 from .configuration_sam2 import (
     Sam2Config,
     Sam2HieraDetConfig,
@@ -32,16 +34,20 @@ from .video.tracker import Masklets, Sam2Tracker, TrackingError
 
 __version__ = "0.1.0"
 
-# Meta's class names (sam2.sam2_image_predictor.SAM2ImagePredictor, sam2.sam2_video_predictor.SAM2VideoPredictor),
+# Meta's class names (sam2.sam2_image_predictor.SAM2ImagePredictor, sam2.sam2_video_predictor.SAM2VideoPredictor,
+# sam2.automatic_mask_generator.SAM2AutomaticMaskGenerator),
 # so `from sam2_hf import SAM2ImagePredictor` replaces Meta's import; builders: `sam2_hf.build_sam`.
+SAM2AutomaticMaskGenerator = Sam2AutomaticMaskGenerator
 SAM2ImagePredictor = Sam2ImagePredictor
 SAM2VideoPredictor = Sam2VideoPredictor
 
 __all__ = [
     "Masklets",
     "Prompt",
+    "SAM2AutomaticMaskGenerator",
     "SAM2ImagePredictor",
     "SAM2VideoPredictor",
+    "Sam2AutomaticMaskGenerator",
     "Sam2Config",
     "Sam2FrameFeatures",
     "Sam2FramePrediction",
@@ -69,4 +75,5 @@ __all__ = [
     "Sam2VisionConfig",
     "Sam2VisionModel",
     "TrackingError",
+    "auto_annotate",
 ]

@@ -124,6 +124,7 @@ def run_track(args: argparse.Namespace) -> int:
 # so it keeps its own heavy imports inside `run`.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "track": (__name__, "track objects through a video and write their masks"),
+    "annotate": ("sam2_hf.annotate_cli", "label images with SAM 2 masks from detector boxes (COCO or YOLO-seg)"),
     "eval": ("sam2_hf.evaluation.cli", "benchmarks: VOS J&F, click mIoU on images, interactive video (PVS)"),
 }
 _ENTRY_POINTS = {__name__: (add_track_arguments, run_track)}

@@ -1,0 +1,327 @@
+"""Auto-annotation: boxes from a detector, masks from SAM 2, written as a COCO instance file or YOLO-seg labels.
+
+    from sam2_hf import auto_annotate
+    auto_annotate("images/", detector="facebook/detr-resnet-50", output_dir="out/")              # COCO
+    auto_annotate("images/", detector="google/owlv2-base-patch16-ensemble", labels=["cat", "dog"],
+                  output_dir="out/", format="yolo")                                               # YOLO-seg
+    auto_annotate("images/", detector="detections.json", output_dir="out/")                       # boxes given
+
+Boxes come from a transformers pipeline (`object-detection`, or `zero-shot-object-detection` with text
+`labels`: OWL-ViT, OWLv2, Grounding DINO), given as a Hub id, a local model folder or a pipeline object,
+or from an existing detection file: a COCO JSON (images + annotations with XYWH `bbox`) or a folder of
+YOLO labels (`<image stem>.txt`, lines `class cx cy w h [score]`, normalized). Each image's boxes go
+to SAM 2 as one batch of box prompts (one decoder call, one mask per box).
+
+Outputs in `output_dir`:
+- "coco": `annotations.json`, COCO instances: images (id, file_name, height, width), categories (id,
+  name), annotations (id, image_id, category_id, segmentation as COCO RLE with str counts, area, bbox
+  XYWH of the mask, iscrowd 0, score of the detection);
+- "yolo": `labels/<image stem>.txt`, one line per mask `class x1 y1 x2 y2 ...`: the mask's largest outer
+  contour (OpenCV) as a polygon normalized by the image width / height; class is the category's index
+  in `classes.txt` (one name per line, written beside it). Masks with no polygon of 3+ points are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pycocotools.mask as mask_utils
+from PIL import Image, ImageOps
+from tqdm.auto import tqdm
+
+from .image_predictor import Sam2ImagePredictor
+from .video.frames import ImageFolderFrames, is_frame_file, to_rgb
+from .video.results import encode_rle
+
+ANNOTATION_FORMATS = ("coco", "yolo")
+DETECTION_TASKS = ("object-detection", "zero-shot-object-detection")
+DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
+
+
+@dataclass
+class Detections:
+    """The boxes of one image: boxes (N, 4) float32 x0, y0, x1, y1 in pixels, category_ids (N,) int64
+    (keys of the run's categories), scores (N,) float32 (1 where the source has none)."""
+
+    boxes: np.ndarray
+    category_ids: np.ndarray
+    scores: np.ndarray
+
+    @classmethod
+    def from_lists(cls, boxes, category_ids, scores) -> Detections:
+        return cls(
+            np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+            np.asarray(category_ids, dtype=np.int64),
+            np.asarray(scores, dtype=np.float32),
+        )
+
+
+# A detection source: categories {id: name} and detect(image_path, rgb image (H, W, 3) uint8) -> Detections.
+DetectionSource = tuple[dict[int, str], Callable[[Path, np.ndarray], Detections]]
+
+
+def auto_annotate(
+    data,
+    detector,
+    labels: Iterable[str] | None = None,
+    output_dir="annotations",
+    format: str = "coco",
+    model=DEFAULT_MODEL,
+    threshold: float | None = None,
+    device=None,
+    progress: bool = True,
+) -> Path:
+    """Annotate images with SAM 2 masks prompted by detector boxes (see the module docstring).
+
+    data: a folder of images (JPEG / PNG, any sizes), one image path, or a list of image paths.
+    detector: a Hub id or local folder of a transformers detection model, a transformers detection
+        pipeline, or the path of a COCO JSON / YOLO label folder holding the boxes.
+    labels: text queries for a zero-shot detector (their order gives the category ids 1, 2, ...).
+    output_dir: where the outputs go (created). format: "coco" or "yolo".
+    model: SAM 2 as a Hub id, folder or Meta `.pt`, or a `Sam2ImagePredictor`.
+    threshold: the detector's score threshold (default: the pipeline's own; ignored for files).
+    device: where SAM 2 and a pipeline built here run.
+    Returns the path written (annotations.json, or the labels folder). Raises ValueError for no images,
+    an unknown format, a detector that is not a detection model or pipeline, labels without a zero-shot
+    detector (or a zero-shot detector without labels), a detection file matching none of the images;
+    if an image cannot be read midway, the outputs of the images before it are written first.
+    """
+    if format not in ANNOTATION_FORMATS:
+        raise ValueError(f"format must be one of {ANNOTATION_FORMATS}, got {format!r}.")
+    images = list_images(data)
+    categories, detect = detection_source(detector, labels, threshold, images, device)
+    if not isinstance(model, Sam2ImagePredictor):
+        model = Sam2ImagePredictor.from_pretrained(model, device=device)
+    results = []
+    try:
+        for path in tqdm(images, desc="annotating", unit="image", disable=not progress):
+            image = read_image(path)
+            results.append((path, image.shape[:2], segment_boxes(model, image, detect(path, image))))
+    finally:
+        written = write_annotations(results, categories, output_dir, format)
+    return written
+
+
+def list_images(data) -> list[Path]:
+    """A folder (its image files, in natural order), one image path or a list of paths -> [Path]."""
+    if isinstance(data, (str, Path)) and Path(data).is_dir():
+        return list(ImageFolderFrames(data).files)
+    paths = [Path(data)] if isinstance(data, (str, Path)) else [Path(p) for p in data]
+    missing = [str(p) for p in paths if not is_frame_file(p)]
+    if not paths or missing:
+        raise ValueError(f"Not image files: {missing[:5] or 'none given'} (give JPEG / PNG paths or a folder).")
+    return paths
+
+
+def read_image(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB, EXIF orientation applied; ValueError naming the file if it cannot be read."""
+    try:
+        with Image.open(path) as image:
+            return to_rgb(ImageOps.exif_transpose(image), path)
+    except OSError as error:
+        raise ValueError(f"{path}: not a readable image ({error}).") from error
+
+
+def segment_boxes(predictor: Sam2ImagePredictor, image: np.ndarray, detections: Detections):
+    """One mask per box, all boxes in one decoder call -> (masks (N, H, W) bool, detections)."""
+    if len(detections.boxes) == 0:
+        return np.zeros((0, *image.shape[:2]), dtype=bool), detections
+    predictor.set_image(image)
+    masks, _, _ = predictor.predict(box=detections.boxes, multimask_output=False)
+    return masks.reshape(-1, *image.shape[:2]).astype(bool), detections
+
+
+# ------------------------------------------------------------------------------------ detections
+def detection_source(detector, labels, threshold, images: list[Path], device=None) -> DetectionSource:
+    """Categories and a per-image detect function for any kind of `detector` (see `auto_annotate`)."""
+    labels = None if labels is None else list(labels)
+    path = Path(detector) if isinstance(detector, (str, Path)) else None
+    is_coco = path is not None and path.suffix.lower() == ".json"
+    is_yolo = path is not None and path.is_dir() and not (path / "config.json").exists()  # not a model folder
+    if (is_coco or is_yolo) and labels:
+        raise ValueError(f"labels {labels} need a zero-shot detector; {detector} is a detection file.")
+    if is_coco:
+        return coco_detections(path, images)
+    if is_yolo:
+        return yolo_detections(path, images)
+    return pipeline_detections(detector, labels, threshold, device)
+
+
+def pipeline_detections(detector, labels, threshold, device=None) -> DetectionSource:
+    """A transformers (zero-shot) object-detection pipeline, given or built from a model id / folder."""
+    pipe = detector if hasattr(detector, "task") else _build_pipeline(detector, device)
+    if pipe.task not in DETECTION_TASKS:
+        raise ValueError(f"The detector is a {pipe.task!r} pipeline; auto-annotation needs one of {DETECTION_TASKS}.")
+    zero_shot = pipe.task == "zero-shot-object-detection"
+    if zero_shot and not labels:
+        raise ValueError("A zero-shot detector needs labels: the text queries of the objects to find.")
+    if labels and not zero_shot:
+        raise ValueError(f"labels {labels} need a zero-shot detector (e.g. OWLv2, Grounding DINO); the detector "
+                         "is an object-detection model with its own classes.")  # fmt: skip
+    if zero_shot:
+        categories = {i: name for i, name in enumerate(labels, start=1)}
+        options = {"candidate_labels": labels}
+    else:
+        categories = {int(i): name for i, name in pipe.model.config.id2label.items()}
+        options = {}
+    if threshold is not None:
+        options["threshold"] = threshold
+    ids = {name: i for i, name in categories.items()}
+
+    def detect(path: Path, image: np.ndarray) -> Detections:
+        found = pipe(Image.fromarray(image), **options)
+        boxes = [[d["box"][k] for k in ("xmin", "ymin", "xmax", "ymax")] for d in found]
+        return Detections.from_lists(boxes, [ids[d["label"]] for d in found], [d["score"] for d in found])
+
+    return categories, detect
+
+
+def _build_pipeline(detector, device):
+    """pipeline(task, model=detector) with the task read from the model's config; ValueError when the
+    model is not a (zero-shot) object-detection model."""
+    from transformers import AutoConfig, pipeline
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES,
+        MODEL_FOR_ZERO_SHOT_OBJECT_DETECTION_MAPPING_NAMES,
+    )
+
+    config = AutoConfig.from_pretrained(detector)
+    if config.model_type in MODEL_FOR_ZERO_SHOT_OBJECT_DETECTION_MAPPING_NAMES:
+        task = "zero-shot-object-detection"
+    elif config.model_type in MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES:
+        task = "object-detection"
+    else:
+        raise ValueError(
+            f"detector {str(detector)!r} is a {config.model_type!r} model, not an object-detection model "
+            f"({', '.join(sorted(MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES)[:4])}, ...) or a zero-shot one "
+            f"({', '.join(sorted(MODEL_FOR_ZERO_SHOT_OBJECT_DETECTION_MAPPING_NAMES))})."
+        )
+    return pipeline(task, model=str(detector), device=device)
+
+
+def coco_detections(path: Path, images: list[Path]) -> DetectionSource:
+    """Boxes from a COCO JSON (images matched by file name; bbox XYWH pixels; optional score)."""
+    coco = json.loads(path.read_text())
+    names = {image["id"]: Path(image["file_name"]).name for image in coco.get("images", [])}
+    _check_matches(path, set(names.values()), {p.name for p in images})
+    by_name: dict[str, tuple[list, list, list]] = {}
+    for a in coco.get("annotations", []):
+        x, y, w, h = a["bbox"]
+        boxes, category_ids, scores = by_name.setdefault(names.get(a["image_id"]), ([], [], []))
+        boxes.append([x, y, x + w, y + h])
+        category_ids.append(a["category_id"])
+        scores.append(a.get("score", 1.0))
+    categories = {c["id"]: c["name"] for c in coco.get("categories", [])}
+    categories.update({c: str(c) for _, ids, _ in by_name.values() for c in ids if c not in categories})
+
+    def detect(image_path: Path, image: np.ndarray) -> Detections:
+        return Detections.from_lists(*by_name.get(image_path.name, ([], [], [])))
+
+    return categories, detect
+
+
+def yolo_detections(folder: Path, images: list[Path]) -> DetectionSource:
+    """Boxes from YOLO label files `<stem>.txt` (class cx cy w h [score], normalized); categories are the
+    class numbers, named by `classes.txt` in the folder when present."""
+    files = {p.stem: p for p in folder.glob("*.txt") if p.name != "classes.txt"}
+    _check_matches(folder, set(files), {p.stem for p in images})
+    rows = {stem: read_yolo_labels(p) for stem, p in files.items()}
+    names_file = folder / "classes.txt"
+    names = names_file.read_text().splitlines() if names_file.exists() else []
+
+    def detect(path: Path, image: np.ndarray) -> Detections:
+        r = rows.get(path.stem, np.zeros((0, 5)))
+        height, width = image.shape[:2]
+        cx, cy, w, h = (r[:, 1:5] * [width, height, width, height]).T
+        scores = r[:, 5] if r.shape[1] == 6 else np.ones(len(r))
+        return Detections.from_lists(np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1), r[:, 0], scores)
+
+    classes = sorted({int(c) for r in rows.values() for c in r[:, 0]} | set(range(len(names))))
+    return {c: names[c] if c < len(names) else str(c) for c in classes}, detect
+
+
+def read_yolo_labels(path: Path) -> np.ndarray:
+    """A YOLO detection label file -> (N, 5) or (N, 6) float64 rows (class cx cy w h [score]); an empty
+    file is an image without boxes. ValueError naming the file for anything else."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # numpy's "empty input file"
+            rows = np.loadtxt(path, ndmin=2)
+    except ValueError as error:
+        raise ValueError(f"{path}: not YOLO detection labels ({error}).") from error
+    if rows.size and rows.shape[1] not in (5, 6):
+        raise ValueError(f"{path}: YOLO lines are 'class cx cy w h [score]'; got {rows.shape[1]} values.")
+    return rows if rows.size else np.zeros((0, 5))
+
+
+def _check_matches(source: Path, names: set[str], image_names: set[str]) -> None:
+    if not names & image_names:
+        raise ValueError(
+            f"No image of the detection file {source} is among the images to annotate: it names "
+            f"{sorted(names)[:3]}, the images are {sorted(image_names)[:3]}."
+        )
+
+
+# ---------------------------------------------------------------------------------------- outputs
+def write_annotations(results, categories: Mapping[int, str], output_dir, format: str) -> Path:
+    """Write [(image path, (H, W), (masks, detections))] as `format`; returns the path written."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return write_coco(results, categories, out) if format == "coco" else write_yolo(results, categories, out)
+
+
+def write_coco(results, categories: Mapping[int, str], out: Path) -> Path:
+    images, annotations = [], []
+    for image_id, (path, (height, width), (masks, detections)) in enumerate(results, start=1):
+        images.append({"id": image_id, "file_name": path.name, "height": int(height), "width": int(width)})
+        for mask, category_id, score in zip(masks, detections.category_ids, detections.scores):
+            rle = encode_rle(mask)
+            annotations.append({
+                "id": len(annotations) + 1,
+                "image_id": image_id,
+                "category_id": int(category_id),
+                "segmentation": rle,
+                "area": int(mask_utils.area(rle)),
+                "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+                "iscrowd": 0,
+                "score": float(score),
+            })  # fmt: skip
+    coco = {"images": images, "annotations": annotations,
+            "categories": [{"id": int(i), "name": name} for i, name in sorted(categories.items())]}  # fmt: skip
+    path = out / "annotations.json"
+    path.write_text(json.dumps(coco))
+    return path
+
+
+def write_yolo(results, categories: Mapping[int, str], out: Path) -> Path:
+    ids = sorted(categories)
+    index = {category_id: i for i, category_id in enumerate(ids)}
+    (out / "classes.txt").write_text("".join(f"{categories[i]}\n" for i in ids))
+    labels = out / "labels"
+    labels.mkdir(exist_ok=True)
+    for path, (height, width), (masks, detections) in results:
+        lines = []
+        for mask, category_id in zip(masks, detections.category_ids):
+            polygon = mask_polygon(mask)
+            if polygon is not None:
+                xy = (polygon / [width, height]).ravel()
+                lines.append(" ".join([str(index[int(category_id)]), *(f"{v:.6f}" for v in xy)]))
+        (labels / f"{path.stem}.txt").write_text("".join(f"{line}\n" for line in lines))
+    return labels
+
+
+def mask_polygon(mask: np.ndarray) -> np.ndarray | None:
+    """(H, W) mask -> (K, 2) float x, y pixel vertices of its largest outer contour (OpenCV), None if it
+    has no contour of 3 or more points."""
+    import cv2  # only the YOLO output needs it
+
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    largest = max(contours, key=cv2.contourArea).reshape(-1, 2)
+    return largest.astype(np.float64) if len(largest) >= 3 else None
