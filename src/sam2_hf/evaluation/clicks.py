@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -147,7 +148,10 @@ def evaluate_coco(
             raise FileNotFoundError(f"Image {info['file_name']!r} (id {image_id}) is not in {image_dir}.")
         with Image.open(path) as image:
             rgb = np.asarray(image.convert("RGB"))
-        all_ious.append(evaluate_clicks(predictor, rgb, [coco.annToMask(a) for a in anns], num_clicks))
+        with warnings.catch_warnings():  # pycocotools' numpy-2 DeprecationWarning on every decode; masks are right
+            warnings.simplefilter("ignore", DeprecationWarning)
+            masks = [coco.annToMask(a) for a in anns]
+        all_ious.append(evaluate_clicks(predictor, rgb, masks, num_clicks))
     ious = np.concatenate(all_ious) if all_ious else np.zeros((0, num_clicks))
     miou = [float(v) for v in ious.mean(axis=0)] if len(ious) else [float("nan")] * num_clicks
     return {"num_images": len(all_ious), "num_masks": len(ious), "miou": miou}
