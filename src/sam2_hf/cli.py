@@ -125,6 +125,7 @@ def run_track(args: argparse.Namespace) -> int:
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "track": (__name__, "track objects through a video and write their masks"),
     "annotate": ("sam2_hf.annotate_cli", "label images with SAM 2 masks from detector boxes (COCO or YOLO-seg)"),
+    "segment": ("sam2_hf.segment_cli", "masks for an image, image folder or video: prompted, or everything"),
     "eval": ("sam2_hf.evaluation.cli", "benchmarks: VOS J&F, click mIoU on images, interactive video (PVS)"),
 }
 _ENTRY_POINTS = {__name__: (add_track_arguments, run_track)}
