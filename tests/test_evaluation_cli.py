@@ -1,0 +1,91 @@
+"""`sam2-hf eval` on generated data: scoring a folder, VOS inference + scoring, click mIoU and PVS on a random-weight
+Meta `.pt`, and bad input answered with exit status 2 and a message."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+from PIL import Image
+
+from sam2_hf.cli import main
+from sam2_hf.evaluation import score_folder, summarize
+from sam2_hf.video.synthetic import synthetic_clip
+
+IMAGE_SIZE = 256
+
+
+def test_score_mode(davis_folder, tmp_path, capsys):
+    pred = tmp_path / "pred"
+    shutil.copytree(davis_folder / "Annotations", pred)
+    png = pred / "shapes" / "00002.png"
+    image = Image.open(png)
+    labels = np.array(image)
+    labels[labels == 1] = 0  # object 1 lost on one scored frame
+    out = Image.fromarray(labels)
+    out.putpalette(image.getpalette())
+    out.save(png)
+    args = ["eval", "score", "--gt-dir", str(davis_folder / "Annotations"), "--pred-dir", str(pred)]
+    assert main([*args, "--out", str(tmp_path / "report")]) == 0
+    printed = capsys.readouterr().out
+    assert "J&F-Mean" in printed and "shapes_1" in printed
+    rows = (tmp_path / "report" / "global_results-val.csv").read_text().splitlines()
+    expected = summarize(score_folder(davis_folder / "Annotations", pred, progress=False))
+    assert float(rows[1].split(",")[0]) == round(expected["J&F-Mean"], 3) and expected["J&F-Mean"] < 1
+    assert main([*args, "--protocol", "sav"]) == 0
+    assert (pred / "results.csv").read_text().startswith("sequence")
+
+    (pred / "shapes" / "00003.png").unlink()
+    assert main(args) == 2
+    assert "00003.png is missing" in capsys.readouterr().err
+
+
+def test_vos_mode(davis_folder, tmp_path, reference_models, capsys):
+    checkpoint = reference_models("tiny", "2.1", IMAGE_SIZE, video=True).path
+    (tmp_path / "list.txt").write_text("shapes-b\n")
+    args = ["eval", "vos", "--model", str(checkpoint), "--image-size", str(IMAGE_SIZE), "--device", "cpu",
+            "--base-video-dir", str(davis_folder / "JPEGImages"), "--input-mask-dir", str(davis_folder / "Annotations"),
+            "--video-list-file", str(tmp_path / "list.txt"), "--output-mask-dir", str(tmp_path / "out")]  # fmt: skip
+    assert main(args) == 0
+    assert sorted(p.name for p in (tmp_path / "out" / "shapes-b").iterdir()) == [f"{t:05d}.png" for t in range(5)]
+    assert "shapes-b_3" in capsys.readouterr().out
+    assert (tmp_path / "out" / "per-sequence_results-val.csv").exists()
+    assert main([*args[:-1], str(tmp_path / "out2"), "--use-all-masks", "--protocol", "none"]) == 0
+
+    missing = [*args[:8], "--base-video-dir", str(tmp_path / "nowhere"), *args[10:-1], str(tmp_path / "out3")]
+    assert main(missing) == 2
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_clicks_and_pvs_modes(davis_folder, tmp_path, reference_models, capsys):
+    image_pt = reference_models("tiny", "2.1", IMAGE_SIZE).path
+    frame = synthetic_clip(num_frames=1, height=64, width=96)[0]
+    Image.fromarray(frame).save(tmp_path / "a.png")
+    polygon = [[10.0, 10.0, 40.0, 10.0, 40.0, 30.0, 10.0, 30.0]]
+    coco = {"images": [{"id": 1, "file_name": "a.png", "height": 64, "width": 96}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "segmentation": polygon,
+                             "area": 600.0, "bbox": [10, 10, 30, 20]}],
+            "categories": [{"id": 1, "name": "box"}]}  # fmt: skip
+    (tmp_path / "coco.json").write_text(json.dumps(coco))
+    model = ["--model", str(image_pt), "--image-size", str(IMAGE_SIZE)]
+    args = ["eval", "clicks", *model, "--coco-json", str(tmp_path / "coco.json"), "--image-dir", str(tmp_path)]
+    assert main([*args, "--num-clicks", "2", "--out", str(tmp_path / "clicks.json")]) == 0
+    result = json.loads((tmp_path / "clicks.json").read_text())
+    assert result["num_masks"] == 1 and len(result["miou"]) == 2 and "2-click mIoU" in capsys.readouterr().out
+    assert main([*args[:-2], "--image-dir", str(tmp_path / "nowhere")]) == 2
+    assert "a.png" in capsys.readouterr().err
+
+    video_pt = reference_models("tiny", "2.1", IMAGE_SIZE, video=True).path
+    short = tmp_path / "short"  # 2 frames of one sequence keep the test quick
+    for kind in ("JPEGImages", "Annotations"):
+        (short / kind / "s").mkdir(parents=True)
+        for path in sorted((davis_folder / kind / "shapes-b").iterdir())[:2]:
+            shutil.copy(path, short / kind / "s")
+    args = ["eval", "pvs", "--model", str(video_pt), "--image-size", str(IMAGE_SIZE), "--num-clicks", "1",
+            "--num-rounds", "1", "--base-video-dir", str(short / "JPEGImages"),
+            "--input-mask-dir", str(short / "Annotations"), "--out", str(tmp_path / "pvs.json")]  # fmt: skip
+    assert main(args) == 0
+    result = json.loads((tmp_path / "pvs.json").read_text())
+    assert [r["round"] for r in result["sequences"]["s"]] == [0, 1] and len(result["mean_jf_per_round"]) == 2
+    assert "round 1: J&F" in capsys.readouterr().out
