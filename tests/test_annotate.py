@@ -63,6 +63,48 @@ def detector():
     )
 
 
+@pytest.fixture(scope="module")
+def zero_shot_detector():
+    """transformers' zero-shot-object-detection pipeline on a tiny random OWL-ViT with a word-level tokenizer."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (
+        OwlViTConfig,
+        OwlViTForObjectDetection,
+        OwlViTImageProcessor,
+        PreTrainedTokenizerFast,
+        pipeline,
+    )
+
+    words = ["<pad>", "<unk>", "<s>", "</s>", "a", "cat", "dog"]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>")
+    layers = dict(hidden_size=16, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2)
+    text = dict(vocab_size=len(words), max_position_embeddings=16, pad_token_id=0, bos_token_id=2, eos_token_id=3)
+    config = OwlViTConfig(text_config={**layers, **text}, vision_config={**layers, "image_size": 64, "patch_size": 16},
+                          projection_dim=16)  # fmt: skip
+    torch.manual_seed(0)
+    model = OwlViTForObjectDetection(config).eval()
+    square = {"height": 64, "width": 64}
+    processor = OwlViTImageProcessor(size=square, crop_size=square)
+    return pipeline("zero-shot-object-detection", model=model, tokenizer=tokenizer, image_processor=processor)
+
+
+def test_zero_shot_boxes_with_labels(images, predictor, zero_shot_detector, tmp_path):
+    path = auto_annotate(images, detector=zero_shot_detector, labels=["dog", "cat"], output_dir=tmp_path,
+                         model=predictor, threshold=0.5, progress=False)  # fmt: skip
+    coco = json.loads(path.read_text())
+    assert coco["categories"] == [{"id": 1, "name": "dog"}, {"id": 2, "name": "cat"}]
+    for info in coco["images"]:
+        image = Image.open(images / info["file_name"]).convert("RGB")
+        found = zero_shot_detector(image, candidate_labels=["dog", "cat"], threshold=0.5)
+        annotations = [a for a in coco["annotations"] if a["image_id"] == info["id"]]
+        assert len(annotations) == len(found) >= 1
+        assert [a["category_id"] for a in annotations] == [1 if d["label"] == "dog" else 2 for d in found]
+    with pytest.raises(ValueError, match="zero-shot detector needs labels"):
+        auto_annotate(images, detector=zero_shot_detector, model=predictor, output_dir=tmp_path / "out")
+
+
 def test_pipeline_boxes_to_coco(images, predictor, detector, tmp_path):
     path = auto_annotate(images, detector=detector, output_dir=tmp_path, model=predictor, threshold=0.0, progress=False)
     coco = COCO(str(path))  # pycocotools reads it as an instance file

@@ -128,12 +128,15 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def segment_boxes(predictor: Sam2ImagePredictor, image: np.ndarray, detections: Detections):
-    """One mask per box, all boxes in one decoder call -> (masks (N, H, W) bool, detections)."""
+    """One mask per box, all boxes in one decoder call -> (masks (N, H, W) bool, detections). Boxes are
+    clipped to the image first (detectors may reach a little past its border)."""
+    height, width = image.shape[:2]
     if len(detections.boxes) == 0:
-        return np.zeros((0, *image.shape[:2]), dtype=bool), detections
+        return np.zeros((0, height, width), dtype=bool), detections
     predictor.set_image(image)
-    masks, _, _ = predictor.predict(box=detections.boxes, multimask_output=False)
-    return masks.reshape(-1, *image.shape[:2]).astype(bool), detections
+    boxes = np.clip(detections.boxes, 0, [width, height, width, height])
+    masks, _, _ = predictor.predict(box=boxes, multimask_output=False)
+    return masks.reshape(-1, height, width).astype(bool), detections
 
 
 # ------------------------------------------------------------------------------------ detections
