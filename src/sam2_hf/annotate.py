@@ -54,6 +54,7 @@ class Detections:
 
     @classmethod
     def from_lists(cls, boxes, category_ids, scores) -> Detections:
+        """From sequences of N boxes (x0, y0, x1, y1 pixels), category ids and scores (N may be 0)."""
         return cls(
             np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
             np.asarray(category_ids, dtype=np.int64),
@@ -108,7 +109,8 @@ def auto_annotate(
 
 
 def list_images(data) -> list[Path]:
-    """A folder (its image files, in natural order), one image path or a list of paths -> [Path]."""
+    """A folder (its image files, in natural order), one image path or a list of paths -> [Path].
+    ValueError for a folder without images or paths that are not image files."""
     if isinstance(data, (str, Path)) and Path(data).is_dir():
         return list(ImageFolderFrames(data).files)
     paths = [Path(data)] if isinstance(data, (str, Path)) else [Path(p) for p in data]
@@ -279,6 +281,7 @@ def write_annotations(results, categories: Mapping[int, str], output_dir, format
 
 
 def write_coco(results, categories: Mapping[int, str], out: Path) -> Path:
+    """`out/annotations.json`, COCO instances (fields in the module docstring); image ids 1, 2, ... in order."""
     images, annotations = [], []
     for image_id, (path, (height, width), (masks, detections)) in enumerate(results, start=1):
         images.append({"id": image_id, "file_name": path.name, "height": int(height), "width": int(width)})
@@ -302,6 +305,8 @@ def write_coco(results, categories: Mapping[int, str], out: Path) -> Path:
 
 
 def write_yolo(results, categories: Mapping[int, str], out: Path) -> Path:
+    """`out/labels/<stem>.txt` YOLO-seg polygons (an empty file for an image without masks) and
+    `out/classes.txt`; class = the category's index among the sorted category ids. Returns the labels folder."""
     ids = sorted(categories)
     index = {category_id: i for i, category_id in enumerate(ids)}
     (out / "classes.txt").write_text("".join(f"{categories[i]}\n" for i in ids))

@@ -15,6 +15,7 @@ from .annotate import ANNOTATION_FORMATS, DEFAULT_MODEL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `sam2-hf annotate` (those of `auto_annotate`, plus the SAM 2 model's loading)."""
     parser.add_argument("data", help="a folder of images (JPEG / PNG) or one image")
     parser.add_argument(
         "--detector",

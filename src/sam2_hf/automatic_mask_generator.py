@@ -77,8 +77,11 @@ class Sam2AutomaticMaskGenerator:
     use_m2m (False): refine each mask once, feeding its low-resolution logits back with its click.
     multimask_output (True): three masks per click instead of one.
 
-    Raises ValueError for both or neither of points_per_side / point_grids, too few grids for the crop
-    layers, or an unknown output_mode.
+    Other keywords are accepted and ignored, as by Meta's class. Raises ValueError for both or neither of
+    points_per_side / point_grids, too few grids for the crop layers, or an unknown output_mode.
+
+    Each batch of clicks is one `Sam2ImagePredictor.predict` call (one decoder call); its masks come back
+    as CPU arrays, so filtering, NMS and RLE run on the CPU whatever the model's device.
     """
 
     def __init__(

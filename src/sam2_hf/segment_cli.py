@@ -44,6 +44,7 @@ def parse_option(text: str) -> tuple[str, object]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `sam2-hf segment` (see the module docstring)."""
     parser.add_argument("source", help="an image, a folder of images, or a video file")
     parser.add_argument("--point", action="append", type=parse_point, default=[], help="[OBJ:]INDEX,X,Y[,LABEL]")
     parser.add_argument("--box", action="append", type=parse_box, default=[], help="[OBJ:]INDEX,X0,Y0,X1,Y1")
