@@ -77,6 +77,9 @@ def test_palette_folders_and_csv_reports(tmp_path):
     lines = sav_csv.read_text().splitlines()
     assert lines[1].startswith("Global score") and lines[2].startswith("seq         ,001,")
 
+    (tmp_path / "pred" / "seq" / "00000.png").unlink()  # never scored: the tools do not need it
+    again = score_folder(tmp_path / "gt", tmp_path / "pred", "davis", progress=False)
+    assert [s.j.tolist() for s in again] == [s.j.tolist() for s in scores]
     (tmp_path / "pred" / "seq" / "00003.png").unlink()
     with pytest.raises(ValueError, match="00003.png is missing"):
         score_folder(tmp_path / "gt", tmp_path / "pred", "davis", progress=False)

@@ -142,16 +142,20 @@ def per_sequence(scores: list[ObjectScore]) -> dict[str, dict[str, float]]:
 
 
 # ---------------------------------------------------------------------------------------------- folders
-def _frame_stack(folder: Path, names: list[str], what: str) -> np.ndarray:
-    """(T, H, W) uint8 of `folder/<name>` for each name; ValueError naming a missing or mis-sized file."""
+def _frame_stack(folder: Path, names: list[str], what: str, shape=None, unscored=()) -> np.ndarray:
+    """(T, H, W) uint8 of `folder/<name>` for each name; a missing file named in `unscored` reads as zeros of
+    `shape` (the tools never open it). ValueError naming any other missing file or one of another size."""
     arrays = []
     for name in names:
         path = folder / name
-        if not path.exists():
+        if not path.exists() and name in unscored:
+            arrays.append(np.zeros(shape, dtype=np.uint8))
+        elif not path.exists():
             raise ValueError(f"{what}: {path} is missing.")
-        arrays.append(load_ann_png(path)[0])
-        if arrays[-1].shape != arrays[0].shape:
-            raise ValueError(f"{what}: {path} is {arrays[-1].shape}, {folder / names[0]} is {arrays[0].shape}.")
+        else:
+            arrays.append(load_ann_png(path)[0])
+        if arrays[-1].shape != (shape or arrays[0].shape):
+            raise ValueError(f"{what}: {path} is {arrays[-1].shape}, the ground truth {shape or arrays[0].shape}.")
     return np.stack(arrays)
 
 
@@ -159,27 +163,29 @@ def _png_names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.suffix == ".png" and not p.name.startswith("."))
 
 
-def read_sequence(gt_dir, pred_dir, protocol: str = "davis") -> list[tuple[dict, dict]]:
+def read_sequence(gt_dir, pred_dir, protocol: str = "davis", skip_first_and_last: bool = True):
     """Ground truth and predictions of one sequence from folders -> [(gt, pred)], each {obj_id: (T, H, W) bool}
     on the ground truth's annotated frames: one pair for a palette sequence, one per object folder for the
     per-object (SA-V) layout (the layout is read from `gt_dir`; predictions must use the same). Palette
     objects: for "davis" ids 1..max id of the first frame (255 is background), for "sav" every id present.
-    Raises ValueError naming a missing or mis-sized prediction file, or predicted ids above that maximum
-    ("davis")."""
+    With `skip_first_and_last` the first and last predictions may be missing (read as empty), as both tools
+    never open them. Raises ValueError naming a missing or mis-sized prediction file, or predicted ids above
+    that maximum ("davis")."""
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
     if is_per_object_layout(gt_dir):
         pairs = []
         for obj_id, folder in object_folders(gt_dir).items():
             names = _png_names(folder)
-            gt = _frame_stack(folder, names, f"ground truth {folder}") > 0
-            pred = _frame_stack(pred_dir / folder.name, names, f"predictions of {folder}") > 0
+            gt = _frame_stack(folder, names, f"ground truth {folder}")
+            unscored = {names[0], names[-1]} if skip_first_and_last else ()
+            pred = _frame_stack(pred_dir / folder.name, names, f"predictions of {folder}", gt.shape[1:], unscored)
+            gt, pred = gt > 0, pred > 0
             pairs.append(({obj_id: gt}, {obj_id: pred}))
         return pairs
     names = _png_names(gt_dir)
     gt = _frame_stack(gt_dir, names, f"ground truth {gt_dir}")
-    pred = _frame_stack(pred_dir, names, f"predictions of {gt_dir}")
-    if pred.shape != gt.shape:
-        raise ValueError(f"{pred_dir}: predictions are {pred.shape[1:]}, the ground truth {gt.shape[1:]}.")
+    unscored = {names[0], names[-1]} if skip_first_and_last else ()
+    pred = _frame_stack(pred_dir, names, f"predictions of {gt_dir}", gt.shape[1:], unscored)
     gt[gt == VOID_LABEL] = 0
     if protocol == "davis":
         count = int(gt[0].max())
@@ -199,8 +205,8 @@ def score_folder(gt_root, pred_root, protocol="davis", sequences=None, skip_firs
     """Score predictions `pred_root/<seq>/` against ground truth `gt_root/<seq>/` -> [ObjectScore].
 
     sequences: names (default: every sub-folder of `gt_root`). Layouts: see `read_sequence`. Raises
-    ValueError naming the sequence and file for a missing prediction (both tools require every annotated
-    frame to be predicted), FileNotFoundError for a missing root.
+    ValueError naming the sequence and file for a missing prediction (both tools require every scored
+    annotated frame to be predicted), FileNotFoundError for a missing root.
     """
     gt_root, pred_root = Path(gt_root), Path(pred_root)
     if not pred_root.is_dir():
@@ -209,7 +215,7 @@ def score_folder(gt_root, pred_root, protocol="davis", sequences=None, skip_firs
     for name in tqdm(list_sequences(gt_root) if sequences is None else sequences, desc="J&F", disable=not progress):
         if not (pred_root / name).is_dir():
             raise ValueError(f"No predictions for sequence {name!r} in {pred_root}.")
-        for gt, pred in read_sequence(gt_root / name, pred_root / name, protocol):
+        for gt, pred in read_sequence(gt_root / name, pred_root / name, protocol, skip_first_and_last):
             scores += score_video(gt, pred, protocol, name, skip_first_and_last)
     return scores
 
