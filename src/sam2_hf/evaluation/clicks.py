@@ -36,9 +36,9 @@ def next_click(gt_mask, pred_mask=None) -> tuple[int, int, int] | None:
     foreground and of the false positives; the largest by area is chosen (missed foreground first on a
     tie), and the click goes to its pixel farthest from the region's boundary (exact Euclidean distance
     transform, the image border counting as boundary; the first such pixel in row-major order on a tie).
-    This is the rule the issue and the SAM 2 paper state ("the largest error region"); RITM's evaluation and
-    Meta's training clicks (`sam2_hf.training.prompting.sample_point_from_error_center`) instead take the
-    deepest pixel of all missed or all false-positive pixels, whichever is deeper, which can differ.
+    This is the protocol as issue 14 states it for the SAM / SAM 2 papers ("the largest error region"); RITM's
+    evaluation and Meta's training clicks (`sam2_hf.training.prompting.sample_point_from_error_center`) take
+    instead the deepest pixel of all missed or all false-positive pixels, whichever is deeper.
     Raises ValueError for masks that are not (H, W) or differ in shape.
     """
     gt = np.asarray(gt_mask).astype(bool)
