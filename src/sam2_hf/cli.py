@@ -127,6 +127,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "annotate": ("sam2_hf.annotate_cli", "label images with SAM 2 masks from detector boxes (COCO or YOLO-seg)"),
     "segment": ("sam2_hf.segment_cli", "masks for an image, image folder or video: prompted, or everything"),
     "eval": ("sam2_hf.evaluation.cli", "benchmarks: VOS J&F, click mIoU on images, interactive video (PVS)"),
+    "finetune": ("sam2_hf.training.finetune", "fine-tune on your images and videos, evaluate, push to the Hub"),
 }
 _ENTRY_POINTS = {__name__: (add_track_arguments, run_track)}
 

@@ -1,0 +1,78 @@
+"""Validation of a model being fine-tuned, with the project's scorer (`sam2_hf.evaluation`).
+
+Images: 1-click and 5-click mIoU with simulated clicks (`evaluation.evaluate_clicks`). Videos: J&F with the
+first frame's masks as prompts, tracked by `Sam2VideoPredictor` and scored with the DAVIS conventions
+(`evaluation.score_video`: first and last frame left out).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..evaluation.clicks import evaluate_clicks
+from ..evaluation.scoring import score_video, summarize
+from ..evaluation.vos import segment_video
+from ..image_predictor import Sam2ImagePredictor
+from ..video.predictor import Sam2VideoPredictor
+from .data_formats import AnnotatedVideo
+
+NUM_CLICKS = 5
+METRIC_NAMES = ("mIoU@1", "mIoU@5", "J&F", "J", "F")
+
+
+@torch.no_grad()
+def evaluate_model(model, videos: list[AnnotatedVideo], max_items: int | None = None) -> dict[str, float]:
+    """Score `model` (a `Sam2VideoModel`, left in eval mode) on annotated images and videos.
+
+    Args:
+        model: the model to score, on its device.
+        videos: annotated items (`ClipDataset.videos` of a validation dataset): 1-frame items are images,
+            longer ones videos (at least 3 frames, so that frames remain after leaving out the first and last).
+        max_items: score at most this many images and this many videos (the first ones), for quick checks.
+
+    Returns:
+        {"mIoU@1", "mIoU@5"} (in [0, 1], mean over objects, when there are images) and {"J&F", "J", "F"}
+        (in [0, 1], mean over objects, when there are videos).
+    """
+    images = [v for v in videos if len(v) == 1][:max_items]
+    clips = [v for v in videos if len(v) > 1][:max_items]
+    metrics = {}
+    if images:
+        metrics.update(image_click_miou(Sam2ImagePredictor(model), images))
+    if clips:
+        metrics.update(video_jf(Sam2VideoPredictor(model, memory_policy="ram"), clips))
+    return metrics
+
+
+def image_click_miou(predictor: Sam2ImagePredictor, images: list[AnnotatedVideo]) -> dict[str, float]:
+    """mIoU after 1 and after `NUM_CLICKS` simulated clicks, over every object of every image."""
+    ious = []
+    for item in images:
+        (image,) = item.read_frames([0])
+        masks = item.read_masks(0)
+        if masks:
+            ious.append(evaluate_clicks(predictor, image, list(masks.values()), num_clicks=NUM_CLICKS))
+    ious = np.concatenate(ious) if ious else np.zeros((0, NUM_CLICKS))
+    return {"mIoU@1": float(ious[:, 0].mean()), f"mIoU@{NUM_CLICKS}": float(ious[:, -1].mean())}
+
+
+def video_jf(predictor: Sam2VideoPredictor, clips: list[AnnotatedVideo]) -> dict[str, float]:
+    """J&F of tracking every object of the first frame from its ground-truth mask, DAVIS conventions."""
+    scores = []
+    for item in clips:
+        positions = list(range(len(item)))
+        frames = np.stack(item.read_frames(positions))
+        first = item.read_masks(0)
+        if not first:
+            continue
+        predicted = segment_video(predictor, frames, {0: first})
+        gt = {obj_id: np.zeros((len(item), *frames.shape[1:3]), dtype=bool) for obj_id in first}
+        for t in positions:
+            for obj_id, mask in item.read_masks(t).items():
+                if obj_id in gt:
+                    gt[obj_id][t] = mask
+        pred = {obj_id: np.stack([predicted.mask(t, obj_id) for t in positions]) for obj_id in first}
+        scores += score_video(gt, pred, protocol="davis", sequence=str(item.source))
+    summary = summarize(scores)
+    return {"J&F": summary["J&F-Mean"], "J": summary["J-Mean"], "F": summary["F-Mean"]}

@@ -1,0 +1,213 @@
+"""`finetune(...)` and `sam2-hf finetune`: a model and a data folder in, a fine-tuned variant out
+(model.safetensors, config.json, processor config, model card), optionally pushed to the Hub.
+
+    sam2-hf finetune --model facebook/sam2.1-hiera-tiny --data my_videos/ --output-dir out/ \\
+        --eval-data my_val/ --max-steps 2000 --push-to-hub me/sam2-my-objects
+
+Options other than the ones below are transformers' `TrainingArguments`, spelled as there
+(`--learning_rate 1e-5`, `--gradient_accumulation_steps 4`, `--bf16`, `--report_to tensorboard`, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..cli import fail
+from .lora import DEFAULT_LORA_PARTS, LORA_PARTS
+
+# Options of `sam2-hf finetune` that are not TrainingArguments.
+OWN_OPTIONS = ("model", "data", "eval_data", "image_size", "check_data", "recipe", "lora", "lora_rank", "push_to_hub")
+RECIPES = ("meta", "fast")
+
+
+@dataclass
+class FinetuneResult:
+    """What `finetune` returns: the trained model (LoRA merged), the trainer, and the validation metrics
+    before and after training ({} without eval data)."""
+
+    model: object
+    trainer: object
+    metrics_before: dict
+    metrics_after: dict
+
+
+def recipe_named(name: str, **overrides):
+    """A `FinetuneRecipe` by name: "meta", Meta's MOSE fine-tuning values; "fast", the same loss and prompts
+    with rates for short runs on small data (1e-4 everywhere, no layer decay, gradients clipped at 1.0)."""
+    from .trainer import FinetuneRecipe
+
+    if name not in RECIPES:
+        raise ValueError(f"Unknown recipe {name!r}; expected one of {RECIPES}.")
+    recipe = FinetuneRecipe.meta()
+    if name == "fast":
+        recipe = dataclasses.replace(
+            recipe, learning_rate=1e-4, vision_lr_scale=1.0, layer_decay=1.0, max_grad_norm=1.0
+        )
+    return dataclasses.replace(recipe, **overrides)
+
+
+def finetune(
+    model: str,
+    data,
+    output_dir: str,
+    *,
+    image_size: int | None = None,
+    eval_data=None,
+    recipe=None,
+    lora_parts: tuple[str, ...] | None = None,
+    lora_rank: int = 8,
+    push_to_hub: str | None = None,
+    command: str = "",
+    **training_arguments,
+) -> FinetuneResult:
+    """Fine-tune `model` on `data` and save the variant to `output_dir`.
+
+    Args:
+        model: Hub id, folder saved with save_pretrained, or a Meta / Ultralytics .pt.
+        data, eval_data: anything `build_dataset` reads (folder, COCO JSON, `datasets.Dataset`).
+        output_dir: where checkpoints and the final model, processor and model card go.
+        image_size: train (and save) at this input size (default the model's).
+        recipe: a `FinetuneRecipe` (default `FinetuneRecipe.meta()`).
+        lora_parts: parts to adapt with LoRA of rank `lora_rank` (see `LORA_PARTS`); merged before saving.
+        push_to_hub: a Hub repo id to push the result to.
+        command: the command line, recorded in the model card.
+        **training_arguments: transformers `TrainingArguments` fields.
+    Raises DataError for bad data (every problem named), OSError for a model that cannot be loaded.
+    """
+    from ..processing_sam2_video import Sam2VideoProcessor
+    from .data import build_dataset
+    from .evaluate import evaluate_model
+    from .lora import add_lora, merge_lora
+    from .model import Sam2VideoModelForTraining
+    from .model_card import ModelCardInfo
+    from .trainer import FinetuneRecipe, Sam2Trainer
+
+    recipe = recipe or FinetuneRecipe.meta()
+    net = Sam2VideoModelForTraining.from_pretrained(model, **({"image_size": image_size} if image_size else {}))
+    size = net.config.image_size
+    seed = training_arguments.get("seed", 42)
+    train_set = build_dataset(data, size, recipe.num_frames, recipe.max_num_objects, augment=True, seed=seed)
+    eval_set = build_dataset(eval_data, size, recipe.num_frames, augment=False, seed=seed) if eval_data else None
+    if push_to_hub:
+        training_arguments.update(push_to_hub=True, hub_model_id=push_to_hub, hub_strategy="end")
+    args = recipe.training_arguments(output_dir, **training_arguments)
+    net.to(args.device)
+    before = evaluate_model(net, eval_set.videos) if eval_set is not None else {}
+    if lora_parts:
+        add_lora(net, lora_parts, r=lora_rank)
+    card = ModelCardInfo(
+        repo_id=push_to_hub or str(output_dir),
+        base_model=str(model),
+        dataset_name=_name(data),
+        command=command,
+        image_size=size,
+        metrics_before=before,
+        eval_dataset_name=_name(eval_data) if eval_data is not None else None,
+        notes=f"LoRA (rank {lora_rank}) on {', '.join(lora_parts)}, merged into the weights." if lora_parts else "",
+    )
+    trainer = Sam2Trainer(
+        net,
+        args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        recipe=recipe,
+        model_card=card,
+        processor=Sam2VideoProcessor.for_image_size(size),
+    )
+    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    if lora_parts:
+        merge_lora(net)
+    card.metrics_after = trainer.evaluate() if eval_set is not None else {}
+    card.metrics_after = {k.removeprefix("eval_"): v for k, v in card.metrics_after.items()}
+    trainer.save_model(output_dir)
+    trainer.create_model_card()
+    if push_to_hub:
+        trainer.push_to_hub(commit_message="Fine-tuned with sam2-hf")
+    return FinetuneResult(net, trainer, before, card.metrics_after)
+
+
+def _name(source) -> str:
+    if isinstance(source, (str, Path)):
+        return Path(source).name or str(source)
+    return getattr(getattr(source, "info", None), "dataset_name", None) or type(source).__name__
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="Hub id, saved folder, or Meta / Ultralytics .pt")
+    parser.add_argument("--data", required=True, help="training data: folder (layout detected) or COCO JSON")
+    parser.add_argument("--eval-data", dest="eval_data", help="validation data (mIoU@1/@5 on images, J&F on videos)")
+    parser.add_argument("--image-size", dest="image_size", type=int, help="model input size (default the model's)")
+    parser.add_argument("--check-data", dest="check_data", action="store_true", help="list every data problem, exit")
+    parser.add_argument("--recipe", choices=RECIPES, default="meta", help="meta: Meta's MOSE values; fast: short runs")
+    parser.add_argument(
+        "--lora", nargs="*", choices=sorted(LORA_PARTS), help=f"LoRA on these parts (none given: {DEFAULT_LORA_PARTS})"
+    )
+    parser.add_argument("--lora-rank", dest="lora_rank", type=int, default=8)
+    parser.add_argument("--push-to-hub", dest="push_to_hub", metavar="REPO", help="push the result to this Hub repo")
+    _add_training_arguments(parser)
+
+
+def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every `TrainingArguments` field as `--name` (and `--name-with-dashes`), kept as text and parsed by
+    transformers' own `HfArgumentParser` in `run`; a flag given without a value means true."""
+    from transformers import TrainingArguments
+
+    group = parser.add_argument_group("TrainingArguments (transformers)")
+    for f in dataclasses.fields(TrainingArguments):
+        if not f.init or f.name in OWN_OPTIONS:
+            continue
+        names = dict.fromkeys([f"--{f.name}", f"--{f.name.replace('_', '-')}"])
+        group.add_argument(
+            *names, dest=f"ta_{f.name}", nargs="?", const="true", default=argparse.SUPPRESS, metavar="VALUE"
+        )
+
+
+def training_arguments_from(args: argparse.Namespace) -> dict:
+    """The `TrainingArguments` fields given on the command line, converted by `HfArgumentParser`."""
+    from transformers import HfArgumentParser, TrainingArguments
+
+    given = {k.removeprefix("ta_"): v for k, v in vars(args).items() if k.startswith("ta_")}
+    if "output_dir" not in given:
+        raise ValueError("--output-dir is required.")
+    argv = [item for name, value in given.items() for item in (f"--{name}", value)]
+    (parsed,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(argv)
+    return {name: getattr(parsed, name) for name in given}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit status: 0 trained (or data clean with --check-data), 1 data problems found by --check-data,
+    2 bad arguments, data or model (the message says which)."""
+    from .data import DataError, check_dataset
+
+    if args.check_data:
+        problems = check_dataset(args.data) + (check_dataset(args.eval_data) if args.eval_data else [])
+        for problem in problems:
+            print(problem)
+        print(f"{len(problems)} problem{'s' * (len(problems) != 1)} found.", file=sys.stderr)
+        return 1 if problems else 0
+    try:
+        training_arguments = training_arguments_from(args)
+        lora = (args.lora or list(DEFAULT_LORA_PARTS)) if args.lora is not None else None
+        result = finetune(
+            args.model,
+            args.data,
+            training_arguments.pop("output_dir"),
+            image_size=args.image_size,
+            eval_data=args.eval_data,
+            recipe=recipe_named(args.recipe),
+            lora_parts=tuple(lora) if lora else None,
+            lora_rank=args.lora_rank,
+            push_to_hub=args.push_to_hub,
+            command=" ".join(["sam2-hf", "finetune", *map(shlex.quote, sys.argv[2:])]),
+            **training_arguments,
+        )
+    except (DataError, OSError, ValueError) as e:  # data (every problem named), model, or arguments
+        return fail(str(e))
+    for name, value in result.metrics_after.items():
+        print(f"{name}: {result.metrics_before.get(name, float('nan')):.4f} -> {value:.4f}")
+    return 0

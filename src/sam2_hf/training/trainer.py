@@ -1,0 +1,227 @@
+"""The fine-tuning loop: transformers' `Trainer` with SAM 2's training step, loss, optimizer recipe and metrics.
+
+    model = Sam2VideoModelForTraining.from_pretrained("facebook/sam2.1-hiera-tiny")
+    recipe = FinetuneRecipe.meta()                       # Meta's MOSE fine-tuning values
+    trainer = Sam2Trainer(model, recipe.training_arguments("out/", max_steps=1000), train_dataset=train,
+                          eval_dataset=val, recipe=recipe)
+    trainer.train(); trainer.save_model(); trainer.push_to_hub()   # model, processor, model card
+
+Everything `Trainer` offers works unchanged: `TrainingArguments` (gradient accumulation, bf16/fp16,
+checkpoints and `resume_from_checkpoint`, `report_to`), and many GPUs with `accelerate launch` / `torchrun`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from transformers import Trainer, TrainingArguments
+
+from .data import collate_clips
+from .evaluate import evaluate_model
+from .losses import CORE_LOSS_KEY, LOSS_TERMS, MultiStepMultiMasksAndIous
+from .prompting import PromptSimulation
+
+IMAGE_ENCODER_PREFIX = "vision_encoder."
+TRUNK_PREFIX = "vision_encoder.backbone."
+
+
+@dataclass
+class FinetuneRecipe:
+    """The settings of a fine-tuning run that `TrainingArguments` does not hold, plus the optimizer values.
+
+    Args:
+        learning_rate: AdamW learning rate of everything but the image encoder (Meta: 5e-6).
+        vision_lr_scale: the image encoder's learning rate relative to `learning_rate` (Meta: 3e-6 / 5e-6 = 0.6).
+        layer_decay: layer-wise decay of the image encoder's trunk: block i of L gets `layer_decay ** (L - i)`
+            times its rate, the patch embedding `layer_decay ** (L + 1)`, position embeddings 1 (Meta: 0.9;
+            1.0: none).
+        weight_decay: AdamW weight decay, 0 for biases and LayerNorm weights (Meta: 0.1).
+        max_grad_norm: gradient clipping (Meta: 0.1).
+        min_lr_rate: cosine schedule from the rate to `min_lr_rate` times it (Meta: 0.1).
+        num_frames, max_num_objects: clip length and objects per clip (Meta: 8 and 3).
+        prompt_simulation: how prompts are drawn (`PromptSimulation.meta_finetune()` for Meta's).
+        loss_weights, supervise_all_iou, iou_use_l1_loss, pred_obj_scores: `MultiStepMultiMasksAndIous`'s
+            (Meta: focal 20, dice 1, IoU 1, object score 1; all IoUs; L1; object scores).
+        freeze_image_encoder: train everything but the image encoder.
+    """
+
+    learning_rate: float = 5e-6
+    vision_lr_scale: float = 0.6
+    layer_decay: float = 0.9
+    weight_decay: float = 0.1
+    max_grad_norm: float = 0.1
+    min_lr_rate: float = 0.1
+    num_frames: int = 8
+    max_num_objects: int = 3
+    prompt_simulation: PromptSimulation = field(default_factory=PromptSimulation.meta_finetune)
+    loss_weights: dict[str, float] = field(
+        default_factory=lambda: {"loss_mask": 20, "loss_dice": 1, "loss_iou": 1, "loss_class": 1}
+    )
+    supervise_all_iou: bool = True
+    iou_use_l1_loss: bool = True
+    pred_obj_scores: bool = True
+    freeze_image_encoder: bool = False
+
+    @classmethod
+    def meta(cls) -> FinetuneRecipe:
+        """Meta's `sam2.1_hiera_b+_MOSE_finetune.yaml` (its values are this class's defaults)."""
+        return cls()
+
+    def loss(self) -> MultiStepMultiMasksAndIous:
+        return MultiStepMultiMasksAndIous(
+            dict(self.loss_weights),
+            supervise_all_iou=self.supervise_all_iou,
+            iou_use_l1_loss=self.iou_use_l1_loss,
+            pred_obj_scores=self.pred_obj_scores,
+            focal_gamma_obj_score=0.0,
+            focal_alpha_obj_score=-1.0,
+        )
+
+    def training_arguments(self, output_dir: str, **overrides) -> TrainingArguments:
+        """`TrainingArguments` with this recipe's optimizer values and the loop's needs (`remove_unused_columns`
+        off: batches are tensors, not dataset columns); `overrides` are any other `TrainingArguments`."""
+        values = dict(
+            output_dir=output_dir,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            max_grad_norm=self.max_grad_norm,
+            lr_scheduler_type="cosine_with_min_lr",
+            lr_scheduler_kwargs={"min_lr_rate": self.min_lr_rate},
+            per_device_train_batch_size=1,
+            remove_unused_columns=False,
+            report_to="none",
+        )
+        values.update(overrides)
+        return TrainingArguments(**values)
+
+
+def parameter_groups(
+    model: nn.Module, learning_rate: float, vision_lr_scale: float, layer_decay: float, weight_decay: float
+) -> list[dict]:
+    """AdamW parameter groups of Meta's recipe (`training.optimizer.layer_decay_param_modifier` and its
+    weight-decay rule): each trainable parameter's rate and decay as `FinetuneRecipe` describes, parameters
+    with equal values grouped. -> [{"params", "lr", "weight_decay"}]."""
+    no_decay = {id(m.weight) for m in model.modules() if isinstance(m, nn.LayerNorm) and m.weight is not None}
+    num_blocks = len(model.vision_encoder.backbone.blocks)
+    groups: dict[tuple[float, float], list] = defaultdict(list)
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        scale = vision_lr_scale if name.startswith(IMAGE_ENCODER_PREFIX) else 1.0
+        lr = learning_rate * scale * layer_scale(name, num_blocks, layer_decay)
+        decay = 0.0 if ("bias" in name or id(param) in no_decay) else weight_decay
+        groups[(lr, decay)].append(param)
+    return [{"params": params, "lr": lr, "weight_decay": decay} for (lr, decay), params in groups.items()]
+
+
+def layer_scale(name: str, num_blocks: int, layer_decay: float) -> float:
+    """Learning-rate scale of a parameter under layer-wise decay of the image encoder's trunk (BEiT's rule,
+    as Meta's Hiera `get_layer_id`): blocks.i -> decay^(L - i), patch embedding -> decay^(L + 1), position
+    embeddings and everything outside the trunk -> 1."""
+    if not name.startswith(TRUNK_PREFIX) or "pos_embed" in name:
+        return 1.0
+    block = re.search(r"\.blocks\.(\d+)\.", name)
+    if block:
+        return layer_decay ** (num_blocks - int(block.group(1)))
+    if "patch_embed" in name:
+        return layer_decay ** (num_blocks + 1)
+    return 1.0
+
+
+class Sam2Trainer(Trainer):
+    """`transformers.Trainer` for `Sam2VideoModelForTraining` on `ClipSample` datasets.
+
+    Args:
+        model: a `Sam2VideoModelForTraining` (its prompt simulation is set from the recipe).
+        args: `TrainingArguments` (`FinetuneRecipe.training_arguments` fills the recipe's values).
+        train_dataset, eval_dataset: `ClipDataset`s (`build_dataset`); evaluation reads the eval dataset's
+            annotated items (`.videos`) whole: mIoU with 1 and 5 clicks on images, J&F on videos.
+        recipe: the `FinetuneRecipe` (default `FinetuneRecipe.meta()`): loss, optimizer groups, prompts.
+        max_eval_items: score at most this many images and videos per evaluation.
+        processor: saved beside the model by every `save_model` (checkpoints, the final save, `push_to_hub`),
+            e.g. `Sam2VideoProcessor.for_image_size(S)`. (Not Trainer's `processing_class`: transformers 5.23's
+            `Trainer.train` reads a tokenizer from any processor it is given, and SAM 2's has none.)
+        model_card: `ModelCardInfo` written by `create_model_card` (and so by `push_to_hub`).
+        **kwargs: any other `Trainer` argument (`callbacks`, ...); `data_collator` defaults to `collate_clips`.
+    Logs the loss terms ("loss_mask", "loss_dice", "loss_iou", "loss_class") beside "loss", averaged since
+    the last log.
+    """
+
+    def __init__(
+        self,
+        model,
+        args: TrainingArguments,
+        train_dataset=None,
+        eval_dataset=None,
+        recipe: FinetuneRecipe | None = None,
+        max_eval_items: int | None = None,
+        processor=None,
+        model_card=None,
+        **kwargs,
+    ):
+        self.recipe = recipe or FinetuneRecipe.meta()
+        model.set_prompt_simulation(self.recipe.prompt_simulation)
+        if self.recipe.freeze_image_encoder:
+            model.freeze_image_encoder()
+        kwargs.setdefault("data_collator", collate_clips)
+        super().__init__(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, **kwargs)
+        self.loss_fn = self.recipe.loss()
+        self.max_eval_items = max_eval_items
+        self.processor = processor
+        self.model_card = model_card
+        self._term_sums: dict[str, float] = defaultdict(float)
+        self._term_count = 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The batch's `core_loss` (the weighted sum of `MultiStepMultiMasksAndIous`'s terms)."""
+        outputs = model(**inputs)
+        losses = self.loss_fn(outputs, inputs["masks"])
+        if model.training:
+            for key in LOSS_TERMS:
+                self._term_sums[key] += float(losses[key])
+            self._term_count += 1
+        return (losses[CORE_LOSS_KEY], outputs) if return_outputs else losses[CORE_LOSS_KEY]
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if "loss" in logs and self._term_count:
+            logs.update({k: round(v / self._term_count, 6) for k, v in self._term_sums.items()})
+            self._term_sums.clear()
+            self._term_count = 0
+        super().log(logs, *args, **kwargs)
+
+    def create_optimizer(self, *args, **kwargs):
+        """AdamW on `parameter_groups` (Meta's rates, layer decay and weight-decay rule), the betas and
+        epsilon of `TrainingArguments`."""
+        if self.optimizer is None:
+            r, a = self.recipe, self.args
+            groups = parameter_groups(self.model, a.learning_rate, r.vision_lr_scale, r.layer_decay, a.weight_decay)
+            self.optimizer = torch.optim.AdamW(groups, betas=(a.adam_beta1, a.adam_beta2), eps=a.adam_epsilon)
+        return self.optimizer
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """mIoU@1 / mIoU@5 (images) and J&F, J, F (videos) of the model on the eval dataset, logged with the
+        `metric_key_prefix` (e.g. "eval_J&F")."""
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if dataset is None:
+            raise ValueError("Sam2Trainer.evaluate needs an eval_dataset (a ClipDataset from build_dataset).")
+        model = self.accelerator.unwrap_model(self.model)
+        metrics = evaluate_model(model, dataset.videos, self.max_eval_items)
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in metrics.items()}
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Trainer's `save_model` (config.json, model.safetensors), plus the processor's config."""
+        super().save_model(output_dir, _internal_call)
+        if self.processor is not None and self.is_world_process_zero():
+            self.processor.save_pretrained(output_dir or self.args.output_dir)
+
+    def create_model_card(self, **kwargs) -> None:
+        """Write this project's model card (`ModelCardInfo`) into the output folder instead of Trainer's."""
+        if self.model_card is not None and self.is_world_process_zero():
+            self.model_card.save(self.args.output_dir, self.state.log_history)

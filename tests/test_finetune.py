@@ -1,0 +1,207 @@
+"""Fine-tuning loop: `sam2-hf finetune` writes a variant that loads everywhere (stock transformers, the
+predictors, the Space), pushes it through huggingface_hub, follows Meta's optimizer recipe, and LoRA merges
+into plain weights. The training step itself is checked against Meta in test_training_parity.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from sam2_hf import Sam2VideoModel, Sam2VideoPredictor
+from sam2_hf.checkpoint import convert_meta_key
+from sam2_hf.cli import main
+from sam2_hf.training import Sam2VideoModelForTraining
+from sam2_hf.training.data import build_dataset, collate_clips, make_synthetic_dataset
+from sam2_hf.training.lora import add_lora, merge_lora
+from sam2_hf.training.trainer import FinetuneRecipe, layer_scale, parameter_groups
+
+IMAGE_SIZE = 256
+VARIANT_FILES = {"config.json", "model.safetensors", "processor_config.json", "README.md"}
+TRAIN_OPTIONS = ["--max-steps", "1", "--use_cpu", "--save_strategy", "no", "--report_to", "none", "--seed", "0"]
+
+
+@pytest.fixture(scope="module")
+def base_model(reference_models):
+    return str(reference_models("tiny", "2.1", IMAGE_SIZE).path)
+
+
+@pytest.fixture(scope="module")
+def image_data(tmp_path_factory):
+    return make_synthetic_dataset(tmp_path_factory.mktemp("images"), kind="images", num_items=2)
+
+
+def finetune_cli(base_model, data, out, *extra) -> int:
+    args = ["finetune", "--model", base_model, "--data", str(data), "--output-dir", str(out)]
+    return main([*args, "--image-size", str(IMAGE_SIZE), "--recipe", "fast", *TRAIN_OPTIONS, *extra])
+
+
+def test_finetuned_variant_loads_in_stock_transformers_predictors_and_space(base_model, image_data, tmp_path):
+    out = tmp_path / "variant"
+    assert finetune_cli(base_model, image_data, out, "--eval-data", str(image_data)) == 0
+    assert {p.name for p in out.iterdir()} >= VARIANT_FILES
+    assert json.loads((out / "config.json").read_text())["architectures"] == ["Sam2VideoModel"]
+
+    import transformers
+
+    _, info = transformers.Sam2VideoModel.from_pretrained(out, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
+    transformers.Sam2VideoProcessor.from_pretrained(out)
+    predictor = Sam2VideoPredictor.from_pretrained(out)
+    assert predictor.image_size == IMAGE_SIZE
+
+    from space.models import load_model
+
+    ours = load_model(str(out))
+    trained = load_file(out / "model.safetensors")
+    base = Sam2VideoModel.from_pretrained(base_model, image_size=IMAGE_SIZE).state_dict()
+    changed = [k for k, v in trained.items() if not torch.equal(v, base[k])]
+    assert changed, "one training step changed no weight"
+    assert torch.equal(ours.state_dict()[changed[0]], trained[changed[0]])
+
+    card = (out / "README.md").read_text()
+    assert "library_name: transformers" in card and "mIoU@1" in card and "sam2-hf finetune" in card
+
+
+@pytest.fixture
+def offline_hub(tmp_path):
+    """The Hub, intercepted at huggingface_hub's HTTP client: repo creation, README validation, preupload
+    (every file a regular upload) and the commit are answered as the Hub answers them, the committed files
+    written to a local folder; any other request fails. -> (that folder, the requests made)."""
+    import base64
+
+    import httpx2
+    from huggingface_hub.utils import _http
+
+    hub, requests = tmp_path / "hub", []
+
+    def answer(request):
+        path = request.url.path
+        requests.append(f"{request.method} {path.split('/preupload/')[0].split('/commit/')[0]}")
+        if path == "/api/repos/create":
+            body = json.loads(request.content)
+            repo_id = f"{body['organization']}/{body['name']}"
+            return httpx2.Response(200, json={"url": f"https://huggingface.co/{repo_id}", "name": repo_id})
+        if path == "/api/validate-yaml":
+            return httpx2.Response(200, json={"errors": [], "warnings": []})
+        if "/preupload/" in path:
+            files = [
+                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                for f in json.loads(request.content)["files"]
+            ]
+            return httpx2.Response(200, json={"files": files, "commitOid": "0" * 40})
+        if "/commit/" in path:
+            repo_id = path.removeprefix("/api/models/").split("/commit/")[0]
+            for line in request.read().decode().splitlines():
+                item = json.loads(line)
+                if item["key"] == "file":
+                    target = hub / repo_id / item["value"]["path"]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(base64.b64decode(item["value"]["content"]))
+            url = f"https://huggingface.co/{repo_id}/commit/{'0' * 40}"
+            return httpx2.Response(200, json={"commitUrl": url, "commitOid": "0" * 40})
+        return httpx2.Response(500, json={"error": f"unexpected request {request.method} {request.url}"})
+
+    _http.set_client_factory(lambda: httpx2.Client(transport=httpx2.MockTransport(answer)))
+    _http.close_session()
+    yield hub, requests
+    _http.set_client_factory(_http.default_client_factory)
+    _http.close_session()
+
+
+def test_push_to_hub_uploads_the_variant(base_model, image_data, tmp_path, offline_hub):
+    hub, requests = offline_hub
+    assert finetune_cli(base_model, image_data, tmp_path / "out", "--push-to-hub", "me/sam2-test") == 0
+    assert {"POST /api/repos/create", "POST /api/validate-yaml", "POST /api/models/me/sam2-test"} <= set(requests)
+    pushed = hub / "me/sam2-test"
+    assert {p.name for p in pushed.iterdir()} >= VARIANT_FILES
+    assert "me/sam2-test" in (pushed / "README.md").read_text()
+    Sam2VideoModel.from_pretrained(pushed)
+
+
+def test_check_data_lists_every_problem(tmp_path, capsys):
+    data = make_synthetic_dataset(tmp_path / "bad", kind="images", num_items=3)
+    masks = sorted((data / "masks").glob("*.png"))
+    masks[0].write_bytes(b"not a png")
+    masks[1].unlink()
+    assert main(["finetune", "--model", "unused", "--data", str(data), "--output-dir", "x", "--check-data"]) == 1
+    out = capsys.readouterr().out
+    assert masks[0].name in out and masks[1].stem in out
+
+
+def test_bad_data_is_a_clear_error_before_training(base_model, tmp_path, capsys):
+    assert finetune_cli(base_model, tmp_path / "missing", tmp_path / "out") == 2
+    assert "missing" in capsys.readouterr().err
+
+
+def test_parameter_groups_follow_meta_layer_decay_and_weight_decay(reference_models):
+    """Meta's recipe: per-layer rates from `Hiera.get_layer_id` and `layer_decay_param_modifier`
+    (pos_embed overridden to 1), image encoder at vision_lr, no weight decay on biases and nn.LayerNorm."""
+    meta = reference_models("tiny", "2.1", IMAGE_SIZE).meta
+    model = reference_models("tiny", "2.1", IMAGE_SIZE).load(Sam2VideoModelForTraining)
+    trunk = meta.image_encoder.trunk
+    num_layers = trunk.get_num_layers() + 1
+    base_lr, vision_lr, decay = 5e-6, 3e-6, 0.9
+    meta_lr, meta_wd = {}, {}
+    layer_norms = {id(m.weight) for m in meta.modules() if isinstance(m, torch.nn.LayerNorm)}
+    for name, param in meta.named_parameters():
+        scale = 1.0
+        if name.startswith("image_encoder.trunk"):
+            scale = 1.0 if "pos_embed" in name else decay ** (num_layers - trunk.get_layer_id(name))
+        lr = (vision_lr if name.startswith("image_encoder.") else base_lr) * scale
+        key = convert_meta_key(name)
+        meta_lr[key] = lr
+        meta_wd[key] = 0.0 if ("bias" in name or id(param) in layer_norms) else 0.1
+    ours_lr, ours_wd = {}, {}
+    names = {id(p): n for n, p in model.named_parameters()}
+    for group in parameter_groups(model, base_lr, vision_lr / base_lr, decay, 0.1):
+        for p in group["params"]:
+            ours_lr[names[id(p)]], ours_wd[names[id(p)]] = group["lr"], group["weight_decay"]
+    shared = set(meta_lr) & set(ours_lr)
+    assert len(shared) > 0.95 * len(ours_lr)  # Meta's four point embeddings are one table here
+    assert len({round(v, 12) for v in ours_lr.values()}) > 10  # layer decay made many rates
+    for key in shared:
+        assert ours_lr[key] == pytest.approx(meta_lr[key], rel=1e-9), key
+        assert ours_wd[key] == meta_wd[key], key
+    assert layer_scale("memory_attention.layers.0.linear1.weight", 12, decay) == 1.0
+
+
+def test_lora_trains_adapters_only_and_merges_into_plain_weights(reference_models, image_data):
+    model = reference_models("tiny", "2.1", IMAGE_SIZE).load(Sam2VideoModelForTraining)
+    keys = set(model.state_dict())
+    trainable = add_lora(model, ("mask_decoder",), r=4)
+    assert 0 < trainable < 0.05 * sum(p.numel() for p in model.parameters())
+    batch = collate_clips([build_dataset(image_data, IMAGE_SIZE, 1, 2, augment=False, seed=0)[0]])
+    model.train()
+    loss = FinetuneRecipe().loss()(model(**batch), batch["masks"])["core_loss"]
+    loss.backward()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
+    optimizer.step()
+    model.eval()
+    model.set_prompt_simulation(model.prompt_simulation)  # the same prompts for both passes
+    torch.manual_seed(0)
+    with torch.no_grad():
+        before_merge = model(**batch)[0]["pred_masks"]
+    assert merge_lora(model) > 0
+    assert set(model.state_dict()) == keys
+    model.set_prompt_simulation(model.prompt_simulation)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        after_merge = model(**batch)[0]["pred_masks"]
+    assert (after_merge - before_merge).abs().max() < 1e-3
+
+
+def test_unknown_lora_part_is_refused(reference_models):
+    model = reference_models("tiny", "2.1", IMAGE_SIZE).load(Sam2VideoModelForTraining)
+    with pytest.raises(ValueError, match="Unknown LoRA parts"):
+        add_lora(model, ("decoder",))
+
+
+def test_recipe_and_training_arguments():
+    args = FinetuneRecipe.meta().training_arguments("unused", max_steps=5)
+    assert (args.learning_rate, args.weight_decay, args.max_grad_norm) == (5e-6, 0.1, 0.1)
+    assert args.lr_scheduler_kwargs == {"min_lr_rate": 0.1} and args.max_steps == 5
+    assert Path(args.output_dir).name == "unused"
