@@ -92,7 +92,8 @@ def finetune(
     size = net.config.image_size
     seed = training_arguments.get("seed", 42)
     train_set = build_dataset(data, size, recipe.num_frames, recipe.max_num_objects, augment=True, seed=seed)
-    eval_set = build_dataset(eval_data, size, recipe.num_frames, augment=False, seed=seed) if eval_data else None
+    # Evaluation reads each annotated video whole: no clip length to require of it.
+    eval_set = build_dataset(eval_data, size, num_frames=1, augment=False, seed=seed) if eval_data else None
     if push_to_hub:
         training_arguments.update(push_to_hub=True, hub_model_id=push_to_hub, hub_strategy="end")
     args = recipe.training_arguments(output_dir, **training_arguments)

@@ -182,7 +182,7 @@ class Sam2Trainer(Trainer):
         losses = self.loss_fn(outputs, inputs["masks"])
         if model.training:
             for key in LOSS_TERMS:
-                self._term_sums[key] += float(losses[key])
+                self._term_sums[key] += float(losses[key].detach())
             self._term_count += 1
         return (losses[CORE_LOSS_KEY], outputs) if return_outputs else losses[CORE_LOSS_KEY]
 
@@ -211,7 +211,7 @@ class Sam2Trainer(Trainer):
         model = self.accelerator.unwrap_model(self.model)
         metrics = evaluate_model(model, dataset.videos, self.max_eval_items)
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in metrics.items()}
-        self.log(metrics)
+        self.log(dict(metrics))  # Trainer.log adds the epoch to the dict it is given
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
 
