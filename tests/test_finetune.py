@@ -205,3 +205,22 @@ def test_recipe_and_training_arguments():
     assert (args.learning_rate, args.weight_decay, args.max_grad_norm) == (5e-6, 0.1, 0.1)
     assert args.lr_scheduler_kwargs == {"min_lr_rate": 0.1} and args.max_steps == 5
     assert Path(args.output_dir).name == "unused"
+
+
+def test_two_process_ddp_run(base_model, image_data, tmp_path):
+    """`torchrun` with two CPU processes (gloo): DDP wraps the model, the loss averages the object count over
+    processes, parameters a step leaves without gradient are allowed, and rank 0 writes the variant."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "sam2_hf.cli"]
+    command += ["finetune", "--model", base_model, "--data", str(image_data), "--output-dir", str(out)]
+    command += ["--image-size", str(IMAGE_SIZE), "--recipe", "fast", *TRAIN_OPTIONS, "--ddp_backend", "gloo"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Two images, one per process per step: the single step covers the whole epoch (one process: half of it).
+    assert "'train_loss'" in result.stdout and "'epoch': '1'" in result.stdout, result.stdout[-2000:]
+    assert {p.name for p in out.iterdir()} >= VARIANT_FILES

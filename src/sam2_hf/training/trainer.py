@@ -83,7 +83,8 @@ class FinetuneRecipe:
 
     def training_arguments(self, output_dir: str, **overrides) -> TrainingArguments:
         """`TrainingArguments` with this recipe's optimizer values and the loop's needs (`remove_unused_columns`
-        off: batches are tensors, not dataset columns); `overrides` are any other `TrainingArguments`."""
+        off: batches are tensors, not dataset columns; DDP told that some parameters may get no gradient in a
+        step); `overrides` are any other `TrainingArguments`."""
         values = dict(
             output_dir=output_dir,
             learning_rate=self.learning_rate,
@@ -93,6 +94,7 @@ class FinetuneRecipe:
             lr_scheduler_kwargs={"min_lr_rate": self.min_lr_rate},
             per_device_train_batch_size=1,
             remove_unused_columns=False,
+            ddp_find_unused_parameters=True,  # e.g. the memory encoder on image batches (Meta sets it too)
             report_to="none",
         )
         values.update(overrides)
