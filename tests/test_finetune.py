@@ -224,3 +224,13 @@ def test_two_process_ddp_run(base_model, image_data, tmp_path):
     # Two images, one per process per step: the single step covers the whole epoch (one process: half of it).
     assert "'train_loss'" in result.stdout and "'epoch': '1'" in result.stdout, result.stdout[-2000:]
     assert {p.name for p in out.iterdir()} >= VARIANT_FILES
+
+
+def test_bf16_autocast_step_on_clips(base_model, tmp_path):
+    """Mixed precision as on a GPU (`--bf16`: transformers' autocast, here on CPU) through a 4-frame clip with
+    memory; the saved weights stay fp32 and finite."""
+    data = make_synthetic_dataset(tmp_path / "clips", kind="davis", num_items=2, num_frames=4)
+    out = tmp_path / "bf16"
+    assert finetune_cli(base_model, data, out, "--num-frames", "4", "--bf16") == 0
+    weights = load_file(out / "model.safetensors")
+    assert all(w.dtype == torch.float32 and torch.isfinite(w).all() for w in weights.values())

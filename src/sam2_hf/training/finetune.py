@@ -22,6 +22,8 @@ from .lora import DEFAULT_LORA_PARTS, LORA_PARTS
 
 # Options of `sam2-hf finetune` that are not TrainingArguments.
 OWN_OPTIONS = ("model", "data", "eval_data", "image_size", "check_data", "recipe", "lora", "lora_rank", "push_to_hub")
+# Options that override the recipe's field of the same name.
+RECIPE_OPTIONS = ("num_frames", "max_num_objects", "freeze_image_encoder")
 RECIPES = ("meta", "fast")
 
 
@@ -149,6 +151,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--lora", nargs="*", choices=sorted(LORA_PARTS), help=f"LoRA on these parts (none given: {DEFAULT_LORA_PARTS})"
     )
     parser.add_argument("--lora-rank", dest="lora_rank", type=int, default=8)
+    parser.add_argument("--num-frames", dest="num_frames", type=int, help="frames per training clip (recipe: 8)")
+    parser.add_argument("--max-num-objects", dest="max_num_objects", type=int, help="objects per clip (recipe: 3)")
+    parser.add_argument(
+        "--freeze-image-encoder", dest="freeze_image_encoder", action="store_const", const=True, help="train the rest"
+    )
     parser.add_argument("--push-to-hub", dest="push_to_hub", metavar="REPO", help="push the result to this Hub repo")
     _add_training_arguments(parser)
 
@@ -160,7 +167,7 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
 
     group = parser.add_argument_group("TrainingArguments (transformers)")
     for f in dataclasses.fields(TrainingArguments):
-        if not f.init or f.name in OWN_OPTIONS:
+        if not f.init or f.name in OWN_OPTIONS + RECIPE_OPTIONS:
             continue
         names = dict.fromkeys([f"--{f.name}", f"--{f.name.replace('_', '-')}"])
         group.add_argument(
@@ -200,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
             training_arguments.pop("output_dir"),
             image_size=args.image_size,
             eval_data=args.eval_data,
-            recipe=recipe_named(args.recipe),
+            recipe=recipe_named(args.recipe, **{k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k)}),
             lora_parts=tuple(lora) if lora else None,
             lora_rank=args.lora_rank,
             push_to_hub=args.push_to_hub,
