@@ -319,3 +319,28 @@ def test_key_sets_match_transformers_for_every_size(version):
         hf_shapes = {k: tuple(v.shape) for k, v in hf.state_dict().items()}
         assert ours_shapes == hf_shapes, (size, version, set(ours_shapes) ^ set(hf_shapes))
         assert len(ours_shapes) == (count if version == "2.1" else count - 3), (size, version, len(ours_shapes))
+
+
+def strip_metadata(config: dict) -> dict:
+    """A config dict without what says where it came from (name, dtype, architectures, versions), nested too."""
+    ignored = {"architectures", "transformers_version", "dtype", "torch_dtype", "_name_or_path"}
+    return {k: strip_metadata(v) if isinstance(v, dict) else v for k, v in config.items() if k not in ignored}
+
+
+@pytest.mark.parametrize("cls", [Sam2VideoModel, Sam2Model])
+def test_saved_folder_loads_at_another_image_size(cls, tmp_path):
+    """`from_pretrained(folder, image_size=S)` (as for a Meta .pt): the same weights in a model built for S, every
+    resolution-dependent field as `from_size` sets it, and the model runs at S."""
+    torch.manual_seed(0)
+    Sam2VideoModel(Sam2VideoConfig.from_size("tiny", image_size=256)).save_pretrained(tmp_path)
+    model = cls.from_pretrained(tmp_path, image_size=512)
+    expected = Sam2VideoConfig.from_size("tiny", image_size=512)
+    expected = expected if cls is Sam2VideoModel else expected.image_config()
+    assert strip_metadata(model.config.to_dict()) == strip_metadata(expected.to_dict())
+    saved = cls.from_pretrained(tmp_path).state_dict()
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
+    with torch.no_grad():
+        out = model(pixel_values=torch.randn(1, 3, 512, 512), input_points=torch.tensor([[[[200.0, 300.0]]]]))
+    assert out.pred_masks.shape[-1] == 128
+    with pytest.raises(ValueError, match="multiple of 32"):
+        cls.from_pretrained(tmp_path, image_size=500)

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from transformers import PreTrainedConfig
 
 # Per-size Hiera settings (Meta's YAML configs; memory/decoder parts are the same for all sizes).
@@ -280,6 +282,17 @@ class _Sam2SizedConfig(PreTrainedConfig):
         """Side of the stride-16 image embedding (64 at 1024 px)."""
         return self.image_size // 16
 
+    def with_image_size(self, image_size: int):
+        """A copy of this configuration for another input size S (a multiple of 32), every resolution-dependent
+        field changed as `from_size` sets it; no weight depends on S. Raises ValueError for another S."""
+        if image_size % 32:
+            raise ValueError(f"image_size must be a multiple of 32, got {image_size}.")
+        config = copy.deepcopy(self)
+        config.vision_config.backbone_config.image_size = [image_size, image_size]
+        config.vision_config.backbone_feature_sizes = [[image_size // s, image_size // s] for s in (4, 8, 16)]
+        config.prompt_encoder_config.image_size = image_size
+        return config
+
 
 # Fields of a `sam2_video` config.json that an image model has no part for (see `Sam2Config`).
 VIDEO_ONLY_FIELDS = (
@@ -479,6 +492,14 @@ class Sam2VideoConfig(_Sam2SizedConfig):
             enable_temporal_pos_encoding_for_object_pointers=is_21,
             **kwargs,
         )
+
+    def with_image_size(self, image_size: int) -> Sam2VideoConfig:
+        config = super().with_image_size(image_size)
+        config.image_size = image_size
+        config.memory_attention_rope_feat_sizes = [image_size // 16, image_size // 16]
+        return config
+
+    with_image_size.__doc__ = _Sam2SizedConfig.with_image_size.__doc__
 
     def image_config(self) -> Sam2Config:
         """The image model's part of this configuration (what `Sam2Model` builds and saves)."""

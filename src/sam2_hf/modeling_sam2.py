@@ -207,8 +207,9 @@ class Sam2PreTrainedModel(PreTrainedModel):
         """Load a Hub repo id, a saved folder, or one of Meta's original `.pt` checkpoints.
 
         For a `.pt` / `.pth` file the size and version are inferred from its weights; pass
-        `size="tiny"` / `version="2.1"` to state them (a mismatch is an error) and `image_size`
-        for another input resolution than 1024. Other keywords there are `Sam2Config` fields.
+        `size="tiny"` / `version="2.1"` to state them (a mismatch is an error). Other keywords there
+        are `Sam2Config` fields. `image_size` (any source) builds the model for another input resolution
+        than the checkpoint's (1024 for Meta's files); the weights do not depend on it.
 
         Loading is strict: weights that are missing, unexpected or of another shape than the
         config says (e.g. a config.json edited to another size), and unreadable weight files,
@@ -223,7 +224,18 @@ class Sam2PreTrainedModel(PreTrainedModel):
                 raise TypeError("Loading a Meta .pt checkpoint takes keyword arguments only.")
             kwargs.pop("strict", None)
             return load_meta_checkpoint(cls, os.fspath(pretrained_model_name_or_path), **kwargs)
-        return from_pretrained_checked(super().from_pretrained, pretrained_model_name_or_path, *args, **kwargs)
+        image_size = kwargs.pop("image_size", None)
+        model = from_pretrained_checked(super().from_pretrained, pretrained_model_name_or_path, *args, **kwargs)
+        if image_size is None or image_size == model.config.image_size:
+            return model
+        return model.at_image_size(image_size)
+
+    def at_image_size(self, image_size: int):
+        """This model's weights in a model of the same class built for input size `image_size` (a multiple of
+        32; see `with_image_size`), on the same device and dtype, in the same train/eval mode."""
+        model = type(self)(self.config.with_image_size(image_size))
+        model.load_state_dict(self.state_dict())
+        return model.to(self.device, self.dtype).train(self.training)
 
 
 @dataclass
