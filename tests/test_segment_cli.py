@@ -68,6 +68,8 @@ def test_prompts_in_an_image_folder(folder, model, reference_models, tmp_path, c
         assert np.array_equal(read_masks(tmp_path / f"shot{index}")[obj_id], expected[0] > 0)
     assert main([*args[:-1], str(tmp_path / "other"), "--point", "5,1,1"]) == 2
     assert "a prompt for image 5, but there are 2 images" in capsys.readouterr().err
+    assert main([*args[:-1], str(tmp_path / "typo"), "--point", "0,900,10"]) == 2  # refused as `track` does
+    assert "outside the" in capsys.readouterr().err
 
 
 def test_video_everything_and_prompts(video_path, model, tmp_path):  # noqa: F811

@@ -10,6 +10,7 @@ label 1 (positive, default) or 0 (negative); boxes are FRAME,X0,Y0,X1,Y1; coordi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 import warnings
@@ -68,6 +69,18 @@ def merge_prompts(prompts: list[Prompt]) -> list[Prompt]:
     return sorted(merged.values(), key=lambda m: (m.obj_id, m.frame))
 
 
+@contextlib.contextmanager
+def out_of_image_prompts_refused():
+    """On the command line a typed coordinate outside the frame is a typo, not a choice: the library's
+    `OutOfImageWarning` becomes a ValueError naming the coordinates (the commands report it and exit 2)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfImageWarning)
+        try:
+            yield
+        except OutOfImageWarning as e:
+            raise ValueError(f"{e.where}: check the prompt's frame size") from None
+
+
 def add_track_arguments(track: argparse.ArgumentParser) -> None:
     track.add_argument("video", help="video file (mp4, mov, webm, mkv, avi) or folder of JPEG/PNG frames")
     track.add_argument("--model", default="facebook/sam2.1-hiera-tiny", help="Hub id, saved folder or Meta .pt")
@@ -104,14 +117,13 @@ def run_track(args: argparse.Namespace) -> int:
         )
     status = 0
     try:
-        with warnings.catch_warnings():  # a typed coordinate outside the frame is a typo here, not a choice
-            warnings.simplefilter("error", OutOfImageWarning)
+        with out_of_image_prompts_refused():
             masklets = tracker.track(args.video, prompts, direction=args.direction)
     except TrackingError as e:
         n = len(e.masklets.frames())
         print(f"sam2-hf: {e}; writing the {n} frame{'s' * (n != 1)} tracked before it.", file=sys.stderr)
         masklets, status = e.masklets, 1
-    except (ValueError, IndexError, FileNotFoundError, OutOfImageWarning) as e:  # the video, a frame or a prompt
+    except (ValueError, IndexError, FileNotFoundError) as e:  # the video, a frame or a prompt
         return fail(str(e))
     paths = masklets.save(args.video, args.out, formats, overwrite=args.overwrite)
     for name, path in paths.items():

@@ -232,16 +232,17 @@ def warn_out_of_bounds(coords: torch.Tensor, width: float, height: float, what: 
     xy = coords.reshape(-1, 2)
     outside = (xy[:, 0] < 0) | (xy[:, 0] > width) | (xy[:, 1] < 0) | (xy[:, 1] > height)
     if outside.any():
-        warnings.warn(
-            f"{what} outside the {width:g}x{height:g} image (x in [0, {width:g}], y in [0, {height:g}]): "
-            f"{xy[outside].tolist()}; they are used as given.",
-            OutOfImageWarning,
-            stacklevel=3,
-        )
+        warnings.warn(OutOfImageWarning(what, width, height, xy[outside].tolist()), stacklevel=3)
 
 
 class OutOfImageWarning(UserWarning):
-    """A point or box lies (partly) outside its image."""
+    """A point or box lies (partly) outside its image. `where` says which coordinates and the image's bounds."""
+
+    def __init__(self, what: str, width: float, height: float, coordinates: list):
+        self.where = (
+            f"{what} outside the {width:g}x{height:g} image (x in [0, {width:g}], y in [0, {height:g}]): {coordinates}"
+        )
+        super().__init__(f"{self.where}; they are used as given.")
 
 
 def check_labels(labels: torch.Tensor, allowed=MODEL_LABELS) -> None:

@@ -24,7 +24,7 @@ from PIL import Image
 
 from .annotate import DEFAULT_MODEL
 from .automatic_mask_generator import GENERATOR_ARGS
-from .cli import fail, merge_prompts, parse_box, parse_point
+from .cli import fail, merge_prompts, out_of_image_prompts_refused, parse_box, parse_point
 from .video.frames import IMAGE_SUFFIXES
 from .video.results import FORMATS, MASK_OPACITY, PALETTE, existing_outputs
 from .video.tracker import MAX_OBJECTS
@@ -79,9 +79,10 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"a prompt for image {unknown[0]}, but there are {len(images)} images (0..{len(images) - 1})")
     kwargs = {"image_size": args.image_size} if args.image_size else {}
     try:
-        if images:
-            return _segment_images(args, images, prompts, folders, kwargs)
-        return _segment_video(args, source, prompts, kwargs)
+        with out_of_image_prompts_refused():
+            if images:
+                return _segment_images(args, images, prompts, folders, kwargs)
+            return _segment_video(args, source, prompts, kwargs)
     except OSError as e:
         return fail(f"could not load the model {args.model!r} ({e})")
     except (ValueError, IndexError) as e:  # a frame, an image or a prompt
