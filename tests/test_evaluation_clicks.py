@@ -102,6 +102,11 @@ def test_evaluate_coco(image_predictor, tmp_path):
                                for i, e in zip((1, 2), expected)])  # fmt: skip
     assert result["num_images"] == 2 and result["num_masks"] == len(expected)
     np.testing.assert_allclose(result["miou"], expected.mean(axis=0))
+    for annotation in annotations:  # "area" is optional (sam2-hf's own COCO exports leave it out)
+        del annotation["area"]
+    (tmp_path / "no_area.json").write_text(json.dumps(coco))
+    without_area = evaluate_coco(image_predictor, tmp_path / "no_area.json", tmp_path, 2, min_area=100, progress=False)
+    assert without_area == result
     with pytest.raises(FileNotFoundError, match="2.png"):
         (tmp_path / "2.png").unlink()
         evaluate_coco(image_predictor, tmp_path / "coco.json", tmp_path, progress=False)

@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pycocotools.mask as mask_utils
 from PIL import Image
 from scipy import ndimage
 from tqdm.auto import tqdm
@@ -143,7 +144,9 @@ def evaluate_coco(
     all_ious = []
     for image_id in tqdm(image_ids, desc="click mIoU", unit="image", disable=not progress):
         info = coco.loadImgs(image_id)[0]
-        anns = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=image_id, iscrowd=False)) if a["area"] >= min_area]
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id, iscrowd=False))
+        if min_area > 0:  # "area" is optional in COCO files: the mask's pixel count where it is missing
+            anns = [a for a in anns if a.get("area", float(mask_utils.area(coco.annToRLE(a)))) >= min_area]
         if not anns:
             continue
         path = Path(image_dir) / info["file_name"]
