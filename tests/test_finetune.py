@@ -7,17 +7,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 from sam2_hf import Sam2VideoModel, Sam2VideoPredictor
 from sam2_hf.checkpoint import convert_meta_key
 from sam2_hf.cli import main
-from sam2_hf.training import Sam2VideoModelForTraining
+from sam2_hf.training import FinetuneRecipe, Sam2VideoModelForTraining
 from sam2_hf.training.data import build_dataset, collate_clips, make_synthetic_dataset
 from sam2_hf.training.lora import add_lora, merge_lora
-from sam2_hf.training.trainer import FinetuneRecipe, layer_scale, parameter_groups
+from sam2_hf.training.trainer import layer_scale, parameter_groups
 
 IMAGE_SIZE = 256
 VARIANT_FILES = {"config.json", "model.safetensors", "processor_config.json", "README.md"}
@@ -123,13 +125,21 @@ def test_push_to_hub_uploads_the_variant(base_model, image_data, tmp_path, offli
 
 
 def test_check_data_lists_every_problem(tmp_path, capsys):
-    data = make_synthetic_dataset(tmp_path / "bad", kind="images", num_items=3)
+    data = make_synthetic_dataset(tmp_path / "bad", kind="images", num_items=4)
     masks = sorted((data / "masks").glob("*.png"))
     masks[0].write_bytes(b"not a png")
     masks[1].unlink()
-    assert main(["finetune", "--model", "unused", "--data", str(data), "--output-dir", "x", "--check-data"]) == 1
+    Image.fromarray(np.zeros_like(np.array(Image.open(masks[2])))).save(masks[2])  # no object at all
+    assert main(["finetune", "--data", str(data), "--check-data"]) == 1
     out = capsys.readouterr().out
-    assert masks[0].name in out and masks[1].stem in out
+    assert masks[0].name in out and masks[1].stem in out and f"{masks[2].name}: no object annotated" in out
+
+
+def test_check_data_uses_the_clip_length(tmp_path, capsys):
+    data = make_synthetic_dataset(tmp_path / "clips", kind="davis", num_items=2, num_frames=4)
+    assert main(["finetune", "--data", str(data), "--check-data"]) == 1  # Meta's 8-frame clips do not fit
+    assert "fewer than num_frames=8" in capsys.readouterr().out
+    assert main(["finetune", "--data", str(data), "--eval-data", str(data), "--num-frames", "4", "--check-data"]) == 0
 
 
 def test_bad_data_is_a_clear_error_before_training(base_model, tmp_path, capsys):
@@ -198,6 +208,14 @@ def test_unknown_lora_part_is_refused(reference_models):
     model = reference_models("tiny", "2.1", IMAGE_SIZE).load(Sam2VideoModelForTraining)
     with pytest.raises(ValueError, match="Unknown LoRA parts"):
         add_lora(model, ("decoder",))
+
+
+def test_recipes_by_name():
+    assert FinetuneRecipe.named("meta") == FinetuneRecipe.meta() == FinetuneRecipe()
+    fast = FinetuneRecipe.named("fast", num_frames=4)
+    assert (fast.learning_rate, fast.layer_decay, fast.num_frames) == (1e-4, 1.0, 4)
+    with pytest.raises(ValueError, match="Unknown recipe"):
+        FinetuneRecipe.named("slow")
 
 
 def test_recipe_and_training_arguments():

@@ -3,7 +3,8 @@
 from .losses import MultiStepMultiMasksAndIous
 from .model import Sam2VideoModelForTraining
 from .prompting import ClipPrompts, PromptSimulation
-from .trainer import FinetuneRecipe, Sam2Trainer
+from .recipe import FinetuneRecipe
+from .trainer import Sam2Trainer
 
 # Meta's class name (training.model.sam2.SAM2Train).
 SAM2Train = Sam2VideoModelForTraining

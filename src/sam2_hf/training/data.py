@@ -279,6 +279,8 @@ def _video_problems(video: AnnotatedVideo, num_frames: int) -> list[str]:
             for obj_id, mask in masks.items():
                 seen[obj_id] = seen.get(obj_id, False) or bool(mask.any())
     if video.is_image:
+        if not seen and not problems:  # e.g. an all-zero instance-id PNG
+            problems.append(f"{video.mask_file(0)}: no object annotated (nothing to prompt from)")
         return problems
     never = sorted(i for i, visible in seen.items() if not visible)
     if never:

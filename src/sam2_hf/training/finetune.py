@@ -19,12 +19,12 @@ from pathlib import Path
 
 from ..cli import fail
 from .lora import DEFAULT_LORA_PARTS, LORA_PARTS
+from .recipe import RECIPES, FinetuneRecipe
 
 # Options of `sam2-hf finetune` that are not TrainingArguments.
 OWN_OPTIONS = ("model", "data", "eval_data", "image_size", "check_data", "recipe", "lora", "lora_rank", "push_to_hub")
 # Options that override the recipe's field of the same name.
 RECIPE_OPTIONS = ("num_frames", "max_num_objects", "freeze_image_encoder")
-RECIPES = ("meta", "fast")
 
 
 @dataclass
@@ -36,21 +36,6 @@ class FinetuneResult:
     trainer: object
     metrics_before: dict
     metrics_after: dict
-
-
-def recipe_named(name: str, **overrides):
-    """A `FinetuneRecipe` by name: "meta", Meta's MOSE fine-tuning values; "fast", the same loss and prompts
-    with rates for short runs on small data (1e-4 everywhere, no layer decay, gradients clipped at 1.0)."""
-    from .trainer import FinetuneRecipe
-
-    if name not in RECIPES:
-        raise ValueError(f"Unknown recipe {name!r}; expected one of {RECIPES}.")
-    recipe = FinetuneRecipe.meta()
-    if name == "fast":
-        recipe = dataclasses.replace(
-            recipe, learning_rate=1e-4, vision_lr_scale=1.0, layer_decay=1.0, max_grad_norm=1.0
-        )
-    return dataclasses.replace(recipe, **overrides)
 
 
 def finetune(
@@ -74,7 +59,7 @@ def finetune(
         data, eval_data: anything `build_dataset` reads (folder, COCO JSON, `datasets.Dataset`).
         output_dir: where checkpoints and the final model, processor and model card go.
         image_size: train (and save) at this input size (default the model's).
-        recipe: a `FinetuneRecipe` (default `FinetuneRecipe.meta()`).
+        recipe: a `FinetuneRecipe` or its name ("meta", the default, or "fast").
         lora_parts: parts to adapt with LoRA of rank `lora_rank` (see `LORA_PARTS`); merged before saving.
         push_to_hub: a Hub repo id to push the result to.
         command: the command line, recorded in the model card.
@@ -87,9 +72,9 @@ def finetune(
     from .lora import add_lora, merge_lora
     from .model import Sam2VideoModelForTraining
     from .model_card import ModelCardInfo
-    from .trainer import FinetuneRecipe, Sam2Trainer
+    from .trainer import Sam2Trainer
 
-    recipe = recipe or FinetuneRecipe.meta()
+    recipe = FinetuneRecipe.named(recipe or "meta") if isinstance(recipe, str) or recipe is None else recipe
     net = Sam2VideoModelForTraining.from_pretrained(model, **({"image_size": image_size} if image_size else {}))
     size = net.config.image_size
     seed = training_arguments.get("seed", 42)
@@ -141,7 +126,7 @@ def _name(source) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="Hub id, saved folder, or Meta / Ultralytics .pt")
+    parser.add_argument("--model", help="Hub id, saved folder, or Meta / Ultralytics .pt (not for --check-data)")
     parser.add_argument("--data", required=True, help="training data: folder (layout detected) or COCO JSON")
     parser.add_argument("--eval-data", dest="eval_data", help="validation data (mIoU@1/@5 on images, J&F on videos)")
     parser.add_argument("--image-size", dest="image_size", type=int, help="model input size (default the model's)")
@@ -187,17 +172,26 @@ def training_arguments_from(args: argparse.Namespace) -> dict:
     return {name: getattr(parsed, name) for name in given}
 
 
+def _recipe(args: argparse.Namespace):
+    """The named recipe with the command line's overrides (--num-frames, --max-num-objects, ...)."""
+    return FinetuneRecipe.named(args.recipe, **{k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k)})
+
+
 def run(args: argparse.Namespace) -> int:
     """Exit status: 0 trained (or data clean with --check-data), 1 data problems found by --check-data,
     2 bad arguments, data or model (the message says which)."""
     from .data import DataError, check_dataset
 
     if args.check_data:
-        problems = check_dataset(args.data) + (check_dataset(args.eval_data) if args.eval_data else [])
+        num_frames = args.num_frames or FinetuneRecipe.named(args.recipe).num_frames
+        problems = check_dataset(args.data, num_frames)
+        problems += check_dataset(args.eval_data, num_frames=1) if args.eval_data else []  # evaluated whole
         for problem in problems:
             print(problem)
         print(f"{len(problems)} problem{'s' * (len(problems) != 1)} found.", file=sys.stderr)
         return 1 if problems else 0
+    if not args.model:
+        return fail("--model is required (a Hub id, a saved folder or a .pt file) unless --check-data is given")
     try:
         training_arguments = training_arguments_from(args)
         lora = (args.lora or list(DEFAULT_LORA_PARTS)) if args.lora is not None else None
@@ -207,14 +201,18 @@ def run(args: argparse.Namespace) -> int:
             training_arguments.pop("output_dir"),
             image_size=args.image_size,
             eval_data=args.eval_data,
-            recipe=recipe_named(args.recipe, **{k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k)}),
+            recipe=FinetuneRecipe.named(
+                args.recipe, **{k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k)}
+            ),
             lora_parts=tuple(lora) if lora else None,
             lora_rank=args.lora_rank,
             push_to_hub=args.push_to_hub,
             command=" ".join(["sam2-hf", "finetune", *map(shlex.quote, sys.argv[2:])]),
             **training_arguments,
         )
-    except (DataError, OSError, ValueError) as e:  # data (every problem named), model, or arguments
+    except DataError as e:
+        return fail(f"{e}\n(`sam2-hf finetune --data {args.data} --check-data` lists every problem of the dataset)")
+    except (OSError, ValueError) as e:  # the model or the arguments
         return fail(str(e))
     for name, value in result.metrics_after.items():
         print(f"{name}: {result.metrics_before.get(name, float('nan')):.4f} -> {value:.4f}")
