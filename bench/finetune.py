@@ -81,6 +81,20 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def sam2_hf_source() -> dict:
+    """Where the imported sam2_hf comes from (an editable install may point at another checkout) and that
+    checkout's commit ("+dirty" with uncommitted changes under src/)."""
+    import sam2_hf
+
+    folder = Path(sam2_hf.__file__).resolve().parent
+    git = lambda *cmd: subprocess.run(["git", *cmd], cwd=folder, capture_output=True, text=True).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return {
+        "sam2_hf_source": str(folder),
+        "sam2_hf_commit": commit + ("+dirty" if git("status", "--short", ".") else ""),
+    }
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -139,15 +153,15 @@ def step_seconds(ends: list[float], skip_after: set[int] = frozenset()) -> list[
 def run_learning(weights, data: dict[str, Path], args) -> dict:
     """Fine-tune the random model on images + clips; validation before, during and after."""
     from sam2_hf.training.evaluate import evaluate_model
-    from sam2_hf.training.finetune import recipe_named
     from sam2_hf.training.model import Sam2VideoModelForTraining
+    from sam2_hf.training.recipe import FinetuneRecipe
     from sam2_hf.training.trainer import Sam2Trainer
 
     size = args.image_size
     train = clip_dataset([data["train_images"], data["train_clips"]], size, args, augment=True)
     val = clip_dataset([data["val_images"], data["val_clips"]], size, args, augment=False)
     model = Sam2VideoModelForTraining.from_pretrained(weights.folder, image_size=size)
-    recipe = recipe_named(
+    recipe = FinetuneRecipe.named(
         "fast", learning_rate=args.learning_rate, num_frames=args.num_frames, max_num_objects=args.max_num_objects
     )
     training_args = recipe.training_arguments(
@@ -250,10 +264,10 @@ def time_ours(weights, clips: Path, args) -> tuple[list[float], float]:
     mean seconds of preparing one batch (measured after the run, outside the steps)."""
     from sam2_hf.training.data import build_dataset, collate_clips
     from sam2_hf.training.model import Sam2VideoModelForTraining
-    from sam2_hf.training.trainer import FinetuneRecipe, Sam2Trainer
+    from sam2_hf.training.recipe import FinetuneRecipe
+    from sam2_hf.training.trainer import Sam2Trainer
 
-    recipe = FinetuneRecipe.meta()
-    recipe.num_frames, recipe.max_num_objects = args.num_frames, args.max_num_objects
+    recipe = FinetuneRecipe.named("meta", num_frames=args.num_frames, max_num_objects=args.max_num_objects)
     train = build_dataset(clips, args.image_size, args.num_frames, args.max_num_objects, augment=True, seed=args.seed)
     steps = args.warmup_steps + args.timed_steps
     training_args = recipe.training_arguments(
@@ -550,7 +564,7 @@ def main(argv=None) -> None:
     result = {
         "command": "python -m bench.finetune " + shlex.join(sys.argv[1:] if argv is None else argv),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": {**machine_description(), "torch_threads": torch.get_num_threads()},
+        "machine": {**machine_description(), "torch_threads": torch.get_num_threads(), **sam2_hf_source()},
         "settings": {k: v for k, v in vars(args).items() if k not in ("meta_worker", "out", "workdir")},
     }
     start = time.perf_counter()
