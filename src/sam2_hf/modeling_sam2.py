@@ -783,6 +783,25 @@ class Sam2VideoModel(Sam2Model, Sam2VideoPreTrainedModel):
             object_score_logits=MASK_AS_OUTPUT_SCALE * present + MASK_AS_OUTPUT_BIAS,
         )
 
+    def select_memory(
+        self, memory, frame_idx: int, reverse: bool, num_frames: int | None, stride: int = 1, training: bool = False
+    ) -> MemorySelection:
+        """What one object's (or a batch of objects') memory attention reads on a frame: `memory.select` (an
+        `ObjectMemory`) with this model's memory sizes. stride: `memory_temporal_stride_for_eval` (1 in
+        training); training: read the object pointers of every selected conditioning frame, future ones too
+        (the reference in train mode), instead of only those on this side of `frame_idx`."""
+        c = self.config
+        return memory.select(
+            frame_idx,
+            reverse,
+            num_frames,
+            num_maskmem=c.num_maskmem,
+            max_cond_frames=c.max_cond_frame_num,
+            max_pointers=c.max_object_pointers_in_encoder,
+            stride=stride,
+            only_past_cond_pointers=not training,
+        )
+
     def use_multimask(self, is_init_cond_frame: bool, num_points: int) -> bool:
         """Whether the decoder outputs 3 masks on a frame (the reference's `SAM2Base._use_multimask`): on
         initial conditioning frames (and tracked frames with `multimask_output_for_tracking`) with between

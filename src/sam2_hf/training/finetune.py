@@ -74,7 +74,8 @@ def finetune(
     from .model_card import ModelCardInfo
     from .trainer import Sam2Trainer
 
-    recipe = FinetuneRecipe.named(recipe or "meta") if isinstance(recipe, str) or recipe is None else recipe
+    if not isinstance(recipe, FinetuneRecipe):
+        recipe = FinetuneRecipe.named(recipe or "meta")
     net = Sam2VideoModelForTraining.from_pretrained(model, **({"image_size": image_size} if image_size else {}))
     size = net.config.image_size
     seed = training_arguments.get("seed", 42)
@@ -110,12 +111,13 @@ def finetune(
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     if lora_parts:
         merge_lora(net)
-    card.metrics_after = trainer.evaluate() if eval_set is not None else {}
-    card.metrics_after = {k.removeprefix("eval_"): v for k, v in card.metrics_after.items()}
-    trainer.save_model(output_dir)
-    trainer.create_model_card()
-    if push_to_hub:
+    after = trainer.evaluate() if eval_set is not None else {}
+    card.metrics_after = {k.removeprefix("eval_"): v for k, v in after.items()}
+    if push_to_hub:  # saves the model and processor, writes the card, uploads the folder
         trainer.push_to_hub(commit_message="Fine-tuned with sam2-hf")
+    else:
+        trainer.save_model(output_dir)
+        trainer.create_model_card()
     return FinetuneResult(net, trainer, before, card.metrics_after)
 
 
@@ -183,8 +185,7 @@ def run(args: argparse.Namespace) -> int:
     from .data import DataError, check_dataset
 
     if args.check_data:
-        num_frames = args.num_frames or FinetuneRecipe.named(args.recipe).num_frames
-        problems = check_dataset(args.data, num_frames)
+        problems = check_dataset(args.data, _recipe(args).num_frames)
         problems += check_dataset(args.eval_data, num_frames=1) if args.eval_data else []  # evaluated whole
         for problem in problems:
             print(problem)

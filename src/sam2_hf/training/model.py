@@ -116,7 +116,8 @@ class Sam2VideoModelForTraining(Sam2VideoModel):
             if is_init:
                 embeddings = self.image_only_embedding(features.image_embeddings)
             else:
-                embeddings = self.condition_on_memory(features, [self._select(memory, frame_idx, num_frames)])
+                selection = self.select_memory(memory, frame_idx, False, num_frames, stride=1, training=True)
+                embeddings = self.condition_on_memory(features, [selection])
             steps = [self._decode(embeddings, features, points, None, is_init)]
         if frame_idx in prompts.frames_to_add_correction_pt:
             steps, points = self._correct(steps, embeddings, features, points, gt_masks.unsqueeze(1), is_init)
@@ -152,19 +153,6 @@ class Sam2VideoModelForTraining(Sam2VideoModel):
         coords, labels = points if points is not None else (None, None)
         multimask = self.use_multimask(is_init, 0 if labels is None else labels.shape[1])
         return self.predict_masks(embeddings, features.high_res_features, coords, labels, mask_inputs, multimask)
-
-    def _select(self, memory: ObjectMemory, frame_idx: int, num_frames: int):
-        c = self.config
-        return memory.select(
-            frame_idx,
-            reverse=False,
-            num_frames=num_frames,
-            num_maskmem=c.num_maskmem,
-            max_cond_frames=c.max_cond_frame_num,
-            max_pointers=c.max_object_pointers_in_encoder,
-            stride=1,
-            only_past_cond_pointers=False,
-        )
 
     def _frame_dict(self, steps: list[Sam2FramePrediction], points) -> dict:
         """Meta's per-frame training outputs from the prediction steps."""

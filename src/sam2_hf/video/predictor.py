@@ -386,16 +386,8 @@ class Sam2VideoPredictor:
         return cache[frame_idx]
 
     def _select(self, state: VideoSession, obj: ObjectState, frame_idx: int, reverse: bool):
-        c = self.model.config
-        return obj.memory.select(
-            frame_idx,
-            reverse,
-            state.num_frames,
-            num_maskmem=c.num_maskmem,
-            max_cond_frames=c.max_cond_frame_num,
-            max_pointers=c.max_object_pointers_in_encoder,
-            stride=self.memory_temporal_stride_for_eval,
-        )
+        stride = self.memory_temporal_stride_for_eval
+        return self.model.select_memory(obj.memory, frame_idx, reverse, state.num_frames, stride)
 
     @staticmethod
     def _expand(features: Sam2FrameFeatures, n: int) -> Sam2FrameFeatures:
