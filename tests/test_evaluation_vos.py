@@ -202,6 +202,29 @@ def test_bad_inputs_name_the_problem(davis_folder, tmp_path, reference_models):
     assert not (tmp_path / "out" / "shapes").exists()
 
 
+def test_folders_that_do_not_fit_the_layout_are_listed_before_any_inference(davis_folder, tmp_path):
+    """Every misplaced folder is named with what to give instead; nothing runs, nothing is written."""
+    frames, masks, out = davis_folder / "JPEGImages", davis_folder / "Annotations", tmp_path / "out"
+    cases = [
+        (davis_folder, masks, False, [f"{davis_folder} looks like the dataset root: give --base-video-dir {frames}"]),
+        (frames, davis_folder, False, [f"{davis_folder} looks like the dataset root: give --input-mask-dir {masks}"]),
+        (frames, frames, False, [f"{frames / n} holds no PNG masks" for n in ("shapes", "shapes-b")]),
+        (frames, masks, True, [f"{masks / n} holds palette PNGs (DAVIS layout): leave out --per-obj-png-file"
+                               for n in ("shapes", "shapes-b")]),
+        (frames, tmp_path, False, [f"no mask folder {tmp_path / n}" for n in ("shapes", "shapes-b")]),
+    ]  # fmt: skip
+    for base_video_dir, input_mask_dir, per_obj_png_file, problems in cases:
+        with pytest.raises(ValueError) as error:
+            # a predictor is never needed: the folders are checked first
+            run_vos_inference(None, base_video_dir, input_mask_dir, out, per_obj_png_file=per_obj_png_file)
+        assert str(error.value).splitlines()[1:] == [f"  {p}" for p in problems]
+    sav = tmp_path / "sav"
+    (sav / "shapes" / "001").mkdir(parents=True)
+    with pytest.raises(ValueError, match="holds per-object folders \\(SA-V layout\\): add --per-obj-png-file"):
+        run_vos_inference(None, frames, sav, out, ["shapes"])
+    assert not out.exists()
+
+
 def test_evaluate_video_in_memory(davis_folder, reference_models):
     """The entry point for training loops: frames and ground truth in memory, J&F out (same as the folders)."""
     ours = reference_models("tiny", "2.1", IMAGE_SIZE, video=True).load(Sam2VideoPredictor, **vos_predictor_options())

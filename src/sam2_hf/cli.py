@@ -156,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         add_arguments, _ = _entry_points(module_name)
-        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+        # No abbreviations: with every TrainingArguments field as an option, a prefix would silently pick one.
+        add_arguments(sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False))
     return parser
 
 

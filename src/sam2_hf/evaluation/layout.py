@@ -132,6 +132,44 @@ def save_frame_masks(
         save_ann_png(folder / f"{frame_name}.png", np.asarray(mask).reshape(height, width).astype(np.uint8), palette)
 
 
+def check_vos_folders(base_video_dir, input_mask_dir, names, per_obj_png_file: bool) -> None:
+    """Raises ValueError listing every problem of the folders before any inference: a dataset root given
+    where its JPEGImages/ or Annotations/ folder belongs, a missing frame or mask folder, masks in the other
+    layout than `per_obj_png_file` says, or a mask folder with neither PNGs nor per-object sub-folders."""
+    base_video_dir, input_mask_dir = Path(base_video_dir), Path(input_mask_dir)
+    problems = [
+        f"{folder} looks like the dataset root: give {option} {folder / sub}"
+        for folder, option, sub in ((base_video_dir, "--base-video-dir", "JPEGImages"),
+                                    (input_mask_dir, "--input-mask-dir", "Annotations"))
+        if (folder / sub).is_dir()
+    ]  # fmt: skip
+    for name in names if not problems else ():
+        frames, masks = base_video_dir / name, input_mask_dir / name
+        if not frames.is_dir():
+            problems.append(f"no frame folder {frames}")
+        if not masks.is_dir():
+            problems.append(f"no mask folder {masks}")
+        elif per_obj_png_file and not object_folders(masks):
+            found = "palette PNGs (DAVIS layout): leave out --per-obj-png-file" if _pngs(masks) else "no object folders"
+            problems.append(f"{masks} holds {found}")
+        elif not per_obj_png_file and not _pngs(masks):
+            found = "no PNG masks"
+            if _has_subfolders(masks):
+                found = "per-object folders (SA-V layout): add --per-obj-png-file"
+            problems.append(f"{masks} holds {found}")
+    if problems:
+        shown = problems[:10] + [f"... and {len(problems) - 10} more"] * (len(problems) > 10)
+        raise ValueError("The dataset folders do not fit the VOS layout:\n  " + "\n  ".join(shown))
+
+
+def _pngs(folder: Path) -> bool:
+    return any(name.endswith(".png") for name in _visible(folder))
+
+
+def _has_subfolders(folder: Path) -> bool:
+    return any((folder / name).is_dir() for name in _visible(folder))
+
+
 def list_sequences(root, video_list_file=None) -> list[str]:
     """Sequence names: the lines of `video_list_file` (e.g. DAVIS's ImageSets/2017/val.txt), or else every
     visible sub-folder of `root`, sorted. Raises FileNotFoundError for a missing root or list file."""

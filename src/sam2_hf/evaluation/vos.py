@@ -33,12 +33,20 @@ from ..modeling_sam2 import NO_OBJECT_SCORE
 from ..video.frames import ImageFolderFrames, open_frames
 from ..video.predictor import Sam2VideoPredictor
 from ..video.tracker import Masklets
-from .layout import DAVIS_PALETTE, list_sequences, object_folders, read_frame_masks, save_frame_masks
+from .layout import (
+    DAVIS_PALETTE,
+    check_vos_folders,
+    list_sequences,
+    object_folders,
+    read_frame_masks,
+    save_frame_masks,
+)
 from .scoring import ObjectScore, score_video
 
 LATER_OBJECTS_HINT = (
-    "use separate_objects=True (`--track-object-appearing-later-in-video`) for datasets whose objects "
-    "do not all appear on the first frame (YouTube-VOS, LVOS)"
+    "objects that do not all appear on the first frame (YouTube-VOS, LVOS) are tracked each from its own first "
+    "mask with `sam2-hf eval vos --track-object-appearing-later-in-video` (in Python, "
+    "track_object_appearing_later_in_video=True or separate_objects=True)"
 )
 
 
@@ -205,11 +213,13 @@ def run_vos_inference(
     flags; `track_object_appearing_later_in_video` selects per-object inference (`iter_vos_masks`).
     Sequences whose output folder exists are skipped unless `overwrite`; a sequence is written to
     `.<seq>.partial` and renamed when complete. progress: a tqdm bar over sequences.
-    Returns the sequences run. Raises ValueError naming the sequence on bad input (earlier sequences stay
-    written), FileNotFoundError for a missing frame folder.
+    Returns the sequences run. Raises ValueError listing every sequence whose folders do not fit the
+    layout before running any (`check_vos_folders`), and naming the sequence on bad masks found while
+    running (earlier sequences stay written).
     """
     out_root = Path(output_mask_dir)
     names = list_sequences(base_video_dir) if video_names is None else list(video_names)
+    check_vos_folders(base_video_dir, input_mask_dir, names, per_obj_png_file)
     done = []
     for name in tqdm(names, desc="VOS inference", unit="video", disable=not progress):
         target = out_root / name

@@ -202,9 +202,7 @@ def run(args: argparse.Namespace) -> int:
             training_arguments.pop("output_dir"),
             image_size=args.image_size,
             eval_data=args.eval_data,
-            recipe=FinetuneRecipe.named(
-                args.recipe, **{k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k)}
-            ),
+            recipe=_recipe(args),
             lora_parts=tuple(lora) if lora else None,
             lora_rank=args.lora_rank,
             push_to_hub=args.push_to_hub,
