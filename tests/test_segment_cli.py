@@ -80,3 +80,14 @@ def test_video_everything_and_prompts(video_path, model, tmp_path):  # noqa: F81
     assert (tmp_path / "overlay.mp4").stat().st_size > 0 and len(list((tmp_path / "masks").iterdir())) == 3
     assert main(["segment", str(video_path), *model, "--point", "0,20,29", "--out", str(tmp_path / "p")]) == 0
     assert json.loads((tmp_path / "p" / "masks.json").read_text())["objects"] == [1]
+
+
+def test_a_folder_of_frames_is_tracked_as_a_video(folder, model, tmp_path, capsys):
+    """With --frames the folder's images are one video's frames: objects keep their ids across them."""
+    assert main(["segment", str(folder), "--frames", *model, "--point", "0,20,29", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "masks.json").read_text())
+    assert result["objects"] == [1] and result["video"]["num_frames"] == 2
+    assert {a["frame_index"] for a in result["annotations"]} == {0, 1}
+    assert not (tmp_path / "shot0").exists()  # not segmented image by image
+    assert main(["segment", str(folder / "shot0.png"), "--frames", *model, "--out", str(tmp_path / "f")]) == 2
+    assert "--frames takes a folder" in capsys.readouterr().err

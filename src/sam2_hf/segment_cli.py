@@ -6,6 +6,7 @@ Examples:
     sam2-hf segment photo.jpg --point 0,210,350 --box 2:0,10,20,200,220 --out results/
     sam2-hf segment photos/ --out results/                       # everything, image by image
     sam2-hf segment clip.mp4 --new-objects-every 15 --out results/  # everything, tracked
+    sam2-hf segment JPEGImages/bear --frames --out results/     # a folder of one video's frames, tracked
 
 Prompts are written as for `sam2-hf track`: [OBJ:]INDEX,X,Y[,LABEL] and [OBJ:]INDEX,X0,Y0,X1,Y1, where
 INDEX is the video frame, or the image's position in the folder (natural order; 0 for one image).
@@ -46,6 +47,7 @@ def parse_option(text: str) -> tuple[str, object]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `sam2-hf segment` (see the module docstring)."""
     parser.add_argument("source", help="an image, a folder of images, or a video file")
+    parser.add_argument("--frames", action="store_true", help="the folder is one video's frames: track, as a video")
     parser.add_argument("--point", action="append", type=parse_point, default=[], help="[OBJ:]INDEX,X,Y[,LABEL]")
     parser.add_argument("--box", action="append", type=parse_box, default=[], help="[OBJ:]INDEX,X0,Y0,X1,Y1")
     parser.add_argument("--out", default="sam2_results", help="output folder")
@@ -64,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.source)
     if not source.exists():
         return fail(f"no image, folder or video at {source}")
+    if args.frames and not source.is_dir():
+        return fail(f"--frames takes a folder of a video's frames; {source} is a file")
     try:
-        images = _images(source)
+        images = None if args.frames else _images(source)
     except ValueError as e:  # a folder without images
         return fail(str(e))
     out = Path(args.out)
