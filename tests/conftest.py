@@ -75,6 +75,32 @@ class MetaReference:
         kwargs.setdefault("image_size", self.image_size)
         return cls.from_pretrained(self.path, **kwargs)
 
+    def release(self):
+        """Free the disk and memory this reference holds (its `.pt` and shared Meta model); both are built
+        again, with the same weights, if it is used later."""
+        self._path.unlink(missing_ok=True)
+        self._meta = None
+
+
+class MetaReferences:
+    """The session's `MetaReference`s, one per argument tuple (the `reference_models` fixture)."""
+
+    def __init__(self, tmp_path_factory):
+        self._tmp_path_factory = tmp_path_factory
+        self._references: dict[tuple, MetaReference] = {}
+
+    def __call__(self, size="tiny", version="2.1", image_size=1024, *, video=False, seed=0, object_score_bias=4.0):
+        key = (size, str(version), int(image_size), bool(video), int(seed), float(object_score_bias))
+        if key not in self._references:
+            name = f"meta-{size}-{version}-{image_size}px{'-video' if video else ''}-seed{seed}-"
+            self._references[key] = MetaReference(self._tmp_path_factory.mktemp(name), *key)
+        return self._references[key]
+
+    def release_larger_than_tiny(self):
+        for reference in self._references.values():
+            if reference.size != "tiny":
+                reference.release()
+
 
 @pytest.fixture(scope="session")
 def reference_models(tmp_path_factory):
@@ -82,16 +108,15 @@ def reference_models(tmp_path_factory):
     -> the session's `MetaReference` for those arguments (one per argument tuple; see `reference.build_meta_model`
     for what they mean). Nothing is built until the reference's `path`, `meta`, `new_meta()` or `load()` is used.
     """
-    references = {}
+    return MetaReferences(tmp_path_factory)
 
-    def reference(size="tiny", version="2.1", image_size=1024, *, video=False, seed=0, object_score_bias=4.0):
-        key = (size, str(version), int(image_size), bool(video), int(seed), float(object_score_bias))
-        if key not in references:
-            name = f"meta-{size}-{version}-{image_size}px{'-video' if video else ''}-seed{seed}-"
-            references[key] = MetaReference(tmp_path_factory.mktemp(name), *key)
-        return references[key]
 
-    return reference
+@pytest.fixture(scope="module", autouse=True)
+def _release_large_references(reference_models):
+    """The tiny references serve every module; the larger ones (up to 0.9 GB of `.pt` each) are freed when the
+    module that built them ends, so a whole run's temporary files stay a few GB (CI disks are not large)."""
+    yield
+    reference_models.release_larger_than_tiny()
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -143,11 +144,14 @@ class Setup:
 @pytest.fixture(scope="module", params=ALL_CONFIGS, ids=[f"{s}-{v}" for s, v in ALL_CONFIGS])
 def setup(request, tmp_path_factory, reference_models):
     size, version = request.param
-    s = Setup(
-        reference_models(size, version, REDUCED_SIZE[(size, version)]), tmp_path_factory.mktemp(f"{size}-{version}")
-    )
+    reference = reference_models(size, version, REDUCED_SIZE[(size, version)])
+    folder = tmp_path_factory.mktemp(f"{size}-{version}")
+    s = Setup(reference, folder)
     yield s
     s.close()
+    shutil.rmtree(folder)  # up to 0.9 GB a size; the next size's files take its place
+    if size != "tiny":
+        reference.release()
 
 
 # ---------------------------------------------------------------------------------------- prompts
