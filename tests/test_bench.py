@@ -6,6 +6,7 @@ to < 1e-3, and a flipped mask is caught). No timing is asserted.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -92,3 +93,31 @@ def test_suite_smoke(tmp_path, restore_threads):
     assert floor["uncounted_heavy_ops"] == {}
     assert sections["memory"]["measured"] and sections["memory"]["runs"]
     assert sections["gpu"]["measured"] == torch.cuda.is_available()
+
+
+def test_finetune_bench_smoke(tmp_path, restore_threads):
+    """`python -m bench.finetune` end to end at toy sizes: the learning section (and Meta's trainer beside ours
+    where its undeclared dependencies submitit and fvcore are installed) writes its JSON, table and plot."""
+    from bench.finetune import main as finetune_main
+
+    pytest.importorskip("peft")
+    sections = ["learn"]
+    if all(importlib.util.find_spec(name) for name in ("submitit", "fvcore")):
+        sections.append("timing")
+    out = tmp_path / "results"
+    finetune_main([
+        "--sections", *sections, "--image-size", "64", "--data-size", "64", "--train-images", "2", "--train-clips",
+        "1", "--val-images", "1", "--val-clips", "1", "--num-frames", "2", "--max-steps", "2", "--eval-steps", "1",
+        "--logging-steps", "1", "--timed-steps", "1", "--warmup-steps", "1", "--threads", "1",
+        "--workdir", str(tmp_path / "work"), "--out", str(out),
+    ])  # fmt: skip
+    result = json.loads((out / "finetune.json").read_text())
+    learn = result["learn"]
+    assert [e["step"] for e in learn["evaluations"]] == [0, 1, 2]
+    assert set(learn["before"]) >= {"mIoU@1", "mIoU@5", "J&F"} and set(learn["after"]) == set(learn["before"])
+    assert learn["loss"] and all(np.isfinite(h["loss"]) for h in learn["loss"])
+    assert learn["train_items"] == {"images": 2, "clips": 1}
+    report = (out / "finetune.md").read_text()
+    assert "python -m bench.finetune --sections" in report and (out / "finetune.png").stat().st_size > 0
+    if "timing" in sections:
+        assert result["timing"]["ratio_sam2_hf_to_meta"] > 0

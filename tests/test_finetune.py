@@ -4,6 +4,7 @@ into plain weights. The training step itself is checked against Meta in test_tra
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -252,3 +253,26 @@ def test_bf16_autocast_step_on_clips(base_model, tmp_path):
     assert finetune_cli(base_model, data, out, "--num-frames", "4", "--bf16") == 0
     weights = load_file(out / "model.safetensors")
     assert all(w.dtype == torch.float32 and torch.isfinite(w).all() for w in weights.values())
+
+
+def test_a_batch_with_nothing_to_learn_gives_zero_gradients(reference_models, tmp_path):
+    """A 2-frame clip whose two frames both get their ground truth as mask input (two initial conditioning
+    frames, no clicks) has outputs that depend on no weight: the step gives zero gradients, not an error."""
+    from transformers import TrainingArguments
+
+    from sam2_hf.training import PromptSimulation, Sam2Trainer
+
+    data = make_synthetic_dataset(tmp_path / "clips", kind="davis", num_items=1, num_frames=2)
+    prompts = PromptSimulation(num_init_cond_frames_for_train=2, rand_init_cond_frames_for_train=False)
+    recipe = dataclasses.replace(FinetuneRecipe.fast(), num_frames=2, prompt_simulation=prompts)
+    model = reference_models("tiny", "2.1", IMAGE_SIZE).load(Sam2VideoModelForTraining)
+    args = TrainingArguments(str(tmp_path / "out"), use_cpu=True, report_to="none", max_steps=1)
+    trainer = Sam2Trainer(model, args, recipe=recipe)
+    batch = collate_clips([build_dataset(data, IMAGE_SIZE, 2, 3, augment=False, seed=0)[0]])
+    assert batch["pixel_values"].shape[0] == 2 and batch["masks"].any()
+    model.train()
+    loss = trainer.compute_loss(model, batch)
+    assert torch.isfinite(loss) and loss > 0
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and not g.any() for g in grads)

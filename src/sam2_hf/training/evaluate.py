@@ -2,7 +2,7 @@
 
 Images: 1-click and 5-click mIoU with simulated clicks (`evaluation.evaluate_clicks`). Videos: J&F with the
 first frame's masks as prompts, tracked by `Sam2VideoPredictor` and scored with the DAVIS conventions
-(`evaluation.score_video`: first and last frame left out).
+(`evaluation.score_video`: first and last frame left out; a 2-frame clip scores its second frame).
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ def evaluate_model(model, videos: list[AnnotatedVideo], max_items: int | None = 
     Args:
         model: the model to score, on its device.
         videos: annotated items (`ClipDataset.videos` of a validation dataset): 1-frame items are images,
-            longer ones videos (at least 3 frames, so that frames remain after leaving out the first and last).
+            longer ones videos (see `video_jf` for which frames are scored).
         max_items: score at most this many images and this many videos (the first ones), for quick checks.
 
     Returns:
         {"mIoU@1", "mIoU@5"} (in [0, 1], mean over objects, when there are images) and {"J&F", "J", "F"}
-        (in [0, 1], mean over objects, when there are videos).
+        (in [0, 1], mean over objects, when there are videos with objects on their first frame).
     """
     images = [v for v in videos if len(v) == 1][:max_items]
     clips = [v for v in videos if len(v) > 1][:max_items]
@@ -58,21 +58,23 @@ def image_click_miou(predictor: Sam2ImagePredictor, images: list[AnnotatedVideo]
 
 
 def video_jf(predictor: Sam2VideoPredictor, clips: list[AnnotatedVideo]) -> dict[str, float]:
-    """J&F of tracking every object of the first frame from its ground-truth mask, DAVIS conventions."""
+    """J&F of tracking every object of the first frame from its ground-truth mask, scored with the DAVIS
+    conventions (`score_video`: the first and last frames left out); a 2-frame clip scores its second frame.
+    Clips with no object on their first frame are left out; {} when no clip is left."""
     scores = []
     for item in clips:
-        positions = list(range(len(item)))
-        frames = np.stack(item.read_frames(positions))
-        first = item.read_masks(0)
-        if not first:
+        masks = [item.read_masks(t) for t in range(len(item))]
+        if not masks[0]:
             continue
-        predicted = segment_video(predictor, frames, {0: first})
-        gt = {obj_id: np.zeros((len(item), *frames.shape[1:3]), dtype=bool) for obj_id in first}
-        for t in positions:
-            for obj_id, mask in item.read_masks(t).items():
-                if obj_id in gt:
-                    gt[obj_id][t] = mask
-        pred = {obj_id: np.stack([predicted.mask(t, obj_id) for t in positions]) for obj_id in first}
-        scores += score_video(gt, pred, protocol="davis", sequence=str(item.source))
+        frames = np.stack(item.read_frames(list(range(len(item)))))
+        predicted = segment_video(predictor, frames, {0: masks[0]})
+        empty = np.zeros(frames.shape[1:3], dtype=bool)
+        gt = {obj_id: np.stack([m.get(obj_id, empty) for m in masks]) for obj_id in masks[0]}
+        pred = {obj_id: np.stack([predicted.mask(t, obj_id) for t in range(len(item))]) for obj_id in masks[0]}
+        if len(item) == 2:  # nothing would be left without the first and last frame
+            gt, pred = ({obj_id: m[1:] for obj_id, m in d.items()} for d in (gt, pred))
+        scores += score_video(gt, pred, "davis", str(item.source), skip_first_and_last=len(item) > 2)
+    if not scores:
+        return {}
     summary = summarize(scores)
     return {"J&F": summary["J&F-Mean"], "J": summary["J-Mean"], "F": summary["F-Mean"]}

@@ -106,14 +106,23 @@ class Sam2Trainer(Trainer):
         self._term_count = 0
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        """The batch's `core_loss` (the weighted sum of `MultiStepMultiMasksAndIous`'s terms)."""
+        """The batch's `core_loss` (the weighted sum of `MultiStepMultiMasksAndIous`'s terms).
+
+        When every frame of the batch was given its ground truth as a mask input (possible for clips no longer
+        than the number of initial conditioning frames, e.g. 2-frame clips with Meta's recipe), the outputs
+        are those masks and nothing depends on a weight: the loss then gets a zero-gradient link to the
+        trainable weights, so the step's gradients are zero instead of `backward` raising.
+        """
         outputs = model(**inputs)
         losses = self.loss_fn(outputs, inputs["masks"])
+        loss = losses[CORE_LOSS_KEY]
         if model.training:
             for key in LOSS_TERMS:
                 self._term_sums[key] += float(losses[key].detach())
             self._term_count += 1
-        return (losses[CORE_LOSS_KEY], outputs) if return_outputs else losses[CORE_LOSS_KEY]
+            if torch.is_grad_enabled() and not loss.requires_grad:
+                loss = loss + sum(0.0 * p.sum() for p in model.parameters() if p.requires_grad)
+        return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if "loss" in logs and self._term_count:
