@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from sam2_hf import Sam2VideoModel, Sam2VideoPredictor
 from sam2_hf.checkpoint import convert_meta_key
 from sam2_hf.cli import main
-from sam2_hf.training import FinetuneRecipe, Sam2VideoModelForTraining
+from sam2_hf.training import FinetuneRecipe, PromptSimulation, Sam2Trainer, Sam2VideoModelForTraining
 from sam2_hf.training.data import build_dataset, collate_clips, make_synthetic_dataset
 from sam2_hf.training.lora import add_lora, merge_lora
 from sam2_hf.training.trainer import layer_scale, parameter_groups
@@ -219,6 +219,16 @@ def test_recipes_by_name():
         FinetuneRecipe.named("slow")
 
 
+def test_recipe_refuses_more_conditioning_frames_than_the_clip_holds():
+    prompts = PromptSimulation(num_init_cond_frames_for_train=3)
+    with pytest.raises(
+        ValueError, match=r"num_init_cond_frames_for_train \(3\) is more than the clip's num_frames \(2\)"
+    ):
+        FinetuneRecipe(num_frames=2, prompt_simulation=prompts)
+    assert FinetuneRecipe(num_frames=1, prompt_simulation=prompts).num_frames == 1  # images: one frame, clicks
+    assert FinetuneRecipe.named("meta", num_frames=2).num_frames == 2
+
+
 def test_recipe_and_training_arguments():
     args = FinetuneRecipe.meta().training_arguments("unused", max_steps=5)
     assert (args.learning_rate, args.weight_decay, args.max_grad_norm) == (5e-6, 0.1, 0.1)
@@ -259,8 +269,6 @@ def test_a_batch_with_nothing_to_learn_gives_zero_gradients(reference_models, tm
     """A 2-frame clip whose two frames both get their ground truth as mask input (two initial conditioning
     frames, no clicks) has outputs that depend on no weight: the step gives zero gradients, not an error."""
     from transformers import TrainingArguments
-
-    from sam2_hf.training import PromptSimulation, Sam2Trainer
 
     data = make_synthetic_dataset(tmp_path / "clips", kind="davis", num_items=1, num_frames=2)
     prompts = PromptSimulation(num_init_cond_frames_for_train=2, rand_init_cond_frames_for_train=False)

@@ -48,6 +48,20 @@ class FinetuneRecipe:
     pred_obj_scores: bool = True
     freeze_image_encoder: bool = False
 
+    def __post_init__(self):
+        """Clips of `num_frames` > 1 frames must hold the drawn conditioning and corrected frames (1-frame
+        clips always get clicks or a box on their one frame); raises ValueError naming the field otherwise."""
+        prompts = self.prompt_simulation
+        needed = {"num_init_cond_frames_for_train": prompts.num_init_cond_frames_for_train}
+        if prompts.prob_to_use_pt_input_for_train > 0:
+            needed["num_frames_to_correct_for_train"] = prompts.num_frames_to_correct_for_train
+        for name, value in needed.items():
+            if self.num_frames > 1 and value > self.num_frames:
+                raise ValueError(
+                    f"prompt_simulation.{name} ({value}) is more than the clip's num_frames ({self.num_frames}): "
+                    "lower it or train on longer clips."
+                )
+
     @classmethod
     def meta(cls) -> FinetuneRecipe:
         """Meta's `sam2.1_hiera_b+_MOSE_finetune.yaml` (its values are this class's defaults)."""
