@@ -32,7 +32,7 @@ from sam2_hf.build_sam import (
 from sam2_hf.configuration_sam2 import HIERA_SIZES
 from sam2_hf.video.synthetic import save_jpeg_folder, synthetic_clip
 
-from reference import build_meta_model, max_abs_diff, save_meta_checkpoint
+from reference import max_abs_diff
 
 IMAGE_SIZE = 256
 FEAT = IMAGE_SIZE // 16
@@ -67,22 +67,10 @@ def meta_compose(name, overrides=()):
     return compose(config_name=name, overrides=list(overrides))
 
 
-_CHECKPOINTS: dict = {}
-
-
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """checkpoint(size, version) -> a seeded-random Meta .pt (built once per module)."""
-
-    def get(size, version):
-        if (size, version) not in _CHECKPOINTS:
-            model = build_meta_model(size, version, IMAGE_SIZE, video=True)
-            path = tmp_path_factory.mktemp("ckpt") / f"{size}_{version}.pt"
-            _CHECKPOINTS[(size, version)] = save_meta_checkpoint(model, path)
-        return _CHECKPOINTS[(size, version)]
-
-    yield get
-    _CHECKPOINTS.clear()
+def checkpoint(reference_models):
+    """checkpoint(size, version) -> the path of the session's seeded-random Meta video .pt at IMAGE_SIZE."""
+    return lambda size, version: str(reference_models(size, version, IMAGE_SIZE, video=True).path)
 
 
 def report(name, value):
