@@ -7,6 +7,7 @@ transformers' object-detection pipeline, or a detection file (COCO JSON, YOLO la
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -184,6 +185,9 @@ def test_bad_detectors_are_named(images, predictor, detector, tmp_path):
         auto_annotate(images, detector=elsewhere, model=predictor, output_dir=tmp_path / "out")
     with pytest.raises(ValueError, match="need a zero-shot detector"):
         auto_annotate(images, detector=detector, labels=["cat"], model=predictor, output_dir=tmp_path / "out")
+    (tmp_path / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(ValueError, match="is a file but not a COCO detection JSON \\(YOLO label files are read from"):
+        auto_annotate(images, detector=tmp_path / "a.txt", model=predictor, output_dir=tmp_path / "out")
     with pytest.raises(ValueError, match="format must be one of"):
         auto_annotate(images, detector=detector, format="voc", model=predictor, output_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()  # refused before anything was computed or written
@@ -197,3 +201,25 @@ def test_annotate_cli(images, reference, tmp_path, capsys):
     assert sorted(p.name for p in (out / "labels").iterdir()) == ["a.txt", "b.txt"]
     assert main([*args, "--out", str(out), "--labels", "cup"]) == 2
     assert "zero-shot" in capsys.readouterr().err
+
+
+def test_yolo_label_files_are_read_line_by_line(tmp_path):
+    """Lines of 5 or 6 values (the score defaults to 1), blank lines skipped; anything else names the line."""
+    from sam2_hf.annotate import read_yolo_labels
+
+    good = tmp_path / "good.txt"
+    good.write_text("0 0.5 0.5 0.2 0.2\n\n3 0.1 0.2 0.3 0.4 0.9\n")
+    np.testing.assert_array_equal(read_yolo_labels(good), [[0, 0.5, 0.5, 0.2, 0.2, 1], [3, 0.1, 0.2, 0.3, 0.4, 0.9]])
+    (tmp_path / "empty.txt").write_text("")
+    assert read_yolo_labels(tmp_path / "empty.txt").shape == (0, 6)
+    bad = {
+        "0 0.5 0.5 0.2 0.2\n1 0.5 0.5\n": "line 2: YOLO lines are 'class cx cy w h [score]'; got 3 values.",
+        "0 0.5 0.5 0.2 0.2\nperson 0.5 0.5 0.2 0.2\n": "line 2: 'person 0.5 0.5 0.2 0.2' holds a value that is not",
+    }
+    for i, (text, message) in enumerate(bad.items()):
+        (tmp_path / f"bad{i}.txt").write_text(text)
+        with pytest.raises(ValueError, match=re.escape(f"bad{i}.txt, {message}")):
+            read_yolo_labels(tmp_path / f"bad{i}.txt")
+    Image.new("RGB", (4, 4)).save(tmp_path / "image.txt", format="PNG")
+    with pytest.raises(ValueError, match="image.txt: not YOLO labels \\(binary content, not text\\)"):
+        read_yolo_labels(tmp_path / "image.txt")

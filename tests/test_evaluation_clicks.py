@@ -125,3 +125,15 @@ def test_pvs_rounds(davis_folder, reference_models):
     assert all(0 < r["J&F"] < 1 and r["J&F"] == pytest.approx((r["J"] + r["F"]) / 2) for r in rounds)
     with pytest.raises(ValueError, match="add_all_frames_to_correct_as_cond"):
         evaluate_pvs(reference.load(Sam2VideoPredictor), frames, gt)
+
+
+def test_files_that_are_not_coco_are_named(tmp_path):
+    from sam2_hf.evaluation.clicks import load_coco
+
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "entry.json").write_text('{"images": [{"file_name": "a.png"}], "annotations": []}')
+    (tmp_path / "bad.json").write_text("{")
+    for name, message in (("list", "no 'images' and 'annotations'"), ("entry", "KeyError\\('id'\\) in an entry"),
+                          ("bad", "not valid JSON")):  # fmt: skip
+        with pytest.raises(ValueError, match=f"{name}.json: .*{message}"):
+            load_coco(tmp_path / f"{name}.json")

@@ -385,3 +385,28 @@ def test_tracker_corrections_are_conditioning_frames_and_survive_tracking(tmp_pa
     assert not torch.equal(again[k + 1], tracked[k + 1])  # and changes what follows
     _, shown_default, again_default = track_and_correct(meta_default, k, [x, y])
     assert not torch.equal(again_default[k], shown_default)  # Meta's default re-tracks the corrected frame
+
+
+# ------------------------------------------------------------------------------------- JSON files
+def test_json_files_that_are_not_json_are_named_with_the_reason(tmp_path):
+    """One reader for every JSON a user hands in (COCO, detections, masklets, training data): the error names
+    the file and says why in plain words (no codec bytes, no parser internals)."""
+    from sam2_hf.validation import read_json_file
+
+    binary, broken, folder = tmp_path / "image.json", tmp_path / "broken.json", tmp_path / "folder.json"
+    Image.new("RGB", (4, 4)).save(binary, format="PNG")
+    broken.write_text('{"images": [1, 2,\n "annotations": []}')
+    folder.mkdir()
+    cases = {
+        binary: f"{binary}: not a JSON file (binary content, not UTF-8 text).",
+        broken: f"{broken}: not valid JSON (expecting ',' delimiter at line 2, column 15).",
+        folder: f"{folder}: a folder, not a JSON file.",
+    }
+    for path, message in cases.items():
+        with pytest.raises(ValueError) as error:
+            read_json_file(path)
+        assert str(error.value) == message
+    with pytest.raises(FileNotFoundError):
+        read_json_file(tmp_path / "missing.json")
+    (tmp_path / "ok.json").write_text('{"a": [1]}')
+    assert read_json_file(tmp_path / "ok.json") == {"a": [1]}

@@ -24,7 +24,6 @@ Outputs in `output_dir`:
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from .image_predictor import Sam2ImagePredictor
+from .validation import read_json_file
 from .video.frames import ImageFolderFrames, is_frame_file, to_rgb
 from .video.results import encode_rle
 
@@ -148,6 +148,12 @@ def detection_source(detector, labels, threshold, images: list[Path], device=Non
     path = Path(detector) if isinstance(detector, (str, Path)) else None
     is_coco = path is not None and path.suffix.lower() == ".json"
     is_yolo = path is not None and path.is_dir() and not (path / "config.json").exists()  # not a model folder
+    if path is not None and path.is_file() and not is_coco:
+        folder = " (YOLO label files are read from their folder: give the folder)" if path.suffix == ".txt" else ""
+        raise ValueError(
+            f"detector {detector} is a file but not a COCO detection JSON{folder}. A detector is a COCO JSON, a "
+            "folder of YOLO label files, or an object-detection model (Hub id, saved folder or pipeline)."
+        )
     if (is_coco or is_yolo) and labels:
         raise ValueError(f"labels {labels} need a zero-shot detector; {detector} is a detection file.")
     if is_coco:
@@ -211,7 +217,9 @@ def _build_pipeline(detector, device):
 
 def coco_detections(path: Path, images: list[Path]) -> DetectionSource:
     """Boxes from a COCO JSON (images matched by file name; bbox XYWH pixels; optional score)."""
-    coco = json.loads(path.read_text())
+    coco = read_json_file(path)
+    if not isinstance(coco, dict):
+        raise ValueError(f"{path}: a COCO detection file is a JSON object with 'images' and 'annotations'.")
     names = {image["id"]: Path(image["file_name"]).name for image in coco.get("images", [])}
     _check_matches(path, set(names.values()), {p.name for p in images})
     by_name: dict[str, tuple[list, list, list]] = {}
@@ -240,28 +248,36 @@ def yolo_detections(folder: Path, images: list[Path]) -> DetectionSource:
     names = names_file.read_text().splitlines() if names_file.exists() else []
 
     def detect(path: Path, image: np.ndarray) -> Detections:
-        r = rows.get(path.stem, np.zeros((0, 5)))
+        r = rows.get(path.stem, np.zeros((0, 6)))
         height, width = image.shape[:2]
         cx, cy, w, h = (r[:, 1:5] * [width, height, width, height]).T
-        scores = r[:, 5] if r.shape[1] == 6 else np.ones(len(r))
-        return Detections.from_lists(np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1), r[:, 0], scores)
+        return Detections.from_lists(np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1), r[:, 0], r[:, 5])
 
     classes = sorted({int(c) for r in rows.values() for c in r[:, 0]} | set(range(len(names))))
     return {c: names[c] if c < len(names) else str(c) for c in classes}, detect
 
 
 def read_yolo_labels(path: Path) -> np.ndarray:
-    """A YOLO detection label file -> (N, 5) or (N, 6) float64 rows (class cx cy w h [score]); an empty
-    file is an image without boxes. ValueError naming the file for anything else."""
+    """A YOLO detection label file -> (N, 6) float64 rows (class cx cy w h score; score 1 where the line has
+    none); an empty file is an image without boxes. ValueError naming the file and line for anything else."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # numpy's "empty input file"
-            rows = np.loadtxt(path, ndmin=2)
-    except ValueError as error:
-        raise ValueError(f"{path}: not YOLO detection labels ({error}).") from error
-    if rows.size and rows.shape[1] not in (5, 6):
-        raise ValueError(f"{path}: YOLO lines are 'class cx cy w h [score]'; got {rows.shape[1]} values.")
-    return rows if rows.size else np.zeros((0, 5))
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not YOLO labels (binary content, not text).") from None
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        values = line.split()
+        if not values:
+            continue
+        if len(values) not in (5, 6):
+            raise ValueError(
+                f"{path}, line {number}: YOLO lines are 'class cx cy w h [score]'; got {len(values)} values."
+            )
+        try:
+            rows.append([float(v) for v in values] + [1.0] * (6 - len(values)))
+        except ValueError:
+            raise ValueError(f"{path}, line {number}: {line.strip()!r} holds a value that is not a number.") from None
+    return np.array(rows, dtype=np.float64).reshape(-1, 6)
 
 
 def _check_matches(source: Path, names: set[str], image_names: set[str]) -> None:

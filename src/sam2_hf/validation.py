@@ -1,11 +1,31 @@
 """Checks of model-level inputs (normalized pixel values, prompt tensors in model-input pixels) that
-turn bad tensors into errors naming the problem. User-level prompts are checked by `prompts.Prompt`."""
+turn bad tensors into errors naming the problem, and the one reader of users' JSON files. User-level
+prompts are checked by `prompts.Prompt`."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import torch
 
 from .prompts import NOT_A_POINT, PADDING, check_boxes, check_labels, warn_out_of_bounds
+
+
+def read_json_file(path):
+    """The parsed content of a JSON file. Raises FileNotFoundError for a missing file and ValueError naming
+    the file and saying, in plain words, why it is not JSON (binary content, or where the syntax breaks)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a JSON file (binary content, not UTF-8 text).") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: a folder, not a JSON file.") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        raise ValueError(f"{path}: not valid JSON ({error.msg.lower()} at {where}).") from None
 
 
 def check_pixel_values(pixel_values: torch.Tensor, image_size: int) -> None:

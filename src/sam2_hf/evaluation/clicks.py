@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from ..image_processing import to_rgb_pixels
 from ..mask_postprocessing import EIGHT_CONNECTED
 from ..prompts import NEGATIVE, POSITIVE
+from ..validation import read_json_file
 from .metrics import db_eval_iou
 
 
@@ -121,11 +122,16 @@ def load_coco(annotation_file):
 
     if not Path(annotation_file).is_file():
         raise FileNotFoundError(f"No COCO annotation file at {annotation_file}.")
+    coco = COCO()
+    coco.dataset = read_json_file(annotation_file)
+    if not isinstance(coco.dataset, dict) or not {"images", "annotations"} <= set(coco.dataset):
+        raise ValueError(f"{annotation_file}: not a COCO annotation file (no 'images' and 'annotations').")
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            return COCO(str(annotation_file))
-    except (ValueError, KeyError, TypeError, AssertionError) as error:
-        raise ValueError(f"{annotation_file}: not a COCO annotation file ({error!r}).") from error
+            coco.createIndex()
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{annotation_file}: not a COCO annotation file ({error!r} in an entry).") from error
+    return coco
 
 
 def evaluate_coco(

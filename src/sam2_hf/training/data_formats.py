@@ -23,7 +23,6 @@ Layouts (`LAYOUTS`; `detect_layout` tells which one a folder or file is):
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import pycocotools.mask as mask_utils
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..image_processing import to_rgb_uint8
+from ..validation import read_json_file
 from ..video.frames import ImageFolderFrames, VideoDecodeError, is_frame_file, open_frames
 from ..video.results import decode_rle
 
@@ -106,9 +106,11 @@ class AnnotatedVideo(ABC):
 
 def read_json(path: Path):
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DataError(path, f"not a readable JSON file ({error})") from error
+        return read_json_file(path)
+    except ValueError as error:
+        raise DataError(path, str(error).removeprefix(f"{path}: ").rstrip(".")) from None
+    except OSError as error:
+        raise DataError(path, f"not a readable file ({error.strerror})") from None
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -578,8 +580,8 @@ def read_json_videos(root: Path, kind: str, problems: list[str], frames_dir=None
 def json_kind(path: Path) -> str | None:
     """ "coco", "sav" or "masklets" from a JSON's keys; None for other JSON."""
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data = read_json_file(path)
+    except (OSError, ValueError):
         return None
     if not isinstance(data, dict):
         return None

@@ -42,6 +42,8 @@ import pycocotools.mask as mask_utils
 from PIL import Image
 from scipy import ndimage
 
+from ..validation import read_json_file
+
 PALETTE = (  # matplotlib's tab10, RGB: object k gets PALETTE[k % 10]
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
     (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
@@ -66,8 +68,9 @@ def decode_rle(rle: Mapping) -> np.ndarray:
 
 
 def load_rle_json(path: str | Path) -> dict:
-    """The dict `RleJsonWriter` wrote (format in the module docstring); decode masks with `decode_rle`."""
-    return json.loads(Path(path).read_text())
+    """The dict `RleJsonWriter` wrote (format in the module docstring); decode masks with `decode_rle`.
+    Raises ValueError naming the file when it is not JSON."""
+    return read_json_file(path)
 
 
 def _as_mask(mask, shape: tuple[int, int] | None = None) -> np.ndarray:
