@@ -224,8 +224,8 @@ def coco_detections(path: Path, images: list[Path]) -> DetectionSource:
     _check_matches(path, set(names.values()), {p.name for p in images})
     by_name: dict[str, tuple[list, list, list]] = {}
     for a in coco.get("annotations", []):
-        x, y, w, h = a["bbox"]
-        boxes, category_ids, scores = by_name.setdefault(names.get(a["image_id"]), ([], [], []))
+        x, y, w, h = _coco_box(path, a, names)
+        boxes, category_ids, scores = by_name.setdefault(names[a["image_id"]], ([], [], []))
         boxes.append([x, y, x + w, y + h])
         category_ids.append(a["category_id"])
         scores.append(a.get("score", 1.0))
@@ -236,6 +236,21 @@ def coco_detections(path: Path, images: list[Path]) -> DetectionSource:
         return Detections.from_lists(*by_name.get(image_path.name, ([], [], [])))
 
     return categories, detect
+
+
+def _coco_box(path: Path, annotation, names: dict) -> list[float]:
+    """A COCO detection's bbox [x, y, width, height] (pixels), checked; ValueError naming the annotation."""
+    where = f"{path}: annotation {annotation.get('id') if isinstance(annotation, dict) else annotation!r}"
+    if not isinstance(annotation, dict) or not {"bbox", "image_id", "category_id"} <= set(annotation):
+        raise ValueError(f"{where}: a COCO detection has 'image_id', 'category_id' and 'bbox'.")
+    box = annotation["bbox"]
+    if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
+        raise ValueError(f"{where}: bbox is [x, y, width, height] in pixels; got {box!r}.")
+    if box[2] < 0 or box[3] < 0:
+        raise ValueError(f"{where}: bbox {box} has a negative width or height (COCO boxes are x, y, width, height).")
+    if annotation["image_id"] not in names:
+        raise ValueError(f"{where}: image_id {annotation['image_id']!r} is not among the file's images.")
+    return box
 
 
 def yolo_detections(folder: Path, images: list[Path]) -> DetectionSource:

@@ -120,9 +120,7 @@ def run_track(args: argparse.Namespace) -> int:
         with out_of_image_prompts_refused():
             masklets = tracker.track(args.video, prompts, direction=args.direction)
     except TrackingError as e:
-        n = len(e.masklets.frames())
-        print(f"sam2-hf: {e}; writing the {n} frame{'s' * (n != 1)} tracked before it.", file=sys.stderr)
-        masklets, status = e.masklets, 1
+        masklets, status = tracked_before(e), 1
     except (ValueError, IndexError, FileNotFoundError) as e:  # the video, a frame or a prompt
         return fail(str(e))
     paths = masklets.save(args.video, args.out, formats, overwrite=args.overwrite)
@@ -166,6 +164,13 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     _, run = _entry_points(SUBCOMMANDS[args.command][0])
     return run(args)
+
+
+def tracked_before(error: TrackingError):
+    """The masklets tracked before `error` stopped tracking, saying on stderr that they are written."""
+    n = len(error.masklets.frames())
+    print(f"sam2-hf: {error}; writing the {n} frame{'s' * (n != 1)} tracked before it.", file=sys.stderr)
+    return error.masklets
 
 
 def fail(message: str) -> int:

@@ -25,10 +25,10 @@ from PIL import Image
 
 from .annotate import DEFAULT_MODEL
 from .automatic_mask_generator import GENERATOR_ARGS
-from .cli import fail, merge_prompts, out_of_image_prompts_refused, parse_box, parse_point
+from .cli import fail, merge_prompts, out_of_image_prompts_refused, parse_box, parse_point, tracked_before
 from .video.frames import IMAGE_SUFFIXES
 from .video.results import FORMATS, MASK_OPACITY, PALETTE, existing_outputs
-from .video.tracker import MAX_OBJECTS
+from .video.tracker import MAX_OBJECTS, TrackingError
 
 OVERLAY_IMAGE = "overlay.png"
 
@@ -107,15 +107,18 @@ def _segment_video(args, source: Path, prompts, kwargs) -> int:
     from .video.tracker import Sam2Tracker
 
     tracker = Sam2Tracker.from_pretrained(args.model, device=args.device, **kwargs)
-    if prompts:
-        masklets = tracker.track(str(source), prompts)
-    else:
+    options = {}
+    if not prompts:
         generator = Sam2AutomaticMaskGenerator(tracker.predictor.model, **dict(args.option))
-        masklets = tracker.track(str(source), generator=generator, new_objects_every=args.new_objects_every,
-                                 max_objects=args.max_objects)  # fmt: skip
+        options = dict(generator=generator, new_objects_every=args.new_objects_every, max_objects=args.max_objects)
+    status = 0
+    try:
+        masklets = tracker.track(str(source), prompts or None, **options)
+    except TrackingError as e:
+        masklets, status = tracked_before(e), 1
     for name, path in masklets.save(str(source), args.out, tuple(FORMATS), overwrite=args.overwrite).items():
         print(f"{name}: {path}")
-    return 0
+    return status
 
 
 def _segment_images(args, images: list[Path], prompts, folders: list[Path], kwargs) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from ..image_processing import to_rgb_pixels
 from ..mask_postprocessing import EIGHT_CONNECTED
 from ..prompts import NEGATIVE, POSITIVE
 from ..validation import read_json_file
+from ..video.results import decode_segmentation
 from .metrics import db_eval_iou
 
 
@@ -134,6 +134,14 @@ def load_coco(annotation_file):
     return coco
 
 
+def _annotation_mask(annotation_file, annotation: dict, info: dict) -> np.ndarray:
+    try:
+        return decode_segmentation(annotation.get("segmentation"), info["height"], info["width"])
+    except (KeyError, ValueError) as error:
+        where = f"annotation {annotation.get('id')} of image {info.get('id')}"
+        raise ValueError(f"{annotation_file}: {where}: {error}") from None
+
+
 def evaluate_coco(
     predictor, annotation_file, image_dir, num_clicks: int = 5, max_images=None, min_area: float = 0, progress=True
 ) -> dict:
@@ -160,9 +168,7 @@ def evaluate_coco(
             raise FileNotFoundError(f"Image {info['file_name']!r} (id {image_id}) is not in {image_dir}.")
         with Image.open(path) as image:
             rgb = np.asarray(image.convert("RGB"))
-        with warnings.catch_warnings():  # pycocotools' numpy-2 DeprecationWarning on every decode; masks are right
-            warnings.simplefilter("ignore", DeprecationWarning)
-            masks = [coco.annToMask(a) for a in anns]
+        masks = [_annotation_mask(annotation_file, a, info) for a in anns]
         all_ious.append(evaluate_clicks(predictor, rgb, masks, num_clicks))
     ious = np.concatenate(all_ious) if all_ious else np.zeros((0, num_clicks))
     miou = [float(v) for v in ious.mean(axis=0)] if len(ious) else [float("nan")] * num_clicks

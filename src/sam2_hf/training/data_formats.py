@@ -27,13 +27,12 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
-import pycocotools.mask as mask_utils
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..image_processing import to_rgb_uint8
 from ..validation import read_json_file
 from ..video.frames import ImageFolderFrames, VideoDecodeError, is_frame_file, open_frames
-from ..video.results import decode_rle
+from ..video.results import decode_rle, decode_segmentation
 
 LAYOUTS = ("images", "coco", "hf", "davis", "sav", "masklets")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi")
@@ -236,17 +235,6 @@ def _is_mask_entry(path: Path) -> bool:
 # --------------------------------------------------------------------------------------------------- COCO
 
 
-def coco_mask(segmentation, height: int, width: int) -> np.ndarray:
-    """A COCO segmentation (polygons, uncompressed or compressed RLE) -> (H, W) bool, as `COCO.annToMask`."""
-    if isinstance(segmentation, list):
-        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
-    elif isinstance(segmentation.get("counts"), list):
-        rle = mask_utils.frPyObjects(segmentation, height, width)
-    else:
-        rle = segmentation
-    return decode_rle(rle)
-
-
 class CocoImage(AnnotatedVideo):
     """One image of a COCO instance JSON with its (non-crowd) annotations; object ids are annotation ids."""
 
@@ -272,10 +260,10 @@ class CocoImage(AnnotatedVideo):
         masks = {}
         for ann in self.annotations:
             try:
-                masks[int(ann["id"])] = coco_mask(ann["segmentation"], height, width)
-            except (KeyError, TypeError, ValueError, AttributeError) as error:
+                masks[int(ann["id"])] = decode_segmentation(ann.get("segmentation"), height, width)
+            except ValueError as error:
                 where = f"annotation {ann.get('id')} of image {self.info.get('id')}"
-                raise DataError(self.json_path, f"{where}: unreadable segmentation ({error!r})") from error
+                raise DataError(self.json_path, f"{where}: {error}") from None
         return masks
 
     def frame_file(self, position):

@@ -176,7 +176,8 @@ def training_arguments_from(args: argparse.Namespace) -> dict:
 
 def _recipe(args: argparse.Namespace):
     """The named recipe with the command line's overrides (--num-frames, --max-num-objects, ...)."""
-    return FinetuneRecipe.named(args.recipe, **{k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k)})
+    overrides = {k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k) is not None}
+    return FinetuneRecipe.named(args.recipe, **overrides)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -49,8 +49,12 @@ class FinetuneRecipe:
     freeze_image_encoder: bool = False
 
     def __post_init__(self):
-        """Clips of `num_frames` > 1 frames must hold the drawn conditioning and corrected frames (1-frame
-        clips always get clicks or a box on their one frame); raises ValueError naming the field otherwise."""
+        """`num_frames` and `max_num_objects` are at least 1; clips of `num_frames` > 1 frames must hold the
+        drawn conditioning and corrected frames (1-frame clips always get clicks or a box on their one frame).
+        Raises ValueError naming the field otherwise."""
+        for name in ("num_frames", "max_num_objects"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}.")
         prompts = self.prompt_simulation
         needed = {"num_init_cond_frames_for_train": prompts.num_init_cond_frames_for_train}
         if prompts.prob_to_use_pt_input_for_train > 0:

@@ -60,6 +60,33 @@ def encode_rle(mask: np.ndarray) -> dict:
     return {"size": [int(n) for n in rle["size"]], "counts": rle["counts"].decode("utf-8")}
 
 
+def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
+    """A COCO segmentation -> (H, W) bool, as pycocotools' `COCO.annToMask`: polygons (a list of flat
+    [x0, y0, x1, y1, ...] pixel lists), uncompressed RLE (counts a list) or compressed RLE (counts a string).
+    Raises ValueError saying what is wrong (a polygon of too few or odd coordinates, non-numbers, an RLE
+    whose size is not (height, width) or whose counts cannot be decoded) instead of pycocotools' errors."""
+    if isinstance(segmentation, list):
+        for polygon in segmentation:
+            if not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2:
+                count = len(polygon) if isinstance(polygon, list) else type(polygon).__name__
+                raise ValueError(f"a polygon is a list of 6 or more x, y pixel coordinates (even count); got {count}")
+            if not all(isinstance(v, (int, float)) for v in polygon):
+                raise ValueError("a polygon holds a value that is not a number")
+        return decode_rle(mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width)))
+    if not isinstance(segmentation, Mapping) or not {"size", "counts"} <= set(segmentation):
+        raise ValueError("a segmentation is a list of polygons or an RLE dict with 'size' and 'counts'")
+    if list(segmentation["size"]) != [height, width]:
+        raise ValueError(
+            f"the RLE's size {list(segmentation['size'])} is not the image's [height, width] {[height, width]}"
+        )
+    if isinstance(segmentation["counts"], list):
+        segmentation = mask_utils.frPyObjects(segmentation, height, width)
+    try:
+        return decode_rle(segmentation)
+    except Exception as error:  # pycocotools raises bare Exception / ValueError for malformed counts
+        raise ValueError(f"the RLE's counts cannot be decoded ({error})") from None
+
+
 def decode_rle(rle: Mapping) -> np.ndarray:
     """COCO RLE (counts as str or bytes) -> (H, W) bool mask."""
     with warnings.catch_warnings():  # pycocotools' numpy-2 DeprecationWarning on every decode; the result is right

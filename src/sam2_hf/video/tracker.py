@@ -28,7 +28,7 @@ from ..automatic_mask_generator import Sam2AutomaticMaskGenerator
 from ..prompts import Prompt
 from .frames import StreamFrames, VideoDecodeError, open_frames
 from .predictor import Sam2VideoPredictor, VideoSession
-from .results import FORMATS, ResultWriters, decode_rle, encode_rle, existing_outputs, output_paths
+from .results import FORMATS, ResultWriters, decode_rle, decode_segmentation, encode_rle, existing_outputs, output_paths
 
 DIRECTIONS = ("forward", "backward", "both")
 NEW_OBJECT_IOU = 0.3  # a generated mask matching a tracked object at IoU above this is that object, not a new one
@@ -276,9 +276,7 @@ def _record_mask(record: Mapping, height: int, width: int) -> np.ndarray:
     segmentation = record["segmentation"]
     if not isinstance(segmentation, Mapping):
         return np.asarray(segmentation, dtype=bool)
-    if isinstance(segmentation["counts"], list):
-        segmentation = mask_utils.frPyObjects(segmentation, height, width)
-    return decode_rle(segmentation)
+    return decode_segmentation(segmentation, height, width)
 
 
 class TrackingStream:
