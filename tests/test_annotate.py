@@ -190,6 +190,21 @@ def test_bad_detectors_are_named(images, predictor, detector, tmp_path):
         auto_annotate(images, detector=tmp_path / "a.txt", model=predictor, output_dir=tmp_path / "out")
     with pytest.raises(ValueError, match="format must be one of"):
         auto_annotate(images, detector=detector, format="voc", model=predictor, output_dir=tmp_path / "out")
+    (tmp_path / "labels" / "labels").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"No YOLO label files .* \(are they in .*labels/labels\?\)"):
+        auto_annotate(images, detector=tmp_path / "labels", model=predictor, output_dir=tmp_path / "out")
+    cases = {
+        "bbox is \\[x, y, width, height\\] in pixels; got '10 10 5 5'": lambda a: a.update(bbox="10 10 5 5"),
+        "bbox \\[10, 10, -5, 20\\] has a negative width or height": lambda a: a.update(bbox=[10, 10, -5, 20]),
+        "image_id 42 is not among the file's images": lambda a: a.update(image_id=42),
+        "a COCO detection has 'image_id', 'category_id' and 'bbox'": lambda a: a.pop("bbox"),
+    }
+    for message, change in cases.items():
+        detections = json.loads(write_detection_file(images, tmp_path / "bad.json").read_text())
+        change(detections["annotations"][1])
+        (tmp_path / "bad.json").write_text(json.dumps(detections))
+        with pytest.raises(ValueError, match=f"bad.json: annotation 2: {message}"):
+            auto_annotate(images, detector=tmp_path / "bad.json", model=predictor, output_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()  # refused before anything was computed or written
 
 
@@ -220,6 +235,11 @@ def test_yolo_label_files_are_read_line_by_line(tmp_path):
         (tmp_path / f"bad{i}.txt").write_text(text)
         with pytest.raises(ValueError, match=re.escape(f"bad{i}.txt, {message}")):
             read_yolo_labels(tmp_path / f"bad{i}.txt")
+    (tmp_path / "pixels.txt").write_text("0 30 20 10 10\n")
+    with pytest.raises(
+        ValueError, match="line 1: YOLO boxes are fractions of the image size .* \\(pixel coordinates\\?\\)"
+    ):
+        read_yolo_labels(tmp_path / "pixels.txt")
     Image.new("RGB", (4, 4)).save(tmp_path / "image.txt", format="PNG")
     with pytest.raises(ValueError, match="image.txt: not YOLO labels \\(binary content, not text\\)"):
         read_yolo_labels(tmp_path / "image.txt")

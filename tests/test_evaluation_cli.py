@@ -39,6 +39,8 @@ def test_score_mode(davis_folder, tmp_path, capsys):
     (pred / "shapes" / "00003.png").unlink()
     assert main(args) == 2
     assert "00003.png is missing" in capsys.readouterr().err
+    assert main(["eval", "score", "--gt-dir", str(davis_folder), "--pred-dir", str(pred)]) == 2
+    assert f"{davis_folder} looks like the dataset root" in capsys.readouterr().err
 
 
 def test_vos_mode(davis_folder, tmp_path, reference_models, capsys):
@@ -89,3 +91,8 @@ def test_clicks_and_pvs_modes(davis_folder, tmp_path, reference_models, capsys):
     result = json.loads((tmp_path / "pvs.json").read_text())
     assert [r["round"] for r in result["sequences"]["s"]] == [0, 1] and len(result["mean_jf_per_round"]) == 2
     assert "round 1: J&F" in capsys.readouterr().out
+    for option, value, message in (("--num-clicks", "0", "num_clicks must be at least 1"),
+                                   ("--base-video-dir", str(short), f"{short} looks like the dataset root"),
+                                   ("--per-obj-png-file", None, "holds palette PNGs (DAVIS layout)")):  # fmt: skip
+        changed = [*args, option] + ([value] if value else [])
+        assert main(changed) == 2 and message in capsys.readouterr().err

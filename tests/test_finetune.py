@@ -227,6 +227,9 @@ def test_recipe_refuses_more_conditioning_frames_than_the_clip_holds():
         FinetuneRecipe(num_frames=2, prompt_simulation=prompts)
     assert FinetuneRecipe(num_frames=1, prompt_simulation=prompts).num_frames == 1  # images: one frame, clicks
     assert FinetuneRecipe.named("meta", num_frames=2).num_frames == 2
+    for name in ("num_frames", "max_num_objects"):
+        with pytest.raises(ValueError, match=f"{name} must be at least 1, not 0"):
+            FinetuneRecipe(**{name: 0})
 
 
 def test_recipe_and_training_arguments():

@@ -399,7 +399,7 @@ def test_json_files_that_are_not_json_are_named_with_the_reason(tmp_path):
     folder.mkdir()
     cases = {
         binary: f"{binary}: not a JSON file (binary content, not UTF-8 text).",
-        broken: f"{broken}: not valid JSON (expecting ',' delimiter at line 2, column 15).",
+        broken: f"{broken}: not valid JSON (line 2, column 15: expecting ',' delimiter).",
         folder: f"{folder}: a folder, not a JSON file.",
     }
     for path, message in cases.items():

@@ -89,5 +89,16 @@ def test_a_folder_of_frames_is_tracked_as_a_video(folder, model, tmp_path, capsy
     assert result["objects"] == [1] and result["video"]["num_frames"] == 2
     assert {a["frame_index"] for a in result["annotations"]} == {0, 1}
     assert not (tmp_path / "shot0").exists()  # not segmented image by image
+    (folder / "shot2.png").write_bytes(b"not an image")  # a frame that cannot be read: what came before is written
+    try:
+        args = ["segment", str(folder), "--frames", *model, "--point", "0,20,29", "--out", str(tmp_path / "cut")]
+        assert main(args) == 1
+        assert "writing the 2 frames tracked before it" in capsys.readouterr().err
+        assert {a["frame_index"] for a in json.loads((tmp_path / "cut" / "masks.json").read_text())["annotations"]} == {
+            0,
+            1,
+        }
+    finally:
+        (folder / "shot2.png").unlink()
     assert main(["segment", str(folder / "shot0.png"), "--frames", *model, "--out", str(tmp_path / "f")]) == 2
     assert "--frames takes a folder" in capsys.readouterr().err

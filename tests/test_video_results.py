@@ -190,3 +190,28 @@ def test_masklets_save_chooses_formats_and_never_mixes_runs(tmp_path):
     assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == ["1", "3", "7"]
     with pytest.raises(ValueError, match="No output format chosen"):
         masklets.save(None, tmp_path / "other", ())
+
+
+def test_coco_segmentations_decode_or_say_what_is_wrong():
+    """Polygons and both RLE forms decode as pycocotools' `annToMask`; malformed ones name the problem."""
+    from sam2_hf.video.results import decode_segmentation
+
+    square = decode_segmentation([[2, 2, 9, 2, 9, 9, 2, 9]], 12, 16)
+    assert square.shape == (12, 16) and 0 < square.sum() < 12 * 16
+    compressed = mask_utils.encode(np.asfortranarray(square.astype(np.uint8)))
+    assert np.array_equal(
+        decode_segmentation({"size": [12, 16], "counts": compressed["counts"].decode()}, 12, 16), square
+    )
+    bad = {
+        "a polygon is a list of 6 or more x, y pixel coordinates \\(even count\\); got 3": [[1, 2, 3]],
+        "a polygon holds a value that is not a number": [[1, 2, "a", 4, 5, 6]],
+        "the RLE's size \\[5, 5\\] is not the image's \\[height, width\\] \\[12, 16\\]": {
+            "size": [5, 5],
+            "counts": "0",
+        },
+        "the RLE's counts cannot be decoded": {"size": [12, 16], "counts": "!!!!"},
+        "a segmentation is a list of polygons or an RLE dict": "not a segmentation",
+    }
+    for message, segmentation in bad.items():
+        with pytest.raises(ValueError, match=message):
+            decode_segmentation(segmentation, 12, 16)

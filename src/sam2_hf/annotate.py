@@ -257,6 +257,9 @@ def yolo_detections(folder: Path, images: list[Path]) -> DetectionSource:
     """Boxes from YOLO label files `<stem>.txt` (class cx cy w h [score], normalized); categories are the
     class numbers, named by `classes.txt` in the folder when present."""
     files = {p.stem: p for p in folder.glob("*.txt") if p.name != "classes.txt"}
+    if not files:
+        hint = f" (are they in {folder / 'labels'}?)" if (folder / "labels").is_dir() else ""
+        raise ValueError(f"No YOLO label files (<image stem>.txt) in {folder}{hint}.")
     _check_matches(folder, set(files), {p.stem for p in images})
     rows = {stem: read_yolo_labels(p) for stem, p in files.items()}
     names_file = folder / "classes.txt"
@@ -273,8 +276,9 @@ def yolo_detections(folder: Path, images: list[Path]) -> DetectionSource:
 
 
 def read_yolo_labels(path: Path) -> np.ndarray:
-    """A YOLO detection label file -> (N, 6) float64 rows (class cx cy w h score; score 1 where the line has
-    none); an empty file is an image without boxes. ValueError naming the file and line for anything else."""
+    """A YOLO detection label file -> (N, 6) float64 rows (class cx cy w h score; cx cy w h fractions of the
+    image size, score 1 where the line has none); an empty file is an image without boxes. ValueError naming
+    the file and line for anything else."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:
@@ -292,6 +296,11 @@ def read_yolo_labels(path: Path) -> np.ndarray:
             rows.append([float(v) for v in values] + [1.0] * (6 - len(values)))
         except ValueError:
             raise ValueError(f"{path}, line {number}: {line.strip()!r} holds a value that is not a number.") from None
+        if not all(0 <= v <= 1 for v in rows[-1][1:5]):
+            raise ValueError(
+                f"{path}, line {number}: YOLO boxes are fractions of the image size (0 to 1); got "
+                f"{line.strip()!r} (pixel coordinates?)."
+            )
     return np.array(rows, dtype=np.float64).reshape(-1, 6)
 
 

@@ -25,7 +25,7 @@ def read_json_file(path):
         return json.loads(text)
     except json.JSONDecodeError as error:
         where = f"line {error.lineno}, column {error.colno}"
-        raise ValueError(f"{path}: not valid JSON ({error.msg.lower()} at {where}).") from None
+        raise ValueError(f"{path}: not valid JSON ({where}: {error.msg.lower()}).") from None
 
 
 def check_pixel_values(pixel_values: torch.Tensor, image_size: int) -> None:

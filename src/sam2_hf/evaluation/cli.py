@@ -96,11 +96,13 @@ def _load(cls, args, **options):
 
 
 def _sequences(args):
-    from .layout import list_sequences
+    """The sequences to run, their frame and mask folders checked first (`check_vos_folders`)."""
+    from .layout import check_vos_folders, list_sequences
 
     names = list_sequences(args.base_video_dir, args.video_list_file)
     if not names:
         raise ValueError(f"no sequences in {args.video_list_file or args.base_video_dir}")
+    check_vos_folders(args.base_video_dir, args.input_mask_dir, names, args.per_obj_png_file)
     return names
 
 

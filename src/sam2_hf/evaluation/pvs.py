@@ -32,11 +32,15 @@ def evaluate_pvs(
     then tracking again. Scores: J (`db_eval_iou`) and F (`db_eval_boundary`) over all frames per object,
     averaged over frames, then objects.
     Returns [{"round", "J&F", "J", "F", "clicks"}] for rounds 0..num_rounds, scores in [0, 1], "clicks" the
-    total number of clicks so far. Raises ValueError for the predictor option, mis-sized masks or an object
-    whose ground truth is empty on every frame.
+    total number of clicks so far. Raises ValueError for the predictor option, num_clicks < 1 or num_rounds
+    < 0, no object, mis-sized masks or an object whose ground truth is empty on every frame.
     """
     if not predictor.add_all_frames_to_correct_as_cond:
         raise ValueError("evaluate_pvs needs a predictor with add_all_frames_to_correct_as_cond=True.")
+    if num_clicks < 1 or num_rounds < 0:
+        raise ValueError(f"num_clicks must be at least 1 and num_rounds at least 0; got {num_clicks}, {num_rounds}.")
+    if not gt_masks:
+        raise ValueError("No object in the ground truth: nothing to click on.")
     frames = open_frames(video)
     shape = (frames.num_frames, frames.height, frames.width)
     gt = {obj_id: np.asarray(m).astype(bool) for obj_id, m in gt_masks.items()}

@@ -206,11 +206,16 @@ def score_folder(gt_root, pred_root, protocol="davis", sequences=None, skip_firs
 
     sequences: names (default: every sub-folder of `gt_root`). Layouts: see `read_sequence`. Raises
     ValueError naming the sequence and file for a missing prediction (both tools require every scored
-    annotated frame to be predicted), FileNotFoundError for a missing root.
+    annotated frame to be predicted) or for a dataset root given as `gt_root`, FileNotFoundError for a
+    missing root.
     """
     gt_root, pred_root = Path(gt_root), Path(pred_root)
     if not pred_root.is_dir():
         raise FileNotFoundError(f"No prediction folder at {pred_root}.")
+    if (gt_root / "Annotations").is_dir():
+        raise ValueError(
+            f"{gt_root} looks like the dataset root: give its Annotations folder, {gt_root / 'Annotations'}."
+        )
     scores = []
     for name in tqdm(list_sequences(gt_root) if sequences is None else sequences, desc="J&F", disable=not progress):
         if not (pred_root / name).is_dir():

@@ -590,6 +590,8 @@ def detect_layout(source) -> str:
         raise DataError(type(source).__name__, "a dataset source is a folder, a JSON file or a datasets.Dataset")
     path = Path(source)
     if path.is_file():
+        if path.suffix.lower() == ".json":
+            read_json(path)  # a file that is not JSON: DataError saying why
         kind = json_kind(path) if path.suffix.lower() == ".json" else None
         if kind is None:
             raise DataError(path, "not a COCO instance JSON, an SA-V masklet JSON or a sam2-hf export JSON")
