@@ -218,6 +218,13 @@ def test_folders_that_do_not_fit_the_layout_are_listed_before_any_inference(davi
             # a predictor is never needed: the folders are checked first
             run_vos_inference(None, base_video_dir, input_mask_dir, out, per_obj_png_file=per_obj_png_file)
         assert str(error.value).splitlines()[1:] == [f"  {p}" for p in problems]
+    short = tmp_path / "short"  # a sequence whose last frame image is gone but not its mask
+    shutil.copytree(frames / "shapes", short / "shapes")
+    (short / "shapes" / "00005.jpg").unlink()
+    with pytest.raises(
+        ValueError, match=f"{masks / 'shapes'} has masks of frames that {short / 'shapes'} lacks: 00005.png"
+    ):
+        run_vos_inference(None, short, masks, out, ["shapes"])
     sav = tmp_path / "sav"
     (sav / "shapes" / "001").mkdir(parents=True)
     with pytest.raises(ValueError, match="holds per-object folders \\(SA-V layout\\): add --per-obj-png-file"):

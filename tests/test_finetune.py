@@ -232,6 +232,33 @@ def test_recipe_refuses_more_conditioning_frames_than_the_clip_holds():
             FinetuneRecipe(**{name: 0})
 
 
+def test_report_to_a_tool_that_is_not_installed_is_refused(base_model, image_data, tmp_path, capsys):
+    from transformers.integrations import get_available_reporting_integrations
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    absent = sorted(set(INTEGRATION_TO_CALLBACK) - set(get_available_reporting_integrations()))[0]
+    args = ["finetune", "--model", base_model, "--data", str(image_data), "--output-dir", str(tmp_path / "out")]
+    assert main([*args, "--report_to", absent]) == 2
+    assert f"--report_to {absent}: the package is not installed here" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_option_mistakes_get_one_line_each(base_model, image_data, tmp_path, capsys):
+    """A misspelt option names its closest match; a bad TrainingArguments value or LoRA rank is one line."""
+    args = ["finetune", "--model", base_model, "--data", str(image_data), "--output-dir", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--learnin_rate", "1e-5", "--num-frame", "2"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    assert "--learnin_rate: did you mean --learning_rate?" in err and "--num-frame: did you mean --num-frames?" in err
+    assert main([*args, "--learning-rate", "1e-5x"]) == 2
+    err = capsys.readouterr().err
+    assert err == "sam2-hf: argument --learning_rate/--learning-rate: invalid float value: '1e-5x'\n", err
+    assert main([*args, "--lora", "--lora-rank", "0"]) == 2
+    assert "--lora-rank must be at least 1, not 0" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_recipe_and_training_arguments():
     args = FinetuneRecipe.meta().training_arguments("unused", max_steps=5)
     assert (args.learning_rate, args.weight_decay, args.max_grad_norm) == (5e-6, 0.1, 0.1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import importlib
 import sys
 import warnings
@@ -161,9 +162,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Runs one subcommand; its exit status (0 done, 2 bad input, the message on stderr saying which)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _refuse_unknown(parser, args.command, unknown)
     _, run = _entry_points(SUBCOMMANDS[args.command][0])
     return run(args)
+
+
+def _refuse_unknown(parser: argparse.ArgumentParser, command: str, unknown: list[str]) -> None:
+    """Exit 2 naming the unknown options, the closest known ones and the subcommand's --help (its usage can
+    list every TrainingArguments field, too long to print)."""
+    subparser = next(a for a in parser._subparsers._group_actions if a.dest == "command").choices[command]
+    known = [o for action in subparser._actions for o in action.option_strings]
+    close = {o: difflib.get_close_matches(o, known, n=1) for o in unknown if o.startswith("-")}
+    hints = "".join(f"; {o}: did you mean {m[0]}?" for o, m in close.items() if m)
+    subparser.exit(2, f"{subparser.prog}: unrecognized arguments: {' '.join(unknown)}{hints} "
+                      f"(`{subparser.prog} --help` lists the options)\n")  # fmt: skip
 
 
 def tracked_before(error: TrackingError):

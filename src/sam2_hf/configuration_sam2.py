@@ -342,6 +342,15 @@ class Sam2Config(_Sam2SizedConfig):
         self.initializer_range = initializer_range
         super().__init__(**kwargs)
 
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):
+        """transformers' reader, with a `sam2_video` file taken as this config's own type: reading one here is
+        intended (see the class docstring), so transformers' "model of type sam2_video" warning is not due."""
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        if config_dict.get("model_type") == Sam2VideoConfig.model_type:
+            config_dict = {**config_dict, "model_type": cls.model_type}
+        return config_dict, kwargs
+
     @property
     def image_size(self) -> int:
         """The model's input size S (pixels of the square the image is resized to)."""

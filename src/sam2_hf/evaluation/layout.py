@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..video.frames import is_frame_file
+
 VOID_LABEL = 255  # DAVIS: pixels left out of the annotation
 
 
@@ -135,7 +137,8 @@ def save_frame_masks(
 def check_vos_folders(base_video_dir, input_mask_dir, names, per_obj_png_file: bool) -> None:
     """Raises ValueError listing every problem of the folders before any inference: a dataset root given
     where its JPEGImages/ or Annotations/ folder belongs, a missing frame or mask folder, masks in the other
-    layout than `per_obj_png_file` says, or a mask folder with neither PNGs nor per-object sub-folders."""
+    layout than `per_obj_png_file` says, a mask folder with neither PNGs nor per-object sub-folders, or mask
+    PNGs named after no frame (the scorers would blame the predictions for them)."""
     base_video_dir, input_mask_dir = Path(base_video_dir), Path(input_mask_dir)
     problems = [
         f"{folder} looks like the dataset root: give {option} {folder / sub}"
@@ -157,9 +160,19 @@ def check_vos_folders(base_video_dir, input_mask_dir, names, per_obj_png_file: b
             if _has_subfolders(masks):
                 found = "per-object folders (SA-V layout): add --per-obj-png-file"
             problems.append(f"{masks} holds {found}")
+        elif frames.is_dir() and (unmatched := _masks_without_frames(frames, masks, per_obj_png_file)):
+            more = f" and {len(unmatched) - 3} more" if len(unmatched) > 3 else ""
+            problems.append(f"{masks} has masks of frames that {frames} lacks: {', '.join(unmatched[:3])}{more}")
     if problems:
         shown = problems[:10] + [f"... and {len(problems) - 10} more"] * (len(problems) > 10)
         raise ValueError("The dataset folders do not fit the VOS layout:\n  " + "\n  ".join(shown))
+
+
+def _masks_without_frames(frames: Path, masks: Path, per_obj_png_file: bool) -> list[str]:
+    """The mask PNGs (relative to `masks`) named after no image of `frames`."""
+    stems = {p.stem for p in frames.iterdir() if is_frame_file(p)}
+    pngs = masks.glob("*/*.png") if per_obj_png_file else masks.glob("*.png")
+    return sorted(str(p.relative_to(masks)) for p in pngs if p.stem not in stems)
 
 
 def _pngs(folder: Path) -> bool:

@@ -170,8 +170,28 @@ def training_arguments_from(args: argparse.Namespace) -> dict:
     if "output_dir" not in given:
         raise ValueError("--output-dir is required.")
     argv = [item for name, value in given.items() for item in (f"--{name}", value)]
-    (parsed,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(argv)
+    parser = HfArgumentParser(TrainingArguments)
+    parser.error = _raise  # a bad value: one line naming it, not that parser's usage of every field
+    (parsed,) = parser.parse_args_into_dataclasses(argv)
+    _check_reporting(parsed.report_to)
     return {name: getattr(parsed, name) for name in given}
+
+
+def _raise(message: str):
+    raise ValueError(message)
+
+
+def _check_reporting(report_to: list[str]) -> None:
+    """ValueError for a `--report_to` target whose package is not installed (transformers fails later, in
+    `Trainer`, with a traceback)."""
+    from transformers.integrations import get_available_reporting_integrations
+
+    missing = sorted(set(report_to) - {"none", "all"} - set(get_available_reporting_integrations()))
+    if missing:
+        raise ValueError(
+            f"--report_to {' '.join(missing)}: the package is not installed here; the reporting integrations "
+            f"installed are: {', '.join(get_available_reporting_integrations()) or 'none'}."
+        )
 
 
 def _recipe(args: argparse.Namespace):
@@ -197,6 +217,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         training_arguments = training_arguments_from(args)
         lora = (args.lora or list(DEFAULT_LORA_PARTS)) if args.lora is not None else None
+        if lora and args.lora_rank < 1:
+            raise ValueError(f"--lora-rank must be at least 1, not {args.lora_rank}.")
         result = finetune(
             args.model,
             args.data,
