@@ -307,6 +307,30 @@ def test_bad_files_and_layouts_raise_data_error(tmp_path):
         build_dataset(tmp_path / "nothing")
 
 
+def test_coco_problems_name_the_annotation(tmp_path):
+    """A COCO file's bad polygon, mis-sized RLE and annotations of unknown images are problems `check_dataset`
+    lists (in words, not pycocotools' errors), and the file that is not JSON at all says so."""
+    coco_dir = tmp_path / "coco"
+    (coco_dir / "images").mkdir(parents=True)
+    Image.fromarray(_image()).save(coco_dir / "images" / "a.png")
+    height, width = _image().shape[:2]
+    square = [[2.0, 2.0, 12.0, 2.0, 12.0, 12.0, 2.0, 12.0]]
+    annotations = [
+        {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[1, 2, 3]]},
+        {"id": 2, "image_id": 1, "category_id": 1, "segmentation": {"size": [5, 5], "counts": "0"}},
+        {"id": 3, "image_id": 7, "category_id": 1, "segmentation": square},
+    ]
+    coco = {"images": [{"id": 1, "file_name": "a.png", "height": height, "width": width}], "annotations": annotations}
+    for i, problem in enumerate(["a polygon is a list of 6 or more", "the RLE's size [5, 5] is not the image's"]):
+        (coco_dir / "instances.json").write_text(json.dumps({**coco, "annotations": [annotations[i], annotations[2]]}))
+        problems = check_dataset(coco_dir / "instances.json", num_frames=1)
+        assert any(f"annotation {i + 1} of image 1: {problem}" in p for p in problems), problems
+        assert any("annotations [3] name image_id 7, which is not in 'images'" in p for p in problems), problems
+    Image.fromarray(_image()).save(coco_dir / "instances.json", format="PNG")
+    with pytest.raises(DataError, match="not a JSON file \\(binary content, not UTF-8 text\\)"):
+        build_dataset(coco_dir / "instances.json")
+
+
 def test_check_dataset_lists_every_problem_at_once(tmp_path):
     items = {name: (image, mask) for name, (image, mask, _) in BAD_IMAGES.items() if name != "empty"}
     items["good"] = (_image(), _ids())

@@ -281,6 +281,11 @@ def read_coco(json_path: Path, problems: list[str]) -> list[AnnotatedVideo]:
     for ann in data["annotations"]:
         if not ann.get("iscrowd", 0):
             by_image.setdefault(ann.get("image_id"), []).append(ann)
+    image_ids = {info.get("id") for info in data["images"]}
+    for image_id in sorted(set(by_image) - image_ids, key=str):
+        ids = [ann.get("id") for ann in by_image[image_id]]
+        problems.append(f"{json_path}: annotations {ids[:3]}{' ...' * (len(ids) > 3)} name image_id {image_id!r}, "
+                        "which is not in 'images'")  # fmt: skip
     items = []
     for info in data["images"]:
         if info.get("id") not in by_image:
