@@ -149,7 +149,9 @@ def detection_source(detector, labels, threshold, images: list[Path], device=Non
     is_coco = path is not None and path.suffix.lower() == ".json"
     is_yolo = path is not None and path.is_dir() and not (path / "config.json").exists()  # not a model folder
     if path is not None and path.is_file() and not is_coco:
-        folder = " (YOLO label files are read from their folder: give the folder)" if path.suffix == ".txt" else ""
+        folder = (
+            " (YOLO label files are read from their folder: give the folder)" if path.suffix.lower() == ".txt" else ""
+        )
         raise ValueError(
             f"detector {detector} is a file but not a COCO detection JSON{folder}. A detector is a COCO JSON, a "
             "folder of YOLO label files, or an object-detection model (Hub id, saved folder or pipeline)."

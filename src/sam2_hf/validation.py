@@ -12,20 +12,29 @@ import torch
 from .prompts import NOT_A_POINT, PADDING, check_boxes, check_labels, warn_out_of_bounds
 
 
+class NotJsonError(ValueError):
+    """A file that is not JSON: `path`, and `reason` in plain words; the message is "<path>: <reason>."."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: {reason}.")
+        self.path, self.reason = path, reason
+
+
 def read_json_file(path):
-    """The parsed content of a JSON file. Raises FileNotFoundError for a missing file and ValueError naming
-    the file and saying, in plain words, why it is not JSON (binary content, or where the syntax breaks)."""
+    """The parsed content of a JSON file. Raises FileNotFoundError for a missing file and `NotJsonError` (a
+    ValueError) naming the file and saying, in plain words, why it is not JSON (binary content, a folder, or
+    where the syntax breaks)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a JSON file (binary content, not UTF-8 text).") from None
+        raise NotJsonError(path, "not a JSON file (binary content, not UTF-8 text)") from None
     except IsADirectoryError:
-        raise ValueError(f"{path}: a folder, not a JSON file.") from None
+        raise NotJsonError(path, "a folder, not a JSON file") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
         where = f"line {error.lineno}, column {error.colno}"
-        raise ValueError(f"{path}: not valid JSON ({where}: {error.msg.lower()}).") from None
+        raise NotJsonError(path, f"not valid JSON ({where}: {error.msg.lower()})") from None
 
 
 def check_pixel_values(pixel_values: torch.Tensor, image_size: int) -> None:

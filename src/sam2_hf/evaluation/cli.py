@@ -96,13 +96,11 @@ def _load(cls, args, **options):
 
 
 def _sequences(args):
-    """The sequences to run, their frame and mask folders checked first (`check_vos_folders`)."""
-    from .layout import check_vos_folders, list_sequences
+    from .layout import list_sequences
 
     names = list_sequences(args.base_video_dir, args.video_list_file)
     if not names:
         raise ValueError(f"no sequences in {args.video_list_file or args.base_video_dir}")
-    check_vos_folders(args.base_video_dir, args.input_mask_dir, names, args.per_obj_png_file)
     return names
 
 
@@ -173,12 +171,14 @@ def _run_clicks(args) -> int:
 def _run_pvs(args) -> int:
     from ..video.frames import ImageFolderFrames
     from ..video.predictor import Sam2VideoPredictor
-    from .layout import read_video_masks
+    from .layout import check_vos_folders, read_video_masks
     from .pvs import evaluate_pvs
 
+    sequences = _sequences(args)
+    check_vos_folders(args.base_video_dir, args.input_mask_dir, sequences, args.per_obj_png_file)  # vos: in its run
     predictor = _load(Sam2VideoPredictor, args, add_all_frames_to_correct_as_cond=True)
     results = {}
-    for name in _sequences(args):
+    for name in sequences:
         frames = ImageFolderFrames(Path(args.base_video_dir) / name)
         names = [path.stem for path in frames.files]
         sequence_dir = Path(args.input_mask_dir) / name

@@ -141,10 +141,10 @@ def check_vos_folders(base_video_dir, input_mask_dir, names, per_obj_png_file: b
     PNGs named after no frame (the scorers would blame the predictions for them)."""
     base_video_dir, input_mask_dir = Path(base_video_dir), Path(input_mask_dir)
     problems = [
-        f"{folder} looks like the dataset root: give {option} {folder / sub}"
+        problem
         for folder, option, sub in ((base_video_dir, "--base-video-dir", "JPEGImages"),
                                     (input_mask_dir, "--input-mask-dir", "Annotations"))
-        if (folder / sub).is_dir()
+        if (problem := dataset_root_problem(folder, option, sub))
     ]  # fmt: skip
     for name in names if not problems else ():
         frames, masks = base_video_dir / name, input_mask_dir / name
@@ -166,6 +166,13 @@ def check_vos_folders(base_video_dir, input_mask_dir, names, per_obj_png_file: b
     if problems:
         shown = problems[:10] + [f"... and {len(problems) - 10} more"] * (len(problems) > 10)
         raise ValueError("The dataset folders do not fit the VOS layout:\n  " + "\n  ".join(shown))
+
+
+def dataset_root_problem(folder, option: str, sub: str) -> str | None:
+    """What is wrong when `folder` is a dataset root holding `sub` (JPEGImages/, Annotations/) where the
+    folder `sub` belongs (given as `option`); None otherwise."""
+    folder = Path(folder)
+    return f"{folder} looks like the dataset root: give {option} {folder / sub}" if (folder / sub).is_dir() else None
 
 
 def _masks_without_frames(frames: Path, masks: Path, per_obj_png_file: bool) -> list[str]:

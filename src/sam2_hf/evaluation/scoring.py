@@ -29,7 +29,14 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .layout import VOID_LABEL, is_per_object_layout, list_sequences, load_ann_png, object_folders
+from .layout import (
+    VOID_LABEL,
+    dataset_root_problem,
+    is_per_object_layout,
+    list_sequences,
+    load_ann_png,
+    object_folders,
+)
 from .metrics import db_eval_boundary, db_eval_iou, db_statistics
 
 PROTOCOLS = ("davis", "sav")
@@ -212,10 +219,8 @@ def score_folder(gt_root, pred_root, protocol="davis", sequences=None, skip_firs
     gt_root, pred_root = Path(gt_root), Path(pred_root)
     if not pred_root.is_dir():
         raise FileNotFoundError(f"No prediction folder at {pred_root}.")
-    if (gt_root / "Annotations").is_dir():
-        raise ValueError(
-            f"{gt_root} looks like the dataset root: give its Annotations folder, {gt_root / 'Annotations'}."
-        )
+    if problem := dataset_root_problem(gt_root, "--gt-dir", "Annotations"):
+        raise ValueError(problem + ".")
     scores = []
     for name in tqdm(list_sequences(gt_root) if sequences is None else sequences, desc="J&F", disable=not progress):
         if not (pred_root / name).is_dir():

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..image_processing import to_rgb_uint8
-from ..validation import read_json_file
+from ..validation import NotJsonError, read_json_file
 from ..video.frames import ImageFolderFrames, VideoDecodeError, is_frame_file, open_frames
 from ..video.results import decode_rle, decode_segmentation
 
@@ -106,8 +106,8 @@ class AnnotatedVideo(ABC):
 def read_json(path: Path):
     try:
         return read_json_file(path)
-    except ValueError as error:
-        raise DataError(path, str(error).removeprefix(f"{path}: ").rstrip(".")) from None
+    except NotJsonError as error:
+        raise DataError(path, error.reason) from None
     except OSError as error:
         raise DataError(path, f"not a readable file ({error.strerror})") from None
 
@@ -571,11 +571,15 @@ def read_json_videos(root: Path, kind: str, problems: list[str], frames_dir=None
 
 
 def json_kind(path: Path) -> str | None:
-    """ "coco", "sav" or "masklets" from a JSON's keys; None for other JSON."""
+    """ "coco", "sav" or "masklets" from a JSON file's keys; None for other JSON or a file that is not JSON."""
     try:
-        data = read_json_file(path)
+        return data_kind(read_json_file(path))
     except (OSError, ValueError):
         return None
+
+
+def data_kind(data) -> str | None:
+    """ "coco", "sav" or "masklets" from parsed JSON's keys; None for other JSON."""
     if not isinstance(data, dict):
         return None
     if {"images", "annotations"} <= set(data):
@@ -595,9 +599,7 @@ def detect_layout(source) -> str:
         raise DataError(type(source).__name__, "a dataset source is a folder, a JSON file or a datasets.Dataset")
     path = Path(source)
     if path.is_file():
-        if path.suffix.lower() == ".json":
-            read_json(path)  # a file that is not JSON: DataError saying why
-        kind = json_kind(path) if path.suffix.lower() == ".json" else None
+        kind = data_kind(read_json(path)) if path.suffix.lower() == ".json" else None  # not JSON: DataError why
         if kind is None:
             raise DataError(path, "not a COCO instance JSON, an SA-V masklet JSON or a sam2-hf export JSON")
         return kind
