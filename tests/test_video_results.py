@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from sam2_hf.video.results import (
+    FORMATS,
     PALETTE,
     OverlayVideoWriter,
     PngMaskWriter,
@@ -190,6 +191,44 @@ def test_masklets_save_chooses_formats_and_never_mixes_runs(tmp_path):
     assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == ["1", "3", "7"]
     with pytest.raises(ValueError, match="No output format chosen"):
         masklets.save(None, tmp_path / "other", ())
+
+
+def test_masklets_save_writes_every_processed_frame_in_every_format(tmp_path):
+    """Frames processed without any object (detect-every-K-frames tracking that found nothing,
+    IDEA-Research/Grounded-SAM-2#43) are still frames of the result: the overlay video has one frame per
+    processed frame, in order, and every other output lists each of them."""
+    from sam2_hf import Masklets
+
+    video = np.stack([np.full((HEIGHT, WIDTH, 3), 20 * t, np.uint8) for t in range(7)])  # frame t: gray 20 t
+    masklets = Masklets(HEIGHT, WIDTH, len(video), 10.0)
+    with_objects = {1: {1: disk(HEIGHT, WIDTH, 25, 20, 8)}, 2: {1: disk(HEIGHT, WIDTH, 25, 30, 8)}, 4: tracked_masks(4)}
+    processed = range(6)  # frames 0, 3 and 5 have no object (0: before the first detection); frame 6 not processed
+    for t in processed:
+        masklets.add(t, with_objects.get(t, {}))
+    assert masklets.frames() == list(processed) and masklets.frames(7) == [4]
+    written = masklets.save(video, tmp_path)
+    assert set(written) == set(FORMATS)
+
+    with av.open(str(written["overlay"])) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == len(processed)
+    gray = [int(np.median(frame[:HEIGHT, :WIDTH])) for frame in frames]  # the background shows which frame it is
+    assert np.abs(np.array(gray) - 20 * np.arange(len(processed))).max() <= 3
+    assert np.abs(frames[1][25, 20].astype(int) - gray[1]).max() > 30  # object 1 is drawn on frame 1 ...
+    assert np.abs(frames[3][25, 20].astype(int) - gray[3]).max() <= 3  # ... not on frame 3, which has none
+
+    result = load_rle_json(written["rle"])
+    assert result["frames"] == list(processed) and result["objects"] == [1, 7, 3]
+    for obj_id in (1, 7, 3):  # one annotation per object per processed frame, empty where it has no result
+        annotations = [a for a in result["annotations"] if a["object_id"] == obj_id]
+        assert [a["frame_index"] for a in annotations] == list(processed)
+        for a in annotations:
+            expected = with_objects.get(a["frame_index"], {}).get(obj_id, np.zeros((HEIGHT, WIDTH), bool))
+            np.testing.assert_array_equal(decode_rle(a["segmentation"]), expected)
+        pngs = sorted((written["png"] / str(obj_id)).iterdir())
+        assert [p.name for p in pngs] == [f"{t:05d}.png" for t in processed]
+    assert np.array(Image.open(written["png"] / "1" / "00002.png")).any()
+    assert not np.array(Image.open(written["png"] / "1" / "00003.png")).any()
 
 
 def test_coco_segmentations_decode_or_say_what_is_wrong():

@@ -10,6 +10,7 @@ RLE JSON format (written by `RleJsonWriter`, read back by `load_rle_json`), COCO
     {
       "video": {"path": "in.mp4", "height": H, "width": W, "fps": 30.0, "num_frames": T},
       "objects": [1, 2],
+      "frames": [0, 1, 2],
       "annotations": [
         {"frame_index": 0, "object_id": 1,
          "segmentation": {"size": [H, W], "counts": "<COCO compressed RLE>"},
@@ -19,8 +20,9 @@ RLE JSON format (written by `RleJsonWriter`, read back by `load_rle_json`), COCO
     }
 
 - "video": what was passed as `video_info`; "path" is optional, "fps" may be null (image folders),
-  and a null "num_frames" (a stream) is replaced by the number of frames written (last index + 1).
+  and a null "num_frames" (a stream) is replaced by the highest written frame index + 1.
 - "objects": object ids in order of first appearance.
+- "frames": every written frame's index, in write order, also a frame written without any object.
 - "annotations": one per object per written frame, in write order; an empty mask still gets one,
   with area 0 and bbox [0, 0, 0, 0]. "segmentation" is COCO compressed RLE (column-major) that
   `pycocotools.mask.decode` and `decode_rle` turn back into the (H, W) mask; "bbox" is in pixels.
@@ -63,9 +65,13 @@ def encode_rle(mask: np.ndarray) -> dict:
 def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
     """A COCO segmentation -> (H, W) bool, as pycocotools' `COCO.annToMask`: polygons (a list of flat
     [x0, y0, x1, y1, ...] pixel lists), uncompressed RLE (counts a list) or compressed RLE (counts a string).
-    Raises ValueError saying what is wrong (a polygon of too few or odd coordinates, non-numbers, an RLE
-    whose size is not (height, width) or whose counts cannot be decoded) instead of pycocotools' errors."""
+    Raises ValueError saying what is wrong (no polygon at all, e.g. a boxes-only annotation's `[]`; a polygon
+    of too few or odd coordinates, non-numbers; an RLE whose size is not (height, width) or whose counts do not
+    cover its height x width pixels exactly, which pycocotools decodes into uninitialised memory) instead of
+    pycocotools' errors or garbage."""
     if isinstance(segmentation, list):
+        if not segmentation:
+            raise ValueError("the segmentation is empty (no polygon: a boxes-only annotation has no mask)")
         for polygon in segmentation:
             if not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2:
                 count = len(polygon) if isinstance(polygon, list) else type(polygon).__name__
@@ -79,12 +85,39 @@ def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
         raise ValueError(
             f"the RLE's size {list(segmentation['size'])} is not the image's [height, width] {[height, width]}"
         )
-    if isinstance(segmentation["counts"], list):
+    counts = segmentation["counts"]
+    runs = counts if isinstance(counts, list) else rle_runs(counts)
+    if any(not isinstance(n, int) or n < 0 for n in runs) or sum(runs) != height * width:
+        raise ValueError(
+            f"the RLE's counts do not cover its {height}x{width} = {height * width} pixels (runs of {sum(runs)} "
+            "pixels, or a negative run): the mask is truncated or belongs to another image size"
+        )
+    if isinstance(counts, list):
         segmentation = mask_utils.frPyObjects(segmentation, height, width)
-    try:
-        return decode_rle(segmentation)
-    except Exception as error:  # pycocotools raises bare Exception / ValueError for malformed counts
-        raise ValueError(f"the RLE's counts cannot be decoded ({error})") from None
+    return decode_rle(segmentation)
+
+
+def rle_runs(counts: str | bytes) -> list[int]:
+    """The run lengths of a compressed COCO RLE `counts` string, decoded as pycocotools' `rleFrString`
+    (cocoapi maskApi.c): 5 bits per character (offset 48), a continuation bit 0x20, a sign bit 0x10 on the
+    last character, and runs after the second stored as differences to the run two before.
+    Raises ValueError for a string that ends inside a number or holds characters outside that alphabet."""
+    data = counts.encode() if isinstance(counts, str) else bytes(counts)
+    runs, position = [], 0
+    while position < len(data):
+        value, shift, more = 0, 0, True
+        while more:
+            if position == len(data):
+                raise ValueError("the RLE's counts string ends inside a number (it is truncated)")
+            char = data[position] - 48
+            if not 0 <= char < 64:
+                raise ValueError(f"the RLE's counts string holds {chr(data[position])!r}, not an RLE character")
+            value |= (char & 0x1F) << shift
+            more, position, shift = bool(char & 0x20), position + 1, shift + 5
+            if not more and char & 0x10:
+                value |= -1 << shift
+        runs.append(value + (runs[-2] if len(runs) > 2 else 0))
+    return runs
 
 
 def decode_rle(rle: Mapping) -> np.ndarray:
@@ -166,12 +199,14 @@ class RleJsonWriter(_Writer):
             "num_frames": None if num_frames is None else int(num_frames),
         }
         self.objects: dict = {}  # ids in order of first appearance (a dict keeps insertion order)
+        self.frames: list[int] = []
         self.annotations: list[dict] = []
 
     def write(self, frame_index: int, masks: Mapping, frame: np.ndarray | None = None) -> None:
-        for obj_id, mask in masks.items():
-            obj_id = _plain_id(obj_id)
-            rle = encode_rle(_as_mask(mask, (self.video["height"], self.video["width"])))
+        shape = (self.video["height"], self.video["width"])
+        rles = {_plain_id(obj_id): encode_rle(_as_mask(mask, shape)) for obj_id, mask in masks.items()}
+        self.frames.append(int(frame_index))  # after every mask was checked: a refused frame is not recorded
+        for obj_id, rle in rles.items():
             self.objects.setdefault(obj_id, None)
             self.annotations.append({
                 "frame_index": int(frame_index),
@@ -184,9 +219,9 @@ class RleJsonWriter(_Writer):
     def close(self) -> None:
         video = dict(self.video)
         if video["num_frames"] is None:
-            video["num_frames"] = max((a["frame_index"] for a in self.annotations), default=-1) + 1
+            video["num_frames"] = max(self.frames, default=-1) + 1
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        result = {"video": video, "objects": list(self.objects), "annotations": self.annotations}
+        result = {"video": video, "objects": list(self.objects), "frames": self.frames, "annotations": self.annotations}
         self.path.write_text(json.dumps(result))
 
 

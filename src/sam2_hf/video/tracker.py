@@ -37,26 +37,33 @@ MAX_OBJECTS = 64  # default cap on the objects "segment everything" tracks
 
 @dataclass
 class Masklets:
-    """Per-object, per-frame masks of a tracked video, stored as COCO RLE."""
+    """Per-object, per-frame masks of a tracked video, stored as COCO RLE.
+
+    Every frame given to `add` counts as processed, also one with no object on it (`{}`: nothing tracked
+    yet, or a detect-every-K-frames loop that found nothing), so `save` writes it to every output.
+    """
 
     height: int
     width: int
     num_frames: int | None = None
     fps: float | None = None
     rles: dict = field(default_factory=dict)  # obj_id -> {frame_idx: rle}
+    processed: set = field(default_factory=set)  # every frame_idx given to `add`, with objects or none
 
     @property
     def obj_ids(self) -> list:
         return list(self.rles)
 
     def add(self, frame_idx: int, masks: Mapping) -> None:
+        """Record frame `frame_idx`'s results {obj_id: (H, W) bool (or 0/1) mask}, `{}` for a frame without
+        objects; a later `add` for the same frame and object replaces that mask."""
+        self.processed.add(int(frame_idx))
         for obj_id, mask in masks.items():
             self.rles.setdefault(obj_id, {})[frame_idx] = encode_rle(mask)
 
     def frames(self, obj_id=None) -> list[int]:
-        """Frames that have a result (for one object, or for any)."""
-        ids = self.rles if obj_id is None else [obj_id]
-        return sorted({t for i in ids for t in self.rles.get(i, {})})
+        """Sorted frame indices: every processed frame, or for `obj_id` those where that object has a result."""
+        return sorted(self.processed if obj_id is None else self.rles.get(obj_id, {}))
 
     def mask(self, frame: int, obj_id) -> np.ndarray:
         """(H, W) bool; all False where the object has no result on that frame."""
@@ -69,8 +76,10 @@ class Masklets:
     def save(self, video, out_dir, formats=tuple(FORMATS), overwrite: bool = False) -> dict[str, Path]:
         """Write the chosen `formats` (names from `results.FORMATS`, or one name: per-object PNGs in
         out_dir/masks/<obj>/, the COCO RLE JSON out_dir/masks.json, the overlay MP4 out_dir/overlay.mp4)
-        in frame order; returns {format: path written}. `video` (any frame source) is read only for the
-        overlay. Results already at those paths raise FileExistsError, or with `overwrite` are removed
+        in frame order; returns {format: path written}. Every processed frame is in every output, in
+        sync: an overlay frame, an RLE JSON entry in "frames" and, for each object, a PNG and an annotation
+        (empty where the object has no result on that frame). `video` (any frame source) is read only for
+        the overlay. Results already at those paths raise FileExistsError, or with `overwrite` are removed
         first, so old and new results never mix."""
         formats = (formats,) if isinstance(formats, str) else tuple(formats)
         paths, existing = output_paths(out_dir, formats), existing_outputs(out_dir, formats)
