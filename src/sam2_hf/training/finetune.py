@@ -79,7 +79,16 @@ def finetune(
     net = Sam2VideoModelForTraining.from_pretrained(model, **({"image_size": image_size} if image_size else {}))
     size = net.config.image_size
     seed = training_arguments.get("seed", 42)
-    train_set = build_dataset(data, size, recipe.num_frames, recipe.max_num_objects, augment=True, seed=seed)
+    train_set = build_dataset(
+        data,
+        size,
+        recipe.num_frames,
+        recipe.max_num_objects,
+        augment=True,
+        seed=seed,
+        sample_rate=recipe.sample_rate,
+        reverse_time_prob=recipe.reverse_time_prob,
+    )
     # Evaluation reads each annotated video whole: no clip length to require of it.
     eval_set = build_dataset(eval_data, size, num_frames=1, augment=False, seed=seed) if eval_data else None
     if push_to_hub:
@@ -133,7 +142,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-data", dest="eval_data", help="validation data (mIoU@1/@5 on images, J&F on videos)")
     parser.add_argument("--image-size", dest="image_size", type=int, help="model input size (default the model's)")
     parser.add_argument("--check-data", dest="check_data", action="store_true", help="list every data problem, exit")
-    parser.add_argument("--recipe", choices=RECIPES, default="meta", help="meta: Meta's MOSE values; fast: short runs")
+    parser.add_argument("--recipe", default="meta", help=f"{', '.join(RECIPES)} or a YAML / JSON recipe file")
     parser.add_argument(
         "--lora", nargs="*", choices=sorted(LORA_PARTS), help=f"LoRA on these parts (none given: {DEFAULT_LORA_PARTS})"
     )
@@ -195,9 +204,13 @@ def _check_reporting(report_to: list[str]) -> None:
 
 
 def _recipe(args: argparse.Namespace):
-    """The named recipe with the command line's overrides (--num-frames, --max-num-objects, ...)."""
+    """The recipe named or written in a file by --recipe, with the command line's overrides (--num-frames,
+    --max-num-objects, ...). A recipe that cannot be read exits 2 with one line saying why."""
     overrides = {k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k) is not None}
-    return FinetuneRecipe.named(args.recipe, **overrides)
+    try:
+        return FinetuneRecipe.load(args.recipe, **overrides)
+    except (OSError, ValueError) as e:
+        sys.exit(fail(f"--recipe {args.recipe}: {e}"))
 
 
 def run(args: argparse.Namespace) -> int:
