@@ -13,6 +13,7 @@ from PIL import Image, ImageFilter
 from pycocotools.coco import COCO
 from scipy import ndimage
 
+from sam2_hf.cli import main
 from sam2_hf.image_processing import IMAGENET_MEAN, IMAGENET_STD, preprocess_images
 from sam2_hf.training.data import (
     ClipSample,
@@ -24,7 +25,7 @@ from sam2_hf.training.data import (
     save_palette_png,
 )
 from sam2_hf.training.transforms import ClipTransforms
-from sam2_hf.video.results import decode_rle
+from sam2_hf.video.results import decode_rle, decode_segmentation, encode_rle, rle_runs
 
 SIZE = 64  # frames are written SIZE x SIZE and read at image_size=SIZE: the resize is the identity
 
@@ -265,7 +266,10 @@ def test_bad_masks_raise_data_error_naming_the_file(tmp_path, problem):
         (root / "masks" / "a").mkdir()
         Image.fromarray(np.zeros((32, 32), np.uint8)).save(root / "masks" / "a" / "1.png")
         message = "empty mask"
-    dataset = build_dataset(root, image_size=32, seed=0)
+    with pytest.raises(DataError, match=message) as error:
+        build_dataset(root, image_size=32, seed=0)  # refused up front: training never meets it mid-run
+    assert str(root / "masks" / "a") in str(error.value)
+    dataset = build_dataset(root, image_size=32, seed=0, check=False)  # unchecked: raised when the item is read
     with pytest.raises(DataError, match=message) as error:
         dataset[0]
     assert str(root / "masks" / "a") in str(error.value)
@@ -347,3 +351,131 @@ def test_check_dataset_lists_every_problem_at_once(tmp_path):
     assert all(len(lines) == 1 for lines in named.values()), problems
     assert len(problems) == 5 and not any("good" in p for p in problems)
     assert check_dataset(make_synthetic_dataset(tmp_path / "clean", "davis", num_items=2, num_frames=3), 3) == []
+
+
+def write_coco(root: Path, annotations: list[dict], size=(32, 32)) -> Path:
+    """One gray image `a.png` of `size` (H, W) under root/images/ and root/instances.json with `annotations`."""
+    (root / "images").mkdir(parents=True)
+    Image.fromarray(_image(*size)).save(root / "images" / "a.png")
+    coco = {"images": [{"id": 1, "file_name": "a.png", "height": size[0], "width": size[1]}],
+            "annotations": annotations, "categories": [{"id": 1, "name": "x"}]}  # fmt: skip
+    (root / "instances.json").write_text(json.dumps(coco))
+    return root / "instances.json"
+
+
+def _annotation(ann_id: int, segmentation) -> dict:
+    return {"id": ann_id, "image_id": 1, "category_id": 1, "iscrowd": 0, "segmentation": segmentation}
+
+
+def test_rle_runs_are_the_column_major_runs_of_the_mask():
+    rng = np.random.default_rng(0)
+    for height, width, density in [(7, 5, 0.5), (40, 33, 0.02), (16, 16, 0.0), (9, 11, 1.0)]:
+        mask = rng.random((height, width)) < density
+        flat = mask.flatten(order="F").astype(int)  # COCO RLE runs alternate 0s and 1s, column by column
+        changes = np.flatnonzero(np.diff(flat)) + 1
+        runs = np.diff(np.concatenate([[0], changes, [flat.size]])).tolist()
+        expected = runs if flat[0] == 0 else [0, *runs]
+        assert rle_runs(encode_rle(mask)["counts"]) == expected
+
+
+def test_rle_that_does_not_cover_its_image_is_named_and_never_decoded(tmp_path):
+    """pycocotools decodes an RLE whose runs stop short of height x width into uninitialised memory (a
+    different mask on each read); check-data names it, training refuses it up front or raises on reading."""
+    good = np.zeros((32, 32), bool)
+    good[4:20, 6:24] = True
+    short = encode_rle(np.ones((31, 32), bool))  # a mask of another image's size, its "size" edited
+    short["size"] = [32, 32]
+    annotations = [_annotation(1, encode_rle(good)), _annotation(2, short),
+                   _annotation(3, {"size": [32, 32], "counts": [1000, 30]}),  # uncompressed, 1030 pixels
+                   _annotation(4, {"size": [32, 32], "counts": encode_rle(good)["counts"][:-1] + "h"})]  # fmt: skip
+    path = write_coco(tmp_path / "coco", annotations)
+    covers = "the RLE's counts do not cover its 32x32 = 1024 pixels"
+    for ann_id, bad in [(2, short), (3, annotations[2]["segmentation"]), (4, annotations[3]["segmentation"])]:
+        path.write_text(
+            json.dumps({**json.loads(path.read_text()), "annotations": [annotations[0], _annotation(ann_id, bad)]})
+        )
+        problems = check_dataset(path, num_frames=1, image_size=32)
+        assert len(problems) == 1 and problems[0].startswith(f"{path}: annotation {ann_id} of image 1: ")
+        assert covers in problems[0] or "ends inside a number" in problems[0], problems
+        with pytest.raises(DataError) as error:
+            build_dataset(path, image_size=32)
+        assert error.value.problems == problems
+        dataset = build_dataset(path, image_size=32, check=False)
+        for _ in range(2):  # every read: the same error, never a mask
+            with pytest.raises(DataError, match=f"annotation {ann_id} of image 1"):
+                dataset[0]
+
+    video = make_synthetic_dataset(tmp_path / "sav", "sav", num_items=1, num_frames=2, height=32, width=32)
+    data = json.loads((video / "0000_manual.json").read_text())
+    data["masklet"][1][0]["size"] = [32, 40]  # the RLE of a 32x32 frame said to be 32x40
+    (video / "0000_manual.json").write_text(json.dumps(data))
+    assert check_dataset(video, num_frames=2, image_size=32) == [
+        f"{video / '0000_manual.json'} (frame 4): object 1: unreadable RLE (the RLE's counts do not cover its "
+        "32x40 = 1280 pixels (runs of 1024 pixels, or a negative run): the mask is truncated or belongs to another "
+        "image size)"
+    ]
+
+
+def test_boxes_only_annotations_are_named_and_refused_up_front(tmp_path):
+    """COCO detection annotations (`"segmentation": []`, a box only) have no mask to supervise: check-data and
+    training name each one (pycocotools raised IndexError in both)."""
+    good = [[4.0, 4.0, 20.0, 4.0, 20.0, 20.0, 4.0, 20.0]]
+    boxes_only = {**_annotation(2, []), "bbox": [1, 1, 10, 10]}
+    no_key = {k: v for k, v in _annotation(3, None).items() if k != "segmentation"}
+    path = write_coco(tmp_path, [_annotation(1, good), boxes_only, no_key])
+    expected = [
+        f"{path}: annotation {i} of image 1 has no mask ('segmentation' is empty): an object without a mask cannot "
+        "supervise mask training; add its mask or leave the annotation out"
+        for i in (2, 3)
+    ]
+    assert check_dataset(path, num_frames=1) == expected
+    with pytest.raises(DataError) as error:
+        build_dataset(path)
+    assert error.value.problems == expected
+    with pytest.raises(ValueError, match="the segmentation is empty"):
+        decode_segmentation([], 32, 32)
+
+
+def test_objects_that_vanish_at_the_training_size(tmp_path, capsys):
+    """Nearest-neighbour resizing 64 -> 16 keeps source pixels (4i, 4j): a 3x3 object at rows and columns 1..3
+    vanishes, one over (8, 4) stays. check-data names the vanishing one at that size; training refuses it up front."""
+    ids = np.zeros((64, 64), np.uint8)
+    ids[20:50, 20:50], ids[1:4, 1:4], ids[7:10, 3:6] = 1, 2, 3
+    assert np.array_equal(np.unique(ids[::4, ::4]), [0, 1, 3])  # the right value: the pixels kept at 16
+    root = write_images(tmp_path / "images", {"a": (_image(64, 64), ids)})
+    mask_file = root / "masks" / "a.png"
+    expected = [f"{mask_file}: objects [2] vanish when resized to 16x16 for training (too small; a larger size "
+                "keeps them)"]  # fmt: skip
+    assert check_dataset(root, image_size=16) == expected
+    assert check_dataset(root, image_size=64) == []
+    with pytest.raises(DataError) as error:
+        build_dataset(root, image_size=16)
+    assert error.value.problems == expected
+    sample = build_dataset(root, image_size=16, check=False, seed=0)[0]
+    assert sorted(sample.object_ids) == [1, 3] and sample.masks[0].flatten(1).any(1).all()
+
+    assert main(["finetune", "--data", str(root), "--check-data", "--image-size", "16"]) == 1
+    assert capsys.readouterr().out.splitlines() == expected
+    assert main(["finetune", "--data", str(root), "--check-data"]) == 0  # 1024 by default: nothing vanishes
+
+    # A video whose frame 0 shows only a 3x3 object: at 16x16 no clip may start there (it would start
+    # empty); Meta's sampler, judging at the source size, would start there.
+    frames = np.zeros((3, 64, 64), np.uint8)
+    frames[0, 1:4, 1:4] = 2
+    frames[1:, 20:50, 20:50] = 1
+    frames[2, 30:60, 0:20] = 2
+    video = write_davis(tmp_path / "davis", frames)
+    assert check_dataset(video, num_frames=2, image_size=16) == []
+    dataset = build_dataset(video, image_size=16, num_frames=2)
+    starts = {dataset[0].frame_names[0] for dataset.epoch in range(12)}
+    assert starts == {"00001.jpg"}
+    at_source_size = build_dataset(video, image_size=64, num_frames=2)
+    assert {at_source_size[0].frame_names[0] for at_source_size.epoch in range(12)} == {"00000.jpg", "00001.jpg"}
+    frames[1:, 20:50, 20:50] = 0
+    frames[2, 1:4, 1:4] = 2
+    frames[2, 30:60, 0:20] = 0
+    tiny = write_davis(tmp_path / "tiny", frames)
+    assert check_dataset(tiny, num_frames=2, image_size=16) == [
+        f"{tiny / 'JPEGImages' / 'seq'}: objects [2] vanish when resized to 16x16 for training (too small; a larger "
+        "size keeps them) on every frame"
+    ]

@@ -25,7 +25,7 @@ from PIL import Image
 
 from ..video.results import PALETTE, RleJsonWriter, encode_rle
 from ..video.synthetic import save_jpeg_folder, textured_scene
-from .data_formats import LAYOUTS, SAV_ANN_EVERY, AnnotatedVideo, DataError, read_layout
+from .data_formats import LAYOUTS, SAV_ANN_EVERY, AnnotatedVideo, DataError, is_visible, read_layout
 from .transforms import ClipTransforms
 
 MAX_RETRIES = 1000  # Meta's RandomUniformSampler: clip draws before giving up on a video
@@ -84,8 +84,9 @@ class ClipDataset(torch.utils.data.Dataset):
     def __getitem__(self, idx: int) -> ClipSample:
         video = self.videos[idx]
         seed = self._sample_seed(idx)
+        generator = torch.Generator().manual_seed(seed)
         positions, object_ids = sample_clip(
-            video, self.num_frames, self.max_num_objects, self.reverse_time_prob, torch.Generator().manual_seed(seed)
+            video, self.num_frames, self.max_num_objects, self.reverse_time_prob, generator, self.transforms.image_size
         )
         frames, masks = read_clip(video, positions, object_ids)
         with torch.random.fork_rng(devices=[]):
@@ -112,23 +113,26 @@ class ClipDataset(torch.utils.data.Dataset):
 
 
 def sample_clip(video: AnnotatedVideo, num_frames: int, max_num_objects: int, reverse_time_prob: float,
-                generator: torch.Generator) -> tuple[list[int], list[int]]:  # fmt: skip
+                generator: torch.Generator, image_size: int | None = None) -> tuple[list[int], list[int]]:  # fmt: skip
     """Meta's `RandomUniformSampler.sample`: (frame positions, object ids). A random start and optional time
-    reversal, redrawn (up to MAX_RETRIES) until an object is visible on the clip's first frame; then up to
-    `max_num_objects` of the visible objects in random order. One-frame clips for images."""
+    reversal, redrawn (up to MAX_RETRIES) until an object is visible on the clip's first frame (at the training
+    size `image_size`, when given: Meta's sampler looks at the source size, and an object that vanishes in the
+    resize would start the clip empty); then up to `max_num_objects` of the visible objects in random order.
+    One-frame clips for images. DataError when no draw has a visible object."""
     length = 1 if video.is_image else num_frames
     for _ in range(MAX_RETRIES):
         start = int(torch.randint(len(video) - length + 1, (), generator=generator))
         positions = list(range(start, start + length))
         if float(torch.rand((), generator=generator)) < reverse_time_prob:
             positions.reverse()
-        visible = video.visible_objects(positions[0])
+        visible = video.visible_objects(positions[0], image_size)
         if visible:
             break
     else:
         if video.is_image:
             empty = sorted(video.read_masks(0))
-            reason = f"objects {empty} have an empty mask (nothing to prompt from)" if empty else "no object annotated"
+            at_size = f" or vanish at {image_size}x{image_size} pixels" if image_size else ""
+            reason = f"objects {empty} have an empty mask{at_size} (nothing to prompt from)" if empty else "no object"
             raise DataError(video.mask_file(0), reason)
         raise DataError(video.source, f"no object is visible on the first frame of any clip of {length} frames")
     order = torch.randperm(len(visible), generator=generator)[:max_num_objects]
@@ -184,6 +188,7 @@ def build_dataset(
     sample_rate: int = 1,
     reverse_time_prob: float = 0.0,
     transforms: ClipTransforms | None = None,
+    check: bool = True,
     **options,
 ) -> ClipDataset:
     """A `ClipDataset` of `ClipSample` from a folder, a JSON file or a `datasets.Dataset`.
@@ -194,17 +199,21 @@ def build_dataset(
     False: resize + normalize only. seed: per-item determinism (see `ClipDataset`); None: torch's generator.
     sample_rate: keep every n-th annotated frame (Meta's `sample_rate`, a stride). reverse_time_prob: chance
     of a reversed clip (Meta's default 0). transforms: a `ClipTransforms` replacing the default one.
+    check: read every frame and mask now and refuse the dataset on any problem `check_dataset` lists, so that
+    training never stops on one mid-run; False (a large dataset already checked): only the structure is
+    checked, and a bad file raises DataError when its item is read.
     options: `image_column` / `mask_column` ("hf"), `frames_dir` / `ann_every` ("sav", "masklets").
 
     Raises DataError (with `.problems`, every one found) when the layout is unknown, files do not pair up,
-    JSON cannot be read, a video has fewer annotated frames than `num_frames`, or nothing is left (empty).
-    Pixel-level problems (unreadable images, size mismatches, mask values) raise DataError when an item is
-    read; `check_dataset` finds them all up front.
+    JSON cannot be read, a video has fewer annotated frames than `num_frames`, nothing is left (empty), or
+    (`check`) any pixel-level problem `check_dataset` lists.
     """
+    transforms = transforms or ClipTransforms(image_size=image_size, augment=augment)
     videos, problems = _read_videos(source, layout, num_frames, sample_rate, **options)
+    if check and not problems:
+        problems = [p for video in videos for p in _video_problems(video, num_frames, transforms.image_size)]
     if problems:
         raise DataError(source, f"{len(problems)} problem(s):\n" + "\n".join(problems), problems)
-    transforms = transforms or ClipTransforms(image_size=image_size, augment=augment)
     return ClipDataset(videos, transforms, num_frames, max_num_objects, reverse_time_prob, seed)
 
 
@@ -246,26 +255,29 @@ def collate_clips(samples: list[ClipSample]) -> dict[str, torch.Tensor]:
     }
 
 
-def check_dataset(source, num_frames: int = 8, *, layout: str | None = None, sample_rate: int = 1,
-                  **options) -> list[str]:  # fmt: skip
+def check_dataset(source, num_frames: int = 8, image_size: int = 1024, *, layout: str | None = None,
+                  sample_rate: int = 1, **options) -> list[str]:  # fmt: skip
     """Every problem of a dataset, one line each ("<file>: <problem>"); [] when it is clean.
 
-    Reads every annotated frame and mask (arguments as `build_dataset`): the structural problems
-    `build_dataset` raises, plus unreadable files, frame / mask size mismatches, mask values that are not
-    instance ids, empty object masks on images, objects empty on every frame of a video, and videos where
-    no clip of `num_frames` frames starts with a visible object.
+    Reads every annotated frame and mask (arguments as `build_dataset`; `image_size` S the training input
+    side): the structural problems (files that do not pair up, unreadable JSON, COCO annotations without a
+    mask, short videos), plus unreadable files, frame / mask size mismatches, mask values that are not
+    instance ids, RLE that does not cover its image, empty object masks on images, objects that vanish when
+    resized to S x S (on an image; on every frame of a video), objects empty on every frame of a video, and
+    videos where no clip of `num_frames` frames starts with a visible object.
     """
     try:
         videos, problems = _read_videos(source, layout, num_frames, sample_rate, **options)
     except DataError as error:
         return list(error.problems)
     for video in videos:
-        problems += _video_problems(video, num_frames)
+        problems += _video_problems(video, num_frames, image_size)
     return problems
 
 
-def _video_problems(video: AnnotatedVideo, num_frames: int) -> list[str]:
-    problems, seen = [], {}
+def _video_problems(video: AnnotatedVideo, num_frames: int, image_size: int) -> list[str]:
+    """The pixel-level problems of one video or image (`check_dataset`)."""
+    problems, seen, seen_at_size = [], {}, {}
     for chunk in range(0, len(video), CHECK_CHUNK):
         positions = list(range(chunk, min(chunk + CHECK_CHUNK, len(video))))
         for position, frame in zip(positions, _frames_or_none(video, positions, problems)):
@@ -277,17 +289,29 @@ def _video_problems(video: AnnotatedVideo, num_frames: int) -> list[str]:
                 problems.append(str(error))
                 continue
             for obj_id, mask in masks.items():
-                seen[obj_id] = seen.get(obj_id, False) or bool(mask.any())
+                seen[obj_id] = seen.get(obj_id, False) or is_visible(mask)
+                seen_at_size[obj_id] = seen_at_size.get(obj_id, False) or is_visible(mask, image_size)
+    vanish = sorted(i for i in seen if seen[i] and not seen_at_size[i])
+    too_small = f"vanish when resized to {image_size}x{image_size} for training (too small; a larger size keeps them)"
     if video.is_image:
         if not seen and not problems:  # e.g. an all-zero instance-id PNG
             problems.append(f"{video.mask_file(0)}: no object annotated (nothing to prompt from)")
+        if vanish:
+            problems.append(f"{video.mask_file(0)}: objects {vanish} {too_small}")
         return problems
     never = sorted(i for i, visible in seen.items() if not visible)
     if never:
         problems.append(f"{video.source}: objects {never} are empty on every frame (they can never be prompted)")
+    if vanish:
+        problems.append(f"{video.source}: objects {vanish} {too_small} on every frame")
     starts = range(len(video) - num_frames + 1)  # empty for a short video (reported already)
-    if seen and len(starts) and not any(video.visible_objects(p) for p in starts if _masks_readable(video, p)):
-        problems.append(f"{video.source}: no clip of {num_frames} frames starts on a frame with a visible object")
+    if (
+        any(seen_at_size.values())
+        and len(starts)
+        and not any(video.visible_objects(p, image_size) for p in starts if _masks_readable(video, p))
+    ):
+        problems.append(f"{video.source}: no clip of {num_frames} frames starts on a frame with an object visible at "
+                        f"{image_size}x{image_size}")  # fmt: skip
     return problems
 
 

@@ -5,8 +5,9 @@ Layouts (`LAYOUTS`; `detect_layout` tells which one a folder or file is):
 
 - "images": `images/<stem>.<ext>` with `masks/<stem>.png` (one instance-id PNG: 0 background, k object k)
   or `masks/<stem>/<obj_id>.png` (one PNG per object, nonzero = object);
-- "coco": a COCO instance JSON ("images", "annotations"; RLE or polygons, crowd regions left out), image
-  files relative to the JSON's folder or its `images/` subfolder;
+- "coco": a COCO instance JSON ("images", "annotations"; RLE or polygons, crowd regions left out, an
+  annotation without a mask, boxes only, a problem), image files relative to the JSON's folder or its
+  `images/` subfolder;
 - "hf": a Hugging Face `datasets.Dataset` with an image column and a mask column (an instance-id map, or a
   list / (O, H, W) stack of per-object masks);
 - "davis": `JPEGImages*/<seq>/*.jpg` with `Annotations*/<seq>/<frame>.png` palette PNGs (DAVIS, YouTube-VOS,
@@ -27,12 +28,14 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..image_processing import to_rgb_uint8
 from ..validation import NotJsonError, read_json_file
 from ..video.frames import ImageFolderFrames, VideoDecodeError, is_frame_file, open_frames
-from ..video.results import decode_rle, decode_segmentation
+from ..video.results import decode_segmentation
+from .transforms import resize_masks
 
 LAYOUTS = ("images", "coco", "hf", "davis", "sav", "masklets")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi")
@@ -65,7 +68,7 @@ class AnnotatedVideo(ABC):
     def __init__(self, source, frame_names: list[str]):
         self.source = str(source)
         self.frame_names = frame_names
-        self._visible: dict[int, list[int]] = {}
+        self._visible: dict[tuple[int, int | None], list[int]] = {}
 
     def __len__(self) -> int:
         return len(self.frame_names)
@@ -87,17 +90,26 @@ class AnnotatedVideo(ABC):
     def mask_file(self, position: int) -> str:
         """Where the masks of frame `position` are read from (for messages)."""
 
-    def visible_objects(self, position: int) -> list[int]:
-        """Ids of the objects with a non-empty mask on frame `position`, in id order (cached)."""
-        if position not in self._visible:
+    def visible_objects(self, position: int, image_size: int | None = None) -> list[int]:
+        """Ids of the objects with a non-empty mask on frame `position`, in id order (cached); with
+        `image_size` S, non-empty once resized to S x S for training (`transforms.resize_masks`)."""
+        key = (position, image_size)
+        if key not in self._visible:
             masks = self.read_masks(position)
-            self._visible[position] = sorted(i for i, m in masks.items() if m.any())
-        return self._visible[position]
+            self._visible[key] = sorted(i for i, m in masks.items() if is_visible(m, image_size))
+        return self._visible[key]
 
     def keep_every(self, rate: int) -> None:
         """Keep every `rate`-th annotated frame from the first (Meta's `sample_rate`)."""
         self.frame_names = self.frame_names[::rate]
         self._visible.clear()
+
+
+def is_visible(mask: np.ndarray, image_size: int | None = None) -> bool:
+    """Whether an (H, W) bool mask has a pixel, at its size or once resized to `image_size` S for training."""
+    if image_size is None:
+        return bool(mask.any())
+    return bool(resize_masks(torch.from_numpy(mask), image_size).any())
 
 
 # ---------------------------------------------------------------------------------------------- file reading
@@ -279,8 +291,14 @@ def read_coco(json_path: Path, problems: list[str]) -> list[AnnotatedVideo]:
         raise DataError(json_path, "not a COCO instance file: it needs 'images' and 'annotations' lists")
     by_image: dict = {}
     for ann in data["annotations"]:
-        if not ann.get("iscrowd", 0):
-            by_image.setdefault(ann.get("image_id"), []).append(ann)
+        if ann.get("iscrowd", 0):
+            continue
+        if not ann.get("segmentation"):  # [] or missing: a detection dataset's boxes-only annotation
+            problems.append(f"{json_path}: annotation {ann.get('id')} of image {ann.get('image_id')} has no mask "
+                            "('segmentation' is empty): an object without a mask cannot supervise mask training; "
+                            "add its mask or leave the annotation out")  # fmt: skip
+            continue
+        by_image.setdefault(ann.get("image_id"), []).append(ann)
     image_ids = {info.get("id") for info in data["images"]}
     for image_id in sorted(set(by_image) - image_ids, key=str):
         ids = [ann.get("id") for ann in by_image[image_id]]
@@ -470,10 +488,13 @@ class RleVideo(AnnotatedVideo):
 
     def read_masks(self, position):
         rles = rle_annotations(read_json(self.json_path), self.kind, self.ann_every).get(self.indices[position], {})
-        try:
-            return {obj_id: decode_rle(rle) for obj_id, rle in rles.items()}
-        except (KeyError, TypeError, ValueError) as error:
-            raise DataError(self.mask_file(position), f"unreadable RLE ({error!r})") from error
+        masks = {}
+        for obj_id, rle in rles.items():
+            try:  # the RLE's size is checked against the frame's by `check_masks`
+                masks[obj_id] = decode_segmentation(rle, *rle["size"])
+            except (KeyError, TypeError, ValueError) as error:
+                raise DataError(self.mask_file(position), f"object {obj_id}: unreadable RLE ({error})") from None
+        return masks
 
     def keep_every(self, rate):
         super().keep_every(rate)

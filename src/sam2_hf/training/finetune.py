@@ -140,7 +140,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="Hub id, saved folder, or Meta / Ultralytics .pt (not for --check-data)")
     parser.add_argument("--data", required=True, help="training data: folder (layout detected) or COCO JSON")
     parser.add_argument("--eval-data", dest="eval_data", help="validation data (mIoU@1/@5 on images, J&F on videos)")
-    parser.add_argument("--image-size", dest="image_size", type=int, help="model input size (default the model's)")
+    parser.add_argument(
+        "--image-size", dest="image_size", type=int, help="model input size (default the model's; --check-data: 1024)"
+    )
     parser.add_argument("--check-data", dest="check_data", action="store_true", help="list every data problem, exit")
     parser.add_argument("--recipe", default="meta", help=f"{', '.join(RECIPES)} or a YAML / JSON recipe file")
     parser.add_argument(
@@ -219,8 +221,9 @@ def run(args: argparse.Namespace) -> int:
     from .data import DataError, check_dataset
 
     if args.check_data:
-        problems = check_dataset(args.data, _recipe(args).num_frames)
-        problems += check_dataset(args.eval_data, num_frames=1) if args.eval_data else []  # evaluated whole
+        size = args.image_size or 1024  # SAM 2's input size; the model is not loaded to check data
+        problems = check_dataset(args.data, _recipe(args).num_frames, size)
+        problems += check_dataset(args.eval_data, 1, size) if args.eval_data else []  # evaluated whole
         for problem in problems:
             print(problem)
         print(f"{len(problems)} problem{'s' * (len(problems) != 1)} found.", file=sys.stderr)

@@ -3,11 +3,14 @@ them (`vos.train_transforms`), written with torchvision.transforms.v2 and tv_ten
 masks a `Mask`, so every geometric step moves both alike):
 
     RandomHorizontalFlip (consistent) -> RandomAffine(degrees 25, shear 20, bilinear; consistent; skipped when
-    it empties an object's mask on the first frame, as Meta's does) -> Resize to S x S (square) ->
+    it empties an object's mask on the first frame, as Meta's does) -> Resize to S x S (square, masks nearest) ->
     ColorJitter(brightness 0.1, contrast 0.03, saturation 0.03; consistent) -> RandomGrayscale(p 0.05;
     consistent) -> ColorJitter(0.1, 0.05, 0.05; per frame) -> Normalize(ImageNet mean / std)
 
-"consistent" means one draw for the whole clip. Frames are converted to floats in [0, 1] first, so the
+"consistent" means one draw for the whole clip. Meta's affine guard (`num_tentatives` draws; when each one
+empties a first-frame object, the clip is left unmoved) is judged here after the resize, on the S x S masks:
+Meta judges at the source size, so an affine that leaves an object a sliver the resize then drops passes its
+guard and the clip starts with an empty object; here it does not. Frames are converted to floats in [0, 1] first, so the
 evaluation path (`augment=False`: Resize + Normalize) is the inference preprocessing (`Sam2ImageProcessor`:
 float bilinear antialiased resize, then normalize). Randomness comes from torch's global generator; the
 dataset seeds it per sample.
@@ -40,6 +43,7 @@ class ClipTransforms:
         grayscale_prob (float, 0.05): probability of turning the clip gray.
         frame_brightness / frame_contrast / frame_saturation (float, 0.1 / 0.05 / 0.05): per-frame jitter.
         mean / std (3 floats, ImageNet): normalization.
+        num_tentatives (int, 1): affine draws tried before leaving the clip unmoved (Meta's RandomAffine).
     """
 
     image_size: int = 1024
@@ -56,6 +60,7 @@ class ClipTransforms:
     frame_saturation: float = 0.05
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
+    num_tentatives: int = 1
 
     def __post_init__(self):
         fill = {tv_tensors.Video: tuple(v / 255 for v in AFFINE_FILL), tv_tensors.Mask: 0}
@@ -76,18 +81,30 @@ class ClipTransforms:
         video = tv_tensors.Video(frames.permute(0, 3, 1, 2).float().div(255))
         target = tv_tensors.Mask(masks.to(torch.uint8))
         if self.augment:
-            video, target = self.flip(video, target)
-            video, target = self._affine(video, target)
-        video, target = self.resize(video, target)
+            video, target = self._affine_and_resize(*self.flip(video, target))
+        else:
+            video, target = self.resize(video, target)
         if self.augment:
             video = self.colors(video)
             frames = [self.frame_colors(tv_tensors.Image(f)) for f in video.as_subclass(torch.Tensor)]
             video = tv_tensors.Video(torch.stack(frames))
         return self.normalize(video).as_subclass(torch.Tensor), target.as_subclass(torch.Tensor).bool()
 
-    def _affine(self, video, target):
-        """Meta's RandomAffine with `num_tentatives=1`: the clip unchanged if an object visible on the first
-        frame would leave it."""
-        moved_video, moved_target = self.affine(video, target)
-        before, after = target[0].flatten(1).any(1), moved_target[0].flatten(1).any(1)
-        return (moved_video, moved_target) if bool((after | ~before).all()) else (video, target)
+    def _affine_and_resize(self, video, target):
+        """Affine then resize, Meta's guard judged on the resized first frame (module docstring): up to
+        `num_tentatives` affine draws, the first that keeps every object visible at S x S on the first frame
+        visible; else the clip resized unmoved."""
+        visible = resize_masks(target[0], self.image_size).flatten(1).any(1)
+        for _ in range(self.num_tentatives):
+            moved_video, moved_target = self.resize(*self.affine(video, target))
+            if bool(moved_target[0].flatten(1).any(1)[visible].all()):
+                return moved_video, moved_target
+        return self.resize(video, target)
+
+
+def resize_masks(masks: torch.Tensor, image_size: int) -> torch.Tensor:
+    """(..., H, W) bool -> (..., S, S) bool, S = `image_size`, resized as `ClipTransforms` resizes masks
+    (torchvision's Resize of a `tv_tensors.Mask`: nearest neighbour). An object smaller than the sampling
+    grid can vanish."""
+    mask = tv_tensors.Mask(masks.as_subclass(torch.Tensor).to(torch.uint8))
+    return v2.functional.resize(mask, [image_size, image_size]).as_subclass(torch.Tensor).bool()
