@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pytest
+import torch
 
+from sam2_hf import Sam2VideoProcessor
 from sam2_hf.cli import main
-from sam2_hf.training import FinetuneRecipe, PromptSimulation
+from sam2_hf.training import FinetuneRecipe, PromptSimulation, Sam2Trainer, Sam2VideoModelForTraining
 from sam2_hf.training import data as training_data
-from sam2_hf.training.data import make_synthetic_dataset
+from sam2_hf.training.data import build_dataset, make_synthetic_dataset
 
 RECIPE_YAML = """\
 base: fast
@@ -127,3 +130,27 @@ def test_cli_reads_the_recipe_file_and_its_data_options_reach_the_dataset(
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
         assert f"--recipe {recipe}: recipe.yaml: unknown field 'num_frams'; did you mean 'num_frames'?" in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without an accelerator (CPU bf16)")
+def test_readme_python_example_with_bf16_runs_on_the_cpu(reference_models, tmp_path):
+    """README's fine-tuning example as written (`bf16=True`, no device option) at a tiny size: on a machine without
+    an accelerator it trains one step under bf16 autocast on the CPU (transformers alone refuses: "Your setup
+    doesn't support bf16/gpu") and the weights stay fp32, finite and trained."""
+    size = 128
+    model = reference_models("tiny", "2.1", size).load(Sam2VideoModelForTraining)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    recipe = FinetuneRecipe.fast()
+    train = build_dataset(make_synthetic_dataset(tmp_path / "images", num_items=1), image_size=size, num_frames=1)
+    args = recipe.training_arguments(str(tmp_path / "out"), max_steps=1, bf16=True, save_strategy="no")
+    assert args.use_cpu and args.bf16
+    trainer = Sam2Trainer(
+        model, args, train_dataset=train, recipe=recipe, processor=Sam2VideoProcessor.for_image_size(size)
+    )
+    dtypes = set()
+    model.mask_decoder.register_forward_hook(lambda module, inputs, output: dtypes.add(output.iou_scores.dtype))
+    assert math.isfinite(trainer.train().training_loss)
+    assert torch.bfloat16 in dtypes  # the step ran under bf16 autocast
+    weights = model.state_dict()
+    assert all(w.dtype == torch.float32 and torch.isfinite(w).all() for w in weights.values())
+    assert any(not torch.equal(weights[k], before[k]) for k in before)

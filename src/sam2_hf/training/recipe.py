@@ -158,7 +158,12 @@ class FinetuneRecipe:
     def training_arguments(self, output_dir: str, **overrides):
         """`TrainingArguments` with this recipe's optimizer values and the loop's needs (`remove_unused_columns`
         off: batches are tensors, not dataset columns; DDP told that some parameters may get no gradient in a
-        step); `overrides` are any other `TrainingArguments`."""
+        step); `overrides` are any other `TrainingArguments`.
+
+        `bf16=True` on a machine without an accelerator trains with bf16 autocast on the CPU (`use_cpu=True`,
+        unless `use_cpu` is given), where transformers alone refuses ("Your setup doesn't support bf16/gpu").
+        Raises ValueError for `bf16=True` on an accelerator without bf16, saying what to set instead.
+        """
         values = dict(
             output_dir=output_dir,
             learning_rate=self.learning_rate,
@@ -172,9 +177,28 @@ class FinetuneRecipe:
             report_to="none",
         )
         values.update(overrides)
+        if (values.get("bf16") or values.get("bf16_full_eval")) and "use_cpu" not in overrides:
+            values["use_cpu"] = _bf16_needs_cpu()
         from transformers import TrainingArguments
 
         return TrainingArguments(**values)
+
+
+def _bf16_needs_cpu() -> bool:
+    """True when no accelerator is present (bf16 then runs under the CPU's autocast), False when one supports
+    bf16 (or XLA decides). Raises ValueError for an accelerator without bf16 (CUDA before Ampere)."""
+    import torch
+    from transformers.utils import is_torch_bf16_gpu_available, is_torch_xla_available
+
+    if is_torch_bf16_gpu_available() or is_torch_xla_available():
+        return False
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
+    if accelerator.is_available() if accelerator else torch.cuda.is_available():
+        raise ValueError(
+            "bf16=True: this machine's accelerator does not support bf16 (CUDA needs an Ampere or later GPU); "
+            "set fp16=True instead, or use_cpu=True to train with bf16 on the CPU."
+        )
+    return True
 
 
 def _read_recipe_file(path: Path):
