@@ -12,6 +12,7 @@ import torch
 from PIL import Image, ImageFilter
 from pycocotools.coco import COCO
 from scipy import ndimage
+from torchvision import tv_tensors
 
 from sam2_hf.cli import main
 from sam2_hf.image_processing import IMAGENET_MEAN, IMAGENET_STD, preprocess_images
@@ -24,7 +25,7 @@ from sam2_hf.training.data import (
     make_synthetic_dataset,
     save_palette_png,
 )
-from sam2_hf.training.transforms import ClipTransforms
+from sam2_hf.training.transforms import ClipTransforms, resize_masks
 from sam2_hf.video.results import decode_rle, decode_segmentation, encode_rle, rle_runs
 
 SIZE = 64  # frames are written SIZE x SIZE and read at image_size=SIZE: the resize is the identity
@@ -479,3 +480,60 @@ def test_objects_that_vanish_at_the_training_size(tmp_path, capsys):
         f"{tiny / 'JPEGImages' / 'seq'}: objects [2] vanish when resized to 16x16 for training (too small; a larger "
         "size keeps them) on every frame"
     ]
+
+
+def _meta_affine_masks(frames, masks, seed: int, num_tentatives: int) -> torch.Tensor:
+    """(T, O, H, W) masks after Meta's `RandomAffine` of the MOSE fine-tuning config, torch seeded `seed`."""
+    meta_transforms = pytest.importorskip("training.dataset.transforms")
+    from training.utils.data_utils import Frame, Object, VideoDatapoint
+
+    datapoint = VideoDatapoint(
+        frames=[
+            Frame(frames[t].permute(2, 0, 1).float() / 255, [Object(k, t, m.to(torch.uint8)) for k, m in enumerate(ms)])
+            for t, ms in enumerate(masks)
+        ],
+        video_id=0,
+        size=tuple(masks.shape[-2:]),
+    )
+    affine = meta_transforms.RandomAffine(
+        degrees=25, shear=20, consistent_transform=True, image_interpolation="bilinear",
+        num_tentatives=num_tentatives, log_warning=False,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    out = affine(datapoint)
+    return torch.stack([torch.stack([obj.segment.bool() for obj in frame.objects]) for frame in out.frames])
+
+
+def test_affine_guard_retries_and_skips_as_metas():
+    """Meta's RandomAffine draws up to `num_tentatives` affines and leaves the clip unmoved when each one
+    empties an object of the first frame. Ours gives Meta's masks draw for draw (same torch draws), skips
+    included; at a smaller training size it also keeps objects that Meta's affine leaves as a sliver the
+    resize then drops."""
+    size = 64
+    frames = torch.randint(0, 256, (2, size, size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    masks = torch.zeros(2, 2, size, size, dtype=torch.bool)
+    masks[:, 0, 20:44, 20:44] = True
+    masks[:, 1, 0:4, 58:64] = True  # in the top right corner: many affines move it out of the frame
+    video, target = tv_tensors.Video(frames.permute(0, 3, 1, 2).float() / 255), tv_tensors.Mask(masks.to(torch.uint8))
+    for num_tentatives in (1, 3):
+        transforms = ClipTransforms(image_size=size, num_tentatives=num_tentatives)
+        skipped = 0
+        for seed in range(20):
+            expected = _meta_affine_masks(frames, masks, seed, num_tentatives)
+            torch.manual_seed(seed)
+            ours = transforms._affine_and_resize(video, target)[1].as_subclass(torch.Tensor).bool()
+            assert torch.equal(ours, expected), (num_tentatives, seed)
+            assert ours[0].flatten(1).any(1).all()  # the guard: both objects still on the first frame
+            skipped += int(torch.equal(ours, masks))
+        if num_tentatives == 1:
+            assert 0 < skipped < 20  # some draws skipped, some applied: both paths compared
+            skipped_once = skipped
+    assert skipped < skipped_once  # retrying finds an affine that keeps the corner object more often
+
+    small = ClipTransforms(image_size=16)
+    lost_by_meta = 0
+    for seed in range(12):
+        lost_by_meta += int(not resize_masks(_meta_affine_masks(frames, masks, seed, 1)[0], 16).flatten(1).any(1).all())
+        torch.manual_seed(seed)
+        assert small(frames, masks)[1][0].flatten(1).any(1).all()
+    assert lost_by_meta > 0  # the case arises: Meta's guard passed, its resize then emptied the object
