@@ -2,7 +2,8 @@
 
 Meta stores `{"model": state_dict}` keyed like `SAM2Base` (`image_encoder.trunk...`,
 `sam_mask_decoder...`). `convert_meta_state_dict` renames those keys to the Hub layout used by
-this library (and by transformers' `Sam2VideoModel`). The `.pt` families read are listed in
+this library (and by transformers' `Sam2VideoModel`), `to_meta_state_dict` back (one table, `KEY_RENAMES`, read
+both ways; `write_meta_checkpoint` writes a `.pt` that Meta's `build_sam2` loads). The `.pt` families read are listed in
 `PT_FORMATS` (one row per family; add a row for another): Ultralytics' SAM 2 files use Meta's key
 layout, so one reader serves both, and a row only adds the family's file names and messages.
 
@@ -25,82 +26,151 @@ import torch
 
 from .configuration_sam2 import HIERA_SIZES, SIZE_ALIASES, Sam2VideoConfig, canonical_size
 
-# Substring renames, applied in order to every key (the order matters: later rules see earlier results).
-RENAMES = [
-    ("iou_prediction_head.layers.0", "iou_prediction_head.proj_in"),
-    ("iou_prediction_head.layers.1", "iou_prediction_head.layers.0"),
-    ("iou_prediction_head.layers.2", "iou_prediction_head.proj_out"),
-    ("mask_decoder.output_upscaling.0", "mask_decoder.upscale_conv1"),
-    ("mask_decoder.output_upscaling.1", "mask_decoder.upscale_layer_norm"),
-    ("mask_decoder.output_upscaling.3", "mask_decoder.upscale_conv2"),
+# Meta `SAM2Base` names -> Hub names, as runs of dotted segments ("*": an index, kept). A key is renamed in one
+# left-to-right pass over its segments, taking at each the longest run that matches; read right to left, the same
+# table gives the inverse (`to_meta_key`), so the two directions cannot drift apart.
+_MLP_LAYERS = {2: ("proj_in", "proj_out"), 3: ("proj_in", "layers.0", "proj_out")}
+_MLPS = {  # Meta's `MLP` modules (`layers.i`) -> Hub's (`proj_in`, `layers.i`, `proj_out`), by number of layers
+    "mlp": ("mlp", 2),
+    "iou_prediction_head": ("iou_prediction_head", 3),
+    "pred_obj_score_head": ("pred_obj_score_head", 3),
+    "output_hypernetworks_mlps.*": ("output_hypernetworks_mlps.*", 3),
+    "obj_ptr_proj": ("object_pointer_proj", 3),
+}
+_MASK_DOWNSAMPLER_LAYERS = 4  # Meta's `MaskDownSampler` (total stride 16, stride 2): conv, norm, GELU per layer
+KEY_RENAMES: tuple[tuple[str, str], ...] = (
+    ("image_encoder.trunk", "vision_encoder.backbone"),
+    ("image_encoder.neck", "vision_encoder.neck"),
+    ("convs.*.conv", "convs.*"),
+    ("patch_embed.proj", "patch_embed.projection"),
+    *(
+        (f"{meta}.layers.{i}", f"{hub}.{name}")
+        for meta, (hub, n) in _MLPS.items()
+        for i, name in enumerate(_MLP_LAYERS[n])
+    ),
+    *((norm, f"layer_{norm}") for norm in ("norm", "norm1", "norm2", "norm3", "norm4", "norm_final_attn")),
+    ("out_proj", "o_proj"),
+    ("sam_prompt_encoder", "prompt_encoder"),
+    ("point_embeddings", "point_embed"),  # Meta's 4 embeddings of (1, C): one (4, C) weight in the Hub layout
+    ("pe_layer.positional_encoding_gaussian_matrix", "shared_embedding.positional_embedding"),
     ("mask_downscaling.0", "mask_embed.conv1"),
     ("mask_downscaling.1", "mask_embed.layer_norm1"),
     ("mask_downscaling.3", "mask_embed.conv2"),
     ("mask_downscaling.4", "mask_embed.layer_norm2"),
     ("mask_downscaling.6", "mask_embed.conv3"),
-    ("dwconv", "depthwise_conv"),
-    ("pwconv", "pointwise_conv"),
-    ("fuser", "memory_fuser"),
-    ("point_embeddings", "point_embed"),
-    ("pe_layer.positional_encoding_gaussian_matrix", "shared_embedding.positional_embedding"),
-    ("obj_ptr_tpos_proj", "temporal_positional_encoding_projection_layer"),
-    ("no_obj_embed_spatial", "occlusion_spatial_embedding_parameter"),
-    ("sam_prompt_encoder", "prompt_encoder"),
     ("sam_mask_decoder", "mask_decoder"),
+    ("output_upscaling.0", "upscale_conv1"),
+    ("output_upscaling.1", "upscale_layer_norm"),
+    ("output_upscaling.3", "upscale_conv2"),
     ("maskmem_tpos_enc", "memory_temporal_positional_encoding"),
-    ("gamma", "scale"),
-    ("image_encoder.neck", "vision_encoder.neck"),
-    ("image_encoder", "vision_encoder.backbone"),
-    ("pix_feat_proj", "feature_projection"),
-    ("patch_embed.proj", "patch_embed.projection"),
     ("no_mem_embed", "no_memory_embedding"),
     ("no_mem_pos_enc", "no_memory_positional_encoding"),
-    ("obj_ptr", "object_pointer"),
-    (".norm", ".layer_norm"),
-    ("trunk.", ""),
-    ("out_proj", "o_proj"),
-]
-THREE_LAYER_MLP = {"0": "proj_in", "1": "layers.0", "2": "proj_out"}
-TWO_LAYER_MLP = {"0": "proj_in", "1": "proj_out"}
+    ("no_obj_ptr", "no_object_pointer"),
+    ("no_obj_embed_spatial", "occlusion_spatial_embedding_parameter"),
+    ("obj_ptr_tpos_proj", "temporal_positional_encoding_projection_layer"),
+    ("memory_encoder.out_proj", "memory_encoder.projection"),
+    ("pix_feat_proj", "feature_projection"),
+    ("fuser", "memory_fuser"),
+    ("dwconv", "depthwise_conv"),
+    ("pwconv1", "pointwise_conv1"),
+    ("pwconv2", "pointwise_conv2"),
+    ("gamma", "scale"),
+    *(
+        (f"mask_downsampler.encoder.{3 * i + j}", f"mask_downsampler.layers.{i}.{part}")
+        for i in range(_MASK_DOWNSAMPLER_LAYERS)
+        for j, part in enumerate(("conv", "layer_norm"))
+    ),
+    (f"mask_downsampler.encoder.{3 * _MASK_DOWNSAMPLER_LAYERS}", "mask_downsampler.final_conv"),
+)
+# Meta's prompt encoder and mask decoder share one Fourier encoding; the Hub layout holds a copy for each.
+_SHARED_POSITIONAL_EMBEDDING = ("prompt_encoder.shared_embedding.positional_embedding",
+                                "shared_image_embedding.positional_embedding")  # fmt: skip
+_POINT_EMBEDDINGS = "prompt_encoder.point_embed"
 
 
-def _rename_mlp(key: str, prefix_pattern: str, names: dict) -> str:
-    m = re.match(prefix_pattern + r"\.layers\.(\d+)\.(.*)$", key)
-    return f"{m.group(1)}.{names[m.group(2)]}.{m.group(3)}" if m else key
+def _segment_rules(to_hub: bool) -> list[tuple[list[str], list[str]]]:
+    """(from segments, to segments) for one direction, the longest runs first."""
+    rules = [(a.split("."), b.split(".")) for a, b in KEY_RENAMES]
+    rules = rules if to_hub else [(b, a) for a, b in rules]
+    return sorted(rules, key=lambda rule: -len(rule[0]))
+
+
+_TO_HUB, _TO_META = _segment_rules(to_hub=True), _segment_rules(to_hub=False)
+
+
+def _rename(key: str, rules) -> str:
+    """`key` with every run of its segments that a rule matches renamed, left to right, in one pass."""
+    segments, out, i = key.split("."), [], 0
+    while i < len(segments):
+        for source, target in rules:
+            run = segments[i : i + len(source)]
+            if len(run) == len(source) and all(s == r or (s == "*" and r.isdigit()) for s, r in zip(source, run)):
+                indices = iter(r for s, r in zip(source, run) if s == "*")
+                out += [next(indices) if t == "*" else t for t in target]
+                i += len(source)
+                break
+        else:
+            out.append(segments[i])
+            i += 1
+    return ".".join(out)
 
 
 def convert_meta_key(key: str) -> str:
-    """One Meta `SAM2Base` key -> its Hub name."""
-    for old, new in RENAMES:
-        key = key.replace(old, new)
-    key = _rename_mlp(key, r"(vision_encoder\.backbone\.blocks\.\d+\.mlp)", TWO_LAYER_MLP)
-    key = _rename_mlp(key, r"(mask_decoder\.transformer\.layers\.\d+\.mlp)", TWO_LAYER_MLP)
-    key = _rename_mlp(key, r"(mask_decoder\.pred_obj_score_head)", THREE_LAYER_MLP)
-    key = _rename_mlp(key, r"(.*output_hypernetworks_mlps\.\d+)", THREE_LAYER_MLP)
-    key = _rename_mlp(key, r"(object_pointer_proj)", THREE_LAYER_MLP)
-    key = re.sub(r"^(vision_encoder\.neck\.convs\.\d+)\.conv\.", r"\1.", key)
-    key = re.sub(r"^memory_encoder\.o_proj\.", "memory_encoder.projection.", key)
-    m = re.match(r"^memory_encoder\.mask_downsampler\.encoder\.(\d+)\.(.*)$", key)
-    if m:
-        n = int(m.group(1))
-        if n == 12:
-            key = f"memory_encoder.mask_downsampler.final_conv.{m.group(2)}"
-        else:
-            part = "conv" if n % 3 == 0 else "layer_norm"
-            key = f"memory_encoder.mask_downsampler.layers.{n // 3}.{part}.{m.group(2)}"
-    return key
+    """One Meta `SAM2Base` key -> its Hub name (`KEY_RENAMES`)."""
+    return _rename(key, _TO_HUB)
+
+
+def to_meta_key(key: str) -> str:
+    """One Hub key -> its Meta `SAM2Base` name: `convert_meta_key`'s inverse (`KEY_RENAMES` read backwards)."""
+    return _rename(key, _TO_META)
 
 
 def convert_meta_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Meta `SAM2Base` state dict -> Hub/transformers `Sam2VideoModel` state dict."""
     out = {convert_meta_key(k): v for k, v in state_dict.items()}
-    point_keys = [f"prompt_encoder.point_embed.{i}.weight" for i in range(4)]
+    point_keys = [f"{_POINT_EMBEDDINGS}.{i}.weight" for i in range(4)]
     if all(k in out for k in point_keys):
-        out["prompt_encoder.point_embed.weight"] = torch.cat([out.pop(k) for k in point_keys], dim=0)
-    gaussian = out.get("prompt_encoder.shared_embedding.positional_embedding")
-    if gaussian is not None:
-        out["shared_image_embedding.positional_embedding"] = gaussian.clone()
+        out[f"{_POINT_EMBEDDINGS}.weight"] = torch.cat([out.pop(k) for k in point_keys], dim=0)
+    prompt_encoding, image_encoding = _SHARED_POSITIONAL_EMBEDDING
+    if prompt_encoding in out:
+        out[image_encoding] = out[prompt_encoding].clone()
     return out
+
+
+def to_meta_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Hub/transformers `Sam2VideoModel` state dict -> Meta `SAM2Base` state dict (`convert_meta_state_dict`'s
+    inverse): the (4, C) point embedding split into Meta's four (1, C) ones, the image encoding's copy of the
+    prompt encoder's Fourier matrix dropped. Raises ValueError when that copy differs (Meta holds one matrix)."""
+    state_dict = dict(state_dict)
+    prompt_encoding, image_encoding = _SHARED_POSITIONAL_EMBEDDING
+    copy = state_dict.pop(image_encoding, None)
+    if copy is not None and not torch.equal(copy, state_dict.get(prompt_encoding, copy)):
+        raise ValueError(
+            f"{image_encoding} differs from {prompt_encoding}: Meta's SAM2Base holds one positional encoding for "
+            "both, so this model cannot be written in its format."
+        )
+    points = state_dict.pop(f"{_POINT_EMBEDDINGS}.weight", None)
+    if points is not None:
+        state_dict.update({f"{_POINT_EMBEDDINGS}.{i}.weight": row[None] for i, row in enumerate(points)})
+    return {to_meta_key(k): v for k, v in state_dict.items()}
+
+
+def write_meta_checkpoint(model, path) -> str:
+    """Write `model` (a `Sam2VideoModel`, any dtype) as Meta's release files are written: `torch.save({"model":
+    state_dict})`, SAM2Base's key names (`to_meta_state_dict`), fp32 tensors. `sam2.build_sam.build_sam2` loads
+    it with the config file this returns (e.g. "configs/sam2.1/sam2.1_hiera_t.yaml", `build_sam.META_CONFIGS`).
+    Raises ValueError for a model without the memory weights (an image-only `Sam2Model`): Meta's model has them."""
+    from .build_sam import META_CONFIGS
+
+    state_dict = to_meta_state_dict(model.state_dict())
+    if not any(key.startswith("memory_attention.") for key in state_dict):
+        raise ValueError(
+            f"{type(model).__name__} has no memory weights, which Meta's SAM2Base holds: convert a video model."
+        )
+    size, version = infer_size_and_version(state_dict)
+    state_dict = {k: (v.float() if v.is_floating_point() else v).detach().cpu().clone() for k, v in state_dict.items()}
+    torch.save({"model": state_dict}, path)
+    return next(name for name, found in META_CONFIGS.items() if found == (size, version))
 
 
 META_CHECKPOINT_SUFFIXES = (".pt", ".pth")

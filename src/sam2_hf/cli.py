@@ -139,6 +139,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "segment": ("sam2_hf.segment_cli", "masks for an image, image folder or video: prompted, or everything"),
     "eval": ("sam2_hf.evaluation.cli", "benchmarks: VOS J&F, click mIoU on images, interactive video (PVS)"),
     "finetune": ("sam2_hf.training.finetune", "fine-tune on your images and videos, evaluate, push to the Hub"),
+    "convert": ("sam2_hf.convert_cli", "write a model in Meta's .pt format (sam2.build_sam.build_sam2 loads it)"),
 }
 _ENTRY_POINTS = {__name__: (add_track_arguments, run_track)}
 
