@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from .layers import FeedForward, attention_function
 
@@ -72,7 +73,7 @@ class MultiScaleAttention(nn.Module):
         return self.proj(x.transpose(1, 2).reshape(b, h, w, -1))
 
 
-class MultiScaleBlock(nn.Module):
+class MultiScaleBlock(GradientCheckpointingLayer):
     def __init__(self, config, dim, dim_out, num_heads, window_size, query_stride=None):
         super().__init__()
         self.window_size = window_size

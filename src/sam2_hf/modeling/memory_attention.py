@@ -13,6 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from .layers import NARROW_VALUE_ATTENTION_FUNCTIONS, Activation, Attention, attention_function
 from .position_encoding import apply_rope, apply_rope_, axial_rope_tables
@@ -72,7 +73,7 @@ class MemoryCrossAttention(RoPEAttention):
         return self.o_proj(values.transpose(1, 2).reshape(b, n, h * c))
 
 
-class MemoryAttentionLayer(nn.Module):
+class MemoryAttentionLayer(GradientCheckpointingLayer):
     def __init__(self, config):
         super().__init__()
         c = config.memory_attention_hidden_size

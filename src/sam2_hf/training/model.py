@@ -25,12 +25,19 @@ class Sam2VideoModelForTraining(Sam2VideoModel):
     It loads and saves exactly as `Sam2VideoModel` (its `save_pretrained` names that architecture), so a
     fine-tuned folder loads in `Sam2VideoModel`, the predictors and stock transformers.
 
+    Gradient checkpointing (`TrainingArguments(gradient_checkpointing=True)`, or `gradient_checkpointing_enable()`)
+    recomputes the image encoder's Hiera blocks and the memory-attention layers (transformers'
+    `GradientCheckpointingLayer`, non-reentrant `torch.utils.checkpoint`) in the backward pass instead of keeping
+    their activations: the memory of clips with many frames and objects, for about one more forward pass.
+
     Attributes:
         prompt_simulation: how prompts are drawn per clip (`PromptSimulation`; default Meta's defaults,
             `PromptSimulation.meta_finetune()` for Meta's fine-tuning recipe). Set it with
             `set_prompt_simulation`, which also reseeds the draws.
         prompt_rng: the numpy generator of the prompt decisions (seeded with `prompt_simulation.seed`).
     """
+
+    supports_gradient_checkpointing = True
 
     def __init__(self, config: Sam2VideoConfig, prompt_simulation: PromptSimulation | None = None):
         super().__init__(config)

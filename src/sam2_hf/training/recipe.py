@@ -146,6 +146,8 @@ class FinetuneRecipe:
             raise ValueError(e.args[0] if str(e).startswith(source) else f"{source}: {e}") from None
 
     def loss(self) -> MultiStepMultiMasksAndIous:
+        """The training loss with this recipe's weights and options; object scores by binary cross-entropy (Meta's
+        focal loss with gamma 0 and no alpha). Raises ValueError for loss weights of unknown terms."""
         return MultiStepMultiMasksAndIous(
             dict(self.loss_weights),
             supervise_all_iou=self.supervise_all_iou,
