@@ -25,6 +25,7 @@ from sam2_hf.training.data import (
     make_synthetic_dataset,
     save_palette_png,
 )
+from sam2_hf.training.prompting import PromptSimulation, draw_clip_prompts, sample_box_points
 from sam2_hf.training.transforms import ClipTransforms, resize_masks
 from sam2_hf.video.results import decode_rle, decode_segmentation, encode_rle, rle_runs
 
@@ -537,3 +538,37 @@ def test_affine_guard_retries_and_skips_as_metas():
         torch.manual_seed(seed)
         assert small(frames, masks)[1][0].flatten(1).any(1).all()
     assert lost_by_meta > 0  # the case arises: Meta's guard passed, its resize then emptied the object
+
+
+def test_an_object_absent_from_a_box_prompted_frame_gets_no_inverted_box():
+    """facebookresearch/sam2#470: Meta's `sample_box_points` gives an empty mask the box (W-1, H-1) -> (~0, ~0),
+    inverted and spanning the image. Ours gives present objects Meta's boxes draw for draw and an absent one a
+    negative background click plus a padding point (label -1), also when `draw_clip_prompts` boxes a second
+    conditioning frame that the object has left."""
+    sam2_utils = pytest.importorskip("sam2.modeling.sam2_utils")
+    masks = torch.zeros(3, 1, 40, 50, dtype=torch.bool)
+    masks[0, 0, 5:20, 10:30] = True
+    masks[2, 0, 25:38, 2:12] = True
+    torch.manual_seed(0)
+    meta_coords, meta_labels = sam2_utils.sample_box_points(masks)
+    (x0, y0), (x1, y1) = meta_coords[1].tolist()
+    assert x0 == 49 and x0 > x1 and y0 > y1 and meta_labels[1].tolist() == [2, 3]  # Meta: inverted, whole image
+    torch.manual_seed(0)
+    coords, labels = sample_box_points(masks)
+    torch.testing.assert_close(coords[[0, 2]], meta_coords[[0, 2]], rtol=0, atol=0)
+    assert torch.equal(labels[[0, 2]], meta_labels[[0, 2]])
+    assert labels[1].tolist() == [0, -1]
+    x, y = coords[1, 0].tolist()
+    assert 0 <= x < 50 and 0 <= y < 40 and x == int(x) and y == int(y)  # a pixel of the (all background) image
+
+    simulation = PromptSimulation(prob_to_use_pt_input_for_eval=1.0, prob_to_use_box_input_for_eval=1.0,
+                                  num_init_cond_frames_for_eval=2, num_frames_to_correct_for_eval=2)  # fmt: skip
+    clip = torch.zeros(3, 2, 40, 50, dtype=torch.bool)  # (T, O, H, W): object 1 leaves after frame 0
+    clip[:, 0, 5:20, 10:30] = True
+    clip[0, 1, 25:38, 2:12] = True
+    prompts = draw_clip_prompts(simulation, clip, training=False, rng=np.random.default_rng(0))
+    assert prompts.use_pt_input and len(prompts.init_cond_frames) == 2
+    for t in prompts.init_cond_frames:
+        frame_coords, frame_labels = prompts.point_inputs[t]
+        assert frame_labels[0].tolist() == [2, 3] and (frame_coords[0, 0] < frame_coords[0, 1]).all()
+        assert frame_labels[1].tolist() == ([2, 3] if t == 0 else [0, -1])

@@ -185,12 +185,29 @@ def mask_to_box(masks: torch.Tensor) -> torch.Tensor:
 
 
 def sample_box_points(masks: torch.Tensor, noise: float = 0.1, noise_bound: int = 20):
-    """A noisy box around each mask, as two corner points (SAM's training boxes).
+    """A noisy box around each mask, as two corner points (SAM's training boxes; Meta's `sample_box_points`).
 
     masks (B, 1, H, W) bool -> coords (B, 2, 2) float pixels (top left, bottom right), labels (B, 2) int32
     (2, 3). Each coordinate moves by up to `noise` of the box's width/height, at most `noise_bound` pixels,
     uniformly (torch's generator), then is clamped to the image.
+
+    An empty mask (an object absent from a prompted frame, e.g. a second conditioning frame it has left) has
+    no box: it gets a negative click in the background, drawn as `sample_point_from_errors` draws it for an
+    empty ground truth, and a padding point (label -1, which the prompt encoder ignores), so every object
+    keeps two points. Meta's `sample_box_points` gives it the inverted box (W-1, H-1) -> (0, 0) spanning the
+    whole image, which prompts the object everywhere (facebookresearch/sam2#470).
     """
+    coords, labels = _noisy_boxes(masks, noise, noise_bound)
+    absent = ~masks.flatten(1).any(1)
+    if absent.any():
+        click, click_label = sample_point_from_errors(masks[absent], None)
+        coords[absent] = torch.cat([click, torch.zeros_like(click)], dim=1)
+        labels[absent] = torch.cat([click_label, torch.full_like(click_label, -1)], dim=1)
+    return coords, labels
+
+
+def _noisy_boxes(masks: torch.Tensor, noise: float, noise_bound: int):
+    """Meta's `sample_box_points` unchanged: coords (B, 2, 2), labels (B, 2); an empty mask's box inverted."""
     b, _, h, w = masks.shape
     box = mask_to_box(masks)
     labels = torch.tensor([2, 3], dtype=torch.int32, device=masks.device).repeat(b)
