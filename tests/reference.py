@@ -8,6 +8,7 @@ which builds each configuration once; bench/ calls `build_meta_model` and `save_
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 META_CONFIGS = {
@@ -73,6 +74,33 @@ def build_meta_model(
                 value.add_(torch.randn(value.shape, generator=generator) * 0.02)
         model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias += object_score_bias
     return model.eval()
+
+
+DISCS = [(30, 35, 18, (220, 60, 60)), (85, 120, 22, (60, 200, 90)), (90, 40, 12, (80, 90, 230))]
+
+
+def discs_image(height=120, width=160) -> np.ndarray:
+    """(height, width, 3) uint8: three flat discs (centre y, x, radius, colour in `DISCS`) on a dark background."""
+    image = np.full((height, width, 3), 30, np.uint8)
+    y, x = np.mgrid[0:height, 0:width]
+    for cy, cx, r, color in DISCS:
+        image[(y - cy) ** 2 + (x - cx) ** 2 < r**2] = color
+    return image
+
+
+def follow_content(meta_model):
+    """Change a random-weight Meta model (in place, returned) so that its masks follow the image: random
+    weights make every click give the same noisy, image-wide mask. The Hiera position embeddings are zeroed
+    (masks then follow the image's flat regions, not positions) and mask tokens 0 and 1 are negated (those
+    masks are the small regions, the others the background)."""
+    with torch.no_grad():
+        meta_model.image_encoder.trunk.pos_embed.zero_()
+        meta_model.image_encoder.trunk.pos_embed_window.zero_()
+        for k in (0, 1):
+            last = meta_model.sam_mask_decoder.output_hypernetworks_mlps[k].layers[-1]
+            last.weight.neg_()
+            last.bias.neg_()
+    return meta_model
 
 
 def save_meta_checkpoint(model, path) -> str:

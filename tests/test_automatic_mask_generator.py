@@ -16,33 +16,17 @@ import torch
 
 from sam2_hf.automatic_mask_generator import Sam2AutomaticMaskGenerator, uncompressed_rle
 
-from reference import save_meta_checkpoint
+from reference import discs_image, follow_content, save_meta_checkpoint
 
 S = 256
 TOL = 1e-4
 BASE = dict(points_per_side=4, points_per_batch=5, stability_score_offset=0.05)  # batches of 5, 5, 5, 1 clicks
-DISCS = [(30, 35, 18, (220, 60, 60)), (85, 120, 22, (60, 200, 90)), (90, 40, 12, (80, 90, 230))]
-
-
-def discs_image(height=120, width=160) -> np.ndarray:
-    image = np.full((height, width, 3), 30, np.uint8)
-    y, x = np.mgrid[0:height, 0:width]
-    for cy, cx, r, color in DISCS:
-        image[(y - cy) ** 2 + (x - cx) ** 2 < r**2] = color
-    return image
 
 
 @pytest.fixture(scope="module")
 def content_models(reference_models, tmp_path_factory):
     """Meta's model with the changed weights, and the .pt it was saved to."""
-    meta = reference_models("tiny", "2.1", S).new_meta()
-    with torch.no_grad():
-        meta.image_encoder.trunk.pos_embed.zero_()
-        meta.image_encoder.trunk.pos_embed_window.zero_()
-        for k in (0, 1):
-            last = meta.sam_mask_decoder.output_hypernetworks_mlps[k].layers[-1]
-            last.weight.neg_()
-            last.bias.neg_()
+    meta = follow_content(reference_models("tiny", "2.1", S).new_meta())
     return meta, save_meta_checkpoint(meta, tmp_path_factory.mktemp("amg") / "sam2.1_hiera_tiny.pt")
 
 

@@ -298,7 +298,8 @@ def test_return_tensors_and_per_call_options(images):
 
 def test_mask_generation_pipeline_with_our_model_and_image_processor(tmp_path):
     """transformers' `pipeline("mask-generation")` runs on sam2_hf's model and image processor and gives stock's
-    masks on the same weights (transformers' uint8 resize order, so the pixels are stock's too)."""
+    masks on the same weights (transformers' uint8 resize order, so the pixels are stock's too). The image is
+    square: on other shapes stock places the grid by the longest side (see the crop-layer test below)."""
     from sam2_hf import Sam2ImageProcessor, Sam2Model, Sam2VideoConfig
 
     torch.manual_seed(0)
@@ -308,7 +309,7 @@ def test_mask_generation_pipeline_with_our_model_and_image_processor(tmp_path):
             parameter.add_(torch.randn_like(parameter) * 0.02)  # off the init: masks that are not all one value
     ours.save_pretrained(tmp_path)
     stock = transformers.Sam2Model.from_pretrained(tmp_path).eval()
-    image = Image.fromarray(np.random.RandomState(0).randint(0, 256, (120, 160, 3), dtype=np.uint8))
+    image = Image.fromarray(np.random.RandomState(0).randint(0, 256, (120, 120, 3), dtype=np.uint8))
     options = dict(points_per_crop=8, pred_iou_thresh=-100.0, stability_score_thresh=0.0)
     square = {"height": 256, "width": 256}
     ours_out = transformers.pipeline(
@@ -325,3 +326,78 @@ def test_mask_generation_pipeline_with_our_model_and_image_processor(tmp_path):
     assert torch.allclose(torch.as_tensor(ours_out["scores"]), torch.as_tensor(stock_out["scores"]), atol=1e-4)
     for mine, theirs in zip(ours_out["masks"], stock_out["masks"]):
         assert 0 < mine.float().mean() < 1 and torch.equal(mine, theirs)
+
+
+def test_mask_generation_pipeline_crop_layers_with_fewer_points(reference_models, tmp_path):
+    """`pipeline("mask-generation", crops_n_layers=1, crop_n_points_downscale_factor=2)` stopped with "stack
+    expects each tensor to be equal size" (huggingface/transformers#35530, stock has it too). The processor now
+    gives Meta's crops and per-layer grids (`sam2.utils.amg`, points mapped to the model input by Meta's
+    `SAM2Transforms`, per axis, where stock scales by the longest side), and the pipeline's masks equal those of
+    running each crop with its own grid (the loop of the upstream fix, transformers PR #35627), crop masks
+    included. Weights: the shared random reference changed to follow the image (`follow_content`)."""
+    from sam2.utils.amg import build_all_layer_point_grids, generate_crop_boxes
+    from sam2.utils.transforms import SAM2Transforms
+
+    from sam2_hf import Sam2ImageProcessor, Sam2Model
+
+    from reference import discs_image, follow_content, save_meta_checkpoint
+
+    size, side, overlap = 128, 4, 512 / 1500
+    image = discs_image()  # 120 x 160: not square, so points must be scaled per axis
+    height, width = image.shape[:2]
+    processor = Sam2ImageProcessor.for_image_size(size)
+    boxes, points, crops, labels = processor.generate_crop_boxes(image, size, 1, overlap, side, 2)
+
+    meta_boxes, meta_layers = generate_crop_boxes((height, width), 1, overlap)
+    stock_boxes = transformers.Sam2ImageProcessor().generate_crop_boxes(image, size, 1, overlap, side, 1)[0]
+    assert boxes.tolist() == meta_boxes == stock_boxes.tolist() and len(meta_boxes) == 5
+    transforms, grids = SAM2Transforms(size, 0.0), build_all_layer_point_grids(side, 1, 2)
+    assert points.shape == (1, side**2, 5, 2) and labels.shape == (1, side**2, 5) and bool((labels == 1).all())
+    meta_points = []  # Meta's clicks of each crop, in model-input pixels
+    for c, ((x0, y0, x1, y1), layer) in enumerate(zip(meta_boxes, meta_layers)):
+        assert torch.equal(crops[c], torch.from_numpy(image[y0:y1, x0:x1]).permute(2, 0, 1))
+        in_crop = torch.as_tensor(grids[layer] * [x1 - x0, y1 - y0], dtype=torch.float32)
+        meta_points.append(transforms.transform_coords(in_crop, normalize=True, orig_hw=(y1 - y0, x1 - x0)))
+        count = len(meta_points[c])
+        assert count == (side if layer == 0 else side // 2) ** 2
+        torch.testing.assert_close(points[0, :count, c], meta_points[c])
+        repeats = torch.arange(side**2) % count  # the padding repeats the crop's own clicks, in order
+        assert torch.equal(points[0, :, c], points[0, repeats, c])
+
+    meta = follow_content(reference_models("tiny", "2.1", size).new_meta())
+    model = Sam2Model.from_pretrained(save_meta_checkpoint(meta, tmp_path / "sam2.1_hiera_tiny.pt"), image_size=size)
+    options = dict(pred_iou_thresh=-100.0, stability_score_thresh=0.0, mask_threshold=0.12)  # random logits ~ ±0.2
+    out = transformers.pipeline("mask-generation", model=model.eval(), image_processor=processor)(
+        Image.fromarray(image), points_per_crop=side, crops_n_layers=1, crop_n_points_downscale_factor=2, **options
+    )
+
+    masks, scores, mask_boxes, crop_of_mask = [], [], [], []  # each crop with its own clicks only
+    with torch.no_grad():
+        for c, (x0, y0, x1, y1) in enumerate(meta_boxes):
+            inputs = processor(images=image[y0:y1, x0:x1], return_tensors="pt")
+            outputs = model(
+                image_embeddings=model.get_image_embeddings(inputs["pixel_values"]),
+                input_points=meta_points[c][None, :, None],
+                input_labels=torch.ones(1, len(meta_points[c]), 1, dtype=torch.int64),
+            )
+            logits = processor.post_process_masks(
+                outputs.pred_masks, inputs["original_sizes"], mask_threshold=options["mask_threshold"], binarize=False
+            )
+            kept = processor.filter_masks(
+                logits[0], outputs.iou_scores[0], (height, width), torch.tensor(meta_boxes[c]), **options
+            )
+            masks += kept[0]
+            scores.append(kept[1])
+            mask_boxes.append(kept[2])
+            crop_of_mask += [c] * len(kept[1])
+    all_boxes, all_scores = torch.cat(mask_boxes), torch.cat(scores)
+    expected, expected_scores, _, kept_boxes = processor.post_process_for_mask_generation(
+        masks, all_scores, all_boxes, 0.7
+    )
+    kept_from = {crop_of_mask[i] for i in range(len(all_scores))
+                 if ((all_boxes[i] == kept_boxes).all(1) & (all_scores[i] == expected_scores)).any()}  # fmt: skip
+    assert kept_from - {0}  # masks of layer-1 crops survive: the crops matter
+    assert len(out["masks"]) == len(expected) >= 3
+    torch.testing.assert_close(torch.as_tensor(out["scores"]), expected_scores, atol=1e-4, rtol=0)
+    for mine, theirs in zip(out["masks"], expected):
+        assert 0 < theirs.float().mean() < 1 and (torch.as_tensor(mine) != theirs).float().mean() < 1e-3

@@ -15,16 +15,13 @@ without it), and `generate` takes any image `to_rgb_pixels` reads.
 
 from __future__ import annotations
 
-import math
-from itertools import product
-
 import numpy as np
 import pycocotools.mask as mask_utils
 import torch
 from torchvision.ops import batched_nms, box_area, masks_to_boxes
 
 from .image_predictor import Sam2ImagePredictor
-from .image_processing import to_rgb_pixels
+from .image_processing import build_all_layer_point_grids, generate_crop_boxes, to_rgb_pixels
 from .modeling_sam2 import Sam2Model
 from .video.results import decode_rle, encode_rle
 
@@ -110,8 +107,7 @@ class Sam2AutomaticMaskGenerator:
         if output_mode not in OUTPUT_MODES:
             raise ValueError(f"Unknown output_mode {output_mode!r}; expected one of {OUTPUT_MODES}.")
         if point_grids is None:
-            point_grids = [build_point_grid(int(points_per_side / crop_n_points_downscale_factor**i))
-                           for i in range(crop_n_layers + 1)]  # fmt: skip
+            point_grids = build_all_layer_point_grids(points_per_side, crop_n_layers, crop_n_points_downscale_factor)
         if len(point_grids) < crop_n_layers + 1:
             raise ValueError(f"point_grids has {len(point_grids)} grids; crop_n_layers={crop_n_layers} needs "
                              f"{crop_n_layers + 1} (one per layer).")  # fmt: skip
@@ -256,32 +252,6 @@ def _nms(data: dict, scores: torch.Tensor, iou_threshold: float) -> dict:
     out = {key: value[keep] for key, value in data.items() if key != "rles"}
     out["rles"] = [data["rles"][i] for i in keep.tolist()]
     return out
-
-
-def build_point_grid(n_per_side: int) -> np.ndarray:
-    """(n**2, 2) float64 x, y in [0, 1]: the centres of an n x n grid of cells, row by row (Meta's
-    `build_point_grid`)."""
-    offset = 1 / (2 * n_per_side)
-    side = np.linspace(offset, 1 - offset, n_per_side)
-    return np.stack(np.meshgrid(side, side), axis=-1).reshape(-1, 2)
-
-
-def generate_crop_boxes(image_hw, n_layers: int, overlap_ratio: float) -> tuple[list[list[int]], list[int]]:
-    """Meta's `generate_crop_boxes`: the whole image, then for layer i = 1..n_layers a (2**i) x (2**i)
-    grid of overlapping crops. Returns crop boxes [x0, y0, x1, y1] in pixels and each one's layer."""
-    height, width = image_hw
-    boxes, layers = [[0, 0, width, height]], [0]
-    for layer in range(1, n_layers + 1):
-        n = 2**layer
-        overlap = int(overlap_ratio * min(height, width) * (2 / n))
-        crop_w = math.ceil((overlap * (n - 1) + width) / n)
-        crop_h = math.ceil((overlap * (n - 1) + height) / n)
-        x0s = [int((crop_w - overlap) * i) for i in range(n)]
-        y0s = [int((crop_h - overlap) * i) for i in range(n)]
-        for x0, y0 in product(x0s, y0s):
-            boxes.append([x0, y0, min(x0 + crop_w, width), min(y0 + crop_h, height)])
-            layers.append(layer)
-    return boxes, layers
 
 
 def stability_score(masks: torch.Tensor, mask_threshold: float, offset: float) -> torch.Tensor:

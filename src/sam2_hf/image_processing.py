@@ -25,7 +25,9 @@ One conversion (`to_rgb_pixels`) reads every image and video frame of the packag
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from itertools import product
 
 import numpy as np
 import torch
@@ -170,6 +172,45 @@ def _channel_axis(image):
     return image
 
 
+def build_point_grid(n_per_side: int) -> np.ndarray:
+    """(n**2, 2) float64 x, y in [0, 1]: the centres of an n x n grid of cells, row by row (Meta's
+    `build_point_grid`)."""
+    offset = 1 / (2 * n_per_side)
+    side = np.linspace(offset, 1 - offset, n_per_side)
+    return np.stack(np.meshgrid(side, side), axis=-1).reshape(-1, 2)
+
+
+def build_all_layer_point_grids(n_per_side: int, n_layers: int, scale_per_layer: int) -> list[np.ndarray]:
+    """One `build_point_grid` per crop layer 0..n_layers, layer i with int(n_per_side / scale_per_layer**i)
+    points per side (Meta's `build_all_layer_point_grids`). Raises ValueError when a layer gets no point
+    (Meta divides by zero there)."""
+    sides = [int(n_per_side / scale_per_layer**i) for i in range(n_layers + 1)]
+    if min(sides) < 1:
+        raise ValueError(
+            f"{n_per_side} points per side downscaled by {scale_per_layer} per layer leaves crop layer "
+            f"{sides.index(min(sides))} without points; use fewer crop layers or a smaller downscale factor."
+        )
+    return [build_point_grid(side) for side in sides]
+
+
+def generate_crop_boxes(image_hw, n_layers: int, overlap_ratio: float) -> tuple[list[list[int]], list[int]]:
+    """Meta's `generate_crop_boxes`: the whole image, then for layer i = 1..n_layers a (2**i) x (2**i)
+    grid of overlapping crops. Returns crop boxes [x0, y0, x1, y1] in pixels and each one's layer."""
+    height, width = image_hw
+    boxes, layers = [[0, 0, width, height]], [0]
+    for layer in range(1, n_layers + 1):
+        n = 2**layer
+        overlap = int(overlap_ratio * min(height, width) * (2 / n))
+        crop_w = math.ceil((overlap * (n - 1) + width) / n)
+        crop_h = math.ceil((overlap * (n - 1) + height) / n)
+        x0s = [int((crop_w - overlap) * i) for i in range(n)]
+        y0s = [int((crop_h - overlap) * i) for i in range(n)]
+        for x0, y0 in product(x0s, y0s):
+            boxes.append([x0, y0, min(x0 + crop_w, width), min(y0 + crop_h, height)])
+            layers.append(layer)
+    return boxes, layers
+
+
 class Sam2ImageProcessorKwargs(_StockSam2ImageProcessorKwargs, total=False):
     """
     rescale_before_resize (`bool`, *optional*, defaults to `True`):
@@ -234,6 +275,89 @@ class Sam2ImageProcessor(_StockSam2ImageProcessor):
             do_rescale = not rescale_first
         return super()._preprocess(
             images, return_tensors=return_tensors, do_rescale=do_rescale, rescale_factor=rescale_factor, **kwargs
+        )
+
+    def generate_crop_boxes(
+        self,
+        image,
+        target_size: int,
+        crop_n_layers: int = 0,
+        overlap_ratio: float = 512 / 1500,
+        points_per_crop: int = 32,
+        crop_n_points_downscale_factor: int = 1,
+        device: torch.device | str | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """The crops and click grids of automatic mask generation in the layout transformers'
+        `pipeline("mask-generation")` reads (stock `generate_crop_boxes`), built as Meta's
+        `SAM2AutomaticMaskGenerator` builds them. Two fixes over stock transformers:
+
+        - crop layers with fewer points (`crop_n_points_downscale_factor` > 1) no longer stop the pipeline
+          with "stack expects each tensor to be equal size" (huggingface/transformers#35530);
+        - points are scaled per axis to the square model input (x * S / w, y * S / h of their crop, as
+          Meta), where stock scales both by S / max(h, w) (SAM 1's longest-side resize) and so leaves the
+          bottom or right part of a non-square crop without points.
+
+        Args:
+            image: the image (any container `to_rgb_pixels` reads).
+            target_size: S, the side of the square model input (the pipeline passes `size["height"]`).
+            crop_n_layers: layers of crops after the whole image; layer i has (2**i)**2 crops.
+            overlap_ratio: overlap of layer 1's crops as a fraction of the image's short side (less deeper).
+            points_per_crop: points per side of layer 0's grid; layer i has
+                int(points_per_crop / crop_n_points_downscale_factor**i) per side.
+            crop_n_points_downscale_factor: the per-layer division of points per side.
+            device: where the boxes, points and labels go (default: the CPU).
+
+        Returns:
+            crop_boxes: (C, 4) float32 [x0, y0, x1, y1] in image pixels, the whole image first, then layer by
+                layer (Meta's order).
+            points: (1, N, C, 2) float32 x, y in model-input pixels [0, S]; N is the largest grid's point
+                count. The pipeline needs one N for every crop, so a crop with a smaller grid repeats its own
+                points in order up to N: a repeated click gives its original's mask and score, which
+                `post_process_for_mask_generation` drops, so the masks are those of each crop's own grid (the
+                repeats cost mask-decoder time, not image-encoder time).
+            cropped_images: C (3, h, w) tensors of the crops, uint8 or float32 as the image is read.
+            input_labels: (1, N, C) int64 ones (every point is a foreground click).
+
+        Raises ValueError when a crop layer would get no point (`build_all_layer_point_grids`), and the
+        image errors of `to_rgb_pixels`.
+        """
+        pixels = self.process_image(image, do_convert_rgb=True)
+        boxes, layers = generate_crop_boxes(tuple(pixels.shape[-2:]), crop_n_layers, overlap_ratio)
+        grids = build_all_layer_point_grids(points_per_crop, crop_n_layers, crop_n_points_downscale_factor)
+        count = max(len(grid) for grid in grids)
+        repeated = [torch.from_numpy(grid[np.arange(count) % len(grid)]) for grid in grids]
+        points = to_model_coords(torch.stack([repeated[layer] for layer in layers], dim=1), None, target_size, True)
+        crops = [pixels[:, y0:y1, x0:x1] for x0, y0, x1, y1 in boxes]
+        labels = torch.ones((1, *points.shape[:-1]), dtype=torch.int64)
+        device = device or "cpu"
+        return (
+            torch.tensor(boxes, dtype=torch.float32, device=device),
+            points[None].to(device),
+            crops,
+            labels.to(device),
+        )
+
+    def post_process_for_mask_generation(self, all_masks, all_scores, all_boxes, crops_nms_thresh):
+        """transformers' non-maximum suppression over the masks of every crop (what
+        `pipeline("mask-generation")` calls last), after dropping exact repeats: a mask whose RLE and
+        predicted IoU both equal an earlier one's, as the clicks `generate_crop_boxes` repeats give (box NMS
+        alone keeps repeats whose box is a line of pixels, of zero area).
+
+        Args:
+            all_masks: N uncompressed RLEs {"size": [H, W], "counts": [int, ...]} (as `filter_masks` gives).
+            all_scores: (N,) float predicted IoUs.
+            all_boxes: (N, 4) [x0, y0, x1, y1] pixel boxes of the masks.
+            crops_nms_thresh: box IoU above which the lower-scored mask is dropped.
+
+        Returns:
+            As stock: the kept masks [(H, W) bool tensors], their scores (K,), RLEs and boxes (K, 4), best first.
+        """
+        first = {}
+        for i, (rle, score) in enumerate(zip(all_masks, all_scores.tolist())):
+            first.setdefault((score, tuple(rle["size"]), tuple(rle["counts"])), i)
+        keep = sorted(first.values())
+        return super().post_process_for_mask_generation(
+            [all_masks[i] for i in keep], all_scores[keep], all_boxes[keep], crops_nms_thresh
         )
 
 
