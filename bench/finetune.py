@@ -435,6 +435,7 @@ def learn_section(learn: dict, st: dict) -> list[str]:
     lines = [
         "",
         "## Learning run",
+        *carried_note(learn),
         "",
         f"`Sam2Trainer`, {st['max_steps']} steps of batch 1 ({learn['train_items']['images']} images and "
         f'{learn["train_items"]["clips"]} clips, shuffled, Meta\'s augmentations), the "fast" recipe: AdamW '
@@ -480,6 +481,7 @@ def timing_section(timing: dict) -> list[str]:
     return [
         "",
         "## Seconds per training step: sam2_hf's `Sam2Trainer` vs Meta's `training/train.py`",
+        *carried_note(timing),
         "",
         f"Both on the same training clips (DAVIS layout: JPEGImages/ + Annotations/), from the same `.pt`, with "
         f"Meta's `sam2.1_hiera_b+_MOSE_finetune.yaml` settings at this size: clips of {st['num_frames']} frames, up "
@@ -548,6 +550,27 @@ def write_plot(result: dict, path: Path) -> bool:
 
 
 # ------------------------------------------------------------------------------ main
+def carried_sections(previous: Path, run: list[str]) -> dict:
+    """The sections of an earlier finetune.json that this run does not redo, each marked with the run it comes
+    from ("carried_from": its command, start and sam2_hf commit), so a report never passes them off as new."""
+    if not previous.is_file():
+        return {}
+    old = json.loads(previous.read_text())
+    commit = old["machine"].get("sam2_hf_commit")
+    origin = {"command": old["command"], "started": old["started"], "sam2_hf_commit": commit}
+    return {name: {**old[name], "carried_from": old[name].get("carried_from", origin)}
+            for name in SECTIONS if name not in run and name in old}  # fmt: skip
+
+
+def carried_note(section: dict) -> list[str]:
+    """The line saying a section was not rerun (empty for a section of this run)."""
+    origin = section.get("carried_from")
+    if not origin:
+        return []
+    return ["", f"*Not rerun: this section comes from the run of {origin['started']} (`{origin['command']}`, "
+                f"sam2_hf {origin['sam2_hf_commit'] or 'commit not recorded'}).*"]  # fmt: skip
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.meta_worker:
@@ -567,6 +590,7 @@ def main(argv=None) -> None:
         "machine": {**machine_description(), "torch_threads": torch.get_num_threads(), **sam2_hf_source()},
         "settings": {k: v for k, v in vars(args).items() if k not in ("meta_worker", "out", "workdir")},
     }
+    result.update(carried_sections(out / "finetune.json", args.sections))
     start = time.perf_counter()
     weights = prepare_weights(workdir, args.image_size, "tiny", "2.1")
     data = make_data(workdir / "finetune" / f"data_{args.data_size}_{args.num_frames}", args)

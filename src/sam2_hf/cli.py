@@ -167,6 +167,7 @@ def main(argv=None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         _refuse_unknown(parser, args.command, unknown)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the words given, e.g. to record or repeat the command
     _, run = _entry_points(SUBCOMMANDS[args.command][0])
     return run(args)
 

@@ -1,8 +1,12 @@
-"""Validation of a model being fine-tuned, with the project's scorer (`sam2_hf.evaluation`).
+"""Validation of a model being fine-tuned, measured as `sam2-hf eval` measures a saved model.
 
-Images: 1-click and 5-click mIoU with simulated clicks (`evaluation.evaluate_clicks`). Videos: J&F with the
-first frame's masks as prompts, tracked by `Sam2VideoPredictor` and scored with the DAVIS conventions
-(`evaluation.score_video`: first and last frame left out; a 2-frame clip scores its second frame).
+Images: 1-click and 5-click mIoU with simulated clicks (`evaluation.evaluate_clicks`, what `sam2-hf eval clicks`
+runs). Videos: J&F with the first frame's masks as prompts, tracked by `Sam2VideoPredictor` with the settings of
+`sam2-hf eval vos` (`vos_predictor_options`: Meta's `tools/vos_inference.py`, objects kept from overlapping)
+and scored with the DAVIS conventions (`evaluation.score_video`: first and last frame left out; a 2-frame clip,
+which `eval vos` cannot score, scores its second frame). The model runs in eval mode, as a loaded model does,
+so the numbers the Trainer logs and the model card publishes are the ones those commands print for the saved
+folder on the same data.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import torch
 
 from ..evaluation.clicks import evaluate_clicks
 from ..evaluation.scoring import score_video, summarize
-from ..evaluation.vos import segment_video
+from ..evaluation.vos import segment_video, vos_predictor_options
 from ..image_predictor import Sam2ImagePredictor
 from ..video.predictor import Sam2VideoPredictor
 from .data_formats import AnnotatedVideo
@@ -23,7 +27,8 @@ METRIC_NAMES = ("mIoU@1", "mIoU@5", "J&F", "J", "F")
 
 @torch.no_grad()
 def evaluate_model(model, videos: list[AnnotatedVideo], max_items: int | None = None) -> dict[str, float]:
-    """Score `model` (a `Sam2VideoModel`, left in eval mode) on annotated images and videos.
+    """Score `model` (a `Sam2VideoModel`) on annotated images and videos, in eval mode (the mask decoder's
+    dynamic multimask selection on, dropout off, as in a loaded model); its mode is restored after.
 
     Args:
         model: the model to score, on its device.
@@ -37,12 +42,22 @@ def evaluate_model(model, videos: list[AnnotatedVideo], max_items: int | None = 
     """
     images = [v for v in videos if len(v) == 1][:max_items]
     clips = [v for v in videos if len(v) > 1][:max_items]
-    metrics = {}
-    if images:
-        metrics.update(image_click_miou(Sam2ImagePredictor(model), images))
-    if clips:
-        metrics.update(video_jf(Sam2VideoPredictor(model, memory_policy="ram"), clips))
+    metrics, was_training = {}, model.training
+    model.eval()
+    try:
+        if images:
+            metrics.update(image_click_miou(Sam2ImagePredictor(model), images))
+        if clips:
+            metrics.update(video_jf(Sam2VideoPredictor(model, memory_policy="ram", **vos_predictor_options()), clips))
+    finally:
+        model.train(was_training)
     return metrics
+
+
+def item_counts(videos: list[AnnotatedVideo]) -> dict[str, int]:
+    """{"images": count of 1-frame items, "videos": count of longer ones}, the zero counts left out."""
+    images = sum(len(v) == 1 for v in videos)
+    return {k: n for k, n in (("images", images), ("videos", len(videos) - images)) if n}
 
 
 def image_click_miou(predictor: Sam2ImagePredictor, images: list[AnnotatedVideo]) -> dict[str, float]:
@@ -60,7 +75,8 @@ def image_click_miou(predictor: Sam2ImagePredictor, images: list[AnnotatedVideo]
 def video_jf(predictor: Sam2VideoPredictor, clips: list[AnnotatedVideo]) -> dict[str, float]:
     """J&F of tracking every object of the first frame from its ground-truth mask, scored with the DAVIS
     conventions (`score_video`: the first and last frames left out); a 2-frame clip scores its second frame.
-    Clips with no object on their first frame are left out; {} when no clip is left."""
+    Clips with no object on their first frame are left out; {} when no clip is left. `predictor` should have
+    `vos_predictor_options()` (as `sam2-hf eval vos`) for the scores to be that command's."""
     scores = []
     for item in clips:
         masks = [item.read_masks(t) for t in range(len(item))]

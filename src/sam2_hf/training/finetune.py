@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shlex
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..cli import fail
 from .lora import DEFAULT_LORA_PARTS, LORA_PARTS
 from .recipe import RECIPES, FinetuneRecipe
 
 # Options of `sam2-hf finetune` that are not TrainingArguments.
-OWN_OPTIONS = ("model", "data", "eval_data", "image_size", "check_data", "recipe", "lora", "lora_rank", "push_to_hub")
+OWN_OPTIONS = ("model", "data", "eval_data", "image_size", "check_data", "recipe", "lora", "lora_rank", "push_to_hub",
+               "base_model_id")  # fmt: skip
 # Options that override the recipe's field of the same name.
 RECIPE_OPTIONS = ("num_frames", "max_num_objects", "freeze_image_encoder")
+# Given without a value: from the last checkpoint of --output-dir.
+RESUME_OPTION = "--resume_from_checkpoint"
 
 
 @dataclass
@@ -45,37 +48,57 @@ def finetune(
     *,
     image_size: int | None = None,
     eval_data=None,
+    image_dir: str | None = None,
     recipe=None,
     lora_parts: tuple[str, ...] | None = None,
     lora_rank: int = 8,
     push_to_hub: str | None = None,
+    base_model_id: str | None = None,
     command: str = "",
+    overwrite_output_dir: bool = False,
     **training_arguments,
 ) -> FinetuneResult:
     """Fine-tune `model` on `data` and save the variant to `output_dir`.
 
     Args:
         model: Hub id, folder saved with save_pretrained, or a Meta / Ultralytics .pt.
-        data, eval_data: anything `build_dataset` reads (folder, COCO JSON, `datasets.Dataset`).
+        data, eval_data: anything `build_dataset` reads (folder, COCO JSON, `datasets.Dataset`, its `save_to_disk`
+            folder or Hub id); `data` may be a list of them, each a source or a (source, weight) pair, trained on
+            together (`MixedClipDataset`: each batch from one source, drawn with probability in proportion to its
+            weight). A `DatasetDict` gives its "train" split to `data`, its "validation" split to `eval_data`.
+        image_dir: the folder of COCO JSONs' images ("file_name" relative to it), e.g. COCO's `train2017/`.
         output_dir: where checkpoints and the final model, processor and model card go.
         image_size: train (and save) at this input size (default the model's).
         recipe: a `FinetuneRecipe` or its name ("meta", the default, or "fast").
         lora_parts: parts to adapt with LoRA of rank `lora_rank` (see `LORA_PARTS`); merged before saving.
         push_to_hub: a Hub repo id to push the result to.
-        command: the command line, recorded in the model card.
+        base_model_id: the base model's Hub id for the model card when `model` is a local file or folder (a Hub
+            id given as `model` is used as is); without one the card names the file, never its path.
+        command: the command line, recorded in the model card (local paths reduced to their names).
+        overwrite_output_dir: start a new run in a non-empty `output_dir` (its old checkpoints are removed);
+            without it that is refused, unless `resume_from_checkpoint` continues the run there (True: from its
+            last checkpoint; see `checkpoint_to_resume`).
         **training_arguments: transformers `TrainingArguments` fields.
     Raises DataError for bad data (every problem named), OSError for a model that cannot be loaded.
     """
     from ..processing_sam2_video import Sam2VideoProcessor
     from .data import build_dataset
-    from .evaluate import evaluate_model
+    from .evaluate import evaluate_model, item_counts
     from .lora import add_lora, merge_lora
     from .model import Sam2VideoModelForTraining
-    from .model_card import ModelCardInfo
-    from .trainer import Sam2Trainer
+    from .model_card import (
+        ModelCardInfo,
+        base_model_license,
+        framework_versions,
+        is_hub_id,
+        public_name,
+        training_hyperparameters,
+    )
+    from .trainer import Sam2Trainer, checkpoint_to_resume
 
     if not isinstance(recipe, FinetuneRecipe):
         recipe = FinetuneRecipe.named(recipe or "meta")
+    resume = checkpoint_to_resume(output_dir, training_arguments.get("resume_from_checkpoint"), overwrite_output_dir)
     net = Sam2VideoModelForTraining.from_pretrained(model, **({"image_size": image_size} if image_size else {}))
     size = net.config.image_size
     seed = training_arguments.get("seed", 42)
@@ -88,9 +111,14 @@ def finetune(
         seed=seed,
         sample_rate=recipe.sample_rate,
         reverse_time_prob=recipe.reverse_time_prob,
+        image_dir=image_dir,
     )
     # Evaluation reads each annotated video whole: no clip length to require of it.
-    eval_set = build_dataset(eval_data, size, num_frames=1, augment=False, seed=seed) if eval_data else None
+    eval_set = (
+        build_dataset(eval_data, size, num_frames=1, augment=False, seed=seed, image_dir=image_dir, split="validation")
+        if eval_data
+        else None
+    )
     if push_to_hub:
         training_arguments.update(push_to_hub=True, hub_model_id=push_to_hub, hub_strategy="end")
     args = recipe.training_arguments(output_dir, **training_arguments)
@@ -99,13 +127,18 @@ def finetune(
     if lora_parts:
         add_lora(net, lora_parts, r=lora_rank)
     card = ModelCardInfo(
-        repo_id=push_to_hub or str(output_dir),
-        base_model=str(model),
-        dataset_name=_name(data),
+        name=push_to_hub or public_name(output_dir),
+        base_model=base_model_id or public_name(model),
+        base_model_id=base_model_id or (str(model) if is_hub_id(str(model)) else None),
+        datasets=[public_name(source) for source in (data if isinstance(data, list) else [data])],
+        eval_dataset=public_name(eval_data) if eval_data is not None else None,
+        license=base_model_license(model),
         command=command,
-        image_size=size,
+        hyperparameters=training_hyperparameters(args, recipe, size, lora_parts, lora_rank),
+        recipe=dataclasses.asdict(recipe),
+        framework_versions=framework_versions(),
         metrics_before=before,
-        eval_dataset_name=_name(eval_data) if eval_data is not None else None,
+        eval_counts=item_counts(eval_set.videos) if eval_set is not None else {},
         notes=f"LoRA (rank {lora_rank}) on {', '.join(lora_parts)}, merged into the weights." if lora_parts else "",
     )
     trainer = Sam2Trainer(
@@ -117,7 +150,7 @@ def finetune(
         model_card=card,
         processor=Sam2VideoProcessor.for_image_size(size),
     )
-    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=resume)
     if lora_parts:
         merge_lora(net)
     after = trainer.evaluate() if eval_set is not None else {}
@@ -130,15 +163,19 @@ def finetune(
     return FinetuneResult(net, trainer, before, card.metrics_after)
 
 
-def _name(source) -> str:
-    if isinstance(source, (str, Path)):
-        return Path(source).name or str(source)
-    return getattr(getattr(source, "info", None), "dataset_name", None) or type(source).__name__
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="Hub id, saved folder, or Meta / Ultralytics .pt (not for --check-data)")
-    parser.add_argument("--data", required=True, help="training data: folder (layout detected) or COCO JSON")
+    parser.add_argument(
+        "--data",
+        required=True,
+        action="append",
+        type=_data_source,
+        metavar="DATA[:WEIGHT]",
+        help="training data: a folder (layout detected), a COCO JSON, a datasets save_to_disk folder or a Hub dataset "
+        "id (its train split). Repeat to train on several (e.g. images and videos): each batch comes from one, drawn "
+        "with probability in proportion to its WEIGHT (give every --data one, or none: then in proportion to its size)",
+    )
+    parser.add_argument("--image-dir", dest="image_dir", help="the COCO JSON's image folder (e.g. COCO's train2017/)")
     parser.add_argument("--eval-data", dest="eval_data", help="validation data (mIoU@1/@5 on images, J&F on videos)")
     parser.add_argument(
         "--image-size", dest="image_size", type=int, help="model input size (default the model's; --check-data: 1024)"
@@ -155,6 +192,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--freeze-image-encoder", dest="freeze_image_encoder", action="store_const", const=True, help="train the rest"
     )
     parser.add_argument("--push-to-hub", dest="push_to_hub", metavar="REPO", help="push the result to this Hub repo")
+    parser.add_argument(
+        "--base-model-id", dest="base_model_id", metavar="REPO", help="the Hub id of a --model given as a local file"
+    )
+    parser.add_argument(
+        "--overwrite_output_dir",
+        "--overwrite-output-dir",
+        dest="overwrite_output_dir",
+        action="store_true",
+        help="start a new run in a non-empty --output-dir, removing its checkpoints (else refused)",
+    )
     _add_training_arguments(parser)
 
 
@@ -205,6 +252,21 @@ def _check_reporting(report_to: list[str]) -> None:
         )
 
 
+def _data_source(text: str):
+    """argparse type of --data: `parse_data_source`, its mistakes as argparse errors."""
+    from .data import parse_data_source
+
+    try:
+        return parse_data_source(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _data_options(sources: list) -> str:
+    """The --data options naming `sources` (weights left out)."""
+    return " ".join(f"--data {shlex.quote(str(s[0] if isinstance(s, tuple) else s))}" for s in sources)
+
+
 def _recipe(args: argparse.Namespace):
     """The recipe named or written in a file by --recipe, with the command line's overrides (--num-frames,
     --max-num-objects, ...). A recipe that cannot be read exits 2 with one line saying why."""
@@ -217,13 +279,18 @@ def _recipe(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Exit status: 0 trained (or data clean with --check-data), 1 data problems found by --check-data,
-    2 bad arguments, data or model (the message says which)."""
+    2 bad arguments, data or model (the message says which), 130 interrupted (Ctrl-C: the message says how
+    to resume)."""
     from .data import DataError, check_dataset
 
     if args.check_data:
         size = args.image_size or 1024  # SAM 2's input size; the model is not loaded to check data
-        problems = check_dataset(args.data, _recipe(args).num_frames, size)
-        problems += check_dataset(args.eval_data, 1, size) if args.eval_data else []  # evaluated whole
+        try:
+            problems = check_dataset(args.data, _recipe(args).num_frames, size, image_dir=args.image_dir)
+        except ValueError as e:  # weights on some --data only
+            return fail(str(e))
+        if args.eval_data:  # evaluated whole: no clip length
+            problems += check_dataset(args.eval_data, 1, size, image_dir=args.image_dir, split="validation")
         for problem in problems:
             print(problem)
         print(f"{len(problems)} problem{'s' * (len(problems) != 1)} found.", file=sys.stderr)
@@ -241,17 +308,55 @@ def run(args: argparse.Namespace) -> int:
             training_arguments.pop("output_dir"),
             image_size=args.image_size,
             eval_data=args.eval_data,
+            image_dir=args.image_dir,
             recipe=_recipe(args),
             lora_parts=tuple(lora) if lora else None,
             lora_rank=args.lora_rank,
             push_to_hub=args.push_to_hub,
-            command=" ".join(["sam2-hf", "finetune", *map(shlex.quote, sys.argv[2:])]),
+            base_model_id=args.base_model_id,
+            command=shlex.join(["sam2-hf", *args.argv]),
+            overwrite_output_dir=args.overwrite_output_dir,
             **training_arguments,
         )
+    except KeyboardInterrupt:
+        return _interrupted(args)
     except DataError as e:
-        return fail(f"{e}\n(`sam2-hf finetune --data {args.data} --check-data` lists every problem of the dataset)")
+        return fail(
+            f"{e}\n(`sam2-hf finetune {_data_options(args.data)} --check-data` lists every problem of the dataset)"
+        )
     except (OSError, ValueError) as e:  # the model or the arguments
         return fail(str(e))
     for name, value in result.metrics_after.items():
         print(f"{name}: {result.metrics_before.get(name, float('nan')):.4f} -> {value:.4f}")
     return 0
+
+
+def _interrupted(args: argparse.Namespace) -> int:
+    """Ctrl-C during training: one line with the command that goes on from the last checkpoint (the same
+    command with a bare --resume_from_checkpoint), or that starts again when none was written yet. -> 130, a
+    shell's status for SIGINT."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    output_dir = getattr(args, "ta_output_dir", "")
+    checkpoint = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+    words = ["sam2-hf", *_without_resume_option(args.argv)]
+    if checkpoint is not None:
+        fail(f"interrupted; resume from {checkpoint} with: {shlex.join([*words, RESUME_OPTION])}")
+    else:
+        words += ["--overwrite_output_dir"] * bool(os.path.isdir(output_dir) and os.listdir(output_dir))
+        fail(f"interrupted before the first checkpoint; start again with: {shlex.join(words)}")
+    return 130
+
+
+def _without_resume_option(argv: list[str]) -> list[str]:
+    """The command line's words less any --resume_from_checkpoint option and its value."""
+    names = (RESUME_OPTION, RESUME_OPTION.replace("_", "-"))
+    words, skip_value = [], False
+    for word in argv:
+        if skip_value and not word.startswith("-"):
+            skip_value = False
+            continue
+        skip_value = word in names
+        if not (skip_value or word.startswith(tuple(f"{n}=" for n in names))):
+            words.append(word)
+    return words
