@@ -283,3 +283,75 @@ def test_vision_models_are_stocks(tmp_path):
         assert torch.allclose(trunk(pixels).last_hidden_state, stock_trunk.last_hidden_state, atol=1e-5)
     assert isinstance(Sam2VideoModel(Sam2VideoModel.config_class.from_size("tiny", image_size=64)).vision_encoder,
                       Sam2VisionModel)  # fmt: skip
+
+
+@pytest.mark.parametrize("selection", [[0, 2], 3, [12, 0, 99], []])
+def test_hidden_states_selected_by_index_are_stocks(models, selection):
+    """`output_hidden_states` given as indices keeps only those states, None in the others' places, as stock's
+    `capture_outputs` does (out-of-range indices select nothing, an empty list none), in `forward` and in
+    `get_image_features`."""
+    ours, theirs = models
+    out = ours(**prompts(), output_hidden_states=selection).vision_hidden_states
+    ref = theirs(**prompts(), output_hidden_states=selection).vision_hidden_states
+    if selection == []:
+        assert out is None and ref is None
+        return
+    assert [h is None for h in out] == [h is None for h in ref] and len(out) == len(
+        ours.vision_encoder.backbone.blocks
+    ) + 1
+    kept = [i for i, h in enumerate(out) if h is not None]
+    assert kept == sorted({i for i in ([selection] if isinstance(selection, int) else selection) if i < len(out)})
+    assert_close([out[i] for i in kept], [ref[i] for i in kept], "selected hidden states")
+    pixels = prompts()["pixel_values"]
+    features = ours.get_image_features(pixels, output_hidden_states=selection).hidden_states
+    stock_features = theirs.get_image_features(pixels, output_hidden_states=selection).hidden_states
+    assert [h is None for h in features] == [h is None for h in stock_features]
+
+
+def test_negative_hidden_state_indices_count_from_the_end(models):
+    """Negative indices select from the end, as transformers' `resolve_hidden_states_indices` reads them (stock
+    Sam2 refuses them: its Hiera config has no `num_hidden_layers` to count from): -1 is stock's index 12."""
+    ours, theirs = models
+    out = ours(**prompts(), output_hidden_states=[-1]).vision_hidden_states
+    ref = theirs(**prompts(), output_hidden_states=[len(out) - 1]).vision_hidden_states
+    assert [h is None for h in out] == [h is None for h in ref] == [True] * (len(out) - 1) + [False]
+    assert_close(out[-1], ref[-1], "last hidden state")
+
+
+def test_from_pretrained_without_name_builds_from_the_given_weights_as_transformers(folder):
+    """`from_pretrained(None, config=c, state_dict=...)` (transformers' `test_can_init_all_missing_weights`)
+    raised a TypeError from `os.fspath(None)`. As in transformers: with every `_init_weights` call seeded, an
+    empty state_dict gives exactly the model built from the config (nothing left on the meta device), and the
+    weights not given are reported missing, the same keys as stock's `Sam2Model` reports."""
+    import copy
+
+    from transformers import PreTrainedModel, set_seed
+
+    config = Sam2Config.from_pretrained(folder)
+    initialize_weights = PreTrainedModel._initialize_weights
+
+    def seeded_initialize_weights(self, module, *args):
+        set_seed(0)
+        initialize_weights(self, module, *args)
+
+    PreTrainedModel._initialize_weights = seeded_initialize_weights
+    try:
+        from_config = Sam2Model(copy.deepcopy(config))
+        from_nothing, info = Sam2Model.from_pretrained(None, config=config, state_dict={}, output_loading_info=True)
+    finally:
+        PreTrainedModel._initialize_weights = initialize_weights
+    assert not [name for name, p in from_nothing.named_parameters() if p.device.type == "meta"]
+    assert list(from_config.state_dict()) == list(from_nothing.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(from_config.state_dict().values(), from_nothing.state_dict().values()))
+    assert info["missing_keys"] == set(from_config.state_dict())
+
+    weights = Sam2Model.from_pretrained(folder).state_dict()
+    given = {k: v for k, v in weights.items() if not k.startswith("mask_decoder.")}
+    partial, info = Sam2Model.from_pretrained(None, config=config, state_dict=given, output_loading_info=True)
+    stock_info = transformers.Sam2Model.from_pretrained(
+        None, config=transformers.Sam2Config.from_pretrained(folder), state_dict=given, output_loading_info=True
+    )[1]
+    assert info["missing_keys"] == stock_info["missing_keys"] == set(weights) - set(given) != set()
+    assert all(torch.equal(partial.state_dict()[k], v) for k, v in given.items())
+    with pytest.raises(ValueError, match=r"weights in the given state_dict do not fit Sam2Model.*missing"):
+        Sam2Model.from_pretrained(None, config=config, state_dict=given, strict=True)

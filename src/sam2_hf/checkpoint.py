@@ -480,10 +480,13 @@ def from_pretrained_checked(load, name, *args, strict: bool | None = None, **kwa
     unexpected weights and fills missing ones randomly; a corrupt `model.safetensors` surfaces as a
     bare `SafetensorError`. Here any missing / unexpected / mis-shaped weight raises a `ValueError`
     naming them, and unreadable weight files raise a `ValueError` saying so. `strict=False`, or an
-    explicit `ignore_mismatched_sizes=True`, keeps transformers' lenient behaviour.
+    explicit `ignore_mismatched_sizes=True`, keeps transformers' lenient behaviour, and so does no
+    `name` (None, with `config=` and `state_dict=`: transformers' way to build a model from the weights
+    given, as its `test_can_init_all_missing_weights` does): the weights not given are initialised by
+    `_init_weights` and reported as transformers reports them (its loading report, `output_loading_info`).
     """
     if strict is None:
-        strict = not kwargs.get("ignore_mismatched_sizes", False)
+        strict = name is not None and not kwargs.get("ignore_mismatched_sizes", False)
     if not strict:
         return load(name, *args, **kwargs)
     want_info = kwargs.pop("output_loading_info", False)
@@ -507,5 +510,6 @@ def from_pretrained_checked(load, name, *args, strict: bool | None = None, **kwa
     unexpected = {k for k in info.get("unexpected_keys") or () if not _ignored_unexpected(model, k)}
     mismatched = [f"{k}: checkpoint {tuple(a)} vs model {tuple(b)}" for k, a, b in info.get("mismatched_keys") or ()]
     if missing or unexpected or mismatched or info.get("error_msgs"):
-        raise ValueError(_describe_mismatch(repr(os.fspath(name)), model, missing, unexpected, mismatched))
+        source = "the given state_dict" if name is None else repr(os.fspath(name))
+        raise ValueError(_describe_mismatch(source, model, missing, unexpected, mismatched))
     return (model, info) if want_info else model

@@ -22,6 +22,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput, can_return_tuple
+from transformers.utils.output_capturing import selected_hidden_states
 
 from .configuration_sam2 import Sam2Config, Sam2HieraDetConfig, Sam2VideoConfig, Sam2VisionConfig
 from .modeling.hiera import HieraTrunk
@@ -196,11 +197,16 @@ class Sam2PreTrainedModel(PreTrainedModel):
                 for p in module.memory_parameters():
                     init.normal_(p, std=std)
 
-    def output_flags(self, output_hidden_states: bool | None, output_attentions: bool | None) -> tuple[bool, bool]:
-        """Explicit flags win; None takes the config's `output_hidden_states` / `output_attentions`."""
+    def output_flags(
+        self, output_hidden_states: bool | int | Sequence[int] | None, output_attentions: bool | None
+    ) -> tuple[bool | tuple[int, ...], bool]:
+        """Explicit flags win; None takes the config's `output_hidden_states` / `output_attentions`. Hidden states
+        may be selected by index, as transformers' `capture_outputs` reads `output_hidden_states`: an int or a
+        list of ints comes back as a tuple of indices (empty: none), which `HieraTrunk.run_trunk` applies."""
         hidden = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         attentions = self.config.output_attentions if output_attentions is None else output_attentions
-        return bool(hidden), bool(attentions)
+        selected = selected_hidden_states(hidden)  # None for a flag
+        return (bool(hidden) if selected is None else tuple(selected)), bool(attentions)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -215,7 +221,9 @@ class Sam2PreTrainedModel(PreTrainedModel):
         config says (e.g. a config.json edited to another size), and unreadable weight files,
         raise a `ValueError` instead of transformers' default of warning and re-initializing them
         randomly. Pass `strict=False` (or `ignore_mismatched_sizes=True`) for transformers'
-        lenient behaviour. The memory weights of a video checkpoint are ignored by `Sam2Model`.
+        lenient behaviour, which is also what no name gives (`from_pretrained(None, config=c,
+        state_dict=weights)`: weights not given are initialised and reported as transformers does).
+        The memory weights of a video checkpoint are ignored by `Sam2Model`.
         """
         from .checkpoint import from_pretrained_checked, is_meta_checkpoint_path, load_meta_checkpoint
 

@@ -5,10 +5,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.utils.output_capturing import resolve_hidden_states_indices
 
 from .layers import FeedForward, attention_function
 
@@ -150,21 +153,29 @@ class HieraTrunk:
         return pos.permute(0, 2, 3, 1)
 
     def run_trunk(
-        self, pixel_values: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | Sequence[int] = False,
+        output_attentions: bool = False,
     ):
         """(B, 3, S, S) -> (stage maps, hidden states, attentions).
 
         Stage maps: the last block of each stage, channels-first (B, C_i, S/4/2^i, S/4/2^i). With
-        `output_hidden_states`, the embedded input and every block's output, channels-last (B, H, W, C);
-        with `output_attentions`, every block's attention output (see `MultiScaleBlock.forward`); else None.
+        `output_hidden_states` True, the embedded input and every block's output, channels-last (B, H, W, C);
+        a sequence of indices into those (negative ones from the end) keeps only the selected states, None in
+        the others' places (transformers' `capture_outputs` selection; out-of-range indices select nothing).
+        With `output_attentions`, every block's attention output (see `MultiScaleBlock.forward`); else None.
         """
+        keep = None
+        if not isinstance(output_hidden_states, bool):
+            keep = resolve_hidden_states_indices(self, list(output_hidden_states), len(self.blocks) + 1)
         x = self.patch_embed(pixel_values)
         x = x + self.position_embedding(*x.shape[1:3])
-        stage_maps, hidden_states, attentions = [], [x], []
+        stage_maps, hidden_states, attentions = [], [x if keep is None or 0 in keep else None], []
         for i, block in enumerate(self.blocks):
             x, attention = block(x, output_attentions)
             if output_hidden_states:
-                hidden_states.append(x)
+                hidden_states.append(x if keep is None or i + 1 in keep else None)
             if output_attentions:
                 attentions.append(attention)
             if i in self.stage_ends:
