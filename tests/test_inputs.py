@@ -410,3 +410,64 @@ def test_json_files_that_are_not_json_are_named_with_the_reason(tmp_path):
         read_json_file(tmp_path / "missing.json")
     (tmp_path / "ok.json").write_text('{"a": [1]}')
     assert read_json_file(tmp_path / "ok.json") == {"a": [1]}
+
+
+# ------------------------------------------------------------------------- batched prompts (issue 19, B3)
+@pytest.fixture(scope="module")
+def image_model(reference_models):
+    from sam2_hf import Sam2Model
+
+    return reference_models("tiny", "2.1", IMAGE_SIZE).load(Sam2Model).eval()
+
+
+@pytest.mark.parametrize("multimask_output", [True, False])
+def test_a_padding_point_changes_no_object_result(image_model, multimask_output):
+    """Objects with different point counts in one batched call (transformers' padding: label -10 added by the
+    processor, or -1 given by the user) give each object what prompting it alone with its real points gives."""
+    processor = Sam2Processor.for_image_size(IMAGE_SIZE)
+    objects = [([[20, 29], [60, 50]], [1, 0]), ([[90, 60]], [1]), ([[100, 30], [0, 0]], [1, -1]), ([[20, 29]], [1])]
+
+    def segment(points, labels):
+        inputs = processor(images=IMAGE, input_points=[points], input_labels=[labels], return_tensors="pt")
+        with torch.no_grad():
+            return inputs["input_labels"], image_model(**inputs, multimask_output=multimask_output)
+
+    batched_labels, batched = segment([p for p, _ in objects], [lab for _, lab in objects])
+    assert batched_labels[0, :, 1].tolist() == [0, -10, -10, -10]  # the model's padding label for both kinds
+    unlabelled = processor(images=IMAGE, input_points=[[[[20, 29], [60, 50]], [[90, 60]]]])["input_labels"]
+    assert unlabelled.tolist() == [[[1, 1], [1, -10]]]  # without labels too: padding is not taken for a click
+    for j, (points, labels) in enumerate(objects):
+        real = [k for k, label in enumerate(labels) if label != -1]
+        _, alone = segment([[points[k] for k in real]], [[labels[k] for k in real]])
+        mask = alone.pred_masks[0, 0] > 0
+        assert 0.01 < mask.float().mean() < 0.99, j  # a real mask, not an empty or full one
+        assert torch.equal(batched.pred_masks[0, j] > 0, mask), j
+        assert max_abs_diff(batched.pred_masks[0, j], alone.pred_masks[0, 0]) < 1e-5, j
+        assert max_abs_diff(batched.iou_scores[0, j], alone.iou_scores[0, 0]) < 1e-5, j
+        assert max_abs_diff(batched.object_score_logits[0, j], alone.object_score_logits[0, 0]) < 1e-5, j
+
+
+def test_padded_video_prompts_give_each_object_its_alone_result(video_reference):
+    """Sam2VideoProcessor stores the padded clicks of objects prompted together; the model's masks on the prompted
+    frame and on the next, tracked one equal those of each object prompted alone in its own session."""
+    from sam2_hf import Sam2VideoProcessor
+
+    model = video_reference.load().eval()
+    processor = Sam2VideoProcessor.for_image_size(IMAGE_SIZE)
+    objects = {1: ([[20, 29], [60, 50], [40, 70]], [1, 1, 0]), 2: ([[90, 60]], [1])}
+
+    def track(obj_ids):
+        session = processor.init_video_session(video=CLIP)
+        points, labels = [[objects[i][0] for i in obj_ids]], [[objects[i][1] for i in obj_ids]]
+        processor.add_inputs_to_inference_session(session, 0, obj_ids, input_points=points, input_labels=labels)
+        with torch.inference_mode():
+            model(inference_session=session, frame_idx=0)
+            return [out.pred_masks for out in model.propagate_in_video_iterator(session, max_frame_num_to_track=1)]
+
+    together = track([1, 2])
+    for j, obj_id in enumerate(objects):
+        for frame, (both, alone) in enumerate(zip(together, track([obj_id]))):
+            assert 0.01 < (alone > 0).float().mean() < 0.99, (obj_id, frame)
+            # float noise (a memory mask binarised from points); stock's padding tokens give 3e-2
+            assert max_abs_diff(both[j], alone[0]) < 1e-3, (obj_id, frame)
+

@@ -211,12 +211,14 @@ def test_out_of_image_prompts_warn_and_are_used_as_given():
 
 
 def test_label_minus_one_is_padding_as_in_transformers():
-    """Batched prompts with different point counts padded with label -1 (transformers' convention)."""
+    """Batched prompts with different point counts padded with label -1 (transformers' convention): the same
+    tensors as stock's, except that the padding points get the model's padding label -10 (which our model
+    leaves out of attention; stock passes -1, the "not a point" token, which changes the object's mask)."""
     prompt = dict(input_points=[[[[10, 20], [0, 0]], [[30, 40], [50, 60]]]], input_labels=[[[1, -1], [1, 0]]])
     ours = Sam2Processor()(return_tensors="pt", original_sizes=SIZES, **prompt)
     stock = transformers.Sam2Processor(transformers.Sam2ImageProcessor())
     theirs = stock(original_sizes=SIZES, return_tensors="pt", **prompt)
-    assert torch.equal(ours["input_labels"], theirs["input_labels"])
+    assert torch.equal(ours["input_labels"], theirs["input_labels"].masked_fill(theirs["input_labels"] == -1, -10))
     assert torch.allclose(ours["input_points"], theirs["input_points"])
     with pytest.raises(ValueError, match="only padding points"):
         Sam2Processor()(return_tensors="pt", original_sizes=SIZES, input_points=[[[[10, 20]]]], input_labels=[[[-1]]])

@@ -108,13 +108,16 @@ def test_one_click_then_propagate(sides):
 
 
 def test_several_objects_in_one_call_and_a_box(sides):
-    """Objects 2 and 3 in one call (3 clicks and 1 click: object 3's are padded, as in transformers), then a
-    box for object 4 on the same frame (each call followed by the model, as each call replaces the session's
-    objects with new inputs), propagation over part of the video."""
+    """Objects 2 and 3 in one call (3 clicks each: with fewer clicks object 3 would be padded, and stock's
+    padding tokens change its mask where ours change nothing, see
+    test_inputs.py::test_padded_video_prompts_give_each_object_its_alone_result), then a box for object 4
+    on the same frame (each call followed by the model, as each call replaces the session's objects with new
+    inputs), propagation over part of the video."""
 
     def scenario(model, processor, log):
         session = processor.init_video_session(video=list(CLIP))
-        click(processor, session, 0, [2, 3], [[[25, 67], [40, 60], [60, 20]], [[20, 29]]], [[1, 1, 0], [1]])
+        clicks = [[[25, 67], [40, 60], [60, 20]], [[20, 29], [24, 33], [100, 80]]]
+        click(processor, session, 0, [2, 3], clicks, [[1, 1, 0], [1, 1, 0]])
         log.append(model(inference_session=session, frame_idx=0))
         processor.add_inputs_to_inference_session(session, 0, 4, input_boxes=[[[88, 40, 104, 56]]])
         log.append(model(inference_session=session, frame_idx=0))

@@ -468,7 +468,8 @@ class Sam2Model(Sam2PreTrainedModel):
     ):
         """Prompt encoder + mask decoder for N prompt sets on N (possibly repeated) images -> `DecoderOutput`.
 
-        image_embeddings (N, C, h, w), points (N, K, 2) in input pixels, labels (N, K), boxes (N, 4),
+        image_embeddings (N, C, h, w), points (N, K, 2) in input pixels, labels (N, K) (-10: batch padding,
+        left out of the decoder's attention, so it changes no result), boxes (N, 4),
         mask_inputs (N, 1, H, W) logits (resized to 4h x 4w). Without points or boxes a "not a point"
         click is used (as the reference's tracker does) unless `empty_prompt_as_point=False`, which
         leaves no sparse tokens (as the reference's image predictor does). attention_similarity,
@@ -486,7 +487,7 @@ class Sam2Model(Sam2PreTrainedModel):
                 align_corners=False,
                 antialias=True,
             )
-        sparse, dense = self.prompt_encoder(points, labels, boxes, mask_inputs, batch_shape=(n,))
+        sparse, dense, sparse_padding = self.prompt_encoder(points, labels, boxes, mask_inputs, batch_shape=(n,))
         return self.mask_decoder(
             image_embeddings,
             self.dense_positional_embedding(),
@@ -497,6 +498,7 @@ class Sam2Model(Sam2PreTrainedModel):
             attention_similarity,
             target_embedding,
             output_attentions,
+            sparse_padding,
         )
 
     @can_return_tuple

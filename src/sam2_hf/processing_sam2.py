@@ -16,9 +16,12 @@ Prompt nesting (lists, numpy arrays or tensors):
     input_labels  [image][object][point]         1 positive, 0 negative (2 / 3 box corners)
     input_boxes   [image][box][x0, y0, x1, y1]   in original-image pixels
 Objects with fewer points (and images with fewer objects) are padded with `point_pad_value` (-10);
-a point labelled -1 is padding too (transformers' convention: the model gives it the "not a point"
-embedding). Boxes cannot be padded, so every image needs the same number of boxes. Points or boxes
-outside their image are warned about, not refused, and used as given (as transformers and Meta do).
+a point labelled -1 is padding too (transformers' convention). Padding points get label -10 in
+`input_labels` (also when no labels were given, so that the model does not take them for clicks), and
+the model leaves them out of its attention: a padding point changes no object's result (stock
+transformers gives them a zero or "not a point" token that still changes the padded object's mask).
+Boxes cannot be padded, so every image needs the same number of boxes. Points or boxes outside their
+image are warned about, not refused, and used as given (as transformers and Meta do).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from transformers import BatchFeature, ProcessorMixin
 from .image_processing import Sam2ImageProcessor, to_model_coords
 from .mask_postprocessing import apply_non_overlapping_constraints as keep_one_object_per_pixel
 from .mask_postprocessing import clean_masks, upscale_masks
-from .prompts import NOT_A_POINT, POSITIVE, Prompt, warn_out_of_bounds
+from .prompts import NOT_A_POINT, PADDING, POSITIVE, Prompt, warn_out_of_bounds
 
 
 class Sam2Processor(ProcessorMixin):
@@ -131,13 +134,9 @@ class Sam2Processor(ProcessorMixin):
             return data
         self._check_prompts(points, labels, boxes)
         if points is not None:
-            padded_labels = None
-            if labels is not None:
-                lengths = _max_lengths(labels, 3)
-                padded = _pad(labels, lengths, self.point_pad_value)
-                padded_labels = torch.tensor(padded, dtype=torch.int64).reshape(lengths)
+            padded_labels = self._padded_labels(points, labels)
             data["input_points"] = self._rescaled_points(points, sizes, padded_labels)
-            if padded_labels is not None:
+            if labels is not None or (padded_labels == PADDING).any():
                 data["input_labels"] = padded_labels
         if boxes is not None:
             data["input_boxes"] = self._rescaled_boxes(boxes, sizes)
@@ -194,16 +193,28 @@ class Sam2Processor(ProcessorMixin):
         pad = self.point_pad_value
         return label in (pad, NOT_A_POINT) if label is not None else xy[0] == pad and xy[1] == pad
 
-    def _rescaled_points(self, points, sizes, labels: torch.Tensor | None) -> torch.Tensor:
-        """Padded (B, P, K, 2) points; all but padding (label or coordinates `point_pad_value`) rescaled
-        from their image, the clicks among them checked against it. labels: the padded (B, P, K) labels."""
-        pad = self.point_pad_value
+    def _padded_labels(self, points, labels) -> torch.Tensor:
+        """(B, P, K) int64 labels of the padded points: the model's padding label (-10, which it leaves out of
+        attention) for every padding point (`_is_padding`) and for the slots `_pad` adds, 1 for points given
+        without labels (as the model assumes), the given label otherwise."""
+
+        def label_of(xy, label):
+            return PADDING if self._is_padding(xy, label) else POSITIVE if label is None else label
+
+        if labels is None:
+            labels = [[[None] * len(obj) for obj in image] for image in points]
+        labels = [[list(map(label_of, *obj)) for obj in zip(*image)] for image in zip(points, labels)]
+        lengths = _max_lengths(points, 3)
+        return torch.tensor(_pad(labels, lengths, PADDING), dtype=torch.int64).reshape(lengths)
+
+    def _rescaled_points(self, points, sizes, labels: torch.Tensor) -> torch.Tensor:
+        """Padded (B, P, K, 2) points (`point_pad_value` in added slots); all but padding rescaled from their
+        image, and checked against it. labels: the padded (B, P, K) labels (`_padded_labels`)."""
         lengths = _max_lengths(points, 3) + [2]
-        tensor = torch.tensor(_pad(points, lengths, pad), dtype=torch.float32).reshape(lengths)
+        tensor = torch.tensor(_pad(points, lengths, self.point_pad_value), dtype=torch.float32).reshape(lengths)
         for i, (height, width) in enumerate(sizes):
-            real = labels[i] != pad if labels is not None else (tensor[i] != pad).all(dim=-1)
-            clicks = real & (labels[i] != NOT_A_POINT) if labels is not None else real
-            warn_out_of_bounds(tensor[i][clicks], width, height, f"input_points of image {i}")
+            real = labels[i] != PADDING
+            warn_out_of_bounds(tensor[i][real], width, height, f"input_points of image {i}")
             tensor[i][real] = to_model_coords(tensor[i][real], (height, width), self.target_size)
         return tensor
 

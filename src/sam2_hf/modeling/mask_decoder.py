@@ -65,21 +65,28 @@ class MaskDecoder(nn.Module):
         attention_similarity: torch.Tensor | None = None,
         target_embedding: torch.Tensor | None = None,
         output_attentions: bool = False,
+        sparse_padding: torch.Tensor | None = None,
     ) -> DecoderOutput:
         """One decoding per prompt set.
 
         image_embeddings (N, C, h, w), image_pe (1, C, h, w), sparse_embeddings (N, T, C),
         dense_embeddings (N or 1, C, h, w), high_res_features projected skips with batch N;
         attention_similarity, target_embedding and output_attentions: see `TwoWayTransformer.forward`
-        (T there counts the 6 output tokens before the sparse ones).
+        (T there counts the 6 output tokens before the sparse ones). sparse_padding (N, T) bool: sparse
+        tokens no token or image position attends to (batch padding; `PromptEncoder.forward`).
         """
         n, c, h, w = image_embeddings.shape
         output_tokens = torch.cat([self.obj_score_token.weight, self.iou_token.weight, self.mask_tokens.weight])
         tokens = torch.cat([output_tokens.unsqueeze(0).expand(n, -1, -1), sparse_embeddings], dim=1)
         image = (image_embeddings + dense_embeddings).flatten(2).transpose(1, 2)
         image_pe = image_pe.flatten(2).transpose(1, 2).expand(n, -1, -1)
+        token_mask = None
+        if sparse_padding is not None:
+            padding = torch.cat([sparse_padding.new_zeros(n, output_tokens.shape[0]), sparse_padding], dim=1)
+            token_mask = torch.zeros(padding.shape, dtype=tokens.dtype, device=tokens.device)
+            token_mask = token_mask.masked_fill(padding, float("-inf"))[:, None, None]  # (N, 1, 1, T) score bias
         hs, image, attentions = self.transformer(
-            tokens, image, image_pe, attention_similarity, target_embedding, output_attentions
+            tokens, image, image_pe, attention_similarity, target_embedding, output_attentions, token_mask
         )
 
         image = image.transpose(1, 2).reshape(n, c, h, w)

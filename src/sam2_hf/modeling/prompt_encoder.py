@@ -1,7 +1,15 @@
 """Prompt encoder: clicks and box corners -> sparse tokens, mask logits -> a dense map.
 
 Point labels: 1 positive, 0 negative, 2 / 3 box top-left / bottom-right, -1 "not a point"
-(the padding point the reference always appends), -10 batch padding (contributes a zero token).
+(the padding point the reference always appends), -10 batch padding.
+
+Batch padding (transformers' `point_pad_value`, for objects with fewer points than others in a batch) gets
+a zero token, as in transformers, and is also returned as a mask of the sparse tokens, which the mask
+decoder's attention leaves out. A zero token alone is not enough: attention still gives it weight
+exp(q . 0) = 1 in every softmax over the prompt tokens, and the token itself is updated by the two-way
+transformer and attended to by the image, so the padded object's masks would change (about 1 % of its
+pixels, as with stock transformers; Meta's "not a point" embedding, which its prompt encoder gives label -1, is a
+real token too). Masked out, a padding point leaves every object's result as without it.
 """
 
 from __future__ import annotations
@@ -66,7 +74,8 @@ class PromptEncoder(nn.Module):
         return self.embed_points(corners, labels, pad=True)
 
     def forward(self, points=None, labels=None, boxes=None, masks=None, batch_shape=(1,)):
-        """Sparse tokens (..., T, C) and dense embedding (N_masks or 1, C, h, w).
+        """Sparse tokens (..., T, C), dense embedding (N_masks or 1, C, h, w) and the padding mask of the
+        sparse tokens: (..., T) bool, True for batch padding (label -10), or None when there is none.
 
         points (..., N, 2) / labels (..., N), boxes (..., 4), masks (N_masks, 1, 4h, 4w) logits.
         Points get the reference's trailing "not a point" token unless a box (which brings its own) is given.
@@ -85,4 +94,8 @@ class PromptEncoder(nn.Module):
             dense = self.mask_embed(masks)
         else:
             dense = self.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, *([self.embedding_size] * 2))
-        return sparse, dense
+        padding = None
+        if points is not None and bool((labels == PADDING).any()):
+            padding = torch.zeros(sparse.shape[:-1], dtype=torch.bool, device=sparse.device)
+            padding[..., : labels.shape[-1]] = labels == PADDING  # the points' tokens come first
+        return sparse, dense, padding
