@@ -546,11 +546,30 @@ def test_untrained_model_mode_and_extras():
         build_sam2(CFG_21_TINY, device="cpu", hydra_overrides_extra=SIZE_OVERRIDES, some_meta_kwarg=1)
 
 
-def test_cuda_default_device_needs_cuda(monkeypatch):
+def test_default_device_is_cuda_when_available_else_cpu_with_one_warning(monkeypatch):
+    """Meta's `tools/vos_inference.py` and `sam2/benchmark.py` pass no device and Meta's builders default to
+    "cuda", so they fail without CUDA; ours build on the CPU then, saying so once. An explicit "cuda" there is
+    still an error, and with CUDA available the default is CUDA."""
+    from sam2_hf.build_sam import resolve_device
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for builder in (build_sam2, build_sam2_video_predictor):
-        with pytest.raises(RuntimeError, match="pass device='cpu'"):
-            builder(CFG_21_TINY)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            built = builder(CFG_21_TINY, hydra_overrides_extra=SIZE_OVERRIDES)
+        model = built if isinstance(built, Sam2Model) else built.model
+        assert {p.device.type for p in model.parameters()} == {"cpu"}
+        assert [str(w.message) for w in caught] == [
+            "CUDA is not available: building the model on the CPU (Meta's builders default to device='cuda' "
+            "and fail here); pass device= to choose."
+        ]
+        assert caught[0].filename == __file__  # points at the caller
+        with pytest.raises(RuntimeError, match="CUDA is not available here; pass device='cpu'"):
+            builder(CFG_21_TINY, device="cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_device(None) == torch.device("cuda")
 
 
 def test_meta_class_names_exported():

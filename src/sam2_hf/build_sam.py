@@ -156,7 +156,7 @@ VIDEO_EXTRA_KWARGS = ("memory_policy",)
 def build_sam2(
     config_file,
     ckpt_path=None,
-    device="cuda",
+    device=None,
     mode="eval",
     hydra_overrides_extra=[],  # noqa: B006 - Meta's signature; never mutated
     apply_postprocessing=True,
@@ -166,12 +166,14 @@ def build_sam2(
 
     config_file: e.g. "configs/sam2.1/sam2.1_hiera_l.yaml" (see `META_CONFIGS`).
     ckpt_path: Meta's or Ultralytics' `.pt` (loaded strictly: it must hold exactly this size and version), or None
-    for an untrained model. device: "cuda" by default as Meta (an error says to pass "cpu" where
-    CUDA is missing). mode: "eval" puts the model in eval mode, anything else leaves it training.
+    for an untrained model. device: where the model goes; by default CUDA when it is available, else the CPU
+    with one warning (Meta defaults to "cuda" and fails without it, e.g. in its `tools/vos_inference.py` and
+    `sam2/benchmark.py`, which pass no device); "cuda" or "mps" asked for where it is missing is a
+    RuntimeError saying to pass "cpu". mode: "eval" puts the model in eval mode, anything else leaves it training.
     hydra_overrides_extra: Meta's Hydra override strings ("++model.image_size=512", ...; see `OVERRIDES`).
     apply_postprocessing: Meta's dynamic multimask fallback via stability for single-mask outputs.
     """
-    _check_device(device)
+    device = resolve_device(device)
     _warn_ignored(kwargs, "build_sam2", ())
     overrides = [
         *_override_list(hydra_overrides_extra),
@@ -188,7 +190,7 @@ def build_sam2(
 def build_sam2_video_predictor(
     config_file,
     ckpt_path=None,
-    device="cuda",
+    device=None,
     mode="eval",
     hydra_overrides_extra=[],  # noqa: B006 - Meta's signature; never mutated
     apply_postprocessing=True,
@@ -197,13 +199,14 @@ def build_sam2_video_predictor(
 ) -> Sam2VideoPredictor:
     """The video predictor (`Sam2VideoPredictor`) for one of Meta's config names and `.pt` checkpoints.
 
-    Arguments as `build_sam2`, plus `vos_optimized` (accepted; Meta only compiles with it, see the
-    module docstring) and sam2_hf's `memory_policy` keyword. `apply_postprocessing` adds Meta's
+    Arguments as `build_sam2` (`device` too: CUDA when available, else the CPU with one warning), plus
+    `vos_optimized` (accepted; Meta only compiles with it, see the module docstring) and sam2_hf's
+    `memory_policy` keyword. `apply_postprocessing` adds Meta's
     video post-processing: dynamic multimask fallback, binarized click masks for the memory
     encoder and hole filling up to 8 low-resolution pixels; without it these are off, as in
     Meta's `tools/vos_inference.py`.
     """
-    _check_device(device)
+    device = resolve_device(device)
     extra = _warn_ignored(kwargs, "build_sam2_video_predictor", VIDEO_EXTRA_KWARGS)
     overrides = [
         *(VOS_OPTIMIZED_OVERRIDES if vos_optimized else ()),
@@ -391,15 +394,27 @@ def settings_from_overrides(size: str, version: str, overrides, video: bool) -> 
 
 
 # ---------------------------------------------------------------------------------------------- internals
-def _check_device(device) -> None:
-    kind = torch.device(device).type
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device={device!r} (Meta's default) but CUDA is not available here; pass device='cpu' "
-            "(or 'mps' on Apple silicon)."
+def resolve_device(device) -> torch.device:
+    """The builders' device: `device` (a str or `torch.device`) when given, else CUDA when available, else the
+    CPU with one UserWarning (where Meta's default "cuda" fails). Raises RuntimeError for "cuda" / "mps"
+    asked for on a machine without it, saying to pass "cpu"."""
+    if device is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        warnings.warn(
+            "CUDA is not available: building the model on the CPU (Meta's builders default to device='cuda' "
+            "and fail here); pass device= to choose.",
+            stacklevel=3,
         )
-    if kind == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError(f"device={device!r} but MPS is not available here; pass device='cpu'.")
+        return torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device={str(device)!r} but CUDA is not available here; pass device='cpu' (or 'mps' on Apple silicon)."
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(f"device={str(device)!r} but MPS is not available here; pass device='cpu'.")
+    return device
 
 
 def _warn_ignored(kwargs: dict, builder: str, accepted) -> dict:
