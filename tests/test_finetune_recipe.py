@@ -154,3 +154,18 @@ def test_readme_python_example_with_bf16_runs_on_the_cpu(reference_models, tmp_p
     weights = model.state_dict()
     assert all(w.dtype == torch.float32 and torch.isfinite(w).all() for w in weights.values())
     assert any(not torch.equal(weights[k], before[k]) for k in before)
+
+
+def test_cli_bf16_without_use_cpu_gets_the_same_rule_as_the_python_api(tmp_path):
+    """`sam2-hf finetune --bf16` on a machine without an accelerator trains with bf16 autocast on the CPU, as
+    `FinetuneRecipe.training_arguments(bf16=True)` does (transformers alone refuses: 'use_cpu')."""
+    from sam2_hf.cli import build_parser
+    from sam2_hf.training.finetune import training_arguments_from
+    from sam2_hf.training.recipe import bf16_needs_cpu
+
+    argv = ["finetune", "--data", "unused", "--output-dir", str(tmp_path / "out"), "--bf16"]
+    values = training_arguments_from(build_parser().parse_args(argv))
+    assert values["bf16"] is True
+    assert values.get("use_cpu", False) == bf16_needs_cpu() == (not torch.cuda.is_available())
+    python_api = FinetuneRecipe.fast().training_arguments(str(tmp_path / "out"), bf16=True)
+    assert python_api.use_cpu == values.get("use_cpu", False)

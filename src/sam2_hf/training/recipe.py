@@ -180,13 +180,13 @@ class FinetuneRecipe:
         )
         values.update(overrides)
         if (values.get("bf16") or values.get("bf16_full_eval")) and "use_cpu" not in overrides:
-            values["use_cpu"] = _bf16_needs_cpu()
+            values["use_cpu"] = bf16_needs_cpu()
         from transformers import TrainingArguments
 
         return TrainingArguments(**values)
 
 
-def _bf16_needs_cpu() -> bool:
+def bf16_needs_cpu() -> bool:
     """True when no accelerator is present (bf16 then runs under the CPU's autocast), False when one supports
     bf16 (or XLA decides). Raises ValueError for an accelerator without bf16 (CUDA before Ampere)."""
     import torch
