@@ -471,3 +471,56 @@ def test_padded_video_prompts_give_each_object_its_alone_result(video_reference)
             # float noise (a memory mask binarised from points); stock's padding tokens give 3e-2
             assert max_abs_diff(both[j], alone[0]) < 1e-3, (obj_id, frame)
 
+
+# ---------------------------------------------------------------------------- float mask prompts (issue 19, B4)
+def logit_map() -> torch.Tensor:
+    """(HEIGHT, WIDTH) float32 logits of a soft disc (+8 at its centre, -10 far away), not binarised: what
+    transformers' propagate_video_from_mask_input test passes (`post_process_masks(..., binarize=False)`)."""
+    y, x = torch.meshgrid(torch.arange(HEIGHT), torch.arange(WIDTH), indexing="ij")
+    distance = ((x - 50.0) ** 2 + (y - 40.0) ** 2).sqrt()
+    return (8.0 - distance / 2).clamp(min=-10.0)
+
+
+FLOAT_MASKS = {"logits": logit_map(), "probabilities in [0, 1)": torch.sigmoid(logit_map()) * 0.999}
+
+
+@pytest.mark.parametrize("kind", FLOAT_MASKS)
+def test_float_mask_prompts_read_as_meta_and_transformers_read_them(video_reference, tmp_path, kind):
+    """A float mask (tensor, numpy array or list) given to every entry point is stored as the model mask that
+    Meta's add_new_mask and transformers' Sam2VideoProcessor make of the tensor: resized, then >= 0.5."""
+    from sam2_hf import Sam2VideoProcessor
+
+    mask = FLOAT_MASKS[kind]
+    stock = transformers_video_processor()
+    stock_session = stock.init_video_session(video=CLIP[:2])
+    stock.add_inputs_to_inference_session(stock_session, frame_idx=0, obj_ids=1, input_masks=mask)
+    expected = stock_session.mask_inputs_per_obj[0][0]
+    meta = video_reference.meta
+    meta_state = meta.init_state(save_jpeg_folder(CLIP[:2], tmp_path / "frames"))
+    meta.add_new_mask(meta_state, 0, 1, mask)
+    assert torch.equal(meta_state["mask_inputs_per_obj"][0][0], expected)
+    assert 0.02 < expected.mean() < 0.5  # the object, not the whole frame as reading non-zero values would give
+
+    processor = Sam2VideoProcessor.for_image_size(IMAGE_SIZE)
+    for given in (mask, mask.numpy(), mask.tolist()):  # every container reads the same (one rule, in `Prompt`)
+        assert torch.equal(Prompt(0, 1, mask=given).model_mask(IMAGE_SIZE), expected)
+        session = processor.init_video_session(video=CLIP[:2])
+        processor.add_inputs_to_inference_session(session, frame_idx=0, obj_ids=1, input_masks=[given])
+        assert torch.equal(session.mask_inputs_per_obj[0][0], expected)
+    predictor = video_reference.load(Sam2VideoPredictor, fill_hole_area=0)
+    state = predictor.init_state(CLIP[:2])
+    predictor.add_new_mask(state, 0, 1, mask.numpy())  # Meta's predictor would read a numpy array as non-zero
+    assert torch.equal(state.object(1).masks[0], expected)
+    stream = Sam2Tracker(predictor).stream()
+    stream.push(CLIP[0])
+    stream.add_prompt(1, mask=mask)
+    assert torch.equal(stream.state.object(1).masks[0], expected)
+
+
+def transformers_video_processor():
+    import transformers
+
+    size = {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    return transformers.Sam2VideoProcessor(
+        transformers.Sam2ImageProcessor(size=size), transformers.Sam2VideoVideoProcessor(size=size)
+    )

@@ -27,7 +27,6 @@ from .processing_sam2 import Sam2Processor
 from .prompts import BOX_BOTTOM_RIGHT, BOX_TOP_LEFT, Prompt
 from .video.frames import FrameSource, open_frames
 from .video.inference_session import Sam2VideoInferenceSession
-from .video.predictor import mask_input
 
 # the image processor's settings a default `Sam2VideoVideoProcessor` takes
 VIDEO_PROCESSOR_KEYS = (
@@ -148,7 +147,8 @@ class Sam2VideoProcessor(Sam2Processor):
         obj_ids: one id or a list (any hashable ids), one per object of the prompts. input_points
         [[obj][point][x, y]] nested in one more list (the image level), input_labels [[obj][point]] likewise
         (1 positive, 0 negative), input_boxes [[x0, y0, x1, y1] per object], in the video's pixels; or
-        input_masks, one (H, W) mask per object (any size, nonzero = object; not with points or boxes).
+        input_masks, one (H, W) mask per object (any size; binary, or float such as probabilities or logits: the
+        object is where it is >= 0.5, see `Prompt.model_mask`; not with points or boxes).
         A box becomes two points labelled 2 and 3 before the clicks. original_size (H, W): the frame size
         when streaming. clear_old_inputs=False adds the clicks to the object's earlier ones on this frame.
         Each call replaces the session's `obj_with_new_inputs` with `obj_ids`.
@@ -234,14 +234,15 @@ class Sam2VideoProcessor(Sam2Processor):
         self, inference_session: Sam2VideoInferenceSession, frame_idx: int, obj_ids: list, input_masks
     ) -> None:
         """Mask prompts for `obj_ids` on one frame: one (H, W) mask each (also (1, H, W) or (1, 1, H, W); a
-        list, or one mask for one object), resized to the model's input size (antialiased, >= 0.5) and stored."""
+        list, or one mask for one object), resized to the model's input size (antialiased, >= 0.5:
+        `Prompt.model_mask`) and stored."""
         masks = input_masks if isinstance(input_masks, list) else [input_masks]
         if len(masks) != len(obj_ids):
             raise ValueError(f"Number of object ids ({len(obj_ids)}) does not match number of masks ({len(masks)})")
         prompts = [Prompt(frame_idx, obj_id, mask=_mask_2d(mask)) for obj_id, mask in zip(obj_ids, masks)]
         for prompt in prompts:
             obj_idx = inference_session.obj_id_to_idx(prompt.obj_id)
-            mask = mask_input(prompt.mask, self.target_size, inference_session.inference_device)
+            mask = prompt.model_mask(self.target_size, inference_session.inference_device)
             inference_session.add_mask_inputs(obj_idx, frame_idx, mask)
             inference_session.remove_point_inputs(obj_idx, frame_idx)
         inference_session.obj_with_new_inputs = obj_ids

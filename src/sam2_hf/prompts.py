@@ -6,6 +6,7 @@ Meta-style image and video predictors, `Sam2Processor`, `Sam2Tracker` / `sam2-hf
     Prompt(frame=0, obj_id=1, points=[(210, 350), (250, 220)], labels=[1, 0])   # clicks
     Prompt(frame=0, obj_id=2, box=(300, 0, 500, 400))                           # a box (+ clicks)
     Prompt(frame=4, obj_id=3, mask=binary_mask)                                 # a mask, alone
+    Prompt(frame=4, obj_id=3, mask=probabilities)                               # object where >= 0.5
 
 Coordinates are pixels of the image or frame (x right, y down), or fractions of its width and height
 in [0, 1] with `normalized=True`; coordinates outside the image are warned about (`OutOfImageWarning`)
@@ -24,6 +25,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .image_processing import to_model_coords
 
@@ -42,7 +44,9 @@ class Prompt:
     frame: frame index (None for a single image); obj_id: the object's id (any hashable; None for a
     single image). After construction the fields hold CPU tensors:
     points (K, 2) float32 as x, y and labels (K,) int64 (None without clicks; an empty list counts as
-    none), box (4,) float32 as x0, y0, x1, y1, mask (H, W) bool (a mask prompt goes alone).
+    none), box (4,) float32 as x0, y0, x1, y1, mask (H, W) float32 as given, bool masks as 0 / 1 (a mask
+    prompt goes alone; the object is where it is >= 0.5 at the model's input size, see `model_mask`, so a
+    probability map or logits read as the references read them).
     normalized: coordinates are fractions of the width / height in [0, 1] instead of pixels.
 
     Accepted shapes: points (K, 2) or (1, K, 2), labels (K,) or (1, K), box (4,), (1, 4) or (2, 2),
@@ -130,6 +134,24 @@ class Prompt:
         xy = to_model_coords(xy, (height, width), image_size, normalized=self.normalized)
         return xy.unsqueeze(0), torch.cat(labels).unsqueeze(0)
 
+    def model_mask(self, image_size: int, device=None) -> torch.Tensor:
+        """The mask prompt as the model takes it: (1, 1, S, S) float32 0 / 1 for a model of image_size S, on `device`.
+
+        The values as given are resized to S x S (antialiased bilinear) and the object is where the result is
+        >= 0.5: exactly what Meta's `SAM2VideoPredictor.add_new_mask` and transformers'
+        `Sam2VideoProcessor.process_new_mask_for_video_frame` do with a mask tensor of another size, so float
+        masks (probabilities, logits) and binary ones read as there. Where they differ, one rule here holds for
+        every container and size: both read a numpy array or a list as bool (any non-zero value is the object,
+        so a probability map would prompt with the whole frame), and take a float tensor already S x S as it is
+        (soft values, logits too) without the 0.5 threshold. Raises ValueError for a prompt without a mask.
+        """
+        if self.mask is None:
+            raise ValueError(f"{self._where()}: the prompt has no mask.")
+        mask = self.mask[None, None].to(device)
+        if mask.shape[-2:] != (image_size, image_size):
+            mask = F.interpolate(mask, size=(image_size,) * 2, mode="bilinear", align_corners=False, antialias=True)
+        return (mask >= 0.5).float()
+
     # ------------------------------------------------------------------------------ helpers
     def _where(self) -> str:
         parts = [f"object {self.obj_id!r}" if self.obj_id is not None else None]
@@ -208,10 +230,8 @@ def _box(box, where: str) -> torch.Tensor:
 
 
 def _mask(mask, where: str) -> torch.Tensor:
-    """-> (H, W) bool (non-zero is foreground)."""
-    if isinstance(mask, np.ndarray) and mask.dtype == bool:
-        mask = torch.from_numpy(mask.copy())
-    mask = as_tensor(mask, "mask", where, dtype=torch.bool)
+    """-> (H, W) float32, the values as given (bool masks as 0 / 1; read by `Prompt.model_mask`)."""
+    mask = as_tensor(mask, "mask", where)
     if mask.ndim != 2 or 0 in mask.shape:
         raise ValueError(f"{where}: mask must be a non-empty 2-D (H, W) array; got shape {tuple(mask.shape)}.")
     return mask

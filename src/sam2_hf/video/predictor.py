@@ -113,16 +113,6 @@ def propagation_order(start_frame_idx: int, max_frame_num_to_track: int | None, 
     return range(start_frame_idx, min(start_frame_idx + max_frame_num_to_track, num_frames - 1) + 1)
 
 
-def mask_input(mask: torch.Tensor, image_size: int, device) -> torch.Tensor:
-    """A mask prompt (H, W) bool -> (1, 1, S, S) float 0/1 at the model's input size S (antialiased
-    bilinear resize, then >= 0.5, as the reference and transformers resize mask prompts)."""
-    mask = mask[None, None].float().to(device)
-    if mask.shape[-2:] != (image_size, image_size):
-        mask = F.interpolate(mask, size=(image_size,) * 2, mode="bilinear", align_corners=False, antialias=True)
-        mask = (mask >= 0.5).float()
-    return mask
-
-
 class Sam2VideoPredictor:
     """Track objects through a video from clicks, boxes or masks (Meta's SAM2VideoPredictor API)."""
 
@@ -234,8 +224,9 @@ class Sam2VideoPredictor:
 
     @torch.inference_mode()
     def add_new_mask(self, inference_state: VideoSession, frame_idx: int, obj_id, mask):
-        """A binary mask (H, W) for one object on one frame (Meta's `add_new_mask`); any size, resized to
-        the model's input size. Returns (frame_idx, obj_ids, masks (num_objects, 1, H, W) logits)."""
+        """A mask (H, W) for one object on one frame (Meta's `add_new_mask`): binary, or float (probabilities or
+        logits: the object is where it is >= 0.5, `Prompt.model_mask`); any size, resized to the model's input
+        size. Returns (frame_idx, obj_ids, masks (num_objects, 1, H, W) logits)."""
         return self.add_prompt(inference_state, Prompt(frame_idx, obj_id, mask=mask))
 
     @torch.inference_mode()
@@ -258,7 +249,7 @@ class Sam2VideoPredictor:
         reverse = False if is_init else obj.tracked[frame_idx]
         is_cond = is_init or self.add_all_frames_to_correct_as_cond
         if prompt.mask is not None:
-            mask = mask_input(prompt.mask, self.image_size, state.device)
+            mask = prompt.model_mask(self.image_size, state.device)
             obj.masks[frame_idx] = mask
             obj.points.pop(frame_idx, None)
             out = self._infer_prompted(state, obj, frame_idx, is_init, reverse, mask=mask)
