@@ -5,13 +5,16 @@ Ctrl-C leaves a resume command, and LoRA checkpoints cannot be mistaken for a fu
 from __future__ import annotations
 
 import dataclasses
+import shlex
 
 import pytest
 import torch
 from transformers import TrainerCallback, TrainingArguments
 
+from sam2_hf.cli import main
 from sam2_hf.training import FinetuneRecipe, PromptSimulation, Sam2Trainer, Sam2VideoModelForTraining
 from sam2_hf.training.data import build_dataset, make_synthetic_dataset
+from sam2_hf.training.lora import add_lora
 
 IMAGE_SIZE = 128
 
@@ -44,9 +47,13 @@ def quick_recipe() -> FinetuneRecipe:
     return dataclasses.replace(FinetuneRecipe.fast(), num_frames=1, prompt_simulation=prompts)
 
 
-def train(base, data, out, max_steps, save_steps, resume=None, callbacks=()) -> dict[str, torch.Tensor]:
-    """`Sam2Trainer` on `data` (batch 1, augmented clips seeded per item and epoch) -> the final weights."""
-    model = base.load(Sam2VideoModelForTraining)
+def train(base, data, out, max_steps, save_steps, resume=None, callbacks=(), lora=()) -> dict[str, torch.Tensor]:
+    """`Sam2Trainer` on `data` (batch 1, augmented clips seeded per item and epoch), with LoRA (rank 4) on the
+    `lora` parts if any; base: a reference or a saved folder. -> the final weights."""
+    model = Sam2VideoModelForTraining.from_pretrained(getattr(base, "path", base), image_size=IMAGE_SIZE)
+    if lora:
+        torch.manual_seed(0)  # the adapters' initial values
+        add_lora(model, lora, r=4)
     args = TrainingArguments(
         str(out), max_steps=max_steps, save_steps=save_steps, use_cpu=True, report_to="none", seed=0,
         per_device_train_batch_size=1, remove_unused_columns=False, lr_scheduler_type="cosine",
@@ -76,3 +83,59 @@ def test_resumed_run_equals_the_uninterrupted_run(base, two_images, tmp_path):
     (checkpoint / "prompt_rng_state.json").unlink()  # a checkpoint without the prompt generator's state
     unrestored = train(base, two_images, tmp_path / "b", max_steps=4, save_steps=3, resume=str(checkpoint))
     assert any(not torch.allclose(unrestored[k], uninterrupted[k], rtol=1e-4, atol=1e-6) for k in changed)
+
+
+def finetune_argv(base, data, out, *extra) -> list[str]:
+    args = ["finetune", "--model", str(base.path), "--data", str(data), "--output-dir", str(out)]
+    options = ["--image-size", str(IMAGE_SIZE), "--recipe", "fast", "--use_cpu", "--report_to", "none", "--seed", "0"]
+    return [*args, *options, *extra]
+
+
+def finetune_cli(base, data, out, *extra) -> int:
+    return main(finetune_argv(base, data, out, *extra))
+
+
+def test_ctrl_c_bare_resume_and_a_used_output_folder(base, two_images, tmp_path, capsys, monkeypatch):
+    """Ctrl-C after the first checkpoint: exit 130 and one line with the resume command (the same command and a
+    bare --resume_from_checkpoint), no traceback, the checkpoint kept. The same command again is refused
+    (naming what the folder holds); the printed one resumes from the last checkpoint; a bare
+    --resume_from_checkpoint with no checkpoint is a clear error; --overwrite_output_dir starts anew."""
+    out = tmp_path / "run"
+    run = ["--max-steps", "2", "--save_steps", "1"]
+    with monkeypatch.context() as patch:
+        init = Sam2Trainer.__init__
+
+        def with_ctrl_c(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            self.add_callback(InterruptAfterSave(1))
+
+        patch.setattr(Sam2Trainer, "__init__", with_ctrl_c)
+        assert finetune_cli(base, two_images, out, *run) == 130
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("sam2-hf")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert f"resume from {out / 'checkpoint-1'} with: " in lines[0]
+    command = shlex.split(lines[0].split(" with: ", 1)[1])
+    assert command == ["sam2-hf", *finetune_argv(base, two_images, out, *run), "--resume_from_checkpoint"]
+    assert (out / "checkpoint-1" / "model.safetensors").is_file() and not (out / "model.safetensors").exists()
+
+    assert finetune_cli(base, two_images, out, *run) == 2
+    assert (
+        f"The output folder {out} is not empty (checkpoint-1/): pass --overwrite_output_dir" in capsys.readouterr().err
+    )
+    assert finetune_cli(base, two_images, tmp_path / "new", "--resume_from_checkpoint") == 2
+    assert f"no checkpoint-N folder in {tmp_path / 'new'} to resume from" in capsys.readouterr().err
+
+    resumed_from = []
+    load_rng_state = Sam2Trainer._load_rng_state
+    monkeypatch.setattr(
+        Sam2Trainer, "_load_rng_state", lambda self, c: resumed_from.append(c) or load_rng_state(self, c)
+    )
+    assert main(command[1:]) == 0
+    assert resumed_from == [str(out / "checkpoint-1")]
+    assert (out / "checkpoint-2").is_dir() and (out / "model.safetensors").is_file()
+
+    assert (
+        finetune_cli(base, two_images, out, "--max-steps", "1", "--save_strategy", "no", "--overwrite_output_dir") == 0
+    )
+    assert not list(out.glob("checkpoint-*")) and (out / "model.safetensors").is_file()

@@ -15,11 +15,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections import defaultdict
 
 import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import get_last_checkpoint, sort_checkpoints
 from transformers.utils import logging
 
 from .data import collate_clips
@@ -66,6 +69,46 @@ def layer_scale(name: str, num_blocks: int, layer_decay: float) -> float:
     if "patch_embed" in name:
         return layer_decay ** (num_blocks + 1)
     return 1.0
+
+
+def checkpoint_to_resume(
+    output_dir: str, resume_from_checkpoint: str | bool | None = None, overwrite_output_dir: bool = False
+) -> str | None:
+    """Where a run that writes to `output_dir` starts: the checkpoint folder to resume from, or None for a new run
+    (transformers' `Trainer.train(resume_from_checkpoint=...)` reading, checked before any work is done).
+
+    Args:
+        output_dir: the run's output folder.
+        resume_from_checkpoint: a checkpoint folder; True (or "true", the command line's bare flag): the last
+            checkpoint of `output_dir` (`transformers.trainer_utils.get_last_checkpoint`); None / False: a new run.
+        overwrite_output_dir: a new run may write into a non-empty `output_dir`; its `checkpoint-N` folders are
+            removed then, so that they are not taken for the new run's (resuming keeps them).
+    Raises:
+        ValueError: nothing to resume from (no checkpoint in `output_dir`, or a folder without trainer_state.json),
+            or a new run into a non-empty `output_dir` without `overwrite_output_dir` (naming what is there).
+    """
+    if resume_from_checkpoint in (True, "true"):
+        checkpoint = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        if checkpoint is None:
+            raise ValueError(f"--resume_from_checkpoint: no checkpoint-N folder in {output_dir} to resume from.")
+        return checkpoint
+    if resume_from_checkpoint:
+        if not os.path.isfile(os.path.join(resume_from_checkpoint, TRAINER_STATE_NAME)):
+            raise ValueError(
+                f"--resume_from_checkpoint {resume_from_checkpoint}: not a checkpoint (no {TRAINER_STATE_NAME})."
+            )
+        return str(resume_from_checkpoint)
+    content = sorted(os.listdir(output_dir)) if os.path.isdir(output_dir) else []
+    if content and not overwrite_output_dir:
+        names = [name + "/" * os.path.isdir(os.path.join(output_dir, name)) for name in content]
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        raise ValueError(
+            f"The output folder {output_dir} is not empty ({shown}): pass --overwrite_output_dir to replace it, or "
+            "--resume_from_checkpoint to continue the run checkpointed there."
+        )
+    for checkpoint in sort_checkpoints(output_dir) if content else []:
+        shutil.rmtree(checkpoint, ignore_errors=True)  # every process of a distributed run may get here
+    return None
 
 
 class DatasetEpochCallback(TrainerCallback):
