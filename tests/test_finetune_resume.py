@@ -9,12 +9,15 @@ import shlex
 
 import pytest
 import torch
+import transformers
+from safetensors.torch import load_file
 from transformers import TrainerCallback, TrainingArguments
 
+from sam2_hf import Sam2VideoModel
 from sam2_hf.cli import main
 from sam2_hf.training import FinetuneRecipe, PromptSimulation, Sam2Trainer, Sam2VideoModelForTraining
 from sam2_hf.training.data import build_dataset, make_synthetic_dataset
-from sam2_hf.training.lora import add_lora
+from sam2_hf.training.lora import add_lora, save_lora_adapter
 
 IMAGE_SIZE = 128
 
@@ -45,6 +48,14 @@ def quick_recipe() -> FinetuneRecipe:
     generator is drawn every step) with two corrective clicks instead of seven, at the fast recipe's rates."""
     prompts = dataclasses.replace(PromptSimulation.meta_finetune(), num_correction_pt_per_frame=2)
     return dataclasses.replace(FinetuneRecipe.fast(), num_frames=1, prompt_simulation=prompts)
+
+
+@pytest.fixture(scope="module")
+def base_folder(base, tmp_path_factory):
+    """The base model saved with save_pretrained (a base that transformers can load by name)."""
+    folder = tmp_path_factory.mktemp("base")
+    base.load().save_pretrained(folder)
+    return folder
 
 
 def train(base, data, out, max_steps, save_steps, resume=None, callbacks=(), lora=()) -> dict[str, torch.Tensor]:
@@ -139,3 +150,41 @@ def test_ctrl_c_bare_resume_and_a_used_output_folder(base, two_images, tmp_path,
         finetune_cli(base, two_images, out, "--max-steps", "1", "--save_strategy", "no", "--overwrite_output_dir") == 0
     )
     assert not list(out.glob("checkpoint-*")) and (out / "model.safetensors").is_file()
+
+
+def test_lora_checkpoints_hold_adapters_only_and_resume(base, base_folder, two_images, tmp_path):
+    """A LoRA run's checkpoint holds its adapters in peft's format and nothing a model class loads as a whole
+    model: stock transformers loads it as its base plus the adapters (no weight missing, the adapters' trained
+    values), peft's `PeftModel.from_pretrained` too; with a base that transformers cannot load (a Meta .pt) it
+    refuses. Resuming from it equals the uninterrupted LoRA run."""
+    lora = ("mask_decoder",)
+    uninterrupted = train(base_folder, two_images, tmp_path / "a", max_steps=2, save_steps=1, lora=lora)
+    with pytest.raises(KeyboardInterrupt):
+        train(base_folder, two_images, tmp_path / "b", 2, 1, callbacks=[InterruptAfterSave(1)], lora=lora)
+    checkpoint = tmp_path / "b" / "checkpoint-1"
+    names = {p.name for p in checkpoint.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= names
+    assert not names & {"config.json", "model.safetensors"}, names
+    adapters = load_file(checkpoint / "adapter_model.safetensors")
+    assert any(k.endswith("lora_B.weight") and v.any() for k, v in adapters.items())  # trained (lora_B starts at 0)
+
+    stock, info = transformers.Sam2VideoModel.from_pretrained(checkpoint, output_loading_info=True)
+    assert not info["missing_keys"] and not info["mismatched_keys"], info
+    stock_weights = stock.state_dict()
+    for key, value in adapters.items():
+        name = key.removeprefix("base_model.model.").replace(".weight", ".default.weight")
+        assert torch.equal(stock_weights[name], value), name
+    from peft import PeftModel
+
+    peft_weights = PeftModel.from_pretrained(Sam2VideoModel.from_pretrained(base_folder), checkpoint).state_dict()
+    for key, value in adapters.items():
+        assert torch.equal(peft_weights[key.replace(".weight", ".default.weight")], value), key
+
+    resumed = train(base_folder, two_images, tmp_path / "b", 2, 1, resume=str(checkpoint), lora=lora)
+    torch.testing.assert_close(resumed, uninterrupted, rtol=1e-5, atol=1e-7)
+
+    from_meta_file = base.load(Sam2VideoModelForTraining)
+    add_lora(from_meta_file, lora, r=4, base_model=str(base.path))
+    save_lora_adapter(from_meta_file, tmp_path / "c")
+    with pytest.raises(OSError, match="not a valid JSON file"):
+        transformers.Sam2VideoModel.from_pretrained(tmp_path / "c")

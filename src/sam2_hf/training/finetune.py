@@ -125,7 +125,7 @@ def finetune(
     net.to(args.device)
     before = evaluate_model(net, eval_set.videos) if eval_set is not None else {}
     if lora_parts:
-        add_lora(net, lora_parts, r=lora_rank)
+        add_lora(net, lora_parts, r=lora_rank, base_model=str(model))
     card = ModelCardInfo(
         name=push_to_hub or public_name(output_dir),
         base_model=base_model_id or public_name(model),

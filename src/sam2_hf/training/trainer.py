@@ -21,12 +21,13 @@ from collections import defaultdict
 import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer import TRAINER_STATE_NAME, TRAINING_ARGS_NAME
 from transformers.trainer_utils import get_last_checkpoint, sort_checkpoints
 from transformers.utils import logging
 
 from .data import collate_clips
 from .evaluate import evaluate_model
+from .lora import ADAPTER_WEIGHTS_NAME, load_lora_adapter, lora_config, save_lora_adapter
 from .losses import CORE_LOSS_KEY, LOSS_TERMS
 from .recipe import FinetuneRecipe
 
@@ -220,6 +221,40 @@ class Sam2Trainer(Trainer):
         super().save_model(output_dir, _internal_call)
         if self.processor is not None and self.is_world_process_zero():
             self.processor.save_pretrained(output_dir or self.args.output_dir)
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """Trainer's save (config.json, model.safetensors); a model that carries LoRA adapters (checkpoints of a
+        LoRA run: `merge_lora` comes before the final save) saves its adapters only, in peft's format
+        (`save_lora_adapter`): no config.json or model.safetensors that a model class would load half
+        initialised at random."""
+        model = self.accelerator.unwrap_model(self.model)
+        if lora_config(model) is None:
+            return super()._save(output_dir, state_dict)
+        if self.args.should_save:
+            output_dir = output_dir or self.args.output_dir
+            save_lora_adapter(model, output_dir)
+            torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        """Trainer's, or the LoRA adapters of a LoRA run's checkpoint (`load_lora_adapter`). Raises ValueError
+        for a checkpoint that holds only adapters when the model has none (resumed without --lora)."""
+        unwrapped = self.accelerator.unwrap_model(model or self.model)
+        if lora_config(unwrapped) is not None:
+            load_lora_adapter(unwrapped, resume_from_checkpoint)
+        elif os.path.isfile(os.path.join(resume_from_checkpoint, ADAPTER_WEIGHTS_NAME)):
+            raise ValueError(
+                f"{resume_from_checkpoint} holds the LoRA adapters of a LoRA run: resume it with its --lora options."
+            )
+        else:
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _load_best_model(self) -> None:
+        """Trainer's (`load_best_model_at_end`), or the best checkpoint's LoRA adapters in a LoRA run."""
+        model = self.accelerator.unwrap_model(self.model)
+        if lora_config(model) is not None:
+            load_lora_adapter(model, self.state.best_model_checkpoint)
+        else:
+            super()._load_best_model()
 
     def _save_rng_state(self, output_dir: str) -> None:
         """Trainer's random states (python, numpy's global, torch: rng_state.pth) and the prompt simulation's
