@@ -16,6 +16,7 @@ from torchvision import tv_tensors
 
 from sam2_hf.cli import main
 from sam2_hf.image_processing import IMAGENET_MEAN, IMAGENET_STD, preprocess_images
+from sam2_hf.training import FinetuneRecipe, Sam2Trainer, Sam2VideoModelForTraining
 from sam2_hf.training.data import (
     ClipSample,
     DataError,
@@ -23,6 +24,7 @@ from sam2_hf.training.data import (
     check_dataset,
     collate_clips,
     make_synthetic_dataset,
+    parse_data_source,
     save_palette_png,
 )
 from sam2_hf.training.prompting import PromptSimulation, draw_clip_prompts, sample_box_points
@@ -572,3 +574,117 @@ def test_an_object_absent_from_a_box_prompted_frame_gets_no_inverted_box():
         frame_coords, frame_labels = prompts.point_inputs[t]
         assert frame_labels[0].tolist() == [2, 3] and (frame_coords[0, 0] < frame_coords[0, 1]).all()
         assert frame_labels[1].tolist() == ([2, 3] if t == 0 else [0, -1])
+
+
+def test_several_sources_mix_with_batches_of_one_source(tmp_path, reference_models, capsys):
+    """Images and videos together (Meta's TorchTrainMixedDataset): every batch from one source (its clips share
+    T), sources drawn with probability weight / sum (Meta's `dataset_prob`) or, without weights, in proportion
+    to their numbers of batches (Meta's default); the order depends on (seed, epoch) only."""
+    images = make_synthetic_dataset(tmp_path / "images", "images", num_items=6, height=32, width=32)
+    videos = make_synthetic_dataset(tmp_path / "videos", "davis", num_items=2, num_frames=3, height=32, width=32)
+    assert parse_data_source(f"{videos}:3") == (str(videos), 3.0) and parse_data_source(str(videos)) == str(videos)
+    with pytest.raises(ValueError, match="must be a positive number"):
+        parse_data_source(f"{videos}:0")
+    with pytest.raises(ValueError, match="to every data source or to none"):
+        build_dataset([images, (videos, 3.0)], image_size=32, num_frames=2)
+
+    def shares(dataset, epochs=150):
+        order = dataset.sampler(batch_size=2)
+        assert len(order) == (3 + 1) * 2  # ceil(6 / 2) image batches + ceil(2 / 2) video batch, each full
+        from_images = []
+        for epoch in range(epochs):
+            order.set_epoch(epoch)
+            indices = list(order)
+            batches = [indices[i : i + 2] for i in range(0, len(indices), 2)]
+            assert all(len({i % 8 < 6 for i in batch}) == 1 for batch in batches)  # one source per batch
+            from_images += [batch[0] % 8 < 6 for batch in batches]
+        return np.mean(from_images)
+
+    weighted = build_dataset([(images, 1.0), (videos, 3.0)], image_size=32, num_frames=2, seed=0)
+    assert len(weighted) == 8 and shares(weighted) == pytest.approx(0.25, abs=0.05)
+    again_in_the_epoch = weighted[6 + 8]  # video 0 on the sampler's second pass over the videos: a new draw
+    assert again_in_the_epoch.source == weighted[6].source
+    assert not torch.equal(again_in_the_epoch.pixel_values, weighted[6].pixel_values)
+    unweighted = build_dataset([images, videos], image_size=32, num_frames=2, seed=0)
+    assert shares(unweighted) == pytest.approx(0.75, abs=0.05)  # 3 of 4 batches hold images
+    first, again = unweighted.sampler(2), unweighted.sampler(2)
+    assert list(first) == list(again)
+    again.set_epoch(1)
+    assert list(first) != list(again)
+
+    model = reference_models("tiny", "2.1", 256).load(Sam2VideoModelForTraining)
+    args = FinetuneRecipe.fast().training_arguments(str(tmp_path / "out"), per_device_train_batch_size=2)
+    trainer = Sam2Trainer(model, args, train_dataset=weighted)
+    frames = [batch["pixel_values"].shape[0] for batch in trainer.get_train_dataloader()]
+    assert len(frames) == 4 and set(frames) <= {1, 2} and 2 in frames  # collated: each batch one source
+
+    argv = ["finetune", "--data", f"{images}:1", "--data", f"{videos}:3", "--check-data", "--num-frames", "2"]
+    assert main(argv) == 0
+    (videos / "Annotations" / "0001" / "00001.png").write_bytes(b"broken")
+    assert main(argv) == 1 and "0001/00001.png" in capsys.readouterr().out
+    assert main(["finetune", "--data", str(images), "--data", f"{videos}:3", "--check-data"]) == 2
+    assert "Give a sampling weight to every data source or to none" in capsys.readouterr().err
+
+
+def _hf_table():
+    datasets = pytest.importorskip("datasets")
+    ids = np.zeros((SIZE, SIZE), np.uint8)
+    ids[5:20, 5:30], ids[30:60, 40:50] = 3, 7
+    image = Image.fromarray(np.full((SIZE, SIZE, 3), 90, np.uint8))
+    table = datasets.Dataset.from_dict({"image": [image], "mask": [Image.fromarray(ids)]})
+    return table.cast_column("image", datasets.Image()).cast_column("mask", datasets.Image()), ids
+
+
+def test_hugging_face_dataset_folders_and_hub_ids(tmp_path, monkeypatch):
+    """A `save_to_disk` folder (a Dataset, or a DatasetDict's train split) and a Hub id (datasets.load_dataset,
+    faked here: no network) are data sources like a `datasets.Dataset`."""
+    import datasets
+
+    table, ids = _hf_table()
+    table.save_to_disk(str(tmp_path / "saved"))
+    datasets.DatasetDict({"train": table, "validation": table.select([0, 0])}).save_to_disk(str(tmp_path / "dict"))
+    for source, length in [(tmp_path / "saved", 1), (str(tmp_path / "dict"), 1)]:
+        dataset = build_dataset(source, image_size=SIZE, augment=False, seed=0)
+        assert len(dataset) == length and sorted(dataset[0].object_ids) == [3, 7]
+        np.testing.assert_array_equal(dataset[0].masks[0].numpy(), np.array([ids == i for i in dataset[0].object_ids]))
+    assert len(build_dataset(tmp_path / "dict", image_size=SIZE, split="validation")) == 2
+    with pytest.raises(DataError, match=r"no 'test' split; it has \['train', 'validation'\]"):
+        build_dataset(tmp_path / "dict", split="test")
+    assert check_dataset(tmp_path / "saved", image_size=SIZE) == []
+
+    calls = []
+
+    def load_dataset(name, *args, **kwargs):
+        calls.append(name)
+        if name != "me/my-masks":
+            raise FileNotFoundError(f"Dataset '{name}' doesn't exist on the Hub")
+        return datasets.DatasetDict({"train": table})
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    assert sorted(build_dataset("me/my-masks", image_size=SIZE, augment=False)[0].object_ids) == [3, 7]
+    with pytest.raises(DataError, match="me/missing: no local file or folder, nor a loadable Hub dataset"):
+        build_dataset("me/missing")
+    assert calls == ["me/my-masks", "me/missing"]
+
+
+def test_coco_official_layout_and_image_dir(tmp_path, capsys):
+    """COCO's own layout (annotations/instances_train2017.json beside train2017/): "file_name" is relative to
+    the image folder, found there or given with --image-dir."""
+    root = make_synthetic_dataset(tmp_path / "coco", "coco", num_items=2, height=SIZE, width=SIZE)
+    (root / "annotations").mkdir()
+    (root / "annotations.json").rename(root / "annotations" / "instances_train2017.json")
+    (root / "images").rename(root / "train2017")
+    annotations = root / "annotations" / "instances_train2017.json"
+    dataset = build_dataset(annotations, image_size=SIZE, augment=False, seed=0)
+    assert [Path(v.source).parent for v in dataset.videos] == [root / "train2017"] * 2
+    coco = COCO(str(annotations))
+    sample = dataset[0]
+    expected = [coco.annToMask(coco.anns[i]).astype(bool) for i in sample.object_ids]
+    np.testing.assert_array_equal(sample.masks[0].numpy(), np.array(expected))
+
+    (root / "train2017").rename(tmp_path / "pictures")
+    problems = check_dataset(annotations, image_size=SIZE)
+    assert len(problems) == 2 and all("not found" in p for p in problems)
+    assert len(build_dataset(annotations, image_size=SIZE, image_dir=tmp_path / "pictures")) == 2
+    argv = ["finetune", "--data", str(annotations), "--check-data", "--image-size", str(SIZE)]
+    assert main(argv) == 1 and main([*argv, "--image-dir", str(tmp_path / "pictures")]) == 0

@@ -15,6 +15,7 @@ missing from a later frame gets an empty mask there. Images are clips of one fra
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
     "ClipDataset",
     "ClipSample",
     "DataError",
+    "MixedClipDataset",
     "build_dataset",
     "check_dataset",
     "collate_clips",
@@ -82,7 +84,9 @@ class ClipDataset(torch.utils.data.Dataset):
         self.epoch = int(epoch)
 
     def __getitem__(self, idx: int) -> ClipSample:
-        video = self.videos[idx]
+        """Item `idx` (`idx` >= len: item `idx % len` drawn anew, as a sampler's later pass over the data in the
+        same epoch reads it)."""
+        video = self.videos[idx % len(self.videos)]
         seed = self._sample_seed(idx)
         generator = torch.Generator().manual_seed(seed)
         positions, object_ids = sample_clip(
@@ -191,9 +195,11 @@ def build_dataset(
     check: bool = True,
     **options,
 ) -> ClipDataset:
-    """A `ClipDataset` of `ClipSample` from a folder, a JSON file or a `datasets.Dataset`.
+    """A `ClipDataset` of `ClipSample` from a folder, a JSON file or a `datasets.Dataset`; from a list of
+    several sources, a `MixedClipDataset` of them.
 
-    source: the dataset (layouts in `data_formats`; detected unless `layout` names one of `LAYOUTS`).
+    source: the dataset (layouts in `data_formats`; detected unless `layout` names one of `LAYOUTS`), or a list
+        of them, each a source or a (source, weight) pair (weights: every source's or none; `MixedClipDataset`).
     image_size: side S of the square model input, pixels. num_frames: frames per video clip (images: 1).
     max_num_objects: objects per clip at most. augment: Meta's fine-tuning augmentations (`ClipTransforms`);
     False: resize + normalize only. seed: per-item determinism (see `ClipDataset`); None: torch's generator.
@@ -202,12 +208,28 @@ def build_dataset(
     check: read every frame and mask now and refuse the dataset on any problem `check_dataset` lists, so that
     training never stops on one mid-run; False (a large dataset already checked): only the structure is
     checked, and a bad file raises DataError when its item is read.
-    options: `image_column` / `mask_column` ("hf"), `frames_dir` / `ann_every` ("sav", "masklets").
+    options: `image_column` / `mask_column` / `split` ("hf"), `image_dir` ("coco"), `frames_dir` / `ann_every`
+    ("sav", "masklets"); see `data_formats.read_layout`.
 
-    Raises DataError (with `.problems`, every one found) when the layout is unknown, files do not pair up,
-    JSON cannot be read, a video has fewer annotated frames than `num_frames`, nothing is left (empty), or
-    (`check`) any pixel-level problem `check_dataset` lists.
+    Raises DataError (with `.problems`, every one found, of every source) when the layout is unknown, files
+    do not pair up, JSON cannot be read, a video has fewer annotated frames than `num_frames`, nothing is left
+    (empty), or (`check`) any pixel-level problem `check_dataset` lists; ValueError for bad weights.
     """
+    if isinstance(source, list):
+        sources, weights = _split_weights(source)
+        settings = dict(layout=layout, sample_rate=sample_rate, reverse_time_prob=reverse_time_prob,
+                        transforms=transforms, check=check, **options)  # fmt: skip
+        datasets, problems = [], []
+        for item in sources:
+            try:
+                datasets.append(build_dataset(item, image_size, num_frames, max_num_objects, augment, seed, **settings))
+            except DataError as error:
+                problems += error.problems
+        if problems:
+            raise DataError(
+                ", ".join(map(str, sources)), f"{len(problems)} problem(s):\n" + "\n".join(problems), problems
+            )
+        return MixedClipDataset(datasets, weights, seed) if len(datasets) > 1 else datasets[0]
     transforms = transforms or ClipTransforms(image_size=image_size, augment=augment)
     videos, problems = _read_videos(source, layout, num_frames, sample_rate, **options)
     if check and not problems:
@@ -230,6 +252,113 @@ def _read_videos(source, layout, num_frames, sample_rate, **options) -> tuple[li
     if not videos and not problems:
         problems.append(f"{source}: empty dataset (no annotated image or video found)")
     return videos, problems
+
+
+def parse_data_source(text: str):
+    """A `--data` value -> the source, or (source, weight) for `PATH:WEIGHT` (a positive number after the last
+    colon of a text that is not itself an existing path). Raises ValueError for a weight that is not > 0."""
+    path, colon, weight = text.rpartition(":")
+    if not colon or Path(text).exists():
+        return text
+    try:
+        value = float(weight)
+    except ValueError:
+        return text  # a colon that is part of the name
+    if not value > 0:
+        raise ValueError(f"--data {text}: the sampling weight after ':' must be a positive number, not {weight!r}")
+    return path, value
+
+
+def _split_weights(items: list) -> tuple[list, list[float] | None]:
+    """[source or (source, weight)] -> (sources, weights or None). ValueError when only some have a weight."""
+    pairs = [item if isinstance(item, tuple) else (item, None) for item in items]
+    weights = [w for _, w in pairs]
+    if not pairs:
+        raise ValueError("An empty list of data sources.")
+    if None in weights and any(w is not None for w in weights):
+        raise ValueError(
+            "Give a sampling weight to every data source or to none (e.g. --data imgs/:1 --data vids/:3); "
+            f"got {[str(s) if w is None else f'{s}:{w:g}' for s, w in pairs]}"
+        )
+    return [s for s, _ in pairs], None if None in weights else [float(w) for w in weights]
+
+
+class MixedClipDataset(torch.utils.data.Dataset):
+    """Several `ClipDataset`s (e.g. images and videos) trained on together, as Meta's `TorchTrainMixedDataset`.
+
+    Item `i` is item `i` of the sources laid end to end. Clips of one batch must share their frame count, so
+    batches come from one source each: `sampler(batch_size)` orders the items that way. Each batch's source is
+    drawn with probability `weights[k] / sum(weights)` (Meta's `dataset_prob`), or, without weights, in
+    proportion to the source's number of batches (Meta's default: every item about once per epoch). A source
+    that runs out starts a new shuffled pass, so the weights are the shares of batches over the whole run
+    (Meta's `MixedDataLoader` instead stops drawing from an exhausted source, so over a full epoch every
+    source is used exactly once whatever its probability). An item met again in an epoch is drawn anew.
+
+    datasets: the sources (`ClipDataset`). weights: one positive number per source, or None.
+    seed: seeds the batch order with the epoch (None: torch's generator draws a seed).
+    """
+
+    def __init__(self, datasets: list[ClipDataset], weights: list[float] | None = None, seed: int | None = None):
+        if weights is not None and (len(weights) != len(datasets) or min(weights) <= 0):
+            raise ValueError(f"weights must be {len(datasets)} positive numbers, one per dataset; got {weights}")
+        self.datasets, self.weights, self.seed, self.epoch = datasets, weights, seed, 0
+        self.offsets = np.cumsum([0] + [len(d) for d in datasets]).tolist()
+
+    def __len__(self) -> int:
+        return self.offsets[-1]
+
+    def __getitem__(self, idx: int) -> ClipSample:
+        """Item `idx` of the sources laid end to end; `idx` = `n * len + i` (pass n, from `sampler`) reads item
+        `i` drawn anew for that pass."""
+        repeat, idx = divmod(idx, len(self))
+        k = int(np.searchsorted(self.offsets, idx, side="right")) - 1
+        return self.datasets[k][idx - self.offsets[k] + repeat * len(self.datasets[k])]
+
+    @property
+    def videos(self) -> list[AnnotatedVideo]:
+        return [video for dataset in self.datasets for video in dataset.videos]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        for dataset in self.datasets:
+            dataset.set_epoch(epoch)
+
+    def sampler(self, batch_size: int) -> MixedBatchOrder:
+        """The item order for a `DataLoader` of `batch_size` (batches of one source each)."""
+        return MixedBatchOrder(self, batch_size)
+
+
+class MixedBatchOrder(torch.utils.data.Sampler):
+    """Indices of a `MixedClipDataset`, each run of `batch_size` from one source (class docstring of
+    `MixedClipDataset`). An epoch is as many batches as the sources hold (last partial batches counted),
+    always full: `len` = batches x `batch_size`. The order depends on (seed, epoch) only, so a resumed run
+    that skips the epoch's first batches meets the same ones."""
+
+    def __init__(self, dataset: MixedClipDataset, batch_size: int):
+        self.dataset, self.batch_size, self.epoch = dataset, batch_size, 0
+        self.seed = dataset.seed if dataset.seed is not None else int(torch.randint(2**62, ()).item())
+        self.batches = [-(-len(d) // batch_size) for d in dataset.datasets]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return sum(self.batches) * self.batch_size
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        shares = torch.tensor(self.dataset.weights or self.batches, dtype=torch.float64)
+        passes = [_shuffled_passes(len(d), generator) for d in self.dataset.datasets]
+        for k in torch.multinomial(shares, sum(self.batches), replacement=True, generator=generator).tolist():
+            for _ in range(self.batch_size):
+                repeat, i = next(passes[k])
+                yield repeat * len(self.dataset) + self.dataset.offsets[k] + i
+
+
+def _shuffled_passes(length: int, generator: torch.Generator):
+    """(pass, index): 0..length-1 in a new random order on every pass, endlessly."""
+    for repeat in itertools.count():
+        yield from ((repeat, i) for i in torch.randperm(length, generator=generator).tolist())
 
 
 def collate_clips(samples: list[ClipSample]) -> dict[str, torch.Tensor]:
@@ -266,6 +395,9 @@ def check_dataset(source, num_frames: int = 8, image_size: int = 1024, *, layout
     resized to S x S (on an image; on every frame of a video), objects empty on every frame of a video, and
     videos where no clip of `num_frames` frames starts with a visible object.
     """
+    if isinstance(source, list):
+        return [p for item in _split_weights(source)[0] for p in check_dataset(
+            item, num_frames, image_size, layout=layout, sample_rate=sample_rate, **options)]  # fmt: skip
     try:
         videos, problems = _read_videos(source, layout, num_frames, sample_rate, **options)
     except DataError as error:

@@ -6,10 +6,12 @@ Layouts (`LAYOUTS`; `detect_layout` tells which one a folder or file is):
 - "images": `images/<stem>.<ext>` with `masks/<stem>.png` (one instance-id PNG: 0 background, k object k)
   or `masks/<stem>/<obj_id>.png` (one PNG per object, nonzero = object);
 - "coco": a COCO instance JSON ("images", "annotations"; RLE or polygons, crowd regions left out, an
-  annotation without a mask, boxes only, a problem), image files relative to the JSON's folder or its
-  `images/` subfolder;
-- "hf": a Hugging Face `datasets.Dataset` with an image column and a mask column (an instance-id map, or a
-  list / (O, H, W) stack of per-object masks);
+  annotation without a mask, boxes only, a problem), image files relative to `image_dir` when given, else
+  to the JSON's folder, its `images/` subfolder or, in COCO's own layout (`annotations/instances_train2017.json`
+  beside `train2017/`), `../train2017/`;
+- "hf": a Hugging Face `datasets.Dataset` (or a `save_to_disk` folder, or a Hub dataset id "owner/name"; a
+  `DatasetDict`'s "train" split unless `split` says another) with an image column and a mask column (an
+  instance-id map, or a list / (O, H, W) stack of per-object masks);
 - "davis": `JPEGImages*/<seq>/*.jpg` with `Annotations*/<seq>/<frame>.png` palette PNGs (DAVIS, YouTube-VOS,
   MOSE) or `Annotations*/<seq>/<obj_id>/<frame>.png` per-object PNGs (SA-V val/test); DAVIS' `480p`
   resolution folder is entered; frames without an annotation are left out;
@@ -24,6 +26,7 @@ Layouts (`LAYOUTS`; `detect_layout` tells which one a folder or file is):
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -42,6 +45,8 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi")
 SAV_ANN_EVERY = 4  # SA-V: 24 fps videos annotated at 6 fps
 SAV_FRAMES_FPS = 24  # Meta's JSONRawDataset `frames_fps`
 MASK_COLUMNS = ("masks", "mask", "label", "annotation", "segmentation")
+HF_SAVED_FILES = ("state.json", "dataset_dict.json")  # what `save_to_disk` writes (a Dataset, a DatasetDict)
+HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # "owner/name"
 ID_MODES = ("P", "L", "1", "I", "I;16", "I;16L", "I;16B")  # single-channel PIL modes whose values are ids
 
 
@@ -285,7 +290,10 @@ class CocoImage(AnnotatedVideo):
         return f"{self.json_path} (image id {self.info.get('id')})"
 
 
-def read_coco(json_path: Path, problems: list[str]) -> list[AnnotatedVideo]:
+def read_coco(json_path: Path, problems: list[str], image_dir: Path | None = None) -> list[AnnotatedVideo]:
+    """The images of a COCO instance JSON with their annotations. Each "file_name" is looked up in `image_dir`
+    when given, else next to the JSON, in its `images/` folder, and (COCO's own layout,
+    `annotations/instances_<split>.json` beside `<split>/`) in `../<split>/`."""
     data = read_json(json_path)
     if not isinstance(data, dict) or not {"images", "annotations"} <= set(data):
         raise DataError(json_path, "not a COCO instance file: it needs 'images' and 'annotations' lists")
@@ -309,7 +317,10 @@ def read_coco(json_path: Path, problems: list[str]) -> list[AnnotatedVideo]:
         if info.get("id") not in by_image:
             continue  # an image without objects has nothing to train on
         name = info.get("file_name", "")
-        candidates = [json_path.parent / name, json_path.parent / "images" / name]
+        candidates = [image_dir / name] if image_dir is not None else [
+            json_path.parent / name, json_path.parent / "images" / name,
+            json_path.parent.parent / json_path.stem.removeprefix("instances_") / name,
+        ]  # fmt: skip
         image = next((p for p in candidates if p.is_file()), None)
         if image is None:
             problems.append(f"{json_path}: image {info.get('id')} {name!r} not found (looked for {candidates[0]})")
@@ -644,10 +655,38 @@ def detect_layout(source) -> str:
     )
 
 
+def open_hf_dataset(source, split: str | None = None):
+    """`source` as a `datasets.Dataset` when it names one: a `save_to_disk` folder (`datasets.load_from_disk`)
+    or a Hub dataset id "owner/name" that is no local path (`datasets.load_dataset`); else `source` itself.
+    A `DatasetDict` gives its `split` ("train" unless given). Raises DataError naming the source when the
+    dataset cannot be loaded or has no such split."""
+    if not isinstance(source, (str, Path)):
+        return source
+    path = Path(source)
+    saved = path.is_dir() and any((path / f).is_file() for f in HF_SAVED_FILES)
+    if not saved and (path.exists() or not HUB_ID.fullmatch(str(source))):
+        return source
+    import datasets
+
+    try:
+        dataset = datasets.load_from_disk(str(path)) if saved else datasets.load_dataset(str(source))
+    except Exception as error:  # datasets raises many kinds (FileNotFoundError, DatasetNotFoundError, ConnectionError)
+        where = "a datasets save_to_disk folder" if saved else "no local file or folder, nor a loadable Hub dataset"
+        raise DataError(source, f"{where} ({type(error).__name__}: {error})") from None
+    if isinstance(dataset, (datasets.DatasetDict, dict)):
+        split = split or "train"
+        if split not in dataset:
+            raise DataError(source, f"no {split!r} split; it has {sorted(dataset)}")
+        dataset = dataset[split]
+    return dataset
+
+
 def read_layout(source, layout: str | None = None, **options) -> tuple[list[AnnotatedVideo], list[str]]:
     """(videos, problems) of a dataset source, its layout detected unless given. `options`: `image_column`,
-    `mask_column` ("hf"), `frames_dir`, `ann_every` ("sav", "masklets"). Structure only: files are paired and
+    `mask_column`, `split` ("hf": a `datasets.Dataset`, a `save_to_disk` folder or a Hub id, `open_hf_dataset`),
+    `image_dir` ("coco"), `frames_dir`, `ann_every` ("sav", "masklets"). Structure only: files are paired and
     listed, JSON parsed; pixels are read later. A source that cannot be read at all raises DataError."""
+    source = open_hf_dataset(source, options.get("split"))
     layout = layout or detect_layout(source)
     if layout not in LAYOUTS:
         raise DataError(source, f"unknown layout {layout!r}; expected one of {list(LAYOUTS)}")
@@ -661,7 +700,8 @@ def read_layout(source, layout: str | None = None, **options) -> tuple[list[Anno
         videos = read_davis(path, problems)
     elif layout == "coco":
         files = [path] if path.is_file() else [p for p in sorted(path.glob("*.json")) if json_kind(p) == "coco"]
-        videos = [v for f in files for v in read_coco(f, problems)]
+        image_dir = options.get("image_dir")
+        videos = [v for f in files for v in read_coco(f, problems, image_dir and Path(image_dir))]
     else:
         frames_dir = options.get("frames_dir")
         videos = read_json_videos(path, layout, problems, frames_dir and Path(frames_dir), options.get("ann_every"))

@@ -25,7 +25,7 @@ from transformers.trainer import TRAINER_STATE_NAME, TRAINING_ARGS_NAME
 from transformers.trainer_utils import get_last_checkpoint, sort_checkpoints
 from transformers.utils import logging
 
-from .data import collate_clips
+from .data import MixedClipDataset, collate_clips
 from .evaluate import evaluate_model
 from .lora import ADAPTER_WEIGHTS_NAME, load_lora_adapter, lora_config, save_lora_adapter
 from .losses import CORE_LOSS_KEY, LOSS_TERMS
@@ -167,6 +167,14 @@ class Sam2Trainer(Trainer):
         self.model_card = model_card
         self._term_sums: dict[str, float] = defaultdict(float)
         self._term_count = 0
+
+    def _get_train_sampler(self, train_dataset=None):
+        """Trainer's sampler, except for a `MixedClipDataset` (several data sources): its `sampler`, whose runs of
+        `per_device_train_batch_size` items come from one source each (a batch's clips share their frame count)."""
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if isinstance(dataset, MixedClipDataset):
+            return dataset.sampler(self._train_batch_size)
+        return super()._get_train_sampler(train_dataset)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The batch's `core_loss` (the weighted sum of `MultiStepMultiMasksAndIous`'s terms).
