@@ -193,9 +193,10 @@ def sample_box_points(masks: torch.Tensor, noise: float = 0.1, noise_bound: int 
 
     An empty mask (an object absent from a prompted frame, e.g. a second conditioning frame it has left) has
     no box: it gets a negative click in the background, drawn as `sample_point_from_errors` draws it for an
-    empty ground truth, and a padding point (label -1, which the prompt encoder ignores), so every object
-    keeps two points. Meta's `sample_box_points` gives it the inverted box (W-1, H-1) -> (0, 0) spanning the
-    whole image, which prompts the object everywhere (facebookresearch/sam2#470).
+    empty ground truth, and a "not a point" (label -1, SAM's own padding: the prompt encoder adds one to clicks
+    given without a box), so every object keeps two points and is prompted as SAM is by a lone negative click.
+    Meta's `sample_box_points` gives it the inverted box (W-1, H-1) -> (0, 0) spanning the whole image, which
+    prompts the object everywhere (facebookresearch/sam2#470).
     """
     coords, labels = _noisy_boxes(masks, noise, noise_bound)
     absent = ~masks.flatten(1).any(1)
