@@ -271,7 +271,7 @@ BAD_PROMPTS = [
     (dict(point_coords=[[10, 10]], point_labels=[5]), r"must be 1 \(positive\) or 0 \(negative\).*got \[5\]"),
     (dict(point_coords=[[10, 10]], point_labels=[-1]), r"got \[-1\]"),
     (dict(point_coords=[10, 10], point_labels=[1]), r"point_coords must be \(N, 2\) or \(B, N, 2\)"),
-    (dict(point_coords=np.zeros((0, 2)), point_labels=np.zeros(0)), "No prompt"),
+    (dict(point_coords=np.zeros((0, 2)), point_labels=np.zeros(0)), "point_coords is empty"),
     (dict(point_coords=[[np.nan, 10]], point_labels=[1]), "NaN or infinite"),
     (dict(point_coords=[["a", "b"]], point_labels=[1]), "point_coords must be numbers"),
     (dict(box=[250, 60, 50, 220]), "x1 >= x0 and y1 >= y0"),
@@ -281,8 +281,6 @@ BAD_PROMPTS = [
         dict(box=np.zeros((2, 4)), point_coords=np.zeros((3, 1, 2)), point_labels=np.ones((3, 1))),
         "same number of prompt sets",
     ),
-    (dict(), "No prompt"),
-    (dict(multimask_output=False), "No prompt"),
     (dict(mask_input=np.zeros((1, 256, 256))), r"mask_input must be \(1, 64, 64\) or \(B, 1, 64, 64\)"),
     (dict(mask_input=np.zeros((64, 64))), r"mask_input must be \(1, 64, 64\)"),
     (

@@ -24,7 +24,7 @@ from sam2_hf import (
     Sam2VideoPredictor,
     TrackingError,
 )
-from sam2_hf.prompts import OutOfImageWarning
+from sam2_hf.prompts import EmptyPromptError, OutOfImageWarning
 from sam2_hf.video.frames import StreamFrames, VideoDecodeError, open_frames
 from sam2_hf.video.synthetic import save_jpeg_folder, synthetic_clip
 
@@ -59,29 +59,133 @@ def foreground_fraction(mask) -> float:
 
 
 # ------------------------------------------------------------------------------------ prompts
-EMPTY = "the prompt is empty"
+# Empty prompts (issue 19, B8): every entry point x every prompt argument x list / numpy / tensor x single /
+# batched call -> the same `EmptyPromptError` naming the argument as that entry point calls it, before any work.
+CONTAINERS = {"list": lambda shape: np.zeros(shape).tolist(), "numpy": np.zeros, "tensor": torch.zeros}
+S4 = IMAGE_SIZE // 4
+VIDEO_SHAPES = {
+    "points": ((0, 2), (1, 0, 2)),
+    "labels": ((0,), (1, 0)),
+    "box": ((0,), (1, 0)),
+    "mask": ((0, 0), (HEIGHT, 0)),
+}
+PROCESSOR_SHAPES = {  # [image][object][point][x, y]; batched: two images
+    "points": ((1, 1, 0, 2), (2, 0, 1, 2)),
+    "labels": ((1, 1, 0), (2, 1, 0)),
+    "boxes": ((1, 0, 4), (2, 0, 4)),
+    "masks": ((0, HEIGHT, WIDTH), (1, 0, WIDTH)),  # video processor: one mask per object
+}
+VALID = dict(points=[[20, 29]], labels=[1])
 
 
-def test_empty_prompts_are_refused_by_every_entry_point(video_predictor, image_predictor):
-    state = video_predictor.init_state(CLIP)
-    with pytest.raises(ValueError, match=EMPTY):
-        video_predictor.add_new_points_or_box(state, 0, 1, points=[], labels=[])
-    with pytest.raises(ValueError, match=EMPTY):
-        video_predictor.add_new_points_or_box(state, 0, 1, points=np.zeros((0, 2)), labels=np.zeros(0))
-    assert state.obj_ids == []  # nothing half-made: no object without prompts
-    with pytest.raises(ValueError, match=EMPTY):
-        Prompt(0, 1, points=[], labels=[])  # what Sam2Tracker, the CLI and the Space build
+EMPTY_SHAPES = {  # entry point -> prompt argument -> (single-call shape, batched-call shape)
+    "Sam2ImagePredictor.predict": {
+        "point_coords": ((0, 2), (2, 0, 2)),
+        "point_labels": ((0,), (2, 0)),
+        "box": ((0,), (0, 4)),
+        "mask_input": ((1, 0, 0), (0, 1, S4, S4)),
+    },
+    "Sam2ImagePredictor.predict_batch": {  # a list with one entry per image, and an empty list
+        "point_coords_batch": ((1, 0, 2), (0,)),
+        "point_labels_batch": ((1, 0), (0,)),
+        "box_batch": ((1, 0, 4), (0,)),
+        "mask_input_batch": ((1, 1, 0, 0), (0,)),
+    },
+    "Sam2VideoPredictor.add_new_points_or_box": {k: VIDEO_SHAPES[k] for k in ("points", "labels", "box")},
+    "Sam2VideoPredictor.add_new_mask": {"mask": VIDEO_SHAPES["mask"]},
+    "Prompt": VIDEO_SHAPES,
+    "TrackingStream.add_prompt": VIDEO_SHAPES,
+    "Sam2Processor": {f"input_{k}": PROCESSOR_SHAPES[k] for k in ("points", "labels", "boxes")},
+    "Sam2VideoProcessor.add_inputs_to_inference_session": {f"input_{k}": v for k, v in PROCESSOR_SHAPES.items()},
+    "Sam2Model": {  # tensors only, (batch, objects, points, 2) etc.
+        "input_points": ((1, 1, 0, 2), (2, 0, 1, 2)),
+        "input_labels": ((1, 1, 0), (2, 1, 0)),
+        "input_boxes": ((1, 0, 4), (2, 0, 4)),
+        "input_masks": ((1, 0, S4, S4), (2, 1, 0, S4)),
+    },
+    "Sam2Tracker.track": {"prompts": ((0,), (0,))},
+    "Sam2AutomaticMaskGenerator": {"point_grids": ((0,), (1, 0, 2))},
+}
+EMPTY_CASES = [
+    (entry, name, container, batched)
+    for entry, names in EMPTY_SHAPES.items()
+    for name in names
+    for container in (["tensor"] if entry == "Sam2Model" else CONTAINERS)
+    for batched in (False, True)
+]
+
+
+@pytest.fixture(scope="module")
+def entry_points_of_prompts(video_predictor, image_predictor, image_model, reference_models):
+    """entry point -> call(name, value): the entry point given `value` for the prompt argument `name`, every
+    other prompt valid (or absent)."""
+    from sam2_hf import Sam2AutomaticMaskGenerator, Sam2VideoProcessor
+
+    batch_predictor = reference_models("tiny", "2.1", IMAGE_SIZE).load(Sam2ImagePredictor)
+    batch_predictor.set_image_batch([IMAGE])
+    processor, video_processor = Sam2Processor.for_image_size(IMAGE_SIZE), Sam2VideoProcessor.for_image_size(IMAGE_SIZE)
     stream = Sam2Tracker(video_predictor).stream()
     stream.push(CLIP[0])
-    with pytest.raises(ValueError, match=EMPTY):
-        stream.add_prompt(1, points=[], labels=[])
-    processor = Sam2Processor.for_image_size(IMAGE_SIZE)
-    with pytest.raises(ValueError, match="Object 0 of image 0 has no points"):
-        processor(return_tensors="pt", images=IMAGE, input_points=[[[]]])
-    with pytest.raises(ValueError, match="Image 0 has an empty list of prompts in input_boxes"):
-        processor(return_tensors="pt", images=IMAGE, input_boxes=[[]])
-    with pytest.raises(ValueError, match="No prompt"):
-        image_predictor.predict(point_coords=[], point_labels=[])
+    clicks = dict(input_points=[[[[20, 29]]]], input_labels=[[[1]]])
+    model_inputs = processor(images=IMAGE, return_tensors="pt", **clicks)
+
+    def video_processor_call(name, value):
+        session = video_processor.init_video_session(video=CLIP[:2])
+        prompts = {} if name in ("input_boxes", "input_masks") else clicks
+        video_processor.add_inputs_to_inference_session(session, 0, 1, **{**prompts, name: value})
+
+    def points_or_box(name):
+        return {} if name in ("box", "mask") else dict(VALID)
+
+    return {
+        "Sam2ImagePredictor.predict": lambda name, value: image_predictor.predict(
+            **{**dict(point_coords=VALID["points"], point_labels=VALID["labels"]), name: value}
+        ),
+        "Sam2ImagePredictor.predict_batch": lambda name, value: batch_predictor.predict_batch(**{name: value}),
+        "Sam2VideoPredictor.add_new_points_or_box": lambda name, value: video_predictor.add_new_points_or_box(
+            video_predictor.init_state(CLIP[:2]), 0, 1, **{**points_or_box(name), name: value}
+        ),
+        "Sam2VideoPredictor.add_new_mask": lambda name, value: video_predictor.add_new_mask(
+            video_predictor.init_state(CLIP[:2]), 0, 1, value
+        ),
+        "Prompt": lambda name, value: Prompt(0, 1, **{**points_or_box(name), name: value}),
+        "TrackingStream.add_prompt": lambda name, value: stream.add_prompt(1, **{**points_or_box(name), name: value}),
+        "Sam2Processor": lambda name, value: processor(images=IMAGE, **{**clicks, name: value}),
+        "Sam2VideoProcessor.add_inputs_to_inference_session": video_processor_call,
+        "Sam2Model": lambda name, value: image_model(**{**model_inputs, name: value}),
+        "Sam2Tracker.track": lambda name, value: Sam2Tracker(video_predictor).track(CLIP[:2], value),
+        "Sam2AutomaticMaskGenerator": lambda name, value: Sam2AutomaticMaskGenerator(
+            image_model, points_per_side=None, point_grids=value
+        ),
+    }
+
+
+@pytest.mark.parametrize("entry, name, container, batched", EMPTY_CASES)
+def test_empty_prompts_are_refused_by_name_everywhere(entry_points_of_prompts, entry, name, container, batched):
+    value = CONTAINERS[container](EMPTY_SHAPES[entry][name][batched])
+    if entry == "Sam2ImagePredictor.predict_batch" and not batched:
+        value = list(value)  # one (empty) entry per image
+    with pytest.raises(EmptyPromptError, match=rf": {name} is empty; give at least one point"):
+        entry_points_of_prompts[entry](name, value)
+
+
+def test_no_prompt_at_all(video_predictor, image_predictor, reference_models):
+    """None is "not given": a prompt with nothing is refused by name where an object needs one; the image
+    predictor runs without any prompt as Meta's predictor does (same masks)."""
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+    with pytest.raises(EmptyPromptError, match="the prompt is empty"):
+        Prompt(0, 1)
+    state = video_predictor.init_state(CLIP)
+    with pytest.raises(EmptyPromptError, match="the prompt is empty"):
+        video_predictor.add_new_points_or_box(state, 0, 1)
+    assert state.obj_ids == []  # nothing half-made: no object without prompts
+    meta = SAM2ImagePredictor(reference_models("tiny", "2.1", IMAGE_SIZE).meta)
+    meta._bb_feat_sizes = [(IMAGE_SIZE // s,) * 2 for s in (4, 8, 16)]  # Meta hard-codes them for 1024
+    meta.set_image(IMAGE)
+    ours, theirs = image_predictor.predict(return_logits=True), meta.predict(return_logits=True)
+    assert all(max_abs_diff(a, b) < 1e-4 for a, b in zip(ours, theirs))  # masks, scores, low-res logits
+    assert 0.01 < (theirs[0] > 0).mean() < 0.99
 
 
 BAD_SHAPES = [

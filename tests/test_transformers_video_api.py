@@ -259,7 +259,7 @@ def test_errors_are_named(sides):
         click(processor, session, NUM_FRAMES, 1, [[[20, 29]]], [[1]])
     with pytest.raises(ValueError, match="the prompt is empty"):
         processor.add_inputs_to_inference_session(session, 0, 1)
-    with pytest.raises(ValueError, match="no points"):
+    with pytest.raises(ValueError, match="input_points is empty"):
         click(processor, session, 0, 1, [[]], [[]])
     with pytest.raises(ValueError, match="4 numbers"):
         processor.add_inputs_to_inference_session(session, 0, 1, input_boxes=[[[1, 2, 3]]])

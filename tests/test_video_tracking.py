@@ -170,7 +170,7 @@ def test_bad_input_is_named(checkpoint, tmp_path):
         predictor.clear_all_prompts_in_frame(state, 0, 7)
     with pytest.raises(ValueError, match="direction must be one of"):
         next(Sam2Tracker(predictor).iter_track(CLIP, [Prompt(0, 1, points=[[5, 5]], labels=[1])], "sideways"))
-    with pytest.raises(ValueError, match="No prompts given"):
+    with pytest.raises(ValueError, match="Sam2Tracker: prompts is empty"):
         Sam2Tracker(predictor).track(CLIP, [])
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -23,6 +23,7 @@ from torchvision.ops import batched_nms, box_area, masks_to_boxes
 from .image_predictor import Sam2ImagePredictor
 from .image_processing import build_all_layer_point_grids, generate_crop_boxes, to_rgb_pixels
 from .modeling_sam2 import Sam2Model
+from .prompts import check_not_empty
 from .video.results import decode_rle, encode_rle
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
@@ -75,7 +76,8 @@ class Sam2AutomaticMaskGenerator:
     multimask_output (True): three masks per click instead of one.
 
     Other keywords are accepted and ignored, as by Meta's class. Raises ValueError for both or neither of
-    points_per_side / point_grids, too few grids for the crop layers, or an unknown output_mode.
+    points_per_side / point_grids, empty point_grids (`EmptyPromptError`), too few grids for the crop layers,
+    or an unknown output_mode.
 
     Each batch of clicks is one `Sam2ImagePredictor.predict` call (one decoder call); its masks come back
     as CPU arrays, so filtering, NMS and RLE run on the CPU whatever the model's device.
@@ -104,6 +106,7 @@ class Sam2AutomaticMaskGenerator:
     ):
         if (points_per_side is None) == (point_grids is None):
             raise ValueError("Exactly one of points_per_side or point_grids must be given.")
+        check_not_empty(point_grids, "point_grids", "Sam2AutomaticMaskGenerator")  # [] or a grid of no points
         if output_mode not in OUTPUT_MODES:
             raise ValueError(f"Unknown output_mode {output_mode!r}; expected one of {OUTPUT_MODES}.")
         if point_grids is None:

@@ -17,7 +17,7 @@ import torch
 from .image_processing import preprocess_images, to_rgb_pixels
 from .mask_postprocessing import postprocess_masks
 from .modeling_sam2 import Sam2Model
-from .prompts import Prompt, as_tensor
+from .prompts import Prompt, as_tensor, check_not_empty
 
 LOW_RES_LOGIT_LIMIT = 32.0  # returned low-resolution logits are clamped to +-32 (as Meta)
 PREDICTOR_ARGS = ("mask_threshold", "max_hole_area", "max_sprinkle_area")
@@ -125,6 +125,9 @@ class Sam2ImagePredictor:
         Returns numpy arrays (a leading B only for B > 1 prompt sets): masks (C, H, W) at the original
         size (float32 0/1 as Meta's predictor returns them, or logits with `return_logits`), iou scores (C,),
         low-resolution logits (C, S/4, S/4) clamped to +-32. C is 3 with `multimask_output`, else 1.
+        With no prompt at all (every prompt argument None) the decoder runs without prompt tokens, as
+        Meta's predictor does. Raises `EmptyPromptError` (a ValueError) naming an empty prompt argument
+        ([], shape (0, 2), ...) and ValueError for other bad prompts.
         """
         if not self._is_image_set:
             raise RuntimeError("An image must be set with .set_image(...) before mask prediction.")
@@ -159,6 +162,7 @@ class Sam2ImagePredictor:
             ("box_batch", box_batch),
             ("mask_input_batch", mask_input_batch),
         ):
+            check_not_empty(values, name, "Sam2ImagePredictor.predict_batch")
             if values is not None and len(values) != num_images:
                 raise ValueError(f"{name} has {len(values)} entries but {num_images} images were set.")
             per_image.append(values if values is not None else [None] * num_images)
@@ -175,7 +179,8 @@ class Sam2ImagePredictor:
         points, labels, mask_input = self._prepare_prompts(
             index, point_coords, point_labels, box, mask_input, normalize_coords
         )
-        num_sets = (points if points is not None else mask_input).shape[0]
+        prompted = points if points is not None else mask_input
+        num_sets = 1 if prompted is None else prompted.shape[0]  # no prompt: one set, as Meta's predictor
         embeddings = self._features["image_embed"][index : index + 1].expand(num_sets, -1, -1, -1)
         high_res = [f[index : index + 1].expand(num_sets, -1, -1, -1) for f in self._features["high_res_feats"]]
         out = self.model.decode(
@@ -193,6 +198,9 @@ class Sam2ImagePredictor:
         """Checked prompts as model tensors: points (B, K, 2) in input pixels with the box corners
         (labels 2, 3) first, as Meta orders them; labels (B, K); mask_input (B or 1, 1, S/4, S/4).
         Each of the B prompt sets is validated as one `Prompt`."""
+        prompts = {"point_coords": point_coords, "point_labels": point_labels, "box": box, "mask_input": mask_input}
+        for name, value in prompts.items():
+            check_not_empty(value, name, PREDICT)
         if point_coords is None and point_labels is not None:
             raise ValueError("point_labels were given without point_coords.")
         if point_coords is not None and point_labels is None:
@@ -202,8 +210,6 @@ class Sam2ImagePredictor:
         sizes = [len(x) for x in (coords, boxes) if x is not None]
         if len(set(sizes)) > 1:
             raise ValueError(f"box and point_coords must give the same number of prompt sets B; got {sizes}.")
-        if not sizes and mask_input is None:
-            raise ValueError("No prompt: give point_coords/point_labels, a box, or a mask_input.")
         points = point_labels_out = None
         if sizes:
             height, width = self._orig_hw[index]
@@ -225,14 +231,11 @@ class Sam2ImagePredictor:
 
     @staticmethod
     def _point_sets(point_coords, point_labels):
-        """(N, 2) or (B, N, 2) clicks and (N,) or (B, N) labels -> (B, N, 2), (B, N); (None, None) for none
-        or for an empty list of clicks."""
+        """(N, 2) or (B, N, 2) clicks and (N,) or (B, N) labels -> (B, N, 2), (B, N); (None, None) for none."""
         if point_coords is None:
             return None, None
         coords = as_tensor(point_coords, "point_coords", PREDICT)
         labels = as_tensor(point_labels, "point_labels", PREDICT)
-        if coords.numel() == 0 and labels.numel() == 0:
-            return None, None  # an empty list of clicks
         if coords.ndim not in (2, 3) or coords.shape[-1] != 2:
             raise ValueError(f"point_coords must be (N, 2) or (B, N, 2); got shape {tuple(coords.shape)}.")
         if labels.shape != coords.shape[:-1]:

@@ -35,7 +35,7 @@ from transformers import BatchFeature, ProcessorMixin
 from .image_processing import Sam2ImageProcessor, to_model_coords
 from .mask_postprocessing import apply_non_overlapping_constraints as keep_one_object_per_pixel
 from .mask_postprocessing import clean_masks, upscale_masks
-from .prompts import NOT_A_POINT, PADDING, POSITIVE, Prompt, warn_out_of_bounds
+from .prompts import NOT_A_POINT, PADDING, POSITIVE, Prompt, check_not_empty, warn_out_of_bounds
 
 
 class Sam2Processor(ProcessorMixin):
@@ -120,7 +120,15 @@ class Sam2Processor(ProcessorMixin):
         return features.to(device) if device is not None else features
 
     def _prompt_tensors(self, input_points, input_labels, input_boxes, sizes) -> dict:
-        """The nested prompts checked, padded and rescaled to model-input pixels (see `__call__`)."""
+        """The nested prompts checked, padded and rescaled to model-input pixels (see `__call__`).
+        An empty list, array or tensor at any level ([], [[]], [[[]]], shape (1, 0, 2), ...) is an
+        `EmptyPromptError` naming the argument."""
+        for name, value in (
+            ("input_points", input_points),
+            ("input_labels", input_labels),
+            ("input_boxes", input_boxes),
+        ):
+            check_not_empty(value, name, "Sam2Processor")
         points = _nested(input_points, 4, "input_points", "[image][object][point][x, y]", 2)
         labels = _nested(input_labels, 3, "input_labels", "[image][object][point]")
         boxes = _nested(input_boxes, 3, "input_boxes", "[image][box][x0, y0, x1, y1]", 4)
@@ -148,13 +156,10 @@ class Sam2Processor(ProcessorMixin):
         return data
 
     def _check_prompts(self, points, labels, boxes) -> None:
-        """Every object's clicks and box validated as one `Prompt` (padding points left out); empty
-        lists are errors that name the image and object."""
+        """Every object's clicks and box validated as one `Prompt` (padding points left out; empty lists
+        were refused by `_prompt_tensors`)."""
         for i in range(len(points if points is not None else boxes)):
             objects = points[i] if points is not None else boxes[i]
-            if not objects:
-                name = "input_points" if points is not None else "input_boxes"
-                raise ValueError(f"Image {i} has an empty list of prompts in {name}: give at least one object.")
             if labels is not None and len(labels[i]) != len(points[i]):
                 raise ValueError(
                     f"Image {i} has {len(points[i])} objects in input_points but {len(labels[i])} in input_labels."
@@ -166,7 +171,7 @@ class Sam2Processor(ProcessorMixin):
                 if clicks == [] and box is None:
                     continue  # an object made of padding points only
                 try:
-                    Prompt(obj_id=j, points=clicks, labels=click_labels, box=box)
+                    Prompt(obj_id=j, points=clicks or None, labels=click_labels or None, box=box)
                 except ValueError as e:
                     raise ValueError(f"Image {i}: {e}") from None
                 real_objects += 1
@@ -180,8 +185,6 @@ class Sam2Processor(ProcessorMixin):
         assumes) without padding points."""
         obj_points = points[i][j]
         obj_labels = labels[i][j] if labels is not None else [None] * len(obj_points)
-        if not obj_points:
-            raise ValueError(f"Object {j} of image {i} has no points in input_points: give at least one point.")
         if len(obj_points) != len(obj_labels):
             raise ValueError(f"Object {j} of image {i} has {len(obj_points)} points but {len(obj_labels)} labels.")
         real = [k for k, (xy, label) in enumerate(zip(obj_points, obj_labels)) if not self._is_padding(xy, label)]

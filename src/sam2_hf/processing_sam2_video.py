@@ -24,7 +24,7 @@ from transformers.models.sam2_video.video_processing_sam2_video import (
 
 from .image_processing import Sam2ImageProcessor
 from .processing_sam2 import Sam2Processor
-from .prompts import BOX_BOTTOM_RIGHT, BOX_TOP_LEFT, Prompt
+from .prompts import BOX_BOTTOM_RIGHT, BOX_TOP_LEFT, Prompt, check_not_empty
 from .video.frames import FrameSource, open_frames
 from .video.inference_session import Sam2VideoInferenceSession
 
@@ -152,8 +152,14 @@ class Sam2VideoProcessor(Sam2Processor):
         A box becomes two points labelled 2 and 3 before the clicks. original_size (H, W): the frame size
         when streaming. clear_old_inputs=False adds the clicks to the object's earlier ones on this frame.
         Each call replaces the session's `obj_with_new_inputs` with `obj_ids`.
-        Raises ValueError for a bad or empty prompt (`Prompt`'s messages), IndexError for a frame outside the video.
+        Raises ValueError for a bad prompt (`Prompt`'s messages), `EmptyPromptError` naming an empty prompt
+        argument, IndexError for a frame outside the video.
         """
+        prompts = dict(
+            input_points=input_points, input_labels=input_labels, input_boxes=input_boxes, input_masks=input_masks
+        )
+        for name, value in prompts.items():
+            check_not_empty(value, name, "Sam2VideoProcessor.add_inputs_to_inference_session")
         obj_ids = list(obj_ids) if isinstance(obj_ids, (list, tuple)) else [obj_ids]
         if (input_points is None) != (input_labels is None):
             raise ValueError("points and labels must be provided together")

@@ -43,16 +43,17 @@ class Prompt:
 
     frame: frame index (None for a single image); obj_id: the object's id (any hashable; None for a
     single image). After construction the fields hold CPU tensors:
-    points (K, 2) float32 as x, y and labels (K,) int64 (None without clicks; an empty list counts as
-    none), box (4,) float32 as x0, y0, x1, y1, mask (H, W) float32 as given, bool masks as 0 / 1 (a mask
-    prompt goes alone; the object is where it is >= 0.5 at the model's input size, see `model_mask`, so a
-    probability map or logits read as the references read them).
+    points (K, 2) float32 as x, y and labels (K,) int64 (None without clicks), box (4,) float32 as
+    x0, y0, x1, y1, mask (H, W) float32 as given, bool masks as 0 / 1 (a mask prompt goes alone; the object
+    is where it is >= 0.5 at the model's input size, see `model_mask`, so a probability map or logits read
+    as the references read them).
     normalized: coordinates are fractions of the width / height in [0, 1] instead of pixels.
 
     Accepted shapes: points (K, 2) or (1, K, 2), labels (K,) or (1, K), box (4,), (1, 4) or (2, 2),
     mask (H, W); lists, numpy arrays or tensors. Raises ValueError naming the field and the problem
     (wrong shape, labels not in `POINT_LABELS`, points without labels, NaN / inf, a flipped box,
-    normalized coordinates outside [0, 1], a mask with points or a box) and for an empty prompt.
+    normalized coordinates outside [0, 1], a mask with points or a box), and `EmptyPromptError` for an
+    empty field (`[]`, shape (0, 2), ...; None means "not given") or a prompt with nothing in it.
     """
 
     frame: int | None = None
@@ -69,16 +70,15 @@ class Prompt:
             if isinstance(self.frame, bool) or not isinstance(self.frame, (int, np.integer)):
                 raise ValueError(f"A prompt's frame must be a frame index (an int); got {self.frame!r}.")
             object.__setattr__(self, "frame", int(self.frame))
+        for name in ("points", "labels", "box", "mask"):
+            check_not_empty(getattr(self, name), name, where)
         points, labels = _points_and_labels(self.points, self.labels, where)
         box = None if self.box is None else _box(self.box, where)
         mask = None if self.mask is None else _mask(self.mask, where)
         if mask is not None and (points is not None or box is not None):
             raise ValueError(f"{where}: a mask prompt cannot be combined with points or a box; give it alone.")
         if points is None and box is None and mask is None:
-            raise ValueError(
-                f"{where}: the prompt is empty; give at least one point (points=[(x, y)], labels=[1]), a box "
-                "(x0, y0, x1, y1) or a mask."
-            )
+            raise EmptyPromptError(where, "the prompt")
         if self.normalized:
             for name, coords in (("points", points), ("box", box)):
                 if coords is not None:
@@ -169,6 +169,35 @@ class Prompt:
     __hash__ = None
 
 
+class EmptyPromptError(ValueError):
+    """An empty prompt: an argument holding points, labels, boxes, masks or prompts with no entries (`[]`,
+    `[[[]]]`, an array of shape (0, 2), ...), or a prompt with none of them. Every entry point raises it before
+    any work, naming the argument as it calls it (`name`); None is "not given", as in Meta's and transformers'
+    APIs, and is never this error."""
+
+    def __init__(self, where: str, name: str):
+        self.name = name
+        super().__init__(
+            f"{where}: {name} is empty; give at least one point (with its label), box or mask, or leave the "
+            "argument out (None) when it has none."
+        )
+
+
+def check_not_empty(value, name: str, where: str) -> None:
+    """Raise `EmptyPromptError` naming `name` if `value` (a list, tuple, numpy array or tensor, nested to any
+    depth, e.g. [image][object][point][x, y]) has no entries at some level; None and scalars pass."""
+    if _is_empty(value):
+        raise EmptyPromptError(where, name)
+
+
+def _is_empty(value) -> bool:
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        return value.ndim > 0 and 0 in value.shape
+    if isinstance(value, (list, tuple)):
+        return not value or any(_is_empty(item) for item in value)
+    return False
+
+
 def as_tensor(value, name: str, where: str, dtype=torch.float32) -> torch.Tensor:
     """A list / array / tensor -> a finite CPU tensor of `dtype`; ValueError naming `name` otherwise."""
     if isinstance(value, torch.Tensor):
@@ -191,8 +220,6 @@ def _points_and_labels(points, labels, where: str):
         raise ValueError(f"{where}: points and labels must be given together (one label per point).")
     points = as_tensor(points, "points", where)
     labels = as_tensor(labels, "labels", where, dtype=torch.float64)
-    if points.numel() == 0 and labels.numel() == 0:
-        return None, None  # an empty list: no clicks
     if points.ndim == 3 and points.shape[0] == 1:
         points = points[0]
     if points.ndim != 2 or points.shape[1] != 2:
@@ -232,7 +259,7 @@ def _box(box, where: str) -> torch.Tensor:
 def _mask(mask, where: str) -> torch.Tensor:
     """-> (H, W) float32, the values as given (bool masks as 0 / 1; read by `Prompt.model_mask`)."""
     mask = as_tensor(mask, "mask", where)
-    if mask.ndim != 2 or 0 in mask.shape:
+    if mask.ndim != 2:
         raise ValueError(f"{where}: mask must be a non-empty 2-D (H, W) array; got shape {tuple(mask.shape)}.")
     return mask
 

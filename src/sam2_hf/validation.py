@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .prompts import NOT_A_POINT, PADDING, check_boxes, check_labels, warn_out_of_bounds
+from .prompts import NOT_A_POINT, PADDING, check_boxes, check_labels, check_not_empty, warn_out_of_bounds
 
 
 class NotJsonError(ValueError):
@@ -54,7 +54,11 @@ def check_pixel_values(pixel_values: torch.Tensor, image_size: int) -> None:
 
 
 def check_image_prompts(batch_size, points, labels, boxes, masks, image_size) -> int:
-    """Checks the model-level prompt tensors of `Sam2Model.forward`; returns the prompts per image P."""
+    """Checks the model-level prompt tensors of `Sam2Model.forward`; returns the prompts per image P.
+    An empty one (a dimension of size 0) is an `EmptyPromptError` naming it."""
+    tensors = {"input_points": points, "input_labels": labels, "input_boxes": boxes, "input_masks": masks}
+    for name, tensor in tensors.items():
+        check_not_empty(tensor, name, "Sam2Model")
     num_prompts = 1
     if points is not None:
         if points.ndim != 4 or points.shape[-1] != 2:

@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..automatic_mask_generator import Sam2AutomaticMaskGenerator
-from ..prompts import Prompt
+from ..prompts import Prompt, check_not_empty
 from .frames import StreamFrames, VideoDecodeError, open_frames
 from .predictor import Sam2VideoPredictor, VideoSession
 from .results import FORMATS, ResultWriters, decode_rle, decode_segmentation, encode_rle, existing_outputs, output_paths
@@ -255,10 +255,10 @@ class Sam2Tracker:
         return TrackingStream(self, max_buffered, fps)
 
     def add_prompts(self, state: VideoSession, prompts: Iterable[Prompt]) -> list[int]:
-        """Apply prompts (each for one object on one frame) to a session; returns the prompted frame indices."""
+        """Apply prompts (each for one object on one frame) to a session; returns the prompted frame indices.
+        An empty list of prompts is an `EmptyPromptError` (None means "segment everything" to `track`)."""
         prompts = list(prompts)
-        if not prompts:
-            raise ValueError("No prompts given: add at least one click, box or mask for an object.")
+        check_not_empty(prompts, "prompts", "Sam2Tracker")
         for p in prompts:
             if not isinstance(p, Prompt) or p.frame is None:
                 raise TypeError(f"Tracking prompts are Prompt(frame, obj_id, ...) with a frame index; got {p!r}.")
