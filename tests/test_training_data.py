@@ -688,3 +688,24 @@ def test_coco_official_layout_and_image_dir(tmp_path, capsys):
     assert len(build_dataset(annotations, image_size=SIZE, image_dir=tmp_path / "pictures")) == 2
     argv = ["finetune", "--data", str(annotations), "--check-data", "--image-size", str(SIZE)]
     assert main(argv) == 1 and main([*argv, "--image-dir", str(tmp_path / "pictures")]) == 0
+
+
+def test_finetune_trains_on_images_and_videos_together(tmp_path, reference_models):
+    """`sam2-hf finetune --data imgs/:1 --data vids/:3`: batches of 2 clips, each batch from one source, train
+    end to end (a batch mixing 1-frame images and 2-frame clips would fail to collate)."""
+    images = make_synthetic_dataset(tmp_path / "imgs", "images", num_items=2, height=SIZE, width=SIZE)
+    videos = make_synthetic_dataset(tmp_path / "vids", "davis", num_items=2, num_frames=2, height=SIZE, width=SIZE)
+    base = str(reference_models("tiny", "2.1", 256).path)
+    out = tmp_path / "out"
+    argv = ["finetune", "--model", base, "--data", f"{images}:1", "--data", f"{videos}:3", "--output-dir", str(out),
+            "--image-size", "256", "--recipe", "fast", "--num-frames", "2", "--per_device_train_batch_size", "2",
+            "--max-steps", "3", "--use_cpu", "--save_strategy", "no", "--report_to", "none", "--seed", "0"]  # fmt: skip
+    order = build_dataset([(images, 1.0), (videos, 3.0)], image_size=256, num_frames=2, seed=0).sampler(2)
+    steps = list(order)  # epoch 0: 2 batches (one per source's batch count), then epoch 1's first
+    order.set_epoch(1)
+    steps = [i % 4 < 2 for i in steps + list(order)[:2]]
+    assert set(steps) == {True, False}  # the 3 steps meet both sources: the run below mixes them
+    assert main(argv) == 0
+    assert (out / "model.safetensors").exists()
+    card = (out / "README.md").read_text()
+    assert "imgs" in card and "vids" in card
