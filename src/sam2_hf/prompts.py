@@ -178,8 +178,7 @@ class EmptyPromptError(ValueError):
     def __init__(self, where: str, name: str):
         self.name = name
         super().__init__(
-            f"{where}: {name} is empty; give at least one point (with its label), box or mask, or leave the "
-            "argument out (None) when it has none."
+            f"{where}: {name} is empty; give at least one point (with its label), box or mask (None means none given)."
         )
 
 
