@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ..cli import fail
 from .lora import DEFAULT_LORA_PARTS, LORA_PARTS
-from .recipe import RECIPES, FinetuneRecipe
+from .recipe import RECIPES, FinetuneRecipe, bf16_needs_cpu
 
 # Options of `sam2-hf finetune` that are not TrainingArguments.
 OWN_OPTIONS = ("model", "data", "eval_data", "image_size", "check_data", "recipe", "lora", "lora_rank", "push_to_hub",
@@ -69,7 +69,8 @@ def finetune(
         image_dir: the folder of COCO JSONs' images ("file_name" relative to it), e.g. COCO's `train2017/`.
         output_dir: where checkpoints and the final model, processor and model card go.
         image_size: train (and save) at this input size (default the model's).
-        recipe: a `FinetuneRecipe` or its name ("meta", the default, or "fast").
+        recipe: a `FinetuneRecipe`, its name ("meta", the default, or "fast") or a YAML / JSON recipe file
+            (`FinetuneRecipe.load`).
         lora_parts: parts to adapt with LoRA of rank `lora_rank` (see `LORA_PARTS`); merged before saving.
         push_to_hub: a Hub repo id to push the result to.
         base_model_id: the base model's Hub id for the model card when `model` is a local file or folder (a Hub
@@ -81,6 +82,8 @@ def finetune(
         **training_arguments: transformers `TrainingArguments` fields.
     Raises DataError for bad data (every problem named), OSError for a model that cannot be loaded.
     """
+    from transformers import set_seed
+
     from ..processing_sam2_video import Sam2VideoProcessor
     from .data import build_dataset
     from .evaluate import evaluate_model, item_counts
@@ -97,7 +100,7 @@ def finetune(
     from .trainer import Sam2Trainer, checkpoint_to_resume
 
     if not isinstance(recipe, FinetuneRecipe):
-        recipe = FinetuneRecipe.named(recipe or "meta")
+        recipe = FinetuneRecipe.load(recipe or "meta")
     resume = checkpoint_to_resume(output_dir, training_arguments.get("resume_from_checkpoint"), overwrite_output_dir)
     net = Sam2VideoModelForTraining.from_pretrained(model, **({"image_size": image_size} if image_size else {}))
     size = net.config.image_size
@@ -125,6 +128,7 @@ def finetune(
     net.to(args.device)
     before = evaluate_model(net, eval_set.videos) if eval_set is not None else {}
     if lora_parts:
+        set_seed(args.seed)  # the adapters' initial values follow --seed, as the rest of the run
         add_lora(net, lora_parts, r=lora_rank, base_model=str(model))
     card = ModelCardInfo(
         name=push_to_hub or public_name(output_dir),
@@ -227,6 +231,8 @@ def training_arguments_from(args: argparse.Namespace) -> dict:
     given = {k.removeprefix("ta_"): v for k, v in vars(args).items() if k.startswith("ta_")}
     if "output_dir" not in given:
         raise ValueError("--output-dir is required.")
+    if given.get("bf16", "false").lower() in ("true", "1", "yes") and "use_cpu" not in given and bf16_needs_cpu():
+        given["use_cpu"] = "true"  # bf16 autocast on the CPU, as `FinetuneRecipe.training_arguments` does
     argv = [item for name, value in given.items() for item in (f"--{name}", value)]
     parser = HfArgumentParser(TrainingArguments)
     parser.error = _raise  # a bad value: one line naming it, not that parser's usage of every field
@@ -286,7 +292,9 @@ def run(args: argparse.Namespace) -> int:
     if args.check_data:
         size = args.image_size or 1024  # SAM 2's input size; the model is not loaded to check data
         try:
-            problems = check_dataset(args.data, _recipe(args).num_frames, size, image_dir=args.image_dir)
+            recipe = _recipe(args)
+            problems = check_dataset(args.data, recipe.num_frames, size, image_dir=args.image_dir,
+                                     sample_rate=recipe.sample_rate)  # fmt: skip
         except ValueError as e:  # weights on some --data only
             return fail(str(e))
         if args.eval_data:  # evaluated whole: no clip length
