@@ -194,7 +194,7 @@ def build_dataset(
     transforms: ClipTransforms | None = None,
     check: bool = True,
     **options,
-) -> ClipDataset:
+) -> ClipDataset | MixedClipDataset:
     """A `ClipDataset` of `ClipSample` from a folder, a JSON file or a `datasets.Dataset`; from a list of
     several sources, a `MixedClipDataset` of them.
 
