@@ -79,20 +79,21 @@ def transformers_config(version: str, image_size: int = IMAGE_SIZE) -> transform
 
 
 def inputs(image_size: int = IMAGE_SIZE):
-    """B=2 images, 2 objects each; object points padded with -10 (transformers' processor padding)."""
+    """B=2 images, 2 objects each of two clicks. No padding point: there sam2_hf differs from stock transformers
+    on purpose (a padding point changes no result in sam2_hf, tests/test_inputs.py)."""
     generator = torch.Generator().manual_seed(5)
     pixels = torch.randn(2, 3, image_size, image_size, generator=generator)
     s = image_size
     points = (
         torch.tensor(
             [
-                [[[0.30, 0.40], [0.70, 0.65]], [[0.55, 0.20], [0.0, 0.0]]],
+                [[[0.30, 0.40], [0.70, 0.65]], [[0.55, 0.20], [0.35, 0.60]]],
                 [[[0.62, 0.55], [0.10, 0.10]], [[0.80, 0.30], [0.40, 0.45]]],
             ]
         )
         * s
     )
-    labels = torch.tensor([[[1, 0], [1, -10]], [[1, 1], [1, 0]]])
+    labels = torch.tensor([[[1, 0], [1, 0]], [[1, 1], [1, 0]]])
     boxes = (
         torch.tensor([[[0.1, 0.2, 0.7, 0.8], [0.4, 0.05, 0.9, 0.5]], [[0.05, 0.3, 0.5, 0.95], [0.2, 0.2, 0.8, 0.6]]])
         * s

@@ -62,7 +62,7 @@ def models(request, folder):
 
 
 def prompts() -> dict:
-    """One image, two objects (one of them with a padding point)."""
+    """One image, two objects of two clicks each (no padding point: see `test_hub_format.inputs`)."""
     pixels, points, labels, _ = inputs(IMAGE_SIZE)
     return {"pixel_values": pixels[:1], "input_points": points[:1], "input_labels": labels[:1]}
 
