@@ -67,7 +67,7 @@ def masks_in_files(root, kind: str, sample: ClipSample) -> np.ndarray:
 def test_each_layout_gives_the_masks_and_frames_in_its_files(tmp_path, kind):
     root = make_synthetic_dataset(tmp_path, kind, num_items=3, num_frames=4, height=SIZE, width=SIZE, seed=1)
     dataset = build_dataset(root, image_size=SIZE, num_frames=3, augment=False, seed=0)
-    assert len(dataset) == 3
+    assert len(dataset) == 3 and len(list(dataset)) == 3  # iteration ends (__getitem__ also takes larger indices)
     for sample in dataset:
         expected = masks_in_files(root, kind, sample)
         assert sample.masks.dtype == torch.bool and sample.masks.shape == expected.shape

@@ -248,7 +248,7 @@ def test_coco_segmentations_decode_or_say_what_is_wrong():
             "size": [5, 5],
             "counts": "0",
         },
-        "the RLE's counts cannot be decoded": {"size": [12, 16], "counts": "!!!!"},
+        "the RLE's counts string holds '!', not an RLE character": {"size": [12, 16], "counts": "!!!!"},
         "a segmentation is a list of polygons or an RLE dict": "not a segmentation",
     }
     for message, segmentation in bad.items():

@@ -83,6 +83,11 @@ class ClipDataset(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def __iter__(self):
+        """Items 0 .. len - 1, once each: `__getitem__` also takes larger indices (a sampler's later passes), so
+        Python's default iteration, until IndexError, would never end."""
+        return (self[idx] for idx in range(len(self)))
+
     def __getitem__(self, idx: int) -> ClipSample:
         """Item `idx` (`idx` >= len: item `idx % len` drawn anew, as a sampler's later pass over the data in the
         same epoch reads it)."""
@@ -306,6 +311,8 @@ class MixedClipDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return self.offsets[-1]
+
+    __iter__ = ClipDataset.__iter__  # items 0 .. len - 1 once each (larger indices are later passes)
 
     def __getitem__(self, idx: int) -> ClipSample:
         """Item `idx` of the sources laid end to end; `idx` = `n * len + i` (pass n, from `sampler`) reads item
