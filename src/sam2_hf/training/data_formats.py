@@ -26,7 +26,6 @@ Layouts (`LAYOUTS`; `detect_layout` tells which one a folder or file is):
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -46,7 +45,6 @@ SAV_ANN_EVERY = 4  # SA-V: 24 fps videos annotated at 6 fps
 SAV_FRAMES_FPS = 24  # Meta's JSONRawDataset `frames_fps`
 MASK_COLUMNS = ("masks", "mask", "label", "annotation", "segmentation")
 HF_SAVED_FILES = ("state.json", "dataset_dict.json")  # what `save_to_disk` writes (a Dataset, a DatasetDict)
-HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # "owner/name"
 ID_MODES = ("P", "L", "1", "I", "I;16", "I;16L", "I;16B")  # single-channel PIL modes whose values are ids
 
 
@@ -655,6 +653,19 @@ def detect_layout(source) -> str:
     )
 
 
+def is_hub_id(text) -> bool:
+    """True for a Hub repo id ("owner/name", valid as huggingface_hub validates ids) that is not a local path."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not isinstance(text, str) or text.count("/") != 1 or Path(text).exists():
+        return False
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return False
+    return True
+
+
 def open_hf_dataset(source, split: str | None = None):
     """`source` as a `datasets.Dataset` when it names one: a `save_to_disk` folder (`datasets.load_from_disk`)
     or a Hub dataset id "owner/name" that is no local path (`datasets.load_dataset`); else `source` itself.
@@ -664,7 +675,7 @@ def open_hf_dataset(source, split: str | None = None):
         return source
     path = Path(source)
     saved = path.is_dir() and any((path / f).is_file() for f in HF_SAVED_FILES)
-    if not saved and (path.exists() or not HUB_ID.fullmatch(str(source))):
+    if not saved and not is_hub_id(str(source)):
         return source
     import datasets
 

@@ -86,6 +86,7 @@ def finetune(
 
     from ..processing_sam2_video import Sam2VideoProcessor
     from .data import build_dataset
+    from .data_formats import is_hub_id
     from .evaluate import evaluate_model, item_counts
     from .lora import add_lora, merge_lora
     from .model import Sam2VideoModelForTraining
@@ -93,7 +94,6 @@ def finetune(
         ModelCardInfo,
         base_model_license,
         framework_versions,
-        is_hub_id,
         public_name,
         training_hyperparameters,
     )

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .data_formats import is_hub_id
+
 # The license of Meta's SAM 2 and SAM 2.1 releases (code and checkpoints), which every base model descends from
 # unless its own card says otherwise.
 META_SAM2_LICENSE = "apache-2.0"
@@ -196,19 +198,6 @@ def _cell(value) -> str:
 
 def _value(setting) -> str:
     return str(getattr(setting, "value", setting))  # an enum's value ("cosine"), not its repr
-
-
-def is_hub_id(text) -> bool:
-    """True for a Hub repo id ("owner/name", valid as huggingface_hub validates ids) that is not a local path."""
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    if not isinstance(text, str) or text.count("/") != 1 or Path(text).exists():
-        return False
-    try:
-        validate_repo_id(text)
-    except HFValidationError:
-        return False
-    return True
 
 
 def public_name(source) -> str:
