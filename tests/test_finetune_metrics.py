@@ -4,6 +4,7 @@ page (license, base model as a Hub id or a file name, hyperparameters, versions;
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -108,7 +109,8 @@ def test_model_card_is_a_public_page(base_model, tmp_path):
         assert row in text, row
     assert re.search(r"Framework versions: sam2-hf [\d.]+, transformers [\d.]+, torch", text)
     assert f"--model {base_name} --data my_images --output-dir my-variant" in text
-    assert '"prob_to_use_pt_input_for_train"' in text  # the whole recipe
+    recipe = json.loads(text.split("```json\n", 1)[1].split("```", 1)[0])  # the whole recipe, reusable
+    assert FinetuneRecipe.from_dict(recipe) == FinetuneRecipe.fast()
     assert "## Limitations" in text and "sam2-hf eval clicks" in text
 
     linked = tmp_path / "linked"

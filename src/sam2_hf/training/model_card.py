@@ -163,7 +163,8 @@ class ModelCardInfo:
         if self.notes:
             lines += [self.notes, ""]
         if self.recipe:
-            lines += ["The whole recipe (`FinetuneRecipe` fields):", "", "```json", json.dumps(self.recipe, indent=2)]
+            lines += ["The whole recipe (`FinetuneRecipe` fields; saved as a .json file it is a `--recipe` file):", "",
+                      "```json", json.dumps(self.recipe, indent=2)]  # fmt: skip
             lines += ["```", ""]
         if self.framework_versions:
             lines += ["Framework versions: " + ", ".join(f"{k} {v}" for k, v in self.framework_versions.items()), ""]
