@@ -18,7 +18,7 @@ from sam2_hf.training import FinetuneRecipe
 from sam2_hf.training.data import build_dataset, make_synthetic_dataset
 from sam2_hf.training.evaluate import image_click_miou, video_jf
 from sam2_hf.training.finetune import finetune
-from sam2_hf.training.model_card import public_command, public_name
+from sam2_hf.training.model_card import base_model_license, public_command, public_name
 
 IMAGE_SIZE = 256
 # Two steps, evaluated after each: the second evaluation is mid-run-style (after a training step, with the
@@ -128,5 +128,10 @@ def test_public_names_hide_local_paths(tmp_path):
     assert public_name(str(tmp_path) + "/") == tmp_path.name
     assert public_name(datasets.Dataset.from_dict({"image": [0, 1]})) == "a datasets.Dataset of 2 rows"
     assert public_name((str(tmp_path / "weights.pt"), 3.0)) == "weights.pt"  # a --data source with its weight
+    (tmp_path / "variant").mkdir()
+    assert base_model_license(tmp_path / "variant") == "apache-2.0"  # no card at hand: Meta's release license
+    (tmp_path / "variant" / "README.md").write_text("---\nlicense: mit\n---\n# a fine-tuned variant\n")
+    assert base_model_license(tmp_path / "variant") == "mit"  # a base's own card wins
+    assert base_model_license(str(tmp_path / "weights.pt")) == "apache-2.0"
     command = f"sam2-hf finetune --model {tmp_path}/weights.pt --output-dir={tmp_path}/out --data facebook/x"
     assert public_command(command) == "sam2-hf finetune --model weights.pt --output-dir=out --data facebook/x"
