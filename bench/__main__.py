@@ -7,7 +7,10 @@
 Sections: image (encoder, click, batch), video (s/frame vs object count), floor (GEMM throughput and the
 FLOP-count check; adds floor columns to the other tables), memory (summary of bench/memory_vs_length.py's
 committed results; reruns it only with --lengths), gpu (skipped without CUDA). Same seeded random weights for
-all three (cached in --workdir). Writes suite.json (raw), suite.md (tables) and suite.png to --out.
+all three (cached in --workdir). Writes suite.json (raw), suite.md (tables) and suite.png to --out; both
+record the run's provenance (bench/provenance.py: commit, load, GEMM rate at start, between sections and at
+the end) and mark it contended where the load oversubscribed the CPUs or a time / floor came out below 1
+(`flops.FloorCheck`: such a ratio is not given).
 """
 
 from __future__ import annotations
@@ -16,21 +19,13 @@ import argparse
 import json
 import os
 import shlex
-import statistics
 import sys
 import time
 import warnings
 from pathlib import Path
 
-from .common import (
-    REPO,
-    cpu_ticks,
-    load_average,
-    load_meta_model,
-    machine_description,
-    other_cores,
-    prepare_weights,
-)
+from .common import REPO, cpu_ticks, load_meta_model, machine_description, other_cores, prepare_weights
+from .provenance import RunProvenance, oversubscription
 from .timing import summary
 
 SECTIONS = ("image", "video", "floor", "memory", "gpu")
@@ -55,7 +50,7 @@ def parse_args(argv=None):
     p.add_argument("--low-res", type=int, help="opt-in: also time sam2_hf at this lower image_size (not exact)")
     p.add_argument("--lengths", type=int, nargs="+", help="memory section: rerun memory_vs_length.py with these")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's default)")
-    p.add_argument("--gemm-size", type=int, default=2048, help="n of the n x n x n fp32 matmul of the floor")
+    p.add_argument("--gemm-size", type=int, default=2048, help="n of the n³ fp32 matmul of the GEMM rate")
     p.add_argument("--workdir", default="/tmp/sam2_hf_bench", help="cached weights and frames")
     p.add_argument("--out", default=str(REPO / "bench" / "results"))
     args = p.parse_args(argv)
@@ -81,12 +76,13 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def run_sections(args, suite: dict) -> None:
-    """Fill suite["sections"]; GEMM throughput is measured before and after each timed CPU section, and the CPU
-    time other processes took during those sections is recorded in suite["other_cores"]."""
+def run_sections(args, suite: dict, provenance: RunProvenance) -> None:
+    """Fill suite["sections"]; the GEMM rate is measured after each timed CPU section (`provenance`, which took
+    the first point at the start), and the CPU time other processes took during those sections is recorded in
+    suite["other_cores"]."""
     import torch
 
-    from .flops import attention_layer_check, gemm_gflops
+    from .flops import attention_layer_check
     from .gpu import run_gpu
     from .image import run_image
     from .memory import rerun_memory, summarize_memory
@@ -95,15 +91,9 @@ def run_sections(args, suite: dict) -> None:
     workdir, out = Path(args.workdir), Path(args.out)
     weights = prepare_weights(workdir, args.image_size, args.size, args.version)
     hw = tuple(args.frame_size)
-    gemm = []
-
-    def measure_gemm(when: str) -> None:
-        if "floor" in args.sections:
-            gemm.append({"when": when, "gflops": gemm_gflops(args.gemm_size)})
 
     def floor():
-        samples = [g for point in gemm for g in point["gflops"]]
-        return {"gemm_n": args.gemm_size, "gemm_points": gemm, "gemm_gflops": summary(samples),
+        return {"gemm_n": args.gemm_size, "gemm_gflops": summary(provenance.gemm_samples()),
                 "attention_check": attention_layer_check(load_meta_model(weights)),
                 "uncounted_heavy_ops": uncounted_ops(suite["sections"])}  # fmt: skip
 
@@ -120,7 +110,6 @@ def run_sections(args, suite: dict) -> None:
         "memory": memory,
         "gpu": lambda: run_gpu(workdir),
     }  # fmt: skip
-    measure_gemm("start")
     for name, step in steps.items():
         if name in args.sections:
             log(f"{name} section")
@@ -128,7 +117,36 @@ def run_sections(args, suite: dict) -> None:
             suite["sections"][name] = step()
             if name in TIMED_ON_CPU:
                 suite["other_cores"][name] = other_cores(start, cpu_ticks())
-                measure_gemm(f"after {name}")
+                provenance.measure_gemm(f"after {name}")
+
+
+def add_floors(sections: dict) -> list[str]:
+    """Put each timed row's floor (`FloorCheck.entry`: GFLOP, floor seconds, time / floor or None where refused)
+    beside its timing: image parts' part["floor"][impl] (per image for the batch, from the encoder's count),
+    video rows' row["floor"][impl]. Needs the floor section's GEMM rate; -> the refusals' contended reasons."""
+    from .flops import FloorCheck
+
+    if "floor" not in sections:
+        return []
+    check = FloorCheck(sections["floor"]["gemm_gflops"]["samples"])
+    image = sections.get("image")
+    for key in ("encoder", "click", "batch") if image else ():
+        part = image[key]
+        counts = {**image["encoder"]["flops"], **part.get("flops", {})}
+        part["floor"] = {impl: check.entry(counts[impl]["total"], row["seconds"]["median"], f"image {key} {impl}")
+                         for impl, row in part["timing"].items() if impl in counts}  # fmt: skip
+    for row in sections.get("video", {}).get("by_objects", []):
+        where = f"video {row['objects']} object(s) "
+        row["floor"] = {impl: check.entry(row["flops"][impl]["total"], t["seconds"]["median"], where + impl)
+                        for impl, t in row["timing"].items() if impl in row["flops"]}  # fmt: skip
+    return check.reasons()
+
+
+def section_contention(suite: dict) -> list[str]:
+    """Contended reasons of the timed sections whose other-process load oversubscribed the CPUs."""
+    threads, cpus = suite["settings"]["threads"], suite["machine"]["logical_cpus"]
+    found = (oversubscription(cores, threads, cpus, f"{name} section") for name, cores in suite["other_cores"].items())
+    return [reason for reason in found if reason]
 
 
 def uncounted_ops(sections: dict) -> dict:
@@ -167,15 +185,17 @@ def main(argv=None) -> None:
         "other_cores": {},
     }
     start = time.perf_counter()
+    provenance = RunProvenance(settings["threads"], args.gemm_size)
     with torch.inference_mode():
-        run_sections(args, suite)
+        run_sections(args, suite, provenance)
+    reasons = add_floors(suite["sections"]) + section_contention(suite)
+    suite["provenance"] = provenance.finish(reasons)
     suite.update(finished=time.strftime("%Y-%m-%d %H:%M:%S"), wall_s=time.perf_counter() - start)
-    suite["machine"]["load_average_at_end"] = load_average()
     suite["plot"] = "suite.png" if write_plot(suite, out / "suite.png") else None
     (out / "suite.json").write_text(json.dumps(suite, indent=1))
     write_report(suite, out / "suite.md")
-    gemm = suite["sections"].get("floor", {}).get("gemm_gflops", {}).get("samples")
-    log(f"wrote {out / 'suite.md'}, .json, .png" + (f" (GEMM {statistics.median(gemm):.0f} GFLOP/s)" if gemm else ""))
+    contended = suite["provenance"]["contended"]["contended"]
+    log(f"wrote {out / 'suite.md'}, .json, .png" + (" (contended run)" if contended else ""))
 
 
 if __name__ == "__main__":

@@ -200,16 +200,18 @@ def load_average() -> list[float]:
 
 
 def cpu_ticks() -> tuple[int, int, float]:
-    """(busy clock ticks of all CPUs, this process's user+system ticks, wall time) for `other_cores`."""
+    """(busy clock ticks of all CPUs, this run's ticks, wall time) for `other_cores`. This run's ticks: user +
+    system time of this process and of its waited-for subprocesses (proc(5) utime, stime, cutime, cstime)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
     own = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-    return busy, int(own[11]) + int(own[12]), time.monotonic()
+    return busy, sum(int(x) for x in own[11:15]), time.monotonic()
 
 
 def other_cores(start: tuple, end: tuple) -> float:
     """CPU cores that other processes kept busy on average between two `cpu_ticks()` (the load this run shared
-    the machine with; it excludes the run itself, unlike the load average)."""
+    the machine with; it excludes the run itself and the subprocesses it waited for, unlike the load
+    average; a subprocess still running at `end` counts as other)."""
     ticks = os.sysconf("SC_CLK_TCK") * (end[2] - start[2])
     return max(0.0, ((end[0] - start[0]) - (end[1] - start[1])) / ticks) if ticks > 0 else 0.0
 
@@ -223,7 +225,6 @@ def machine_description() -> dict:
     info = {
         "cpu": cpu, "logical_cpus": os.cpu_count(), "ram_gib": round(int(mem) / 1024**2, 1),
         "python": platform.python_version(), "platform": platform.platform(),
-        "load_average_at_start": load_average(),
     }  # fmt: skip
     for package in ("torch", "transformers", "sam2", "sam2-hf", "ultralytics"):
         try:

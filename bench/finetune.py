@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import shlex
 import shutil
 import statistics
@@ -41,7 +40,8 @@ import sys
 import time
 from pathlib import Path
 
-from .common import REPO, cpu_ticks, load_average, machine_description, other_cores, prepare_weights
+from .common import REPO, cpu_ticks, machine_description, other_cores, prepare_weights
+from .provenance import RunProvenance, provenance_lines
 from .timing import summary
 
 SECTIONS = ("learn", "timing")
@@ -79,20 +79,6 @@ def parse_args(argv=None):
     p.add_argument("--out", default=str(REPO / "bench" / "results"))
     p.add_argument("--meta-worker", metavar="CONFIG", help=argparse.SUPPRESS)  # internal: run Meta's trainer
     return p.parse_args(argv)
-
-
-def sam2_hf_source() -> dict:
-    """Where the imported sam2_hf comes from (an editable install may point at another checkout) and that
-    checkout's commit ("+dirty" with uncommitted changes under src/)."""
-    import sam2_hf
-
-    folder = Path(sam2_hf.__file__).resolve().parent
-    git = lambda *cmd: subprocess.run(["git", *cmd], cwd=folder, capture_output=True, text=True).stdout.strip()
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    return {
-        "sam2_hf_source": str(folder),
-        "sam2_hf_commit": commit + ("+dirty" if git("status", "--short", ".") else ""),
-    }
 
 
 def log(message: str) -> None:
@@ -340,12 +326,6 @@ def time_meta(weights, clips: Path, args) -> tuple[list[float], float, str]:
     return [batch for batch, _ in timed], statistics.mean(data for _, data in timed), output[-2000:]
 
 
-def children_cpu_seconds() -> float:
-    """User + system CPU seconds of this process's finished (waited-for) subprocesses."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def meta_worker(config: Path, threads: int | None) -> None:
     """Run Meta's `training/train.py` `main` on `config`, unchanged, in this (fresh) process: one local
     process (`--use-cluster 0 --num-gpus 1`). One shim: its `train_epoch` calls
@@ -377,11 +357,10 @@ def run_timing(weights, clips: Path, args) -> dict:
     log(f"timing sam2_hf's Sam2Trainer ({args.warmup_steps} + {args.timed_steps} steps)")
     ours, ours_data = time_ours(weights, clips, args)
     ours_cores = other_cores(ticks, cpu_ticks())
-    ticks, children = cpu_ticks(), children_cpu_seconds()
+    ticks = cpu_ticks()
     log(f"timing Meta's training/train.py ({args.warmup_steps} + {args.timed_steps} steps)")
     meta, meta_data, meta_tail = time_meta(weights, clips, args)
-    end = cpu_ticks()  # the subprocess's own CPU time is not "other" load: taken out
-    meta_cores = max(0.0, other_cores(ticks, end) - (children_cpu_seconds() - children) / (end[2] - ticks[2]))
+    meta_cores = other_cores(ticks, cpu_ticks())  # its subprocess is waited for: its CPU time counts as ours
     ratio = statistics.median(ours) / statistics.median(meta)
     log(f"s/step: sam2_hf {statistics.median(ours):.2f}, Meta {statistics.median(meta):.2f} (x{ratio:.2f})")
     return {
@@ -410,10 +389,10 @@ def write_report(result: dict, path: Path) -> None:
         "",
         f"Command: `{result['command']}`  ",
         f"Run {result['started']} – {result['finished']} ({result['wall_s'] / 60:.1f} min).  ",
-        f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['ram_gib']} GiB RAM (load average "
-        f"{', '.join(map(str, m['load_average_at_start']))} at start, {', '.join(map(str, m['load_average_at_end']))}"
-        f" at end); Python {m['python']}, torch {m['torch']}, transformers {m['transformers']}, sam2 {m['sam2']}, "
+        f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['ram_gib']} GiB RAM, shared with other work; "
+        f"Python {m['python']}, torch {m['torch']}, transformers {m['transformers']}, sam2 {m['sam2']}, "
         f"sam2-hf {m['sam2-hf']}; torch threads: {m['torch_threads']}.  ",
+        *provenance_lines(result.get("provenance")),
         f"Starting model: hiera-tiny (SAM 2.1 config) with **seeded random weights** (tests/reference.py "
         f"`build_meta_model`: Meta's init plus N(0, 0.02) noise on every weight, object-score bias +4; the `.pt` "
         f"of `bench.common.prepare_weights`). No real weights can be downloaded here, so the model starts from "
@@ -556,8 +535,10 @@ def carried_sections(previous: Path, run: list[str]) -> dict:
     if not previous.is_file():
         return {}
     old = json.loads(previous.read_text())
-    commit = old["machine"].get("sam2_hf_commit")
-    origin = {"command": old["command"], "started": old["started"], "sam2_hf_commit": commit}
+    code = old.get("provenance", {}).get("code", {})
+    commit = code.get("commit") and code["commit"][:12] + ("+dirty" if code["dirty"] else "")
+    origin = {"command": old["command"], "started": old["started"],
+              "sam2_hf_commit": commit or old["machine"].get("sam2_hf_commit")}  # fmt: skip
     return {name: {**old[name], "carried_from": old[name].get("carried_from", origin)}
             for name in SECTIONS if name not in run and name in old}  # fmt: skip
 
@@ -587,11 +568,12 @@ def main(argv=None) -> None:
     result = {
         "command": "python -m bench.finetune " + shlex.join(sys.argv[1:] if argv is None else argv),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": {**machine_description(), "torch_threads": torch.get_num_threads(), **sam2_hf_source()},
+        "machine": {**machine_description(), "torch_threads": torch.get_num_threads()},
         "settings": {k: v for k, v in vars(args).items() if k not in ("meta_worker", "out", "workdir")},
     }
     result.update(carried_sections(out / "finetune.json", args.sections))
     start = time.perf_counter()
+    provenance = RunProvenance(torch.get_num_threads())
     weights = prepare_weights(workdir, args.image_size, "tiny", "2.1")
     data = make_data(workdir / "finetune" / f"data_{args.data_size}_{args.num_frames}", args)
     sections = {
@@ -603,8 +585,8 @@ def main(argv=None) -> None:
             log(f"{name} section")
             result[name] = section()
             (out / "finetune.json").write_text(json.dumps(result, indent=1))
+    result["provenance"] = provenance.finish()
     result.update(finished=time.strftime("%Y-%m-%d %H:%M:%S"), wall_s=time.perf_counter() - start)
-    result["machine"]["load_average_at_end"] = load_average()
     result["plot"] = "finetune.png" if write_plot(result, out / "finetune.png") else None
     (out / "finetune.json").write_text(json.dumps(result, indent=1))
     write_report(result, out / "finetune.md")

@@ -72,9 +72,46 @@ def gemm_gflops(n: int = 2048, repeats: int = 5) -> list[float]:
     return samples
 
 
-def floor_seconds(flops: int, gflops_samples: list[float]) -> float:
+def floor_seconds(flops: float, gflops_samples: list[float]) -> float:
     """Seconds the counted FLOPs take at the median measured GEMM throughput."""
     return flops / (statistics.median(gflops_samples) * 1e9)
+
+
+class FloorCheck:
+    """The one rule for every time / floor a bench writes.
+
+    No time can beat its floor (counted FLOPs / measured GEMM rate): the floor counts only the matrix products
+    and the GEMM rate is the best the machine did on a plain matmul. A ratio below 1 therefore means the GEMM
+    rate was measured while other work held the cores (too low a rate, too high a floor). Such a ratio is
+    refused: `entry` gives None for it and `reasons` records where, for the run's "contended" marking.
+
+    Args:
+        gflops_samples: the run's GEMM-rate samples (GFLOP/s); the floor uses their median (`floor_seconds`).
+    """
+
+    def __init__(self, gflops_samples: list[float]):
+        self.gflops_samples = list(gflops_samples)
+        self.refused: list[str] = []
+
+    def entry(self, flops: float, seconds: float, where: str) -> dict:
+        """{"gflop": FLOPs / 1e9, "floor_s": floor seconds, "time_over_floor": seconds / floor, or None when
+        that is below 1 (refused, `where` recorded)}. `flops` and `seconds` are for the same unit of work."""
+        floor = floor_seconds(flops, self.gflops_samples)
+        ratio = seconds / floor
+        if ratio < 1:
+            self.refused.append(where)
+            ratio = None
+        return {"gflop": flops / 1e9, "floor_s": floor, "time_over_floor": ratio}
+
+    def reasons(self) -> list[str]:
+        """The contended marking's reason when some ratio was refused (else none)."""
+        if not self.refused:
+            return []
+        rate = statistics.median(self.gflops_samples)
+        return [f"time / floor below 1 for {', '.join(self.refused)}: faster than the FLOP floor is impossible, so "
+                f"the GEMM rate of the floor ({rate:.3g} GFLOP/s) was measured under contention; those ratios are "
+                "not given, and the run's other time / floor figures use the same rate and may be too low "
+                "as well"]  # fmt: skip
 
 
 def memory_attention_hand_count(num_queries: int, num_memory: int, dim: int, kv_dim: int, ff_dim: int) -> int:

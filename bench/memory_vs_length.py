@@ -59,6 +59,7 @@ from bench.common import (
     weights_paths,
     write_jpeg_folder,
 )
+from bench.provenance import RunProvenance, provenance_lines
 
 IMPLEMENTATIONS = ("sam2_hf-disk", "sam2_hf-window", "meta", "transformers")
 REFERENCE = "meta"
@@ -354,6 +355,11 @@ def fmt(x, spec=".0f", missing="–"):
     return missing if x is None else format(x, spec)
 
 
+def provenance_records(payload: dict) -> list[dict | None]:
+    """One `RunProvenance` record per command of the results (None for a run from before they were recorded)."""
+    return payload.get("provenance") or [None] * len(payload["commands"])
+
+
 def write_report(out_dir: Path, payload: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "memory_vs_length.json").write_text(json.dumps(payload, indent=1))
@@ -368,9 +374,13 @@ def write_report(out_dir: Path, payload: dict) -> None:
         "Commands: " + "; ".join(f"`{c}`" for c in payload["commands"]) + "  ",
         (
             f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['ram_gib']} GiB RAM, shared with other work "
-            f"(load average at start {', '.join(f'{x:.1f}' for x in m['load_average_at_start'])}; timings are noisy, "
-            f"RSS is not); Python {m['python']}, torch {m['torch']}, transformers {m['transformers']}, "
-            f"sam2 {m['sam2']}, sam2-hf {m['sam2-hf']}; {st['threads']} torch threads per run.  "
+            f"(timings are noisy, RSS is not); Python {m['python']}, torch {m['torch']}, transformers "
+            f"{m['transformers']}, sam2 {m['sam2']}, sam2-hf {m['sam2-hf']}; {st['threads']} torch threads per run.  "
+        ),
+        *(
+            line
+            for command, record in zip(payload["commands"], provenance_records(payload))
+            for line in [f"Provenance of `{command}`:  ", *provenance_lines(record)]
         ),
         f"Setup: hiera-tiny (SAM 2.1), seeded random weights, image_size={st['image_size']}, "
         f"{st['width']}x{st['height']} "
@@ -468,16 +478,20 @@ def run_all(args) -> None:
     print(f"work dir {workdir}", flush=True)
     command = "python " + " ".join([os.path.relpath(Path(__file__).resolve(), REPO), *sys.argv[1:]])
     settings = {k: getattr(args, k) for k in ("image_size", "height", "width", "threads")}
-    payload = {"commands": [], "started": [], "machine": machine_description(), "settings": settings,
-               "implementations": list(IMPLEMENTATIONS), "runs": [], "mask_check": [], "notes": []}  # fmt: skip
+    payload = {"commands": [], "started": [], "provenance": [], "machine": machine_description(),
+               "settings": settings, "implementations": list(IMPLEMENTATIONS), "runs": [], "mask_check": [],
+               "notes": []}  # fmt: skip
     previous_file = out_dir / "memory_vs_length.json"
     if args.append and previous_file.exists():
         old = json.loads(previous_file.read_text())
         if old["settings"] != settings:
             raise SystemExit(f"--append: {previous_file} was made with other settings {old['settings']}")
         payload.update({k: old[k] for k in ("commands", "started", "runs", "mask_check", "notes")})
+        payload["provenance"] = provenance_records(old)
     payload["commands"].append(command)
     payload["started"].append(time.strftime("%Y-%m-%d %H:%M:%S"))
+    provenance = RunProvenance(args.threads)
+    payload["provenance"].append(provenance.snapshot())
     subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", "prepare", "--workdir", str(workdir),
          "--image-size", str(args.image_size), "--height", str(args.height), "--width", str(args.width),
@@ -520,7 +534,10 @@ def run_all(args) -> None:
             payload["mask_check"] = [c for c in payload["mask_check"] if (c["impl"], c["frames"]) not in redone] + fresh
             payload["mask_check"].sort(key=lambda c: (c["frames"], c["impl"], c["frame_idx"]))
             payload["driver_peak_rss_mib"] = peak_rss_mib()
+            payload["provenance"][-1] = provenance.snapshot()
             write_report(out_dir, payload)  # after every run, so partial results survive
+    payload["provenance"][-1] = provenance.finish()
+    write_report(out_dir, payload)
     print(f"wrote {out_dir / 'memory_vs_length.md'} and .json", flush=True)
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
+
+from .provenance import provenance_lines
 
 NAMES = {"sam2_hf": "sam2_hf", "meta": "Meta sam2 1.1.0", "transformers": "transformers", "ultralytics": "Ultralytics"}
 
@@ -22,15 +23,17 @@ def ratio(row: dict, peer: str) -> str:
     return "–" if r is None else f"{r['median']:.2f}× [{r['min']:.2f}–{r['max']:.2f}]"
 
 
-def floor_cells(flops: dict | None, seconds: float, gflops: float | None, per: int = 1) -> list[str]:
-    """GFLOP, floor seconds and time/floor for one call of `flops` (divided by `per` items)."""
-    if not flops:
-        return ["–", "–", "–"]
-    total = flops["total"] / per
-    if gflops is None:
-        return [f"{total / 1e9:.3g}", "–", "–"]
-    floor = total / (gflops * 1e9)
-    return [f"{total / 1e9:.3g}", f"{floor:.3g}", f"{seconds / floor:.1f}×"]
+REFUSED_RATIO = "— (contended)"  # a time / floor below 1, refused by `flops.FloorCheck`
+
+
+def floor_cells(entry: dict | None, flops: dict | None, scale: float = 1.0) -> list[str]:
+    """GFLOP, floor (seconds x `scale`) and time / floor of a row: from its `FloorCheck` entry, or the GFLOP
+    alone from its FLOP count where the run measured no floor."""
+    if entry is None:
+        return [f"{flops['total'] / 1e9:.3g}" if flops else "–", "–", "–"]
+    ratio = entry["time_over_floor"]
+    return [f"{entry['gflop']:.3g}", f"{entry['floor_s'] * scale:.3g}",
+            REFUSED_RATIO if ratio is None else f"{ratio:.1f}×"]  # fmt: skip
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -46,7 +49,7 @@ def agreement_cells(a: dict | None) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ sections
-def image_lines(sec: dict, gflops: float | None) -> list[str]:
+def image_lines(sec: dict) -> list[str]:
     st = sec["settings"]
     h, w = st["image_hw"]
     x, y = st["click"]
@@ -74,11 +77,8 @@ def image_lines(sec: dict, gflops: float | None) -> list[str]:
         header += [embedding_column] if embedding_column else ["max abs logit diff vs Meta", "pixels of other sign"]
         rows = []
         for impl, row in part["timing"].items():
-            seconds = row["seconds"]["median"]
             flops = part.get("flops", {}).get(impl) or sec["encoder"]["flops"].get(impl)  # batch: the same per image
-            floor = floor_cells(flops, seconds, gflops)
-            if floor[1] != "–" and scale != 1:
-                floor[1] = f"{float(floor[1]) * scale:.3g}"
+            floor = floor_cells(part.get("floor", {}).get(impl), flops, scale)
             a = part["agreement"][impl]
             checks = [f"{a['max_abs_embedding_diff']:.2e}"] if embedding_column else agreement_cells(a)
             rows.append([name_of(impl), stat(row["seconds"], scale), ratio(row, "meta"), ratio(row, "transformers"),
@@ -87,7 +87,7 @@ def image_lines(sec: dict, gflops: float | None) -> list[str]:
     return lines
 
 
-def video_lines(sec: dict, gflops: float | None) -> list[str]:
+def video_lines(sec: dict) -> list[str]:
     st = sec["settings"]
     h, w = st["frame_hw"]
     lines = [
@@ -109,7 +109,7 @@ def video_lines(sec: dict, gflops: float | None) -> list[str]:
         for impl, row in r["timing"].items():
             seconds = f"{stat(row['seconds'])} ({row['seconds']['n']})"
             cells = [r["objects"], name_of(impl), seconds, ratio(row, "meta"), ratio(row, "transformers"),
-                     *floor_cells(r["flops"].get(impl), row["seconds"]["median"], gflops)]  # fmt: skip
+                     *floor_cells(r.get("floor", {}).get(impl), r["flops"].get(impl))]  # fmt: skip
             if "@" in impl:
                 iou = r["low_res_iou"]["min_per_object"]
                 low_rows.append([*cells[:3], ratio(row, "sam2_hf"), cells[3], *cells[5:8],
@@ -145,12 +145,13 @@ def floor_lines(sec: dict) -> list[str]:
         "## Floor: FLOPs / measured GEMM throughput",
         "",
         f"fp32 {sec['gemm_n']}³ matmul throughput in this run: {stat(g)} GFLOP/s (median [min–max] of {g['n']} "
-        "samples taken before, between and after the sections; the median is used). FLOPs are counted with "
+        "samples taken at the start and after each timed section; the median is used). FLOPs are counted with "
         "`torch.utils.flop_counter.FlopCounterMode` on one untimed call (video: one steady-state frame) of each "
         "implementation, plus a formula for `aten._scaled_dot_product_flash_attention_for_cpu` (CPU attention, "
         "otherwise counted as 0). Only matmuls, convolutions and attention are counted; the floor is the time "
         "those alone would take at the measured rate, so time / floor shows how far each implementation is from "
-        "compute-bound.",
+        "compute-bound. No time can beat its floor: a ratio below 1 means the rate was measured under contention, "
+        f'so it is not given ("{REFUSED_RATIO}") and the run is marked contended.',
         "",
         f"Check by hand: {check['layer']} with {check['queries']} queries and {check['memory_tokens']} memory tokens "
         f"(dim {check['dim']}, kv {check['kv_dim']}, MLP {check['ff_dim']}): counted {check['counted']:,} FLOPs, "
@@ -197,44 +198,30 @@ def gpu_lines(sec: dict) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ document
-def contention_note(suite: dict) -> list[str]:
-    """The CPU time other processes took during each section, and a warning when they left fewer idle cores
-    than this run's threads: OpenMP threads then wait for descheduled peers, which inflates times many-fold and
-    most for code with many small ops (so it biases the ratios too)."""
-    m, threads, used = suite["machine"], suite["settings"]["threads"], suite.get("other_cores", {})
+def section_load_line(suite: dict) -> list[str]:
+    """The CPU cores other processes kept busy during each timed section (the run's contended marking, in the
+    provenance lines, says when that oversubscribed the CPUs)."""
+    used = suite.get("other_cores", {})
     if not used:
         return []
-    line = (
-        "CPU cores kept busy by other processes, on average: "
-        + ", ".join(f"{name} section {cores:.2f}" for name, cores in used.items())
-        + "."
-    )
-    busy = max(used.values())
-    if busy + threads <= m["logical_cpus"] + 0.25:
-        return [line, ""]
-    warning = (
-        f"**Warning: the CPU was contended** ({busy:.1f} of {m['logical_cpus']} logical CPUs busy with other work, "
-        f"beside this run's {threads} torch threads). Oversubscribed OpenMP threads wait for each other: times are "
-        "inflated (up to ~15× seen at image_size 256), most for code with many small ops, which biases the ratios "
-        "too. Rerun on an idle machine, or with `--threads` = the idle cores."
-    )
-    return [line, "", warning, ""]
+    return ["CPU cores kept busy by other processes during each timed section, on average: "
+            + ", ".join(f"{name} {cores:.2f}" for name, cores in used.items()) + ".", ""]  # fmt: skip
 
 
 def header_lines(suite: dict) -> list[str]:
     m, st = suite["machine"], suite["settings"]
-    start, end = (", ".join(map(str, m[f"load_average_at_{when}"])) for when in ("start", "end"))
     return [
         "# SAM 2 benchmark suite (CPU): sam2_hf vs Meta's reference vs transformers"
         + (" vs Ultralytics" if m.get("ultralytics", "not installed") != "not installed" else ""),
         "",
         f"Command: `{suite['command']}`  ",
         f"Run {suite['started']} – {suite['finished']} ({suite['wall_s'] / 60:.1f} min).  ",
-        f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['ram_gib']} GiB RAM, shared with other work "
-        f"(load average {start} at start, {end} at end); Python {m['python']}, torch {m['torch']}, "
+        f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['ram_gib']} GiB RAM, shared with other work; "
+        f"Python {m['python']}, torch {m['torch']}, "
         f"transformers {m['transformers']}, sam2 {m['sam2']}, sam2-hf {m['sam2-hf']}, "
         f"ultralytics {m.get('ultralytics', 'not installed')}; "
         f"torch threads: {st['threads']}.  ",
+        *provenance_lines(suite.get("provenance")),
         f"Setup: hiera-{st['size']} (SAM {st['version']}), seeded random weights (tests/reference.py, the same `.pt` "
         f"for Meta and Ultralytics, its `save_pretrained` folder for sam2_hf and transformers), "
         f"image_size {st['image_size']}, fp32, "
@@ -245,21 +232,19 @@ def header_lines(suite: dict) -> list[str]:
         "[min–max] of the per-repeat ratio to that implementation's time in the same round (< 1 = faster). "
         "Mask checks are on the timed runs' own outputs.",
         "",
-        *contention_note(suite),
+        *section_load_line(suite),
     ]
 
 
 def write_report(suite: dict, path: Path) -> None:
     sections = suite["sections"]
-    floor = sections.get("floor")
-    gflops = statistics.median(floor["gemm_gflops"]["samples"]) if floor else None
     lines = header_lines(suite)
     if "image" in sections:
-        lines += image_lines(sections["image"], gflops)
+        lines += image_lines(sections["image"])
     if "video" in sections:
-        lines += video_lines(sections["video"], gflops)
-    if floor:
-        lines += floor_lines(floor)
+        lines += video_lines(sections["video"])
+    if "floor" in sections:
+        lines += floor_lines(sections["floor"])
     if "memory" in sections:
         lines += memory_lines(sections["memory"])
     if "gpu" in sections:

@@ -1,13 +1,16 @@
 """Smoke test of the benchmark suite (`python -m bench`): tiny model at image_size 128, one repeat, a few frames.
 
 Checks the structure of what it writes and that its mask checks work (the implementations agree with Meta's
-to < 1e-3, and a flipped mask is caught). No timing is asserted.
+to < 1e-3, and a flipped mask is caught), that every result records its provenance (commit, load, GEMM rate),
+and the time / floor rule (a ratio below 1 is refused and the run marked contended) on constructed numbers.
+No timing is asserted.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,8 +20,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root: `bench`
 
-from bench.__main__ import main
+from bench.__main__ import add_floors, main
 from bench.agreement import logit_agreement
+from bench.common import machine_description
+from bench.flops import FloorCheck
+from bench.provenance import RunProvenance
+from bench.report import REFUSED_RATIO, write_report
 
 pytest.importorskip("transformers")
 pytest.importorskip("sam2")
@@ -34,6 +41,74 @@ def test_agreement_catches_a_flipped_mask():
     check = logit_agreement(flipped, logits)
     assert check["sign_mismatch_pixels"] == 1 and check["max_abs_logit_diff"] == 4.0
     assert logit_agreement(logits, logits)["max_abs_logit_diff"] == 0.0
+
+
+def test_floor_check_refuses_a_time_below_its_floor():
+    """At 100 GFLOP/s, 200 GFLOP take 2 s: 3 s is 1.5x the floor (kept); 1.6 s would beat the floor, impossible,
+    so the ratio is refused and the place named in the contended reason."""
+    check = FloorCheck([90.0, 100.0, 250.0])  # the median is the rate
+    kept = check.entry(2e11, 3.0, "video 1 object(s) meta")
+    assert kept == {"gflop": 200.0, "floor_s": 2.0, "time_over_floor": 1.5}
+    assert check.reasons() == []
+    refused = check.entry(2e11, 1.6, "video 1 object(s) sam2_hf")
+    assert refused == {"gflop": 200.0, "floor_s": 2.0, "time_over_floor": None}
+    assert check.entry(2e11, 2.0, "at the floor")["time_over_floor"] == 1.0  # equal to the floor is possible
+    (reason,) = check.reasons()
+    assert "video 1 object(s) sam2_hf" in reason and "meta" not in reason and "100 GFLOP/s" in reason
+
+
+def fake_video_suite(provenance: RunProvenance) -> dict:
+    """A suite result with one video row timed by hand: at the floor section's 100 GFLOP/s, sam2_hf's 1.6 s for
+    200 GFLOP beats its floor (2 s; refused) and Meta's 3 s is 1.5x it."""
+    seconds = lambda s: {"median": s, "min": s, "max": s, "n": 1, "samples": [s]}
+    flops = lambda total: {"total": total, "by_op": {}, "uncounted_heavy_ops": {}}
+    agreement = {"max_abs_logit_diff": 0.0, "sign_mismatch_pixels": 0, "pixels": 4, "reference_foreground_pixels": 2}
+    row = {"objects": 1, "timing": {"sam2_hf": {"seconds": seconds(1.6)}, "meta": {"seconds": seconds(3.0)}},
+           "flops": {"sam2_hf": flops(2e11), "meta": flops(2e11)},
+           "agreement": {"sam2_hf": agreement, "meta": agreement}}  # fmt: skip
+    attention = {"layer": "layer", "queries": 1, "memory_tokens": 1, "dim": 1, "kv_dim": 1, "ff_dim": 1, "counted": 1,
+                 "hand_count": 1, "equal": True}  # fmt: skip
+    return {
+        "command": "python -m bench --sections video floor", "started": "then", "finished": "now", "wall_s": 60.0,
+        "machine": machine_description(), "other_cores": {"video": 0.0},
+        "settings": {"threads": provenance.record["threads"], "size": "tiny", "version": "2.1", "image_size": 128},
+        "sections": {
+            "video": {"settings": {"frame_hw": [2, 2], "warmup_frames": 1, "low_res": None}, "by_objects": [row]},
+            "floor": {"gemm_n": 64, "gemm_gflops": seconds(100.0), "attention_check": attention},
+        },
+    }  # fmt: skip
+
+
+def test_report_records_provenance_and_marks_a_time_below_its_floor_contended(tmp_path):
+    provenance = RunProvenance(threads=1, gemm_n=64)
+    suite = fake_video_suite(provenance)
+    reasons = add_floors(suite["sections"])
+    suite["provenance"] = provenance.finish(reasons)
+    write_report(suite, tmp_path / "suite.md")
+    report = (tmp_path / "suite.md").read_text()
+
+    floors = suite["sections"]["video"]["by_objects"][0]["floor"]
+    assert floors["sam2_hf"]["time_over_floor"] is None and floors["meta"]["time_over_floor"] == 1.5
+    contended = suite["provenance"]["contended"]
+    assert contended["contended"] and any("video 1 object(s) sam2_hf" in r for r in contended["reasons"])
+    (sam2_hf_row,) = [line for line in report.splitlines() if line.startswith("| 1 | sam2_hf |")]
+    (meta_row,) = [line for line in report.splitlines() if line.startswith("| 1 | Meta sam2 1.1.0 |")]
+    assert REFUSED_RATIO in sam2_hf_row and "0.8" not in sam2_hf_row
+    assert "| 1.5× |" in meta_row and REFUSED_RATIO not in meta_row
+    assert "**Contended run**" in report and "video 1 object(s) sam2_hf" in report
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    record = suite["provenance"]
+    assert record["code"]["commit"] == head and isinstance(record["code"]["dirty"], bool)
+    assert [p["when"] for p in record["gemm"]["points"]] == ["start", "end"]
+    assert all(p["gflops"]["median"] > 0 for p in record["gemm"]["points"]) and record["gemm"]["threads"] == 1
+    assert len(record["load_average"]["start"]) == len(record["load_average"]["end"]) == 3
+    for header in (
+        f"Code: commit `{head[:12]}`",
+        "Load: load average",
+        "GEMM rate (fp32 64³ matmul, torch threads: 1;",
+    ):
+        assert header in report
 
 
 @pytest.fixture
@@ -59,7 +134,10 @@ def test_suite_smoke(tmp_path, restore_threads):
         assert title in report
     sections = suite["sections"]
     assert set(sections) == {"image", "video", "floor", "memory", "gpu"}
-    assert suite["machine"]["load_average_at_end"] and suite["machine"]["torch"] == torch.__version__.split("+")[0]
+    assert suite["machine"]["torch"] == torch.__version__.split("+")[0]
+    gemm_points = [p["when"] for p in suite["provenance"]["gemm"]["points"]]
+    assert gemm_points == ["start", "after image", "after video", "end"]
+    assert "Code: commit" in report and "GEMM rate" in report
 
     image = sections["image"]
     for part in ("encoder", "click"):
@@ -119,5 +197,7 @@ def test_finetune_bench_smoke(tmp_path, restore_threads):
     assert learn["train_items"] == {"images": 2, "clips": 1}
     report = (out / "finetune.md").read_text()
     assert "python -m bench.finetune --sections" in report and (out / "finetune.png").stat().st_size > 0
+    assert [p["when"] for p in result["provenance"]["gemm"]["points"]] == ["start", "end"]
+    assert "Code: commit" in report and "GEMM rate" in report
     if "timing" in sections:
         assert result["timing"]["ratio_sam2_hf_to_meta"] > 0
