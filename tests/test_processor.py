@@ -298,53 +298,82 @@ def test_return_tensors_and_per_call_options(images):
     assert labels.shape == (1, 64, 64) and labels.dtype == torch.int64 and set(labels.unique().tolist()) == {0, 3}
 
 
-def test_mask_generation_pipeline_with_our_model_and_image_processor(tmp_path):
-    """transformers' `pipeline("mask-generation")` runs on sam2_hf's model and image processor and gives stock's
-    masks on the same weights (transformers' uint8 resize order, so the pixels are stock's too). The image is
-    square: on other shapes stock places the grid by the longest side (see the crop-layer test below)."""
-    from sam2_hf import Sam2ImageProcessor, Sam2Model, Sam2VideoConfig
+CONTENT_SIZE = 128  # model input size of the mask-generation tests
+CONTENT_OPTIONS = dict(pred_iou_thresh=-100.0, stability_score_thresh=0.0, mask_threshold=0.12)  # logits within ±0.5
 
-    torch.manual_seed(0)
-    ours = Sam2Model(Sam2VideoConfig.from_size("tiny", image_size=256)).eval()
-    with torch.no_grad():
-        for parameter in ours.parameters():
-            parameter.add_(torch.randn_like(parameter) * 0.02)  # off the init: masks that are not all one value
-    ours.save_pretrained(tmp_path)
+
+@pytest.fixture(scope="module")
+def content_model(reference_models, tmp_path_factory):
+    """sam2_hf's `Sam2Model` on the shared random reference (tiny 2.1, 128 px) changed to follow the image
+    (`reference.follow_content`): on plain random weights every grid click gives the same image-wide blob, so
+    mask generation keeps one mask and compares nothing else."""
+    from sam2_hf import Sam2Model
+
+    from reference import follow_content, save_meta_checkpoint
+
+    meta = follow_content(reference_models("tiny", "2.1", CONTENT_SIZE).new_meta())
+    path = save_meta_checkpoint(meta, tmp_path_factory.mktemp("content") / "sam2.1_hiera_tiny.pt")
+    return Sam2Model.from_pretrained(path, image_size=CONTENT_SIZE).eval()
+
+
+def test_mask_generation_pipeline_with_our_model_and_image_processor(content_model, tmp_path):
+    """transformers' `pipeline("mask-generation")` runs on sam2_hf's model and image processor and gives stock's
+    masks and scores on the same weights (transformers' uint8 resize order, so the pixels are stock's too).
+    The image is square: on other shapes stock places the grid by the longest side (see the crop-layer test
+    below). Not vacuous: several distinct partial masks survive the box NMS and are compared one to one."""
+    from sam2_hf import Sam2ImageProcessor
+
+    from reference import discs_image
+
+    content_model.save_pretrained(tmp_path)
     stock = transformers.Sam2Model.from_pretrained(tmp_path).eval()
-    image = Image.fromarray(np.random.RandomState(0).randint(0, 256, (120, 120, 3), dtype=np.uint8))
-    options = dict(points_per_crop=8, pred_iou_thresh=-100.0, stability_score_thresh=0.0)
-    square = {"height": 256, "width": 256}
+    image = Image.fromarray(discs_image(160, 160))
+    options = dict(points_per_crop=8, **CONTENT_OPTIONS)
+    square = {"height": CONTENT_SIZE, "width": CONTENT_SIZE}
+    low_res = {"height": CONTENT_SIZE // 4, "width": CONTENT_SIZE // 4}
     ours_out = transformers.pipeline(
         "mask-generation",
-        model=ours,
-        image_processor=Sam2ImageProcessor.for_image_size(256, rescale_before_resize=False),
+        model=content_model,
+        image_processor=Sam2ImageProcessor.for_image_size(CONTENT_SIZE, rescale_before_resize=False),
     )(image, **options)
     stock_out = transformers.pipeline(
         "mask-generation",
         model=stock,
-        image_processor=transformers.Sam2ImageProcessor(size=square, mask_size={"height": 64, "width": 64}),
+        image_processor=transformers.Sam2ImageProcessor(size=square, mask_size=low_res),
     )(image, **options)
-    assert len(ours_out["masks"]) == len(stock_out["masks"]) >= 1
-    assert torch.allclose(torch.as_tensor(ours_out["scores"]), torch.as_tensor(stock_out["scores"]), atol=1e-4)
+    assert len(ours_out["masks"]) == len(stock_out["masks"]) >= 3
+    torch.testing.assert_close(
+        torch.as_tensor(ours_out["scores"]), torch.as_tensor(stock_out["scores"]), atol=1e-4, rtol=0
+    )
+    masks = torch.stack([torch.as_tensor(m) for m in stock_out["masks"]]).flatten(1)
     for mine, theirs in zip(ours_out["masks"], stock_out["masks"]):
-        assert 0 < mine.float().mean() < 1 and torch.equal(mine, theirs)
+        assert torch.equal(torch.as_tensor(mine), torch.as_tensor(theirs))
+    areas = masks.sum(1)
+    overlap = (masks[:, None] & masks[None]).sum(-1) / (masks[:, None] | masks[None]).sum(-1)
+    print(f"\n[sam2_hf] {len(masks)} masks compared, areas {areas.tolist()} of {masks.shape[1]} pixels")
+    assert ((areas > 0) & (areas < masks.shape[1])).all()  # partial masks
+    distinct = []  # masks each of IoU < 0.5 with every earlier one kept
+    for i in range(len(masks)):
+        if all(overlap[i, j] < 0.5 for j in distinct):
+            distinct.append(i)
+    assert len(distinct) >= 3, overlap
 
 
-def test_mask_generation_pipeline_crop_layers_with_fewer_points(reference_models, tmp_path):
+def test_mask_generation_pipeline_crop_layers_with_fewer_points(content_model):
     """`pipeline("mask-generation", crops_n_layers=1, crop_n_points_downscale_factor=2)` stopped with "stack
     expects each tensor to be equal size" (huggingface/transformers#35530, stock has it too). The processor now
     gives Meta's crops and per-layer grids (`sam2.utils.amg`, points mapped to the model input by Meta's
     `SAM2Transforms`, per axis, where stock scales by the longest side), and the pipeline's masks equal those of
     running each crop with its own grid (the loop of the upstream fix, transformers PR #35627), crop masks
-    included. Weights: the shared random reference changed to follow the image (`follow_content`)."""
+    included. Weights: `content_model`."""
     from sam2.utils.amg import build_all_layer_point_grids, generate_crop_boxes
     from sam2.utils.transforms import SAM2Transforms
 
-    from sam2_hf import Sam2ImageProcessor, Sam2Model
+    from sam2_hf import Sam2ImageProcessor
 
-    from reference import discs_image, follow_content, save_meta_checkpoint
+    from reference import discs_image
 
-    size, side, overlap = 128, 4, 512 / 1500
+    size, side, overlap = CONTENT_SIZE, 4, 512 / 1500
     image = discs_image()  # 120 x 160: not square, so points must be scaled per axis
     height, width = image.shape[:2]
     processor = Sam2ImageProcessor.for_image_size(size)
@@ -366,10 +395,8 @@ def test_mask_generation_pipeline_crop_layers_with_fewer_points(reference_models
         repeats = torch.arange(side**2) % count  # the padding repeats the crop's own clicks, in order
         assert torch.equal(points[0, :, c], points[0, repeats, c])
 
-    meta = follow_content(reference_models("tiny", "2.1", size).new_meta())
-    model = Sam2Model.from_pretrained(save_meta_checkpoint(meta, tmp_path / "sam2.1_hiera_tiny.pt"), image_size=size)
-    options = dict(pred_iou_thresh=-100.0, stability_score_thresh=0.0, mask_threshold=0.12)  # random logits ~ ±0.2
-    out = transformers.pipeline("mask-generation", model=model.eval(), image_processor=processor)(
+    model, options = content_model, CONTENT_OPTIONS
+    out = transformers.pipeline("mask-generation", model=model, image_processor=processor)(
         Image.fromarray(image), points_per_crop=side, crops_n_layers=1, crop_n_points_downscale_factor=2, **options
     )
 
