@@ -12,9 +12,17 @@ import pytest
 import torch
 from PIL import Image
 
-from sam2_hf.evaluation import DAVIS_PALETTE, evaluate_video, run_vos_inference, summarize, vos_predictor_options
-from sam2_hf.evaluation.layout import save_frame_masks
+from sam2_hf.evaluation import (
+    DAVIS_PALETTE,
+    evaluate_video,
+    run_vos_inference,
+    score_folder,
+    summarize,
+    vos_predictor_options,
+)
+from sam2_hf.evaluation.layout import save_ann_png, save_frame_masks
 from sam2_hf.video.predictor import Sam2VideoPredictor
+from sam2_hf.video.synthetic import save_jpeg_folder
 from test_video_parity import patch_reference_memory_dtype
 
 IMAGE_SIZE = 256
@@ -232,13 +240,68 @@ def test_folders_that_do_not_fit_the_layout_are_listed_before_any_inference(davi
     assert not out.exists()
 
 
-def test_evaluate_video_in_memory(davis_folder, reference_models):
-    """The entry point for training loops: frames and ground truth in memory, J&F out (same as the folders)."""
+def test_evaluate_video_in_memory_equals_the_folders(davis_folder, tmp_path, reference_models):
+    """The entry point for training loops: frames and ground truth in memory, J&F out, the very values that
+    scoring the masks `run_vos_inference` writes gives (same predictor, same sequence)."""
     ours = reference_models("tiny", "2.1", IMAGE_SIZE, video=True).load(Sam2VideoPredictor, **vos_predictor_options())
     frames_dir, masks_dir = davis_folder / "JPEGImages" / "shapes", davis_folder / "Annotations" / "shapes"
     frames = np.stack([np.array(Image.open(p)) for p in sorted(frames_dir.iterdir())])
     labels = np.stack([np.array(Image.open(p)) for p in sorted(masks_dir.iterdir())])
     scores = evaluate_video(ours, frames, {k: labels == k for k in (1, 2, 3)}, sequence="shapes")
     assert [s.obj_id for s in scores] == [1, 2, 3] and all(len(s.j) == 4 for s in scores)
+    run_vos_inference(ours, davis_folder / "JPEGImages", davis_folder / "Annotations", tmp_path, ["shapes"],
+                      progress=False)  # fmt: skip
+    from_folders = score_folder(davis_folder / "Annotations", tmp_path, sequences=["shapes"], progress=False)
+    assert per_frame(scores) == per_frame(from_folders)
     summary = summarize(scores)
-    assert 0 < summary["J&F-Mean"] < 1
+    assert summary == summarize(from_folders)
+    assert 0 < summary["J&F-Mean"] < 1  # untrained, but neither lost nor perfect
+
+
+def per_frame(scores):
+    """[(obj_id, per-frame J, per-frame F)] of `ObjectScore`s, as lists (compared exactly)."""
+    return [(s.obj_id, s.j.tolist(), s.f.tolist()) for s in scores]
+
+
+class HeldMaskPredictor:
+    """A video predictor (Meta's `init_state` / `add_new_mask` / `propagate_in_video`) that "tracks" by holding
+    each object's prompt mask on every frame (logits +-1): the J&F of a ground truth that moves is then known."""
+
+    non_overlap_masks = False
+
+    def init_state(self, frames):
+        return {"num_frames": frames.num_frames, "masks": {}}
+
+    def add_new_mask(self, state, frame_idx, obj_id, mask):
+        state["masks"][obj_id] = np.asarray(mask, dtype=bool)
+
+    def propagate_in_video(self, state):
+        logits = torch.from_numpy(np.where(np.stack(list(state["masks"].values())), 1.0, -1.0))[:, None]
+        for frame_idx in range(state["num_frames"]):
+            yield frame_idx, list(state["masks"]), logits
+
+
+def test_jf_of_a_hand_made_case_in_memory_and_from_folders(tmp_path):
+    """4 frames of 32 x 48 (frames 1 and 2 scored), `HeldMaskPredictor` holding the frame-0 masks.
+    Object 1, an 8 x 8 square that stays (rows 4-11, columns 4-11): predicted exactly, J = F = 1.
+    Object 2, an 8 x 8 square (rows 18-25) at columns 10-17 on frame 0, 14-21 after: the held mask covers half
+    of it, J = 32 / (64 + 64 - 32) = 1/3. F (DAVIS: `seg2bmap` boundaries, the 9 x 9 rings of rows 17-25 at
+    columns 9-17 and 13-21, 32 pixels each; matched within ceil(0.008 * diagonal 57.7) = 1 pixel, a plus shape):
+    of the predicted ring, the top and bottom rows at columns 12-17 (6 + 6) and the right column's end pixels
+    next to them (rows 18 and 24) are matched, 14 of 32, and so, by symmetry, of the true ring: F = 14/32.
+    J-Mean = (1 + 1/3) / 2 = 2/3, F-Mean = (1 + 14/32) / 2 = 23/32, J&F = (2/3 + 23/32) / 2 = 133/192."""
+    labels = np.zeros((4, 32, 48), dtype=np.uint8)
+    labels[:, 4:12, 4:12], labels[0, 18:26, 10:18], labels[1:, 18:26, 14:22] = 1, 2, 2
+    (tmp_path / "Annotations" / "seq").mkdir(parents=True)
+    for t, frame in enumerate(labels):
+        save_ann_png(tmp_path / "Annotations" / "seq" / f"{t:05d}.png", frame, DAVIS_PALETTE)
+    frames = np.zeros((4, 32, 48, 3), np.uint8)
+    save_jpeg_folder(frames, tmp_path / "JPEGImages" / "seq")
+    run_vos_inference(HeldMaskPredictor(), tmp_path / "JPEGImages", tmp_path / "Annotations", tmp_path / "out",
+                      progress=False)  # fmt: skip
+    for protocol in ("davis", "sav"):  # the same here: both objects are on every frame
+        scores = evaluate_video(HeldMaskPredictor(), frames, {k: labels == k for k in (1, 2)}, protocol, sequence="seq")
+        assert per_frame(scores) == [(1, [1.0, 1.0], [1.0, 1.0]), (2, [1 / 3, 1 / 3], [14 / 32, 14 / 32])]
+        assert summarize(scores)["J&F-Mean"] == pytest.approx(133 / 192, rel=1e-12)
+        from_folders = score_folder(tmp_path / "Annotations", tmp_path / "out", protocol, progress=False)
+        assert per_frame(from_folders) == per_frame(scores) and summarize(from_folders) == summarize(scores)
