@@ -139,3 +139,10 @@ def davis_folder(tmp_path_factory):
             masks = {k: np.all(frame == color, axis=-1) for k, color in colors.items()}
             save_ann_png(root / "Annotations" / name / f"{t:05d}.png", put_per_obj_mask(masks, 64, 96), DAVIS_PALETTE)
     return root
+
+
+@pytest.fixture(scope="session")
+def video_reference(reference_models):
+    """`video_reference(version="2.1")` -> the `MetaReference` (tiny, 256 px, video predictor) that the video
+    parity tests, the seeded-bug ledger and the half-precision video checks compare on."""
+    return lambda version="2.1": reference_models("tiny", version, 256, video=True)
