@@ -45,7 +45,7 @@ SIZE_OVERRIDES = [
 CFG_21_TINY = "configs/sam2.1/sam2.1_hiera_t.yaml"
 CFG_2_TINY = "configs/sam2/sam2_hiera_t.yaml"
 IMAGE_TOLERANCE = 1e-5
-VIDEO_TOLERANCE = 1e-3
+VIDEO_TOLERANCE = 1e-5
 
 
 def meta_build_sam():

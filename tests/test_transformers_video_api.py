@@ -30,7 +30,7 @@ IMAGE_SIZE = 128
 NUM_FRAMES = 4
 HEIGHT, WIDTH = 96, 128
 CLIP = synthetic_clip(num_frames=NUM_FRAMES, height=HEIGHT, width=WIDTH)
-TOLERANCE = 1e-3
+TOLERANCE = 1e-5
 
 
 @pytest.fixture(scope="module")
