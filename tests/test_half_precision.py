@@ -183,17 +183,39 @@ def test_image_predictor_in_half_precision(folder, dtype):
         assert_signs_agree(full, half, f"{dtype} image predictor, {what}")
 
 
+def track_shifted_frames(model) -> np.ndarray:
+    """Two objects (a click, a box) tracked through 5 shifted frames: (frames, objects, 1, H, W) fp32 logits."""
+    predictor = Sam2VideoPredictor(model)
+    state = predictor.init_state([np.roll(random_image(), 5 * i, axis=1) for i in range(5)])
+    predictor.add_new_points_or_box(state, 0, 1, points=np.array([[100.0, 80.0]]), labels=np.array([1]))
+    predictor.add_new_points_or_box(state, 0, 2, box=np.array([20.0, 30.0, 150.0, 160.0]))
+    return torch.stack([masks for _, _, masks in predictor.propagate_in_video(state)]).numpy()
+
+
 @pytest.mark.parametrize("dtype", HALF_DTYPES, ids=str)
 def test_video_predictor_in_half_precision(video_folder, dtype):
-    """Two objects (a click, a box) tracked through 5 shifted frames: (frames, objects, 1, H, W) fp32 logits."""
-    frames = [np.roll(random_image(), 5 * i, axis=1) for i in range(5)]
-    results = []
-    for model_dtype in (torch.float32, dtype):
-        predictor = Sam2VideoPredictor(Sam2VideoModel.from_pretrained(video_folder, dtype=model_dtype))
-        state = predictor.init_state(frames)
-        predictor.add_new_points_or_box(state, 0, 1, points=np.array([[100.0, 80.0]]), labels=np.array([1]))
-        predictor.add_new_points_or_box(state, 0, 2, box=np.array([20.0, 30.0, 150.0, 160.0]))
-        results.append(torch.stack([masks for _, _, masks in predictor.propagate_in_video(state)]).numpy())
-    assert results[0].shape == (5, 2, 1, 200, 240)
+    full, half = (
+        track_shifted_frames(Sam2VideoModel.from_pretrained(video_folder, dtype=d)) for d in (torch.float32, dtype)
+    )
+    assert full.shape == (5, 2, 1, 200, 240)
     for obj in range(2):
-        assert_signs_agree(results[0][:, obj], results[1][:, obj], f"{dtype} video predictor, object {obj + 1}")
+        assert_signs_agree(full[:, obj], half[:, obj], f"{dtype} video predictor, object {obj + 1}")
+
+
+def test_video_sign_agreement_fails_an_fp32_run_without_memory_attention(video_folder):
+    """The half-precision video criterion is not vacuous: an fp32 run whose tracked frames skip the memory
+    attention (memory-free features, as on a first frame) must fail it (measured: 86 % sign agreement).
+    A run without the decoder's image position encoding still passes it (99.9 %, fp16 itself 99.9 %): on
+    seeded random weights positions barely matter, which these tests cannot catch."""
+    full = track_shifted_frames(Sam2VideoModel.from_pretrained(video_folder))
+    broken_model = Sam2VideoModel.from_pretrained(video_folder)
+
+    def without_memory(features, selections):
+        return broken_model.image_only_embedding(features.image_embeddings).expand(len(selections), -1, -1, -1)
+
+    broken_model.condition_on_memory = without_memory
+    broken = track_shifted_frames(broken_model)
+    for obj in range(2):
+        agreement = ((full[:, obj] > 0) == (broken[:, obj] > 0)).mean()
+        print(f"\nfp32 without memory attention, object {obj + 1}: sign agreement {agreement:.2%}")
+        assert agreement <= MIN_SIGN_AGREEMENT, f"object {obj + 1}: {agreement:.2%}"
