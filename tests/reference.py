@@ -8,6 +8,10 @@ which builds each configuration once; bench/ calls `build_meta_model` and `save_
 
 from __future__ import annotations
 
+import contextlib
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -113,3 +117,15 @@ def max_abs_diff(a, b) -> float:
     a, b = torch.as_tensor(a), torch.as_tensor(b)
     assert a.shape == b.shape, f"shape mismatch {tuple(a.shape)} vs {tuple(b.shape)}"
     return (a.float() - b.float()).abs().max().item()
+
+
+def merge_artifact(path: Path, entries: dict, section: str | None = None) -> None:
+    """Merge `entries` into the JSON test artifact at `path` (under `data[section]` if given), keeping what
+    other entries (earlier runs, other tests) recorded there; an unreadable file is started afresh."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {}
+    if path.exists():
+        with contextlib.suppress(ValueError, OSError):
+            data = json.loads(path.read_text())
+    (data.setdefault(section, {}) if section else data).update(entries)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True))

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import shutil
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ import torch
 
 from sam2_hf import Sam2Model, Sam2VideoModel
 
-from reference import ALL_CONFIGS, max_abs_diff
+from reference import ALL_CONFIGS, max_abs_diff, merge_artifact
 
 pytest.importorskip("sam2", reason="Meta's reference implementation (pip install sam2==1.1.0) is needed")
 
@@ -66,21 +65,17 @@ def _report_errors():
     for label, checks in ERRORS.items():
         worst = max(checks, key=checks.get)
         print(f"  {label:24s} max {checks[worst]:.3e}  ({worst}; {len(checks)} checks)")
-    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
-    data = {}
-    if ARTIFACT.exists():
-        with contextlib.suppress(ValueError, OSError):
-            data = json.loads(ARTIFACT.read_text())
-    configs = data.setdefault("configs", {})
-    for label, checks in ERRORS.items():
-        configs[label] = {
+    configs = {
+        label: {
             "max_abs_diff": max(checks.values()),
             "tolerance": TOL,
             "checks": dict(sorted(checks.items())),
             "torch": torch.__version__,
             "recorded": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-    ARTIFACT.write_text(json.dumps(data, indent=2, sort_keys=True))
+        for label, checks in ERRORS.items()
+    }
+    merge_artifact(ARTIFACT, configs, section="configs")
 
 
 @pytest.fixture(autouse=True)

@@ -14,9 +14,7 @@ A bug that no comparison kills at 10x is a missing check in the parity tests, no
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -36,6 +34,8 @@ from test_model_parity import REDUCED_SIZE, Setup, heads_errors, object_absent_h
 from test_model_parity import TOL as MODEL_TOLERANCE
 from test_video_parity import TOLERANCE as VIDEO_TOLERANCE
 from test_video_parity import video_parity
+
+from reference import merge_artifact
 
 pytest.importorskip("sam2", reason="Meta's reference implementation (pip install sam2==1.1.0) is needed")
 
@@ -365,13 +365,8 @@ COMPARISONS = {VIDEO_PARITY: run_video_parity, OBJECT_ABSENT_PARITY: run_object_
 
 
 def record(bug: SeededBug, kill: Kill) -> None:
-    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
-    data = {}
-    if ARTIFACT.exists():
-        with contextlib.suppress(ValueError, OSError):
-            data = json.loads(ARTIFACT.read_text())
-    data[bug.name] = {"killed_by": bug.killed_by, **kill._asdict(), "margin": kill.error / kill.tolerance}
-    ARTIFACT.write_text(json.dumps(data, indent=2, sort_keys=True))
+    entry = {"killed_by": bug.killed_by, **kill._asdict(), "margin": kill.error / kill.tolerance}
+    merge_artifact(ARTIFACT, {bug.name: entry})
 
 
 def test_ledger_is_large_enough():
