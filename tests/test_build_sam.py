@@ -22,6 +22,7 @@ from sam2_hf.build_sam import (
     HF_MODEL_ID_TO_FILENAMES,
     META_CONFIGS,
     OVERRIDES,
+    VIDEO_EXTRA_KWARGS,
     build_sam2,
     build_sam2_hf,
     build_sam2_video_predictor,
@@ -292,7 +293,7 @@ def our_decoder(model):
     return d.dynamic_multimask_via_stability, d.stability_delta, d.stability_thresh
 
 
-PREDICTOR_OPTIONS = tuple(o for o in Sam2VideoPredictor.PREDICTOR_OPTIONS if o != "memory_policy")  # Meta's
+PREDICTOR_OPTIONS = tuple(o for o in Sam2VideoPredictor.PREDICTOR_OPTIONS if o not in VIDEO_EXTRA_KWARGS)  # Meta's
 
 
 @pytest.mark.parametrize("apply_postprocessing", [True, False])

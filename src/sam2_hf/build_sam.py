@@ -149,7 +149,7 @@ VIDEO_POSTPROCESSING_OVERRIDES = (
 VOS_OPTIMIZED_OVERRIDES = ("++model.compile_image_encoder=True",)
 
 # sam2_hf-only keyword arguments of build_sam2_video_predictor (Meta's builders ignore unknown ones).
-VIDEO_EXTRA_KWARGS = ("memory_policy",)
+VIDEO_EXTRA_KWARGS = ("memory_policy", "memory_dtype")
 
 
 # ---------------------------------------------------------------------------------------------- builders
@@ -201,7 +201,7 @@ def build_sam2_video_predictor(
 
     Arguments as `build_sam2` (`device` too: CUDA when available, else the CPU with one warning), plus
     `vos_optimized` (accepted; Meta only compiles with it, see the module docstring) and sam2_hf's
-    `memory_policy` keyword. `apply_postprocessing` adds Meta's
+    `memory_policy` and `memory_dtype` keywords (`Sam2VideoPredictor`). `apply_postprocessing` adds Meta's
     video post-processing: dynamic multimask fallback, binarized click masks for the memory
     encoder and hole filling up to 8 low-resolution pixels; without it these are off, as in
     Meta's `tools/vos_inference.py`.

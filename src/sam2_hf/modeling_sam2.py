@@ -133,7 +133,8 @@ class FrameOutput:
 class MemorySelection:
     """What one object's memory attention reads on one frame.
 
-    spatial: (temporal index, output) — index 0 for conditioning frames, k for the frame k steps back;
+    spatial: (temporal index, output) — index 0 for conditioning frames, num_maskmem - k for the frame k steps
+    back (`ObjectMemory.select`);
     pointers: (temporal offset, output); max_pointers: the offset normaliser.
     """
 

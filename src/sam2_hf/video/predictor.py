@@ -126,7 +126,12 @@ class Sam2VideoPredictor:
         binarize_mask_from_pts_for_mem_enc: bool = True,
         memory_temporal_stride_for_eval: int = 1,
         memory_policy: str = "disk",
+        memory_dtype: torch.dtype = torch.bfloat16,
     ):
+        """model: a `Sam2VideoModel`. The options are Meta's `SAM2VideoPredictor` options, plus:
+        memory_policy: where old memories go ("disk", "window", "ram"; see `memory_bank.check_policy`);
+        memory_dtype: the dtype memories are stored in (default bfloat16, as Meta and transformers store
+        them; float32 keeps them exact, e.g. to compare two implementations past bf16 rounding)."""
         self.model = model.eval()
         self.fill_hole_area = fill_hole_area
         self.non_overlap_masks = non_overlap_masks
@@ -135,6 +140,7 @@ class Sam2VideoPredictor:
         self.binarize_mask_from_pts_for_mem_enc = binarize_mask_from_pts_for_mem_enc
         self.memory_temporal_stride_for_eval = memory_temporal_stride_for_eval
         self.memory_policy = memory_policy
+        self.memory_dtype = memory_dtype
 
     PREDICTOR_OPTIONS = (
         "fill_hole_area",
@@ -144,6 +150,7 @@ class Sam2VideoPredictor:
         "binarize_mask_from_pts_for_mem_enc",
         "memory_temporal_stride_for_eval",
         "memory_policy",
+        "memory_dtype",
     )
 
     @classmethod
@@ -433,14 +440,14 @@ class Sam2VideoPredictor:
                     filled[i : i + 1].clone(),
                     pred.object_pointer[i : i + 1].clone(),
                     pred.object_score_logits[i : i + 1].clone(),
-                    memory[i : i + 1].to(torch.bfloat16),
+                    memory[i : i + 1].to(self.memory_dtype),
                 )
 
     def _encode_prompted_memory(
         self, state: VideoSession, frame_idx: int, out: FrameOutput, high_res_masks: torch.Tensor | None = None
     ) -> None:
-        """Give a prompted frame's output its memory (stored in bf16), encoded from `high_res_masks` (1, 1, S, S)
-        logits (default: its low-resolution logits upscaled, the reference's way), thresholded with
+        """Give a prompted frame's output its memory (stored in `memory_dtype`), encoded from `high_res_masks`
+        (1, 1, S, S) logits (default: its low-resolution logits upscaled, the reference's way), thresholded with
         `binarize_mask_from_pts_for_mem_enc`."""
         if high_res_masks is None:
             high_res_masks = self.model.upscale_masks(out.mask_logits)
@@ -450,7 +457,7 @@ class Sam2VideoPredictor:
             out.object_score_logits,
             binarize=self.binarize_mask_from_pts_for_mem_enc,
         )
-        out.memory = memory.to(torch.bfloat16)
+        out.memory = memory.to(self.memory_dtype)
 
     def _fill_holes(self, mask_logits: torch.Tensor) -> torch.Tensor:
         if self.fill_hole_area <= 0:
