@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .checkpoint import convert_meta_state_dict, load_converted_state_dict, read_checkpoint
+from .checkpoint import META_CONFIGS, convert_meta_state_dict, load_converted_state_dict, read_checkpoint
 from .configuration_sam2 import Sam2VideoConfig
 from .modeling_sam2 import Sam2Model, Sam2VideoModel
 from .video.predictor import Sam2VideoPredictor
@@ -52,16 +52,6 @@ HF_MODEL_ID_TO_FILENAMES = {
     "facebook/sam2.1-hiera-small": ("configs/sam2.1/sam2.1_hiera_s.yaml", "sam2.1_hiera_small.pt"),
     "facebook/sam2.1-hiera-base-plus": ("configs/sam2.1/sam2.1_hiera_b+.yaml", "sam2.1_hiera_base_plus.pt"),
     "facebook/sam2.1-hiera-large": ("configs/sam2.1/sam2.1_hiera_l.yaml", "sam2.1_hiera_large.pt"),
-}
-
-# Meta's model configs, named as Meta's Hydra search path (the `sam2` package) finds them. The
-# top-level `sam2_hiera_*.yaml` are Meta's older names for the SAM 2 configs (same files).
-# A leading "/" and the ".yaml" suffix are optional, as in Hydra.
-_SIZE_LETTERS = {"t": "tiny", "s": "small", "b+": "base-plus", "l": "large"}
-META_CONFIGS: dict[str, tuple[str, str]] = {
-    **{f"configs/sam2.1/sam2.1_hiera_{k}.yaml": (size, "2.1") for k, size in _SIZE_LETTERS.items()},
-    **{f"configs/sam2/sam2_hiera_{k}.yaml": (size, "2") for k, size in _SIZE_LETTERS.items()},
-    **{f"sam2_hiera_{k}.yaml": (size, "2") for k, size in _SIZE_LETTERS.items()},
 }
 
 

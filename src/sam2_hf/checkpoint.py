@@ -26,6 +26,16 @@ import torch
 
 from .configuration_sam2 import HIERA_SIZES, SIZE_ALIASES, Sam2VideoConfig, canonical_size
 
+# Meta's model configs, named as Meta's Hydra search path (the `sam2` package) finds them. The
+# top-level `sam2_hiera_*.yaml` are Meta's older names for the SAM 2 configs (same files).
+# `build_sam.resolve_config_name` also takes them with a leading "/" or without ".yaml", as Hydra does.
+_SIZE_LETTERS = {"t": "tiny", "s": "small", "b+": "base-plus", "l": "large"}
+META_CONFIGS: dict[str, tuple[str, str]] = {
+    **{f"configs/sam2.1/sam2.1_hiera_{k}.yaml": (size, "2.1") for k, size in _SIZE_LETTERS.items()},
+    **{f"configs/sam2/sam2_hiera_{k}.yaml": (size, "2") for k, size in _SIZE_LETTERS.items()},
+    **{f"sam2_hiera_{k}.yaml": (size, "2") for k, size in _SIZE_LETTERS.items()},
+}
+
 # Meta `SAM2Base` names -> Hub names, as runs of dotted segments ("*": an index, kept). A key is renamed in one
 # left-to-right pass over its segments, taking at each the longest run that matches; read right to left, the same
 # table gives the inverse (`to_meta_key`), so the two directions cannot drift apart.
@@ -158,10 +168,8 @@ def to_meta_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.T
 def write_meta_checkpoint(model, path) -> str:
     """Write `model` (a `Sam2VideoModel`, any dtype) as Meta's release files are written: `torch.save({"model":
     state_dict})`, SAM2Base's key names (`to_meta_state_dict`), fp32 tensors. `sam2.build_sam.build_sam2` loads
-    it with the config file this returns (e.g. "configs/sam2.1/sam2.1_hiera_t.yaml", `build_sam.META_CONFIGS`).
+    it with the config file this returns (e.g. "configs/sam2.1/sam2.1_hiera_t.yaml", `META_CONFIGS`).
     Raises ValueError for a model without the memory weights (an image-only `Sam2Model`): Meta's model has them."""
-    from .build_sam import META_CONFIGS
-
     state_dict = to_meta_state_dict(model.state_dict())
     if not any(key.startswith("memory_attention.") for key in state_dict):
         raise ValueError(
