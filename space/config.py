@@ -10,7 +10,8 @@ import argparse
 import os
 from dataclasses import dataclass, field
 
-DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
+from sam2_hf.configuration_sam2 import DEFAULT_MODEL
+
 MODEL_ENV = "SAM2_HF_MODEL"
 RANDOM_MODEL = "random-weights:sam2.1-hiera-tiny"  # --random-weights: no download, meaningless masks
 UNTRAINED = "The model is untrained (random weights, --random-weights): its masks are meaningless."

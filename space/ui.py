@@ -17,7 +17,7 @@ from pathlib import Path
 import gradio as gr
 
 from . import UserError, engine
-from .config import HUB_MODELS, RANDOM_MODEL, SPEEDS, AppConfig, noted
+from .config import DEFAULT_MODEL, HUB_MODELS, RANDOM_MODEL, SPEEDS, AppConfig, noted
 from .engine import Engine
 from .models import ModelStore
 from .render import color
@@ -49,7 +49,7 @@ Clicks on any frame refine the result; track again to update. Model `{model}` on
 UNTRAINED_NOTICE = (
     "**⚠ Untrained model: the masks are meaningless.** This app was started with `--random-weights`: SAM 2.1 "
     "tiny with seeded random weights, to try the app offline. Start it without `--random-weights` (it downloads "
-    "`facebook/sam2.1-hiera-tiny`) or with `--model` for real masks."
+    f"`{DEFAULT_MODEL}`) or with `--model` for real masks."
 )
 MODES = [("Positive point", "positive"), ("Negative point", "negative"), ("Box (2 corners)", "box")]
 

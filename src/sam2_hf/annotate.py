@@ -33,6 +33,7 @@ import pycocotools.mask as mask_utils
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
+from .configuration_sam2 import DEFAULT_MODEL
 from .image_predictor import Sam2ImagePredictor
 from .validation import read_json_file
 from .video.frames import ImageFolderFrames, is_frame_file, to_rgb
@@ -40,7 +41,6 @@ from .video.results import encode_rle
 
 ANNOTATION_FORMATS = ("coco", "yolo")
 DETECTION_TASKS = ("object-detection", "zero-shot-object-detection")
-DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
 
 
 @dataclass

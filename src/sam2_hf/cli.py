@@ -16,6 +16,7 @@ import importlib
 import sys
 import warnings
 
+from .configuration_sam2 import DEFAULT_MODEL
 from .prompts import OutOfImageWarning, Prompt
 from .video.results import FORMATS, existing_outputs
 from .video.tracker import DIRECTIONS, Sam2Tracker, TrackingError
@@ -84,7 +85,7 @@ def out_of_image_prompts_refused():
 
 def add_track_arguments(track: argparse.ArgumentParser) -> None:
     track.add_argument("video", help="video file (mp4, mov, webm, mkv, avi) or folder of JPEG/PNG frames")
-    track.add_argument("--model", default="facebook/sam2.1-hiera-tiny", help="Hub id, saved folder or Meta .pt")
+    track.add_argument("--model", default=DEFAULT_MODEL, help="Hub id, saved folder or Meta .pt")
     track.add_argument("--point", action="append", type=parse_point, default=[], help="[OBJ:]FRAME,X,Y[,LABEL]")
     track.add_argument("--box", action="append", type=parse_box, default=[], help="[OBJ:]FRAME,X0,Y0,X1,Y1")
     track.add_argument("--direction", choices=DIRECTIONS, default="both")

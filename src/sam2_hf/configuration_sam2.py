@@ -48,6 +48,7 @@ HIERA_SIZES = {
 }
 SIZE_ALIASES = {"t": "tiny", "s": "small", "b+": "base-plus", "base_plus": "base-plus", "l": "large"}
 VERSIONS = ("2", "2.1")
+DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"  # what the CLI, the annotator and the Space load unless told otherwise
 
 
 def canonical_size(size: str) -> str:

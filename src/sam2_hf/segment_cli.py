@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .annotate import DEFAULT_MODEL
 from .automatic_mask_generator import GENERATOR_ARGS
 from .cli import fail, merge_prompts, out_of_image_prompts_refused, parse_box, parse_point, tracked_before
+from .configuration_sam2 import DEFAULT_MODEL
 from .video.frames import IMAGE_SUFFIXES
 from .video.results import FORMATS, MASK_OPACITY, PALETTE, existing_outputs
 from .video.tracker import MAX_OBJECTS, TrackingError

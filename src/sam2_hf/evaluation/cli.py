@@ -17,9 +17,11 @@ import argparse
 import json
 from pathlib import Path
 
+from ..configuration_sam2 import DEFAULT_MODEL
+
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="facebook/sam2.1-hiera-tiny", help="Hub id, saved folder or Meta .pt")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="Hub id, saved folder or Meta .pt")
     parser.add_argument("--device", default=None, help="e.g. cuda, cpu (default: the model's)")
     parser.add_argument("--image-size", type=int, default=None, help="model input size for a Meta .pt (default 1024)")
 
