@@ -146,7 +146,7 @@ def correction_without_previous_mask(monkeypatch, model):
     wrap(
         monkeypatch,
         Sam2VideoPredictor,
-        "_infer_prompted",
+        "infer_prompted",
         lambda original, *a, **k: original(*a, **{**k, "prev_logits": None}),
     )
 

@@ -270,7 +270,7 @@ class Sam2VideoInferenceSession:
         for obj in to_track:
             self._check_trackable(obj)
         if to_track:
-            predictor._infer_tracked(self.state, to_track, frame_idx, reverse, binarize=bool(prompted))
+            predictor.infer_tracked(self.state, to_track, frame_idx, reverse, binarize=bool(prompted))
         for obj_id in prompted:
             self._segment_prompted(predictor, obj_id, frame_idx, reverse)
         for obj in to_track:
@@ -339,7 +339,7 @@ class Sam2VideoInferenceSession:
         obj = self.state.objects[obj_id]
         is_init = frame_idx not in obj.tracked
         mask = obj.masks.get(frame_idx)
-        out = predictor._infer_prompted(
+        out = predictor.infer_prompted(
             self.state,
             obj,
             frame_idx,
@@ -349,10 +349,10 @@ class Sam2VideoInferenceSession:
             mask=mask,
         )
         if mask is None:
-            predictor._encode_prompted_memory(self.state, frame_idx, out)
+            predictor.encode_prompted_memory(self.state, frame_idx, out)
         else:
             out.object_pointer = self._mask_prompt_pointer(predictor, frame_idx, mask)
-            predictor._encode_prompted_memory(
+            predictor.encode_prompted_memory(
                 self.state, frame_idx, out, MASK_AS_OUTPUT_SCALE * mask + MASK_AS_OUTPUT_BIAS
             )
         if is_init:
@@ -367,7 +367,7 @@ class Sam2VideoInferenceSession:
         """A mask prompt's object pointer as transformers computes it: (1, 256) from the best of the decoder's
         three masks for the downsampled mask (Meta, and `Sam2VideoModel.predict_from_mask_input`, take its
         single-mask output), replaced by `no_object_pointer` for an empty mask."""
-        model, features = predictor.model, predictor._features(self.state, frame_idx)
+        model, features = predictor.model, predictor.frame_features(self.state, frame_idx)
         dense = model.mask_downsample(mask.to(model.dtype))
         pointer = model.predict_masks(
             features.image_embeddings, features.high_res_features, mask_inputs=dense, multimask_output=True

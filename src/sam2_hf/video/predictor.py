@@ -190,7 +190,7 @@ class Sam2VideoPredictor:
         reach = frames_read_back(c.num_maskmem, self.memory_temporal_stride_for_eval, c.max_object_pointers_in_encoder)
         check_policy(policy, reach)
         session = VideoSession(open_frames(video_path), self.image_size, self.device, policy)
-        self._features(session, 0)
+        self.frame_features(session, 0)
         return session
 
     @torch.inference_mode()
@@ -250,7 +250,7 @@ class Sam2VideoPredictor:
         if prompt.mask is None:  # checked against the frame before any state changes
             points, labels = prompt.model_points(state.video_height, state.video_width, self.image_size)
             points, labels = points.to(state.device), labels.to(state.device)
-        self._features(state, frame_idx)  # an unreadable frame fails here, before any state changes (then cached)
+        self.frame_features(state, frame_idx)  # an unreadable frame fails here, before any state changes (then cached)
         obj = state.object(prompt.obj_id, create=True)
         is_init = frame_idx not in obj.tracked
         reverse = False if is_init else obj.tracked[frame_idx]
@@ -259,7 +259,7 @@ class Sam2VideoPredictor:
             mask = prompt.model_mask(self.image_size, state.device)
             obj.masks[frame_idx] = mask
             obj.points.pop(frame_idx, None)
-            out = self._infer_prompted(state, obj, frame_idx, is_init, reverse, mask=mask)
+            out = self.infer_prompted(state, obj, frame_idx, is_init, reverse, mask=mask)
         else:
             if not clear_old_points and frame_idx in obj.points:
                 old_points, old_labels = obj.points[frame_idx]
@@ -268,7 +268,7 @@ class Sam2VideoPredictor:
             obj.masks.pop(frame_idx, None)
             previous = obj.pending[is_cond].get(frame_idx) or obj.memory.get(frame_idx)
             prev_logits = None if previous is None else previous.mask_logits.clamp(-LOGIT_LIMIT, LOGIT_LIMIT)
-            out = self._infer_prompted(
+            out = self.infer_prompted(
                 state, obj, frame_idx, is_init, reverse, points=(points, labels), prev_logits=prev_logits
             )
         obj.pending[is_cond][frame_idx] = out
@@ -327,7 +327,7 @@ class Sam2VideoPredictor:
             for is_cond in (False, True):
                 for frame_idx, out in obj.pending[is_cond].items():
                     if out.memory is None:
-                        self._encode_prompted_memory(state, frame_idx, out)
+                        self.encode_prompted_memory(state, frame_idx, out)
                     if is_cond:
                         obj.memory.cond[frame_idx] = out
                     else:
@@ -364,7 +364,7 @@ class Sam2VideoPredictor:
         """Track every object on one frame; -> (num_objects, 1, H, W) logits at video resolution."""
         to_track = [obj for obj in state.objects.values() if frame_idx not in obj.memory.cond]
         if to_track:
-            self._infer_tracked(state, to_track, frame_idx, reverse)
+            self.infer_tracked(state, to_track, frame_idx, reverse)
         for obj in state.objects.values():
             if self.clear_non_cond_mem_around_input and frame_idx in obj.memory.cond:
                 self._clear_non_cond_memory_around(obj, frame_idx)
@@ -372,8 +372,11 @@ class Sam2VideoPredictor:
         masks = torch.cat([obj.memory.get(frame_idx).mask_logits for obj in state.objects.values()])
         return self._to_video_resolution(state, masks)
 
-    # ------------------------------------------------------------------------------ internals
-    def _features(self, state: VideoSession, frame_idx: int) -> Sam2FrameFeatures:
+    # ------------------------------------------------------------------------------ tracking steps
+    # Public: the transformers-style session (inference_session.py) runs the same steps.
+    def frame_features(self, state: VideoSession, frame_idx: int) -> Sam2FrameFeatures:
+        """One frame's `encode_frame` features (batch 1), from the session's small cache (least recently used
+        frames dropped). Raises what the frame source raises for an unreadable frame."""
         cache = state.feature_cache
         if frame_idx in cache:
             cache.move_to_end(frame_idx)
@@ -383,21 +386,14 @@ class Sam2VideoPredictor:
                 cache.popitem(last=False)
         return cache[frame_idx]
 
-    def _select(self, state: VideoSession, obj: ObjectState, frame_idx: int, reverse: bool):
-        stride = self.memory_temporal_stride_for_eval
-        return self.model.select_memory(obj.memory, frame_idx, reverse, state.num_frames, stride)
+    def infer_prompted(self, state, obj, frame_idx, is_init, reverse, points=None, mask=None, prev_logits=None):
+        """One object's result on a prompted frame -> its `FrameOutput` (no memory yet: `encode_prompted_memory`).
 
-    @staticmethod
-    def _expand(features: Sam2FrameFeatures, n: int) -> Sam2FrameFeatures:
-        return Sam2FrameFeatures(
-            features.image_embeddings.expand(n, -1, -1, -1),
-            [f.expand(n, -1, -1, -1) for f in features.high_res_features],
-            features.position_embeddings,
-        )
-
-    def _infer_prompted(self, state, obj, frame_idx, is_init, reverse, points=None, mask=None, prev_logits=None):
-        """One object's result on a prompted frame (memory encoding deferred to propagation)."""
-        features = self._features(state, frame_idx)
+        obj: its `ObjectState`; is_init: the object's first prompted frame (no memory read; multimask for one
+        click); points: (coords (1, K, 2) in model pixels, labels (1, K)); mask: (1, 1, S, S) binary, used as
+        the output itself; prev_logits: (1, 1, S/4, S/4) the frame's previous logits, fed back with a correction.
+        """
+        features = self.frame_features(state, frame_idx)
         if mask is not None:
             pred = self.model.predict_from_mask_input(features, mask)
         else:
@@ -416,12 +412,12 @@ class Sam2VideoPredictor:
             )
         return FrameOutput(self._fill_holes(pred.masks), pred.object_pointer, pred.object_score_logits)
 
-    def _infer_tracked(
+    def infer_tracked(
         self, state: VideoSession, objects: list[ObjectState], frame_idx: int, reverse: bool, binarize: bool = False
     ):
         """Track objects without prompts on this frame, batched by memory layout, and store their memories
         (encoded from the masks' sigmoid, as the reference does; `binarize`: from the thresholded masks)."""
-        features = self._features(state, frame_idx)
+        features = self.frame_features(state, frame_idx)
         groups: dict[tuple, list] = {}
         for obj in objects:
             sel = self._select(state, obj, frame_idx, reverse)
@@ -443,7 +439,7 @@ class Sam2VideoPredictor:
                     memory[i : i + 1].to(self.memory_dtype),
                 )
 
-    def _encode_prompted_memory(
+    def encode_prompted_memory(
         self, state: VideoSession, frame_idx: int, out: FrameOutput, high_res_masks: torch.Tensor | None = None
     ) -> None:
         """Give a prompted frame's output its memory (stored in `memory_dtype`), encoded from `high_res_masks`
@@ -452,12 +448,25 @@ class Sam2VideoPredictor:
         if high_res_masks is None:
             high_res_masks = self.model.upscale_masks(out.mask_logits)
         memory = self.model.encode_memory(
-            self._features(state, frame_idx),
+            self.frame_features(state, frame_idx),
             high_res_masks,
             out.object_score_logits,
             binarize=self.binarize_mask_from_pts_for_mem_enc,
         )
         out.memory = memory.to(self.memory_dtype)
+
+    # ------------------------------------------------------------------------------ internals
+    def _select(self, state: VideoSession, obj: ObjectState, frame_idx: int, reverse: bool):
+        stride = self.memory_temporal_stride_for_eval
+        return self.model.select_memory(obj.memory, frame_idx, reverse, state.num_frames, stride)
+
+    @staticmethod
+    def _expand(features: Sam2FrameFeatures, n: int) -> Sam2FrameFeatures:
+        return Sam2FrameFeatures(
+            features.image_embeddings.expand(n, -1, -1, -1),
+            [f.expand(n, -1, -1, -1) for f in features.high_res_features],
+            features.position_embeddings,
+        )
 
     def _fill_holes(self, mask_logits: torch.Tensor) -> torch.Tensor:
         if self.fill_hole_area <= 0:
