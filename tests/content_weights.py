@@ -281,11 +281,11 @@ class ContentProperties:
         return out
 
 
-def track_clip(predictor, memory: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Objects 1..3 clicked once each on frame 0 (deepest pixel) and tracked forward by `predictor` (ours) ->
-    mask logits (T, 3, H, W) fp32 at video resolution and object score logits (T - 1, 3) of the tracked frames.
-    memory=False bypasses the memory attention (every frame gets its memory-free features)."""
-    frames, masks = clip_with_masks()
+def track_clip(predictor, frames: np.ndarray, masks: np.ndarray, memory: bool = True):
+    """Objects 1..3 clicked once each on frame 0 (the deepest pixel of `masks[0]`) and tracked forward through
+    `frames` by `predictor` (ours) -> mask logits (T, 3, H, W) fp32 at video resolution and object score logits
+    (T - 1, 3) of the tracked frames. memory=False bypasses the memory attention (every frame gets its
+    memory-free features)."""
     model = predictor.model
     if not memory:
         model.condition_on_memory = lambda features, selections: model.image_only_embedding(
@@ -308,10 +308,10 @@ def track_clip(predictor, memory: bool = True) -> tuple[torch.Tensor, torch.Tens
 def measure_content(predictor) -> ContentProperties:
     """Track `clip_with_masks` with `predictor` (ours, fill_hole_area=0 for a comparison with Meta's CPU run),
     with and without memory attention, and measure the module docstring's properties."""
-    _, masks = clip_with_masks()
+    frames, masks = clip_with_masks()
     with torch.inference_mode():
-        logits, scores = track_clip(predictor)
-        without_memory, _ = track_clip(predictor, memory=False)
+        logits, scores = track_clip(predictor, frames, masks)
+        without_memory, _ = track_clip(predictor, frames, masks, memory=False)
     foreground = (logits > 0).numpy()
     ious = [
         (foreground[t, a] & foreground[t, b]).sum() / max((foreground[t, a] | foreground[t, b]).sum(), 1)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-import torch
 
 from test_video_parity import video_parity
 
@@ -46,7 +45,7 @@ def test_content_weights_make_tracking_real_and_prompted_frames_match_meta(conte
     # and 2 (blue square) are distinct and non-empty on the first tracked frames.
     first_tracked = [m for label, frame, _, m in parity.meta_log if label == "propagate 1" and 1 <= frame <= 3]
     for masks in first_tracked:
-        foreground = masks.as_subclass(torch.Tensor)[:2, 0] > 0
+        foreground = masks[:2, 0] > 0
         assert foreground.flatten(1).any(1).all()
         for a, b in itertools.combinations(foreground, 2):
             assert (a & b).sum() / (a | b).sum() < 0.5

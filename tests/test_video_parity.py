@@ -90,7 +90,10 @@ def patch_reference_memory_dtype(meta):
 
 
 class _FloatMemory(torch.Tensor):
-    """A memory whose `.to(torch.bfloat16)` keeps it as it is (`keep_reference_memory_fp32`)."""
+    """A memory whose `.to(torch.bfloat16)` keeps it as it is (`keep_reference_memory_fp32`); every other
+    operation returns a plain tensor, so nothing computed from it carries the subclass on."""
+
+    __torch_function__ = torch._C._disabled_torch_function_impl
 
     def to(self, *args, **kwargs):
         if args and args[0] is torch.bfloat16:
