@@ -3,7 +3,8 @@
 Modules: `config` (flags, limits, speed presets), `gpu` (ZeroGPU's `spaces.GPU`, or nothing),
 `models` (loading and resizing models), `engine` (everything that runs the model), `video`
 (reading uploads, example clips), `render` (frames with masks and clicks), `export` (PNG zip,
-RLE JSON, overlay MP4), `session` (one user's state and actions), `ui` (the Gradio app),
+RLE JSON, overlay MP4), `session` (one user's state and actions), `layout` (the page's components),
+`handlers` (what each event does, over `session`), `ui` (the Gradio app: the events wired to the handlers),
 `deploy` (assemble and upload the Space), `benchmark` (time per frame of each speed preset).
 """
 

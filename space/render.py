@@ -25,24 +25,32 @@ def color(obj_id: int) -> tuple[int, int, int]:
     return PALETTE[(obj_id - 1) % len(PALETTE)]
 
 
-def draw_frame(
-    frame: np.ndarray,
-    masks: Mapping[int, np.ndarray],
-    prompts: Mapping[int, Prompt],
-    corner: tuple[float, float] | None = None,
-) -> np.ndarray:
-    """`frame` (H, W, 3) with `masks` {obj_id: (H, W) bool} blended in (the overlay video's style), each
-    object's clicks (green positive, red negative, ringed in its colour) and box, and the first
-    corner of a box being drawn; enlarged by `view_scale`."""
+def overlay_masks(frame: np.ndarray, masks: Mapping[int, np.ndarray]) -> np.ndarray:
+    """`frame` (H, W, 3) uint8 with `masks` {obj_id: (H, W) bool} blended in, each in `color(obj_id)` at
+    MASK_OPACITY and outlined OUTLINE_WIDTH pixels inside at full opacity: the space's one mask drawing. The
+    overlay MP4 of the downloads is drawn by the library (`OverlayVideoWriter`, given the same colours) the
+    same way; tests/test_space_render.py checks that the two agree pixel for pixel."""
     canvas = frame.astype(np.float32)
     for obj_id, mask in masks.items():
         if mask.any():
             rgb = np.asarray(color(obj_id), dtype=np.float32)
             canvas[mask] = (1 - MASK_OPACITY) * canvas[mask] + MASK_OPACITY * rgb
             canvas[mask & ~ndimage.binary_erosion(mask, iterations=OUTLINE_WIDTH)] = rgb
+    return canvas.round().astype(np.uint8)
+
+
+def draw_frame(
+    frame: np.ndarray,
+    masks: Mapping[int, np.ndarray],
+    prompts: Mapping[int, Prompt],
+    corner: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """`frame` (H, W, 3) with `masks` {obj_id: (H, W) bool} blended in (`overlay_masks`), each
+    object's clicks (green positive, red negative, ringed in its colour) and box, and the first
+    corner of a box being drawn; enlarged by `view_scale`."""
     height, width = frame.shape[:2]
     scale = view_scale(width, height)
-    image = Image.fromarray(canvas.round().astype(np.uint8))
+    image = Image.fromarray(overlay_masks(frame, masks))
     if scale > 1:
         image = image.resize((round(width * scale), round(height * scale)), Image.BILINEAR)
     draw = ImageDraw.Draw(image)

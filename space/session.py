@@ -1,6 +1,6 @@
 """One person's session: the video, the objects, their prompts and results, and every action on them.
 
-Plain Python (no Gradio): `ui` is a thin layer over it, and the actions can be called directly.
+Plain Python (no Gradio): `handlers` is a thin layer over it, and the actions can be called directly.
 Actions raise `UserError` for what the user can fix. Prompts are the source of truth; the model's
 state follows them through `engine`, and results are kept per object per frame as COCO RLE
 (`Masklets`), so the frame view, the live preview and the exports read the same data.

@@ -1,0 +1,267 @@
+"""What each event of the page does: `Handlers`, one method per event, each a thin layer over a `Session` action.
+
+A handler takes the session (None before a tab's first action: it is created then) and the inputs' plain
+values, and returns the outputs' values or `gr.*` updates in the order `ui.wire` lists the outputs. Most
+return the canvas (`CANVAS`). A `UserError` becomes a warning toast and the status line, never a stack
+trace. The handlers are methods because they share the app's session registry (`Handlers.sessions`),
+and Gradio finds a handler's `gr.Request` / `gr.Progress` parameters on a method as on a function.
+"""
+
+from __future__ import annotations
+
+import html
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import gradio as gr
+
+from . import UserError
+from .config import AppConfig, noted
+from .layout import speed_options
+from .models import ModelStore
+from .session import START, Session, TrackUpdate
+
+CANVAS = ("session", "frame image", "status", "frame slider", "objects", "object name")  # `Handlers.canvas`
+
+
+def progress_bar(fraction: float, text: str) -> gr.HTML:
+    """The tracking bar `fraction` full, with `text` under it."""
+    return gr.HTML(
+        f'<div class="bar"><div style="width: {100 * fraction:.1f}%"></div></div><span>{html.escape(text)}</span>',
+        visible=True,
+    )
+
+
+def downloads(session: Session) -> tuple:
+    """(overlay video, downloads [zip, json, mp4]) of the session's last export; unchanged when there is none."""
+    if not session.exports:
+        return gr.skip(), gr.skip()
+    return str(session.exports[2]), gr.File([str(p) for p in session.exports], visible=True)
+
+
+def tracking_message(u: TrackUpdate) -> tuple[str, str]:
+    """(status line, progress bar text) after a tracked frame."""
+    left = u.seconds_per_frame * (u.total - u.done)
+    status = (
+        f"Tracking: frame {u.frame}, {u.done} of {u.total} done, "
+        f"{u.seconds_per_frame:.2f} s/frame, about {left:.0f} s left."
+    )
+    return status, f"{u.done} of {u.total} frames · {u.seconds_per_frame:.2f} s/frame"
+
+
+class Handlers:
+    """The event handlers of one app and the sessions they act on (one per browser tab)."""
+
+    def __init__(self, config: AppConfig, models: ModelStore, root: Path):
+        self.config, self.models, self.root = config, models, root
+        self.sessions: dict[str, Session] = {}  # by session hash, to free them when the page closes
+
+    def __deepcopy__(self, memo) -> Handlers:
+        """Itself: Gradio deep-copies the page's config on every page load, and the config holds the session
+        State's delete callback, `self.close_session`; a copy would copy every session and the models."""
+        return self
+
+    # ------------------------------------------------------------------ sessions and the canvas
+    def open_session(self, request: gr.Request | None) -> Session:
+        """A new session for the tab of `request` (a random id without one)."""
+        sid = getattr(request, "session_hash", None) or uuid.uuid4().hex
+        self.sessions[sid] = Session(sid, self.config, self.models, self.root)
+        return self.sessions[sid]
+
+    def close_session(self, session: Session | None) -> None:
+        """The session State's delete callback (its time to live ran out), and `unload`: free the session."""
+        if session is not None:
+            self.sessions.pop(session.sid, None)
+            session.close()
+
+    def canvas(self, session: Session | None) -> tuple:
+        """-> CANVAS: the outputs most actions update (the start message when there is no session yet)."""
+        if session is None:
+            return None, None, noted(START, self.config.model), gr.skip(), gr.skip(), gr.skip()
+        n = session.video.num_frames if session.video else 1
+        label = f"Frame {session.frame} of {n - 1}: click to prompt {session.label(session.current)}"
+        return (
+            session,
+            gr.Image(session.view(), label=label if session.video else "Frame"),
+            session.message,
+            gr.Slider(maximum=max(n - 1, 1), value=session.frame, interactive=session.video is not None),
+            gr.Radio([(session.label(i), i) for i in session.objects], value=session.current),
+            session.objects[session.current],
+        )
+
+    def run(self, session: Session | None, request: gr.Request | None, act: Callable[[Session], object]) -> tuple:
+        """Apply `act(session)` (creating the session on first use); a UserError becomes a warning and the
+        status. -> CANVAS."""
+        session = session or self.open_session(request)
+        try:
+            act(session)
+        except UserError as e:
+            gr.Warning(str(e))
+            session.message = str(e)
+        return self.canvas(session)
+
+    def speed_choices(self, session: Session) -> gr.Radio:
+        """The Speed radio for the session's model and speed (unchanged when the model did not load)."""
+        try:
+            return gr.Radio(speed_options(self.models.native_size(session.model)), value=session.speed)
+        except UserError:  # the model did not load: the status says why
+            return gr.skip()
+
+    # ------------------------------------------------------------------ video
+    def load_video(self, video, session, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+        """`video_in.change` (/load_video): read the uploaded video into frames.
+
+        Inputs: the upload's path (None when the upload was cleared), session.
+        Outputs: CANVAS, video info, result video, downloads, speed choices, the upload (reset when unreadable).
+        """
+        if not video:  # the upload was cleared
+            return *self.canvas(session), *(gr.skip(),) * 5
+        out = self.run(
+            session, request, lambda s: s.load_video(video, lambda i, n: progress((i, n), desc="Reading frames"))
+        )
+        loaded = out[0].video
+        if loaded is None:
+            return *out, *(gr.skip(),) * 4, None
+        for notice in loaded.notices:
+            gr.Info(notice)
+        info = "  \n".join([loaded.describe(), *(f"⚠ {n}" for n in loaded.notices)])
+        return *out, info, None, gr.File(None, visible=False), self.speed_choices(out[0]), gr.skip()
+
+    def show_frame(self, session, frame):
+        """`frame_slider.input` (/show_frame): show another frame.
+
+        Inputs: session, frame. Outputs: the first three of CANVAS (session, frame image, status).
+        """
+        return self.run(session, None, lambda s: s.show(frame))[:3]
+
+    # ------------------------------------------------------------------ prompts
+    def on_click(self, session, frame, obj_id, mode, evt: gr.SelectData, request: gr.Request):
+        """`frame_view.select` (private): a click on the frame view adds a point or a box corner there.
+
+        Inputs: session, frame, object id, click mode (positive / negative / box); the click's position in the
+        frame view's pixels. Outputs: CANVAS.
+        """
+        if evt.index is None:  # outside the picture
+            return self.canvas(session)
+        x, y = evt.index
+        return self.run(session, request, lambda s: s.click(frame, obj_id, x, y, mode))
+
+    def add_point(self, session, frame, obj_id, label, x, y, request: gr.Request):
+        """`add_point.click` (/add_point): a point at typed video pixel coordinates.
+
+        Inputs: session, frame, object id, label ("positive" / "negative"), x, y. Outputs: CANVAS.
+        """
+        return self.run(session, request, lambda s: s.add_point(frame, obj_id, x, y, label))
+
+    def add_box(self, session, frame, obj_id, x0, y0, x1, y1, request: gr.Request):
+        """`add_box.click` (/add_box): a box from two typed opposite corners.
+
+        Inputs: session, frame, object id, x0, y0, x1, y1. Outputs: CANVAS.
+        """
+        return self.run(session, request, lambda s: s.add_box(frame, obj_id, x0, y0, x1, y1))
+
+    def undo(self, session, request: gr.Request):
+        """`undo.click` (/undo): undo the last prompt change. Inputs: session. Outputs: CANVAS."""
+        return self.run(session, request, Session.undo)
+
+    def clear_frame(self, session, frame, request: gr.Request):
+        """`clear_frame.click` (/clear_frame): remove every prompt on the frame.
+
+        Inputs: session, frame. Outputs: CANVAS.
+        """
+        return self.run(session, request, lambda s: s.clear_frame(frame))
+
+    def start_over(self, session, request: gr.Request):
+        """`start_over.click` (/start_over): remove every object, prompt and result; keep the video.
+
+        Inputs: session. Outputs: CANVAS.
+        """
+        return self.run(session, request, Session.start_over)
+
+    # ------------------------------------------------------------------ objects
+    def add_object(self, session, request: gr.Request):
+        """`add_object.click` (/add_object): a new object, which clicks then go to. Inputs: session. Outputs: CANVAS."""
+        return self.run(session, request, Session.add_object)
+
+    def select_object(self, session, obj_id, request: gr.Request):
+        """`objects.input` (/select_object): clicks go to this object. Inputs: session, object id. Outputs: CANVAS."""
+        return self.run(session, request, lambda s: s.select_object(obj_id))
+
+    def rename_object(self, session, obj_id, new_name, request: gr.Request):
+        """`rename.click` and `name.submit` (/rename_object): rename an object.
+
+        Inputs: session, object id, new name. Outputs: CANVAS.
+        """
+        return self.run(session, request, lambda s: s.rename_object(obj_id, new_name))
+
+    def remove_object(self, session, obj_id, request: gr.Request):
+        """`remove_object.click` (/remove_object): remove an object, its prompts and results.
+
+        Inputs: session, object id. Outputs: CANVAS.
+        """
+        return self.run(session, request, lambda s: s.remove_object(obj_id))
+
+    # ------------------------------------------------------------------ settings
+    def set_speed(self, session, preset, request: gr.Request):
+        """`speed.input` (/set_speed): another speed preset. Inputs: session, preset key. Outputs: CANVAS."""
+        return self.run(session, request, lambda s: s.set_speed(preset))
+
+    def set_model(self, session, checkpoint, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+        """`model.input` (/set_model): load another checkpoint.
+
+        Inputs: session, checkpoint (Hub id, folder or .pt).
+        Outputs: CANVAS, speed choices (for its input size), the checkpoint in use (the old one if it failed).
+        """
+        progress(0, desc=f"Loading {checkpoint}")
+        out = self.run(session, request, lambda s: s.set_model(checkpoint))
+        return *out, self.speed_choices(out[0]), out[0].model
+
+    # ------------------------------------------------------------------ tracking and results
+    def track(self, session, frame, direction, request: gr.Request):
+        """`track.click` (/track): track every prompted object from the frame; a generator.
+
+        Inputs: session, frame, direction (forward / backward / both).
+        Outputs, after each tracked frame (the frame view follows it) and at the end: CANVAS, tracking bar,
+        result video, downloads (the last two once the results are written).
+        """
+        session = session or self.open_session(request)
+        try:
+            for u in session.track(frame, direction):
+                session.message, bar = tracking_message(u)
+                yield *self.canvas(session), progress_bar(u.done / u.total, bar), gr.skip(), gr.skip()
+            summary, writing = session.message, progress_bar(1, "Writing the overlay video and the masks")
+            yield *self.canvas(session), writing, gr.skip(), gr.skip()
+            session.export()
+            session.message = f"{summary} Downloads ready."
+            yield *self.canvas(session), gr.HTML(visible=False), *downloads(session)
+        except UserError as e:
+            gr.Warning(str(e))
+            session.message = str(e)
+            yield *self.canvas(session), gr.HTML(visible=False), gr.skip(), gr.skip()
+
+    def cancel(self, session):
+        """`cancel.click` (/cancel, not queued): stop tracking after the current frame.
+
+        Inputs: session. Outputs: status.
+        """
+        if session is None:
+            return "Nothing is being tracked."
+        try:
+            session.cancel()
+        except UserError as e:
+            gr.Warning(str(e))
+            session.message = str(e)
+        return session.message
+
+    def export(self, session, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+        """`export.click` (/export): write the downloads of the current results.
+
+        Inputs: session. Outputs: CANVAS, tracking bar (unchanged), result video, downloads.
+        """
+        out = self.run(session, request, lambda s: s.export(lambda i, n: progress((i, n), desc="Exporting")))
+        return *out, gr.skip(), *downloads(out[0])
+
+    def unload(self, request: gr.Request):
+        """`demo.unload`: the tab was closed; free its session."""
+        self.close_session(self.sessions.get(request.session_hash))

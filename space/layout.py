@@ -1,0 +1,217 @@
+"""The page: every component of the app, created in display order and returned by name (`Layout`).
+
+Nothing here reacts to anything; `ui.wire` connects the components' events to the `handlers`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from .config import DEFAULT_MODEL, HUB_MODELS, RANDOM_MODEL, SPEEDS, AppConfig, noted
+from .session import DIRECTIONS, START, Session
+from .video import example_clips
+
+SESSION_TTL = 2 * 3600  # seconds a session lives after its last action
+HELP = """# SAM 2 video masklets
+**1** Upload a video or pick an example · **2** click on objects (positive: part of it, negative: not part of it;
+add more objects on the right) · **3** track them through the video · **4** download the masks.
+Clicks on any frame refine the result; track again to update. Model `{model}` on {device}."""
+UNTRAINED_NOTICE = (
+    "**⚠ Untrained model: the masks are meaningless.** This app was started with `--random-weights`: SAM 2.1 "
+    "tiny with seeded random weights, to try the app offline. Start it without `--random-weights` (it downloads "
+    f"`{DEFAULT_MODEL}`) or with `--model` for real masks."
+)
+MODES = [("Positive point", "positive"), ("Negative point", "negative"), ("Box (2 corners)", "box")]
+
+
+def speed_options(native_size: int) -> list[tuple[str, str]]:
+    """The Speed radio's (label, key) choices for a model of this native input size."""
+    return [(s.label(native_size), s.key) for s in SPEEDS.values()]
+
+
+@dataclass
+class Layout:
+    """The components that events read, update or are triggered by (the static text is left out)."""
+
+    state: gr.State  # the `Session` of this browser tab (None until the first action)
+    # left column: the frame and the results
+    frame_view: gr.Image
+    frame_slider: gr.Slider
+    status: gr.Textbox
+    tracking_bar: gr.HTML
+    overlay: gr.Video
+    # right column, 1: the video
+    video_in: gr.Video
+    video_info: gr.Markdown
+    # 2: objects and prompts
+    objects: gr.Radio
+    name: gr.Textbox
+    rename: gr.Button
+    add_object: gr.Button
+    remove_object: gr.Button
+    mode: gr.Radio
+    undo: gr.Button
+    clear_frame: gr.Button
+    start_over: gr.Button
+    point_x: gr.Number
+    point_y: gr.Number
+    add_point: gr.Button
+    box_x0: gr.Number
+    box_y0: gr.Number
+    box_x1: gr.Number
+    box_y1: gr.Number
+    add_box: gr.Button
+    # 3: tracking
+    direction: gr.Radio
+    speed: gr.Radio
+    track: gr.Button
+    cancel: gr.Button
+    # 4: results and settings
+    files: gr.File
+    export: gr.Button
+    model: gr.Dropdown
+
+
+def build_layout(
+    config: AppConfig,
+    native_size: int,
+    problem: str | None,
+    examples_dir: Path,
+    on_session_end: Callable[[Session | None], None],
+) -> Layout:
+    """Create the page's components; call inside `gr.Blocks()`. `native_size`: the model's input size (for
+    the Speed choices); `problem`: why the model is not available, or None; `examples_dir`: where the example
+    clips are written (when `config.examples`); `on_session_end`: called with a tab's session when it expires."""
+    limits = config.limits
+    state = gr.State(None, time_to_live=SESSION_TTL, delete_callback=on_session_end)
+    gr.Markdown(noted(HELP.format(model=config.model, device=config.device.upper()), config.model), elem_id="help")
+    gr.Markdown(UNTRAINED_NOTICE, visible=config.model == RANDOM_MODEL, elem_id="untrained")
+    gr.Markdown(f"**The model is not available.** {problem}", visible=problem is not None, elem_id="model-problem")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            frame_view = gr.Image(
+                label="Frame",
+                interactive=False,
+                format="jpeg",
+                height=520,
+                elem_id="frame",
+                buttons=["fullscreen"],
+                placeholder="Upload a video or pick an example",
+            )
+            frame_slider = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False, elem_id="scrubber")
+            status = gr.Textbox(
+                label="Status",
+                interactive=False,
+                lines=2,
+                elem_id="status",
+                value=noted(START, config.model),
+            )
+            tracking_bar = gr.HTML(visible=False, elem_id="progress")
+            overlay = gr.Video(
+                label="4 · Result", interactive=False, height=400, elem_id="overlay", loop=True, autoplay=True
+            )
+        with gr.Column(scale=2, min_width=340):
+            with gr.Group():
+                video_in = gr.Video(label="1 · Video", sources=["upload"], height=180, elem_id="video-in")
+                video_info = gr.Markdown(
+                    f"Up to {limits.max_seconds:g} s and {limits.max_side} px: longer videos are trimmed, "
+                    "larger ones downscaled.",
+                    elem_id="video-info",
+                    padding=True,
+                )
+            if config.examples:
+                gr.Examples(
+                    [[str(p)] for p in example_clips(examples_dir)],
+                    [video_in],
+                    label="Examples",
+                    elem_id="examples",
+                )
+            with gr.Group():
+                objects = gr.Radio([("#1 Object 1", 1)], value=1, label="2 · Objects", elem_id="objects")
+                with gr.Row(equal_height=True):
+                    name = gr.Textbox("Object 1", show_label=False, placeholder="Name", scale=3, max_length=40)
+                    rename = gr.Button("Rename", size="sm", scale=1, min_width=70)
+                with gr.Row():
+                    add_object = gr.Button("+ Add object", size="sm", min_width=70)
+                    remove_object = gr.Button("Remove object", size="sm", variant="stop", min_width=70)
+                mode = gr.Radio(MODES, value="positive", label="A click adds", elem_id="mode")
+                with gr.Row():
+                    undo = gr.Button("Undo", size="sm", min_width=60)
+                    clear_frame = gr.Button("Clear frame", size="sm", min_width=60)
+                    start_over = gr.Button("Start over", size="sm", min_width=60)
+            with gr.Accordion("Type coordinates (pixels)", open=False):
+                with gr.Row():
+                    point_x, point_y = gr.Number(label="x", minimum=0), gr.Number(label="y", minimum=0)
+                    add_point = gr.Button("Add point", size="sm")
+                with gr.Row():
+                    box_x0, box_y0 = gr.Number(label="x0", minimum=0), gr.Number(label="y0", minimum=0)
+                    box_x1, box_y1 = gr.Number(label="x1", minimum=0), gr.Number(label="y1", minimum=0)
+                    add_box = gr.Button("Add box", size="sm")
+            with gr.Group():
+                direction = gr.Radio(list(DIRECTIONS), value="both", label="3 · Track from the shown frame")
+                speed = gr.Radio(
+                    speed_options(native_size),
+                    value=config.speed,
+                    label="Speed",
+                    elem_id="speed",
+                    info=f"Default: {SPEEDS[config.speed].name} on this {config.device.upper()}. Lower "
+                    "resolution and skipping frames (masks held in between; clicked frames are always tracked) "
+                    "are faster.",
+                )
+                with gr.Row():
+                    track = gr.Button("Track", variant="primary", elem_id="track")
+                    cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
+            with gr.Group():
+                files = gr.File(
+                    label="Downloads: PNG masks (zip) · COCO RLE (json) · overlay (mp4)",
+                    file_count="multiple",
+                    interactive=False,
+                    visible=False,  # until there is something to download
+                    elem_id="downloads",
+                )
+                export = gr.Button("Export masks", size="sm", elem_id="export")
+            with gr.Accordion("Model", open=False):
+                model = gr.Dropdown(
+                    list(dict.fromkeys([config.model, *HUB_MODELS])),
+                    value=config.model,
+                    label="Checkpoint",
+                    info="Hub models are downloaded on first use.",
+                )
+    return Layout(
+        state=state,
+        frame_view=frame_view,
+        frame_slider=frame_slider,
+        status=status,
+        tracking_bar=tracking_bar,
+        overlay=overlay,
+        video_in=video_in,
+        video_info=video_info,
+        objects=objects,
+        name=name,
+        rename=rename,
+        add_object=add_object,
+        remove_object=remove_object,
+        mode=mode,
+        undo=undo,
+        clear_frame=clear_frame,
+        start_over=start_over,
+        point_x=point_x,
+        point_y=point_y,
+        add_point=add_point,
+        box_x0=box_x0,
+        box_y0=box_y0,
+        box_x1=box_x1,
+        box_y1=box_y1,
+        add_box=add_box,
+        direction=direction,
+        speed=speed,
+        track=track,
+        cancel=cancel,
+        files=files,
+        export=export,
+        model=model,
+    )
