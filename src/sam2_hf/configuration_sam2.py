@@ -69,7 +69,72 @@ def _as_given(value):
 
 
 class Sam2HieraDetConfig(PreTrainedConfig):
-    """Hiera trunk: stage layout, windows and heads."""
+    """Configuration of the Hiera trunk, the hierarchical ViT of the image encoder (`Sam2HieraDetModel`).
+
+    Hiera turns a (B, 3, S, S) image into four stage outputs at strides 4, 8, 16 and 32 with C, 2C, 4C and 8C
+    channels (C = `hidden_size`): windowed self-attention with a few global-attention blocks, and query pooling
+    at the start of stages 2 to 4. The per-size values (tiny, small, base-plus, large) are in `HIERA_SIZES`;
+    SAM 2 and SAM 2.1 use the same trunk. "Cells" below are positions of a stage's feature grid.
+
+    Args:
+        hidden_size (`int`, *optional*, defaults to 96):
+            Channel width C of the first stage: the patch embedding's output channels and the width of both
+            position embeddings; later stages default to 2C, 4C and 8C (`embed_dim_per_stage`). 96 for tiny and
+            small, 112 for base-plus, 144 for large (Meta: `embed_dim`).
+        num_attention_heads (`int`, *optional*, defaults to 1):
+            Attention heads of the first stage's blocks; later stages default to 2x, 4x and 8x this
+            (`num_attention_heads_per_stage`). 1 for tiny and small, 2 for base-plus and large (Meta: `num_heads`).
+        num_channels (`int`, *optional*, defaults to 3):
+            Channels of the input image (RGB): the input channels of the patch embedding convolution.
+        image_size (`int` or `list[int]`, *optional*, defaults to `[1024, 1024]`):
+            Input size (height, width) in pixels. Informational: the trunk runs at any multiple of 32 (its
+            background position embedding is interpolated to the actual grid) and does not read it;
+            `from_size` / `with_image_size` keep it equal to the model's input size, as transformers writes it.
+        patch_kernel_size (`int` or `list[int]`, *optional*, defaults to `[7, 7]`):
+            Kernel size, in pixels, of the patch embedding convolution that turns pixels into the first stage's
+            tokens.
+        patch_stride (`int` or `list[int]`, *optional*, defaults to `[4, 4]`):
+            Stride, in pixels, of the patch embedding convolution: the first stage's grid is S/4 x S/4 cells.
+        patch_padding (`int` or `list[int]`, *optional*, defaults to `[3, 3]`):
+            Zero padding, in pixels, of the patch embedding convolution.
+        query_stride (`int` or `list[int]`, *optional*, defaults to `[2, 2]`):
+            Pooling factor between stages: the first block of each pooled stage max-pools its queries (and its
+            shortcut) by this stride, so the grid shrinks and the stride doubles (Meta: `q_stride`).
+        window_positional_embedding_background_size (`list[int]`, *optional*, defaults to `[7, 7]`):
+            Size (height, width) of the learned background position embedding (`pos_embed`), which is
+            bicubically interpolated to the first stage's S/4 x S/4 grid; the learned window embedding
+            (`pos_embed_window`, `window_size_per_stage[0]` cells a side) is tiled over it and added. [7, 7] for
+            tiny, small and large, [14, 14] for base-plus (Meta: `window_pos_embed_bkg_spatial_size`).
+        num_query_pool_stages (`int`, *optional*, defaults to 3):
+            Number of stage transitions that pool the queries (the first `num_query_pool_stages` stages after
+            the first one start with a pooling block); 3 gives the strides 4, 8, 16 and 32 (Meta: `q_pool`).
+        blocks_per_stage (`list[int]`, *optional*, defaults to `[1, 2, 7, 2]`):
+            Number of Hiera blocks (transformer layers) in each of the four stages: [1, 2, 7, 2] tiny,
+            [1, 2, 11, 2] small, [2, 3, 16, 3] base-plus, [2, 6, 36, 4] large (Meta: `stages`).
+        embed_dim_per_stage (`list[int]`, *optional*, defaults to `None`):
+            Channel width of each stage; None means `hidden_size * [1, 2, 4, 8]`. The first entry is not read:
+            the first stage has `hidden_size` channels.
+        num_attention_heads_per_stage (`list[int]`, *optional*, defaults to `None`):
+            Attention heads of each stage; None means `num_attention_heads * [1, 2, 4, 8]`. The first entry is
+            not read: the first stage has `num_attention_heads` heads.
+        window_size_per_stage (`list[int]`, *optional*, defaults to `[8, 4, 14, 7]`):
+            Side, in cells of each stage's grid, of the square windows its windowed blocks attend within
+            ([8, 4, 16, 8] for large; Meta: `window_spec`). As in Meta's Hiera, the first (pooling) block of a
+            stage still partitions the grid before pooling with the previous stage's window size.
+        global_attention_blocks (`list[int]`, *optional*, defaults to `[5, 7, 9]`):
+            Indices (0-based, counted over all blocks of the trunk) of the blocks that attend over the whole grid
+            instead of within windows: [5, 7, 9] tiny, [7, 10, 13] small, [12, 16, 20] base-plus, [23, 33, 43]
+            large (Meta: `global_att_blocks`).
+        mlp_ratio (`float`, *optional*, defaults to 4.0):
+            Hidden width of each block's MLP, as a multiple of the block's output width.
+        hidden_act (`str`, *optional*, defaults to `"gelu"`):
+            Activation of the blocks' MLPs ("gelu" or "relu" in this implementation).
+        layer_norm_eps (`float`, *optional*, defaults to 1e-6):
+            Epsilon of the blocks' LayerNorms.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the normal initialization of the trunk's linear and convolution weights when it
+            is built without a checkpoint (the position embeddings start at zero).
+    """
 
     model_type = "sam2_hiera_det_model"
     base_config_key = "backbone_config"
@@ -126,7 +191,54 @@ class Sam2HieraDetConfig(PreTrainedConfig):
 
 
 class Sam2VisionConfig(PreTrainedConfig):
-    """Image encoder: Hiera trunk + FPN neck."""
+    """Configuration of the image encoder (`Sam2VisionModel`): the Hiera trunk followed by an FPN neck.
+
+    The neck projects the trunk's four stage outputs to `fpn_hidden_size` channels with lateral convolutions
+    and adds upsampled coarser levels into some finer ones (top-down path). The encoder returns the levels at
+    strides 4, 8 and 16: the stride-16 map (h x w = S/16 x S/16 cells) is the image embedding that the mask
+    decoder and the memory work on; the stride-4 and stride-8 maps become the mask decoder's high-resolution
+    skip features. The same in SAM 2 and SAM 2.1; only the trunk differs between sizes.
+
+    Args:
+        backbone_config (`Sam2HieraDetConfig` or `dict`, *optional*, defaults to `None`):
+            The Hiera trunk. None: `Sam2HieraDetConfig()`, the tiny size at 1024 pixels.
+        backbone_channel_list (`list[int]`, *optional*, defaults to `[768, 384, 192, 96]`):
+            Channels of the trunk's stage outputs from the coarsest (stride 32) to the finest (stride 4), i.e.
+            `embed_dim_per_stage` reversed; one lateral convolution per entry (Meta's `FpnNeck` argument of the
+            same name).
+        backbone_feature_sizes (`list[list[int]]`, *optional*, defaults to `[[256, 256], [128, 128], [64, 64]]`):
+            Grid sizes (height, width), in cells, of the three returned levels: S/4, S/8 and S/16. Not read by
+            this implementation (the sizes follow from the input); transformers reshapes the features with it,
+            so `from_size` / `with_image_size` keep it consistent with the input size.
+        fpn_hidden_size (`int`, *optional*, defaults to 256):
+            Channel width of the FPN outputs (Meta: `d_model`). It is the width of the image embedding that the
+            mask decoder, the memory attention and the memory encoder read, of the `no_memory_embedding` and of
+            the object pointers, so it must match the prompt encoder's and mask decoder's `hidden_size` and the
+            video config's `memory_attention_hidden_size` / `memory_encoder_hidden_size`.
+        fpn_kernel_size (`int`, *optional*, defaults to 1):
+            Kernel size, in cells, of the lateral convolutions.
+        fpn_stride (`int`, *optional*, defaults to 1):
+            Stride of the lateral convolutions; 1 keeps each level's resolution, which the 2x top-down
+            upsampling relies on.
+        fpn_padding (`int`, *optional*, defaults to 0):
+            Zero padding, in cells, of the lateral convolutions.
+        fpn_top_down_levels (`list[int]`, *optional*, defaults to `[2, 3]`):
+            Levels (0 = stride 4, 1 = stride 8, 2 = stride 16, 3 = stride 32) whose output adds the next coarser
+            level's output upsampled 2x (nearest). With [2, 3] only the stride-16 map receives the stride-32
+            features; the stride-4 and stride-8 maps are plain lateral projections of the trunk's stages.
+        num_feature_levels (`int`, *optional*, defaults to 3):
+            How many FPN levels, finest first, the image encoder returns: 3 gives strides 4, 8 and 16 (the
+            stride-32 level only feeds the stride-16 one and is then dropped). This implementation needs 3: the
+            mask decoder always uses the stride-4 and stride-8 skips (Meta: `use_high_res_features_in_sam`).
+        hidden_act (`str`, *optional*, defaults to `"gelu"`):
+            Not read by this implementation (the FPN neck has no activation); kept for transformers' format.
+        layer_norm_eps (`float`, *optional*, defaults to 1e-6):
+            Not read by this implementation (the FPN neck has no normalization); kept for transformers' format.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the normal initialization of the FPN neck's convolutions when the encoder is
+            built without a checkpoint (the trunk uses `backbone_config.initializer_range`: transformers
+            initializes every sub-model with its own configuration).
+    """
 
     model_type = "sam2_vision_model"
     base_config_key = "vision_config"
@@ -166,7 +278,39 @@ class Sam2VisionConfig(PreTrainedConfig):
 
 
 class Sam2PromptEncoderConfig(PreTrainedConfig):
-    """Prompt encoder: points, boxes (as corner points) and mask prompts."""
+    """Configuration of the prompt encoder: clicks and box corners become sparse tokens, a mask prompt a dense
+    embedding on the image-embedding grid, both `hidden_size` wide, for the mask decoder. The same in SAM 2 and
+    SAM 2.1.
+
+    Args:
+        hidden_size (`int`, *optional*, defaults to 256):
+            Width of the prompt tokens and of the dense mask embedding; equal to the mask decoder's `hidden_size`
+            and the FPN's `fpn_hidden_size`. Point positions are encoded with `hidden_size // 2` random Fourier
+            frequencies (a sine and a cosine half).
+        image_size (`int`, *optional*, defaults to 1024):
+            The model's input size S in pixels (images are resized to S x S). Point and box coordinates, given
+            in input pixels, are normalized by it. In a `Sam2Config` this is the model's `image_size`.
+        patch_size (`int`, *optional*, defaults to 16):
+            Stride, in pixels, of the image embedding the mask decoder works on (not Hiera's 4-pixel patch): the
+            embedding grid is `image_size // patch_size` cells a side (64 at 1024), and mask prompts are read at
+            4x that resolution (256 x 256 logits at 1024).
+        mask_input_channels (`int`, *optional*, defaults to 16):
+            Channels of the mask embedding, which turns a (N, 1, 4h, 4w) mask prompt into an (N, hidden_size, h, w)
+            map: a 2x2 stride-2 convolution to `mask_input_channels // 4` channels and another to
+            `mask_input_channels`, each followed by LayerNorm and the activation, then a 1x1 convolution.
+        num_point_embeddings (`int`, *optional*, defaults to 4):
+            Number of learned point-label embeddings added to the point tokens: label 0 (negative click),
+            1 (positive click), 2 (box top-left corner) and 3 (box bottom-right corner). The "not a point"
+            label -1 has an embedding of its own; batch padding (-10) gets none.
+        hidden_act (`str`, *optional*, defaults to `"gelu"`):
+            Activation of the mask embedding ("gelu" or "relu").
+        layer_norm_eps (`float`, *optional*, defaults to 1e-6):
+            Epsilon of the mask embedding's LayerNorms.
+        scale (`float`, *optional*, defaults to 1):
+            Standard deviation of the Gaussian random-Fourier frequency matrix that encodes point positions (and,
+            shared, the image embedding's dense positional encoding) when drawn at initialization. The matrix is
+            a buffer saved with the weights, so this only matters for a model built without a checkpoint.
+    """
 
     model_type = "sam2_prompt_encoder"
     base_config_key = "prompt_encoder_config"
@@ -195,7 +339,50 @@ class Sam2PromptEncoderConfig(PreTrainedConfig):
 
 
 class Sam2MaskDecoderConfig(PreTrainedConfig):
-    """Two-way-transformer mask decoder with IoU and object-score heads."""
+    """Configuration of the mask decoder. Output tokens (object score, IoU and mask tokens) and the prompt
+    tokens attend to the stride-16 image embedding and back in a two-way transformer; the embedding is then
+    upscaled 4x, fused with the stride-8 and stride-4 skip features, and each mask token's hypernetwork MLP
+    turns it into low-resolution (S/4 x S/4) mask logits. An IoU head scores each mask and an object-score
+    head predicts whether the object is present at all (SAM 2's occlusion prediction). The same in SAM 2 and
+    SAM 2.1.
+
+    Args:
+        hidden_size (`int`, *optional*, defaults to 256):
+            Width of the decoder's tokens and of the image embedding it reads (`fpn_hidden_size`). The upscaled
+            mask features have `hidden_size // 8` channels; the stride-4 and stride-8 skips are projected to
+            `hidden_size // 8` and `hidden_size // 4` channels.
+        hidden_act (`str`, *optional*, defaults to `"gelu"`):
+            Not read by this implementation: as in Meta's and transformers' decoders, the upscaling uses GELU
+            and the two-way transformer's MLPs ReLU. Kept for transformers' format.
+        mlp_dim (`int`, *optional*, defaults to 2048):
+            Hidden width of the MLP in each two-way attention block.
+        num_hidden_layers (`int`, *optional*, defaults to 2):
+            Number of two-way attention blocks (self-attention of the tokens, token-to-image attention, MLP,
+            image-to-token attention), followed by a final token-to-image attention.
+        num_attention_heads (`int`, *optional*, defaults to 8):
+            Heads of every attention of the two-way transformer.
+        attention_downsample_rate (`int`, *optional*, defaults to 2):
+            The cross-attentions (token-to-image, image-to-token and the final token-to-image) project queries,
+            keys and values to `hidden_size // attention_downsample_rate` channels (128); the tokens'
+            self-attention keeps the full width.
+        num_multimask_outputs (`int`, *optional*, defaults to 3):
+            Number of masks returned in multimask mode. The decoder has `num_multimask_outputs + 1` mask tokens:
+            token 0 gives the single-mask output, tokens 1 to 3 the multimask outputs; the IoU head scores all.
+        iou_head_depth (`int`, *optional*, defaults to 3):
+            Number of linear layers of the IoU prediction MLP (sigmoid output: predicted IoU in [0, 1]).
+        iou_head_hidden_dim (`int`, *optional*, defaults to 256):
+            Hidden width of the IoU prediction MLP.
+        dynamic_multimask_via_stability (`bool`, *optional*, defaults to `True`):
+            When a single mask is asked for (`multimask_output=False`) in eval mode, return the single-mask
+            token's mask only if it is stable, else the multimask output with the highest predicted IoU (as
+            Meta's decoder does for tracked frames and refinement clicks). In training mode the single-mask
+            output is always returned.
+        dynamic_multimask_stability_delta (`float`, *optional*, defaults to 0.05):
+            Logit margin of the stability score: area(logits > delta) / area(logits > -delta) of the single-mask
+            output.
+        dynamic_multimask_stability_thresh (`float`, *optional*, defaults to 0.98):
+            Stability score at or above which the single-mask output is kept.
+    """
 
     model_type = "sam2_mask_decoder"
     base_config_key = "mask_decoder_config"
@@ -231,8 +418,17 @@ class Sam2MaskDecoderConfig(PreTrainedConfig):
         super().__init__(**kwargs)
 
 
+def _with_parent_args(summary: str, parent: type) -> str:
+    """A subclass docstring: `summary`, then the `Args:` section of `parent`'s docstring (the same fields)."""
+    return f"{summary}\n\n    {parent.__doc__[parent.__doc__.index('Args:') :]}"
+
+
 class Sam2VideoPromptEncoderConfig(Sam2PromptEncoderConfig):
-    """The prompt encoder inside a `Sam2VideoConfig` (the same fields; transformers' video model type)."""
+    __doc__ = _with_parent_args(
+        "The prompt encoder inside a `Sam2VideoConfig` (the same fields as `Sam2PromptEncoderConfig`; "
+        "transformers' video model type).",
+        Sam2PromptEncoderConfig,
+    )
 
     model_type = "sam2_video_prompt_encoder"
 
@@ -241,7 +437,11 @@ class Sam2VideoPromptEncoderConfig(Sam2PromptEncoderConfig):
 
 
 class Sam2VideoMaskDecoderConfig(Sam2MaskDecoderConfig):
-    """The mask decoder inside a `Sam2VideoConfig` (the same fields; transformers' video model type)."""
+    __doc__ = _with_parent_args(
+        "The mask decoder inside a `Sam2VideoConfig` (the same fields as `Sam2MaskDecoderConfig`; "
+        "transformers' video model type).",
+        Sam2MaskDecoderConfig,
+    )
 
     model_type = "sam2_video_mask_decoder"
 
@@ -315,14 +515,21 @@ VIDEO_ONLY_FIELDS = (
 class Sam2Config(_Sam2SizedConfig):
     """The image model (image encoder, prompt encoder, mask decoder): transformers' `sam2` configuration.
 
-    vision_config (`Sam2VisionConfig`, default tiny at 1024 px): the Hiera image encoder and FPN neck.
-    prompt_encoder_config (`Sam2PromptEncoderConfig`): points, boxes and mask prompts; its `image_size`
-    is the model's input size. mask_decoder_config (`Sam2MaskDecoderConfig`): the two-way-transformer
-    decoder. initializer_range (0.02): std of the random weight initialization.
-
     A `sam2_video` config.json (the official Hub repos) read as this config keeps the image parts and
     drops the memory fields (`VIDEO_ONLY_FIELDS`), so an image model never saves a memory it lacks.
     Use `Sam2Config.from_size("tiny", image_size=1024)` to build one.
+
+    Args:
+        vision_config (`Sam2VisionConfig` or `dict`, *optional*, defaults to `None`):
+            The image encoder: Hiera trunk and FPN neck. None: `Sam2VisionConfig()`, the tiny size at 1024 pixels.
+        prompt_encoder_config (`Sam2PromptEncoderConfig` or `dict`, *optional*, defaults to `None`):
+            The prompt encoder for points, boxes and mask prompts; its `image_size` is the model's input size
+            (`Sam2Config.image_size`). None: `Sam2PromptEncoderConfig()`, 1024 pixels.
+        mask_decoder_config (`Sam2MaskDecoderConfig` or `dict`, *optional*, defaults to `None`):
+            The two-way-transformer mask decoder. None: `Sam2MaskDecoderConfig()`.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the normal initialization of the prompt encoder's and mask decoder's weights
+            when the model is built without a checkpoint (the image encoder uses `vision_config`'s).
     """
 
     model_type = "sam2"
@@ -372,9 +579,151 @@ class Sam2VideoConfig(_Sam2SizedConfig):
     """The whole SAM 2 / 2.1 model (image encoder, prompt encoder, mask decoder, memory): transformers'
     `sam2_video` configuration, the `config.json` of the official Hub repos.
 
+    Video tracking runs, on each frame and for each object: the image encoder; memory attention (the frame's
+    stride-16 features attend to the object's memory bank: the spatial memories of its conditioning frames and
+    of recent frames, and object pointers); the prompt encoder and mask decoder; the memory encoder (the
+    frame's features fused with the predicted mask into the spatial memory stored in the bank). Conditioning
+    ("cond") frames are frames that received prompts; non-conditioning ("non-cond") frames were tracked from
+    memory. Sizes are in pixels of the S x S model input or in cells of the h x w = S/16 x S/16 grid of the
+    image embedding. Meta's names of the fields are given where they differ.
+
     SAM 2 and SAM 2.1 differ only in two switches: `enable_occlusion_spatial_embedding`
     and `enable_temporal_pos_encoding_for_object_pointers` (both True for 2.1).
     Use `Sam2VideoConfig.from_size("tiny", version="2.1", image_size=1024)` to build one.
+
+    Args:
+        vision_config (`Sam2VisionConfig` or `dict`, *optional*, defaults to `None`):
+            The image encoder: Hiera trunk and FPN neck. None: `Sam2VisionConfig()`, the tiny size at 1024 pixels.
+        prompt_encoder_config (`Sam2VideoPromptEncoderConfig` or `dict`, *optional*, defaults to `None`):
+            The prompt encoder; its `image_size` must equal this config's `image_size`. None: the defaults
+            (1024 pixels).
+        mask_decoder_config (`Sam2VideoMaskDecoderConfig` or `dict`, *optional*, defaults to `None`):
+            The mask decoder. None: the defaults.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the normal initialization, for a model built without a checkpoint, of the
+            prompt encoder's, mask decoder's and memory's weights (memory attention, memory encoder, object
+            pointer projection, and the free-standing memory parameters such as the temporal encodings and the
+            no-object pointer); the image encoder uses `vision_config`'s.
+        num_maskmem (`int`, *optional*, defaults to 7):
+            Number of spatial-memory slots, each with its own learned temporal encoding
+            (`memory_temporal_positional_encoding`, `num_maskmem` x `memory_encoder_output_channels`): one for
+            the conditioning frames and `num_maskmem - 1` for the most recent non-conditioning frames (the
+            previous frame, then every `memory_temporal_stride_for_eval`-th frame before it), i.e. by default the
+            prompted frames plus 6 previous frames.
+        image_size (`int`, *optional*, defaults to 1024):
+            The model's input size S in pixels: frames are resized to S x S, and predicted masks are upscaled to
+            S x S for the memory encoder. Must equal `prompt_encoder_config.image_size` (and the trunk's
+            `image_size`); `from_size` / `with_image_size` set them all. The official checkpoints use 1024; the
+            weights work at any multiple of 32.
+        sigmoid_scale_for_mem_enc (`float`, *optional*, defaults to 20.0):
+            Scale applied to the mask before the memory encoder: it reads sigmoid(mask logits) (or the binarized
+            mask) times this plus `sigmoid_bias_for_mem_enc`, so probabilities 0 to 1 become -10 to +10.
+        sigmoid_bias_for_mem_enc (`float`, *optional*, defaults to -10.0):
+            Bias added to the scaled mask before the memory encoder (see `sigmoid_scale_for_mem_enc`).
+        enable_occlusion_spatial_embedding (`bool`, *optional*, defaults to `True`):
+            SAM 2.1 only (Meta: `no_obj_embed_spatial`): a learned `memory_encoder_output_channels`-wide
+            embedding (`occlusion_spatial_embedding_parameter`) is added to every cell of the spatial memory of
+            frames where the object is judged absent (object score logit <= 0). False for SAM 2, whose
+            checkpoints lack that weight. `version` reads this switch.
+        multimask_output_in_sam (`bool`, *optional*, defaults to `True`):
+            Whether video tracking may ask the mask decoder for 3 masks, keeping the one with the highest
+            predicted IoU (whose output token also makes the object pointer) when the number of prompt points is
+            within [`multimask_min_pt_num`, `multimask_max_pt_num`]; False: always a single mask. Only the video
+            steps read it (`Sam2VideoModel.use_multimask`); image segmentation takes `multimask_output` per call.
+        multimask_min_pt_num (`int`, *optional*, defaults to 0):
+            Fewest prompt points (clicks, a box counting as its 2 corners) for which multimask output is used;
+            0 includes frames tracked without prompts.
+        multimask_max_pt_num (`int`, *optional*, defaults to 1):
+            Most prompt points for which multimask output is used: with 1, the first click on an object gives 3
+            masks to choose from (an ambiguous click), more clicks or a box give a single mask.
+        multimask_output_for_tracking (`bool`, *optional*, defaults to `True`):
+            Whether multimask output also applies outside initial conditioning frames (frames prompted before
+            the object was tracked there): on frames tracked from memory and to correction clicks on tracked
+            frames. False: only initial conditioning frames may use it.
+        max_object_pointers_in_encoder (`int`, *optional*, defaults to 16):
+            Object pointers (one `fpn_hidden_size` vector per frame, from the mask decoder's chosen output token)
+            that memory attention reads (Meta: `max_obj_ptrs_in_encoder`): those of the selected conditioning
+            frames at or before the current frame (in the tracking direction), plus those of up to
+            `max_object_pointers_in_encoder - 1` immediately preceding frames, capped by the number of frames.
+            SAM 2.1's pointer temporal encoding divides frame offsets by `max_object_pointers_in_encoder - 1`.
+        max_cond_frame_num (`int`, *optional*, defaults to -1):
+            Most conditioning frames memory attention reads (Meta: `max_cond_frames_in_attn`): -1 reads all;
+            otherwise (at least 2) the closest one before the current frame, the closest one at or after it,
+            then the temporally nearest others. Limits cost and keeps attention local with many prompted frames.
+        enable_temporal_pos_encoding_for_object_pointers (`bool`, *optional*, defaults to `True`):
+            SAM 2.1 only (Meta: `add_tpos_enc_to_obj_ptrs` with `proj_tpos_enc_in_obj_ptrs` and
+            `use_signed_tpos_enc_to_obj_ptrs`): each object pointer's tokens get, as position, a 1-D sine
+            encoding of the pointer's signed frame offset (divided by `max_object_pointers_in_encoder - 1`),
+            projected to `memory_encoder_output_channels` by `temporal_positional_encoding_projection_layer`.
+            False for SAM 2, whose checkpoints lack that layer: the pointers' positions are zero.
+        memory_attention_hidden_size (`int`, *optional*, defaults to 256):
+            Width of the memory attention (Meta: `d_model`); its queries are the current frame's stride-16
+            features, so it equals `fpn_hidden_size`.
+        memory_attention_num_layers (`int`, *optional*, defaults to 4):
+            Number of memory attention layers, each (pre-norm) a RoPE self-attention over the current frame, a
+            RoPE cross-attention to the memory bank and an MLP.
+        memory_attention_num_attention_heads (`int`, *optional*, defaults to 1):
+            Heads of the memory attention's self- and cross-attentions.
+        memory_attention_downsample_rate (`int`, *optional*, defaults to 1):
+            The memory attention's self- and cross-attentions project to
+            `memory_attention_hidden_size // memory_attention_downsample_rate` channels.
+        memory_attention_feed_forward_hidden_size (`int`, *optional*, defaults to 2048):
+            Hidden width of each memory attention layer's MLP (Meta: `dim_feedforward`).
+        memory_attention_feed_forward_hidden_act (`str`, *optional*, defaults to `"relu"`):
+            Activation of that MLP ("relu" or "gelu").
+        memory_attention_dropout (`float`, *optional*, defaults to 0.1):
+            Dropout on the memory attention layers' residual branches and inside their MLPs (training only).
+        memory_attention_rope_feat_sizes (`list[int]`, *optional*, defaults to `[64, 64]`):
+            Grid (width, height), in cells, of the current frame's stride-16 tokens, for which the 2-D axial
+            RoPE of the memory attention is computed: S/16 each (`from_size` / `with_image_size` keep it so); a
+            number of tokens that does not match is taken as a square grid. The spatial memories' keys are
+            rotated with the same positions; object-pointer tokens are not rotated.
+        memory_attention_rope_dropout (`float`, *optional*, defaults to 0.1):
+            Dropout on the attention probabilities of the memory attention's RoPE attentions (training only).
+        rope_parameters (`dict`, *optional*, defaults to `{"rope_theta": 10000.0, "rope_type": "axial"}`):
+            transformers' RoPE settings of the memory attention; `rope_theta`, the base of the RoPE
+            frequencies, is the only entry read. Older configs' flat `memory_attention_rope_theta` is accepted
+            in its place.
+        memory_encoder_hidden_size (`int`, *optional*, defaults to 256):
+            Width in which the memory encoder fuses features and mask: the 1x1 projection of the frame's
+            stride-16 features, to which the downsampled mask is added. Equals `fpn_hidden_size`,
+            `mask_downsampler_embed_dim` and `memory_fuser_embed_dim`.
+        memory_encoder_output_channels (`int`, *optional*, defaults to 64):
+            Channels of the stored memory (Meta: the memory encoder's `out_dim`, `mem_dim`): the spatial
+            memories, their sine position encoding and temporal encodings, the keys and values of the memory
+            cross-attention. Each object pointer is split into `fpn_hidden_size // memory_encoder_output_channels`
+            (4) tokens of this width.
+        mask_downsampler_embed_dim (`int`, *optional*, defaults to 256):
+            Output channels of the mask downsampler (its final 1x1 convolution), which turns the S x S mask into
+            an h x w map added to the projected features.
+        mask_downsampler_kernel_size (`int`, *optional*, defaults to 3):
+            Kernel size of each mask downsampler convolution (each followed by LayerNorm and the activation,
+            and multiplying the channels by `mask_downsampler_stride ** 2`: 1, 4, 16, 64, 256).
+        mask_downsampler_stride (`int`, *optional*, defaults to 2):
+            Stride of each mask downsampler convolution.
+        mask_downsampler_padding (`int`, *optional*, defaults to 1):
+            Zero padding of each mask downsampler convolution.
+        mask_downsampler_total_stride (`int`, *optional*, defaults to 16):
+            Total downsampling, from the S x S mask to the h x w grid: log(total) / log(stride) convolutions (4
+            with the defaults). Must equal the image embedding's stride of 16 pixels.
+        mask_downsampler_hidden_act (`str`, *optional*, defaults to `"gelu"`):
+            Activation of the mask downsampler ("gelu" or "relu").
+        memory_fuser_num_layers (`int`, *optional*, defaults to 2):
+            Number of ConvNeXt blocks (Meta: `CXBlock`) that fuse the features with the mask before the output
+            projection to `memory_encoder_output_channels`.
+        memory_fuser_embed_dim (`int`, *optional*, defaults to 256):
+            Channels of the memory fuser's blocks.
+        memory_fuser_intermediate_dim (`int`, *optional*, defaults to 1024):
+            Hidden width of each fuser block's pointwise MLP.
+        memory_fuser_kernel_size (`int`, *optional*, defaults to 7):
+            Kernel size, in cells, of each fuser block's depthwise convolution.
+        memory_fuser_padding (`int`, *optional*, defaults to 3):
+            Zero padding of that convolution (3 with kernel 7 keeps the h x w grid).
+        memory_fuser_layer_scale_init_value (`float`, *optional*, defaults to 1e-6):
+            Initial value of each fuser block's per-channel layer scale (gamma), which multiplies the block's
+            residual branch; checkpoints hold the trained values.
+        memory_fuser_hidden_act (`str`, *optional*, defaults to `"gelu"`):
+            Activation of the fuser blocks' MLPs ("gelu" or "relu").
     """
 
     model_type = "sam2_video"

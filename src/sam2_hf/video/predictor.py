@@ -114,7 +114,70 @@ def propagation_order(start_frame_idx: int, max_frame_num_to_track: int | None, 
 
 
 class Sam2VideoPredictor:
-    """Track objects through a video from clicks, boxes or masks (Meta's SAM2VideoPredictor API)."""
+    """Track objects through a video from clicks, boxes or masks (Meta's SAM2VideoPredictor API).
+
+    Build one with `Sam2VideoPredictor(model, **options)` or `Sam2VideoPredictor.from_pretrained(model_id,
+    device=None, **kwargs)`. The options are those of Meta's `SAM2VideoPredictor`, with the defaults of Meta's
+    `build_sam2_video_predictor` (which sets `fill_hole_area=8` and `binarize_mask_from_pts_for_mem_enc=True`
+    over the class defaults 0 and False), plus `memory_policy` and `memory_dtype`. The model's own tracking
+    settings (`num_maskmem`, `max_object_pointers_in_encoder`, multimask rules, ...) are `Sam2VideoConfig`
+    fields. Conditioning frames are prompted frames whose results an object's memory keeps for the whole
+    session and memory attention always reads (up to `max_cond_frame_num`); the other tracked frames are
+    non-conditioning.
+
+    Args:
+        model (`Sam2VideoModel`):
+            The video model that tracks; it is put in eval mode.
+        fill_hole_area (`int`, *optional*, defaults to 8):
+            Holes (connected background regions, logits <= 0) of at most this many cells in each object's
+            low-resolution mask logits (the S/4 x S/4 decoder output, 256 x 256 at 1024 pixels) are filled with a
+            barely-foreground logit (0.1) before results are returned and stored; 0 turns it off. Runs on CPU
+            too. Frames tracked from memory have their memory encoded from the unfilled mask, as in the
+            reference.
+        non_overlap_masks (`bool`, *optional*, defaults to `False`):
+            Make the returned masks of different objects not overlap: at each video pixel only the object with
+            the highest logit keeps it, the others' logits are clamped to at most -10. Applies to returned masks
+            only, not to stored results or memories.
+        clear_non_cond_mem_around_input (`bool`, *optional*, defaults to `False`):
+            When a prompted frame's result enters an object's memory (when propagation starts) and when
+            propagation reaches one of its conditioning frames, drop that object's non-conditioning results
+            within `memory_temporal_stride_for_eval * num_maskmem` frames on either side (a non-conditioning
+            correction on the frame itself included, as in the reference), so that they are re-tracked from the
+            new prompt instead of remembering outdated masks. Per object: other objects keep theirs.
+        add_all_frames_to_correct_as_cond (`bool`, *optional*, defaults to `False`):
+            True: every prompted frame becomes a conditioning frame of its object, corrections on frames it was
+            already tracked on included. False (Meta's default): only frames prompted before the object was
+            tracked there do; a correction on a tracked frame replaces that frame's result as a
+            non-conditioning output, which memory attention reads like any tracked frame. (`Sam2Tracker` sets
+            True.)
+        binarize_mask_from_pts_for_mem_enc (`bool`, *optional*, defaults to `True`):
+            Encode the memory of prompted frames from the thresholded mask (logits > 0) instead of its sigmoid;
+            frames tracked from memory always use the sigmoid.
+        memory_temporal_stride_for_eval (`int`, *optional*, defaults to 1):
+            Temporal stride r of the memory bank (the r of XMem and Cutie): the `num_maskmem - 1`
+            non-conditioning memories read are the previous frame's and those of `num_maskmem - 2` frames at
+            multiples of r before it. Also widens the window `clear_non_cond_mem_around_input` clears, and how far
+            back the "window" memory policy must keep results.
+        memory_policy (`str`, *optional*, defaults to `"disk"`):
+            Where an object's older non-conditioning results (mask, object pointer, memory) go once more than
+            24 (`memory_bank.RAM_WINDOW`) are in RAM: "disk" spills them to temporary files, read back when
+            needed again (a backward pass, a correction); "window" drops them (for streaming: `init_state` raises
+            ValueError if the settings read further back than the window); "ram" keeps everything in RAM, as the
+            reference. Conditioning frames always stay in RAM. `init_state(memory_policy=...)` overrides it for
+            one session.
+        memory_dtype (`torch.dtype`, *optional*, defaults to `torch.bfloat16`):
+            The dtype spatial memories are stored in: bfloat16, as Meta and transformers store them; float32
+            keeps them exact (e.g. to compare two implementations past bf16 rounding) at twice the memory.
+        model_id (`str` or `os.PathLike`):
+            `from_pretrained` only: a Hub repo id, a folder saved with `save_pretrained`, or one of Meta's `.pt`
+            checkpoints, loaded with `Sam2VideoModel.from_pretrained`.
+        device (`str` or `torch.device`, *optional*, defaults to `None`):
+            `from_pretrained` only: where the model is moved after loading; None leaves it where loading put it
+            (the CPU unless a loading keyword says otherwise).
+        kwargs (*optional*):
+            `from_pretrained` only: the options above mixed with `Sam2VideoModel.from_pretrained` keywords (for
+            example `dtype`, `image_size`, or `size` / `version` for a Meta `.pt` file).
+    """
 
     def __init__(
         self,
@@ -128,10 +191,7 @@ class Sam2VideoPredictor:
         memory_policy: str = "disk",
         memory_dtype: torch.dtype = torch.bfloat16,
     ):
-        """model: a `Sam2VideoModel`. The options are Meta's `SAM2VideoPredictor` options, plus:
-        memory_policy: where old memories go ("disk", "window", "ram"; see `memory_bank.check_policy`);
-        memory_dtype: the dtype memories are stored in (default bfloat16, as Meta and transformers store
-        them; float32 keeps them exact, e.g. to compare two implementations past bf16 rounding)."""
+        """A predictor on `model` with these options (documented in the class docstring's Args)."""
         self.model = model.eval()
         self.fill_hole_area = fill_hole_area
         self.non_overlap_masks = non_overlap_masks
@@ -155,7 +215,8 @@ class Sam2VideoPredictor:
 
     @classmethod
     def from_pretrained(cls, model_id, device=None, **kwargs) -> Sam2VideoPredictor:
-        """Hub repo id, saved folder or Meta `.pt`; predictor options and model loading kwargs may be mixed."""
+        """Hub repo id, saved folder or Meta `.pt`; predictor options and model loading kwargs may be mixed
+        (see the class docstring's Args)."""
         options = {k: kwargs.pop(k) for k in cls.PREDICTOR_OPTIONS if k in kwargs}
         model = Sam2VideoModel.from_pretrained(model_id, **kwargs)
         if device is not None:

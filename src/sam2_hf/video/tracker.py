@@ -117,6 +117,25 @@ class Sam2Tracker:
     Unlike the Meta-compatible predictor's default, every prompted frame is a conditioning frame
     (`add_all_frames_to_correct_as_cond=True`, the paper's interactive setting), so a correction on a
     frame that was already tracked stays as given when tracking runs again.
+
+    Build one with `Sam2Tracker(predictor, threshold)` or `Sam2Tracker.from_pretrained(model_id, device=None,
+    threshold=0.0, **kwargs)`.
+
+    Args:
+        predictor (`Sam2VideoPredictor`):
+            The predictor that tracks; its options (hole filling, memory policy, ...) apply as given.
+        threshold (`float`, *optional*, defaults to 0.0):
+            Mask logit above which a pixel belongs to an object when results are binarized (0.0 is
+            probability 0.5); applies to every mask this tracker returns or stores in `Masklets`.
+        model_id (`str` or `os.PathLike`):
+            `from_pretrained` only: a Hub repo id, a folder saved with `save_pretrained`, or one of Meta's `.pt`
+            checkpoints (see `Sam2VideoPredictor.from_pretrained`).
+        device (`str` or `torch.device`, *optional*, defaults to `None`):
+            `from_pretrained` only: where the model is moved after loading; None leaves it where loading put it.
+        kwargs (*optional*):
+            `from_pretrained` only: `Sam2VideoPredictor` options and `Sam2VideoModel.from_pretrained` keywords,
+            mixed, as `Sam2VideoPredictor.from_pretrained` takes them; `add_all_frames_to_correct_as_cond`
+            defaults to True here.
     """
 
     def __init__(self, predictor: Sam2VideoPredictor, threshold: float = 0.0):
@@ -298,6 +317,16 @@ class TrackingStream:
                 masks = stream.add_prompt(1, points=[(210, 350)], labels=[1])
 
     Only the memories tracking still reads are kept (`memory_policy="window"`), so memory stays flat.
+    Made by `Sam2Tracker.stream(max_buffered, fps)`.
+
+    Args:
+        tracker (`Sam2Tracker`):
+            The tracker whose predictor tracks and whose `threshold` binarizes the masks.
+        max_buffered (`int`, *optional*, defaults to 8):
+            Pushed frames kept (at least 1): older ones can no longer be read, e.g. to encode a frame again once
+            its features have left the session's small feature cache. Prompts apply to the newest frame.
+        fps (`float`, *optional*, defaults to `None`):
+            The stream's frame rate, recorded as the frame source's `fps`; tracking does not use it.
     """
 
     def __init__(self, tracker: Sam2Tracker, max_buffered: int = 8, fps: float | None = None):
