@@ -17,6 +17,9 @@ def _seed():
     torch.manual_seed(0)
 
 
+SAM21_ONLY_PARAMETERS = {"no_obj_embed_spatial", "obj_ptr_tpos_proj.weight", "obj_ptr_tpos_proj.bias"}
+
+
 class MetaReference:
     """One configuration of Meta's reference SAM 2 with seeded random weights, its `.pt`, and ours loaded from it.
 
@@ -30,15 +33,21 @@ class MetaReference:
 
     With `content=True` the weights are the content-bearing ones of tests/content_weights.py (built on ours from
     the random weights, written to `path`, loaded into every Meta model), and `content_properties` holds what
-    `check_content_bearing` measured on them; building asserts those properties.
+    `check_content_bearing` measured on them; building asserts those properties. SAM 2's are SAM 2.1's (the
+    same size and seed) less `SAM21_ONLY_PARAMETERS`: trained on SAM 2 itself, the decoder learns the clicks and
+    not the memory, while SAM 2.1's weights pass the same checks in SAM 2's model (object pointers without
+    temporal encoding, no spatial no-object embedding).
 
     Building a model leaves the global torch seed as the test left it, so results do not depend on whether
     an earlier test already built this configuration.
     """
 
-    def __init__(self, directory: Path, size, version, image_size, video, seed, object_score_bias, content):
+    def __init__(
+        self, directory: Path, size, version, image_size, video, seed, object_score_bias, content, content_from=None
+    ):
         self.size, self.version, self.image_size = size, version, image_size
         self.video, self.seed, self.object_score_bias, self.content = video, seed, object_score_bias, content
+        self.content_from = content_from  # SAM 2 (content=True): the SAM 2.1 MetaReference whose weights it takes
         release = "sam2" if version == "2" else "sam2.1"
         self._path = directory / f"{release}_hiera_{size.replace('-', '_')}.pt"  # named like Meta's release files
         self._meta = None
@@ -75,8 +84,13 @@ class MetaReference:
         from sam2_hf.video.predictor import Sam2VideoPredictor
 
         random_path = self._path.with_name("random-" + self._path.name)
+        if self.content_from is not None:  # SAM 2: the SAM 2.1 weights, less the parameters only SAM 2.1 has
+            unused = random_meta.load_state_dict(torch.load(self.content_from.path)["model"], strict=False)
+            assert not unused.missing_keys and set(unused.unexpected_keys) == SAM21_ONLY_PARAMETERS, unused
         save_meta_checkpoint(random_meta, random_path)
-        ours = make_content_bearing(Sam2VideoModel.from_pretrained(random_path, image_size=self.image_size))
+        ours = Sam2VideoModel.from_pretrained(random_path, image_size=self.image_size)
+        if self.content_from is None:
+            make_content_bearing(ours)
         random_path.unlink()
         self.content_properties = check_content_bearing(Sam2VideoPredictor(ours, fill_hole_area=0))
         write_meta_checkpoint(ours, self._path)
@@ -120,7 +134,12 @@ class MetaReferences:
         if key not in self._references:
             kind = ("-video" if video else "") + ("-content" if content else "")
             name = f"meta-{size}-{version}-{image_size}px{kind}-seed{seed}-"
-            self._references[key] = MetaReference(self._tmp_path_factory.mktemp(name), *key)
+            content_from = None
+            if content and str(version) == "2":
+                content_from = self(
+                    size, "2.1", image_size, video=video, seed=seed, object_score_bias=object_score_bias, content=True
+                )
+            self._references[key] = MetaReference(self._tmp_path_factory.mktemp(name), *key, content_from)
         return self._references[key]
 
     def release_larger_than_tiny(self):
@@ -171,9 +190,7 @@ def davis_folder(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def video_reference(reference_models):
-    """`video_reference(version="2.1")` -> the `MetaReference` (tiny, 256 px, video predictor) that the video
-    parity tests, the seeded-bug ledger and the half-precision video checks compare on. Still the random weights:
-    the content-bearing ones (`content=True`, tests/test_content_weights.py) make tracking real, but fp32
-    rounding differences then grow about 3x per tracked frame, so the two implementations drift apart past any
-    1e-5 bound within a few frames; until the weights are less sensitive, parity is measured on these."""
-    return lambda version="2.1": reference_models("tiny", version, 256, video=True)
+    """`video_reference(version="2.1", content=False)` -> the `MetaReference` (tiny, 256 px, video predictor)
+    that the video parity tests, the seeded-bug ledger and the half-precision video checks compare on:
+    the content-bearing weights with `content=True` (tests/content_weights.py), else the seeded random ones."""
+    return lambda version="2.1", content=False: reference_models("tiny", version, 256, video=True, content=content)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -114,9 +115,44 @@ def save_meta_checkpoint(model, path) -> str:
 
 
 def max_abs_diff(a, b) -> float:
+    """Max abs difference of two same-shape arrays or tensors, computed in float64 (exact for fp32 inputs)."""
     a, b = torch.as_tensor(a), torch.as_tensor(b)
     assert a.shape == b.shape, f"shape mismatch {tuple(a.shape)} vs {tuple(b.shape)}"
-    return (a.float() - b.float()).abs().max().item()
+    return (a.double() - b.double()).abs().max().item()
+
+
+@contextlib.contextmanager
+def double_precision():
+    """Inside, torch code that names float32 computes in float64: `torch.float32` and `torch.float` are
+    `torch.float64`, `Tensor.float()` is `Tensor.double()`, and the default dtype is float64.
+
+    Both implementations hard-code float32 in places that a model's `.double()` does not reach: the position
+    encodings and RoPE tables, casts around the mask decoder's outputs and the memory encoder, Meta's frame
+    loading. A comparison of two float64 runs must reach every one of them (a single float32 rounding on one
+    side is a 1e-7 difference that weights where the memory matters amplify, frame after frame). sam2_hf's
+    cached position tables are keyed by dtype, so the float64 ones made inside do not leak out.
+    """
+    saved = torch.float32, torch.float, torch.Tensor.float, torch.get_default_dtype()
+    torch.float32 = torch.float = torch.float64
+    torch.Tensor.float = torch.Tensor.double
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.float32, torch.float, torch.Tensor.float = saved[:3]
+        torch.set_default_dtype(saved[3])
+
+
+def meta_in_double(meta):
+    """Meta's model in float64, for use inside `double_precision()`: parameters and buffers, and the RoPE
+    tables that its memory attention keeps as a plain (complex64) attribute, recomputed in complex128."""
+    meta.double()
+    for module in meta.modules():
+        if hasattr(module, "compute_cis"):
+            side = math.isqrt(module.freqs_cis.shape[0])
+            with double_precision():
+                module.freqs_cis = module.compute_cis(end_x=side, end_y=side)
+    return meta
 
 
 def merge_artifact(path: Path, entries: dict, section: str | None = None) -> None:

@@ -12,6 +12,8 @@ memory attention vs Meta 1.7e-6 (outputs of std 1, max 4.6); its gradients 4.9e-
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -151,3 +153,42 @@ def test_tables_first_made_in_inference_mode_still_train():
     x = torch.randn(1, 1, 35, 32, requires_grad=True)
     (apply_rope(x, cos, sin) * pos.flatten(1).T[:, :32]).sum().backward()
     assert x.grad.abs().max() > 0
+
+
+def test_memory_attention_in_float64_computes_in_float64():
+    """A model run in float64 (the float64 parity tests, users who call `.double()`) stays in float64 through
+    the steps that upcast half precision to fp32: RoPE tables and rotation, the narrow-value attention, the
+    sine position tables and LayerNorm2d. Each is checked against the plain formula in float64: a hidden fp32
+    step would leave an error near 1e-7, far above the 1e-12 asserted."""
+    from sam2_hf.modeling.layers import LayerNorm2d
+
+    cos, sin = axial_rope_tables(32, 8, 8, 10000.0, dtype=torch.float64)
+    assert cos.dtype == sin.dtype == torch.float64
+    assert axial_rope_tables(32, 8, 8, 10000.0)[0].dtype == torch.float32  # a different cache entry
+    x = torch.randn(2, 1, 64, 32, dtype=torch.float64)
+    freqs = 1.0 / 10000.0 ** (torch.arange(0, 32, 4, dtype=torch.float64)[:8] / 32)
+    t = torch.arange(64, dtype=torch.float64)
+    angles = torch.cat([torch.outer(t % 8, freqs), torch.outer(torch.div(t, 8, rounding_mode="floor"), freqs)], 1)
+    even, odd = x[..., 0::2], x[..., 1::2]
+    rotated = torch.stack((even * angles.cos() - odd * angles.sin(), even * angles.sin() + odd * angles.cos()), -1)
+    with torch.no_grad():
+        assert max_abs_diff(apply_rope(x, cos, sin), rotated.flatten(-2)) < 1e-12
+
+    q, k, v = (torch.randn(1, 2, n, d, dtype=torch.float64) for n, d in ((50, 16), (70, 16), (70, 8)))
+    expected = torch.softmax(q @ k.transpose(-2, -1) / 4.0, dim=-1) @ v
+    with torch.no_grad():
+        out = attention_narrow_values(q, k, v)
+    assert out.dtype == torch.float64 and max_abs_diff(out, expected) < 1e-12
+
+    assert sine_position_encoding(64, 7, 5, dtype=torch.float64).dtype == torch.float64
+    assert (
+        max_abs_diff(
+            sine_position_encoding(64, 7, 5, dtype=torch.float64)[0, -1, 0],
+            math.sin(2 * math.pi * 7 / (7 + 1e-6)),  # channel 0: sin(y), last row
+        )
+        < 1e-12
+    )
+
+    norm, maps = LayerNorm2d(6).double(), torch.randn(2, 6, 3, 4, dtype=torch.float64)
+    centred = maps - maps.mean(1, keepdim=True)
+    assert max_abs_diff(norm(maps), centred / torch.sqrt(centred.square().mean(1, keepdim=True) + 1e-6)) < 1e-12

@@ -11,7 +11,13 @@ then run one session on a synthetic clip:
 
 Every mask either side returns is compared as logits at video resolution (transformers' low-res
 `pred_masks` through `Sam2VideoProcessor.post_process_masks(binarize=False)`, which is the same bilinear
-resize our predictor applies); max abs difference <= 1e-3, printed per object.
+resize our predictor applies); max abs difference <= TOLERANCE, printed per object.
+
+The weights are the content-bearing ones (tests/content_weights.py: objects distinct, memory deciding the
+masks) and both sides run in float64 (`reference.double_precision`; transformers' model is built inside it so
+its RoPE frequencies are float64 too), for the reason test_video_parity gives: on these weights the model
+amplifies a float32 rounding difference about 3x per tracked frame. Memories are stored in bfloat16 on both
+sides, as each does by default: values that agree to 1e-14 round to the same bfloat16.
 
 How transformers is driven so that it computes the same thing (all are differences of its API or
 algorithm, not of the numbers):
@@ -52,7 +58,7 @@ import torch
 from sam2_hf.video.predictor import Sam2VideoPredictor
 from sam2_hf.video.synthetic import synthetic_clip
 
-from reference import max_abs_diff
+from reference import double_precision, max_abs_diff
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("torchvision")  # transformers' Sam2 processors need it
@@ -132,15 +138,20 @@ def session_script(driver, log):
 
 
 @pytest.mark.parametrize("version", ["2.1", "2"])
-def test_video_predictor_matches_transformers(tmp_path, version, reference_models):
+def test_video_predictor_matches_transformers(tmp_path, version, video_reference):
     frames = synthetic_clip(num_frames=NUM_FRAMES, height=HEIGHT, width=WIDTH)
-    ours = reference_models("tiny", version, IMAGE_SIZE, video=True).load(Sam2VideoPredictor, fill_hole_area=0)
-    ours.model.save_pretrained(tmp_path / "hf")
-    theirs, info = transformers.Sam2VideoModel.from_pretrained(tmp_path / "hf", output_loading_info=True)
+    reference = video_reference(version, content=True)
+    ours = reference.load(Sam2VideoPredictor, fill_hole_area=0)
+    ours.model.to(torch.float64).save_pretrained(tmp_path / "hf")
+    with double_precision():  # built inside, so its RoPE frequencies are computed in float64 too
+        theirs, info = transformers.Sam2VideoModel.from_pretrained(
+            tmp_path / "hf", output_loading_info=True, dtype=torch.float64
+        )
     assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
+    assert next(theirs.parameters()).dtype == torch.float64
     theirs.eval()
 
-    with torch.inference_mode():
+    with torch.inference_mode(), double_precision():
         state = ours.init_state(frames)
         video = torch.cat([state.pixel_values(i) for i in range(NUM_FRAMES)])
         our_log, their_log = [], []
@@ -163,11 +174,14 @@ def test_video_predictor_matches_transformers(tmp_path, version, reference_model
     errors = [(e[0], e[1], max_abs_diff(e[3], t[3])) for e, t in zip(our_log, their_log)]
     assert worst <= TOLERANCE, [e for e in errors if e[2] > TOLERANCE][:5]
 
-    # The comparison is not vacuous: objects are found, masks differ between objects and frames.
+    # The comparison is not vacuous: objects 1 (red disc) and 2 (blue square) are both found on most tracked
+    # frames of both passes, with distinct masks wherever both are; the masks move between frames.
     forward = [e[3] for e in our_log if e[0] == "forward"]
     reverse = [e[3] for e in our_log if e[0] == "reverse"]
     assert len(forward) == NUM_FRAMES and len(reverse) == 7 and reverse[0].shape[0] == 4
-    assert all((m > 0).any() for m in forward + reverse), "some frame has no foreground at all"
-    first = our_log[2][3] > 0  # the three objects on frame 0
-    assert not torch.equal(first[0], first[1]) and not torch.equal(first[1], first[2])
-    assert not torch.equal(forward[0], forward[-1])
+    tracked = [m[:2, 0] > 0 for m in forward[1:] + reverse[1:]]
+    both = [(a, b) for a, b in tracked if a.any() and b.any()]
+    print(f"objects 1 and 2 both found on {len(both)} of {len(tracked)} tracked frames")
+    assert len(both) >= 0.75 * len(tracked)
+    assert all((a & b).sum() / (a | b).sum() < 0.5 for a, b in both)
+    assert not torch.equal(forward[0] > 0, forward[-1] > 0)

@@ -51,6 +51,13 @@ class FeedForward(nn.Module):
         return torch.sigmoid(x) if self.sigmoid_output else x
 
 
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a numerically sensitive step (norm, attention, RoPE) computes in: fp32 for half-precision inputs
+    (fp16 / bf16, as fused kernels accumulate them), the input's own dtype otherwise (fp32, or fp64 when a caller
+    runs the model in double precision)."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
 class LayerNorm2d(nn.Module):
     """LayerNorm over the channel axis of a (B, C, H, W) map."""
 
@@ -61,11 +68,13 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> same shape and dtype; computed in fp32 (as `F.layer_norm` accumulates half inputs)."""
-        dtype, x = x.dtype, x.float()
+        """(B, C, H, W) -> same shape and dtype; half inputs computed in fp32 (as `F.layer_norm` accumulates them)."""
+        dtype = x.dtype
+        x = x.to(accumulation_dtype(dtype))
         centred = x - x.mean(1, keepdim=True)
         x = centred / torch.sqrt(centred.square().mean(1, keepdim=True) + self.eps)
-        return torch.addcmul(self.bias.float()[:, None, None], self.weight.float()[:, None, None], x).to(dtype)
+        weight, bias = self.weight.to(x.dtype)[:, None, None], self.bias.to(x.dtype)[:, None, None]
+        return torch.addcmul(bias, weight, x).to(dtype)
 
 
 def attention_narrow_values(q, k, v, dropout_p: float = 0.0, tile: int = 1024) -> torch.Tensor:
@@ -78,7 +87,7 @@ def attention_narrow_values(q, k, v, dropout_p: float = 0.0, tile: int = 1024) -
     q, k, v = (x.expand(*lead, *x.shape[-2:]) for x in (q, k, v))
     if q.device.type == "cuda":
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-    if q.dtype != torch.float32:  # CPU half: computed in fp32, as SDPA's CPU kernels accumulate half inputs
+    if q.dtype != accumulation_dtype(q.dtype):  # CPU half: in fp32, as SDPA's CPU kernels accumulate half inputs
         return attention_narrow_values(q.float(), k.float(), v.float(), dropout_p, tile).type_as(q)
     q, keys = q * q.shape[-1] ** -0.5, k.transpose(-2, -1)
     if dropout_p or (torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))):
@@ -127,7 +136,7 @@ def eager_attention(q, k, v, dropout_p: float = 0.0, mask=None) -> torch.Tensor:
     scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1))
     if mask is not None:
         scores = scores + mask
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype)
+    probs = torch.softmax(scores, dim=-1, dtype=accumulation_dtype(scores.dtype)).to(v.dtype)
     return torch.matmul(F.dropout(probs, dropout_p) if dropout_p else probs, v)
 
 

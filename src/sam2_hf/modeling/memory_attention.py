@@ -28,19 +28,19 @@ class RoPEAttention(Attention):
         self.theta = theta
         self.feat_sizes = tuple(feat_sizes)
 
-    def rope_tables(self, num_queries: int, device):
+    def rope_tables(self, num_queries: int, device, dtype=torch.float32):
         w, h = self.feat_sizes
         if w * h != num_queries:  # another resolution: assume a square grid
             w = h = math.isqrt(num_queries)
-        return axial_rope_tables(self.head_dim, w, h, self.theta, device=device)
+        return axial_rope_tables(self.head_dim, w, h, self.theta, device=device, dtype=dtype)
 
     def rotated_queries_and_keys(self, q, k, num_k_exclude_rope: int = 0):
         """Project and rotate: -> (B, heads, Nq, C/heads), (B, heads, Nk, C/heads); the last
         `num_k_exclude_rope` keys (object pointers) are not rotated."""
         q, k = self.split_heads(self.q_proj(q)), self.split_heads(self.k_proj(k))
-        cos, sin = self.rope_tables(q.shape[-2], q.device)
+        cos, sin = self.rope_tables(q.shape[-2], q.device, q.dtype)
         num_rope = k.shape[-2] - num_k_exclude_rope
-        if k.dtype == q.dtype == torch.float32 and not torch.is_grad_enabled():  # fresh projections: rotate in place
+        if k.dtype == q.dtype in (torch.float32, torch.float64) and not torch.is_grad_enabled():  # rotate in place
             apply_rope_(q, cos, sin)
             apply_rope_(k[:, :, :num_rope], cos, sin)
             return q, k

@@ -8,19 +8,26 @@ from functools import lru_cache
 import torch
 from torch import nn
 
+from .layers import accumulation_dtype
+
+
+def table_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a position table is computed in for a model of `dtype`: float64 for float64, else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
 
 # The cached tables are built outside inference mode: a table first made under `torch.inference_mode()`
 # would be an inference tensor, which autograd refuses to save when the same process trains later.
 @lru_cache(maxsize=16)
 @torch.inference_mode(False)
-def _sine_2d_cpu(num_feats: int, height: int, width: int, temperature: float) -> torch.Tensor:
+def _sine_2d_cpu(num_feats: int, height: int, width: int, temperature: float, dtype: torch.dtype) -> torch.Tensor:
     half = num_feats // 2
     scale = 2 * math.pi
-    y = torch.arange(1, height + 1, dtype=torch.float32)
-    x = torch.arange(1, width + 1, dtype=torch.float32)
+    y = torch.arange(1, height + 1, dtype=dtype)
+    x = torch.arange(1, width + 1, dtype=dtype)
     y = y / (y[-1:] + 1e-6) * scale
     x = x / (x[-1:] + 1e-6) * scale
-    dim_t = torch.arange(half, dtype=torch.float32)
+    dim_t = torch.arange(half, dtype=dtype)
     dim_t = temperature ** (2 * (dim_t // 2) / half)
     pos_x = x[:, None] / dim_t  # (W, half)
     pos_y = y[:, None] / dim_t  # (H, half)
@@ -35,8 +42,9 @@ def _sine_2d_cpu(num_feats: int, height: int, width: int, temperature: float) ->
 def sine_position_encoding(
     num_feats: int, height: int, width: int, device=None, dtype=torch.float32, temperature: float = 10000.0
 ) -> torch.Tensor:
-    """DETR-style normalized 2-D sine encoding, (num_feats, H, W): first half encodes y, second x."""
-    return _sine_2d_cpu(num_feats, height, width, temperature).to(device=device, dtype=dtype)
+    """DETR-style normalized 2-D sine encoding, (num_feats, H, W): first half encodes y, second x; computed in
+    `table_dtype(dtype)` (once per shape), returned in `dtype`."""
+    return _sine_2d_cpu(num_feats, height, width, temperature, table_dtype(dtype)).to(device=device, dtype=dtype)
 
 
 def sine_1d(positions: torch.Tensor, dim: int, temperature: float = 10000.0) -> torch.Tensor:
@@ -72,37 +80,39 @@ class RandomFourierEmbedding(nn.Module):
 
 @lru_cache(maxsize=8)
 @torch.inference_mode(False)
-def _axial_rope_cpu(dim: int, end_x: int, end_y: int, theta: float):
-    freqs = 1.0 / (theta ** (torch.arange(0, dim, 4)[: dim // 4].float() / dim))
-    t = torch.arange(end_x * end_y, dtype=torch.float32)
+def _axial_rope_cpu(dim: int, end_x: int, end_y: int, theta: float, dtype: torch.dtype):
+    freqs = 1.0 / (theta ** (torch.arange(0, dim, 4)[: dim // 4].to(dtype) / dim))
+    t = torch.arange(end_x * end_y, dtype=dtype)
     t_x, t_y = t % end_x, torch.div(t, end_x, rounding_mode="floor")
     angles = torch.cat([torch.outer(t_x, freqs), torch.outer(t_y, freqs)], dim=-1)  # (N, dim/2)
     return angles.cos(), angles.sin()
 
 
-def axial_rope_tables(dim: int, end_x: int, end_y: int, theta: float, device=None):
-    """cos/sin tables (N, dim/2) of 2-D axial RoPE on an end_y x end_x grid (row-major tokens)."""
-    cos, sin = _axial_rope_cpu(dim, end_x, end_y, theta)
+def axial_rope_tables(dim: int, end_x: int, end_y: int, theta: float, device=None, dtype=torch.float32):
+    """cos/sin tables (N, dim/2) of 2-D axial RoPE on an end_y x end_x grid (row-major tokens), in
+    `table_dtype(dtype)` for queries of `dtype` (float32 for half precision: `apply_rope` rotates in fp32)."""
+    cos, sin = _axial_rope_cpu(dim, end_x, end_y, theta, table_dtype(dtype))
     return cos.to(device), sin.to(device)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate consecutive channel pairs of x (..., N, dim) by the angles of cos/sin (N, dim/2), in fp32.
+    """Rotate consecutive channel pairs of x (..., N, dim) by the angles of cos/sin (N, dim/2), in fp32 (fp64 for
+    fp64 inputs).
 
     If x has r*N tokens the tables apply to each block of N (each memory frame reuses the query grid's positions).
     """
     if not (torch.is_grad_enabled() and x.requires_grad):
-        out = x.to(torch.float32, copy=True)
+        out = x.to(accumulation_dtype(x.dtype), copy=True)
         apply_rope_(out, cos, sin)
         return out
-    x = x.float().unflatten(-2, (-1, cos.shape[0]))
+    x = x.to(accumulation_dtype(x.dtype)).unflatten(-2, (-1, cos.shape[0]))
     x_even, x_odd = x[..., 0::2], x[..., 1::2]
     out = torch.stack((x_even * cos - x_odd * sin, x_even * sin + x_odd * cos), dim=-1).flatten(-2)
     return out.flatten(-3, -2)
 
 
 def apply_rope_(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> None:
-    """`apply_rope` written into x itself (fp32, no gradient): only a copy of the even channels is allocated."""
+    """`apply_rope` written into x itself (fp32 or fp64, no gradient): only a copy of the even channels is allocated."""
     x = x.unflatten(-2, (-1, cos.shape[0]))
     x_even, x_odd = x[..., 0::2], x[..., 1::2]
     even = x_even.clone()

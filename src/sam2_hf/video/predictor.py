@@ -96,9 +96,10 @@ class VideoSession:
             raise IndexError(f"Frame index {frame_idx} is out of range for a video of {n} frames.")
 
     def pixel_values(self, frame_idx: int) -> torch.Tensor:
-        """Frame -> (1, 3, S, S): PIL bicubic resize, /255, ImageNet normalization (the reference's frame loading)."""
+        """Frame -> (1, 3, S, S) float32: PIL bicubic resize, /255 in float64 then float32, ImageNet normalization
+        (the reference's frame loading, operation for operation)."""
         frame = Image.fromarray(self.frames.frame(frame_idx)).resize((self.image_size, self.image_size))
-        x = torch.from_numpy(np.asarray(frame, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        x = torch.from_numpy(np.asarray(frame) / 255.0).float().permute(2, 0, 1)
         return normalize(x.unsqueeze(0)).to(self.device)
 
 
