@@ -33,7 +33,7 @@ from sam2_hf.build_sam import (
 from sam2_hf.configuration_sam2 import HIERA_SIZES
 from sam2_hf.video.synthetic import save_jpeg_folder, synthetic_clip
 
-from reference import max_abs_diff
+from reference import double_precision, max_abs_diff, meta_in_double
 
 IMAGE_SIZE = 256
 FEAT = IMAGE_SIZE // 16
@@ -237,13 +237,18 @@ def logit_difference(reference, ours, non_overlap: bool):
     ],
     ids=["sam2.1-notebook", "sam2-vos_inference"],
 )
-def test_video_builder_matches_meta(tmp_path, checkpoint, config_file, version, apply_postprocessing, extra, session):
+def test_video_builder_matches_meta(
+    tmp_path, video_reference, config_file, version, apply_postprocessing, extra, session
+):
     """build_sam2_video_predictor gives Meta's masks for the notebook's and vos_inference's calls.
 
-    Meta skips hole filling on CPU (its kernel is CUDA-only), so hole filling is set to 0 on both
-    after building (the builders' option mapping is checked in test_video_options_match_meta)."""
+    On the content-bearing weights (tests/content_weights.py), both built predictors then run in float64
+    (`reference.double_precision`; why: tests/test_video_parity.py). Memories are stored in bfloat16 on both, as
+    both builders set it: values that agree to 1e-14 round alike. Meta skips hole filling on CPU (its kernel is
+    CUDA-only), so hole filling is set to 0 on both after building (the builders' option mapping is checked in
+    test_video_options_match_meta)."""
     folder = save_jpeg_folder(synthetic_clip(num_frames=8, height=96, width=128), tmp_path / "frames")
-    ckpt = checkpoint("tiny", version)
+    ckpt = str(video_reference(version, content=True).path)
     kwargs = dict(device="cpu", hydra_overrides_extra=SIZE_OVERRIDES + extra, apply_postprocessing=apply_postprocessing)
     meta = meta_build_sam().build_sam2_video_predictor(config_file, ckpt, **kwargs)
     ours = build_sam2_video_predictor(config_file, ckpt, **kwargs)
@@ -253,9 +258,11 @@ def test_video_builder_matches_meta(tmp_path, checkpoint, config_file, version, 
         meta.binarize_mask_from_pts_for_mem_enc,
     )
     meta.fill_hole_area = ours.fill_hole_area = 0
+    meta_in_double(meta)
+    ours.model.to(torch.float64)
 
     reference_log, our_log = [], []
-    with torch.inference_mode(), warnings.catch_warnings():
+    with torch.inference_mode(), warnings.catch_warnings(), double_precision():
         warnings.simplefilter("ignore")  # Meta's CPU warnings (no CUDA kernel, autocast)
         session(meta, folder, lambda label, r: reference_log.append((label, int(r[0]), list(r[1]), r[2].float())))
         session(ours, folder, lambda label, r: our_log.append((label, int(r[0]), list(r[1]), r[2].float())))
@@ -270,11 +277,14 @@ def test_video_builder_matches_meta(tmp_path, checkpoint, config_file, version, 
     assert worst <= VIDEO_TOLERANCE
     assert sum(ties) <= 1e-3 * num_pixels
 
-    # not vacuous: both objects are found on every tracked frame, and the masks move
-    tracked = [e[3] for e in reference_log if e[0].startswith("propagate")]
-    for masks in tracked:
-        foreground = (masks > 0).flatten(1).float().mean(1)
-        assert ((foreground > 0) & (foreground < 1)).all(), foreground
+    # not vacuous: object 1 (clicked, or given as a mask) is found on most tracked frames, object 2's mask is
+    # distinct from it wherever both are found; the masks move. (Object 2 of the notebook session is a box, a
+    # prompt the content-bearing decoder was not trained on: measured, found on 2 of 16 frames.)
+    tracked = [e[3][:, 0] > 0 for e in reference_log if e[0].startswith("propagate")]
+    found = [int(a.any()) + int(b.any()) for a, b in tracked]
+    report(f"video {config_file}: objects found per tracked frame", found)
+    assert sum(a.any() for a, _ in tracked) >= 0.75 * len(tracked)
+    assert all((a & b).sum() / (a | b).sum() < 0.5 for a, b in tracked if a.any() and b.any())
     first_pass = [e[3] for e in reference_log if e[0] == "propagate"]
     assert len(first_pass) == 8 and not torch.equal(first_pass[0] > 0, first_pass[-1] > 0)
     if meta.non_overlap_masks:  # vos_inference's non-overlap constraint is in effect on both

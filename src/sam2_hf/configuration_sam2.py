@@ -89,7 +89,8 @@ class Sam2HieraDetConfig(PreTrainedConfig):
         image_size (`int` or `list[int]`, *optional*, defaults to `[1024, 1024]`):
             Input size (height, width) in pixels. Informational: the trunk runs at any multiple of 32 (its
             background position embedding is interpolated to the actual grid) and does not read it;
-            `from_size` / `with_image_size` keep it equal to the model's input size, as transformers writes it.
+            `from_size` / `with_image_size` keep it equal to the model's input size, as transformers writes it,
+            and `Sam2Config` / `Sam2VideoConfig` reject a trunk whose `image_size` differs from theirs.
         patch_kernel_size (`int` or `list[int]`, *optional*, defaults to `[7, 7]`):
             Kernel size, in pixels, of the patch embedding convolution that turns pixels into the first stage's
             tokens.
@@ -209,12 +210,14 @@ class Sam2VisionConfig(PreTrainedConfig):
         backbone_feature_sizes (`list[list[int]]`, *optional*, defaults to `[[256, 256], [128, 128], [64, 64]]`):
             Grid sizes (height, width), in cells, of the three returned levels: S/4, S/8 and S/16. Not read by
             this implementation (the sizes follow from the input); transformers reshapes the features with it,
-            so `from_size` / `with_image_size` keep it consistent with the input size.
+            so `from_size` / `with_image_size` keep it consistent with the input size, and `Sam2Config` /
+            `Sam2VideoConfig` reject other values.
         fpn_hidden_size (`int`, *optional*, defaults to 256):
             Channel width of the FPN outputs (Meta: `d_model`). It is the width of the image embedding that the
             mask decoder, the memory attention and the memory encoder read, of the `no_memory_embedding` and of
             the object pointers, so it must match the prompt encoder's and mask decoder's `hidden_size` and the
-            video config's `memory_attention_hidden_size` / `memory_encoder_hidden_size`.
+            video config's `memory_attention_hidden_size` / `memory_encoder_hidden_size` (`Sam2Config` and
+            `Sam2VideoConfig` raise a ValueError otherwise).
         fpn_kernel_size (`int`, *optional*, defaults to 1):
             Kernel size, in cells, of the lateral convolutions.
         fpn_stride (`int`, *optional*, defaults to 1):
@@ -461,22 +464,45 @@ def _check_version(version) -> str:
     return str(version)
 
 
+def _check_image_size(image_size, field: str = "image_size") -> int:
+    """The model's input size S, checked: the trunk's stride-32 grid must tile the image (the FPN adds it,
+    upsampled 2x, to the stride-16 grid, and the 8-cell window embedding tiles the stride-4 grid), so S is a
+    positive multiple of 32."""
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size <= 0 or image_size % 32:
+        raise ValueError(f"{field} must be a positive multiple of 32, got {image_size!r}.")
+    return image_size
+
+
+def _feature_sizes(image_size: int) -> list[list[int]]:
+    """`backbone_feature_sizes` at input size S: the grids of the stride-4, 8 and 16 levels."""
+    return [[image_size // s, image_size // s] for s in (4, 8, 16)]
+
+
+def _resize_vision(vision: Sam2VisionConfig, image_size: int) -> None:
+    """Set the image encoder's copies of the input size (the trunk's `image_size`, `backbone_feature_sizes`)."""
+    vision.backbone_config.image_size = [image_size, image_size]
+    vision.backbone_feature_sizes = _feature_sizes(image_size)
+
+
 def _image_parts(size: str, image_size: int):
     """(vision, prompt encoder, mask decoder) configs of an official size at `image_size` pixels."""
     hiera = HIERA_SIZES[canonical_size(size)]
-    if image_size % 32:
-        raise ValueError(f"image_size must be a multiple of 32, got {image_size}.")
+    _check_image_size(image_size)
     c = hiera["hidden_size"]
     vision = Sam2VisionConfig(
         backbone_config=Sam2HieraDetConfig(image_size=[image_size, image_size], **hiera),
         backbone_channel_list=[c * 8, c * 4, c * 2, c],
-        backbone_feature_sizes=[[image_size // s, image_size // s] for s in (4, 8, 16)],
+        backbone_feature_sizes=_feature_sizes(image_size),
     )
     return vision, Sam2PromptEncoderConfig(image_size=image_size), Sam2MaskDecoderConfig()
 
 
+_SIZE_HINT = "omit {} to derive it from the input size, or use from_size / with_image_size"
+
+
 class _Sam2SizedConfig(PreTrainedConfig):
-    """What the image and video configurations share: the input size and the embedding grid."""
+    """What the image and video configurations share: the input size, the embedding grid, and the checks that
+    every stored copy of the input size and the widths the model connects agree."""
 
     @property
     def embedding_size(self) -> int:
@@ -486,13 +512,80 @@ class _Sam2SizedConfig(PreTrainedConfig):
     def with_image_size(self, image_size: int):
         """A copy of this configuration for another input size S (a multiple of 32), every resolution-dependent
         field changed as `from_size` sets it; no weight depends on S. Raises ValueError for another S."""
-        if image_size % 32:
-            raise ValueError(f"image_size must be a multiple of 32, got {image_size}.")
+        _check_image_size(image_size)
         config = copy.deepcopy(self)
-        config.vision_config.backbone_config.image_size = [image_size, image_size]
-        config.vision_config.backbone_feature_sizes = [[image_size // s, image_size // s] for s in (4, 8, 16)]
+        _resize_vision(config.vision_config, image_size)
         config.prompt_encoder_config.image_size = image_size
         return config
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        """transformers' `from_dict` (which `from_pretrained` calls); an `image_size` keyword resizes the whole
+        configuration (`with_image_size`) instead of setting the top-level field alone."""
+        image_size = kwargs.pop("image_size", None)
+        result = super().from_dict(config_dict, **kwargs)
+        if image_size is None:
+            return result
+        if isinstance(result, tuple):  # return_unused_kwargs=True
+            return (result[0].with_image_size(image_size), *result[1:])
+        return result.with_image_size(image_size)
+
+    def _init_parts(self, vision_config, prompt_encoder_config, mask_decoder_config, image_size) -> tuple[str, int]:
+        """Set the three sub-configs, those not given (None) at the input size S. Returns (field, S): S is
+        `image_size` when given, else the given prompt encoder's, else the given trunk's (when square), else 1024;
+        field names where S came from, for error messages."""
+        self.vision_config = _sub_config(self.sub_configs["vision_config"], vision_config)
+        self.prompt_encoder_config = _sub_config(self.sub_configs["prompt_encoder_config"], prompt_encoder_config)
+        self.mask_decoder_config = _sub_config(self.sub_configs["mask_decoder_config"], mask_decoder_config)
+        source, image_size = self._size_source(image_size, vision_config is not None, prompt_encoder_config is not None)
+        _check_image_size(image_size, source)
+        if vision_config is None:
+            _resize_vision(self.vision_config, image_size)
+        if prompt_encoder_config is None:
+            self.prompt_encoder_config.image_size = image_size
+        return source, image_size
+
+    def _size_source(self, image_size, vision_given: bool, prompt_encoder_given: bool) -> tuple[str, int]:
+        """(field, S) of `_init_parts`, once the sub-configs are set."""
+        trunk = _as_list(self.vision_config.backbone_config.image_size)
+        if image_size is not None:
+            return "image_size", image_size
+        if prompt_encoder_given:
+            return "prompt_encoder_config.image_size", self.prompt_encoder_config.image_size
+        if vision_given and trunk[0] == trunk[-1]:
+            return "vision_config.backbone_config.image_size", trunk[0]
+        return "image_size", 1024
+
+    def _size_fields(self, image_size: int) -> list[tuple[str, object, object]]:
+        """(field, stored value, value at input size S) for every stored copy of the input size."""
+        vision = self.vision_config
+        return [
+            ("prompt_encoder_config.image_size", self.prompt_encoder_config.image_size, image_size),
+            ("vision_config.backbone_config.image_size", _as_list(vision.backbone_config.image_size), [image_size] * 2),
+            ("vision_config.backbone_feature_sizes", vision.backbone_feature_sizes, _feature_sizes(image_size)),
+        ]
+
+    def _width_pairs(self) -> list[tuple[str, int, str, int]]:
+        """(field, width, other field, width) pairs the model connects, so each pair must be equal: the mask
+        decoder reads the FPN's maps, and the prompt tokens and positional encoding join its tokens and maps."""
+        fpn, decoder = self.vision_config.fpn_hidden_size, self.mask_decoder_config.hidden_size
+        prompt = self.prompt_encoder_config.hidden_size
+        return [
+            ("mask_decoder_config.hidden_size", decoder, "vision_config.fpn_hidden_size", fpn),
+            ("prompt_encoder_config.hidden_size", prompt, "mask_decoder_config.hidden_size", decoder),
+        ]
+
+    def _validate(self, source: str, image_size: int) -> None:
+        """ValueError, naming both fields, when a copy of the input size contradicts S (from `source`) or a
+        width the model connects differs from the other one."""
+        for field, value, expected in self._size_fields(image_size):
+            if value != expected:
+                detail = "" if expected == image_size else f" (expected {expected!r})"
+                hint = _SIZE_HINT.format(field.split(".")[0])
+                raise ValueError(f"{field}={value!r} but {source}={image_size}{detail}; {hint}.")
+        for field, value, other, other_value in self._width_pairs():
+            if value != other_value:
+                raise ValueError(f"{field}={value} but {other}={other_value}: the model needs them equal.")
 
 
 # Fields of a `sam2_video` config.json that an image model has no part for (see `Sam2Config`).
@@ -516,20 +609,32 @@ class Sam2Config(_Sam2SizedConfig):
     """The image model (image encoder, prompt encoder, mask decoder): transformers' `sam2` configuration.
 
     A `sam2_video` config.json (the official Hub repos) read as this config keeps the image parts and
-    drops the memory fields (`VIDEO_ONLY_FIELDS`), so an image model never saves a memory it lacks.
-    Use `Sam2Config.from_size("tiny", image_size=1024)` to build one.
+    drops the memory fields (`VIDEO_ONLY_FIELDS`; its `image_size` is checked, not stored), so an image model
+    never saves a memory it lacks. Use `Sam2Config.from_size("tiny", image_size=1024)` to build one.
+
+    Construction checks what the model relies on and raises a ValueError naming the fields otherwise: every
+    copy of the input size agrees (`prompt_encoder_config.image_size`, the trunk's `image_size` and
+    `backbone_feature_sizes`), it is a multiple of 32, and `mask_decoder_config.hidden_size` equals
+    `vision_config.fpn_hidden_size` and `prompt_encoder_config.hidden_size`.
 
     Args:
         vision_config (`Sam2VisionConfig` or `dict`, *optional*, defaults to `None`):
-            The image encoder: Hiera trunk and FPN neck. None: `Sam2VisionConfig()`, the tiny size at 1024 pixels.
+            The image encoder: Hiera trunk and FPN neck. None: `Sam2VisionConfig()` (the tiny size) at the input
+            size. Given, its trunk's `image_size` and its `backbone_feature_sizes` must match the input size.
         prompt_encoder_config (`Sam2PromptEncoderConfig` or `dict`, *optional*, defaults to `None`):
             The prompt encoder for points, boxes and mask prompts; its `image_size` is the model's input size
-            (`Sam2Config.image_size`). None: `Sam2PromptEncoderConfig()`, 1024 pixels.
+            (`Sam2Config.image_size`). None: `Sam2PromptEncoderConfig()` at the input size.
         mask_decoder_config (`Sam2MaskDecoderConfig` or `dict`, *optional*, defaults to `None`):
             The two-way-transformer mask decoder. None: `Sam2MaskDecoderConfig()`.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the normal initialization of the prompt encoder's and mask decoder's weights
             when the model is built without a checkpoint (the image encoder uses `vision_config`'s).
+        image_size (`int`, *optional*, defaults to `None`):
+            The model's input size S in pixels, a multiple of 32. Not stored: it sets the sub-configs that are not
+            given (`Sam2Config(image_size=512)` is the tiny model at 512 pixels throughout, as
+            `with_image_size(512)` makes it) and is checked against those that are (a ValueError names both
+            fields when they differ). None: the given prompt encoder's `image_size`, else the given trunk's, else
+            1024. `from_pretrained(..., image_size=S)` resizes the loaded configuration with `with_image_size`.
     """
 
     model_type = "sam2"
@@ -540,15 +645,20 @@ class Sam2Config(_Sam2SizedConfig):
     }
 
     def __init__(
-        self, vision_config=None, prompt_encoder_config=None, mask_decoder_config=None, initializer_range=0.02, **kwargs
+        self,
+        vision_config=None,
+        prompt_encoder_config=None,
+        mask_decoder_config=None,
+        initializer_range=0.02,
+        image_size=None,
+        **kwargs,
     ):
         for name in (*VIDEO_ONLY_FIELDS, "model_type"):  # this config is `sam2`, whatever file it was read from
             kwargs.pop(name, None)
-        self.vision_config = _sub_config(Sam2VisionConfig, vision_config)
-        self.prompt_encoder_config = _sub_config(Sam2PromptEncoderConfig, prompt_encoder_config)
-        self.mask_decoder_config = _sub_config(Sam2MaskDecoderConfig, mask_decoder_config)
+        source, size = self._init_parts(vision_config, prompt_encoder_config, mask_decoder_config, image_size)
         self.initializer_range = initializer_range
         super().__init__(**kwargs)
+        self._validate(source, size)
 
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):
@@ -593,10 +703,11 @@ class Sam2VideoConfig(_Sam2SizedConfig):
 
     Args:
         vision_config (`Sam2VisionConfig` or `dict`, *optional*, defaults to `None`):
-            The image encoder: Hiera trunk and FPN neck. None: `Sam2VisionConfig()`, the tiny size at 1024 pixels.
+            The image encoder: Hiera trunk and FPN neck. None: `Sam2VisionConfig()` (the tiny size) at `image_size`.
+            Given, its trunk's `image_size` and its `backbone_feature_sizes` must match `image_size`.
         prompt_encoder_config (`Sam2VideoPromptEncoderConfig` or `dict`, *optional*, defaults to `None`):
-            The prompt encoder; its `image_size` must equal this config's `image_size`. None: the defaults
-            (1024 pixels).
+            The prompt encoder; its `image_size` must equal this config's `image_size`. None: the defaults at
+            `image_size`.
         mask_decoder_config (`Sam2VideoMaskDecoderConfig` or `dict`, *optional*, defaults to `None`):
             The mask decoder. None: the defaults.
         initializer_range (`float`, *optional*, defaults to 0.02):
@@ -610,11 +721,15 @@ class Sam2VideoConfig(_Sam2SizedConfig):
             the conditioning frames and `num_maskmem - 1` for the most recent non-conditioning frames (the
             previous frame, then every `memory_temporal_stride_for_eval`-th frame before it), i.e. by default the
             prompted frames plus 6 previous frames.
-        image_size (`int`, *optional*, defaults to 1024):
-            The model's input size S in pixels: frames are resized to S x S, and predicted masks are upscaled to
-            S x S for the memory encoder. Must equal `prompt_encoder_config.image_size` (and the trunk's
-            `image_size`); `from_size` / `with_image_size` set them all. The official checkpoints use 1024; the
-            weights work at any multiple of 32.
+        image_size (`int`, *optional*, defaults to `None`):
+            The model's input size S in pixels, a multiple of 32: frames are resized to S x S, and predicted masks
+            are upscaled to S x S for the memory encoder. The sub-configs not given and a
+            `memory_attention_rope_feat_sizes` of None are set for S (`Sam2VideoConfig(image_size=512)` is the
+            tiny model at 512 pixels throughout, as `with_image_size(512)` makes it); those given must agree with
+            it (`prompt_encoder_config.image_size`, the trunk's `image_size`, `backbone_feature_sizes`, the RoPE
+            grid), else a ValueError names both fields. None: the given prompt encoder's `image_size`, else the
+            given trunk's, else 1024. `from_pretrained(..., image_size=S)` resizes the loaded configuration with
+            `with_image_size`. The official checkpoints use 1024; the weights work at any multiple of 32.
         sigmoid_scale_for_mem_enc (`float`, *optional*, defaults to 20.0):
             Scale applied to the mask before the memory encoder: it reads sigmoid(mask logits) (or the binarized
             mask) times this plus `sigmoid_bias_for_mem_enc`, so probabilities 0 to 1 become -10 to +10.
@@ -658,7 +773,7 @@ class Sam2VideoConfig(_Sam2SizedConfig):
             False for SAM 2, whose checkpoints lack that layer: the pointers' positions are zero.
         memory_attention_hidden_size (`int`, *optional*, defaults to 256):
             Width of the memory attention (Meta: `d_model`); its queries are the current frame's stride-16
-            features, so it equals `fpn_hidden_size`.
+            features, so it must equal `vision_config.fpn_hidden_size` (ValueError otherwise).
         memory_attention_num_layers (`int`, *optional*, defaults to 4):
             Number of memory attention layers, each (pre-norm) a RoPE self-attention over the current frame, a
             RoPE cross-attention to the memory bank and an MLP.
@@ -673,11 +788,12 @@ class Sam2VideoConfig(_Sam2SizedConfig):
             Activation of that MLP ("relu" or "gelu").
         memory_attention_dropout (`float`, *optional*, defaults to 0.1):
             Dropout on the memory attention layers' residual branches and inside their MLPs (training only).
-        memory_attention_rope_feat_sizes (`list[int]`, *optional*, defaults to `[64, 64]`):
+        memory_attention_rope_feat_sizes (`list[int]`, *optional*, defaults to `None`):
             Grid (width, height), in cells, of the current frame's stride-16 tokens, for which the 2-D axial
-            RoPE of the memory attention is computed: S/16 each (`from_size` / `with_image_size` keep it so); a
-            number of tokens that does not match is taken as a square grid. The spatial memories' keys are
-            rotated with the same positions; object-pointer tokens are not rotated.
+            RoPE of the memory attention is computed: S/16 each. None: `[image_size // 16] * 2` ([64, 64] at
+            1024); given, it must be that (ValueError otherwise). At run time a number of tokens that does not
+            match is taken as a square grid. The spatial memories' keys are rotated with the same positions;
+            object-pointer tokens are not rotated.
         memory_attention_rope_dropout (`float`, *optional*, defaults to 0.1):
             Dropout on the attention probabilities of the memory attention's RoPE attentions (training only).
         rope_parameters (`dict`, *optional*, defaults to `{"rope_theta": 10000.0, "rope_type": "axial"}`):
@@ -686,16 +802,16 @@ class Sam2VideoConfig(_Sam2SizedConfig):
             in its place.
         memory_encoder_hidden_size (`int`, *optional*, defaults to 256):
             Width in which the memory encoder fuses features and mask: the 1x1 projection of the frame's
-            stride-16 features, to which the downsampled mask is added. Equals `fpn_hidden_size`,
-            `mask_downsampler_embed_dim` and `memory_fuser_embed_dim`.
+            stride-16 features, to which the downsampled mask is added. Must equal `vision_config.fpn_hidden_size`,
+            `mask_downsampler_embed_dim` and `memory_fuser_embed_dim` (ValueError otherwise).
         memory_encoder_output_channels (`int`, *optional*, defaults to 64):
             Channels of the stored memory (Meta: the memory encoder's `out_dim`, `mem_dim`): the spatial
             memories, their sine position encoding and temporal encodings, the keys and values of the memory
             cross-attention. Each object pointer is split into `fpn_hidden_size // memory_encoder_output_channels`
-            (4) tokens of this width.
+            (4) tokens of this width, so it must divide `vision_config.fpn_hidden_size` (ValueError otherwise).
         mask_downsampler_embed_dim (`int`, *optional*, defaults to 256):
             Output channels of the mask downsampler (its final 1x1 convolution), which turns the S x S mask into
-            an h x w map added to the projected features.
+            an h x w map added to the projected features: must equal `memory_encoder_hidden_size`.
         mask_downsampler_kernel_size (`int`, *optional*, defaults to 3):
             Kernel size of each mask downsampler convolution (each followed by LayerNorm and the activation,
             and multiplying the channels by `mask_downsampler_stride ** 2`: 1, 4, 16, 64, 256).
@@ -712,7 +828,8 @@ class Sam2VideoConfig(_Sam2SizedConfig):
             Number of ConvNeXt blocks (Meta: `CXBlock`) that fuse the features with the mask before the output
             projection to `memory_encoder_output_channels`.
         memory_fuser_embed_dim (`int`, *optional*, defaults to 256):
-            Channels of the memory fuser's blocks.
+            Channels of the memory fuser's blocks, which run on the fused features: must equal
+            `memory_encoder_hidden_size`.
         memory_fuser_intermediate_dim (`int`, *optional*, defaults to 1024):
             Hidden width of each fuser block's pointwise MLP.
         memory_fuser_kernel_size (`int`, *optional*, defaults to 7):
@@ -740,7 +857,7 @@ class Sam2VideoConfig(_Sam2SizedConfig):
         mask_decoder_config=None,
         initializer_range=0.02,
         num_maskmem=7,
-        image_size=1024,
+        image_size=None,
         sigmoid_scale_for_mem_enc=20.0,
         sigmoid_bias_for_mem_enc=-10.0,
         enable_occlusion_spatial_embedding=True,
@@ -780,12 +897,10 @@ class Sam2VideoConfig(_Sam2SizedConfig):
     ):
         # Older Hub configs (transformers 4.56) store the RoPE theta as a flat field.
         legacy_theta = kwargs.pop("memory_attention_rope_theta", None)
-        self.vision_config = _sub_config(Sam2VisionConfig, vision_config)
-        self.prompt_encoder_config = _sub_config(Sam2VideoPromptEncoderConfig, prompt_encoder_config)
-        self.mask_decoder_config = _sub_config(Sam2VideoMaskDecoderConfig, mask_decoder_config)
+        source, size = self._init_parts(vision_config, prompt_encoder_config, mask_decoder_config, image_size)
         self.initializer_range = initializer_range
         self.num_maskmem = num_maskmem
-        self.image_size = image_size
+        self.image_size = size
         self.sigmoid_scale_for_mem_enc = sigmoid_scale_for_mem_enc
         self.sigmoid_bias_for_mem_enc = sigmoid_bias_for_mem_enc
         self.enable_occlusion_spatial_embedding = enable_occlusion_spatial_embedding
@@ -804,7 +919,7 @@ class Sam2VideoConfig(_Sam2SizedConfig):
         self.memory_attention_feed_forward_hidden_act = memory_attention_feed_forward_hidden_act
         self.memory_attention_dropout = memory_attention_dropout
         self.memory_attention_rope_feat_sizes = list(
-            memory_attention_rope_feat_sizes if memory_attention_rope_feat_sizes is not None else [64, 64]
+            memory_attention_rope_feat_sizes if memory_attention_rope_feat_sizes is not None else [size // 16] * 2
         )
         self.memory_attention_rope_dropout = memory_attention_rope_dropout
         if rope_parameters is None:
@@ -826,6 +941,7 @@ class Sam2VideoConfig(_Sam2SizedConfig):
         self.memory_fuser_layer_scale_init_value = memory_fuser_layer_scale_init_value
         self.memory_fuser_hidden_act = memory_fuser_hidden_act
         super().__init__(**kwargs)
+        self._validate(source, size)
 
     @property
     def version(self) -> str:
@@ -857,6 +973,31 @@ class Sam2VideoConfig(_Sam2SizedConfig):
         config.image_size = image_size
         config.memory_attention_rope_feat_sizes = [image_size // 16, image_size // 16]
         return config
+
+    def _size_fields(self, image_size: int) -> list[tuple[str, object, object]]:
+        rope = ("memory_attention_rope_feat_sizes", self.memory_attention_rope_feat_sizes, [image_size // 16] * 2)
+        return [*super()._size_fields(image_size), rope]
+
+    def _width_pairs(self) -> list[tuple[str, int, str, int]]:
+        """The image model's pairs, and the memory's: memory attention and the memory encoder read the FPN's
+        stride-16 maps, and the memory encoder adds the downsampled mask to them and runs the fuser on the sum."""
+        fpn, memory = self.vision_config.fpn_hidden_size, self.memory_encoder_hidden_size
+        return [
+            *super()._width_pairs(),
+            ("memory_attention_hidden_size", self.memory_attention_hidden_size, "vision_config.fpn_hidden_size", fpn),
+            ("memory_encoder_hidden_size", memory, "vision_config.fpn_hidden_size", fpn),
+            ("mask_downsampler_embed_dim", self.mask_downsampler_embed_dim, "memory_encoder_hidden_size", memory),
+            ("memory_fuser_embed_dim", self.memory_fuser_embed_dim, "memory_encoder_hidden_size", memory),
+        ]
+
+    def _validate(self, source: str, image_size: int) -> None:
+        super()._validate(source, image_size)
+        fpn, channels = self.vision_config.fpn_hidden_size, self.memory_encoder_output_channels
+        if fpn % channels:  # each object pointer (fpn_hidden_size wide) is split into memory-width tokens
+            raise ValueError(
+                f"vision_config.fpn_hidden_size={fpn} is not a multiple of memory_encoder_output_channels={channels}:"
+                " the model splits each object pointer into tokens of the memory's width."
+            )
 
     with_image_size.__doc__ = _Sam2SizedConfig.with_image_size.__doc__
 
