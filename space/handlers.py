@@ -128,12 +128,12 @@ class Handlers:
         info = "  \n".join([loaded.describe(), *(f"⚠ {n}" for n in loaded.notices)])
         return *out, info, None, gr.File(None, visible=False), self.speed_choices(out[0]), gr.skip()
 
-    def show_frame(self, session, frame):
+    def show_frame(self, session, frame, request: gr.Request):
         """`frame_slider.input` (/show_frame): show another frame.
 
         Inputs: session, frame. Outputs: the first three of CANVAS (session, frame image, status).
         """
-        return self.run(session, None, lambda s: s.show(frame))[:3]
+        return self.run(session, request, lambda s: s.show(frame))[:3]
 
     # ------------------------------------------------------------------ prompts
     def on_click(self, session, frame, obj_id, mode, evt: gr.SelectData, request: gr.Request):

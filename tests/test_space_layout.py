@@ -8,6 +8,7 @@ import copy
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -178,3 +179,14 @@ def test_handlers_take_plain_values(tmp_path):
     assert handlers.sessions == {session.sid: session}
     handlers.close_session(session)
     assert handlers.sessions == {} and not session.workdir.exists()
+
+
+def test_every_session_is_named_by_its_tab(tmp_path):
+    """A session first created by any event (here moving the frame slider before anything else) takes the tab's
+    session hash as its id, so closing the tab (`unload`, which looks the session up by that hash) frees it."""
+    handlers = Handlers(AppConfig(model=str(tmp_path / "none"), examples=False), ModelStore(), tmp_path)
+    tab = SimpleNamespace(session_hash="tab-1")
+    session = handlers.show_frame(None, 0, tab)[0]
+    assert session.sid == "tab-1" and handlers.sessions == {"tab-1": session}
+    handlers.close_session(session)
+    assert handlers.sessions == {}
