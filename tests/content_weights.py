@@ -51,6 +51,7 @@ ABSENT_EMPHASIS = 3.0  # absent objects weigh 3x the present ones, in total, in 
 CLIP = dict(num_frames=12, height=96, width=128, seed=0)  # `synthetic_clip` arguments (test_video_parity's clip)
 COLORS = ((220, 40, 40), (40, 60, 220), (40, 200, 60))  # `synthetic_clip`'s objects, in object-id order 1, 2, 3
 SCORE_AGREEMENT = 0.9  # fraction of (object, frame) whose object-score sign matches visibility, at least
+DISTINCT_IOU = 0.5  # tracked objects are distinct: pairwise mask IoU below this
 
 
 def make_content_bearing(model, steps: int = DECODER_STEPS, seed: int = 0):
@@ -267,8 +268,8 @@ class ContentProperties:
     def problems(self) -> list[str]:
         """The properties that do not hold (empty when the weights are content-bearing)."""
         out = []
-        if not self.max_pairwise_iou < 0.5:
-            out.append(f"tracked objects overlap: pairwise IoU {self.max_pairwise_iou:.2f} >= 0.5")
+        if not self.max_pairwise_iou < DISTINCT_IOU:
+            out.append(f"tracked objects overlap: pairwise IoU {self.max_pairwise_iou:.2f} >= {DISTINCT_IOU}")
         if not self.score_agreement >= SCORE_AGREEMENT or not self.absent_detected:
             out.append(
                 f"object scores do not follow visibility: {self.score_agreement:.0%} agree "
@@ -328,6 +329,16 @@ def measure_content(predictor) -> ContentProperties:
         logit_q99=float(logits.quantile(0.99)),
         memory_off_changed=float(changed),
     )
+
+
+def distinct_where_both_found(foregrounds) -> int:
+    """foregrounds: per tracked frame, the (2, H, W) bool masks of two objects (a comparison's own output on
+    these weights). Asserts their IoU is below DISTINCT_IOU on every frame where both are found; -> how many
+    such frames (a parity test asserts there are enough: its compared path is not trivial)."""
+    both = [(a, b) for a, b in foregrounds if a.any() and b.any()]
+    for a, b in both:
+        assert (a & b).sum() / (a | b).sum() < DISTINCT_IOU, "two tracked objects get the same mask"
+    return len(both)
 
 
 def check_content_bearing(predictor) -> dict:

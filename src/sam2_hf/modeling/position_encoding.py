@@ -11,11 +11,6 @@ from torch import nn
 from .layers import accumulation_dtype
 
 
-def table_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype a position table is computed in for a model of `dtype`: float64 for float64, else float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 # The cached tables are built outside inference mode: a table first made under `torch.inference_mode()`
 # would be an inference tensor, which autograd refuses to save when the same process trains later.
 @lru_cache(maxsize=16)
@@ -43,8 +38,8 @@ def sine_position_encoding(
     num_feats: int, height: int, width: int, device=None, dtype=torch.float32, temperature: float = 10000.0
 ) -> torch.Tensor:
     """DETR-style normalized 2-D sine encoding, (num_feats, H, W): first half encodes y, second x; computed in
-    `table_dtype(dtype)` (once per shape), returned in `dtype`."""
-    return _sine_2d_cpu(num_feats, height, width, temperature, table_dtype(dtype)).to(device=device, dtype=dtype)
+    `accumulation_dtype(dtype)` (once per shape), returned in `dtype`."""
+    return _sine_2d_cpu(num_feats, height, width, temperature, accumulation_dtype(dtype)).to(device=device, dtype=dtype)
 
 
 def sine_1d(positions: torch.Tensor, dim: int, temperature: float = 10000.0) -> torch.Tensor:
@@ -90,8 +85,8 @@ def _axial_rope_cpu(dim: int, end_x: int, end_y: int, theta: float, dtype: torch
 
 def axial_rope_tables(dim: int, end_x: int, end_y: int, theta: float, device=None, dtype=torch.float32):
     """cos/sin tables (N, dim/2) of 2-D axial RoPE on an end_y x end_x grid (row-major tokens), in
-    `table_dtype(dtype)` for queries of `dtype` (float32 for half precision: `apply_rope` rotates in fp32)."""
-    cos, sin = _axial_rope_cpu(dim, end_x, end_y, theta, table_dtype(dtype))
+    `accumulation_dtype(dtype)` for queries of `dtype` (float32 for half precision: `apply_rope` rotates in fp32)."""
+    cos, sin = _axial_rope_cpu(dim, end_x, end_y, theta, accumulation_dtype(dtype))
     return cos.to(device), sin.to(device)
 
 
