@@ -67,7 +67,7 @@ class TransformersImage:
         self.image_embeddings = self.original_size = None
 
     def prepare(self, images: list[np.ndarray]) -> torch.Tensor:
-        from sam2_hf.image_processing import preprocess_images
+        from sam2_hf.processing.image_processing import preprocess_images
 
         self.original_size = list(images[0].shape[:2])
         return preprocess_images(images, self.image_size)[0]

@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from sam2_hf import Sam2Config, Sam2ImagePredictor, Sam2Model
-from sam2_hf.image_processing import to_rgb_uint8
+from sam2_hf.processing.image_processing import to_rgb_uint8
 
 MASK_COLOR = np.array([30, 144, 255])
 

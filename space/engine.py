@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sam2_hf.prompts import Prompt
+from sam2_hf.processing.prompts import Prompt
 from sam2_hf.video.predictor import VideoSession
 
 from .gpu import gpu

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from sam2_hf.prompts import Prompt
+from sam2_hf.processing.prompts import Prompt
 from sam2_hf.video.results import MASK_OPACITY, OUTLINE_WIDTH, PALETTE
 
 POSITIVE, NEGATIVE = (40, 200, 70), (230, 40, 40)

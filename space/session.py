@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sam2_hf import Masklets, Prompt
-from sam2_hf.prompts import NEGATIVE, POSITIVE
+from sam2_hf.processing.prompts import NEGATIVE, POSITIVE
 from sam2_hf.video.frames import ImageFolderFrames, VideoDecodeError
 
 from . import UserError, engine

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from sam2_hf.image_predictor import Sam2ImagePredictor
-from sam2_hf.processing_sam2 import Sam2Processor
-from sam2_hf.prompts import OutOfImageWarning
+from sam2_hf.processing.processor import Sam2Processor
+from sam2_hf.processing.prompts import OutOfImageWarning
 
 from reference import max_abs_diff
 

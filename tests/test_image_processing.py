@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sam2_hf.image_processing import preprocess_images, to_model_coords, to_rgb_tensor
-from sam2_hf.mask_postprocessing import (
+from sam2_hf.processing.image_processing import preprocess_images, to_model_coords, to_rgb_tensor
+from sam2_hf.processing.mask_postprocessing import (
     apply_non_overlapping_constraints,
     clean_masks,
     fill_holes,

@@ -24,7 +24,7 @@ from sam2_hf import (
     Sam2VideoPredictor,
     TrackingError,
 )
-from sam2_hf.prompts import EmptyPromptError, OutOfImageWarning
+from sam2_hf.processing.prompts import EmptyPromptError, OutOfImageWarning
 from sam2_hf.video.frames import StreamFrames, VideoDecodeError, open_frames
 from sam2_hf.video.synthetic import save_jpeg_folder, synthetic_clip
 
@@ -495,7 +495,7 @@ def test_tracker_corrections_are_conditioning_frames_and_survive_tracking(tmp_pa
 def test_json_files_that_are_not_json_are_named_with_the_reason(tmp_path):
     """One reader for every JSON a user hands in (COCO, detections, masklets, training data): the error names
     the file and says why in plain words (no codec bytes, no parser internals)."""
-    from sam2_hf.validation import read_json_file
+    from sam2_hf.processing.validation import read_json_file
 
     binary, broken, folder = tmp_path / "image.json", tmp_path / "broken.json", tmp_path / "folder.json"
     Image.new("RGB", (4, 4)).save(binary, format="PNG")

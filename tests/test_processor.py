@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from sam2_hf.image_processing import preprocess_images
-from sam2_hf.processing_sam2 import Sam2Processor
-from sam2_hf.prompts import OutOfImageWarning
+from sam2_hf.processing.image_processing import preprocess_images
+from sam2_hf.processing.processor import Sam2Processor
+from sam2_hf.processing.prompts import OutOfImageWarning
 
 transformers = pytest.importorskip("transformers")
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import sam2_hf.modeling.memory_attention as memory_attention
-import sam2_hf.prompts as prompts
+import sam2_hf.processing.prompts as prompts
 from sam2_hf import Sam2Model, Sam2VideoModel
 from sam2_hf.modeling.prompt_encoder import PromptEncoder
 from sam2_hf.modeling_sam2 import MemorySelection

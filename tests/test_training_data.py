@@ -15,7 +15,7 @@ from scipy import ndimage
 from torchvision import tv_tensors
 
 from sam2_hf.cli import main
-from sam2_hf.image_processing import IMAGENET_MEAN, IMAGENET_STD, preprocess_images
+from sam2_hf.processing.image_processing import IMAGENET_MEAN, IMAGENET_STD, preprocess_images
 from sam2_hf.training import FinetuneRecipe, Sam2Trainer, Sam2VideoModelForTraining
 from sam2_hf.training.data import (
     ClipSample,

@@ -13,7 +13,6 @@ from .configuration_sam2 import (
     Sam2VisionConfig,
 )
 from .image_predictor import Sam2ImagePredictor
-from .image_processing import Sam2ImageProcessor
 from .modeling_sam2 import (
     Sam2FrameFeatures,
     Sam2FramePrediction,
@@ -25,9 +24,10 @@ from .modeling_sam2 import (
     Sam2VideoPreTrainedModel,
     Sam2VisionModel,
 )
-from .processing_sam2 import Sam2Processor
+from .processing.image_processing import Sam2ImageProcessor
+from .processing.processor import Sam2Processor
+from .processing.prompts import Prompt
 from .processing_sam2_video import Sam2VideoProcessor, Sam2VideoVideoProcessor
-from .prompts import Prompt
 from .video.inference_session import Sam2VideoInferenceSession, Sam2VideoSegmentationOutput
 from .video.predictor import Sam2VideoPredictor
 from .video.tracker import Masklets, Sam2Tracker, TrackingError

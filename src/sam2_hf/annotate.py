@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from .configuration_sam2 import DEFAULT_MODEL
 from .image_predictor import Sam2ImagePredictor
-from .validation import read_json_file
+from .processing.validation import read_json_file
 from .video.frames import ImageFolderFrames, is_frame_file, to_rgb
 from .video.results import encode_rle
 

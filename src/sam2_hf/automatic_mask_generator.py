@@ -21,9 +21,9 @@ import torch
 from torchvision.ops import batched_nms, box_area, masks_to_boxes
 
 from .image_predictor import Sam2ImagePredictor
-from .image_processing import build_all_layer_point_grids, generate_crop_boxes, to_rgb_pixels
 from .modeling_sam2 import Sam2Model
-from .prompts import check_not_empty
+from .processing.image_processing import build_all_layer_point_grids, generate_crop_boxes, to_rgb_pixels
+from .processing.prompts import check_not_empty
 from .video.results import decode_rle, encode_rle
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")

@@ -17,7 +17,7 @@ import sys
 import warnings
 
 from .configuration_sam2 import DEFAULT_MODEL
-from .prompts import OutOfImageWarning, Prompt
+from .processing.prompts import OutOfImageWarning, Prompt
 from .video.results import FORMATS, existing_outputs
 from .video.tracker import DIRECTIONS, Sam2Tracker, TrackingError
 

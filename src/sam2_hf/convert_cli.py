@@ -61,7 +61,7 @@ def check_sam2_folder(source: str) -> None:
     `namespace/name`, is left to `from_pretrained`), ValueError for a file that is not a `.pt` and for a folder
     without config.json or whose config.json names another model type."""
     from .checkpoint import META_CHECKPOINT_SUFFIXES
-    from .validation import read_json_file
+    from .processing.validation import read_json_file
 
     path = Path(source)
     if not path.exists():

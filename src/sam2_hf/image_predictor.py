@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import torch
 
-from .image_processing import preprocess_images, to_rgb_pixels
-from .mask_postprocessing import postprocess_masks
 from .modeling_sam2 import Sam2Model
-from .prompts import Prompt, as_tensor, check_not_empty
+from .processing.image_processing import preprocess_images, to_rgb_pixels
+from .processing.mask_postprocessing import postprocess_masks
+from .processing.prompts import Prompt, as_tensor, check_not_empty
 
 LOW_RES_LOGIT_LIMIT = 32.0  # returned low-resolution logits are clamped to +-32 (as Meta)
 PREDICTOR_ARGS = ("mask_threshold", "max_hole_area", "max_sprinkle_area")

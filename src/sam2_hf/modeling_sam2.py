@@ -33,8 +33,8 @@ from .modeling.memory_encoder import FuserBlock, MemoryEncoder
 from .modeling.position_encoding import RandomFourierEmbedding, sine_1d, sine_position_encoding
 from .modeling.prompt_encoder import PromptEncoder
 from .modeling.vision_encoder import FpnNeck, VisionEncoderOutput
-from .prompts import NOT_A_POINT
-from .validation import check_image_prompts, check_pixel_values
+from .processing.prompts import NOT_A_POINT
+from .processing.validation import check_image_prompts, check_pixel_values
 
 NO_OBJECT_SCORE = -1024.0  # mask logit used where the object is judged absent
 MASK_AS_OUTPUT_SCALE, MASK_AS_OUTPUT_BIAS = 20.0, -10.0  # binary mask -> logits of +-10

@@ -22,9 +22,9 @@ from transformers.models.sam2_video.video_processing_sam2_video import (
     Sam2VideoVideoProcessor as _StockSam2VideoVideoProcessor,
 )
 
-from .image_processing import Sam2ImageProcessor
-from .processing_sam2 import Sam2Processor
-from .prompts import BOX_BOTTOM_RIGHT, BOX_TOP_LEFT, Prompt, check_not_empty
+from .processing.image_processing import Sam2ImageProcessor
+from .processing.processor import Sam2Processor
+from .processing.prompts import BOX_BOTTOM_RIGHT, BOX_TOP_LEFT, Prompt, check_not_empty
 from .video.frames import FrameSource, open_frames
 from .video.inference_session import Sam2VideoInferenceSession
 

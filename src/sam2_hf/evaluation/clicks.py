@@ -20,10 +20,10 @@ from PIL import Image
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from ..image_processing import to_rgb_pixels
-from ..mask_postprocessing import EIGHT_CONNECTED
-from ..prompts import NEGATIVE, POSITIVE
-from ..validation import read_json_file
+from ..processing.image_processing import to_rgb_pixels
+from ..processing.mask_postprocessing import EIGHT_CONNECTED
+from ..processing.prompts import NEGATIVE, POSITIVE
+from ..processing.validation import read_json_file
 from ..video.results import decode_segmentation
 from .metrics import db_eval_iou
 

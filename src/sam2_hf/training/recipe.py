@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..validation import read_json_file
+from ..processing.validation import read_json_file
 from .losses import MultiStepMultiMasksAndIous
 from .prompting import PromptSimulation
 

@@ -24,7 +24,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from ..image_processing import IMAGENET_MEAN, IMAGENET_STD
+from ..processing.image_processing import IMAGENET_MEAN, IMAGENET_STD
 
 AFFINE_FILL = (123, 116, 103)  # Meta's RandomAffine `image_mean` (0..255): the colour of uncovered corners
 

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..image_processing import normalize
-from ..mask_postprocessing import apply_non_overlapping_constraints, fill_holes
 from ..modeling_sam2 import NO_OBJECT_SCORE, FrameOutput, Sam2FrameFeatures, Sam2VideoModel
-from ..prompts import Prompt
+from ..processing.image_processing import normalize
+from ..processing.mask_postprocessing import apply_non_overlapping_constraints, fill_holes
+from ..processing.prompts import Prompt
 from .frames import FrameSource, open_frames
 from .memory_bank import ObjectMemory, check_policy, frames_read_back
 

@@ -44,7 +44,7 @@ import pycocotools.mask as mask_utils
 from PIL import Image
 from scipy import ndimage
 
-from ..validation import read_json_file
+from ..processing.validation import read_json_file
 
 PALETTE = (  # matplotlib's tab10, RGB: object k gets PALETTE[k % 10]
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),

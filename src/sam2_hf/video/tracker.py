@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..automatic_mask_generator import Sam2AutomaticMaskGenerator
-from ..prompts import Prompt, check_not_empty
+from ..processing.prompts import Prompt, check_not_empty
 from .frames import StreamFrames, VideoDecodeError, open_frames
 from .predictor import Sam2VideoPredictor, VideoSession
 from .results import FORMATS, ResultWriters, decode_rle, decode_segmentation, encode_rle, existing_outputs, output_paths
