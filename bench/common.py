@@ -69,7 +69,7 @@ def ultralytics_checkpoint(weights: Weights) -> Path:
     into a folder of its own; Meta's `{"model": state_dict}` is a layout Ultralytics reads."""
     import shutil
 
-    from sam2_hf.checkpoint import PT_FORMATS
+    from sam2_hf.models.checkpoint import PT_FORMATS
 
     letters = {size: letter for letter, size in next(f for f in PT_FORMATS if f.name == "Ultralytics").sizes.items()}
     path = (
@@ -101,7 +101,7 @@ def load_meta_model(weights: Weights):
 def synthetic_frames(num_frames: int, height: int, width: int):
     """Yield `num_frames` (H, W, 3) uint8 frames one at a time: sam2_hf's synthetic clip (moving shapes,
     an occluder) as a LOOP_FRAMES-frame loop played forwards then backwards, so any length has motion."""
-    from sam2_hf.video.synthetic import synthetic_clip
+    from sam2_hf.media.synthetic import synthetic_clip
 
     loop = synthetic_clip(num_frames=LOOP_FRAMES, height=height, width=width)
     period = 2 * (LOOP_FRAMES - 1)

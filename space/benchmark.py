@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from sam2_hf import Sam2VideoConfig, Sam2VideoModel
-from sam2_hf.video.synthetic import synthetic_clip
+from sam2_hf.media.synthetic import synthetic_clip
 
 from . import engine
 from .config import SPEEDS, AppConfig, default_device

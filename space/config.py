@@ -10,7 +10,7 @@ import argparse
 import os
 from dataclasses import dataclass, field
 
-from sam2_hf.configuration_sam2 import DEFAULT_MODEL
+from sam2_hf.models.configuration import DEFAULT_MODEL
 
 MODEL_ENV = "SAM2_HF_MODEL"
 RANDOM_MODEL = "random-weights:sam2.1-hiera-tiny"  # --random-weights: no download, meaningless masks

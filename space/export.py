@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from sam2_hf import Masklets
-from sam2_hf.video.frames import ImageFolderFrames
-from sam2_hf.video.results import ResultWriters
+from sam2_hf.media.frames import ImageFolderFrames
+from sam2_hf.media.writers import ResultWriters
 
 from .render import color
 from .video import VideoInfo

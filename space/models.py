@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from sam2_hf import Sam2VideoConfig, Sam2VideoModel, Sam2VideoPredictor
-from sam2_hf.checkpoint import infer_size_and_version
+from sam2_hf.models.checkpoint import infer_size_and_version
 
 from . import UserError
 from .config import MODEL_ENV, RANDOM_MODEL

@@ -6,10 +6,9 @@ from collections.abc import Mapping
 
 import numpy as np
 from PIL import Image, ImageDraw
-from scipy import ndimage
 
+from sam2_hf.media.render import PALETTE, blend_masks
 from sam2_hf.processing.prompts import Prompt
-from sam2_hf.video.results import MASK_OPACITY, OUTLINE_WIDTH, PALETTE
 
 POSITIVE, NEGATIVE = (40, 200, 70), (230, 40, 40)
 VIEW_SIDE = 720  # smaller videos are shown enlarged to this many pixels on the long side
@@ -26,17 +25,10 @@ def color(obj_id: int) -> tuple[int, int, int]:
 
 
 def overlay_masks(frame: np.ndarray, masks: Mapping[int, np.ndarray]) -> np.ndarray:
-    """`frame` (H, W, 3) uint8 with `masks` {obj_id: (H, W) bool} blended in, each in `color(obj_id)` at
-    MASK_OPACITY and outlined OUTLINE_WIDTH pixels inside at full opacity: the space's one mask drawing. The
-    overlay MP4 of the downloads is drawn by the library (`OverlayVideoWriter`, given the same colours) the
-    same way; tests/test_space_render.py checks that the two agree pixel for pixel."""
-    canvas = frame.astype(np.float32)
-    for obj_id, mask in masks.items():
-        if mask.any():
-            rgb = np.asarray(color(obj_id), dtype=np.float32)
-            canvas[mask] = (1 - MASK_OPACITY) * canvas[mask] + MASK_OPACITY * rgb
-            canvas[mask & ~ndimage.binary_erosion(mask, iterations=OUTLINE_WIDTH)] = rgb
-    return canvas.round().astype(np.uint8)
+    """`frame` (H, W, 3) uint8 with `masks` {obj_id: (H, W) bool} drawn by the library's one renderer
+    (`blend_masks`), each in `color(obj_id)`: the overlay MP4 of the downloads (`OverlayVideoWriter`, given the
+    same colours) draws the same pixels; tests/test_space_render.py checks it."""
+    return blend_masks(frame, masks, {obj_id: color(obj_id) for obj_id in masks})
 
 
 def draw_frame(

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from sam2_hf import Masklets, Prompt
+from sam2_hf.media.frames import ImageFolderFrames, VideoDecodeError
 from sam2_hf.processing.prompts import NEGATIVE, POSITIVE
-from sam2_hf.video.frames import ImageFolderFrames, VideoDecodeError
 
 from . import UserError, engine
 from .config import SPEEDS, AppConfig, Speed, every, noted

@@ -16,9 +16,9 @@ import av
 import numpy as np
 from PIL import Image
 
-from sam2_hf.video.frames import VideoDecodeError, VideoFileFrames
-from sam2_hf.video.results import DEFAULT_FPS
-from sam2_hf.video.synthetic import synthetic_clip
+from sam2_hf.media.frames import VideoDecodeError, VideoFileFrames
+from sam2_hf.media.synthetic import synthetic_clip
+from sam2_hf.media.writers import DEFAULT_FPS
 
 from . import UserError
 from .config import Limits

@@ -80,7 +80,7 @@ class MetaReference:
         """Make ours from `random_meta`'s weights content-bearing, check it, and write it to `path`."""
         from content_weights import check_content_bearing, make_content_bearing
         from sam2_hf import Sam2VideoModel
-        from sam2_hf.checkpoint import write_meta_checkpoint
+        from sam2_hf.models.checkpoint import write_meta_checkpoint
         from sam2_hf.video.predictor import Sam2VideoPredictor
 
         random_path = self._path.with_name("random-" + self._path.name)
@@ -174,7 +174,7 @@ def davis_folder(tmp_path_factory):
     import numpy as np
 
     from sam2_hf.evaluation.layout import DAVIS_PALETTE, put_per_obj_mask, save_ann_png
-    from sam2_hf.video.synthetic import save_jpeg_folder, synthetic_clip
+    from sam2_hf.media.synthetic import save_jpeg_folder, synthetic_clip
 
     root = tmp_path_factory.mktemp("davis")
     colors = {1: (220, 40, 40), 2: (40, 60, 220), 3: (40, 200, 60)}

@@ -119,7 +119,7 @@ def clip_with_masks(jpeg: bool = True) -> tuple[np.ndarray, np.ndarray]:
     1 the red disc, 2 the blue square (behind the grey bar in the middle frames), 3 the green square (out of
     the frame in frames 3-8). jpeg: the frames as read back from `save_jpeg_folder`'s files (what the video
     parity tests give both predictors); else the generated arrays."""
-    from sam2_hf.video.synthetic import synthetic_clip
+    from sam2_hf.media.synthetic import synthetic_clip
 
     frames = synthetic_clip(**CLIP)
     masks = np.stack([np.all(frames == np.array(color, np.uint8), axis=-1) for color in COLORS], axis=1)
@@ -175,7 +175,7 @@ def teacher_forced_samples(model) -> list[tuple]:
 
 def clip_samples(model, features: list, masks: np.ndarray) -> list[tuple]:
     """`teacher_forced_samples` of one rendering: features, the frames' `encode_frame` outputs; masks (T, 3, H, W)."""
-    from sam2_hf.modeling_sam2 import FrameOutput, MemorySelection
+    from sam2_hf.models.outputs import FrameOutput, MemorySelection
 
     size = model.config.image_size
     num_frames = len(features)

@@ -17,7 +17,7 @@ from pycocotools.coco import COCO
 
 from sam2_hf import Sam2ImagePredictor, auto_annotate
 from sam2_hf.cli import main
-from sam2_hf.video.results import decode_rle
+from sam2_hf.media.rle import decode_rle
 
 S = 256
 SIZES = {"a.png": (60, 80), "b.png": (72, 64)}  # images of different sizes

@@ -31,8 +31,8 @@ from sam2_hf.build_sam import (
     parse_hydra_value,
     resolve_config_name,
 )
-from sam2_hf.configuration_sam2 import HIERA_SIZES
-from sam2_hf.video.synthetic import save_jpeg_folder, synthetic_clip
+from sam2_hf.media.synthetic import save_jpeg_folder, synthetic_clip
+from sam2_hf.models.configuration import HIERA_SIZES
 
 from reference import double_precision, max_abs_diff, meta_in_double
 

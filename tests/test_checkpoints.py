@@ -22,7 +22,7 @@ import torch
 import transformers
 
 from sam2_hf import Sam2Model, Sam2VideoConfig, Sam2VideoModel
-from sam2_hf.checkpoint import (
+from sam2_hf.models.checkpoint import (
     convert_meta_state_dict,
     infer_size_and_version,
     load_meta_checkpoint,

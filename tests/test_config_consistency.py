@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import transformers
 
-from sam2_hf.configuration_sam2 import (
+from sam2_hf.models.configuration import (
     HIERA_SIZES,
     VERSIONS,
     Sam2Config,

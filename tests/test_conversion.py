@@ -11,9 +11,9 @@ import torch
 import transformers
 
 from sam2_hf import Sam2Model, Sam2Processor, Sam2VideoModel
-from sam2_hf.checkpoint import convert_meta_key, to_meta_key
 from sam2_hf.cli import main as cli_main
-from sam2_hf.configuration_sam2 import HIERA_SIZES, Sam2VideoConfig
+from sam2_hf.models.checkpoint import convert_meta_key, to_meta_key
+from sam2_hf.models.configuration import HIERA_SIZES, Sam2VideoConfig
 from test_build_sam import meta_build_sam
 
 from reference import META_CONFIGS

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from sam2_hf.cli import main
-from sam2_hf.video.synthetic import synthetic_clip
+from sam2_hf.media.synthetic import synthetic_clip
 
 IMAGE_SIZE = 256
 

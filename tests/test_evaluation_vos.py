@@ -22,8 +22,8 @@ from sam2_hf.evaluation import (
     vos_predictor_options,
 )
 from sam2_hf.evaluation.layout import save_ann_png, save_frame_masks
+from sam2_hf.media.synthetic import save_jpeg_folder
 from sam2_hf.video.predictor import Sam2VideoPredictor
-from sam2_hf.video.synthetic import save_jpeg_folder
 from test_video_parity import patch_reference_memory_dtype
 
 from reference import double_precision, meta_in_double

@@ -15,8 +15,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from sam2_hf import Sam2VideoModel, Sam2VideoPredictor
-from sam2_hf.checkpoint import convert_meta_key
 from sam2_hf.cli import main
+from sam2_hf.models.checkpoint import convert_meta_key
 from sam2_hf.training import FinetuneRecipe, PromptSimulation, Sam2Trainer, Sam2VideoModelForTraining
 from sam2_hf.training.data import build_dataset, collate_clips, make_synthetic_dataset
 from sam2_hf.training.lora import add_lora, merge_lora

@@ -24,9 +24,9 @@ from sam2_hf import (
     Sam2VideoPredictor,
     TrackingError,
 )
+from sam2_hf.media.frames import StreamFrames, VideoDecodeError, open_frames
+from sam2_hf.media.synthetic import save_jpeg_folder, synthetic_clip
 from sam2_hf.processing.prompts import EmptyPromptError, OutOfImageWarning
-from sam2_hf.video.frames import StreamFrames, VideoDecodeError, open_frames
-from sam2_hf.video.synthetic import save_jpeg_folder, synthetic_clip
 
 from reference import max_abs_diff
 

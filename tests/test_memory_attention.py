@@ -18,8 +18,13 @@ import pytest
 import torch
 
 from sam2_hf import Sam2VideoModel
-from sam2_hf.modeling.layers import attention_narrow_values
-from sam2_hf.modeling.position_encoding import apply_rope, apply_rope_, axial_rope_tables, sine_position_encoding
+from sam2_hf.models.components.layers import attention_narrow_values
+from sam2_hf.models.components.position_encoding import (
+    apply_rope,
+    apply_rope_,
+    axial_rope_tables,
+    sine_position_encoding,
+)
 
 from reference import max_abs_diff
 
@@ -160,7 +165,7 @@ def test_memory_attention_in_float64_computes_in_float64():
     the steps that upcast half precision to fp32: RoPE tables and rotation, the narrow-value attention, the
     sine position tables and LayerNorm2d. Each is checked against the plain formula in float64: a hidden fp32
     step would leave an error near 1e-7, far above the 1e-12 asserted."""
-    from sam2_hf.modeling.layers import LayerNorm2d
+    from sam2_hf.models.components.layers import LayerNorm2d
 
     cos, sin = axial_rope_tables(32, 8, 8, 10000.0, dtype=torch.float64)
     assert cos.dtype == sin.dtype == torch.float64

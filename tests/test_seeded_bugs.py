@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-import sam2_hf.modeling.memory_attention as memory_attention
+import sam2_hf.models.components.memory_attention as memory_attention
 import sam2_hf.processing.prompts as prompts
 from sam2_hf import Sam2Model, Sam2VideoModel
-from sam2_hf.modeling.prompt_encoder import PromptEncoder
-from sam2_hf.modeling_sam2 import MemorySelection
+from sam2_hf.models.components.prompt_encoder import PromptEncoder
+from sam2_hf.models.outputs import MemorySelection
 from sam2_hf.video.predictor import Sam2VideoPredictor, VideoSession
 from test_model_parity import REDUCED_SIZE, Setup, heads_errors, object_absent_heads
 from test_model_parity import TOL as MODEL_TOLERANCE

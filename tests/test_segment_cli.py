@@ -10,8 +10,9 @@ from PIL import Image
 
 from sam2_hf import Sam2AutomaticMaskGenerator, Sam2ImagePredictor
 from sam2_hf.cli import main
-from sam2_hf.video.results import decode_rle
-from sam2_hf.video.synthetic import synthetic_clip
+from sam2_hf.media.render import PALETTE, blend_masks
+from sam2_hf.media.rle import decode_rle
+from sam2_hf.media.synthetic import synthetic_clip
 from test_video_cli import NUM_FRAMES, video_path  # noqa: F401 (the generated video fixture)
 
 S = 256
@@ -52,7 +53,10 @@ def test_everything_in_an_image_folder(folder, model, reference_models, tmp_path
         masks = read_masks(tmp_path / name)
         assert len(masks) == len(expected) >= 2 and all(0 < m.mean() < 1 for m in masks.values())
         assert all(np.array_equal(masks[i], m) for i, m in enumerate(expected, start=1))
-        assert Image.open(tmp_path / name / "overlay.png").size == image.shape[1::-1]
+        colors = {obj_id: PALETTE[(obj_id - 1) % len(PALETTE)] for obj_id in masks}  # ids 1, 2, ... in order
+        overlay = np.array(Image.open(tmp_path / name / "overlay.png"))
+        assert np.array_equal(overlay, blend_masks(image, masks, colors))  # the one renderer
+        assert not np.array_equal(overlay, image)
     assert main(["segment", str(folder), *model, "--out", str(tmp_path)]) == 2  # results there: not overwritten
 
 

@@ -24,7 +24,7 @@ from space import engine  # noqa: E402
 from space.config import UNTRAINED, AppConfig, parse_args  # noqa: E402
 from space.video import write_mp4  # noqa: E402
 
-from sam2_hf.video.synthetic import synthetic_clip  # noqa: E402
+from sam2_hf.media.synthetic import synthetic_clip  # noqa: E402
 from test_space_api import (  # noqa: E402
     BLUE_SQUARE_AT_6,
     HEIGHT,

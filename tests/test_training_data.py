@@ -15,6 +15,7 @@ from scipy import ndimage
 from torchvision import tv_tensors
 
 from sam2_hf.cli import main
+from sam2_hf.media.rle import decode_rle, decode_segmentation, encode_rle, rle_runs
 from sam2_hf.processing.image_processing import IMAGENET_MEAN, IMAGENET_STD, preprocess_images
 from sam2_hf.training import FinetuneRecipe, Sam2Trainer, Sam2VideoModelForTraining
 from sam2_hf.training.data import (
@@ -29,7 +30,6 @@ from sam2_hf.training.data import (
 )
 from sam2_hf.training.prompting import PromptSimulation, draw_clip_prompts, sample_box_points
 from sam2_hf.training.transforms import ClipTransforms, resize_masks
-from sam2_hf.video.results import decode_rle, decode_segmentation, encode_rle, rle_runs
 
 SIZE = 64  # frames are written SIZE x SIZE and read at image_size=SIZE: the resize is the identity
 

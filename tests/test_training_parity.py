@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sam2_hf.checkpoint import convert_meta_state_dict
+from sam2_hf.models.checkpoint import convert_meta_state_dict
 from sam2_hf.training import MultiStepMultiMasksAndIous, PromptSimulation, Sam2VideoModelForTraining
 
 from reference import build_meta_model

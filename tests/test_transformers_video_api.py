@@ -21,8 +21,8 @@ import pytest
 import torch
 
 from sam2_hf import Sam2VideoInferenceSession, Sam2VideoModel, Sam2VideoProcessor, Sam2VideoSegmentationOutput
+from sam2_hf.media.synthetic import synthetic_clip
 from sam2_hf.processing.image_processing import Sam2ImageProcessor
-from sam2_hf.video.synthetic import synthetic_clip
 
 transformers = pytest.importorskip("transformers")
 

@@ -13,8 +13,8 @@ from PIL import Image
 
 from sam2_hf import Sam2VideoConfig, Sam2VideoModel
 from sam2_hf.cli import main, merge_prompts, parse_box, parse_point
-from sam2_hf.video.results import decode_rle
-from sam2_hf.video.synthetic import synthetic_clip
+from sam2_hf.media.rle import decode_rle
+from sam2_hf.media.synthetic import synthetic_clip
 
 NUM_FRAMES, HEIGHT, WIDTH = 6, 96, 128
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from sam2_hf import Sam2Tracker
 from sam2_hf.automatic_mask_generator import Sam2AutomaticMaskGenerator
-from sam2_hf.video.synthetic import save_jpeg_folder, synthetic_clip
+from sam2_hf.media.synthetic import save_jpeg_folder, synthetic_clip
 from test_video_parity import TOLERANCE, patch_reference_memory_dtype
 
 from reference import double_precision, meta_in_double

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sam2_hf.video.frames import (
+from sam2_hf.media.frames import (
     ArrayFrames,
     FrameSource,
     ImageFolderFrames,

@@ -9,17 +9,9 @@ import pycocotools.mask as mask_utils
 import pytest
 from PIL import Image
 
-from sam2_hf.video.results import (
-    FORMATS,
-    PALETTE,
-    OverlayVideoWriter,
-    PngMaskWriter,
-    ResultWriters,
-    RleJsonWriter,
-    decode_rle,
-    encode_rle,
-    load_rle_json,
-)
+from sam2_hf.media.render import PALETTE
+from sam2_hf.media.rle import decode_rle, encode_rle, load_rle_json
+from sam2_hf.media.writers import FORMATS, OverlayVideoWriter, PngMaskWriter, ResultWriters, RleJsonWriter
 
 HEIGHT, WIDTH = 47, 65  # odd on purpose: the overlay video must pad to an even size
 
@@ -233,7 +225,7 @@ def test_masklets_save_writes_every_processed_frame_in_every_format(tmp_path):
 
 def test_coco_segmentations_decode_or_say_what_is_wrong():
     """Polygons and both RLE forms decode as pycocotools' `annToMask`; malformed ones name the problem."""
-    from sam2_hf.video.results import decode_segmentation
+    from sam2_hf.media.rle import decode_segmentation
 
     square = decode_segmentation([[2, 2, 9, 2, 9, 9, 2, 9]], 12, 16)
     assert square.shape == (12, 16) and 0 < square.sum() < 12 * 16

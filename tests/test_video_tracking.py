@@ -9,10 +9,10 @@ import torch
 from scipy import ndimage
 
 from sam2_hf import Prompt, Sam2Tracker, Sam2VideoConfig, TrackingError
+from sam2_hf.media.frames import FrameSource, VideoDecodeError, open_frames
+from sam2_hf.media.synthetic import synthetic_clip
 from sam2_hf.processing.prompts import OutOfImageWarning
-from sam2_hf.video.frames import FrameSource, VideoDecodeError, open_frames
 from sam2_hf.video.predictor import Sam2VideoPredictor
-from sam2_hf.video.synthetic import synthetic_clip
 
 from reference import max_abs_diff
 

@@ -56,8 +56,8 @@ import pytest
 import torch
 
 from content_weights import distinct_where_both_found
+from sam2_hf.media.synthetic import synthetic_clip
 from sam2_hf.video.predictor import Sam2VideoPredictor
-from sam2_hf.video.synthetic import synthetic_clip
 
 from reference import double_precision, max_abs_diff
 

@@ -2,7 +2,8 @@
 
 from .annotate import auto_annotate
 from .automatic_mask_generator import Sam2AutomaticMaskGenerator
-from .configuration_sam2 import (
+from .image_predictor import Sam2ImagePredictor
+from .models.configuration import (
     Sam2Config,
     Sam2HieraDetConfig,
     Sam2MaskDecoderConfig,
@@ -12,18 +13,15 @@ from .configuration_sam2 import (
     Sam2VideoPromptEncoderConfig,
     Sam2VisionConfig,
 )
-from .image_predictor import Sam2ImagePredictor
-from .modeling_sam2 import (
-    Sam2FrameFeatures,
-    Sam2FramePrediction,
+from .models.modeling import (
     Sam2HieraDetModel,
-    Sam2ImageSegmentationOutput,
     Sam2Model,
     Sam2PreTrainedModel,
     Sam2VideoModel,
     Sam2VideoPreTrainedModel,
     Sam2VisionModel,
 )
+from .models.outputs import Sam2FrameFeatures, Sam2FramePrediction, Sam2ImageSegmentationOutput
 from .processing.image_processing import Sam2ImageProcessor
 from .processing.processor import Sam2Processor
 from .processing.prompts import Prompt

@@ -33,11 +33,11 @@ import pycocotools.mask as mask_utils
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
-from .configuration_sam2 import DEFAULT_MODEL
 from .image_predictor import Sam2ImagePredictor
+from .media.frames import ImageFolderFrames, is_frame_file, to_rgb
+from .media.rle import encode_rle
+from .models.configuration import DEFAULT_MODEL
 from .processing.validation import read_json_file
-from .video.frames import ImageFolderFrames, is_frame_file, to_rgb
-from .video.results import encode_rle
 
 ANNOTATION_FORMATS = ("coco", "yolo")
 DETECTION_TASKS = ("object-detection", "zero-shot-object-detection")

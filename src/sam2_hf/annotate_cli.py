@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from .annotate import ANNOTATION_FORMATS
-from .configuration_sam2 import DEFAULT_MODEL
+from .models.configuration import DEFAULT_MODEL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

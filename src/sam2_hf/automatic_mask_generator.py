@@ -21,10 +21,10 @@ import torch
 from torchvision.ops import batched_nms, box_area, masks_to_boxes
 
 from .image_predictor import Sam2ImagePredictor
-from .modeling_sam2 import Sam2Model
+from .media.rle import decode_rle, encode_rle
+from .models.modeling import Sam2Model
 from .processing.image_processing import build_all_layer_point_grids, generate_crop_boxes, to_rgb_pixels
 from .processing.prompts import check_not_empty
-from .video.results import decode_rle, encode_rle
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
 CROP_EDGE_TOLERANCE = 20.0  # pixels: a box this close to a crop edge (not an image edge) was cut by the crop

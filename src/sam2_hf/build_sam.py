@@ -35,9 +35,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .checkpoint import META_CONFIGS, convert_meta_state_dict, load_converted_state_dict, read_checkpoint
-from .configuration_sam2 import Sam2VideoConfig
-from .modeling_sam2 import Sam2Model, Sam2VideoModel
+from .models.checkpoint import META_CONFIGS, convert_meta_state_dict, load_converted_state_dict, read_checkpoint
+from .models.configuration import Sam2VideoConfig
+from .models.modeling import Sam2Model, Sam2VideoModel
 from .video.predictor import Sam2VideoPredictor
 
 logger = logging.getLogger(__name__)

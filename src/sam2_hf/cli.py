@@ -16,9 +16,9 @@ import importlib
 import sys
 import warnings
 
-from .configuration_sam2 import DEFAULT_MODEL
+from .media.writers import FORMATS, existing_outputs
+from .models.configuration import DEFAULT_MODEL
 from .processing.prompts import OutOfImageWarning, Prompt
-from .video.results import FORMATS, existing_outputs
 from .video.tracker import DIRECTIONS, Sam2Tracker, TrackingError
 
 

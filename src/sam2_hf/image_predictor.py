@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .modeling_sam2 import Sam2Model
+from .models.modeling import Sam2Model
 from .processing.image_processing import preprocess_images, to_rgb_pixels
 from .processing.mask_postprocessing import postprocess_masks
 from .processing.prompts import Prompt, as_tensor, check_not_empty

@@ -22,10 +22,10 @@ from transformers.models.sam2_video.video_processing_sam2_video import (
     Sam2VideoVideoProcessor as _StockSam2VideoVideoProcessor,
 )
 
+from .media.frames import FrameSource, open_frames
 from .processing.image_processing import Sam2ImageProcessor
 from .processing.processor import Sam2Processor
 from .processing.prompts import BOX_BOTTOM_RIGHT, BOX_TOP_LEFT, Prompt, check_not_empty
-from .video.frames import FrameSource, open_frames
 from .video.inference_session import Sam2VideoInferenceSession
 
 # the image processor's settings a default `Sam2VideoVideoProcessor` takes

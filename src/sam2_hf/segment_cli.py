@@ -20,14 +20,14 @@ import argparse
 import ast
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from .automatic_mask_generator import GENERATOR_ARGS
 from .cli import fail, merge_prompts, out_of_image_prompts_refused, parse_box, parse_point, tracked_before
-from .configuration_sam2 import DEFAULT_MODEL
-from .video.frames import IMAGE_SUFFIXES
-from .video.results import FORMATS, MASK_OPACITY, PALETTE, existing_outputs
+from .media.frames import IMAGE_SUFFIXES
+from .media.render import PALETTE, blend_masks
+from .media.writers import FORMATS, existing_outputs
+from .models.configuration import DEFAULT_MODEL
 from .video.tracker import MAX_OBJECTS, TrackingError
 
 OVERLAY_IMAGE = "overlay.png"
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _images(source: Path) -> list[Path] | None:
     """The images to segment one by one, or None for a video file."""
-    from .video.frames import ImageFolderFrames
+    from .media.frames import ImageFolderFrames
 
     if source.is_dir():
         return list(ImageFolderFrames(source).files)
@@ -153,18 +153,13 @@ def _prompted_masks(predictor, image, prompts) -> dict:
 
 def save_image_results(image, masks: dict, folder: Path, overwrite: bool = False) -> Path:
     """One image's masks {obj_id: (H, W) bool} as `Masklets.save` writes a video's (PNG masks, COCO RLE JSON;
-    frame 0) plus `overlay.png` (the masks blended in the tracking palette); returns the folder."""
-    from skimage.color import label2rgb
-
+    frame 0) plus `overlay.png` (the masks drawn by `media.render.blend_masks` in the tracking palette, in order);
+    returns the folder."""
     from .video.tracker import Masklets
 
     masklets = Masklets(image.shape[0], image.shape[1], num_frames=1)
     masklets.add(0, masks)
     masklets.save(image, folder, ("png", "rle"), overwrite=overwrite)
-    labels = np.zeros(image.shape[:2], dtype=np.int64)  # where masks overlap, the later object is shown
-    for i, mask in enumerate(masks.values(), start=1):
-        labels[mask] = i
-    overlay = label2rgb(labels, image, colors=[[c / 255 for c in rgb] for rgb in PALETTE], alpha=MASK_OPACITY,
-                        bg_label=0, image_alpha=1, kind="overlay")  # fmt: skip
-    Image.fromarray((overlay * 255).round().astype("uint8")).save(folder / OVERLAY_IMAGE)
+    colors = {obj_id: PALETTE[i % len(PALETTE)] for i, obj_id in enumerate(masks)}
+    Image.fromarray(blend_masks(image, masks, colors)).save(folder / OVERLAY_IMAGE)
     return folder

@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..configuration_sam2 import DEFAULT_MODEL
+from ..models.configuration import DEFAULT_MODEL
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -171,7 +171,7 @@ def _run_clicks(args) -> int:
 
 
 def _run_pvs(args) -> int:
-    from ..video.frames import ImageFolderFrames
+    from ..media.frames import ImageFolderFrames
     from ..video.predictor import Sam2VideoPredictor
     from .layout import check_vos_folders, read_video_masks
     from .pvs import evaluate_pvs

@@ -20,11 +20,11 @@ from PIL import Image
 from scipy import ndimage
 from tqdm.auto import tqdm
 
+from ..media.rle import decode_segmentation
 from ..processing.image_processing import to_rgb_pixels
 from ..processing.mask_postprocessing import EIGHT_CONNECTED
 from ..processing.prompts import NEGATIVE, POSITIVE
 from ..processing.validation import read_json_file
-from ..video.results import decode_segmentation
 from .metrics import db_eval_iou
 
 

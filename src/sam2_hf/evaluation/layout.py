@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..video.frames import is_frame_file
+from ..media.frames import is_frame_file
 
 VOID_LABEL = 255  # DAVIS: pixels left out of the annotation
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..video.frames import open_frames
+from ..media.frames import open_frames
 from .clicks import next_click
 from .metrics import db_eval_boundary, db_eval_iou
 

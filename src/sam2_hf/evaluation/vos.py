@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..modeling_sam2 import NO_OBJECT_SCORE
+from ..media.frames import ImageFolderFrames, open_frames
+from ..models.outputs import NO_OBJECT_SCORE
 from ..processing.mask_postprocessing import apply_non_overlapping_constraints
-from ..video.frames import ImageFolderFrames, open_frames
 from ..video.predictor import Sam2VideoPredictor
 from ..video.tracker import Masklets
 from .layout import (

@@ -24,8 +24,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..video.results import PALETTE, RleJsonWriter, encode_rle
-from ..video.synthetic import save_jpeg_folder, textured_scene
+from ..media.render import PALETTE
+from ..media.rle import encode_rle
+from ..media.synthetic import save_jpeg_folder, textured_scene
+from ..media.writers import RleJsonWriter
 from .data_formats import LAYOUTS, SAV_ANN_EVERY, AnnotatedVideo, DataError, is_visible, read_layout
 from .transforms import ClipTransforms
 

@@ -33,10 +33,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..media.frames import ImageFolderFrames, VideoDecodeError, is_frame_file, open_frames
+from ..media.rle import decode_segmentation
 from ..processing.image_processing import to_rgb_uint8
 from ..processing.validation import NotJsonError, read_json_file
-from ..video.frames import ImageFolderFrames, VideoDecodeError, is_frame_file, open_frames
-from ..video.results import decode_segmentation
 from .transforms import resize_masks
 
 LAYOUTS = ("images", "coco", "hf", "davis", "sav", "masklets")

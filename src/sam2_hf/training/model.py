@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..configuration_sam2 import Sam2VideoConfig
-from ..modeling_sam2 import FrameOutput, Sam2FrameFeatures, Sam2FramePrediction, Sam2VideoModel
+from ..models.configuration import Sam2VideoConfig
+from ..models.modeling import Sam2VideoModel
+from ..models.outputs import FrameOutput, Sam2FrameFeatures, Sam2FramePrediction
 from ..video.memory_bank import ObjectMemory
 from .prompting import ClipPrompts, PromptSimulation, add_points, draw_clip_prompts, next_point
 

@@ -34,7 +34,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers.utils import ModelOutput
 
-from ..modeling_sam2 import MASK_AS_OUTPUT_BIAS, MASK_AS_OUTPUT_SCALE, Sam2VideoModel
+from ..models.modeling import Sam2VideoModel
+from ..models.outputs import MASK_AS_OUTPUT_BIAS, MASK_AS_OUTPUT_SCALE
 from .memory_bank import check_policy, frames_read_back
 from .predictor import ObjectState, Sam2VideoPredictor, VideoSession, propagation_order
 

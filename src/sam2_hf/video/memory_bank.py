@@ -15,7 +15,7 @@ from collections import OrderedDict
 
 import torch
 
-from ..modeling_sam2 import FrameOutput, MemorySelection
+from ..models.outputs import FrameOutput, MemorySelection
 
 POLICIES = ("disk", "window", "ram")
 RAM_WINDOW = 24  # non-conditioning outputs an object keeps in RAM (the "window" policy keeps nothing more)

@@ -22,11 +22,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..modeling_sam2 import NO_OBJECT_SCORE, FrameOutput, Sam2FrameFeatures, Sam2VideoModel
+from ..media.frames import FrameSource, open_frames
+from ..models.modeling import Sam2VideoModel
+from ..models.outputs import NO_OBJECT_SCORE, FrameOutput, Sam2FrameFeatures
 from ..processing.image_processing import normalize
 from ..processing.mask_postprocessing import apply_non_overlapping_constraints, fill_holes
 from ..processing.prompts import Prompt
-from .frames import FrameSource, open_frames
 from .memory_bank import ObjectMemory, check_policy, frames_read_back
 
 VIDEO_HOLE_FILL_VALUE = 0.1  # filled holes become barely-foreground logits, as in the reference

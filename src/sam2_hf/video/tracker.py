@@ -25,10 +25,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ..automatic_mask_generator import Sam2AutomaticMaskGenerator
+from ..media.frames import StreamFrames, VideoDecodeError, open_frames
+from ..media.rle import decode_rle, decode_segmentation, encode_rle
+from ..media.writers import FORMATS, ResultWriters, existing_outputs, output_paths
 from ..processing.prompts import Prompt, check_not_empty
-from .frames import StreamFrames, VideoDecodeError, open_frames
 from .predictor import Sam2VideoPredictor, VideoSession
-from .results import FORMATS, ResultWriters, decode_rle, decode_segmentation, encode_rle, existing_outputs, output_paths
 
 DIRECTIONS = ("forward", "backward", "both")
 NEW_OBJECT_IOU = 0.3  # a generated mask matching a tracked object at IoU above this is that object, not a new one

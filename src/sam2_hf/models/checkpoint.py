@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .configuration_sam2 import HIERA_SIZES, SIZE_ALIASES, Sam2VideoConfig, canonical_size
+from .configuration import HIERA_SIZES, SIZE_ALIASES, Sam2VideoConfig, canonical_size
 
 # Meta's model configs, named as Meta's Hydra search path (the `sam2` package) finds them. The
 # top-level `sam2_hiera_*.yaml` are Meta's older names for the SAM 2 configs (same files).

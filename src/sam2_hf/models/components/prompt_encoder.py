@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..processing.prompts import BOX_BOTTOM_RIGHT, BOX_TOP_LEFT, NOT_A_POINT, PADDING
+from ...processing.prompts import BOX_BOTTOM_RIGHT, BOX_TOP_LEFT, NOT_A_POINT, PADDING
 from .layers import Activation, LayerNorm2d
 from .position_encoding import RandomFourierEmbedding
 

@@ -31,7 +31,6 @@ RLE JSON format (written by `RleJsonWriter`, read back by `load_rle_json`), COCO
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -42,104 +41,12 @@ import av
 import numpy as np
 import pycocotools.mask as mask_utils
 from PIL import Image
-from scipy import ndimage
 
-from ..processing.validation import read_json_file
+from .render import PALETTE, blend_masks
+from .rle import as_mask, encode_rle
 
-PALETTE = (  # matplotlib's tab10, RGB: object k gets PALETTE[k % 10]
-    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
-)  # fmt: skip
-MASK_OPACITY = 0.5
-OUTLINE_WIDTH = 2  # pixels, drawn inside the mask at full opacity
 DEFAULT_FPS = 30.0  # overlay frame rate for sources without one (image folders, arrays)
 VIDEO_INFO_KEYS = ("height", "width", "fps", "num_frames")
-
-
-def encode_rle(mask: np.ndarray) -> dict:
-    """(H, W) mask -> {"size": [H, W], "counts": str}, COCO compressed RLE."""
-    rle = mask_utils.encode(np.asfortranarray(_as_mask(mask), dtype=np.uint8))
-    return {"size": [int(n) for n in rle["size"]], "counts": rle["counts"].decode("utf-8")}
-
-
-def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
-    """A COCO segmentation -> (H, W) bool, as pycocotools' `COCO.annToMask`: polygons (a list of flat
-    [x0, y0, x1, y1, ...] pixel lists), uncompressed RLE (counts a list) or compressed RLE (counts a string).
-    Raises ValueError saying what is wrong (no polygon at all, e.g. a boxes-only annotation's `[]`; a polygon
-    of too few or odd coordinates, non-numbers; an RLE whose size is not (height, width) or whose counts do not
-    cover its height x width pixels exactly, which pycocotools decodes into uninitialised memory) instead of
-    pycocotools' errors or garbage."""
-    if isinstance(segmentation, list):
-        if not segmentation:
-            raise ValueError("the segmentation is empty (no polygon: a boxes-only annotation has no mask)")
-        for polygon in segmentation:
-            if not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2:
-                count = len(polygon) if isinstance(polygon, list) else type(polygon).__name__
-                raise ValueError(f"a polygon is a list of 6 or more x, y pixel coordinates (even count); got {count}")
-            if not all(isinstance(v, (int, float)) for v in polygon):
-                raise ValueError("a polygon holds a value that is not a number")
-        return decode_rle(mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width)))
-    if not isinstance(segmentation, Mapping) or not {"size", "counts"} <= set(segmentation):
-        raise ValueError("a segmentation is a list of polygons or an RLE dict with 'size' and 'counts'")
-    if list(segmentation["size"]) != [height, width]:
-        raise ValueError(
-            f"the RLE's size {list(segmentation['size'])} is not the image's [height, width] {[height, width]}"
-        )
-    counts = segmentation["counts"]
-    runs = counts if isinstance(counts, list) else rle_runs(counts)
-    if any(not isinstance(n, int) or n < 0 for n in runs) or sum(runs) != height * width:
-        raise ValueError(
-            f"the RLE's counts do not cover its {height}x{width} = {height * width} pixels (runs of {sum(runs)} "
-            "pixels, or a negative run): the mask is truncated or belongs to another image size"
-        )
-    if isinstance(counts, list):
-        segmentation = mask_utils.frPyObjects(segmentation, height, width)
-    return decode_rle(segmentation)
-
-
-def rle_runs(counts: str | bytes) -> list[int]:
-    """The run lengths of a compressed COCO RLE `counts` string, decoded as pycocotools' `rleFrString`
-    (cocoapi maskApi.c): 5 bits per character (offset 48), a continuation bit 0x20, a sign bit 0x10 on the
-    last character, and runs after the second stored as differences to the run two before.
-    Raises ValueError for a string that ends inside a number or holds characters outside that alphabet."""
-    data = counts.encode() if isinstance(counts, str) else bytes(counts)
-    runs, position = [], 0
-    while position < len(data):
-        value, shift, more = 0, 0, True
-        while more:
-            if position == len(data):
-                raise ValueError("the RLE's counts string ends inside a number (it is truncated)")
-            char = data[position] - 48
-            if not 0 <= char < 64:
-                raise ValueError(f"the RLE's counts string holds {chr(data[position])!r}, not an RLE character")
-            value |= (char & 0x1F) << shift
-            more, position, shift = bool(char & 0x20), position + 1, shift + 5
-            if not more and char & 0x10:
-                value |= -1 << shift
-        runs.append(value + (runs[-2] if len(runs) > 2 else 0))
-    return runs
-
-
-def decode_rle(rle: Mapping) -> np.ndarray:
-    """COCO RLE (counts as str or bytes) -> (H, W) bool mask."""
-    with warnings.catch_warnings():  # pycocotools' numpy-2 DeprecationWarning on every decode; the result is right
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return mask_utils.decode({"size": list(rle["size"]), "counts": rle["counts"]}).astype(bool)
-
-
-def load_rle_json(path: str | Path) -> dict:
-    """The dict `RleJsonWriter` wrote (format in the module docstring); decode masks with `decode_rle`.
-    Raises ValueError naming the file when it is not JSON."""
-    return read_json_file(path)
-
-
-def _as_mask(mask, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """(H, W) bool view of `mask`, checked against `shape` (H, W) when given."""
-    mask = np.asarray(mask, dtype=bool)
-    if mask.ndim != 2 or (shape is not None and mask.shape != tuple(shape)):
-        expected = f"{shape}" if shape is not None else "(H, W)"
-        raise ValueError(f"A mask must have shape {expected}, got {mask.shape}.")
-    return mask
 
 
 def _plain_id(obj_id):
@@ -173,7 +80,7 @@ class PngMaskWriter(_Writer):
         for obj_id, mask in masks.items():
             folder = self.out_dir / str(_plain_id(obj_id))
             folder.mkdir(exist_ok=True)
-            Image.fromarray(_as_mask(mask).astype(np.uint8) * 255).save(folder / f"{frame_index:05d}.png")
+            Image.fromarray(as_mask(mask).astype(np.uint8) * 255).save(folder / f"{frame_index:05d}.png")
 
     def close(self) -> None:
         """Nothing is buffered: every PNG is written by `write`."""
@@ -204,7 +111,7 @@ class RleJsonWriter(_Writer):
 
     def write(self, frame_index: int, masks: Mapping, frame: np.ndarray | None = None) -> None:
         shape = (self.video["height"], self.video["width"])
-        rles = {_plain_id(obj_id): encode_rle(_as_mask(mask, shape)) for obj_id, mask in masks.items()}
+        rles = {_plain_id(obj_id): encode_rle(as_mask(mask, shape)) for obj_id, mask in masks.items()}
         self.frames.append(int(frame_index))  # after every mask was checked: a refused frame is not recorded
         for obj_id, rle in rles.items():
             self.objects.setdefault(obj_id, None)
@@ -262,15 +169,9 @@ class OverlayVideoWriter(_Writer):
             raise ValueError("The overlay video needs the frame: pass frame=(H, W, 3) uint8.")
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
             raise ValueError(f"Frames must be ({self.height}, {self.width}, 3) uint8, got {frame.shape} {frame.dtype}.")
-        canvas = frame.astype(np.float32)
-        for obj_id, mask in masks.items():
-            mask = _as_mask(mask, (self.height, self.width))
-            color = np.asarray(self.color(obj_id), dtype=np.float32)
-            canvas[mask] = (1 - MASK_OPACITY) * canvas[mask] + MASK_OPACITY * color
-            canvas[mask & ~ndimage.binary_erosion(mask, iterations=OUTLINE_WIDTH)] = color
-        image = np.pad(
-            canvas.round().astype(np.uint8), ((0, self.height % 2), (0, self.width % 2), (0, 0)), mode="edge"
-        )
+        masks = {obj_id: as_mask(mask, (self.height, self.width)) for obj_id, mask in masks.items()}
+        blended = blend_masks(frame, masks, {obj_id: self.color(obj_id) for obj_id in masks})
+        image = np.pad(blended, ((0, self.height % 2), (0, self.width % 2), (0, 0)), mode="edge")
         for packet in self._stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
             self._container.mux(packet)
 
