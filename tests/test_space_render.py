@@ -14,7 +14,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # app.py and space/ live at the repo root
 from space.render import color, draw_frame, overlay_masks
 
-from sam2_hf.video import results
+from sam2_hf.media import writers
 
 
 def test_frame_view_and_overlay_video_draw_masks_alike(tmp_path, monkeypatch):
@@ -32,7 +32,7 @@ def test_frame_view_and_overlay_video_draw_masks_alike(tmp_path, monkeypatch):
         written.append(image.copy())
         return av.VideoFrame.from_ndarray(image, format=format)
 
-    writer = results.OverlayVideoWriter(tmp_path / "overlay.mp4", 12, 64, 48, colors={i: color(i) for i in masks})
+    writer = writers.OverlayVideoWriter(tmp_path / "overlay.mp4", 12, 64, 48, colors={i: color(i) for i in masks})
     monkeypatch.setattr(results, "av", SimpleNamespace(VideoFrame=SimpleNamespace(from_ndarray=from_ndarray)))
     writer.write(0, masks, frame)
     writer.close()
