@@ -33,7 +33,7 @@ def test_frame_view_and_overlay_video_draw_masks_alike(tmp_path, monkeypatch):
         return av.VideoFrame.from_ndarray(image, format=format)
 
     writer = writers.OverlayVideoWriter(tmp_path / "overlay.mp4", 12, 64, 48, colors={i: color(i) for i in masks})
-    monkeypatch.setattr(results, "av", SimpleNamespace(VideoFrame=SimpleNamespace(from_ndarray=from_ndarray)))
+    monkeypatch.setattr(writers, "av", SimpleNamespace(VideoFrame=SimpleNamespace(from_ndarray=from_ndarray)))
     writer.write(0, masks, frame)
     writer.close()
 
