@@ -53,7 +53,7 @@ def prepare_weights(workdir: Path, image_size: int, size: str = "tiny", version:
     weights = weights_paths(workdir, image_size, size, version)
     if weights.pt.exists() and (weights.folder / "config.json").exists():
         return weights
-    from sam2_hf.video.predictor import Sam2VideoPredictor
+    from sam2_hf.predictors.video_predictor import Sam2VideoPredictor
 
     reference = reference_module()
     workdir.mkdir(parents=True, exist_ok=True)

@@ -49,7 +49,7 @@ def meta_vos_predictor(weights):
 
 
 def sam2_hf_predictor(weights, compiled: bool):
-    from sam2_hf.video.predictor import Sam2VideoPredictor
+    from sam2_hf.predictors.video_predictor import Sam2VideoPredictor
 
     predictor = Sam2VideoPredictor.from_pretrained(weights.folder, device="cuda", fill_hole_area=0)
     if compiled:

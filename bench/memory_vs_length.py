@@ -129,7 +129,7 @@ def run_worker(args) -> None:
     info["rss_after_imports_mib"] = rec.event("imports")["rss_mib"]
 
     if args.impl.startswith("sam2_hf"):
-        from sam2_hf.video.predictor import Sam2VideoPredictor
+        from sam2_hf.predictors.video_predictor import Sam2VideoPredictor
 
         policy = args.impl.split("-", 1)[1]
         predictor = Sam2VideoPredictor.from_pretrained(args.weights, fill_hole_area=0, memory_policy=policy)

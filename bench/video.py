@@ -7,7 +7,7 @@ FLOP-counted, and frames W+1..W+T are timed, so with W >= 6 every timed frame at
 (the prompted frame + the 6 previous ones; object pointers, 4 tokens each, keep growing to 16: a small part).
 Each timed frame is one sample; its masks are compared with Meta's.
 
-- `sam2_hf`       `sam2_hf.video.predictor.Sam2VideoPredictor` (objects of a frame tracked as one batch);
+- `sam2_hf`       `sam2_hf.Sam2VideoPredictor` (objects of a frame tracked as one batch);
 - `meta`          Meta's `SAM2VideoPredictor`, the same calls, built from the same `.pt` and config;
 - `transformers`  `Sam2VideoModel.propagate_in_video_iterator` on a `Sam2VideoInferenceSession` holding the frames
                   preprocessed as Meta's JPEG loader does (its own video processor resizes bilinearly instead);
@@ -90,7 +90,7 @@ class VideoModels:
     def __init__(self, weights: Weights, low_res: int | None = None):
         from transformers import Sam2VideoModel
 
-        from sam2_hf.video.predictor import Sam2VideoPredictor
+        from sam2_hf.predictors.video_predictor import Sam2VideoPredictor
 
         self.weights = weights
         self.sam2_hf = Sam2VideoPredictor.from_pretrained(weights.folder, fill_hole_area=0)

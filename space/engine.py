@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from sam2_hf.processing.prompts import Prompt
-from sam2_hf.video.predictor import VideoSession
+from sam2_hf.tasks.tracker import binarize
+from sam2_hf.tracking.state import VideoSession
 
 from .gpu import gpu
 from .models import ModelStore
@@ -75,7 +76,7 @@ class Engine:
             for frame in frames:
                 with torch.inference_mode():
                     logits = predictor.track_frame(live.state, frame, reverse)
-                yield frame, _binarize(live.state.obj_ids, logits)
+                yield frame, binarize(live.state.obj_ids, logits)
 
     def drop(self, sid: str) -> None:
         """Forget a session's state (freed once a tracking run still using it ends; spilled memories go with it)."""
@@ -89,8 +90,7 @@ class Engine:
                 self._live.move_to_end(sid)
                 return live
         state = self.models.predictor(setup.model, setup.image_size, stride).init_state(setup.frames_dir)
-        per_frame = _nbytes(next(iter(state.feature_cache.values())))
-        state.feature_cache_size = max(2, self.feature_cache_bytes // max(per_frame, 1))
+        state.limit_feature_cache(self.feature_cache_bytes)
         with self._lock:
             self._live[sid] = live = _Live(setup, state)
             while len(self._live) > self.max_sessions:  # the least recently used rebuild when they come back
@@ -103,33 +103,19 @@ class Engine:
         wanted = {obj for _, obj in prompts}
         for obj in [o for o in state.obj_ids if o not in wanted]:
             _, updated = predictor.remove_object(state, obj)
-            touched.update((frame, _binarize(state.obj_ids, logits)) for frame, logits in updated)
+            touched.update((frame, binarize(state.obj_ids, logits)) for frame, logits in updated)
             for key in [k for k in applied if k[1] == obj]:
                 del applied[key]
         for frame, obj in [k for k in applied if k not in prompts]:
             _, ids, logits = predictor.clear_all_prompts_in_frame(state, frame, obj)
-            touched[frame] = _binarize(ids, logits)
+            touched[frame] = binarize(ids, logits)
             del applied[frame, obj]
         for (frame, obj), prompt in sorted(prompts.items()):
             if applied.get((frame, obj)) != prompt:
                 _, ids, logits = predictor.add_prompt(state, prompt)
-                touched[frame] = _binarize(ids, logits)
+                touched[frame] = binarize(ids, logits)
                 applied[frame, obj] = prompt
         return touched
-
-
-def _binarize(obj_ids, logits: torch.Tensor) -> Masks:
-    return dict(zip(obj_ids, (logits[:, 0] > 0).cpu().numpy()))
-
-
-def _nbytes(value) -> int:
-    if isinstance(value, torch.Tensor):
-        return value.nbytes
-    if isinstance(value, Mapping):
-        return sum(_nbytes(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(_nbytes(v) for v in value)
-    return 0
 
 
 ENGINE: Engine | None = None  # set by the app; module level so ZeroGPU's forked workers inherit it

@@ -81,7 +81,7 @@ class MetaReference:
         from content_weights import check_content_bearing, make_content_bearing
         from sam2_hf import Sam2VideoModel
         from sam2_hf.models.checkpoint import write_meta_checkpoint
-        from sam2_hf.video.predictor import Sam2VideoPredictor
+        from sam2_hf.predictors.video_predictor import Sam2VideoPredictor
 
         random_path = self._path.with_name("random-" + self._path.name)
         if self.content_from is not None:  # SAM 2: the SAM 2.1 weights, less the parameters only SAM 2.1 has

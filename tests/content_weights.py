@@ -161,7 +161,7 @@ def teacher_forced_samples(model) -> list[tuple]:
     -> [(embeddings (N, C, S/16, S/16), high-res features, points (N, 1, 2) in S-pixels or None,
     target masks (N, S/4, S/4) bool)].
     """
-    from sam2_hf.video.predictor import Sam2VideoPredictor
+    from sam2_hf.predictors.video_predictor import Sam2VideoPredictor
 
     predictor = Sam2VideoPredictor(model)  # its session reads frames as every video predictor run does
     samples = []
@@ -194,7 +194,7 @@ def clip_samples(model, features: list, masks: np.ndarray) -> list[tuple]:
             selections = []
             for k in range(3):
                 spatial = [(0, FrameOutput(None, None, None, memories[0][k : k + 1]))]
-                spatial += [  # temporal index num_maskmem - d for the frame d back, as `ObjectMemory.select`
+                spatial += [  # temporal index num_maskmem - d for the frame d back, as `ReferenceSelection.select`
                     (num_maskmem - d, FrameOutput(None, None, None, memories[t - d][k : k + 1]))
                     for d in range(1, min(t - 1, num_maskmem - 1) + 1)
                 ]

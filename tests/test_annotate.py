@@ -220,7 +220,7 @@ def test_annotate_cli(images, reference, tmp_path, capsys):
 
 def test_yolo_label_files_are_read_line_by_line(tmp_path):
     """Lines of 5 or 6 values (the score defaults to 1), blank lines skipped; anything else names the line."""
-    from sam2_hf.annotate import read_yolo_labels
+    from sam2_hf.tasks.annotate import read_yolo_labels
 
     good = tmp_path / "good.txt"
     good.write_text("0 0.5 0.5 0.2 0.2\n\n3 0.1 0.2 0.3 0.4 0.9\n")

@@ -14,7 +14,7 @@ import pycocotools.mask as mask_utils
 import pytest
 import torch
 
-from sam2_hf.automatic_mask_generator import Sam2AutomaticMaskGenerator, uncompressed_rle
+from sam2_hf.predictors.automatic_mask_generator import Sam2AutomaticMaskGenerator, uncompressed_rle
 
 from reference import discs_image, follow_content, save_meta_checkpoint
 

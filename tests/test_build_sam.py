@@ -19,7 +19,9 @@ import torch
 import sam2_hf
 from content_weights import distinct_where_both_found
 from sam2_hf import Sam2ImagePredictor, Sam2Model, Sam2VideoPredictor
-from sam2_hf.build_sam import (
+from sam2_hf.media.synthetic import save_jpeg_folder, synthetic_clip
+from sam2_hf.models.configuration import HIERA_SIZES
+from sam2_hf.predictors.build_sam import (
     HF_MODEL_ID_TO_FILENAMES,
     META_CONFIGS,
     OVERRIDES,
@@ -31,8 +33,6 @@ from sam2_hf.build_sam import (
     parse_hydra_value,
     resolve_config_name,
 )
-from sam2_hf.media.synthetic import save_jpeg_folder, synthetic_clip
-from sam2_hf.models.configuration import HIERA_SIZES
 
 from reference import double_precision, max_abs_diff, meta_in_double
 
@@ -562,7 +562,7 @@ def test_default_device_is_cuda_when_available_else_cpu_with_one_warning(monkeyp
     """Meta's `tools/vos_inference.py` and `sam2/benchmark.py` pass no device and Meta's builders default to
     "cuda", so they fail without CUDA; ours build on the CPU then, saying so once. An explicit "cuda" there is
     still an error, and with CUDA available the default is CUDA."""
-    from sam2_hf.build_sam import resolve_device
+    from sam2_hf.predictors.build_sam import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for builder in (build_sam2, build_sam2_video_predictor):

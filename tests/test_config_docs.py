@@ -15,9 +15,9 @@ import re
 import pytest
 from transformers import PreTrainedConfig
 
-from sam2_hf import configuration_sam2
-from sam2_hf.video.predictor import Sam2VideoPredictor
-from sam2_hf.video.tracker import Sam2Tracker, TrackingStream
+from sam2_hf.models import configuration as configuration_sam2
+from sam2_hf.predictors.video_predictor import Sam2VideoPredictor
+from sam2_hf.tasks.tracker import Sam2Tracker, TrackingStream
 
 ENTRY = re.compile(r"^(?P<name>\w+) \((?P<type>.*)\):(?P<rest>.*)$")
 SKIPPED_KINDS = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)

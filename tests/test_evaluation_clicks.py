@@ -13,7 +13,7 @@ from PIL import Image
 from sam2_hf import Sam2ImagePredictor
 from sam2_hf.evaluation import evaluate_clicks, evaluate_coco, evaluate_pvs, next_click
 from sam2_hf.media.synthetic import synthetic_clip
-from sam2_hf.video.predictor import Sam2VideoPredictor
+from sam2_hf.predictors.video_predictor import Sam2VideoPredictor
 
 IMAGE_SIZE = 256
 

@@ -23,7 +23,7 @@ from sam2_hf.evaluation import (
 )
 from sam2_hf.evaluation.layout import save_ann_png, save_frame_masks
 from sam2_hf.media.synthetic import save_jpeg_folder
-from sam2_hf.video.predictor import Sam2VideoPredictor
+from sam2_hf.predictors.video_predictor import Sam2VideoPredictor
 from test_video_parity import patch_reference_memory_dtype
 
 from reference import double_precision, meta_in_double

@@ -160,7 +160,7 @@ def test_cli_bf16_without_use_cpu_gets_the_same_rule_as_the_python_api(tmp_path)
     """`sam2-hf finetune --bf16` on a machine without an accelerator trains with bf16 autocast on the CPU, as
     `FinetuneRecipe.training_arguments(bf16=True)` does (transformers alone refuses: 'use_cpu')."""
     from sam2_hf.cli import build_parser
-    from sam2_hf.training.finetune import training_arguments_from
+    from sam2_hf.cli.finetune import training_arguments_from
     from sam2_hf.training.recipe import bf16_needs_cpu
 
     argv = ["finetune", "--data", "unused", "--output-dir", str(tmp_path / "out"), "--bf16"]

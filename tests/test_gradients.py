@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from sam2_hf import Sam2VideoModel
+from sam2_hf.backends.torch import TorchBackend
+from sam2_hf.tracking import heads as tracking_heads
 
 from reference import max_abs_diff
 
@@ -51,8 +53,14 @@ def meta_loss(meta, pixels, points, labels):
 
 def our_loss(model, pixels, points, labels):
     features = model.encode_frame(pixels)
-    heads = model.predict_masks(
-        model.image_only_embedding(features.image_embeddings), features.high_res_features, points, labels, None, True
+    heads = tracking_heads.predict_masks(
+        TorchBackend(model),
+        model.image_only_embedding(features.image_embeddings),
+        features.high_res_features,
+        points,
+        labels,
+        None,
+        True,
     )
     memory = model.encode_memory(features, heads.high_res_masks, heads.object_score_logits)
     pointer = heads.object_pointer

@@ -24,7 +24,7 @@ import torch
 import transformers
 
 from sam2_hf import Sam2ImagePredictor, Sam2Model, Sam2VideoConfig, Sam2VideoModel
-from sam2_hf.video.predictor import Sam2VideoPredictor
+from sam2_hf.predictors.video_predictor import Sam2VideoPredictor
 from test_hub_format import IMAGE_SIZE, inputs, randomize
 
 from reference import max_abs_diff

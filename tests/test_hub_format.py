@@ -23,6 +23,8 @@ import torch
 import transformers
 
 from sam2_hf import Sam2Model, Sam2VideoConfig, Sam2VideoModel
+from sam2_hf.backends.torch import TorchBackend
+from sam2_hf.tracking import heads
 
 from reference import max_abs_diff
 
@@ -154,7 +156,8 @@ def compare_video_blocks(hf_video, our_video, image_size: int = IMAGE_SIZE, labe
             ref = hf_video._single_frame_forward(
                 pixel_values=pixels, input_points=p, input_labels=lab, multimask_output=multimask
             )
-            out = our_video.predict_masks(
+            out = heads.predict_masks(
+                TorchBackend(our_video),
                 our_video.image_only_embedding(ours.image_embeddings),
                 ours.high_res_features,
                 p[0],

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sam2_hf.image_predictor import Sam2ImagePredictor
+from sam2_hf.predictors.image_predictor import Sam2ImagePredictor
 from sam2_hf.processing.processor import Sam2Processor
 from sam2_hf.processing.prompts import OutOfImageWarning
 

@@ -35,6 +35,8 @@ import pytest
 import torch
 
 from sam2_hf import Sam2Model, Sam2VideoModel
+from sam2_hf.backends.torch import TorchBackend
+from sam2_hf.tracking import heads
 
 from reference import ALL_CONFIGS, max_abs_diff, merge_artifact
 
@@ -211,7 +213,7 @@ def meta_heads(s: Setup, points, labels, mask, multimask, features=None):
 
 def our_heads(model, features, points, labels, mask, multimask):
     emb = model.image_only_embedding(features.image_embeddings)
-    return model.predict_masks(emb, features.high_res_features, points, labels, mask, multimask)
+    return heads.predict_masks(TorchBackend(model), emb, features.high_res_features, points, labels, mask, multimask)
 
 
 HEAD_FIELDS = ("multimasks", "iou_scores", "masks", "high_res_masks", "object_pointer", "object_score_logits")
@@ -381,10 +383,10 @@ def test_use_mask_as_output(setup):
     ref = s.meta._use_mask_as_output(s.meta_raw, s.meta_high_res, mask)
     ref = dict(zip(["masks", "high_res_masks", "iou_scores", "_", "_", "object_pointer", "object_score_logits"], ref))
     for key, model in s.video_models.items():
-        out = model.predict_from_mask_input(s.features[key], mask)
+        out = heads.predict_from_mask_input(TorchBackend(model), s.features[key], mask)
         for field in ("masks", "high_res_masks", "iou_scores", "object_pointer", "object_score_logits"):
             check(s.label, f"mask_as_output/{field}[{key}]", ref[field], getattr(out, field))
-    out = s.models["pt"].predict_from_mask_input(s.features["pt"], mask)
+    out = heads.predict_from_mask_input(TorchBackend(s.models["pt"]), s.features["pt"], mask)
     assert out.object_score_logits.flatten().tolist() == [10.0, -10.0]
     assert torch.allclose(out.object_pointer[1], s.models["pt"].no_object_pointer[0])
     assert max_abs_diff(out.object_pointer[0], out.object_pointer[1]) > 100 * TOL

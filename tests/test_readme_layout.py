@@ -1,7 +1,7 @@
 """README's "Project layout" names every module of src/sam2_hf, and nothing that is not there (issue 20: the
 section had drifted, three modules missing). The layout block's grammar: under `src/sam2_hf/`, a line indented
-by 2 names top-level entries, `folder/` opens a folder whose entries follow indented by 4; an entry is the
-leading `name.py` (or a comma-separated run of them) before its description."""
+by 2 names top-level entries, `folder/` opens a folder whose entries follow indented 2 more (folders nest); an
+entry is the leading `name.py` (or a comma-separated run of them) before its description."""
 
 from __future__ import annotations
 
@@ -18,26 +18,27 @@ def layout_block() -> list[str]:
     section = readme.split("## Project layout", 1)[1]
     block = section.split("```", 2)[1]
     lines = block.splitlines()
-    start = lines.index("src/sam2_hf/")
+    start = next(i for i, line in enumerate(lines) if line.split(" ", 1)[0] == "src/sam2_hf/")
     end = next(i for i in range(start + 1, len(lines)) if lines[i] and not lines[i].startswith(" "))
     return lines[start + 1 : end]
 
 
 def named_modules() -> set[str]:
     """Paths relative to src/sam2_hf of the modules the layout block names."""
-    named, folder = set(), ""
+    named, folders = set(), []  # folders: the open folders, outermost first
     for line in layout_block():
         match = ENTRY.match(line)
         if match is None:  # a description's continuation line
             continue
-        top = len(match["indent"]) == 2
+        depth = len(match["indent"]) // 2 - 1  # 0 for top-level entries
+        if depth > len(folders):  # a continuation line's leading word that looks like an entry
+            continue
+        del folders[depth:]
         for name in match["names"].split(", "):
             if name.endswith("/"):
-                folder = name
+                folders.append(name)
             else:
-                named.add(name if top else folder + name)
-        if top and not match["names"].endswith("/"):
-            folder = ""
+                named.add("".join(folders) + name)
     return named
 
 

@@ -32,7 +32,10 @@ import sam2_hf.processing.prompts as prompts
 from sam2_hf import Sam2Model, Sam2VideoModel
 from sam2_hf.models.components.prompt_encoder import PromptEncoder
 from sam2_hf.models.outputs import MemorySelection
-from sam2_hf.video.predictor import Sam2VideoPredictor, VideoSession
+from sam2_hf.tracking import heads
+from sam2_hf.tracking.selection import ReferenceSelection
+from sam2_hf.tracking.state import VideoSession
+from sam2_hf.tracking.steps import TrackingSteps
 from test_model_parity import REDUCED_SIZE, Setup, heads_errors, object_absent_heads
 from test_model_parity import TOL as MODEL_TOLERANCE
 from test_video_parity import CONTENT_REVERSE_FRAMES, CONTENT_TOLERANCE, video_parity
@@ -73,9 +76,7 @@ def zero_pointer_temporal_encoding(monkeypatch, model):
 
 def edit_selection(monkeypatch, edit: Callable[[MemorySelection], MemorySelection]):
     """Every memory selection (prompted and tracked frames) passed through `edit`."""
-    wrap(
-        monkeypatch, Sam2VideoModel, "select_memory", lambda original, *args, **kwargs: edit(original(*args, **kwargs))
-    )
+    wrap(monkeypatch, ReferenceSelection, "select", lambda original, *args, **kwargs: edit(original(*args, **kwargs)))
 
 
 def drop_oldest_memory_frame(monkeypatch, model):
@@ -90,10 +91,10 @@ def two_object_pointers(monkeypatch, model):
 
 
 def select_forward_memory_in_reverse(monkeypatch, model):
-    def select_memory(original, self, memory, frame_idx, reverse, *args, **kwargs):
+    def select(original, self, memory, frame_idx, reverse, *args, **kwargs):
         return original(self, memory, frame_idx, False, *args, **kwargs)
 
-    wrap(monkeypatch, Sam2VideoModel, "select_memory", select_memory)
+    wrap(monkeypatch, ReferenceSelection, "select", select)
 
 
 def zero_no_memory_embedding(monkeypatch, model):
@@ -141,13 +142,13 @@ def no_dynamic_multimask(monkeypatch, model):
 
 
 def ungated_object_pointer(monkeypatch, model):
-    monkeypatch.setattr(Sam2VideoModel, "gate_object_pointer", lambda self, pointer, present: pointer)
+    monkeypatch.setattr(heads, "gate_object_pointer", lambda pointer, present, no_object_pointer: pointer)
 
 
 def correction_without_previous_mask(monkeypatch, model):
     wrap(
         monkeypatch,
-        Sam2VideoPredictor,
+        TrackingSteps,
         "infer_prompted",
         lambda original, *a, **k: original(*a, **{**k, "prev_logits": None}),
     )
@@ -181,10 +182,10 @@ def bilinear_frame_resize(monkeypatch, model):
 
 
 def mask_upscale_align_corners(monkeypatch, model):
-    def upscale_masks(self, masks):
-        return F.interpolate(masks.float(), size=(self.config.image_size,) * 2, mode="bilinear", align_corners=True)
+    def upscale_masks(masks, size):
+        return F.interpolate(masks.float(), size=tuple(size), mode="bilinear", align_corners=True)
 
-    monkeypatch.setattr(Sam2VideoModel, "upscale_masks", upscale_masks)
+    monkeypatch.setattr(heads, "upscale_masks", upscale_masks)
 
 
 def prompt_scale_axes_swapped(monkeypatch, model):

@@ -41,8 +41,8 @@ from space.ui import build_demo, launch  # noqa: E402
 from space.video import write_mp4  # noqa: E402
 
 from sam2_hf import Sam2VideoConfig, Sam2VideoModel  # noqa: E402
+from sam2_hf.media.rle import decode_rle  # noqa: E402
 from sam2_hf.media.synthetic import synthetic_clip  # noqa: E402
-from sam2_hf.media.writers import decode_rle  # noqa: E402
 
 NUM_FRAMES, HEIGHT, WIDTH = 12, 96, 128
 RED_DISC_AT_0 = (26, 25)  # on the red disc on frame 0, where the seeded random weights give a non-empty mask

@@ -26,9 +26,9 @@ import pytest
 import torch
 
 from sam2_hf import Sam2ImagePredictor, Sam2Model, Sam2Tracker, Sam2VideoModel
-from sam2_hf.build_sam import build_sam2, build_sam2_video_predictor
 from sam2_hf.media.synthetic import synthetic_clip
-from sam2_hf.video.predictor import Sam2VideoPredictor
+from sam2_hf.predictors.build_sam import build_sam2, build_sam2_video_predictor
+from sam2_hf.predictors.video_predictor import Sam2VideoPredictor
 
 from reference import max_abs_diff
 

@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from sam2_hf import Sam2VideoConfig, Sam2VideoModel
-from sam2_hf.cli import main, merge_prompts, parse_box, parse_point
+from sam2_hf.cli import main
+from sam2_hf.cli.common import merge_prompts, parse_box, parse_point
 from sam2_hf.media.rle import decode_rle
 from sam2_hf.media.synthetic import synthetic_clip
 

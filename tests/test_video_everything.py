@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 
 from sam2_hf import Sam2Tracker
-from sam2_hf.automatic_mask_generator import Sam2AutomaticMaskGenerator
 from sam2_hf.media.synthetic import save_jpeg_folder, synthetic_clip
+from sam2_hf.predictors.automatic_mask_generator import Sam2AutomaticMaskGenerator
 from test_video_parity import TOLERANCE, patch_reference_memory_dtype
 
 from reference import double_precision, meta_in_double

@@ -11,8 +11,8 @@ from scipy import ndimage
 from sam2_hf import Prompt, Sam2Tracker, Sam2VideoConfig, TrackingError
 from sam2_hf.media.frames import FrameSource, VideoDecodeError, open_frames
 from sam2_hf.media.synthetic import synthetic_clip
+from sam2_hf.predictors.video_predictor import Sam2VideoPredictor
 from sam2_hf.processing.prompts import OutOfImageWarning
-from sam2_hf.video.predictor import Sam2VideoPredictor
 
 from reference import max_abs_diff
 

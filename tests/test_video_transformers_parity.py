@@ -57,7 +57,7 @@ import torch
 
 from content_weights import distinct_where_both_found
 from sam2_hf.media.synthetic import synthetic_clip
-from sam2_hf.video.predictor import Sam2VideoPredictor
+from sam2_hf.predictors.video_predictor import Sam2VideoPredictor
 
 from reference import double_precision, max_abs_diff
 

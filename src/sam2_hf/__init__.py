@@ -1,8 +1,5 @@
 """SAM 2 / 2.1 (Segment Anything Model 2) for images and video, as transformers models."""
 
-from .annotate import auto_annotate
-from .automatic_mask_generator import Sam2AutomaticMaskGenerator
-from .image_predictor import Sam2ImagePredictor
 from .models.configuration import (
     Sam2Config,
     Sam2HieraDetConfig,
@@ -22,13 +19,16 @@ from .models.modeling import (
     Sam2VisionModel,
 )
 from .models.outputs import Sam2FrameFeatures, Sam2FramePrediction, Sam2ImageSegmentationOutput
+from .predictors.automatic_mask_generator import Sam2AutomaticMaskGenerator
+from .predictors.image_predictor import Sam2ImagePredictor
+from .predictors.inference_session import Sam2VideoInferenceSession, Sam2VideoSegmentationOutput
+from .predictors.video_predictor import Sam2VideoPredictor
+from .predictors.video_processor import Sam2VideoProcessor, Sam2VideoVideoProcessor
 from .processing.image_processing import Sam2ImageProcessor
 from .processing.processor import Sam2Processor
 from .processing.prompts import Prompt
-from .processing_sam2_video import Sam2VideoProcessor, Sam2VideoVideoProcessor
-from .video.inference_session import Sam2VideoInferenceSession, Sam2VideoSegmentationOutput
-from .video.predictor import Sam2VideoPredictor
-from .video.tracker import Masklets, Sam2Tracker, TrackingError
+from .tasks.annotate import auto_annotate
+from .tasks.tracker import Masklets, Sam2Tracker, TrackingError
 
 __version__ = "0.1.0"
 

@@ -30,9 +30,9 @@ from tqdm.auto import tqdm
 
 from ..media.frames import ImageFolderFrames, open_frames
 from ..models.outputs import NO_OBJECT_SCORE
+from ..predictors.video_predictor import Sam2VideoPredictor
 from ..processing.mask_postprocessing import apply_non_overlapping_constraints
-from ..video.predictor import Sam2VideoPredictor
-from ..video.tracker import Masklets
+from ..tasks.tracker import Masklets
 from .layout import (
     DAVIS_PALETTE,
     check_vos_folders,

@@ -1,9 +1,10 @@
 """SAM 2 / 2.1 as transformers `PreTrainedModel`s.
 
 `Sam2Model` segments images from prompts (transformers' `Sam2Model` API). `Sam2VideoModel` adds
-the memory components and exposes the per-frame steps of video tracking:
-
-    frame -> `encode_frame` -> `condition_on_memory` -> `predict_masks` -> `encode_memory` -> memory bank
+the memory components. Both expose their compute as the methods the compute seam's torch implementation
+(backends/torch.py) calls: `encode_frame`, `image_only_embedding`, `decode` (+ `mask_downsample`,
+`object_pointer_proj`, `no_object_pointer`), `condition_on_memory`, `encode_memory`; what joins them into
+tracking (mask choice, gating, memory storage and selection) lives in tracking/.
 
 Parameter names are those of the Hub checkpoints (`facebook/sam2.1-hiera-*`), so their
 `model.safetensors` loads directly, and Meta's `.pt` checkpoints are converted on load.
@@ -34,12 +35,8 @@ from .components.prompt_encoder import PromptEncoder
 from .components.vision_encoder import FpnNeck, VisionEncoderOutput
 from .configuration import Sam2Config, Sam2HieraDetConfig, Sam2VideoConfig, Sam2VisionConfig
 from .outputs import (
-    MASK_AS_OUTPUT_BIAS,
-    MASK_AS_OUTPUT_SCALE,
-    NO_OBJECT_SCORE,
     MemorySelection,
     Sam2FrameFeatures,
-    Sam2FramePrediction,
     Sam2HieraDetModelOutput,
     Sam2ImageSegmentationOutput,
     Sam2VisionEncoderOutput,
@@ -556,7 +553,7 @@ class Sam2VideoModel(Sam2Model, Sam2VideoPreTrainedModel):
 
         features: the frame's `encode_frame` output, batch 1 (one frame shared by the N objects: its first
         self-attention runs once) or N. selections: one `MemorySelection` per object (what
-        `ObjectMemory.select` picked: spatial memories with their temporal index, object pointers with
+        the session's memory selection policy picked: spatial memories with their temporal index, object pointers with
         their temporal offset), all with the same `layout` so their tokens stack into one batch.
         Follows the reference's `SAM2Base._prepare_memory_conditioned_features` (memory frames first,
         then object pointers; SAM 2.1 adds the pointers' temporal encoding).
@@ -621,104 +618,6 @@ class Sam2VideoModel(Sam2Model, Sam2VideoPreTrainedModel):
         tokens = pointers.reshape(b, p * split, mem_dim)
         pos = pos.repeat_interleave(split, dim=0).unsqueeze(0).expand(b, -1, -1)
         return tokens, pos
-
-    def predict_masks(
-        self,
-        embeddings: torch.Tensor,
-        high_res_features: list[torch.Tensor],
-        points: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        mask_inputs: torch.Tensor | None = None,
-        multimask_output: bool = False,
-    ) -> Sam2FramePrediction:
-        """Decoder on (memory-conditioned) embeddings (N, C, h, w), one prompt set per object.
-
-        Masks of objects judged absent become -1024; multimask picks the best-IoU mask; the object
-        pointer comes from that mask's token (the `no_object_pointer` when absent).
-        """
-        out = self.decode(embeddings, high_res_features, points, labels, None, mask_inputs, multimask_output)
-        present = out.object_score_logits > 0  # (N, 1)
-        multimasks = torch.where(present[..., None, None], out.masks, NO_OBJECT_SCORE).float()
-        best = out.iou_scores.argmax(dim=-1) if multimask_output else torch.zeros_like(present[:, 0], dtype=torch.long)
-        rows = torch.arange(multimasks.shape[0], device=multimasks.device)
-        masks = multimasks[rows, best].unsqueeze(1)
-        token = out.mask_tokens[rows, best if out.mask_tokens.shape[1] > 1 else 0]
-        pointer = self.gate_object_pointer(self.object_pointer_proj(token), present.float())
-        return Sam2FramePrediction(
-            multimasks=multimasks,
-            iou_scores=out.iou_scores,
-            masks=masks,
-            high_res_masks=self.upscale_masks(masks),
-            object_pointer=pointer,
-            object_score_logits=out.object_score_logits,
-        )
-
-    def predict_from_mask_input(self, features: Sam2FrameFeatures, mask: torch.Tensor) -> Sam2FramePrediction:
-        """A given binary mask (N, 1, S, S) is taken as the output itself (logits +-10).
-
-        The decoder only runs to produce the object pointer from the mask on memory-free features.
-        """
-        mask = mask.float()
-        high_res = mask * MASK_AS_OUTPUT_SCALE + MASK_AS_OUTPUT_BIAS
-        low_res = F.interpolate(
-            high_res,
-            size=(high_res.shape[-2] // 4, high_res.shape[-1] // 4),
-            mode="bilinear",
-            align_corners=False,
-            antialias=True,
-        )
-        emb = features.image_embeddings
-        mask_input = self.mask_downsample(mask.to(self.dtype))
-        token_source = self.predict_masks(emb, features.high_res_features, mask_inputs=mask_input)
-        present = (mask.flatten(1) > 0).any(dim=1, keepdim=True).float()
-        return Sam2FramePrediction(
-            multimasks=low_res,
-            iou_scores=mask.new_ones(mask.shape[0], 1),
-            masks=low_res,
-            high_res_masks=high_res,
-            object_pointer=self.gate_object_pointer(token_source.object_pointer, present),
-            object_score_logits=MASK_AS_OUTPUT_SCALE * present + MASK_AS_OUTPUT_BIAS,
-        )
-
-    def select_memory(
-        self, memory, frame_idx: int, reverse: bool, num_frames: int | None, stride: int = 1, training: bool = False
-    ) -> MemorySelection:
-        """What one object's (or a batch of objects') memory attention reads on a frame: `memory.select` (an
-        `ObjectMemory`) with this model's memory sizes. stride: `memory_temporal_stride_for_eval` (1 in
-        training); training: read the object pointers of every selected conditioning frame, future ones too
-        (the reference in train mode), instead of only those on this side of `frame_idx`."""
-        c = self.config
-        return memory.select(
-            frame_idx,
-            reverse,
-            num_frames,
-            num_maskmem=c.num_maskmem,
-            max_cond_frames=c.max_cond_frame_num,
-            max_pointers=c.max_object_pointers_in_encoder,
-            stride=stride,
-            only_past_cond_pointers=not training,
-        )
-
-    def use_multimask(self, is_init_cond_frame: bool, num_points: int) -> bool:
-        """Whether the decoder outputs 3 masks on a frame (the reference's `SAM2Base._use_multimask`): on
-        initial conditioning frames (and tracked frames with `multimask_output_for_tracking`) with between
-        `multimask_min_pt_num` and `multimask_max_pt_num` clicks (a box's 2 corners count)."""
-        c = self.config
-        return (
-            c.multimask_output_in_sam
-            and (is_init_cond_frame or c.multimask_output_for_tracking)
-            and c.multimask_min_pt_num <= num_points <= c.multimask_max_pt_num
-        )
-
-    def gate_object_pointer(self, pointer: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-        """Replace the pointer of absent objects by the learned `no_object_pointer`: (N, 256) in pointer's dtype."""
-        present = present.to(pointer.dtype)
-        return present * pointer + (1 - present) * self.no_object_pointer
-
-    def upscale_masks(self, masks: torch.Tensor) -> torch.Tensor:
-        """Low-resolution logits (N, M, 4h, 4w) -> model-input resolution (N, M, S, S)."""
-        size = (self.config.image_size, self.config.image_size)
-        return F.interpolate(masks.float(), size=size, mode="bilinear", align_corners=False)
 
     def encode_memory(
         self,

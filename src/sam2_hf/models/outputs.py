@@ -75,7 +75,8 @@ class Sam2FramePrediction(ModelOutput):
     """Masks of N objects on one frame (object-absent frames already gated to -1024).
 
     multimasks (N, M, 4h, 4w), iou_scores (N, M), masks (N, 1, 4h, 4w) the chosen one,
-    high_res_masks (N, 1, S, S), object_pointer (N, 256), object_score_logits (N, 1).
+    high_res_masks (N, 1, S, S), object_pointer (N, 256), object_score_logits (N, 1), iou_score (N, 1) the
+    chosen mask's predicted IoU (1 for a mask given as the output).
     """
 
     multimasks: torch.Tensor | None = None
@@ -84,6 +85,7 @@ class Sam2FramePrediction(ModelOutput):
     high_res_masks: torch.Tensor | None = None
     object_pointer: torch.Tensor | None = None
     object_score_logits: torch.Tensor | None = None
+    iou_score: torch.Tensor | None = None
 
 
 @dataclass
@@ -92,13 +94,15 @@ class FrameOutput:
 
     mask_logits (1, 1, 4h, 4w) fp32 low-resolution logits, object_pointer (1, 256),
     object_score_logits (1, 1), memory (1, 64, h, w) bf16 — None until the memory encoder ran
-    (frames that received clicks are encoded when propagation starts).
+    (frames that received clicks are encoded when propagation starts), iou_score (1, 1) the chosen mask's
+    predicted IoU (what memory selection policies may weigh; None for an output built without a prediction).
     """
 
     mask_logits: torch.Tensor
     object_pointer: torch.Tensor
     object_score_logits: torch.Tensor
     memory: torch.Tensor | None = None
+    iou_score: torch.Tensor | None = None
 
 
 @dataclass
@@ -106,7 +110,7 @@ class MemorySelection:
     """What one object's memory attention reads on one frame.
 
     spatial: (temporal index, output) — index 0 for conditioning frames, num_maskmem - k for the frame k steps
-    back (`ObjectMemory.select`);
+    back (`ReferenceSelection.select`);
     pointers: (temporal offset, output); max_pointers: the offset normaliser.
     """
 

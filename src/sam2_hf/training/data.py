@@ -495,7 +495,7 @@ def make_synthetic_dataset(
     seed: int = 0,
     per_object_masks: bool = False,
 ) -> Path:
-    """Write a generated dataset (`video.synthetic.textured_scene`: striped targets among checkered look-alikes;
+    """Write a generated dataset (`media.synthetic.textured_scene`: striped targets among checkered look-alikes;
     only targets are annotated) in one of the layouts, and return the path to give `build_dataset`.
 
     kind: "images" (images/ + masks/<stem>.png palette instance PNGs, or with `per_object_masks`

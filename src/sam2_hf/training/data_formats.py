@@ -20,7 +20,7 @@ Layouts (`LAYOUTS`; `detect_layout` tells which one a folder or file is):
   24 // "fps" when the JSON has it) with frames in `<video_id>.mp4` or `<video_id>/<frame index>.jpg`;
   annotated frames where an object's entry is null are left out (Meta's `JSONRawDataset`);
 - "masklets": this project's exports (the COCO RLE JSON `sam2-hf track` and the Space write, see
-  `sam2_hf.video.results`) as `<name>.json` or `<name>_masks.json` with the video next to it (`<name>.mp4`
+  `sam2_hf.media.writers`) as `<name>.json` or `<name>_masks.json` with the video next to it (`<name>.mp4`
   or any video suffix, or a `<name>/` frame folder) or at the JSON's "video.path".
 """
 

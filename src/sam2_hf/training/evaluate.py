@@ -17,8 +17,8 @@ import torch
 from ..evaluation.clicks import evaluate_clicks
 from ..evaluation.scoring import score_video, summarize
 from ..evaluation.vos import segment_video, vos_predictor_options
-from ..image_predictor import Sam2ImagePredictor
-from ..video.predictor import Sam2VideoPredictor
+from ..predictors.image_predictor import Sam2ImagePredictor
+from ..predictors.video_predictor import Sam2VideoPredictor
 from .data_formats import AnnotatedVideo
 
 NUM_CLICKS = 5

@@ -2,8 +2,9 @@
 
 The model is a `Sam2VideoModel` (same weights, same saved format) whose `forward` takes a clip batch and
 returns, per frame, the predictions of every prediction step that `MultiStepMultiMasksAndIous` scores.
-Tracking uses the same blocks as inference (`condition_on_memory`, `predict_masks`, `encode_memory`,
-`ObjectMemory.select`) with the reference's training-mode differences: memory stride 1, object pointers
+Tracking uses the same blocks as inference — the compute seam's four parts (`TorchBackend` over this model, with
+gradients), the glue of tracking/heads.py and SAM 2's `ReferenceSelection` — with the reference's training-mode
+differences: memory stride 1, object pointers
 of every conditioning frame (future ones too), memories encoded from the masks' sigmoid, kept in fp32
 with their gradients, and no hole filling.
 """
@@ -13,10 +14,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..backends.torch import TorchBackend
 from ..models.configuration import Sam2VideoConfig
 from ..models.modeling import Sam2VideoModel
 from ..models.outputs import FrameOutput, Sam2FrameFeatures, Sam2FramePrediction
-from ..video.memory_bank import ObjectMemory
+from ..tracking import heads
+from ..tracking.selection import ReferenceSelection
+from ..tracking.storage import ObjectMemory
 from .prompting import ClipPrompts, PromptSimulation, add_points, draw_clip_prompts, next_point
 
 
@@ -88,19 +92,23 @@ class Sam2VideoModelForTraining(Sam2VideoModel):
                 f"pixel_values has {num_frames} frames, masks {tuple(masks.shape)}, obj_to_frame_idx "
                 f"{tuple(obj_to_frame_idx.shape)}: expected (T, B, 3, S, S), (T, O, S, S) and (T, O, 2)."
             )
-        features = self.encode_frame(pixel_values.transpose(0, 1).flatten(0, 1))
+        backend = TorchBackend(self)
+        features = backend.image_encoder.encode_frame(pixel_values.transpose(0, 1).flatten(0, 1))
         if prompts is None:
             prompts = draw_clip_prompts(self.prompt_simulation, masks, self.training, self.prompt_rng)
         image_index = obj_to_frame_idx[..., 1] * num_frames + obj_to_frame_idx[..., 0]  # into the (B*T) batch
         memory = ObjectMemory(policy="ram")  # the batch's objects tracked together: (O, ...) outputs
+        selection = ReferenceSelection.from_config(self.config, stride=1, training=True)
         outputs = {}
         for t in prompts.processing_order:
             frame_features = features.select(image_index[t])
-            outputs[t] = self.track_step(t, frame_features, prompts, memory, masks[t], num_frames)
+            outputs[t] = self.track_step(backend, selection, t, frame_features, prompts, memory, masks[t], num_frames)
         return [outputs[t] for t in range(num_frames)]
 
     def track_step(
         self,
+        backend: TorchBackend,
+        selection: ReferenceSelection,
         frame_idx: int,
         features: Sam2FrameFeatures,
         prompts: ClipPrompts,
@@ -110,6 +118,7 @@ class Sam2VideoModelForTraining(Sam2VideoModel):
     ) -> dict:
         """One frame of the clip: prediction from its prompt or from memory, corrective clicks, new memory.
 
+        backend: the four parts over this model; selection: the memories a frame reads (SAM 2's, training mode);
         features: the frame's features for the O objects (batch O); gt_masks (O, S, S) bool. The frame's
         `FrameOutput` (O objects) is stored in `memory` (conditioning or not); returns the frame's dict
         (see `forward`).
@@ -119,19 +128,19 @@ class Sam2VideoModelForTraining(Sam2VideoModel):
         mask = prompts.mask_inputs.get(frame_idx)
         embeddings = None
         if mask is not None:
-            steps = [self.predict_from_mask_input(features, mask)]
+            steps = [heads.predict_from_mask_input(backend, features, mask)]
         else:
             if is_init:
-                embeddings = self.image_only_embedding(features.image_embeddings)
+                embeddings = backend.image_encoder.image_only_embedding(features.image_embeddings)
             else:
-                selection = self.select_memory(memory, frame_idx, False, num_frames, stride=1, training=True)
-                embeddings = self.condition_on_memory(features, [selection])
-            steps = [self._decode(embeddings, features, points, None, is_init)]
+                selected = selection.select(memory, frame_idx, False, num_frames)
+                embeddings = backend.memory_attention.condition_on_memory(features, [selected])
+            steps = [self._decode(backend, embeddings, features, points, None, is_init)]
         if frame_idx in prompts.frames_to_add_correction_pt:
-            steps, points = self._correct(steps, embeddings, features, points, gt_masks.unsqueeze(1), is_init)
+            steps, points = self._correct(backend, steps, embeddings, features, points, gt_masks.unsqueeze(1), is_init)
         final = steps[-1]
-        out = FrameOutput(final.masks, final.object_pointer, final.object_score_logits)
-        out.memory = self.encode_memory(features, final.high_res_masks, final.object_score_logits)
+        out = FrameOutput(final.masks, final.object_pointer, final.object_score_logits, iou_score=final.iou_score)
+        out.memory = backend.memory_encoder.encode_memory(features, final.high_res_masks, final.object_score_logits)
         corrected = frame_idx in prompts.frames_to_add_correction_pt
         if is_init or (corrected and self.prompt_simulation.add_all_frames_to_correct_as_cond):
             memory.cond[frame_idx] = out
@@ -139,7 +148,7 @@ class Sam2VideoModelForTraining(Sam2VideoModel):
             memory.non_cond[frame_idx] = out
         return self._frame_dict(steps, points)
 
-    def _correct(self, steps, embeddings, features, points, gt_masks, is_init):
+    def _correct(self, backend, steps, embeddings, features, points, gt_masks, is_init):
         """`num_correction_pt_per_frame` corrective clicks, each from the latest prediction's error, each
         decoded with the clicks so far and the previous low-resolution mask (Meta's `_iter_correct_pt_sampling`)."""
         sim = self.prompt_simulation
@@ -153,19 +162,24 @@ class Sam2VideoModelForTraining(Sam2VideoModel):
             previous = steps[-1]
             coords, labels = next_point(gt_masks, None if from_gt else previous.high_res_masks > 0, method)
             points = add_points(points, coords, labels)
-            steps.append(self._decode(embeddings, features, points, previous.masks, is_init))
+            steps.append(self._decode(backend, embeddings, features, points, previous.masks, is_init))
         return steps, points
 
-    def _decode(self, embeddings, features, points, mask_inputs, is_init) -> Sam2FramePrediction:
+    def _decode(self, backend, embeddings, features, points, mask_inputs, is_init) -> Sam2FramePrediction:
         """Mask decoder on (memory-conditioned) embeddings with the clicks so far and a previous mask."""
         coords, labels = points if points is not None else (None, None)
-        multimask = self.use_multimask(is_init, 0 if labels is None else labels.shape[1])
-        return self.predict_masks(embeddings, features.high_res_features, coords, labels, mask_inputs, multimask)
+        multimask = heads.use_multimask(self.config, is_init, 0 if labels is None else labels.shape[1])
+        return heads.predict_masks(
+            backend, embeddings, features.high_res_features, coords, labels, mask_inputs, multimask
+        )
 
     def _frame_dict(self, steps: list[Sam2FramePrediction], points) -> dict:
         """Meta's per-frame training outputs from the prediction steps."""
         high_res_multimasks = [
-            s.high_res_masks if s.multimasks.shape[1] == 1 else self.upscale_masks(s.multimasks) for s in steps
+            s.high_res_masks
+            if s.multimasks.shape[1] == 1
+            else heads.upscale_to_input_size(s.multimasks, self.config.image_size)
+            for s in steps
         ]
         return {
             "multistep_pred_multimasks_high_res": high_res_multimasks,

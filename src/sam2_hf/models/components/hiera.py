@@ -116,7 +116,7 @@ class MultiScaleBlock(GradientCheckpointingLayer):
 
 
 class HieraTrunk:
-    """The Hiera trunk's layers and forward pass, mixed into transformers' `Sam2HieraDetModel` (modeling_sam2),
+    """The Hiera trunk's layers and forward pass, mixed into transformers' `Sam2HieraDetModel` (models/modeling.py),
     whose parameter names (patch_embed, pos_embed, pos_embed_window, blocks) they are."""
 
     def build_trunk(self, config) -> None:

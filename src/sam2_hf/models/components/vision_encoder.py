@@ -1,5 +1,5 @@
 """Image encoder parts: the FPN neck over the Hiera trunk's stages, and the encoder's output record
-(`Sam2VisionModel` in modeling_sam2 puts them together).
+(`Sam2VisionModel` in models/modeling.py puts them together).
 
 (B, 3, S, S) -> three 256-channel maps at strides 4, 8 and 16 (the stride-32 level only feeds the
 stride-16 level through the top-down path and is then dropped), plus the sine encoding of the stride-16 map.

@@ -20,17 +20,13 @@ import argparse
 import ast
 from pathlib import Path
 
-from PIL import Image
-
-from .automatic_mask_generator import GENERATOR_ARGS
-from .cli import fail, merge_prompts, out_of_image_prompts_refused, parse_box, parse_point, tracked_before
-from .media.frames import IMAGE_SUFFIXES
-from .media.render import PALETTE, blend_masks
-from .media.writers import FORMATS, existing_outputs
-from .models.configuration import DEFAULT_MODEL
-from .video.tracker import MAX_OBJECTS, TrackingError
-
-OVERLAY_IMAGE = "overlay.png"
+from ..media.frames import IMAGE_SUFFIXES
+from ..media.writers import FORMATS, existing_outputs
+from ..models.configuration import DEFAULT_MODEL
+from ..predictors.automatic_mask_generator import GENERATOR_ARGS
+from ..tasks.segment import OVERLAY_IMAGE, save_image_results
+from ..tasks.tracker import MAX_OBJECTS, TrackingError
+from .common import fail, merge_prompts, out_of_image_prompts_refused, parse_box, parse_point, tracked_before
 
 
 def parse_option(text: str) -> tuple[str, object]:
@@ -95,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _images(source: Path) -> list[Path] | None:
     """The images to segment one by one, or None for a video file."""
-    from .media.frames import ImageFolderFrames
+    from ..media.frames import ImageFolderFrames
 
     if source.is_dir():
         return list(ImageFolderFrames(source).files)
@@ -103,13 +99,15 @@ def _images(source: Path) -> list[Path] | None:
 
 
 def _segment_video(args, source: Path, prompts, kwargs) -> int:
-    from .automatic_mask_generator import Sam2AutomaticMaskGenerator
-    from .video.tracker import Sam2Tracker
+    from ..predictors.automatic_mask_generator import Sam2AutomaticMaskGenerator
+    from ..tasks.tracker import Sam2Tracker
 
     tracker = Sam2Tracker.from_pretrained(args.model, device=args.device, **kwargs)
     options = {}
     if not prompts:
-        generator = Sam2AutomaticMaskGenerator(tracker.predictor.model, **dict(args.option))
+        generator = Sam2AutomaticMaskGenerator(
+            tracker.predictor.model, backend=tracker.predictor.backend, **dict(args.option)
+        )
         options = dict(generator=generator, new_objects_every=args.new_objects_every, max_objects=args.max_objects)
     status = 0
     try:
@@ -123,12 +121,14 @@ def _segment_video(args, source: Path, prompts, kwargs) -> int:
 
 def _segment_images(args, images: list[Path], prompts, folders: list[Path], kwargs) -> int:
     """Each image on its own: prompts with INDEX = the image's position, or everything where none."""
-    from .annotate import read_image
-    from .automatic_mask_generator import Sam2AutomaticMaskGenerator
-    from .image_predictor import Sam2ImagePredictor
+    from ..predictors.automatic_mask_generator import Sam2AutomaticMaskGenerator
+    from ..predictors.image_predictor import Sam2ImagePredictor
+    from ..tasks.annotate import read_image
 
     predictor = Sam2ImagePredictor.from_pretrained(args.model, device=args.device, **kwargs)
-    generator = None if prompts else Sam2AutomaticMaskGenerator(predictor.model, **dict(args.option))
+    generator = (
+        None if prompts else Sam2AutomaticMaskGenerator(predictor.model, backend=predictor.backend, **dict(args.option))
+    )
     for index, (path, folder) in enumerate(zip(images, folders)):
         image = read_image(path)
         if generator is not None:
@@ -149,17 +149,3 @@ def _prompted_masks(predictor, image, prompts) -> dict:
         mask, _, _ = predictor.predict(point_coords=p.points, point_labels=p.labels, box=p.box, multimask_output=False)
         masks[p.obj_id] = mask[0].astype(bool)
     return masks
-
-
-def save_image_results(image, masks: dict, folder: Path, overwrite: bool = False) -> Path:
-    """One image's masks {obj_id: (H, W) bool} as `Masklets.save` writes a video's (PNG masks, COCO RLE JSON;
-    frame 0) plus `overlay.png` (the masks drawn by `media.render.blend_masks` in the tracking palette, in order);
-    returns the folder."""
-    from .video.tracker import Masklets
-
-    masklets = Masklets(image.shape[0], image.shape[1], num_frames=1)
-    masklets.add(0, masks)
-    masklets.save(image, folder, ("png", "rle"), overwrite=overwrite)
-    colors = {obj_id: PALETTE[i % len(PALETTE)] for i, obj_id in enumerate(masks)}
-    Image.fromarray(blend_masks(image, masks, colors)).save(folder / OVERLAY_IMAGE)
-    return folder

@@ -22,11 +22,12 @@ from transformers.models.sam2_video.video_processing_sam2_video import (
     Sam2VideoVideoProcessor as _StockSam2VideoVideoProcessor,
 )
 
-from .media.frames import FrameSource, open_frames
-from .processing.image_processing import Sam2ImageProcessor
-from .processing.processor import Sam2Processor
-from .processing.prompts import BOX_BOTTOM_RIGHT, BOX_TOP_LEFT, Prompt, check_not_empty
-from .video.inference_session import Sam2VideoInferenceSession
+from ..media.frames import FrameSource, open_frames
+from ..processing.image_processing import Sam2ImageProcessor
+from ..processing.processor import Sam2Processor
+from ..processing.prompts import BOX_BOTTOM_RIGHT, BOX_TOP_LEFT, Prompt, check_not_empty
+from ..tracking.selection import MemorySelectionFactory
+from .inference_session import Sam2VideoInferenceSession
 
 # the image processor's settings a default `Sam2VideoVideoProcessor` takes
 VIDEO_PROCESSOR_KEYS = (
@@ -104,13 +105,14 @@ class Sam2VideoProcessor(Sam2Processor):
         max_vision_features_cache_size: int = 1,
         dtype: torch.dtype = torch.float32,
         memory_policy: str = "disk",
+        memory_selection: MemorySelectionFactory | None = None,
     ) -> Sam2VideoInferenceSession:
         """A session for `video`, or for frames streamed one at a time (`video=None`).
 
         video: (T, H, W, 3) numpy array or tensor ((T, 3, H, W) too), a list of frames (PIL images, (H, W, 3)
         arrays, (3, H, W) tensors), a video file or a folder of frames (read lazily). Devices default to
-        `inference_device`; `processing_device` is where frames are preprocessed. memory_policy: see
-        `Sam2VideoInferenceSession`.
+        `inference_device`; `processing_device` is where frames are preprocessed. memory_policy, memory_selection:
+        see `Sam2VideoInferenceSession`.
         """
         storage_device = video_storage_device if video_storage_device is not None else inference_device
         frames, height, width = None, None, None
@@ -128,6 +130,7 @@ class Sam2VideoProcessor(Sam2Processor):
             dtype=dtype,
             max_vision_features_cache_size=max_vision_features_cache_size,
             memory_policy=memory_policy,
+            memory_selection=memory_selection,
         )
 
     def add_inputs_to_inference_session(

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from .annotate import ANNOTATION_FORMATS
-from .models.configuration import DEFAULT_MODEL
+from ..models.configuration import DEFAULT_MODEL
+from ..tasks.annotate import ANNOTATION_FORMATS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,9 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Exit status: 0 written, 2 bad input (images, detector, labels, model; the message says which)."""
-    from .annotate import auto_annotate
-    from .cli import fail
-    from .image_predictor import Sam2ImagePredictor
+    from ..predictors.image_predictor import Sam2ImagePredictor
+    from ..tasks.annotate import auto_annotate
+    from .common import fail
 
     kwargs = {"image_size": args.image_size} if args.image_size else {}
     try:

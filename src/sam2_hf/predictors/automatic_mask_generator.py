@@ -20,11 +20,12 @@ import pycocotools.mask as mask_utils
 import torch
 from torchvision.ops import batched_nms, box_area, masks_to_boxes
 
+from ..backends.protocol import Sam2Backend
+from ..media.rle import decode_rle, encode_rle
+from ..models.modeling import Sam2Model
+from ..processing.image_processing import build_all_layer_point_grids, generate_crop_boxes, to_rgb_pixels
+from ..processing.prompts import check_not_empty
 from .image_predictor import Sam2ImagePredictor
-from .media.rle import decode_rle, encode_rle
-from .models.modeling import Sam2Model
-from .processing.image_processing import build_all_layer_point_grids, generate_crop_boxes, to_rgb_pixels
-from .processing.prompts import check_not_empty
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
 CROP_EDGE_TOLERANCE = 20.0  # pixels: a box this close to a crop edge (not an image edge) was cut by the crop
@@ -74,6 +75,7 @@ class Sam2AutomaticMaskGenerator:
         compressed {"size", "counts": str}).
     use_m2m (False): refine each mask once, feeding its low-resolution logits back with its click.
     multimask_output (True): three masks per click instead of one.
+    backend (None): the compute (backends/protocol.py) its image predictor runs on; None: `TorchBackend(model)`.
 
     Other keywords are accepted and ignored, as by Meta's class. Raises ValueError for both or neither of
     points_per_side / point_grids, empty point_grids (`EmptyPromptError`), too few grids for the crop layers,
@@ -102,6 +104,7 @@ class Sam2AutomaticMaskGenerator:
         output_mode: str = "binary_mask",
         use_m2m: bool = False,
         multimask_output: bool = True,
+        backend: Sam2Backend | None = None,
         **kwargs,
     ):
         if (points_per_side is None) == (point_grids is None):
@@ -116,7 +119,7 @@ class Sam2AutomaticMaskGenerator:
                              f"{crop_n_layers + 1} (one per layer).")  # fmt: skip
         self.point_grids = [np.asarray(grid, dtype=np.float64) for grid in point_grids]
         self.predictor = Sam2ImagePredictor(
-            model, max_hole_area=min_mask_region_area, max_sprinkle_area=min_mask_region_area
+            model, max_hole_area=min_mask_region_area, max_sprinkle_area=min_mask_region_area, backend=backend
         )
         self.points_per_batch = points_per_batch
         self.pred_iou_thresh = pred_iou_thresh

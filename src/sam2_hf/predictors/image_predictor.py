@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import torch
 
-from .models.modeling import Sam2Model
-from .processing.image_processing import preprocess_images, to_rgb_pixels
-from .processing.mask_postprocessing import postprocess_masks
-from .processing.prompts import Prompt, as_tensor, check_not_empty
+from ..backends.protocol import Sam2Backend
+from ..backends.torch import TorchBackend
+from ..models.modeling import Sam2Model
+from ..processing.image_processing import preprocess_images, to_rgb_pixels
+from ..processing.mask_postprocessing import postprocess_masks
+from ..processing.prompts import Prompt, as_tensor, check_not_empty
 
 LOW_RES_LOGIT_LIMIT = 32.0  # returned low-resolution logits are clamped to +-32 (as Meta)
 PREDICTOR_ARGS = ("mask_threshold", "max_hole_area", "max_sprinkle_area")
@@ -30,10 +32,20 @@ class Sam2ImagePredictor:
     mask_threshold: logits above it are foreground in the returned masks.
     max_hole_area / max_sprinkle_area: if > 0, background / foreground regions of at most that many
     low-resolution pixels are flipped before upscaling (Meta's CUDA-only step, here on any device).
+    backend: the compute (backends/protocol.py; default `TorchBackend(sam_model)`); `model` stays Meta's attribute.
     """
 
-    def __init__(self, sam_model: Sam2Model, mask_threshold=0.0, max_hole_area=0.0, max_sprinkle_area=0.0, **kwargs):
+    def __init__(
+        self,
+        sam_model: Sam2Model,
+        mask_threshold=0.0,
+        max_hole_area=0.0,
+        max_sprinkle_area=0.0,
+        backend: Sam2Backend | None = None,
+        **kwargs,
+    ):
         self.model = sam_model
+        self.backend = TorchBackend(sam_model) if backend is None else backend
         self.mask_threshold = mask_threshold
         self.max_hole_area = max_hole_area
         self.max_sprinkle_area = max_sprinkle_area
@@ -55,11 +67,11 @@ class Sam2ImagePredictor:
 
     @property
     def device(self) -> torch.device:
-        return self.model.device
+        return self.backend.device
 
     @property
     def image_size(self) -> int:
-        return self.model.config.image_size
+        return self.backend.config.image_size
 
     def reset_predictor(self) -> None:
         """Forget the image embeddings and sizes."""
@@ -90,9 +102,9 @@ class Sam2ImagePredictor:
         pixel_values, original_sizes = preprocess_images(images, self.image_size)
         self.reset_predictor()
         self._orig_hw = original_sizes
-        features = self.model.encode_frame(pixel_values.to(self.device, self.model.dtype))
+        features = self.backend.image_encoder.encode_frame(pixel_values.to(self.device, self.backend.dtype))
         self._features = {
-            "image_embed": self.model.image_only_embedding(features.image_embeddings),
+            "image_embed": self.backend.image_encoder.image_only_embedding(features.image_embeddings),
             "high_res_feats": features.high_res_features,
         }
         self._is_image_set = True
@@ -183,7 +195,7 @@ class Sam2ImagePredictor:
         num_sets = 1 if prompted is None else prompted.shape[0]  # no prompt: one set, as Meta's predictor
         embeddings = self._features["image_embed"][index : index + 1].expand(num_sets, -1, -1, -1)
         high_res = [f[index : index + 1].expand(num_sets, -1, -1, -1) for f in self._features["high_res_feats"]]
-        out = self.model.decode(
+        out = self.backend.mask_decoder.decode(
             embeddings, high_res, points, labels, None, mask_input, multimask_output, empty_prompt_as_point=False
         )
         masks = postprocess_masks(
@@ -267,4 +279,4 @@ class Sam2ImagePredictor:
             )
         if num_sets is not None and masks.shape[0] not in (1, num_sets):
             raise ValueError(f"mask_input has {masks.shape[0]} masks but there are {num_sets} prompt sets.")
-        return masks.to(self.device, self.model.dtype)
+        return masks.to(self.device, self.backend.dtype)

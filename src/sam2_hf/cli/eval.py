@@ -78,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import fail
+    from .common import fail
 
     try:
         return {"vos": _run_vos, "score": _run_score, "clicks": _run_clicks, "pvs": _run_pvs}[args.mode](args)
@@ -98,7 +98,7 @@ def _load(cls, args, **options):
 
 
 def _sequences(args):
-    from .layout import list_sequences
+    from ..evaluation.layout import list_sequences
 
     names = list_sequences(args.base_video_dir, args.video_list_file)
     if not names:
@@ -107,7 +107,7 @@ def _sequences(args):
 
 
 def _report(scores, protocol, out_dir, subset) -> None:
-    from .scoring import format_summary, write_results
+    from ..evaluation.scoring import format_summary, write_results
 
     print(format_summary(scores, protocol), end="")
     for path in write_results(scores, out_dir, protocol, subset):
@@ -115,9 +115,9 @@ def _report(scores, protocol, out_dir, subset) -> None:
 
 
 def _run_vos(args) -> int:
-    from ..video.predictor import Sam2VideoPredictor
-    from .scoring import score_folder
-    from .vos import run_vos_inference, vos_predictor_options
+    from ..evaluation.scoring import score_folder
+    from ..evaluation.vos import run_vos_inference, vos_predictor_options
+    from ..predictors.video_predictor import Sam2VideoPredictor
 
     names = _sequences(args)
     predictor = _load(Sam2VideoPredictor, args, **vos_predictor_options(args.per_obj_png_file))
@@ -141,8 +141,8 @@ def _run_vos(args) -> int:
 
 
 def _run_score(args) -> int:
-    from .layout import list_sequences
-    from .scoring import score_folder
+    from ..evaluation.layout import list_sequences
+    from ..evaluation.scoring import score_folder
 
     names = list_sequences(args.gt_dir, args.video_list_file)
     scores = score_folder(args.gt_dir, args.pred_dir, args.protocol, names, not args.keep_first_last)
@@ -158,8 +158,8 @@ def _write_json(result, path) -> None:
 
 
 def _run_clicks(args) -> int:
-    from ..image_predictor import Sam2ImagePredictor
-    from .clicks import evaluate_coco
+    from ..evaluation.clicks import evaluate_coco
+    from ..predictors.image_predictor import Sam2ImagePredictor
 
     predictor = _load(Sam2ImagePredictor, args)
     result = evaluate_coco(predictor, args.coco_json, args.image_dir, args.num_clicks, args.max_images, args.min_area)
@@ -171,10 +171,10 @@ def _run_clicks(args) -> int:
 
 
 def _run_pvs(args) -> int:
+    from ..evaluation.layout import check_vos_folders, read_video_masks
+    from ..evaluation.pvs import evaluate_pvs
     from ..media.frames import ImageFolderFrames
-    from ..video.predictor import Sam2VideoPredictor
-    from .layout import check_vos_folders, read_video_masks
-    from .pvs import evaluate_pvs
+    from ..predictors.video_predictor import Sam2VideoPredictor
 
     sequences = _sequences(args)
     check_vos_folders(args.base_video_dir, args.input_mask_dir, sequences, args.per_obj_png_file)  # vos: in its run

@@ -33,11 +33,11 @@ import pycocotools.mask as mask_utils
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
-from .image_predictor import Sam2ImagePredictor
-from .media.frames import ImageFolderFrames, is_frame_file, to_rgb
-from .media.rle import encode_rle
-from .models.configuration import DEFAULT_MODEL
-from .processing.validation import read_json_file
+from ..media.frames import ImageFolderFrames, is_frame_file, to_rgb
+from ..media.rle import encode_rle
+from ..models.configuration import DEFAULT_MODEL
+from ..predictors.image_predictor import Sam2ImagePredictor
+from ..processing.validation import read_json_file
 
 ANNOTATION_FORMATS = ("coco", "yolo")
 DETECTION_TASKS = ("object-detection", "zero-shot-object-detection")

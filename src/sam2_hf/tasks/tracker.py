@@ -24,12 +24,13 @@ import pycocotools.mask as mask_utils
 import torch
 from tqdm.auto import tqdm
 
-from ..automatic_mask_generator import Sam2AutomaticMaskGenerator
 from ..media.frames import StreamFrames, VideoDecodeError, open_frames
 from ..media.rle import decode_rle, decode_segmentation, encode_rle
 from ..media.writers import FORMATS, ResultWriters, existing_outputs, output_paths
+from ..predictors.automatic_mask_generator import Sam2AutomaticMaskGenerator
+from ..predictors.video_predictor import Sam2VideoPredictor
 from ..processing.prompts import Prompt, check_not_empty
-from .predictor import Sam2VideoPredictor, VideoSession
+from ..tracking.state import VideoSession
 
 DIRECTIONS = ("forward", "backward", "both")
 NEW_OBJECT_IOU = 0.3  # a generated mask matching a tracked object at IoU above this is that object, not a new one
@@ -110,6 +111,11 @@ class TrackingError(RuntimeError):
         super().__init__(message)
         self.masklets = masklets
         self.frame_index = frame_index
+
+
+def binarize(obj_ids, logits: torch.Tensor, threshold: float = 0.0) -> dict:
+    """(N, 1, H, W) mask logits of the objects `obj_ids` (in order) -> {obj_id: (H, W) bool numpy mask}."""
+    return dict(zip(obj_ids, (logits[:, 0] > threshold).cpu().numpy()))
 
 
 class Sam2Tracker:
@@ -220,7 +226,7 @@ class Sam2Tracker:
         state = self.predictor.init_state(video)
         if state.num_frames is None:
             raise ValueError("Segmenting everything needs a video of known length (a file, folder or array).")
-        generator = generator or Sam2AutomaticMaskGenerator(self.predictor.model)
+        generator = generator or Sam2AutomaticMaskGenerator(self.predictor.model, backend=self.predictor.backend)
         last = state.num_frames - 1 if max_frames is None else min(max_frames, state.num_frames - 1)
         added = False
         with tqdm(total=last + 1, desc="segmenting everything", unit="frame", disable=not progress) as bar:
@@ -286,8 +292,7 @@ class Sam2Tracker:
         return [p.frame for p in prompts]
 
     def _binarize(self, obj_ids, logits: torch.Tensor) -> dict:
-        masks = (logits[:, 0] > self.threshold).cpu().numpy()
-        return dict(zip(obj_ids, masks))
+        return binarize(obj_ids, logits, self.threshold)
 
     @staticmethod
     def _count_frames(num_frames, start, max_frames, passes) -> int | None:
@@ -351,7 +356,7 @@ class TrackingStream:
         with torch.inference_mode():
             self._preflight()
             logits = self.predictor.track_frame(self.state, index, reverse=False)
-        return self.tracker._binarize(self.state.obj_ids, logits)
+        return binarize(self.state.obj_ids, logits, self.tracker.threshold)
 
     def add_prompt(self, obj_id, points=None, labels=None, box=None, mask=None) -> dict:
         """Prompt an object on the newest frame (the arguments of `Prompt`); returns that frame's masks
@@ -363,7 +368,7 @@ class TrackingStream:
         prompt = Prompt(self.last_index, obj_id, points, labels, box, mask)
         _, obj_ids, logits = self.predictor.add_prompt(self.state, prompt)
         self.needs_preflight = True
-        return self.tracker._binarize(obj_ids, logits)
+        return binarize(obj_ids, logits, self.tracker.threshold)
 
     def _preflight(self) -> None:
         if self.needs_preflight:

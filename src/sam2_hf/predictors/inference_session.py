@@ -1,9 +1,10 @@
 """transformers' video API (`Sam2VideoInferenceSession`, `Sam2VideoModel.forward(inference_session=...)`,
-`propagate_in_video_iterator`) as a thin layer over the one tracker, `Sam2VideoPredictor`.
+`propagate_in_video_iterator`) as a thin layer over the one tracking algorithm, `TrackingSteps`
+(tracking/steps.py), which `Sam2VideoPredictor` runs too.
 
-The session holds the predictor's `VideoSession` (objects, prompts, per-object memory banks with their
-bounded RAM and `memory_policy`, the feature cache) and runs transformers' per-frame control flow with
-the predictor's steps: on each frame, every object either reuses its conditioning output, is segmented
+The session holds a `VideoSession` (objects, prompts, per-object memory storage with its bounded RAM and
+`memory_policy`, the memory selection policy, the feature cache) and runs transformers' per-frame control
+flow with the tracking steps: on each frame, every object either reuses its conditioning output, is segmented
 from the inputs it was just given, or is tracked from its memory. Masks equal transformers' on the same
 weights and pixels (tests/test_transformers_video_api.py).
 
@@ -34,10 +35,14 @@ import torch
 from tqdm.auto import tqdm
 from transformers.utils import ModelOutput
 
+from ..backends.torch import TorchBackend
 from ..models.modeling import Sam2VideoModel
 from ..models.outputs import MASK_AS_OUTPUT_BIAS, MASK_AS_OUTPUT_SCALE
-from .memory_bank import check_policy, frames_read_back
-from .predictor import ObjectState, Sam2VideoPredictor, VideoSession, propagation_order
+from ..tracking import heads
+from ..tracking.selection import MemorySelectionFactory
+from ..tracking.state import ObjectState, VideoSession, propagation_order
+from ..tracking.steps import TrackingSteps
+from ..tracking.storage import check_policy
 
 STREAM_BUFFER = 8  # frames given one at a time (`frame=` / `add_new_frame`) kept in memory, the newest
 
@@ -100,7 +105,7 @@ class PixelFrames:
 
 
 class PixelVideoSession(VideoSession):
-    """The predictor's state for a transformers session: frames come as model input (`PixelFrames`)."""
+    """The tracking state of a transformers session: frames come as model input (`PixelFrames`)."""
 
     def pixel_values(self, frame_idx: int) -> torch.Tensor:
         """Frame -> (1, 3, S, S) on the session's device, as given (already preprocessed)."""
@@ -117,7 +122,8 @@ class Sam2VideoInferenceSession:
     ones spilled to disk: see `memory_policy`); video_storage_device / dtype: where and in which dtype
     frames are kept; max_vision_features_cache_size: frames whose image features are kept;
     memory_policy: what objects do with memories outside their RAM window ("disk", "window", "ram",
-    see `sam2_hf.video.memory_bank`).
+    see `sam2_hf.tracking.storage`); memory_selection: which memories a frame reads, a `MemorySelectionFactory`
+    (tracking/selection.py; None: SAM 2's `ReferenceSelection`).
     """
 
     def __init__(
@@ -131,6 +137,7 @@ class Sam2VideoInferenceSession:
         dtype: torch.dtype = torch.float32,
         max_vision_features_cache_size: int = 1,
         memory_policy: str = "disk",
+        memory_selection: MemorySelectionFactory | None = None,
     ):
         check_policy(memory_policy)
         self.video_height = video_height  # original frame size: prompts are scaled from it
@@ -146,7 +153,8 @@ class Sam2VideoInferenceSession:
             self.frames, None, inference_device, memory_policy, feature_cache_size=max_vision_features_cache_size
         )
         self.obj_with_new_inputs: list = []  # objects whose newest inputs the model has not segmented yet
-        self.predictor: Sam2VideoPredictor | None = None  # the tracker run with the model last called
+        self.memory_selection = memory_selection  # the selection policy's factory (None: SAM 2's)
+        self.steps: TrackingSteps | None = None  # the tracking steps over the model last called
 
     # ------------------------------------------------------------------------------ frames
     @property
@@ -229,9 +237,11 @@ class Sam2VideoInferenceSession:
 
     # ------------------------------------------------------------------------------ resets
     def reset_tracking_data(self) -> None:
-        """Forget every object, prompt and result (frames and cached image features stay)."""
+        """Forget every object, prompt and result (frames and cached image features stay); the memory selection
+        policy starts anew on the next model call."""
         self.state.clear_objects()
         self.obj_with_new_inputs = []
+        self.steps = None
 
     def reset_inference_session(self) -> None:
         """`reset_tracking_data`, and the cached image features too."""
@@ -261,7 +271,7 @@ class Sam2VideoInferenceSession:
             if not self.state.objects:
                 raise ValueError("No objects are provided for tracking; please add inputs first.")
         self.check_frame_index(frame_idx)
-        predictor = self._predictor(model)
+        steps = self._steps(model)
         prompted = [obj_id for obj_id in self.obj_with_new_inputs if self._has_inputs(obj_id, frame_idx)]
         to_track = [
             obj
@@ -271,9 +281,9 @@ class Sam2VideoInferenceSession:
         for obj in to_track:
             self._check_trackable(obj)
         if to_track:
-            predictor.infer_tracked(self.state, to_track, frame_idx, reverse, binarize=bool(prompted))
+            steps.infer_tracked(self.state, to_track, frame_idx, reverse, binarize=bool(prompted))
         for obj_id in prompted:
-            self._segment_prompted(predictor, obj_id, frame_idx, reverse)
+            self._segment_prompted(steps, obj_id, frame_idx, reverse)
         for obj in to_track:
             obj.tracked[frame_idx] = reverse
         outputs = [obj.memory.get(frame_idx) for obj in self.state.objects.values()]
@@ -309,16 +319,13 @@ class Sam2VideoInferenceSession:
         for frame_idx in tqdm(order, desc="propagate in video", disable=not show_progress_bar):
             yield model(inference_session=self, frame_idx=frame_idx, reverse=reverse)
 
-    def _predictor(self, model: Sam2VideoModel) -> Sam2VideoPredictor:
-        """The tracker with transformers' settings for `model` (built on first use, or when the model changes)."""
-        if self.predictor is None or self.predictor.model is not model:
-            c = model.config
-            check_policy(
-                self.state.memory_policy,
-                frames_read_back(c.num_maskmem, 1, c.max_object_pointers_in_encoder),
-            )
-            self.predictor = Sam2VideoPredictor(model, fill_hole_area=0, memory_policy=self.state.memory_policy)
-        return self.predictor
+    def _steps(self, model: Sam2VideoModel) -> TrackingSteps:
+        """The tracking steps with transformers' settings (no hole filling, stride 1) over `model` (built on first
+        use, or when the model changes, which also gives the session a new selection policy)."""
+        if self.steps is None or self.steps.backend.model is not model:
+            self.steps = TrackingSteps(TorchBackend(model), fill_hole_area=0, memory_selection=self.memory_selection)
+            self.steps.attach(self.state)
+        return self.steps
 
     def _has_inputs(self, obj_id, frame_idx: int) -> bool:
         obj = self.state.objects.get(obj_id)
@@ -335,12 +342,12 @@ class Sam2VideoInferenceSession:
                 "(each add_inputs_to_inference_session call replaces `obj_with_new_inputs`)."
             )
 
-    def _segment_prompted(self, predictor: Sam2VideoPredictor, obj_id, frame_idx: int, reverse: bool) -> None:
+    def _segment_prompted(self, steps: TrackingSteps, obj_id, frame_idx: int, reverse: bool) -> None:
         """Segment an object from its new inputs on a frame, store the output with its memory, mark the inputs used."""
         obj = self.state.objects[obj_id]
         is_init = frame_idx not in obj.tracked
         mask = obj.masks.get(frame_idx)
-        out = predictor.infer_prompted(
+        out = steps.infer_prompted(
             self.state,
             obj,
             frame_idx,
@@ -350,27 +357,14 @@ class Sam2VideoInferenceSession:
             mask=mask,
         )
         if mask is None:
-            predictor.encode_prompted_memory(self.state, frame_idx, out)
-        else:
-            out.object_pointer = self._mask_prompt_pointer(predictor, frame_idx, mask)
-            predictor.encode_prompted_memory(
-                self.state, frame_idx, out, MASK_AS_OUTPUT_SCALE * mask + MASK_AS_OUTPUT_BIAS
-            )
+            steps.encode_prompted_memory(self.state, frame_idx, out)
+        else:  # transformers' pointer for a mask prompt, and the memory of the mask itself
+            features = steps.frame_features(self.state, frame_idx)
+            out.object_pointer = heads.mask_prompt_pointer(steps.backend, features, mask)
+            steps.encode_prompted_memory(self.state, frame_idx, out, MASK_AS_OUTPUT_SCALE * mask + MASK_AS_OUTPUT_BIAS)
         if is_init:
             obj.memory.non_cond.pop(frame_idx)
-            obj.memory.cond[frame_idx] = out
         else:
-            obj.memory.non_cond[frame_idx] = out
             obj.tracked[frame_idx] = reverse
+        steps.store(self.state, obj, frame_idx, out, conditioning=is_init, reverse=reverse)
         self.obj_with_new_inputs.remove(obj_id)
-
-    def _mask_prompt_pointer(self, predictor: Sam2VideoPredictor, frame_idx: int, mask: torch.Tensor) -> torch.Tensor:
-        """A mask prompt's object pointer as transformers computes it: (1, 256) from the best of the decoder's
-        three masks for the downsampled mask (Meta, and `Sam2VideoModel.predict_from_mask_input`, take its
-        single-mask output), replaced by `no_object_pointer` for an empty mask."""
-        model, features = predictor.model, predictor.frame_features(self.state, frame_idx)
-        dense = model.mask_downsample(mask.to(model.dtype))
-        pointer = model.predict_masks(
-            features.image_embeddings, features.high_res_features, mask_inputs=dense, multimask_output=True
-        ).object_pointer
-        return model.gate_object_pointer(pointer, mask.flatten(1).any(dim=1, keepdim=True))

@@ -8,114 +8,31 @@ scripts written for the reference:
 - old memories are spilled to disk (or dropped / kept, see `memory_policy`), so RAM stays flat;
 - small holes are filled on CPU too (the reference's kernel is CUDA-only).
 
-Per frame the data flow is: frame -> `encode_frame` -> `condition_on_memory` -> `predict_masks`
--> `encode_memory` -> the object's memory bank.
+The per-frame steps are `TrackingSteps` (tracking/steps.py), shared with the transformers-style session; this
+class adds Meta's session methods (prompts, propagation, results at video resolution).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass, field
-
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
-from ..media.frames import FrameSource, open_frames
+from ..backends.protocol import Sam2Backend
+from ..backends.torch import TorchBackend
+from ..media.frames import open_frames
 from ..models.modeling import Sam2VideoModel
-from ..models.outputs import NO_OBJECT_SCORE, FrameOutput, Sam2FrameFeatures
-from ..processing.image_processing import normalize
-from ..processing.mask_postprocessing import apply_non_overlapping_constraints, fill_holes
+from ..models.outputs import NO_OBJECT_SCORE
+from ..processing.mask_postprocessing import apply_non_overlapping_constraints
 from ..processing.prompts import Prompt
-from .memory_bank import ObjectMemory, check_policy, frames_read_back
+from ..tracking.selection import MemorySelectionFactory
+from ..tracking.state import VideoSession, propagation_order
+from ..tracking.steps import TrackingSteps
+from ..tracking.storage import check_policy
 
-VIDEO_HOLE_FILL_VALUE = 0.1  # filled holes become barely-foreground logits, as in the reference
 LOGIT_LIMIT = 32.0  # a frame's previous logits, fed back with a correction click, are clamped to +-32
 
 
-@dataclass
-class ObjectState:
-    """Prompts, pending (clicked, not yet memory-encoded) outputs and memory of one object."""
-
-    memory: ObjectMemory
-    points: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # (1,K,2), (1,K)
-    masks: dict[int, torch.Tensor] = field(default_factory=dict)  # (1, 1, S, S)
-    pending: dict[bool, dict[int, FrameOutput]] = field(default_factory=lambda: {True: {}, False: {}})
-    tracked: dict[int, bool] = field(default_factory=dict)  # frame -> tracked in reverse
-
-
-class VideoSession:
-    """The state of one video (Meta's `inference_state`); `state["num_frames"]`-style access works too."""
-
-    def __init__(self, frames: FrameSource, image_size: int, device, memory_policy: str, feature_cache_size=2):
-        self.frames = frames  # the video, decoded lazily (never held whole, unlike the reference)
-        self.image_size = image_size  # the model's input size S: frames are resized to S x S
-        self.device = device  # where features, prompts and memories live
-        self.memory_policy = memory_policy  # what objects do with memories outside their RAM window
-        self.objects: OrderedDict[object, ObjectState] = OrderedDict()  # obj_id -> prompts, outputs, memory
-        self.feature_cache: OrderedDict[int, Sam2FrameFeatures] = OrderedDict()  # frame -> encoder output
-        self.feature_cache_size = feature_cache_size  # frames of features kept (least recently used go)
-
-    @property
-    def num_frames(self) -> int | None:
-        return self.frames.num_frames
-
-    @property
-    def video_height(self) -> int:
-        return self.frames.height
-
-    @property
-    def video_width(self) -> int:
-        return self.frames.width
-
-    @property
-    def obj_ids(self) -> list:
-        return list(self.objects)
-
-    def __getitem__(self, key):
-        if key in ("num_frames", "video_height", "video_width", "obj_ids", "device"):
-            return getattr(self, key)
-        raise KeyError(f"{key!r} is not exposed by sam2_hf's video session.")
-
-    def object(self, obj_id, create=False) -> ObjectState:
-        if obj_id not in self.objects:
-            if not create:
-                raise KeyError(f"Unknown object id {obj_id!r}; known ids: {self.obj_ids}.")
-            self.objects[obj_id] = ObjectState(ObjectMemory(self.memory_policy))
-        return self.objects[obj_id]
-
-    def clear_objects(self) -> None:
-        """Remove every object, prompt and result, spilled memories included (frames and features stay)."""
-        for obj in self.objects.values():
-            obj.memory.clear()
-        self.objects.clear()
-
-    def check_frame_index(self, frame_idx: int) -> None:
-        n = self.num_frames
-        if not isinstance(frame_idx, (int, np.integer)) or frame_idx < 0 or (n is not None and frame_idx >= n):
-            raise IndexError(f"Frame index {frame_idx} is out of range for a video of {n} frames.")
-
-    def pixel_values(self, frame_idx: int) -> torch.Tensor:
-        """Frame -> (1, 3, S, S) float32: PIL bicubic resize, /255 in float64 then float32, ImageNet normalization
-        (the reference's frame loading, operation for operation)."""
-        frame = Image.fromarray(self.frames.frame(frame_idx)).resize((self.image_size, self.image_size))
-        x = torch.from_numpy(np.asarray(frame) / 255.0).float().permute(2, 0, 1)
-        return normalize(x.unsqueeze(0)).to(self.device)
-
-
-def propagation_order(start_frame_idx: int, max_frame_num_to_track: int | None, num_frames: int, reverse: bool):
-    """The frames propagation visits, as the reference orders them: `start_frame_idx` and up to
-    `max_frame_num_to_track` (default: all) frames after it, or before it when `reverse` (none from frame 0)."""
-    if max_frame_num_to_track is None:
-        max_frame_num_to_track = num_frames
-    if reverse:
-        end = max(start_frame_idx - max_frame_num_to_track, 0)
-        return range(start_frame_idx, end - 1, -1) if start_frame_idx > 0 else range(0)
-    return range(start_frame_idx, min(start_frame_idx + max_frame_num_to_track, num_frames - 1) + 1)
-
-
-class Sam2VideoPredictor:
+class Sam2VideoPredictor(TrackingSteps):
     """Track objects through a video from clicks, boxes or masks (Meta's SAM2VideoPredictor API).
 
     Build one with `Sam2VideoPredictor(model, **options)` or `Sam2VideoPredictor.from_pretrained(model_id,
@@ -162,7 +79,7 @@ class Sam2VideoPredictor:
             back the "window" memory policy must keep results.
         memory_policy (`str`, *optional*, defaults to `"disk"`):
             Where an object's older non-conditioning results (mask, object pointer, memory) go once more than
-            24 (`memory_bank.RAM_WINDOW`) are in RAM: "disk" spills them to temporary files, read back when
+            24 (`tracking.storage.RAM_WINDOW`) are in RAM: "disk" spills them to temporary files, read back when
             needed again (a backward pass, a correction); "window" drops them (for streaming: `init_state` raises
             ValueError if the settings read further back than the window); "ram" keeps everything in RAM, as the
             reference. Conditioning frames always stay in RAM. `init_state(memory_policy=...)` overrides it for
@@ -170,6 +87,14 @@ class Sam2VideoPredictor:
         memory_dtype (`torch.dtype`, *optional*, defaults to `torch.bfloat16`):
             The dtype spatial memories are stored in: bfloat16, as Meta and transformers store them; float32
             keeps them exact (e.g. to compare two implementations past bf16 rounding) at twice the memory.
+        memory_selection (`Callable[[Sam2VideoConfig, int], MemorySelectionPolicy]`, *optional*, defaults to `None`):
+            Which memories a frame reads: a factory called once per session with the model's config and
+            `memory_temporal_stride_for_eval`, returning a policy (tracking/selection.py) that is asked for each
+            object's memories on each tracked frame and observes every stored output (`FrameSignals`: predicted
+            IoU, object score, mask, box). None: SAM 2's own selection (`ReferenceSelection.from_config`).
+        backend (`Sam2Backend`, *optional*, defaults to `None`):
+            The compute (backends/protocol.py: image encoder, mask decoder, memory attention, memory encoder);
+            None: `TorchBackend(model)`. `model` stays the predictor's `model` attribute, as in Meta's class.
         model_id (`str` or `os.PathLike`):
             `from_pretrained` only: a Hub repo id, a folder saved with `save_pretrained`, or one of Meta's `.pt`
             checkpoints, loaded with `Sam2VideoModel.from_pretrained`.
@@ -192,17 +117,23 @@ class Sam2VideoPredictor:
         memory_temporal_stride_for_eval: int = 1,
         memory_policy: str = "disk",
         memory_dtype: torch.dtype = torch.bfloat16,
+        memory_selection: MemorySelectionFactory | None = None,
+        backend: Sam2Backend | None = None,
     ):
         """A predictor on `model` with these options (documented in the class docstring's Args)."""
         self.model = model.eval()
-        self.fill_hole_area = fill_hole_area
+        super().__init__(
+            TorchBackend(self.model) if backend is None else backend,
+            fill_hole_area=fill_hole_area,
+            clear_non_cond_mem_around_input=clear_non_cond_mem_around_input,
+            binarize_mask_from_pts_for_mem_enc=binarize_mask_from_pts_for_mem_enc,
+            memory_temporal_stride_for_eval=memory_temporal_stride_for_eval,
+            memory_dtype=memory_dtype,
+            memory_selection=memory_selection,
+        )
         self.non_overlap_masks = non_overlap_masks
-        self.clear_non_cond_mem_around_input = clear_non_cond_mem_around_input
         self.add_all_frames_to_correct_as_cond = add_all_frames_to_correct_as_cond
-        self.binarize_mask_from_pts_for_mem_enc = binarize_mask_from_pts_for_mem_enc
-        self.memory_temporal_stride_for_eval = memory_temporal_stride_for_eval
         self.memory_policy = memory_policy
-        self.memory_dtype = memory_dtype
 
     PREDICTOR_OPTIONS = (
         "fill_hole_area",
@@ -213,6 +144,7 @@ class Sam2VideoPredictor:
         "memory_temporal_stride_for_eval",
         "memory_policy",
         "memory_dtype",
+        "memory_selection",
     )
 
     @classmethod
@@ -226,12 +158,8 @@ class Sam2VideoPredictor:
         return cls(model, **options)
 
     @property
-    def image_size(self) -> int:
-        return self.model.config.image_size
-
-    @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return self.backend.device
 
     # ------------------------------------------------------------------------------ session
     @torch.inference_mode()
@@ -249,17 +177,18 @@ class Sam2VideoPredictor:
         and have nothing left to do. The first frame is encoded right away, as the reference does.
         """
         policy = memory_policy or self.memory_policy
-        c = self.model.config
-        reach = frames_read_back(c.num_maskmem, self.memory_temporal_stride_for_eval, c.max_object_pointers_in_encoder)
-        check_policy(policy, reach)
+        check_policy(policy)
         session = VideoSession(open_frames(video_path), self.image_size, self.device, policy)
+        self.attach(session)
         self.frame_features(session, 0)
         return session
 
     @torch.inference_mode()
     def reset_state(self, inference_state: VideoSession) -> None:
-        """Remove every object, prompt and result (frames and cached features stay)."""
+        """Remove every object, prompt and result (frames and cached features stay); the session's memory
+        selection policy starts anew."""
         inference_state.clear_objects()
+        self.attach(inference_state)
 
     # ------------------------------------------------------------------------------ prompts
     @torch.inference_mode()
@@ -348,7 +277,7 @@ class Sam2VideoPredictor:
             pending.pop(frame_idx, None)
         out = obj.memory.cond.pop(frame_idx, None)
         if out is not None:
-            obj.memory.non_cond[frame_idx] = out
+            self.store(state, obj, frame_idx, out, conditioning=False)
             obj.tracked.pop(frame_idx, None)
         if not need_output:
             return None
@@ -391,12 +320,9 @@ class Sam2VideoPredictor:
                 for frame_idx, out in obj.pending[is_cond].items():
                     if out.memory is None:
                         self.encode_prompted_memory(state, frame_idx, out)
-                    if is_cond:
-                        obj.memory.cond[frame_idx] = out
-                    else:
-                        obj.memory.non_cond[frame_idx] = out
+                    self.store(state, obj, frame_idx, out, conditioning=is_cond)
                     if self.clear_non_cond_mem_around_input:
-                        self._clear_non_cond_memory_around(obj, frame_idx)
+                        self.clear_non_cond_memory_around(obj, frame_idx)
                 obj.pending[is_cond].clear()
             for frame_idx in obj.memory.cond:
                 obj.memory.non_cond.pop(frame_idx)
@@ -430,120 +356,12 @@ class Sam2VideoPredictor:
             self.infer_tracked(state, to_track, frame_idx, reverse)
         for obj in state.objects.values():
             if self.clear_non_cond_mem_around_input and frame_idx in obj.memory.cond:
-                self._clear_non_cond_memory_around(obj, frame_idx)
+                self.clear_non_cond_memory_around(obj, frame_idx)
             obj.tracked[frame_idx] = reverse
         masks = torch.cat([obj.memory.get(frame_idx).mask_logits for obj in state.objects.values()])
         return self._to_video_resolution(state, masks)
 
-    # ------------------------------------------------------------------------------ tracking steps
-    # Public: the transformers-style session (inference_session.py) runs the same steps.
-    def frame_features(self, state: VideoSession, frame_idx: int) -> Sam2FrameFeatures:
-        """One frame's `encode_frame` features (batch 1), from the session's small cache (least recently used
-        frames dropped). Raises what the frame source raises for an unreadable frame."""
-        cache = state.feature_cache
-        if frame_idx in cache:
-            cache.move_to_end(frame_idx)
-        else:
-            cache[frame_idx] = self.model.encode_frame(state.pixel_values(frame_idx))
-            while len(cache) > state.feature_cache_size:
-                cache.popitem(last=False)
-        return cache[frame_idx]
-
-    def infer_prompted(self, state, obj, frame_idx, is_init, reverse, points=None, mask=None, prev_logits=None):
-        """One object's result on a prompted frame -> its `FrameOutput` (no memory yet: `encode_prompted_memory`).
-
-        obj: its `ObjectState`; is_init: the object's first prompted frame (no memory read; multimask for one
-        click); points: (coords (1, K, 2) in model pixels, labels (1, K)); mask: (1, 1, S, S) binary, used as
-        the output itself; prev_logits: (1, 1, S/4, S/4) the frame's previous logits, fed back with a correction.
-        """
-        features = self.frame_features(state, frame_idx)
-        if mask is not None:
-            pred = self.model.predict_from_mask_input(features, mask)
-        else:
-            if is_init:
-                embeddings = self.model.image_only_embedding(features.image_embeddings)
-            else:
-                embeddings = self.model.condition_on_memory(features, [self._select(state, obj, frame_idx, reverse)])
-            coords, labels = points
-            pred = self.model.predict_masks(
-                embeddings,
-                features.high_res_features,
-                coords,
-                labels,
-                prev_logits,
-                multimask_output=self.model.use_multimask(is_init, labels.shape[1]),
-            )
-        return FrameOutput(self._fill_holes(pred.masks), pred.object_pointer, pred.object_score_logits)
-
-    def infer_tracked(
-        self, state: VideoSession, objects: list[ObjectState], frame_idx: int, reverse: bool, binarize: bool = False
-    ):
-        """Track objects without prompts on this frame, batched by memory layout, and store their memories
-        (encoded from the masks' sigmoid, as the reference does; `binarize`: from the thresholded masks)."""
-        features = self.frame_features(state, frame_idx)
-        groups: dict[tuple, list] = {}
-        for obj in objects:
-            sel = self._select(state, obj, frame_idx, reverse)
-            groups.setdefault(sel.layout, []).append((obj, sel))
-        for members in groups.values():
-            embeddings = self.model.condition_on_memory(features, [sel for _, sel in members])
-            n = len(members)
-            batch = self._expand(features, n)
-            pred = self.model.predict_masks(
-                embeddings, batch.high_res_features, multimask_output=self.model.use_multimask(False, 0)
-            )
-            memory = self.model.encode_memory(batch, pred.high_res_masks, pred.object_score_logits, binarize)
-            filled = self._fill_holes(pred.masks)
-            for i, (obj, _) in enumerate(members):
-                obj.memory.non_cond[frame_idx] = FrameOutput(
-                    filled[i : i + 1].clone(),
-                    pred.object_pointer[i : i + 1].clone(),
-                    pred.object_score_logits[i : i + 1].clone(),
-                    memory[i : i + 1].to(self.memory_dtype),
-                )
-
-    def encode_prompted_memory(
-        self, state: VideoSession, frame_idx: int, out: FrameOutput, high_res_masks: torch.Tensor | None = None
-    ) -> None:
-        """Give a prompted frame's output its memory (stored in `memory_dtype`), encoded from `high_res_masks`
-        (1, 1, S, S) logits (default: its low-resolution logits upscaled, the reference's way), thresholded with
-        `binarize_mask_from_pts_for_mem_enc`."""
-        if high_res_masks is None:
-            high_res_masks = self.model.upscale_masks(out.mask_logits)
-        memory = self.model.encode_memory(
-            self.frame_features(state, frame_idx),
-            high_res_masks,
-            out.object_score_logits,
-            binarize=self.binarize_mask_from_pts_for_mem_enc,
-        )
-        out.memory = memory.to(self.memory_dtype)
-
-    # ------------------------------------------------------------------------------ internals
-    def _select(self, state: VideoSession, obj: ObjectState, frame_idx: int, reverse: bool):
-        stride = self.memory_temporal_stride_for_eval
-        return self.model.select_memory(obj.memory, frame_idx, reverse, state.num_frames, stride)
-
-    @staticmethod
-    def _expand(features: Sam2FrameFeatures, n: int) -> Sam2FrameFeatures:
-        return Sam2FrameFeatures(
-            features.image_embeddings.expand(n, -1, -1, -1),
-            [f.expand(n, -1, -1, -1) for f in features.high_res_features],
-            features.position_embeddings,
-        )
-
-    def _fill_holes(self, mask_logits: torch.Tensor) -> torch.Tensor:
-        if self.fill_hole_area <= 0:
-            return mask_logits
-        return fill_holes(mask_logits, self.fill_hole_area, threshold=0.0, fill_value=VIDEO_HOLE_FILL_VALUE)
-
-    def _clear_non_cond_memory_around(self, obj: ObjectState, frame_idx: int) -> None:
-        """Drop one object's non-conditioning outputs within the frames its memory reads around a
-        prompted frame (`memory_temporal_stride_for_eval * num_maskmem` either side), so they are
-        re-tracked from the new prompt; other objects keep theirs (Meta's per-object clearing)."""
-        r = self.memory_temporal_stride_for_eval * self.model.config.num_maskmem
-        for t in range(frame_idx - r, frame_idx + r + 1):
-            obj.memory.non_cond.pop(t)
-
+    # ------------------------------------------------------------------------------ results
     def _frame_masks(self, state: VideoSession, frame_idx: int, is_cond: bool) -> torch.Tensor:
         """Every object's newest result on a frame (pending first), -1024 where none: (N, 1, H, W)."""
         size = self.image_size // 4

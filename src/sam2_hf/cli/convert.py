@@ -29,9 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Exit status: 0 written, 2 nothing written (not a SAM 2 model, or a bad --out; the message says which)."""
-    from .cli import fail
-    from .models.checkpoint import META_CHECKPOINT_SUFFIXES, write_meta_checkpoint
-    from .models.modeling import Sam2VideoModel
+    from ..models.checkpoint import META_CHECKPOINT_SUFFIXES, write_meta_checkpoint
+    from ..models.modeling import Sam2VideoModel
+    from .common import fail
 
     out = Path(args.out)
     if out.suffix.lower() not in META_CHECKPOINT_SUFFIXES:
@@ -60,8 +60,8 @@ def check_sam2_folder(source: str) -> None:
     """Raise when the local `source` is no SAM 2 model: FileNotFoundError for a path that does not exist (a Hub id,
     `namespace/name`, is left to `from_pretrained`), ValueError for a file that is not a `.pt` and for a folder
     without config.json or whose config.json names another model type."""
-    from .models.checkpoint import META_CHECKPOINT_SUFFIXES
-    from .processing.validation import read_json_file
+    from ..models.checkpoint import META_CHECKPOINT_SUFFIXES
+    from ..processing.validation import read_json_file
 
     path = Path(source)
     if not path.exists():

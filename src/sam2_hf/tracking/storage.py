@@ -1,10 +1,11 @@
-"""Per-object memory bank: what tracking keeps of each frame, and which of it a new frame reads.
+"""Memory storage: where an object's outputs (masks, object pointers, memories) live. Which of them a frame
+reads is memory selection (tracking/selection.py), not this.
 
 The reference keeps every frame's memory until the session is reset. Here an object's
 non-conditioning frames live in a small in-RAM window; older ones are spilled to disk
 (`policy="disk"`, everything can still be revisited), dropped (`policy="window"`, for
 streaming: nothing is ever read again outside the window) or kept (`policy="ram"`, the
-reference's behaviour).
+reference's behaviour). The string is the `memory_policy` option of the video APIs.
 """
 
 from __future__ import annotations
@@ -15,30 +16,24 @@ from collections import OrderedDict
 
 import torch
 
-from ..models.outputs import FrameOutput, MemorySelection
+from ..models.outputs import FrameOutput
 
 POLICIES = ("disk", "window", "ram")
 RAM_WINDOW = 24  # non-conditioning outputs an object keeps in RAM (the "window" policy keeps nothing more)
 
 
-def frames_read_back(num_maskmem: int, stride: int, max_pointers: int) -> int:
-    """How many frames back (or ahead, in reverse) `ObjectMemory.select` reads non-conditioning outputs:
-    the oldest spatial memory lies (num_maskmem - 2) * stride + 1 frames back, the oldest object pointer
-    max_pointers - 1 frames back. A "window" store must hold at least this many frames."""
-    return max((num_maskmem - 2) * stride + 1, max_pointers - 1)
-
-
 def check_policy(policy: str, frames_back: int = 0, ram_capacity: int = RAM_WINDOW) -> None:
     """ValueError for an unknown policy, or for a "window" whose `ram_capacity` frames cannot hold the
-    `frames_back` frames memory selection reads (see `frames_read_back`): tracking would silently read
-    fewer memories than the reference."""
+    `frames_back` frames memory selection reads (`MemorySelectionPolicy.frames_read_back`): tracking would silently
+    read fewer memories than the selection asks for."""
     if policy not in POLICIES:
         raise ValueError(f"Unknown memory policy {policy!r}; expected one of {POLICIES}.")
     if policy == "window" and ram_capacity < frames_back:
         raise ValueError(
             f'The "window" memory policy keeps {ram_capacity} frames per object in RAM, but memory selection '
             f"reads {frames_back} frames back with these settings (num_maskmem, memory_temporal_stride_for_eval, "
-            'max_object_pointers_in_encoder); use memory_policy="disk" or a smaller stride.'
+            'max_object_pointers_in_encoder, or the memory_selection policy); use memory_policy="disk" or a smaller '
+            "stride."
         )
 
 
@@ -120,71 +115,3 @@ class ObjectMemory:
     def clear(self) -> None:
         self.cond.clear()
         self.non_cond.clear()
-
-    def select(
-        self,
-        frame_idx: int,
-        reverse: bool,
-        num_frames: int | None,
-        num_maskmem: int = 7,
-        max_cond_frames: int = -1,
-        max_pointers: int = 16,
-        stride: int = 1,
-        signed_pointer_offsets: bool = True,
-        only_past_cond_pointers: bool = True,
-    ) -> MemorySelection:
-        """The reference's memory selection (SAM2Base._prepare_memory_conditioned_features).
-
-        only_past_cond_pointers: read the object pointers of conditioning frames on this side of
-        `frame_idx` only (the reference in eval mode); training reads every selected one."""
-        selected, unselected = closest_cond_frames(frame_idx, self.cond, max_cond_frames)
-        spatial = [(0, out) for out in selected.values()]
-        for t_pos in range(1, num_maskmem):
-            t_rel = num_maskmem - t_pos  # frames back
-            if t_rel == 1:
-                prev = frame_idx + 1 if reverse else frame_idx - 1
-            elif not reverse:
-                prev = ((frame_idx - 2) // stride) * stride - (t_rel - 2) * stride
-            else:
-                prev = -(-(frame_idx + 2) // stride) * stride + (t_rel - 2) * stride
-            out = self.non_cond.get(prev)
-            if out is None:
-                out = unselected.get(prev)
-            if out is not None:
-                spatial.append((t_pos, out))
-
-        max_ptrs = max_pointers if num_frames is None else min(num_frames, max_pointers)
-        sign = -1 if reverse else 1
-        pointers = [
-            ((frame_idx - t) * sign if signed_pointer_offsets else abs(frame_idx - t), out)
-            for t, out in selected.items()
-            if not only_past_cond_pointers or (t >= frame_idx if reverse else t <= frame_idx)
-        ]
-        for t_diff in range(1, max_ptrs):
-            t = frame_idx + t_diff if reverse else frame_idx - t_diff
-            if t < 0 or (num_frames is not None and t >= num_frames):
-                break
-            out = self.non_cond.get(t)
-            if out is None:
-                out = unselected.get(t)
-            if out is not None:
-                pointers.append((t_diff, out))
-        return MemorySelection(spatial, pointers, max_ptrs)
-
-
-def closest_cond_frames(frame_idx: int, cond: dict[int, FrameOutput], max_num: int):
-    """Split conditioning frames into (selected, unselected): all when max_num is -1, else the closest
-    one before, the closest one at/after, then the temporally nearest others."""
-    if max_num == -1 or len(cond) <= max_num:
-        return dict(cond), {}
-    if max_num < 2:
-        raise ValueError("max_cond_frame_num must be -1 or at least 2.")
-    selected = {}
-    before = max((t for t in cond if t < frame_idx), default=None)
-    after = min((t for t in cond if t >= frame_idx), default=None)
-    for t in (before, after):
-        if t is not None:
-            selected[t] = cond[t]
-    rest = sorted((t for t in cond if t not in selected), key=lambda t: abs(t - frame_idx))
-    selected.update((t, cond[t]) for t in rest[: max_num - len(selected)])
-    return selected, {t: v for t, v in cond.items() if t not in selected}

@@ -1,0 +1,89 @@
+"""What the subcommands share: prompt options parsed into `Prompt`s (FRAME,X,Y[,LABEL] points, FRAME,X0,Y0,X1,Y1
+boxes, an optional `OBJ:` prefix), out-of-image coordinates refused, and the one way to fail (exit 2, message on
+stderr)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import warnings
+from typing import TYPE_CHECKING
+
+from ..processing.prompts import OutOfImageWarning, Prompt
+
+if TYPE_CHECKING:
+    from ..tasks.tracker import TrackingError
+
+
+def _split_object(text: str):
+    obj, _, rest = text.rpartition(":")
+    try:
+        return (int(obj) if obj else 1), [float(v) for v in rest.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"cannot parse prompt {text!r}") from None
+
+
+def parse_point(text: str) -> Prompt:
+    obj, values = _split_object(text)
+    if len(values) not in (3, 4):
+        raise argparse.ArgumentTypeError(f"a point is [OBJ:]FRAME,X,Y[,LABEL]; got {text!r}")
+    label = values[3] if len(values) == 4 else 1
+    return _prompt(text, int(values[0]), obj, points=[values[1:3]], labels=[label])
+
+
+def parse_box(text: str) -> Prompt:
+    obj, values = _split_object(text)
+    if len(values) != 5:
+        raise argparse.ArgumentTypeError(f"a box is [OBJ:]FRAME,X0,Y0,X1,Y1; got {text!r}")
+    return _prompt(text, int(values[0]), obj, box=values[1:])
+
+
+def _prompt(text: str, *args, **kwargs) -> Prompt:
+    """A `Prompt`, its validation errors reported as argparse errors naming the argument."""
+    try:
+        return Prompt(*args, **kwargs)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
+
+
+def merge_prompts(prompts: list[Prompt]) -> list[Prompt]:
+    """All clicks (and the box) of one object on one frame become one prompt, as the model expects;
+    ordered by object id, then frame."""
+    merged: dict[tuple, Prompt] = {}
+    for p in prompts:
+        key = (p.frame, p.obj_id)
+        m = merged.get(key)
+        if m is None:
+            merged[key] = p
+            continue
+        if p.box is not None:
+            m = m.with_box(p.box)
+        for (x, y), label in p.clicks:
+            m = m.with_point(x, y, label)
+        merged[key] = m
+    return sorted(merged.values(), key=lambda m: (m.obj_id, m.frame))
+
+
+@contextlib.contextmanager
+def out_of_image_prompts_refused():
+    """On the command line a typed coordinate outside the frame is a typo, not a choice: the library's
+    `OutOfImageWarning` becomes a ValueError naming the coordinates (the commands report it and exit 2)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfImageWarning)
+        try:
+            yield
+        except OutOfImageWarning as e:
+            raise ValueError(f"{e.where}: check the prompt's frame size") from None
+
+
+def tracked_before(error: TrackingError):
+    """The masklets tracked before `error` stopped tracking, saying on stderr that they are written."""
+    n = len(error.masklets.frames())
+    print(f"sam2-hf: {error}; writing the {n} frame{'s' * (n != 1)} tracked before it.", file=sys.stderr)
+    return error.masklets
+
+
+def fail(message: str) -> int:
+    print(f"sam2-hf: {message}", file=sys.stderr)
+    return 2

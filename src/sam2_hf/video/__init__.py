@@ -1,1 +1,0 @@
-"""Video tracking: frame sources, the video predictor and result writers."""
