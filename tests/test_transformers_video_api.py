@@ -1,17 +1,34 @@
 """transformers' video API on sam2_hf (`Sam2VideoProcessor`, `Sam2VideoInferenceSession`, `Sam2VideoModel.forward
 (inference_session=...)`, `propagate_in_video_iterator`) vs stock `transformers.Sam2VideoModel` +
-`transformers.Sam2VideoProcessor`, on the same random weights.
+`transformers.Sam2VideoProcessor`, on the same weights: the content-bearing ones (`video_reference(content=True)`,
+tests/content_weights.py: SAM 2.1 tiny at 256 px; the objects of `synthetic_clip` distinct, present or absent where
+the clip shows or hides them, logits well beyond +-1, the memory deciding the masks).
 
 Our model is saved with `save_pretrained` and loaded by stock `from_pretrained`. Each scenario of transformers'
-docs runs the same calls on both sides, frames in, low-resolution `pred_masks` out: one click then propagate;
-several objects in one call (padded clicks); a box; a mask prompt; an object added on a later frame; a
-refinement click, then propagating again; reverse; streaming with `frame=` one frame at a time. Our
-processor is built with `rescale_before_resize=False` (transformers' uint8 resize), so the whole pipeline
-is compared, preprocessing included. Every output must have the same `object_ids` and `frame_idx`, and
-`pred_masks` / `object_score_logits` within 1e-3 (measured: ~1e-6; memories are bf16 on both sides).
+docs runs the same calls on both sides, frames in, low-resolution `pred_masks` out, on the clip the weights were
+made on (`content_weights.clip_with_masks`: 12 frames, 96 x 128, JPEG-decoded), every prompt on one of its
+objects: one click then propagate; several objects in one call and a box; a mask prompt; an object added on a
+later frame, a correction on a tracked frame, propagating again, reverse; new inputs consumed by a reverse
+propagation; streaming with `frame=` one frame at a time. Our processor is built with `rescale_before_resize=False`
+(transformers' uint8 resize), so the whole pipeline is compared, preprocessing included.
 
-The comparison is not vacuous: on every frame every object is judged present, its mask is neither empty
-nor full, masks differ between frames, and on tracked frames between objects (their memories differ).
+Both sides run in float64 inside `reference.double_precision()`: on these weights the model amplifies a float32
+rounding difference about 3x per tracked frame (tests/test_video_parity.py). Both sessions are made with
+`dtype=DTYPE` (the sessions' `dtype=torch.float32` default is bound when the function is defined, out of
+`double_precision`'s reach) and streamed frames are cast; memories are stored in bfloat16 on both sides, as both
+do. Every output must have the same `object_ids` and `frame_idx`, and `pred_masks` / `object_score_logits` within
+TOLERANCE = 1e-5; each test prints its max |ours - transformers|. Measured 2026-12-05 (CPU, torch's float64):
+5.6e-13 (one click), 9.0e-13 (several objects and a box), 9.4e-13 (mask prompt), 1.35e-12 (object added later,
+correction, reverse: 40 outputs), 8.5e-13 (new inputs consumed in reverse), 7.3e-13 (streaming).
+
+The comparison is not vacuous (`check_tracking`, `check_distinct`, on our outputs): a judged object is found
+(object score > 0, mask IoU with the clip's object >= FOUND_IOU at video resolution, logits beyond +-1) on every
+frame where the clip shows at least half of it, and not found (score < 0, or a mask of under a tenth of its size)
+where the clip hides it entirely; objects' masks are distinct wherever two are found
+(`content_weights.distinct_where_both_found`). Which objects and frames a scenario judges is what these weights
+can do: they learned single clicks and forward tracking from them (see each test). The frames are the JPEG-decoded
+ones, as `check_content_bearing` measures the weights on: on the generated arrays they track less well (the
+green square is scored present while hidden, the blue square is lost behind the bar).
 """
 
 from __future__ import annotations
@@ -19,28 +36,45 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
+from content_weights import clip_with_masks, deepest_pixels, distinct_where_both_found
 from sam2_hf import Sam2VideoInferenceSession, Sam2VideoModel, Sam2VideoProcessor, Sam2VideoSegmentationOutput
-from sam2_hf.media.synthetic import synthetic_clip
 from sam2_hf.processing.image_processing import Sam2ImageProcessor
+
+from reference import double_precision, max_abs_diff
 
 transformers = pytest.importorskip("transformers")
 
-IMAGE_SIZE = 128
-NUM_FRAMES = 4
-HEIGHT, WIDTH = 96, 128
-CLIP = synthetic_clip(num_frames=NUM_FRAMES, height=HEIGHT, width=WIDTH)
+IMAGE_SIZE = 256  # the content-bearing weights' size
+DTYPE = torch.float64  # both models and sessions
 TOLERANCE = 1e-5
+CLIP, OBJECTS = clip_with_masks()  # (T, H, W, 3) uint8 JPEG-decoded frames; (T, 3, H, W) bool object masks
+NUM_FRAMES, HEIGHT, WIDTH = CLIP.shape[:3]
+RED, BLUE, GREEN = 0, 1, 2  # the clip's objects, as indices of OBJECTS
+NAMES = ("red disc", "blue square", "green square")
+FULL_SIZE = OBJECTS.sum(axis=(2, 3)).max(axis=0)  # (3,) each object's area where nothing hides it
+FOUND_IOU = 0.4  # a found object's mask IoU with the clip's object, at least (measured >= 0.55 where judged)
+GREEN_BOX = [[88, 40, 104, 56]]  # around the green square on frame 0 (x0, y0, x1, y1)
+
+
+def on(obj: int, frame_idx: int) -> list[int]:
+    """[x, y]: the pixel of the clip's object `obj` (RED, BLUE, GREEN) farthest from its border on `frame_idx`,
+    where the content weights learned clicks."""
+    return list(deepest_pixels(OBJECTS[frame_idx, obj][None])[0])
 
 
 @pytest.fixture(scope="module")
-def sides(reference_models, tmp_path_factory):
-    """{"ours": (model, processor), "stock": (model, processor)} with the same weights."""
-    ours = reference_models("tiny", "2.1", IMAGE_SIZE).load(Sam2VideoModel).eval()
+def sides(video_reference, tmp_path_factory):
+    """{"ours": (model, processor), "stock": (model, processor)} with the same weights, in float64 (run them
+    inside `double_precision()`)."""
+    ours = video_reference("2.1", content=True).load(Sam2VideoModel).eval().to(DTYPE)
     folder = tmp_path_factory.mktemp("hf")
     ours.save_pretrained(folder)
-    stock, info = transformers.Sam2VideoModel.from_pretrained(folder, output_loading_info=True)
+    with double_precision():  # built inside, so its RoPE frequencies are computed in float64 too
+        stock, info = transformers.Sam2VideoModel.from_pretrained(folder, output_loading_info=True, dtype=DTYPE)
     assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
+    assert next(stock.parameters()).dtype == DTYPE
     size = {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
     stock_processor = transformers.Sam2VideoProcessor(
         transformers.Sam2ImageProcessor(size=size), transformers.Sam2VideoVideoProcessor(size=size)
@@ -50,37 +84,75 @@ def sides(reference_models, tmp_path_factory):
 
 
 def run_both(sides, scenario):
-    """scenario(model, processor, log) on both sides under inference mode -> (our log, stock log)."""
+    """scenario(model, processor, log) on both sides in float64 under inference mode -> (our log, stock log)."""
     logs = {}
     for name, (model, processor) in sides.items():
         logs[name] = []
-        with torch.inference_mode():
+        with torch.inference_mode(), double_precision():
             scenario(model, processor, logs[name])
     return logs["ours"], logs["stock"]
 
 
-def assert_same(ours, stock, tracked_frames_differ_between_objects=True):
-    """Same outputs (ids, frames, masks and scores within TOLERANCE), and non-trivial ones."""
+def assert_same(ours, stock) -> float:
+    """Same outputs: ids, frames, masks and scores within TOLERANCE -> the max abs difference (printed)."""
     assert [(o.frame_idx, list(o.object_ids)) for o in ours] == [(o.frame_idx, list(o.object_ids)) for o in stock]
     worst = 0.0
     for a, b in zip(ours, stock):
         assert isinstance(a, Sam2VideoSegmentationOutput)
-        assert a.pred_masks.shape == b.pred_masks.shape and a.object_score_logits.shape == b.object_score_logits.shape
-        worst = max(worst, (a.pred_masks - b.pred_masks.float()).abs().max().item())
-        worst = max(worst, (a.object_score_logits - b.object_score_logits.float()).abs().max().item())
-        assert (a.object_score_logits > 0).all(), "an object is judged absent"
-        foreground = (a.pred_masks > 0).flatten(1).float().mean(1)
-        assert ((foreground > 0) & (foreground < 1)).all(), "a mask is empty or full"
+        assert a.pred_masks.dtype == b.pred_masks.dtype == DTYPE
+        worst = max(worst, max_abs_diff(a.pred_masks, b.pred_masks))
+        worst = max(worst, max_abs_diff(a.object_score_logits, b.object_score_logits))
     print(f"\n{len(ours)} outputs, max abs diff vs stock transformers: {worst:.2e}")
     assert worst <= TOLERANCE
-    assert len({o.frame_idx for o in ours}) == 1 or any(
-        (a.pred_masks - b.pred_masks).abs().max() > 10 * TOLERANCE
-        for a, b in zip(ours, ours[1:])
-        if a.object_ids == b.object_ids
-    ), "masks do not change between frames"
-    tracked = ours[-1].pred_masks
-    if tracked_frames_differ_between_objects and len(tracked) > 1:
-        assert (tracked[0] - tracked[1]).abs().max() > TOLERANCE, "objects get the same mask on a tracked frame"
+    return worst
+
+
+def video_masks(output) -> torch.Tensor:
+    """An output's (N, 1, S/4, S/4) `pred_masks` -> (N, H, W) bool at the clip's size (as `post_process_masks`)."""
+    logits = F.interpolate(output.pred_masks, (HEIGHT, WIDTH), mode="bilinear", align_corners=False)
+    return logits[:, 0] > 0
+
+
+def iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a & b).sum() / max(int((a | b).sum()), 1))
+
+
+def check_tracking(outputs, clip_objects: dict) -> dict:
+    """Outputs (ours) follow the clip for clip_objects {object id: RED, BLUE or GREEN} (other ids not judged): on
+    each output's frame, an object the clip shows at least half of is found (score > 0, IoU >= FOUND_IOU, logits
+    beyond +-1); one it hides entirely is not (score < 0, or a mask of under a tenth of its full size).
+    -> {"found": n, "hidden": n, "scored absent": n} (printed): judged cases; hidden ones with score < 0."""
+    counts = {"found": 0, "hidden": 0, "scored absent": 0}
+    for output in outputs:
+        masks, t = video_masks(output), output.frame_idx
+        for i, obj_id in enumerate(output.object_ids):
+            if obj_id not in clip_objects:
+                continue
+            obj, score, logits = clip_objects[obj_id], float(output.object_score_logits[i]), output.pred_masks[i]
+            truth = torch.from_numpy(OBJECTS[t, obj])
+            where = f"object {obj_id} on frame {t}: score {score:.2f}"
+            if 2 * truth.sum() >= FULL_SIZE[obj]:
+                overlap = iou(masks[i], truth)
+                assert score > 0 and overlap >= FOUND_IOU, f"{where}, IoU {overlap:.2f}: lost"
+                assert logits.max() > 1 and logits.min() < -1, f"{where}: logits within +-1"
+                counts["found"] += 1
+            elif not truth.any():
+                assert score < 0 or 10 * masks[i].sum() < FULL_SIZE[obj], f"{where}: found where the clip hides it"
+                counts["hidden"] += 1
+                counts["scored absent"] += score < 0
+    print(", ".join(f"object {k}: {NAMES[v]}" for k, v in clip_objects.items()), counts)
+    return counts
+
+
+def check_distinct(outputs) -> int:
+    """Every two objects of an output (ours) get distinct masks where both are found -> how many such pairs."""
+    pairs = []
+    for output in outputs:
+        masks = video_masks(output)
+        pairs += [masks[[i, j]] for i in range(len(masks)) for j in range(i + 1, len(masks))]
+    both = distinct_where_both_found(pairs)
+    print(f"distinct where both found: {both} of {len(pairs)} pairs")
+    return both
 
 
 def click(processor, session, frame_idx, obj_ids, points, labels, **kwargs):
@@ -94,146 +166,178 @@ def click(processor, session, frame_idx, obj_ids, points, labels, **kwargs):
     )
 
 
-# --------------------------------------------------------------------------- the docs' examples
-def test_one_click_then_propagate(sides):
-    def scenario(model, processor, log):
-        session = processor.init_video_session(video=CLIP)
-        click(processor, session, 0, 1, [[[20, 29]]], [[1]])
-        log.append(model(inference_session=session, frame_idx=0))
-        log.extend(model.propagate_in_video_iterator(session))
+def new_session(processor, video=CLIP):
+    """A float64 session on `video` (None: a stream)."""
+    return processor.init_video_session(video=video, dtype=DTYPE)
 
-    ours, stock = run_both(sides, scenario)
+
+# --------------------------------------------------------------------------- the docs' examples
+def one_click_then_propagate(model, processor, log):
+    """The green square (object 1) clicked on frame 0, then propagated over the clip."""
+    session = new_session(processor)
+    click(processor, session, 0, 1, [[on(GREEN, 0)]], [[1]])
+    log.append(model(inference_session=session, frame_idx=0))
+    log.extend(model.propagate_in_video_iterator(session))
+
+
+def test_one_click_then_propagate(sides):
+    """The green square leaves the clip on frames 3-8 and comes back: it is judged absent there, by its score,
+    and found again on frames 10-11."""
+    ours, stock = run_both(sides, one_click_then_propagate)
     assert len(ours) == 1 + NUM_FRAMES and ours[0].pred_masks.shape == (1, 1, IMAGE_SIZE // 4, IMAGE_SIZE // 4)
     assert_same(ours, stock)
+    counts = check_tracking(ours, {1: GREEN})
+    assert counts["found"] == 5 and counts["hidden"] == counts["scored absent"] == 6
+
+
+def several_objects_in_one_call_and_a_box(model, processor, log):
+    """Objects 2 (blue square) and 3 (red disc) in one call, a positive click and two negative ones on the
+    background each; then a box around the green square, with a click in it, for object 4 on the same frame;
+    propagation over frames 0-2."""
+    session = new_session(processor, video=list(CLIP))
+    clicks = [[on(BLUE, 0), [60, 88], [5, 90]], [on(RED, 0), [100, 80], [120, 10]]]
+    click(processor, session, 0, [2, 3], clicks, [[1, 0, 0], [1, 0, 0]])
+    log.append(model(inference_session=session, frame_idx=0))
+    box_click = dict(input_points=[[[on(GREEN, 0)]]], input_labels=[[[1]]])
+    processor.add_inputs_to_inference_session(session, 0, 4, input_boxes=[GREEN_BOX], **box_click)
+    log.append(model(inference_session=session, frame_idx=0))
+    log.extend(model.propagate_in_video_iterator(session, start_frame_idx=0, max_frame_num_to_track=2))
 
 
 def test_several_objects_in_one_call_and_a_box(sides):
-    """Objects 2 and 3 in one call (3 clicks each: with fewer clicks object 3 would be padded, and stock's
-    padding tokens change its mask where ours change nothing, see
-    test_inputs.py::test_padded_video_prompts_give_each_object_its_alone_result), then a box for object 4
-    on the same frame (each call followed by the model, as each call replaces the session's objects with new
-    inputs), propagation over part of the video."""
-
-    def scenario(model, processor, log):
-        session = processor.init_video_session(video=list(CLIP))
-        clicks = [[[25, 67], [40, 60], [60, 20]], [[20, 29], [24, 33], [100, 80]]]
-        click(processor, session, 0, [2, 3], clicks, [[1, 1, 0], [1, 1, 0]])
-        log.append(model(inference_session=session, frame_idx=0))
-        processor.add_inputs_to_inference_session(session, 0, 4, input_boxes=[[[88, 40, 104, 56]]])
-        log.append(model(inference_session=session, frame_idx=0))
-        log.extend(model.propagate_in_video_iterator(session, start_frame_idx=0, max_frame_num_to_track=2))
-
-    ours, stock = run_both(sides, scenario)
+    """Three clicks per object (with fewer, object 3 would be padded, and stock's padding tokens change its mask
+    where ours change nothing, see test_inputs.py::test_padded_video_prompts_give_each_object_its_alone_result);
+    each call is followed by the model, as each call replaces the session's objects with new inputs. The box
+    gets a click: the weights learned clicks, not boxes (a box alone finds nothing)."""
+    ours, stock = run_both(sides, several_objects_in_one_call_and_a_box)
     assert ours[-1].object_ids == [2, 3, 4] and ours[-1].frame_idx == 2
     assert_same(ours, stock)
+    assert check_tracking(ours, {2: BLUE, 3: RED, 4: GREEN})["found"] == 2 * 5 + 3  # green: 1/3 shown on frame 2
+    assert check_distinct(ours) == 1 + 3 * 4
+
+
+def mask_prompt(model, processor, log):
+    """The red disc's mask from a click, post-processed to the video's size, given back as a mask prompt (the
+    docs' test), then propagated."""
+    session = new_session(processor)
+    click(processor, session, 0, 1, [[on(RED, 0)]], [[1]])
+    first = model(inference_session=session, frame_idx=0)
+    mask = processor.post_process_masks([first.pred_masks], [[HEIGHT, WIDTH]])[0][0, 0]
+    session.reset_inference_session()
+    processor.add_inputs_to_inference_session(session, 0, 1, input_masks=mask)
+    log.append(model(inference_session=session, frame_idx=0))
+    log.extend(model.propagate_in_video_iterator(session, start_frame_idx=0))
 
 
 def test_mask_prompt(sides):
-    """A mask from a click, post-processed to the video's size, given back as a mask prompt (docs' test)."""
-
-    def scenario(model, processor, log):
-        session = processor.init_video_session(video=CLIP)
-        click(processor, session, 0, 1, [[[20, 29], [25, 67]]], [[1, 1]])
-        first = model(inference_session=session, frame_idx=0)
-        mask = processor.post_process_masks([first.pred_masks], [[HEIGHT, WIDTH]])[0][0, 0]
-        session.reset_inference_session()
-        processor.add_inputs_to_inference_session(session, 0, 1, input_masks=mask)
-        log.append(model(inference_session=session, frame_idx=0))
-        log.extend(model.propagate_in_video_iterator(session, start_frame_idx=0))
-
-    ours, stock = run_both(sides, scenario)
-    assert ours[0].pred_masks.abs().max() <= 10  # a mask prompt is its own output: logits +-10, downsampled
+    ours, stock = run_both(sides, mask_prompt)
+    assert ours[0].pred_masks.abs().max() <= 10 + 1e-9  # a mask prompt is its own output: logits +-10, downsampled
     assert_same(ours, stock)
+    assert check_tracking(ours, {1: RED})["found"] == 1 + 9  # the disc is half hidden on frames 7-9
 
 
-def test_object_added_later_refinement_and_reverse(sides):
-    """Track object 1; add object 2 on frame 2; refine object 1 with a negative click on frame 3 (a tracked
-    frame: a correction); propagate again from the start; then backwards from the last frame."""
+def object_added_later_correction_and_reverse(model, processor, log):
+    """Track the red disc (object 1); add the blue square (object 2) on frame 2; correct object 1 on frame 3 (a
+    tracked frame) with a click on the disc, then a negative click beside it added to it; propagate again from
+    the start; then backwards from the last frame. 40 outputs: 1 + 12, 3, 12, 12 backwards."""
+    session = new_session(processor)
+    click(processor, session, 0, 1, [[on(RED, 0)]], [[1]])
+    log.append(model(inference_session=session, frame_idx=0))
+    log.extend(model.propagate_in_video_iterator(session))
+    click(processor, session, 2, 2, [[on(BLUE, 2)]], [[1]])
+    log.append(model(inference_session=session, frame_idx=2))
+    click(processor, session, 3, 1, [[on(RED, 3)]], [[1]])
+    log.append(model(inference_session=session, frame_idx=3))
+    click(processor, session, 3, 1, [[[60, 20]]], [[0]], clear_old_inputs=False)
+    log.append(model(inference_session=session, frame_idx=3))
+    log.extend(model.propagate_in_video_iterator(session))
+    log.extend(model.propagate_in_video_iterator(session, start_frame_idx=NUM_FRAMES - 1, reverse=True))
 
-    def scenario(model, processor, log):
-        session = processor.init_video_session(video=CLIP)
-        click(processor, session, 0, 1, [[[20, 29]]], [[1]])
-        log.append(model(inference_session=session, frame_idx=0))
-        log.extend(model.propagate_in_video_iterator(session))
-        click(processor, session, 2, 2, [[[88, 48]]], [[1]])
-        log.append(model(inference_session=session, frame_idx=2))
-        click(processor, session, 3, 1, [[[60, 20]]], [[0]], clear_old_inputs=False)
-        log.append(model(inference_session=session, frame_idx=3))
-        log.extend(model.propagate_in_video_iterator(session))
-        log.extend(model.propagate_in_video_iterator(session, start_frame_idx=NUM_FRAMES - 1, reverse=True))
 
-    ours, stock = run_both(sides, scenario)
-    assert [o.frame_idx for o in ours[-NUM_FRAMES:]] == list(range(NUM_FRAMES - 1, -1, -1))
+def test_object_added_later_correction_and_reverse(sides):
+    """Object 1 is judged everywhere. Object 2 is judged from its click on frame 2 through the second forward
+    pass: before frame 2 and in the backward pass it is tracked from its frame-2 memory alone on frames far from
+    2 (these weights' memory says where the object was, so there they lose it; measured IoU 0.1-0.4)."""
+    ours, stock = run_both(sides, object_added_later_correction_and_reverse)
+    assert len(ours) == 40 and [o.frame_idx for o in ours[-NUM_FRAMES:]] == list(range(NUM_FRAMES - 1, -1, -1))
     assert_same(ours, stock)
+    assert check_tracking(ours, {1: RED})["found"] == 40 - 3 * 3  # the disc is half hidden on frames 7-9
+    after_its_click = [o for o in ours[13:28] if o.frame_idx >= 2]  # model calls on frames 2, 3, 3; frames 2-11
+    assert check_tracking(after_its_click, {2: BLUE})["found"] == 3 + 7  # the square is half hidden on 5-7
+    assert check_distinct(ours) >= 20
+
+
+def new_inputs_consumed_by_reverse_propagation(model, processor, log):
+    """New inputs consumed by the propagation itself (no model call first): the green square (object 2) clicked
+    on the last frame while the red disc (object 1) is tracked, then reverse propagation from there
+    (transformers' `any`-object binarized memories on that frame included)."""
+    session = new_session(processor)
+    click(processor, session, 0, 1, [[on(RED, 0)]], [[1]])
+    log.extend(model.propagate_in_video_iterator(session, start_frame_idx=0))
+    click(processor, session, NUM_FRAMES - 1, 2, [[on(GREEN, NUM_FRAMES - 1)]], [[1]])
+    log.extend(model.propagate_in_video_iterator(session, start_frame_idx=NUM_FRAMES - 1, reverse=True))
 
 
 def test_propagating_straight_from_new_inputs_in_reverse(sides):
-    """New inputs consumed by the propagation itself (no model call first): object 2 clicked on the last
-    frame while object 1 is tracked, then reverse propagation from there (transformers' `any`-object
-    binarized memories on that frame included)."""
+    """The green square, hidden on frames 3-8, is not found there (empty or few-pixel masks); its score stays
+    positive there (measured +1.6..+2.8): tracked backwards from a click, these weights do not learn absence
+    (test_one_click_then_propagate judges it by its score, forwards)."""
+    ours, stock = run_both(sides, new_inputs_consumed_by_reverse_propagation)
+    assert_same(ours, stock)
+    assert check_tracking(ours, {1: RED})["found"] == 2 * 9
+    counts = check_tracking(ours, {2: GREEN})
+    assert counts["found"] == 4 and counts["hidden"] == 6
+    assert check_distinct(ours) >= 6
 
-    def scenario(model, processor, log):
-        session = processor.init_video_session(video=CLIP)
-        click(processor, session, 0, 1, [[[20, 29]]], [[1]])
-        log.extend(model.propagate_in_video_iterator(session, start_frame_idx=0))
-        click(processor, session, NUM_FRAMES - 1, 2, [[[88, 48]]], [[1]])
-        log.extend(model.propagate_in_video_iterator(session, start_frame_idx=NUM_FRAMES - 1, reverse=True))
 
-    assert_same(*run_both(sides, scenario))
+def streaming(model, processor, log):
+    """No video: frames pushed one at a time with `frame=` (cast to float64), the red disc clicked on the first
+    with `original_size`."""
+    session = new_session(processor, video=None)
+    for frame_idx, frame in enumerate(CLIP):
+        inputs = processor(images=frame, return_tensors="pt")
+        if frame_idx == 0:
+            click(processor, session, 0, 1, [[on(RED, 0)]], [[1]], original_size=inputs["original_sizes"][0])
+        log.append(model(inference_session=session, frame=inputs["pixel_values"][0].to(DTYPE)))
 
 
 def test_streaming(sides):
-    """No video: frames are pushed one at a time with `frame=`, the prompt given with `original_size`."""
-
-    def scenario(model, processor, log):
-        session = processor.init_video_session()
-        for frame_idx, frame in enumerate(CLIP):
-            inputs = processor(images=frame, return_tensors="pt")
-            if frame_idx == 0:
-                click(
-                    processor,
-                    session,
-                    0,
-                    1,
-                    [[[20, 29], [25, 67]]],
-                    [[1, 1]],
-                    original_size=inputs["original_sizes"][0],
-                )
-            log.append(model(inference_session=session, frame=inputs["pixel_values"][0]))
-
-    ours, stock = run_both(sides, scenario)
+    ours, stock = run_both(sides, streaming)
     assert [o.frame_idx for o in ours] == list(range(NUM_FRAMES))
     assert_same(ours, stock)
+    assert check_tracking(ours, {1: RED})["found"] == 9  # the disc is half hidden on frames 7-9
+
+
+def session_state(model, processor, log):
+    """Two objects clicked on frame 1, a box for one on frame 2; what users read off the session; resets."""
+    session = new_session(processor)
+    click(processor, session, 1, ["a", "b"], [[on(RED, 1)], [on(BLUE, 1)]], [[1], [1]])
+    processor.add_inputs_to_inference_session(session, 2, "a", input_boxes=[GREEN_BOX])
+    points = session.point_inputs_per_obj
+    log.append(
+        (
+            session.num_frames,
+            session.video_height,
+            session.video_width,
+            list(session.obj_ids),
+            session.get_obj_num(),
+            session.obj_id_to_idx("b"),
+            session.obj_idx_to_id(0),
+            list(session.obj_with_new_inputs),
+            {i: sorted(frames) for i, frames in points.items()},
+            points[0][2]["point_labels"].tolist(),
+            tuple(session.get_frame(3).shape),
+        )
+    )
+    log.append(points[0][2]["point_coords"])  # the box's corners in model-input pixels
+    session.reset_tracking_data()
+    log.append((session.get_obj_num(), list(session.obj_ids), session.num_frames))
 
 
 def test_session_state_matches_stock(sides):
-    """What users read off a session: sizes, frame count, object bookkeeping, stored prompts, resets."""
-
-    def scenario(model, processor, log):
-        session = processor.init_video_session(video=CLIP)
-        click(processor, session, 1, ["a", "b"], [[[20, 29]], [[25, 67]]], [[1], [1]])
-        processor.add_inputs_to_inference_session(session, 2, "a", input_boxes=[[[88, 40, 104, 56]]])
-        points = session.point_inputs_per_obj
-        log.append(
-            (
-                session.num_frames,
-                session.video_height,
-                session.video_width,
-                list(session.obj_ids),
-                session.get_obj_num(),
-                session.obj_id_to_idx("b"),
-                session.obj_idx_to_id(0),
-                list(session.obj_with_new_inputs),
-                {i: sorted(frames) for i, frames in points.items()},
-                points[0][2]["point_labels"].tolist(),
-                tuple(session.get_frame(3).shape),
-            )
-        )
-        log.append(points[0][2]["point_coords"])  # the box's corners in model-input pixels
-        session.reset_tracking_data()
-        log.append((session.get_obj_num(), list(session.obj_ids), session.num_frames))
-
-    ours, stock = run_both(sides, scenario)
+    """What users read off a session: sizes, frame count, object bookkeeping, stored prompts, resets (no model
+    runs: nothing to prove non-trivial)."""
+    ours, stock = run_both(sides, session_state)
     assert ours[0] == stock[0] and ours[2] == stock[2]
     assert torch.allclose(ours[1], stock[1]) and ours[1].shape == (1, 1, 2, 2)
     assert ours[0][-1] == (3, IMAGE_SIZE, IMAGE_SIZE)
@@ -300,11 +404,11 @@ def test_object_without_conditioning_output_is_refused(sides):
     """An object whose inputs were never segmented cannot be tracked: transformers would segment it from no
     prompt at all on an untracked frame (or fail later); ours says what happened."""
     model, processor = sides["ours"]
-    session = processor.init_video_session(video=CLIP)
-    click(processor, session, 0, 1, [[[20, 29]]], [[1]])
-    with torch.inference_mode():
+    session = new_session(processor)
+    click(processor, session, 0, 1, [[on(RED, 0)]], [[1]])
+    with torch.inference_mode(), double_precision():
         model(inference_session=session, frame_idx=0)
-        click(processor, session, 2, 2, [[[88, 48]]], [[1]])
+        click(processor, session, 2, 2, [[on(BLUE, 2)]], [[1]])
         with pytest.raises(ValueError, match=r"Object 2 has no conditioning output.*frames \[2\]"):
             model(inference_session=session, frame_idx=0)
 
