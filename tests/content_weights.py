@@ -335,9 +335,11 @@ def distinct_where_both_found(foregrounds) -> int:
     """foregrounds: per tracked frame, the (2, H, W) bool masks of two objects (a comparison's own output on
     these weights). Asserts their IoU is below DISTINCT_IOU on every frame where both are found; -> how many
     such frames (a parity test asserts there are enough: its compared path is not trivial)."""
+    from sam2_hf.evaluation.metrics import db_eval_iou
+
     both = [(a, b) for a, b in foregrounds if a.any() and b.any()]
     for a, b in both:
-        assert (a & b).sum() / (a | b).sum() < DISTINCT_IOU, "two tracked objects get the same mask"
+        assert db_eval_iou(a, b) < DISTINCT_IOU, "two tracked objects get the same mask"
     return len(both)
 
 

@@ -56,6 +56,7 @@ import transformers
 
 from content_weights import clip_with_masks, deepest_pixels, distinct_where_both_found, track_clip
 from sam2_hf import Sam2ImagePredictor, Sam2Model
+from sam2_hf.evaluation.metrics import db_eval_iou
 from sam2_hf.predictors.video_predictor import Sam2VideoPredictor
 from sam2_hf.processing.image_processing import preprocess_images
 
@@ -162,10 +163,9 @@ def tolerance(dtype: torch.dtype, ulps: float, fp32_value: torch.Tensor) -> floa
 
 
 def mask_iou(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> np.ndarray:
-    """IoU of boolean masks (..., H, W) -> (...); two empty masks agree (IoU 1)."""
+    """`db_eval_iou` of boolean masks (..., H, W) of one shape -> (...); two empty masks agree (IoU 1)."""
     a, b = np.asarray(a), np.asarray(b)
-    union = (a | b).sum((-1, -2))
-    return np.where(union > 0, (a & b).sum((-1, -2)) / np.maximum(union, 1), 1.0)
+    return db_eval_iou(a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:])).reshape(a.shape[:-2])
 
 
 def test_fp32_masks_find_the_clicked_objects(fp32_outputs):

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from content_weights import clip_with_masks, deepest_pixels, distinct_where_both_found
 from sam2_hf import Sam2VideoInferenceSession, Sam2VideoModel, Sam2VideoProcessor, Sam2VideoSegmentationOutput
+from sam2_hf.evaluation.metrics import db_eval_iou
 from sam2_hf.processing.image_processing import Sam2ImageProcessor
 
 from reference import double_precision, max_abs_diff
@@ -113,10 +114,6 @@ def video_masks(output) -> torch.Tensor:
     return logits[:, 0] > 0
 
 
-def iou(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a & b).sum() / max(int((a | b).sum()), 1))
-
-
 def check_tracking(outputs, clip_objects: dict) -> dict:
     """Outputs (ours) follow the clip for clip_objects {object id: RED, BLUE or GREEN} (other ids not judged): on
     each output's frame, an object the clip shows at least half of is found (score > 0, IoU >= FOUND_IOU, logits
@@ -132,7 +129,7 @@ def check_tracking(outputs, clip_objects: dict) -> dict:
             truth = torch.from_numpy(OBJECTS[t, obj])
             where = f"object {obj_id} on frame {t}: score {score:.2f}"
             if 2 * truth.sum() >= FULL_SIZE[obj]:
-                overlap = iou(masks[i], truth)
+                overlap = db_eval_iou(truth, masks[i])
                 assert score > 0 and overlap >= FOUND_IOU, f"{where}, IoU {overlap:.2f}: lost"
                 assert logits.max() > 1 and logits.min() < -1, f"{where}: logits within +-1"
                 counts["found"] += 1
