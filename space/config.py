@@ -102,7 +102,7 @@ def parse_args(argv=None) -> tuple[AppConfig, argparse.Namespace]:
     model.add_argument(
         "--model",
         default=os.environ.get(MODEL_ENV) or DEFAULT_MODEL,
-        help=f"Hub id, a folder saved with save_pretrained, or a Meta .pt (env {MODEL_ENV}; default {DEFAULT_MODEL})",
+        help=f"Hub id, a folder saved with save_pretrained, or a Meta .pt (env {MODEL_ENV}; default: %(default)s)",
     )
     model.add_argument(
         "--random-weights",
@@ -110,12 +110,20 @@ def parse_args(argv=None) -> tuple[AppConfig, argparse.Namespace]:
         help="run offline on SAM 2.1 tiny with seeded random weights (no download; the masks are meaningless)",
     )
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--speed", choices=SPEEDS, default=None, help="default speed preset (cpu: fast, gpu: best)")
-    p.add_argument("--max-seconds", type=float, default=Limits.max_seconds, help="longer videos are trimmed")
-    p.add_argument("--max-side", type=int, default=Limits.max_side, help="larger videos are downscaled (pixels)")
-    p.add_argument("--max-frames", type=int, default=Limits.max_frames)
-    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"))
-    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.add_argument("--speed", choices=SPEEDS, default=None, help="speed preset (default: fast on cpu, best on gpu)")
+    p.add_argument(
+        "--max-seconds", type=float, default=Limits.max_seconds, help="longer videos are trimmed (default: %(default)g)"
+    )
+    p.add_argument(
+        "--max-side", type=int, default=Limits.max_side, help="larger videos are downscaled (px; default: %(default)s)"
+    )
+    p.add_argument(
+        "--max-frames", type=int, default=Limits.max_frames, help="longer videos are trimmed (default: %(default)s)"
+    )
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), help="(default: %(default)s)")
+    p.add_argument(
+        "--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), help="(default: %(default)s)"
+    )
     p.add_argument("--share", action="store_true", help="create a public gradio.live link")
     args = p.parse_args(argv)
     device = args.device or default_device()

@@ -40,6 +40,11 @@ def downloads(session: Session) -> tuple:
     return str(session.exports[2]), gr.File([str(p) for p in session.exports], visible=True)
 
 
+def buttons(tracking: bool) -> tuple[gr.Button, gr.Button]:
+    """(Track, Cancel): while a run goes on, Cancel stands in Track's place."""
+    return gr.Button(visible=not tracking), gr.Button(visible=tracking)
+
+
 def tracking_message(u: TrackUpdate) -> tuple[str, str]:
     """(status line, progress bar text) after a tracked frame."""
     left = u.seconds_per_frame * (u.total - u.done)
@@ -94,6 +99,7 @@ class Handlers:
         """Apply `act(session)` (creating the session on first use); a UserError becomes a warning and the
         status. -> CANVAS."""
         session = session or self.open_session(request)
+        session.pending = None  # a confirmation asked for is void once anything else is done
         try:
             act(session)
         except UserError as e:
@@ -173,16 +179,21 @@ class Handlers:
         return self.run(session, request, lambda s: s.clear_frame(frame))
 
     def start_over(self, session, request: gr.Request):
-        """`start_over.click` (/start_over): remove every object, prompt and result; keep the video.
+        """`start_over.click` (/start_over): remove every object, prompt and result; keep the video. With clicks
+        to lose, the first press asks and a second one (the next action) does it.
 
         Inputs: session. Outputs: CANVAS.
         """
-        return self.run(session, request, Session.start_over)
+        confirmed = session is not None and session.pending == "start_over"
+        return self.run(session, request, lambda s: s.start_over(confirmed))
 
     # ------------------------------------------------------------------ objects
     def add_object(self, session, request: gr.Request):
-        """`add_object.click` (/add_object): a new object, which clicks then go to. Inputs: session. Outputs: CANVAS."""
-        return self.run(session, request, Session.add_object)
+        """`add_object.click` (/add_object): a new object, which clicks then go to, in positive mode.
+
+        Inputs: session. Outputs: CANVAS, click mode ("positive").
+        """
+        return *self.run(session, request, Session.add_object), "positive"
 
     def select_object(self, session, obj_id, request: gr.Request):
         """`objects.input` (/select_object): clicks go to this object. Inputs: session, object id. Outputs: CANVAS."""
@@ -218,27 +229,35 @@ class Handlers:
         return *out, self.speed_choices(out[0]), out[0].model
 
     # ------------------------------------------------------------------ tracking and results
+    def tracking_canvas(self, session: Session, u: TrackUpdate) -> tuple:
+        """-> CANVAS while tracking: the frame just tracked with its masks (the slider stays on the user's frame)."""
+        session.message, _ = tracking_message(u)
+        image = gr.Image(session.view(u.frame), label=f"Tracking: frame {u.frame} (your frame is {session.frame})")
+        return session, image, session.message, gr.skip(), gr.skip(), gr.skip()
+
     def track(self, session, frame, direction, request: gr.Request):
         """`track.click` (/track): track every prompted object from the frame; a generator.
 
         Inputs: session, frame, direction (forward / backward / both).
-        Outputs, after each tracked frame (the frame view follows it) and at the end: CANVAS, tracking bar,
-        result video, downloads (the last two once the results are written).
+        Outputs, after each tracked frame (the frame view shows it with its masks) and at the end: CANVAS,
+        tracking bar, result video, downloads (the last two once the results are written), the Track and Cancel
+        buttons (while the run and its export go on, Cancel stands in Track's place).
         """
         session = session or self.open_session(request)
+        running, idle = buttons(tracking=True), buttons(tracking=False)
         try:
             for u in session.track(frame, direction):
-                session.message, bar = tracking_message(u)
-                yield *self.canvas(session), progress_bar(u.done / u.total, bar), gr.skip(), gr.skip()
+                bar = progress_bar(u.done / u.total, tracking_message(u)[1])
+                yield *self.tracking_canvas(session, u), bar, gr.skip(), gr.skip(), *running
             summary, writing = session.message, progress_bar(1, "Writing the overlay video and the masks")
-            yield *self.canvas(session), writing, gr.skip(), gr.skip()
+            yield *self.canvas(session), writing, gr.skip(), gr.skip(), *running
             session.export()
-            session.message = f"{summary} Downloads ready."
-            yield *self.canvas(session), gr.HTML(visible=False), *downloads(session)
+            session.message = f"{summary} Downloads ready. {session.made_at_note()}".rstrip()
+            yield *self.canvas(session), gr.HTML(visible=False), *downloads(session), *idle
         except UserError as e:
             gr.Warning(str(e))
             session.message = str(e)
-            yield *self.canvas(session), gr.HTML(visible=False), gr.skip(), gr.skip()
+            yield *self.canvas(session), gr.HTML(visible=False), gr.skip(), gr.skip(), *idle
 
     def cancel(self, session):
         """`cancel.click` (/cancel, not queued): stop tracking after the current frame.

@@ -33,6 +33,14 @@ def speed_options(native_size: int) -> list[tuple[str, str]]:
     return [(s.label(native_size), s.key) for s in SPEEDS.values()]
 
 
+def integer_choices(radio: gr.Radio) -> gr.Radio:
+    """`radio` (whose values are integers) documented in the API as an integer: Gradio documents a Radio's
+    values as strings, and view_api showed obj_id="1", which the Radio refuses (it takes 1). A Radio subclass
+    would do it too, but Gradio writes a .pyi stub beside any module that defines one."""
+    radio.api_info = lambda: {"type": "integer", "title": "Object id", "description": "as on the page (#1: 1)"}
+    return radio
+
+
 @dataclass
 class Layout:
     """The components that events read, update or are triggered by (the static text is left out)."""
@@ -102,7 +110,16 @@ def build_layout(
                 buttons=["fullscreen"],
                 placeholder="Upload a video or pick an example",
             )
-            frame_slider = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False, elem_id="scrubber")
+            frame_slider = gr.Slider(  # the maximum follows the video; the API documents the limit
+                minimum=0,
+                maximum=max(limits.max_frames - 1, 1),
+                value=0,
+                step=1,
+                precision=0,
+                label="Frame",
+                interactive=False,
+                elem_id="scrubber",
+            )
             status = gr.Textbox(
                 label="Status",
                 interactive=False,
@@ -110,7 +127,7 @@ def build_layout(
                 elem_id="status",
                 value=noted(START, config.model),
             )
-            tracking_bar = gr.HTML(visible=False, elem_id="progress")
+            tracking_bar = gr.HTML(label="Progress", visible=False, elem_id="progress")
             overlay = gr.Video(
                 label="4 · Result", interactive=False, height=400, elem_id="overlay", loop=True, autoplay=True
             )
@@ -120,6 +137,7 @@ def build_layout(
                 video_info = gr.Markdown(
                     f"Up to {limits.max_seconds:g} s and {limits.max_side} px: longer videos are trimmed, "
                     "larger ones downscaled.",
+                    label="Video info",
                     elem_id="video-info",
                     padding=True,
                 )
@@ -132,8 +150,11 @@ def build_layout(
                 )
             with gr.Group():
                 objects = gr.Radio([("#1 Object 1", 1)], value=1, label="2 · Objects", elem_id="objects")
+                integer_choices(objects)
                 with gr.Row(equal_height=True):
-                    name = gr.Textbox("Object 1", show_label=False, placeholder="Name", scale=3, max_length=40)
+                    name = gr.Textbox(
+                        "Object 1", label="Object name", show_label=False, placeholder="Name", scale=3, max_length=40
+                    )
                     rename = gr.Button("Rename", size="sm", scale=1, min_width=70)
                 with gr.Row():
                     add_object = gr.Button("+ Add object", size="sm", min_width=70)
@@ -164,7 +185,7 @@ def build_layout(
                 )
                 with gr.Row():
                     track = gr.Button("Track", variant="primary", elem_id="track")
-                    cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
+                    cancel = gr.Button("Cancel", variant="stop", elem_id="cancel", visible=False)
             with gr.Group():
                 files = gr.File(
                     label="Downloads: PNG masks (zip) · COCO RLE (json) · overlay (mp4)",

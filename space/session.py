@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,10 +40,21 @@ Progress = Callable[[int, int], None]
 
 @dataclass
 class TrackUpdate:
+    """One tracked frame of a run: its index and masks, how many of the run's frames are done."""
+
     frame: int
+    masks: Masks  # object id -> (H, W) bool, the masks just computed for `frame`
     done: int
     total: int
     seconds_per_frame: float
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of the undo stack: what a prompt change did, in words, and the prompts it replaced."""
+
+    what: str  # e.g. "#1 Object 1: point on frame 3"
+    before: dict[Key, Prompt | None]  # the prompts of the keys it changed (None: there was none)
 
 
 def plan(start: int, num_frames: int, stride: int, direction: str, prompted: set[int]) -> list[tuple[bool, list[int]]]:
@@ -61,30 +73,50 @@ def plan(start: int, num_frames: int, stride: int, direction: str, prompted: set
 
 
 class Session:
+    """One browser tab's work. The video, prompts and results change only through the actions below; none
+    of them loses what the user made: a bad upload, a speed or model switch, a closed tab mid-run."""
+
     def __init__(self, sid: str, config: AppConfig, models: ModelStore, root: Path):
         self.sid, self.config, self.models = sid, config, models
-        self.workdir = Path(tempfile.mkdtemp(prefix="session-", dir=root))
-        self.model, self.speed = config.model, config.speed
-        self.video: VideoInfo | None = None
-        self.frames: ImageFolderFrames | None = None
-        self.results: Masklets | None = None
-        self.exports: list[Path] = []
-        self.frame = 0
-        self.tracking, self.tracked, self.stale = False, False, False
-        self.message = noted(START, self.model)
+        self.workdir = Path(tempfile.mkdtemp(prefix="session-", dir=root))  # frames and exports, deleted on close
+        self.model, self.speed = config.model, config.speed  # the checkpoint and speed preset in use
+        self.video: VideoInfo | None = None  # the loaded video (None before the first good upload)
+        self.frames: ImageFolderFrames | None = None  # its frames, for the view and the exports
+        self.results: Masklets | None = None  # per object per frame, the masks shown and exported
+        self.exports: list[Path] = []  # the last export's [zip, json, mp4]
+        self.frame = 0  # the frame the user works on: tracking never moves it
+        self.tracked = False  # a tracking run has stored masks since the video was loaded / started over
+        self.stale = False  # prompts changed after tracking: other frames' masks predate them
+        self.made_at: str | None = None  # the setting that made the tracked masks, when it is no longer in use
+        self.pending: str | None = None  # an action waiting for its confirming second press ("start_over")
+        self.message = noted(START, self.model)  # the status line
+        self.closed = False  # the tab was closed: no new work; files are freed once the running work stops
+        self._working: str | None = None  # "tracking" / "exporting" while that runs (one at a time)
+        self._lifecycle = threading.Lock()  # guards `closed` and `_working` between a run and `close`
         self._cancel = threading.Event()
         self._runs = itertools.count()
         self._reset_prompts()
 
+    @property
+    def tracking(self) -> bool:
+        return self._working == "tracking"
+
     # ------------------------------------------------------------------ video
     def load_video(self, path, progress: Progress) -> None:
+        """Read the upload at `path` into frames and make it the session's video (its prompts and results start
+        empty). A file that cannot be read raises UserError and changes nothing: the current video, its clicks
+        and masks stay."""
         self._idle()
         if not path:
             raise UserError("Upload a video (mp4, mov, webm) or pick an example.")
-        self.close_video()
         folder = self.workdir / f"video-{next(self._runs)}"
-        self.video = read_video(path, folder / "frames", self.config.limits, progress)
-        self.frames = ImageFolderFrames(self.video.frames_dir)
+        try:
+            video = read_video(path, folder / "frames", self.config.limits, progress)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        self.close_video()
+        self.video, self.frames = video, ImageFolderFrames(video.frames_dir)
         self.results = Masklets(self.video.height, self.video.width, self.video.num_frames, self.video.fps)
         self._segment()  # builds the model's state now, so the first click is quick
         self.message = noted(f"Loaded {self.video.describe()}. Click an object to segment it.", self.model)
@@ -95,14 +127,38 @@ class Session:
         if self.video is not None:
             shutil.rmtree(self.video.frames_dir.parent, ignore_errors=True)
         self.video = self.frames = self.results = None
-        self.exports, self.frame, self.tracked, self.stale = [], 0, False, False
+        self.exports, self.frame, self.tracked, self.stale, self.made_at = [], 0, False, False, None
         self._reset_prompts()
 
     def close(self) -> None:
-        """The session is over: stop tracking, free the model state, delete the files."""
-        self._cancel.set()
+        """The session is over (its tab closed or timed out): stop tracking, free the model state, delete the
+        files. A track or export still running stops at its next frame and frees them when it ends."""
+        with self._lifecycle:
+            self.closed = True
+            self._cancel.set()
+            if self._working is not None:
+                return
+        self._free()
+
+    def _free(self) -> None:
         self.close_video()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    @contextmanager
+    def _work(self, what: str) -> Iterator[None]:
+        """Run a long action ("tracking" / "exporting"): refused on a closed session; a `close` during it is
+        finished when it ends."""
+        with self._lifecycle:
+            if self.closed:
+                raise UserError("This session is closed: reload the page to start again.")
+            self._working = what
+        try:
+            yield
+        finally:
+            with self._lifecycle:
+                self._working, closed = None, self.closed
+            if closed:
+                self._free()
 
     # ------------------------------------------------------------------ prompts
     def click(self, frame, obj_id, view_x, view_y, mode: str) -> None:
@@ -143,13 +199,15 @@ class Session:
         self._change({key: prompt.with_box(box) if prompt is not None else Prompt(*key, box=box)})
 
     def undo(self) -> None:
+        """Put back the prompts before the last change; the message names what was undone."""
         self._idle()
         if not self.history:
             raise UserError("Nothing to undo.")
-        for key, prompt in self.history.pop().items():
+        change = self.history.pop()
+        for key, prompt in change.before.items():
             self._put(key, prompt)
         seconds = self._segment()
-        self.message = f"Undone ({seconds:.2f} s)."
+        self.message = f"Undone: {change.what} ({seconds:.2f} s)."
 
     def clear_frame(self, frame) -> None:
         frame = self._frame(frame)
@@ -158,14 +216,23 @@ class Session:
             raise UserError(f"There are no clicks on frame {frame}.")
         self._change(dict.fromkeys(keys), f"Cleared frame {frame}")
 
-    def start_over(self) -> None:
-        """Remove every object, click and result; keep the video."""
+    def start_over(self, confirmed: bool = False) -> None:
+        """Remove every object, click and result; keep the video. When there are clicks to lose, the first
+        call only asks (`pending` = "start_over"); a call with `confirmed` does it."""
         self._idle()
+        if self.prompts and not confirmed:
+            n = len({obj for _, obj in self.prompts})
+            self.pending = "start_over"
+            self.message = (
+                f"Start over removes {n} object{'s' * (n != 1)} with {len(self.prompts)} prompted frame"
+                f"{'s' * (len(self.prompts) != 1)} and every mask, for good: press Start over again to confirm."
+            )
+            return
         self._reset_prompts()
         if self.video is not None:
             self.results = Masklets(self.video.height, self.video.width, self.video.num_frames, self.video.fps)
             self.tracked = self.stale = False
-            self.exports = []
+            self.exports, self.made_at = [], None
             self._segment()
         self.message = "Started over: click an object to segment it."
 
@@ -195,7 +262,8 @@ class Session:
         label = self.label(obj_id)
         del self.objects[obj_id]
         self.prompts = {k: p for k, p in self.prompts.items() if k[1] != obj_id}
-        self.history = [h for h in ({k: p for k, p in h.items() if k[1] != obj_id} for h in self.history) if h]
+        kept = (Change(c.what, {k: p for k, p in c.before.items() if k[1] != obj_id}) for c in self.history)
+        self.history = [c for c in kept if c.before]
         if not self.objects:
             self.add_object()
         if self.current == obj_id:
@@ -218,15 +286,34 @@ class Session:
         self.models.native_size(spec)  # loads it, or says why it cannot
         self._settings(spec, self.speed)
 
+    def setting(self) -> str:
+        """The model and speed in use, in words (what `made_at` records)."""
+        return f"{self.model} · {self.speed_info.label(self.models.native_size(self.model))}"
+
     def _settings(self, model: str, speed: str) -> None:
+        """Switch model / speed. Every mask stays: the prompted frames are segmented again with the new
+        setting, the tracked ones keep the old setting's masks (`made_at`, said on the page and at export)
+        until the next tracking run."""
         self._idle()
-        before = self._setup() if self.video is not None else None
+        before, old = (self._setup(), self.setting()) if self.video is not None else (None, None)
         self.model, self.speed = model, speed
-        if self.video is not None and self._setup() != before:  # the masks came from another model / size
-            self.results = Masklets(self.video.height, self.video.width, self.video.num_frames, self.video.fps)
-            self.tracked = self.stale = False
+        note = ""
+        if self.video is not None and self._setup() != before:
+            if self.tracked:
+                self.made_at, self.stale = self.made_at or old, True
             self._segment()
-        self.message = noted(f"Using {model} · {self.speed_info.label(self.models.native_size(model))}.", model)
+            if self.made_at is not None:
+                note = f" {self.made_at_note()}"
+        self.message = noted(f"Using {self.setting()}.{note}", model)
+
+    def made_at_note(self) -> str:
+        """What the page says while tracked masks come from a setting no longer in use ('' when they do not)."""
+        if self.made_at is None:
+            return ""
+        return (
+            f"The tracked masks were made with {self.made_at} and are kept; the clicked frames use the new setting. "
+            "Track again to remake them all with it."
+        )
 
     @property
     def speed_info(self) -> Speed:
@@ -236,7 +323,8 @@ class Session:
     def track(self, frame, direction: str = "both") -> Iterator[TrackUpdate]:
         """Track every prompted object from `frame`; yields after each frame. With a stride, the frames of
         `plan` are tracked (the clicked ones among them) and the frames between two of them hold the earlier
-        one's masks. Cancelling, a closed page or the time limit stop it between frames and keep what was done."""
+        one's masks. Cancelling, a closed page or the time limit stop it between frames and keep what was done.
+        The user's frame (`frame`) stays where it was; each update carries the tracked frame."""
         video = self._video()
         self._idle()
         if direction not in DIRECTIONS:
@@ -247,9 +335,8 @@ class Session:
         passes = plan(start, video.num_frames, stride, direction, {t for t, _ in self.prompts})
         total, done, stopped, began = sum(len(f) for _, f in passes), 0, None, time.perf_counter()
         anchor = None  # the start frame's result: "both" holds it over the backward pass's first gap
-        self.tracking = True
         self._cancel.clear()
-        try:
+        with self._work("tracking"):
             for reverse, frames in passes:
                 last = anchor
                 run = engine.track(self.sid, setup, stride, dict(self.prompts), frames, reverse)
@@ -258,10 +345,10 @@ class Session:
                         self.results.add(t, masks)
                         if last is not None:
                             self._hold(last, range(last[0] + (-1 if reverse else 1), t, -1 if reverse else 1))
-                        last, done, self.frame = (t, masks), done + 1, t
+                        last, done = (t, masks), done + 1
                         anchor = last if t == start else anchor
                         elapsed = time.perf_counter() - began
-                        yield TrackUpdate(t, done, total, elapsed / done)
+                        yield TrackUpdate(t, masks, done, total, elapsed / done)
                         if self._cancel.is_set():
                             stopped = "Cancelled"
                         elif elapsed > self.config.limits.max_track_seconds:
@@ -276,9 +363,9 @@ class Session:
                     break
                 if last is not None:  # hold the last mask to the end of the video
                     self._hold(last, range(last[0] - 1, -1, -1) if reverse else range(last[0] + 1, video.num_frames))
-        finally:
-            self.tracking = False
         self.tracked, self.stale = True, False
+        if not stopped:
+            self.made_at = None
         elapsed = time.perf_counter() - began
         summary = f"tracked {done} of {total} frames in {elapsed:.1f} s ({elapsed / max(done, 1):.2f} s/frame"
         summary += f"; {every(stride)}, masks held in between)." if stride > 1 else ")."
@@ -291,26 +378,39 @@ class Session:
         self.message = "Cancelling: the frames done so far are kept."
 
     def export(self, progress: Progress | None = None) -> list[Path]:
-        """[zip of PNG masks, COCO RLE JSON, overlay MP4] of every frame and prompted object."""
+        """[zip of PNG masks, COCO RLE JSON, overlay MP4] of every frame and prompted object. A closed session
+        stops between frames (UserError); the message warns when tracked masks come from an older setting."""
         video = self._video()
         self._idle()
         names = {i: name for i, name in self.objects.items() if i in self.results.obj_ids}
         if not names:
             raise UserError("Nothing to export yet: click on an object first.")
-        for old in {p.parent for p in self.exports}:
-            shutil.rmtree(old, ignore_errors=True)
-        out_dir = video.frames_dir.parent / f"export-{next(self._runs)}"
-        self.exports = write_exports(video, self.results, names, out_dir, progress)
+
+        def step(done: int, total: int) -> None:
+            if self.closed:
+                raise UserError("The session was closed during the export.")
+            if progress is not None:
+                progress(done, total)
+
+        with self._work("exporting"):
+            for old in {p.parent for p in self.exports}:
+                shutil.rmtree(old, ignore_errors=True)
+            out_dir = video.frames_dir.parent / f"export-{next(self._runs)}"
+            self.exports = write_exports(video, self.results, names, out_dir, step)
+        if self.made_at is not None:
+            self.message = f"Exported, mixing settings: {self.made_at_note()}"
         return self.exports
 
     # ------------------------------------------------------------------ the view
-    def view(self) -> np.ndarray | None:
-        """The current frame with masks, clicks and boxes; None before a video is loaded."""
+    def view(self, frame: int | None = None) -> np.ndarray | None:
+        """Frame `frame` (default: the user's frame) with its masks, clicks and boxes, (h, w, 3) uint8 at the
+        view's scale; None before a video is loaded."""
         if self.video is None:
             return None
-        prompts = {obj: p for (t, obj), p in self.prompts.items() if t == self.frame}
-        corner = self.corner[1:] if self.corner is not None and self.corner[0] == self.frame else None
-        return draw_frame(self.frames.frame(self.frame), self.results.masks(self.frame), prompts, corner)
+        frame = self.frame if frame is None else frame
+        prompts = {obj: p for (t, obj), p in self.prompts.items() if t == frame}
+        corner = self.corner[1:] if self.corner is not None and self.corner[0] == frame else None
+        return draw_frame(self.frames.frame(frame), self.results.masks(frame), prompts, corner)
 
     def show(self, frame) -> None:
         self.frame = self._frame(frame)
@@ -320,24 +420,32 @@ class Session:
         self.objects: dict[int, str] = {1: "Object 1"}
         self.current, self._next_id = 1, 2
         self.prompts: dict[Key, Prompt] = {}  # (frame, obj_id) -> that object's clicks and box on that frame
-        self.history: list[dict[Key, Prompt | None]] = []  # undo stack: the prompts before each change (None: none)
+        self.history: list[Change] = []  # undo stack, oldest first
         self.corner: tuple[int, float, float] | None = None  # first corner of a box being drawn
 
     def _change(self, new: dict[Key, Prompt | None], what: str | None = None) -> None:
         """Set (or, with None, remove) the prompts of some (frame, object) keys and segment again."""
         self._idle()
-        self.history.append({k: self.prompts.get(k) for k in new})
+        before = {k: self.prompts.get(k) for k in new}
         for key, prompt in new.items():
             self._put(key, prompt)
         seconds = self._segment()
+        done, hint = what, ""
         if what is None:  # one object on one frame
             (frame, obj_id), prompt = next(iter(new.items()))
             n = prompt.num_points
             clicks = f"{n} click{'s' * (n != 1)}" + (" + box" if prompt.box is not None else "")
-            area = self.results.mask(frame, obj_id).mean()
-            what = f"{self.label(obj_id)}: {clicks} on frame {frame}, mask {area:.1%} of the frame"
-        hint = " Masks on other frames predate this change: track again to update them." if self.stale else ""
-        self.message = f"{what} ({seconds:.2f} s).{hint}"
+            what = f"{self.label(obj_id)}: {clicks} on frame {frame}"
+            done = f"{what}, mask {self.results.mask(frame, obj_id).mean():.1%} of the frame"
+            if prompt.box is None and not (prompt.labels == POSITIVE).any():
+                hint = (
+                    " Only negative clicks: they say where the object is not, so the mask is a guess."
+                    " Add a positive click on the object."
+                )
+        self.history.append(Change(what, before))
+        if self.stale:
+            hint += " Masks on other frames predate this change: track again to update them."
+        self.message = f"{done} ({seconds:.2f} s).{hint}"
 
     def _put(self, key: Key, prompt: Prompt | None) -> None:
         if prompt is not None:

@@ -117,7 +117,7 @@ def wire(demo: gr.Blocks, ui: Layout, h: Handlers, config: AppConfig) -> None:
     ui.start_over.click(h.start_over, [ui.state], canvas, **endpoint("start_over"), **busy)
 
     # -- objects
-    ui.add_object.click(h.add_object, [ui.state], canvas, **endpoint("add_object"))
+    ui.add_object.click(h.add_object, [ui.state], [*canvas, ui.mode], **endpoint("add_object"))
     ui.objects.input(h.select_object, [ui.state, ui.objects], canvas, **endpoint("select_object"))
     gr.on(
         [ui.rename.click, ui.name.submit],
@@ -136,7 +136,7 @@ def wire(demo: gr.Blocks, ui: Layout, h: Handlers, config: AppConfig) -> None:
     ui.track.click(
         h.track,
         [ui.state, ui.frame_slider, ui.direction],
-        [*canvas, *results],
+        [*canvas, *results, ui.track, ui.cancel],
         **endpoint("track"),
         concurrency_id="track",
         concurrency_limit=config.track_concurrency,

@@ -137,6 +137,24 @@ def test_every_action_is_a_named_endpoint(client):
     assert params == ["frame", "obj_id", "label", "x", "y"]
 
 
+def test_every_endpoint_runs_as_view_api_documents_it(client, clip):
+    """view_api's types and example values are what the server accepts: every endpoint called by keyword with
+    its documented example inputs answers (a warning in the status line at worst), never a validation error;
+    no output is an unnamed `value_N`; frames and object ids are documented as the integers the server takes."""
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    for name, endpoint in endpoints.items():
+        labels = [r["label"] for r in endpoint["returns"]]
+        assert not any(re.fullmatch(r"value_\d+", label) for label in labels), (name, labels)
+        for p in endpoint["parameters"]:
+            if p["parameter_name"] in ("frame", "obj_id"):
+                assert p["python_type"]["type"] == "int", (name, p)
+    client.predict(handle_file(clip), api_name="/load_video")
+    remote = {"/load_video", "/set_model"}  # their examples are a remote file and a Hub download: no network here
+    for name, endpoint in endpoints.items():
+        if name not in remote:
+            client.predict(**{p["parameter_name"]: p["example_input"] for p in endpoint["parameters"]}, api_name=name)
+
+
 def test_upload_click_track_both_ways_and_download(client, clip):
     out = client.predict(handle_file(clip), api_name="/load_video")
     assert "12 frames" in out[STATUS] and value(out[SLIDER]) == 0 and out[SLIDER]["maximum"] == NUM_FRAMES - 1
@@ -249,73 +267,6 @@ def test_tracking_plans():
     assert plan(5, 12, 4, "both", {1, 6, 11}) == [(False, [5, 6, 8, 11]), (True, [4, 1, 0])]
     assert plan(5, 12, 4, "forward", {1, 6}) == [(False, [5, 6, 8])]
     assert plan(5, 12, 4, "backward", {1, 6}) == [(True, [5, 4, 1, 0])]
-
-
-@pytest.fixture(scope="module")
-def models():
-    return ModelStore()
-
-
-@pytest.fixture
-def open_session(models, model_dir, clip, tmp_path, monkeypatch):
-    """speed preset -> a Session with `clip` loaded, on the random-weight model, driven without the UI."""
-    monkeypatch.setattr(engine, "ENGINE", Engine(models))
-    sessions = []
-
-    def open_at(speed: str) -> Session:
-        session = Session(f"direct-{len(sessions)}", AppConfig(model=str(model_dir), speed=speed), models, tmp_path)
-        session.load_video(clip, lambda i, n: None)
-        sessions.append(session)
-        return session
-
-    yield open_at
-    for session in sessions:
-        session.close()
-
-
-@pytest.mark.parametrize("speed", ["fast", "fastest"])
-@pytest.mark.parametrize("start", [0, NUM_FRAMES - 1])  # frame 3 is reached by the forward / the backward pass
-def test_clicked_frames_keep_their_masks_at_every_stride(open_session, speed, start):
-    session = open_session(speed)
-    stride = session.speed_info.stride
-    session.add_point(0, 1, *RED_DISC_AT_0)
-    session.add_object()
-    session.add_point(3, 2, *OFF_GRID_AT_3)
-    clicked = {(0, 1): session.results.mask(0, 1), (3, 2): session.results.mask(3, 2)}
-    assert 0.05 < clicked[3, 2].mean() < 0.95  # what OFF_GRID_AT_3 says: a partial mask, not an empty or full one
-
-    list(session.track(start, "both"))
-    for (t, obj), mask in clicked.items():
-        assert np.array_equal(session.results.mask(t, obj), mask), f"frame {t} lost object {obj}'s clicked mask"
-    neighbour = 3 // stride * stride if start < 3 else -(-3 // stride) * stride  # the grid frame the pass comes from
-    assert not np.array_equal(session.results.mask(neighbour, 2), clicked[3, 2])  # holding it would change frame 3
-
-
-def test_a_correction_on_a_tracked_frame_survives_tracking_again(open_session):
-    session, k = open_session("balanced"), 4
-    session.add_point(0, 1, *RED_DISC_AT_0)
-    list(session.track(0, "forward"))
-    tracked = [session.results.mask(t, 1) for t in range(NUM_FRAMES)]
-
-    session.add_point(k, 1, *NEGATIVE_AT_4, "negative")
-    corrected = session.results.mask(k, 1)
-    x, y = NEGATIVE_AT_4
-    assert tracked[k][y, x] and not corrected[y, x]  # the click removed part of the tracked mask ...
-    assert 0 < corrected.sum() < tracked[k].sum()  # ... and left the rest
-
-    list(session.track(k, "forward"))
-    assert np.array_equal(session.results.mask(k, 1), corrected)
-    assert not np.array_equal(session.results.mask(k + 1, 1), tracked[k + 1])  # the track follows the correction
-
-
-def test_a_damaged_frame_stops_tracking_and_keeps_the_frames_before_it(open_session):
-    session = open_session("balanced")
-    session.add_point(0, 1, *RED_DISC_AT_0)
-    (session.video.frames_dir / "00005.jpg").write_bytes(b"\xff\xd8 damaged")
-    list(session.track(0, "forward"))
-    assert session.message.startswith("Stopped: frame 5 could not be read") and not session.tracking
-    assert session.results.frames(1) == [0, 1, 2, 3, 4]
-    assert session.results.mask(4, 1).any()
 
 
 def test_clear_remove_and_start_over(client, clip):

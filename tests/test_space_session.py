@@ -1,0 +1,251 @@
+"""The Space's sessions driven without a server (`Session` actions and the `Handlers` over them), on the
+random-weight tiny model and the 12-frame synthetic clip of tests/test_space_api.py: what the user made is
+never lost or silently changed — by a speed or model switch, a bad upload, a busy Track, tracking itself
+(the user's frame), a closed tab mid-run — and each action says what it did."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+gr = pytest.importorskip("gradio")
+from space import UserError, engine  # noqa: E402
+from space.config import AppConfig, parse_args  # noqa: E402
+from space.engine import Engine  # noqa: E402
+from space.handlers import Handlers  # noqa: E402
+from space.models import ModelStore  # noqa: E402
+from space.session import Session  # noqa: E402
+
+from test_space_api import NEGATIVE_AT_4, NUM_FRAMES, OFF_GRID_AT_3, RED_DISC_AT_0, save_clip, save_tiny_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("sam2-tiny-256"))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return save_clip(tmp_path_factory.mktemp("videos"))
+
+
+@pytest.fixture(scope="module")
+def models():
+    return ModelStore()
+
+
+@pytest.fixture
+def open_session(models, model_dir, clip, tmp_path, monkeypatch):
+    """speed preset -> a Session with `clip` loaded, on the random-weight model, driven without the UI."""
+    monkeypatch.setattr(engine, "ENGINE", Engine(models))
+    sessions = []
+
+    def open_at(speed: str) -> Session:
+        session = Session(f"direct-{len(sessions)}", AppConfig(model=str(model_dir), speed=speed), models, tmp_path)
+        session.load_video(clip, lambda i, n: None)
+        sessions.append(session)
+        return session
+
+    yield open_at
+    for session in sessions:
+        session.close()
+
+
+def all_masks(session: Session) -> np.ndarray:
+    """(T, objects, H, W) bool: every frame's masks of the session's objects, in id order."""
+    return np.stack([[session.results.mask(t, o) for o in sorted(session.objects)] for t in range(NUM_FRAMES)])
+
+
+# ------------------------------------------------------------------------------------------------ tracking
+@pytest.mark.parametrize("speed", ["fast", "fastest"])
+@pytest.mark.parametrize("start", [0, NUM_FRAMES - 1])  # frame 3 is reached by the forward / the backward pass
+def test_clicked_frames_keep_their_masks_at_every_stride(open_session, speed, start):
+    session = open_session(speed)
+    stride = session.speed_info.stride
+    session.add_point(0, 1, *RED_DISC_AT_0)
+    session.add_object()
+    session.add_point(3, 2, *OFF_GRID_AT_3)
+    clicked = {(0, 1): session.results.mask(0, 1), (3, 2): session.results.mask(3, 2)}
+    assert 0.05 < clicked[3, 2].mean() < 0.95  # what OFF_GRID_AT_3 says: a partial mask, not an empty or full one
+
+    list(session.track(start, "both"))
+    for (t, obj), mask in clicked.items():
+        assert np.array_equal(session.results.mask(t, obj), mask), f"frame {t} lost object {obj}'s clicked mask"
+    neighbour = 3 // stride * stride if start < 3 else -(-3 // stride) * stride  # the grid frame the pass comes from
+    assert not np.array_equal(session.results.mask(neighbour, 2), clicked[3, 2])  # holding it would change frame 3
+
+
+def test_a_correction_on_a_tracked_frame_survives_tracking_again(open_session):
+    session, k = open_session("balanced"), 4
+    session.add_point(0, 1, *RED_DISC_AT_0)
+    list(session.track(0, "forward"))
+    tracked = [session.results.mask(t, 1) for t in range(NUM_FRAMES)]
+
+    session.add_point(k, 1, *NEGATIVE_AT_4, "negative")
+    corrected = session.results.mask(k, 1)
+    x, y = NEGATIVE_AT_4
+    assert tracked[k][y, x] and not corrected[y, x]  # the click removed part of the tracked mask ...
+    assert 0 < corrected.sum() < tracked[k].sum()  # ... and left the rest
+
+    list(session.track(k, "forward"))
+    assert np.array_equal(session.results.mask(k, 1), corrected)
+    assert not np.array_equal(session.results.mask(k + 1, 1), tracked[k + 1])  # the track follows the correction
+
+
+def test_a_damaged_frame_stops_tracking_and_keeps_the_frames_before_it(open_session):
+    session = open_session("balanced")
+    session.add_point(0, 1, *RED_DISC_AT_0)
+    (session.video.frames_dir / "00005.jpg").write_bytes(b"\xff\xd8 damaged")
+    list(session.track(0, "forward"))
+    assert session.message.startswith("Stopped: frame 5 could not be read") and not session.tracking
+    assert session.results.frames(1) == [0, 1, 2, 3, 4]
+    assert session.results.mask(4, 1).any()
+
+
+def test_tracking_streams_masks_and_leaves_the_users_frame(open_session):
+    """Each update carries the tracked frame and its masks (the page shows them as they come); the frame the
+    user works on — where the next Track starts — stays where it was."""
+    session = open_session("balanced")
+    session.add_point(5, 1, *RED_DISC_AT_0)
+    session.show(5)
+    updates = list(session.track(5, "both"))
+    assert [u.frame for u in updates] == [5, 6, 7, 8, 9, 10, 11, 4, 3, 2, 1, 0]
+    for u in updates:
+        assert np.array_equal(u.masks[1], session.results.mask(u.frame, 1))
+    assert sum(u.masks[1].any() for u in updates) >= NUM_FRAMES // 2  # not a run of empty masks
+    assert session.frame == 5
+
+
+# ------------------------------------------------------------------------------------------------ nothing lost
+def test_switching_speed_or_model_keeps_every_mask(open_session, model_dir, tmp_path):
+    """A switch of speed preset (another input size) or of model keeps the tracked masks, says they come from the
+    other setting (and so does an export made before tracking again); the clicked frame gets the new setting's
+    mask; tracking again remakes them all."""
+    session = open_session("balanced")
+    session.add_point(0, 1, *RED_DISC_AT_0)
+    list(session.track(0, "forward"))
+    tracked = all_masks(session)
+    assert tracked[1:].any(axis=(2, 3)).all()  # every tracked frame has a mask to lose
+
+    session.set_speed("best")  # 256 px instead of 128
+    kept = all_masks(session)
+    assert np.array_equal(kept[1:], tracked[1:]), "the tracked masks were dropped"
+    assert kept[0].any() and not np.array_equal(kept[0], tracked[0])  # the clicked frame, remade at 256 px
+    assert "made with" in session.message and "128 px" in session.message and "Track again" in session.message
+    session.export()
+    assert session.message.startswith("Exported, mixing settings:")
+
+    other = shutil.copytree(model_dir, tmp_path / "another-model")
+    session.set_model(str(other))
+    assert np.array_equal(all_masks(session)[1:], tracked[1:]) and "128 px" in session.message  # the first setting
+
+    list(session.track(0, "forward"))
+    assert session.made_at is None and not np.array_equal(all_masks(session)[1:], tracked[1:])
+    session.export()
+    assert not session.message.startswith("Exported, mixing")
+
+
+@pytest.mark.parametrize("content", [b"", b"this is a text file, not a video\n"], ids=["empty", "text"])
+def test_a_bad_upload_changes_nothing(open_session, content, tmp_path):
+    session = open_session("balanced")
+    session.add_point(0, 1, *RED_DISC_AT_0)
+    list(session.track(0, "forward"))
+    session.show(3)
+    before = (session.video, dict(session.prompts), all_masks(session), session.frame, session.message)
+
+    bad = tmp_path / "holiday.mp4"
+    bad.write_bytes(content)
+    with pytest.raises(UserError, match="holiday.mp4"):
+        session.load_video(bad, lambda i, n: None)
+    assert session.video is before[0] and session.prompts == before[1] and session.frame == before[3]
+    assert np.array_equal(all_masks(session), before[2]) and session.message == before[4]
+    assert session.video.frames_dir.is_dir() and session.view() is not None
+    assert [p.name for p in session.workdir.iterdir()] == [session.video.frames_dir.parent.name]  # no leftovers
+
+
+def test_track_while_busy_shows_cancel_in_its_place(open_session, tmp_path):
+    """While a run (and its export) goes on, the Track button is hidden and Cancel shown (a second Track click
+    was dropped without a word); both come back when it ends. Another Track request is refused with a reason."""
+    handlers = Handlers(AppConfig(examples=False), engine.ENGINE.models, tmp_path)
+    session = open_session("balanced")
+    session.add_point(0, 1, *RED_DISC_AT_0)
+    run = handlers.track(session, 0, "forward", None)
+    first = next(run)
+    track, cancel = first[-2:]
+    assert track.visible is False and cancel.visible is True
+    with pytest.raises(UserError, match="Tracking is running"):
+        next(session.track(0, "forward"))
+    *_, last = run
+    track, cancel = last[-2:]
+    assert track.visible is True and cancel.visible is False
+    assert last[2].endswith("Downloads ready.")
+
+
+def test_closing_the_tab_mid_track_or_mid_export_ends_cleanly(open_session):
+    session = open_session("balanced")
+    session.add_point(0, 1, *RED_DISC_AT_0)
+    run = session.track(0, "forward")
+    next(run)
+    session.close()  # the tab's delete callback, from another thread in the app
+    assert session.workdir.exists()  # the run still reads the frames: freed when it stops
+    rest = list(run)
+    assert len(rest) <= 1 and session.message.startswith("Cancelled") and not session.workdir.exists()
+
+    session = open_session("balanced")
+    session.add_point(0, 1, *RED_DISC_AT_0)
+
+    def close_midway(done, total):
+        if done == 3:
+            session.close()
+
+    with pytest.raises(UserError, match="closed during the export"):
+        session.export(close_midway)
+    assert not session.workdir.exists()
+    with pytest.raises(UserError):  # a readable message, not a stack trace
+        session.export()
+
+
+# ------------------------------------------------------------------------------------------------ saying what
+def test_undo_says_what_it_undid(open_session):
+    session = open_session("balanced")
+    session.add_point(0, 1, *RED_DISC_AT_0)
+    session.add_point(4, 1, *NEGATIVE_AT_4, "negative")
+    session.undo()
+    assert session.message.startswith("Undone: #1 Object 1: 1 click on frame 4 (")
+    session.clear_frame(0)
+    session.undo()
+    assert session.message.startswith("Undone: Cleared frame 0 (")
+
+
+def test_a_negative_only_prompt_is_explained(open_session):
+    session = open_session("balanced")
+    session.add_point(0, 1, *RED_DISC_AT_0, "negative")
+    assert "Only negative clicks" in session.message
+    session.add_point(0, 1, *RED_DISC_AT_0)
+    assert "Only negative clicks" not in session.message
+
+
+def test_a_new_object_starts_positive_and_start_over_asks_first(open_session, tmp_path):
+    handlers = Handlers(AppConfig(examples=False), engine.ENGINE.models, tmp_path)
+    session = open_session("balanced")
+    handlers.add_point(session, 0, 1, "negative", *RED_DISC_AT_0, None)
+    assert handlers.add_object(session, None)[-1] == "positive"  # the click mode after "+ Add object"
+
+    handlers.start_over(session, None)
+    assert session.pending == "start_over" and "press Start over again" in session.message and session.prompts
+    handlers.undo(session, None)  # anything else in between: the question lapses
+    handlers.add_point(session, 0, 1, "positive", *RED_DISC_AT_0, None)
+    handlers.start_over(session, None)
+    assert session.prompts
+    handlers.start_over(session, None)
+    assert not session.prompts and session.message.startswith("Started over")
+
+
+def test_help_shows_the_limits_defaults(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, default in [("--max-seconds", "10"), ("--max-side", "1280"), ("--max-frames", "300"), ("--port", "7860")]:
+        assert f"default: {default})" in text.split(flag)[-1].split("--")[0], flag
