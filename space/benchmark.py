@@ -5,7 +5,8 @@
 
 Prints, per preset: the click latency on a new frame (image encoder + decoder) and on the same frame
 again (decoder only: the embedding is reused), and tracking time per tracked frame and per video frame
-(two objects, forward from frame 0).
+(two objects, forward from frame 0). Then, per effect, the time to draw one frame with it (the frame view's and
+the exports' renderer; two objects tracked at the last preset).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from pathlib import Path
 import torch
 
 from sam2_hf import Sam2VideoConfig, Sam2VideoModel
+from sam2_hf.media.render import BACKGROUND_EFFECTS, OBJECT_EFFECTS, Effects
 from sam2_hf.media.synthetic import synthetic_clip
 
 from . import engine
 from .config import SPEEDS, AppConfig, default_device
 from .engine import Engine
 from .models import ModelStore
+from .render import overlay_masks
 from .session import Session
 from .video import write_mp4
 
@@ -70,7 +73,24 @@ def main(argv=None) -> None:
         print(
             f"{label:<38} {new_frame:>14.2f}s {same_frame:>10.2f}s {per_tracked:>14.2f}s {total / args.frames:>12.2f}s"
         )
-        session.close()
+        if key != list(SPEEDS)[-1]:
+            session.close()
+    print(f"\n{'effect':<24} {'ms/frame':>8}")
+    for name, effects in [
+        *((f"background {b}", Effects(background=b)) for b in BACKGROUND_EFFECTS),
+        *((f"objects {o}", Effects(default_object=o)) for o in OBJECT_EFFECTS),
+    ]:
+        print(f"{name:<24} {1000 * draw_seconds(session, effects):>8.1f}")
+    session.close()
+
+
+def draw_seconds(session: Session, effects: Effects) -> float:
+    """Mean seconds to draw one of the session's frames with its masks and `effects` (`overlay_masks`)."""
+    frames = range(session.video.num_frames)
+    began = time.perf_counter()
+    for t in frames:
+        overlay_masks(session.frames.frame(t), session.results.masks(t), effects)
+    return (time.perf_counter() - began) / len(frames)
 
 
 if __name__ == "__main__":

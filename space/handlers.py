@@ -46,13 +46,14 @@ def buttons(tracking: bool) -> tuple[gr.Button, gr.Button]:
 
 
 def tracking_message(u: TrackUpdate) -> tuple[str, str]:
-    """(status line, progress bar text) after a tracked frame."""
-    left = u.seconds_per_frame * (u.total - u.done)
-    status = (
-        f"Tracking: frame {u.frame}, {u.done} of {u.total} done, "
-        f"{u.seconds_per_frame:.2f} s/frame, about {left:.0f} s left."
-    )
-    return status, f"{u.done} of {u.total} frames · {u.seconds_per_frame:.2f} s/frame"
+    """(status line, progress bar text) after a tracked frame: the time left from the measured time per frame per
+    object (this run's, else the last run's at this setting), and which it is."""
+    done = f"{u.done} of {u.total} done"
+    if u.seconds_left is None:
+        return f"Tracking: frame {u.frame}, {done}; measuring the time per frame.", f"{u.done} of {u.total} frames"
+    basis = "measured in this run" if u.measured else "measured in the last run at this setting"
+    status = f"Tracking: frame {u.frame}, {done}, about {u.seconds_left:.0f} s left ({u.pace:.2f} s per frame per"
+    return f"{status} object, {basis}).", f"{u.done} of {u.total} frames · about {u.seconds_left:.0f} s left"
 
 
 class Handlers:
@@ -196,8 +197,12 @@ class Handlers:
         return *self.run(session, request, Session.add_object), "positive"
 
     def select_object(self, session, obj_id, request: gr.Request):
-        """`objects.input` (/select_object): clicks go to this object. Inputs: session, object id. Outputs: CANVAS."""
-        return self.run(session, request, lambda s: s.select_object(obj_id))
+        """`objects.input` (/select_object): clicks go to this object.
+
+        Inputs: session, object id. Outputs: CANVAS, the object's effect.
+        """
+        out = self.run(session, request, lambda s: s.select_object(obj_id))
+        return *out, out[0].effects.of(out[0].current)
 
     def rename_object(self, session, obj_id, new_name, request: gr.Request):
         """`rename.click` and `name.submit` (/rename_object): rename an object.
@@ -212,6 +217,18 @@ class Handlers:
         Inputs: session, object id. Outputs: CANVAS.
         """
         return self.run(session, request, lambda s: s.remove_object(obj_id))
+
+    # ------------------------------------------------------------------ effects
+    def set_background(self, session, effect, request: gr.Request):
+        """`background.input` (/set_background): the background effect. Inputs: session, effect. Outputs: CANVAS."""
+        return self.run(session, request, lambda s: s.set_background(effect))
+
+    def set_object_effect(self, session, obj_id, effect, request: gr.Request):
+        """`object_effect.input` (/set_object_effect): an object's effect.
+
+        Inputs: session, object id, effect. Outputs: CANVAS.
+        """
+        return self.run(session, request, lambda s: s.set_object_effect(obj_id, effect))
 
     # ------------------------------------------------------------------ settings
     def set_speed(self, session, preset, request: gr.Request):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import gradio as gr
 
+from sam2_hf.media.render import BACKGROUND_EFFECTS, OBJECT_EFFECTS
+
 from .config import DEFAULT_MODEL, HUB_MODELS, RANDOM_MODEL, SPEEDS, AppConfig, noted
 from .session import DIRECTIONS, START, Session
 from .video import example_clips
@@ -65,6 +67,8 @@ class Layout:
     undo: gr.Button
     clear_frame: gr.Button
     start_over: gr.Button
+    background: gr.Radio
+    object_effect: gr.Radio
     point_x: gr.Number
     point_y: gr.Number
     add_point: gr.Button
@@ -164,6 +168,15 @@ def build_layout(
                     undo = gr.Button("Undo", size="sm", min_width=60)
                     clear_frame = gr.Button("Clear frame", size="sm", min_width=60)
                     start_over = gr.Button("Start over", size="sm", min_width=60)
+            with gr.Accordion("Effects", open=False, elem_id="effects"):
+                background = gr.Radio(list(BACKGROUND_EFFECTS), value="none", label="Background", elem_id="background")
+                object_effect = gr.Radio(
+                    list(OBJECT_EFFECTS),
+                    value="overlay",
+                    label="Selected object",
+                    elem_id="object-effect",
+                    info="Shown on the frame and used by the exported videos.",
+                )
             with gr.Accordion("Type coordinates (pixels)", open=False):
                 with gr.Row():
                     point_x, point_y = gr.Number(label="x", minimum=0), gr.Number(label="y", minimum=0)
@@ -188,7 +201,7 @@ def build_layout(
                     cancel = gr.Button("Cancel", variant="stop", elem_id="cancel", visible=False)
             with gr.Group():
                 files = gr.File(
-                    label="Downloads: PNG masks (zip) · COCO RLE (json) · overlay (mp4)",
+                    label="Downloads: PNG masks (zip) · COCO RLE (json) · overlay (mp4) · transparent frames (zip)",
                     file_count="multiple",
                     interactive=False,
                     visible=False,  # until there is something to download
@@ -220,6 +233,8 @@ def build_layout(
         undo=undo,
         clear_frame=clear_frame,
         start_over=start_over,
+        background=background,
+        object_effect=object_effect,
         point_x=point_x,
         point_y=point_y,
         add_point=add_point,

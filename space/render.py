@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 from PIL import Image, ImageDraw
 
-from sam2_hf.media.render import PALETTE, blend_masks
+from sam2_hf.media.render import PALETTE, Effects, render_effects
 from sam2_hf.processing.prompts import Prompt
 
 POSITIVE, NEGATIVE = (40, 200, 70), (230, 40, 40)
@@ -24,11 +24,12 @@ def color(obj_id: int) -> tuple[int, int, int]:
     return PALETTE[(obj_id - 1) % len(PALETTE)]
 
 
-def overlay_masks(frame: np.ndarray, masks: Mapping[int, np.ndarray]) -> np.ndarray:
+def overlay_masks(frame: np.ndarray, masks: Mapping[int, np.ndarray], effects: Effects | None = None) -> np.ndarray:
     """`frame` (H, W, 3) uint8 with `masks` {obj_id: (H, W) bool} drawn by the library's one renderer
-    (`blend_masks`), each in `color(obj_id)`: the overlay MP4 of the downloads (`OverlayVideoWriter`, given the
-    same colours) draws the same pixels; tests/test_space_render.py checks it."""
-    return blend_masks(frame, masks, {obj_id: color(obj_id) for obj_id in masks})
+    (`render_effects` with `effects`, default: the colour overlay), each in `color(obj_id)`: the overlay MP4 of the
+    downloads (`OverlayVideoWriter`, given the same colours and effects) draws the same pixels;
+    tests/test_space_render.py checks it."""
+    return render_effects(frame, masks, {obj_id: color(obj_id) for obj_id in masks}, effects)
 
 
 def draw_frame(
@@ -36,13 +37,14 @@ def draw_frame(
     masks: Mapping[int, np.ndarray],
     prompts: Mapping[int, Prompt],
     corner: tuple[float, float] | None = None,
+    effects: Effects | None = None,
 ) -> np.ndarray:
-    """`frame` (H, W, 3) with `masks` {obj_id: (H, W) bool} blended in (`overlay_masks`), each
+    """`frame` (H, W, 3) with `masks` {obj_id: (H, W) bool} drawn with `effects` (`overlay_masks`), each
     object's clicks (green positive, red negative, ringed in its colour) and box, and the first
     corner of a box being drawn; enlarged by `view_scale`."""
     height, width = frame.shape[:2]
     scale = view_scale(width, height)
-    image = Image.fromarray(overlay_masks(frame, masks))
+    image = Image.fromarray(overlay_masks(frame, masks, effects))
     if scale > 1:
         image = image.resize((round(width * scale), round(height * scale)), Image.BILINEAR)
     draw = ImageDraw.Draw(image)

@@ -15,13 +15,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from sam2_hf import Masklets, Prompt
 from sam2_hf.media.frames import ImageFolderFrames, VideoDecodeError
+from sam2_hf.media.render import BACKGROUND_EFFECTS, OBJECT_EFFECTS, Effects
 from sam2_hf.processing.prompts import NEGATIVE, POSITIVE
 
 from . import UserError, engine
@@ -38,15 +39,60 @@ START = "Upload a video or pick an example to start."
 Progress = Callable[[int, int], None]
 
 
+PACES: dict[tuple[str, int], float] = {}  # (model, image size) -> seconds per frame per object, the app's last run
+
+
+@dataclass
+class PaceMeter:
+    """A tracking run's time left, from measured time: seconds per frame per object over the frames that ran the
+    model (a clicked frame's mask is kept, nothing runs there), this run's once it has one, else the last run's at
+    the same model and size (`PACES`), else unknown."""
+
+    key: tuple[str, int]  # (model, image size)
+    objects: int
+    to_compute: int  # frames of the run that run the model
+    seconds: float = 0.0  # wall time of the computed frames so far (the page's drawing between them included)
+    computed: int = 0
+    last: float = field(default_factory=time.perf_counter)
+
+    def lap(self, computes: bool) -> None:
+        """A frame came out; `computes`: the model ran for it."""
+        now = time.perf_counter()
+        if computes:
+            self.seconds, self.computed = self.seconds + now - self.last, self.computed + 1
+        self.last = now
+
+    @property
+    def measured(self) -> bool:
+        """The pace is this run's (else the last run's, or none)."""
+        return self.computed > 0
+
+    @property
+    def pace(self) -> float | None:
+        """Seconds per frame per object; None before anything was measured at this setting."""
+        return self.seconds / (self.computed * self.objects) if self.computed else PACES.get(self.key)
+
+    def seconds_left(self) -> float | None:
+        pace = self.pace
+        return None if pace is None else pace * self.objects * (self.to_compute - self.computed)
+
+    def save(self) -> None:
+        """Keep this run's pace for the next run at the same setting."""
+        if self.computed:
+            PACES[self.key] = self.pace
+
+
 @dataclass
 class TrackUpdate:
-    """One tracked frame of a run: its index and masks, how many of the run's frames are done."""
+    """One tracked frame of a run: its index and masks, how many of the run's frames are done, the time left."""
 
     frame: int
     masks: Masks  # object id -> (H, W) bool, the masks just computed for `frame`
     done: int
     total: int
-    seconds_per_frame: float
+    pace: float | None  # seconds per frame per object (`PaceMeter`); None: not measured yet at this setting
+    seconds_left: float | None
+    measured: bool  # the pace is this run's, not the last run's
 
 
 @dataclass(frozen=True)
@@ -89,6 +135,7 @@ class Session:
         self.stale = False  # prompts changed after tracking: other frames' masks predate them
         self.made_at: str | None = None  # the setting that made the tracked masks, when it is no longer in use
         self.pending: str | None = None  # an action waiting for its confirming second press ("start_over")
+        self.effects = Effects()  # how the view and the exported videos draw the masks (per video; per object)
         self.message = noted(START, self.model)  # the status line
         self.closed = False  # the tab was closed: no new work; files are freed once the running work stops
         self._working: str | None = None  # "tracking" / "exporting" while that runs (one at a time)
@@ -275,6 +322,22 @@ class Session:
     def label(self, obj_id: int) -> str:
         return f"#{obj_id} {self.objects[obj_id]}"
 
+    # ------------------------------------------------------------------ effects
+    def set_background(self, name: str) -> None:
+        """The background effect (one of `BACKGROUND_EFFECTS`) of the view and the exported videos."""
+        if name not in BACKGROUND_EFFECTS:
+            raise UserError(f"Unknown background effect {name!r}; choose one of {', '.join(BACKGROUND_EFFECTS)}.")
+        self.effects = replace(self.effects, background=name)
+        self.message = f"Background: {name}. Exports made from now on use it."
+
+    def set_object_effect(self, obj_id, name: str) -> None:
+        """Object `obj_id`'s effect (one of `OBJECT_EFFECTS`) in the view and the exported videos."""
+        obj_id = self._object(obj_id)
+        if name not in OBJECT_EFFECTS:
+            raise UserError(f"Unknown object effect {name!r}; choose one of {', '.join(OBJECT_EFFECTS)}.")
+        self.effects = replace(self.effects, objects={**self.effects.objects, obj_id: name})
+        self.message = f"{self.label(obj_id)}: {name}. Exports made from now on use it."
+
     # ------------------------------------------------------------------ settings
     def set_speed(self, key: str) -> None:
         if key not in SPEEDS:
@@ -331,9 +394,11 @@ class Session:
             raise UserError(f"Direction is one of {', '.join(DIRECTIONS)}, not {direction!r}.")
         if not self.prompts:
             raise UserError("Click on an object first: tracking follows the objects you clicked.")
-        start, stride, setup = self._frame(frame), self.speed_info.stride, self._setup()
-        passes = plan(start, video.num_frames, stride, direction, {t for t, _ in self.prompts})
+        start, stride, setup, prompted = self._frame(frame), self.speed_info.stride, self._setup(), self._prompted()
+        passes = plan(start, video.num_frames, stride, direction, prompted)
         total, done, stopped, began = sum(len(f) for _, f in passes), 0, None, time.perf_counter()
+        computed = sum(t not in prompted for _, f in passes for t in f)
+        meter = PaceMeter((setup.model, setup.image_size), len({obj for _, obj in self.prompts}), computed)
         anchor = None  # the start frame's result: "both" holds it over the backward pass's first gap
         self._cancel.clear()
         with self._work("tracking"):
@@ -348,7 +413,8 @@ class Session:
                         last, done = (t, masks), done + 1
                         anchor = last if t == start else anchor
                         elapsed = time.perf_counter() - began
-                        yield TrackUpdate(t, masks, done, total, elapsed / done)
+                        meter.lap(t not in prompted)
+                        yield TrackUpdate(t, masks, done, total, meter.pace, meter.seconds_left(), meter.measured)
                         if self._cancel.is_set():
                             stopped = "Cancelled"
                         elif elapsed > self.config.limits.max_track_seconds:
@@ -363,6 +429,7 @@ class Session:
                     break
                 if last is not None:  # hold the last mask to the end of the video
                     self._hold(last, range(last[0] - 1, -1, -1) if reverse else range(last[0] + 1, video.num_frames))
+        meter.save()
         self.tracked, self.stale = True, False
         if not stopped:
             self.made_at = None
@@ -396,7 +463,7 @@ class Session:
             for old in {p.parent for p in self.exports}:
                 shutil.rmtree(old, ignore_errors=True)
             out_dir = video.frames_dir.parent / f"export-{next(self._runs)}"
-            self.exports = write_exports(video, self.results, names, out_dir, step)
+            self.exports = write_exports(video, self.results, names, out_dir, step, self.effects)
         if self.made_at is not None:
             self.message = f"Exported, mixing settings: {self.made_at_note()}"
         return self.exports
@@ -410,7 +477,7 @@ class Session:
         frame = self.frame if frame is None else frame
         prompts = {obj: p for (t, obj), p in self.prompts.items() if t == frame}
         corner = self.corner[1:] if self.corner is not None and self.corner[0] == frame else None
-        return draw_frame(self.frames.frame(frame), self.results.masks(frame), prompts, corner)
+        return draw_frame(self.frames.frame(frame), self.results.masks(frame), prompts, corner, self.effects)
 
     def show(self, frame) -> None:
         self.frame = self._frame(frame)
@@ -464,6 +531,10 @@ class Session:
             self.results.add(frame, masks)
         self.stale = self.tracked and bool(touched)
         return time.perf_counter() - began
+
+    def _prompted(self) -> set[int]:
+        """The frames with prompts (conditioning frames: tracking keeps their masks, the model does not run)."""
+        return {t for t, _ in self.prompts}
 
     def _hold(self, last: tuple[int, Masks], frames: range) -> None:
         """Give `frames` (a gap of the plan: none of them tracked or prompted) the masks of frame `last[0]`."""

@@ -118,7 +118,7 @@ def wire(demo: gr.Blocks, ui: Layout, h: Handlers, config: AppConfig) -> None:
 
     # -- objects
     ui.add_object.click(h.add_object, [ui.state], [*canvas, ui.mode], **endpoint("add_object"))
-    ui.objects.input(h.select_object, [ui.state, ui.objects], canvas, **endpoint("select_object"))
+    ui.objects.input(h.select_object, [ui.state, ui.objects], [*canvas, ui.object_effect], **endpoint("select_object"))
     gr.on(
         [ui.rename.click, ui.name.submit],
         h.rename_object,
@@ -127,6 +127,12 @@ def wire(demo: gr.Blocks, ui: Layout, h: Handlers, config: AppConfig) -> None:
         **endpoint("rename_object"),
     )
     ui.remove_object.click(h.remove_object, [ui.state, ui.objects], canvas, **endpoint("remove_object"), **busy)
+
+    # -- effects
+    ui.background.input(h.set_background, [ui.state, ui.background], canvas, **endpoint("set_background"))
+    ui.object_effect.input(
+        h.set_object_effect, [ui.state, ui.objects, ui.object_effect], canvas, **endpoint("set_object_effect")
+    )
 
     # -- settings
     ui.speed.input(h.set_speed, [ui.state, ui.speed], canvas, **endpoint("set_speed"), **busy)

@@ -166,19 +166,35 @@ def test_click_track_and_download(page, tmp_path):
     page.locator("#speed label", has_text="Best").click()  # the slowest preset: tracking is visible for a while
     expect(status(page)).to_have_value(re.compile("^Using .* Best · 256 px · every frame"))
     page.locator("#track").click()
-    expect(status(page)).to_have_value(re.compile(r"^Tracking: frame \d+, ([3-9]|1[01]) of 12 done, [\d.]+ s/frame"))
+    tracking = r"^Tracking: frame \d+, ([3-9]|1[01]) of 12 done, about \d+ s left \([\d.]+ s per frame per object"
+    expect(status(page)).to_have_value(re.compile(tracking))
+    expect(page.locator("#cancel")).to_be_visible()  # Cancel stands in Track's place while tracking
+    expect(page.locator("#track")).to_be_hidden()
     expect(page.locator("#progress .bar")).to_be_visible()  # the progress bar, under the live preview
     shot(page, "07_tracking")
     expect(status(page)).to_have_value(re.compile(r"Tracked 12 of 12 frames .* Downloads ready\.$"), timeout=180_000)
     page.wait_for_function("() => { const v = document.querySelector('#overlay video'); return v && v.videoWidth > 0 }")
+    expect(page.locator("#track")).to_be_visible()
+    expect(page.locator("#cancel")).to_be_hidden()
     links = page.locator("#downloads a")
-    expect(links).to_have_count(3)
-    for name in ("clip_masks.zip", "clip_masks.json", "clip_overlay.mp4"):
+    expect(links).to_have_count(4)
+    for name in ("clip_masks.zip", "clip_masks.json", "clip_overlay.mp4", "clip_transparent.zip"):
         expect(page.get_by_role("row", name=re.compile(f"^{re.escape(name)}"))).to_be_visible()
-    for i in range(3):
+    for i in range(4):
         assert page.request.get(links.nth(i).get_attribute("href")).ok
     page.locator("#overlay").scroll_into_view_if_needed()
     shot(page, "08_tracked_with_downloads")
+
+    old_src, before = page.locator("#frame img").get_attribute("src"), served_image(page)
+    page.locator("#effects").get_by_text("Effects").click()
+    page.locator("#background label", has_text="erase").click()
+    expect(status(page)).to_have_value(re.compile("^Background: erase"))
+    page.wait_for_function(f"() => document.querySelector('#frame img').src !== {old_src!r}")
+    after = served_image(page)
+    black = [(image.max(axis=2) < 16).mean() for image in (before, after)]
+    assert black[1] > black[0] + 0.01, black  # the background (what the masks leave of this frame) went black
+    page.locator("#frame").scroll_into_view_if_needed()
+    shot(page, "09_background_erased")
 
 
 def test_an_example_loads_with_one_click(page):

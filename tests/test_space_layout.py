@@ -23,7 +23,8 @@ from space.session import START  # noqa: E402
 from space.ui import build_demo  # noqa: E402
 
 CANVAS = ["State", "Image:Frame", "Textbox:Status", "Slider:Frame", "Radio:2 · Objects", "Textbox:Object name"]
-RESULTS = ["HTML:Progress", "Video:4 · Result", "File:Downloads: PNG masks (zip) · COCO RLE (json) · overlay (mp4)"]
+DOWNLOADS = "File:Downloads: PNG masks (zip) · COCO RLE (json) · overlay (mp4) · transparent frames (zip)"
+RESULTS = ["HTML:Progress", "Video:4 · Result", DOWNLOADS]
 MODEL = ("model", 2)  # the concurrency group of everything that runs the model for a click
 OWN = (None, "default")  # a group of its own, the queue's default limit
 # api name: (triggers, inputs, outputs, (concurrency id, limit), queued)
@@ -61,7 +62,13 @@ EVENTS = {
     "clear_frame": (["Button:Clear frame.click"], ["State", "Slider:Frame"], CANVAS, MODEL, True),
     "start_over": (["Button:Start over.click"], ["State"], CANVAS, MODEL, True),
     "add_object": (["Button:+ Add object.click"], ["State"], [*CANVAS, "Radio:A click adds"], OWN, True),
-    "select_object": (["Radio:2 · Objects.input"], ["State", "Radio:2 · Objects"], CANVAS, OWN, True),
+    "select_object": (
+        ["Radio:2 · Objects.input"],
+        ["State", "Radio:2 · Objects"],
+        [*CANVAS, "Radio:Selected object"],
+        OWN,
+        True,
+    ),
     "rename_object": (
         ["Button:Rename.click", "Textbox:Object name.submit"],
         ["State", "Radio:2 · Objects", "Textbox:Object name"],
@@ -70,6 +77,14 @@ EVENTS = {
         True,
     ),
     "remove_object": (["Button:Remove object.click"], ["State", "Radio:2 · Objects"], CANVAS, MODEL, True),
+    "set_background": (["Radio:Background.input"], ["State", "Radio:Background"], CANVAS, OWN, True),
+    "set_object_effect": (
+        ["Radio:Selected object.input"],
+        ["State", "Radio:2 · Objects", "Radio:Selected object"],
+        CANVAS,
+        OWN,
+        True,
+    ),
     "set_speed": (["Radio:Speed.input"], ["State", "Radio:Speed"], CANVAS, MODEL, True),
     "set_model": (
         ["Dropdown:Checkpoint.input"],
@@ -101,6 +116,8 @@ PARAMETERS = {  # the public endpoints' parameter names, as gradio_client shows 
     "select_object": ["obj_id"],
     "rename_object": ["obj_id", "new_name"],
     "remove_object": ["obj_id"],
+    "set_background": ["effect"],
+    "set_object_effect": ["obj_id", "effect"],
     "set_speed": ["preset"],
     "set_model": ["checkpoint"],
     "track": ["frame", "direction"],

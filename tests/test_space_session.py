@@ -6,18 +6,24 @@ never lost or silently changed — by a speed or model switch, a bad upload, a b
 from __future__ import annotations
 
 import shutil
+import zipfile
 
+import av
 import numpy as np
 import pytest
+from PIL import Image
+from scipy import ndimage
 
 gr = pytest.importorskip("gradio")
 from space import UserError, engine  # noqa: E402
+from space import session as session_module  # noqa: E402
 from space.config import AppConfig, parse_args  # noqa: E402
 from space.engine import Engine  # noqa: E402
-from space.handlers import Handlers  # noqa: E402
+from space.handlers import Handlers, tracking_message  # noqa: E402
 from space.models import ModelStore  # noqa: E402
 from space.session import Session  # noqa: E402
 
+from sam2_hf.training.finetune import finetune  # noqa: E402
 from test_space_api import NEGATIVE_AT_4, NUM_FRAMES, OFF_GRID_AT_3, RED_DISC_AT_0, save_clip, save_tiny_model  # noqa: E402
 
 
@@ -249,3 +255,76 @@ def test_help_shows_the_limits_defaults(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for flag, default in [("--max-seconds", "10"), ("--max-side", "1280"), ("--max-frames", "300"), ("--port", "7860")]:
         assert f"default: {default})" in text.split(flag)[-1].split("--")[0], flag
+
+
+# ------------------------------------------------------------------------------------------------ effects
+def test_effects_show_on_the_frame_and_in_the_exports(open_session):
+    """A background and an object effect change the frame view and the exported videos (the overlay MP4 and the
+    transparent frames), drawn by the library's renderer; an unknown effect is named."""
+    session = open_session("balanced")
+    session.add_point(0, 1, *RED_DISC_AT_0)
+    mask, plain = session.results.mask(0, 1), session.view()
+    assert 0.05 < mask.mean() < 0.95  # something to cut out, and a background to erase
+    session.set_object_effect(1, "cutout")
+    assert session.message.startswith("#1 Object 1: cutout")
+    cut = session.view()
+    y, x = np.argwhere(ndimage.binary_erosion(~mask, iterations=2))[0]  # a background pixel, away from the edge
+    scale = cut.shape[0] / mask.shape[0]  # the view is enlarged
+    assert cut[round((y + 0.5) * scale), round((x + 0.5) * scale)].max() == 0 < plain.max()  # the background: erased
+    with pytest.raises(UserError, match="Unknown background effect 'sepia'"):
+        session.set_background("sepia")
+    with pytest.raises(UserError, match="Unknown object effect 'glow'"):
+        session.set_object_effect(1, "glow")
+
+    _, _, mp4, transparent = session.export()
+    with av.open(str(mp4)) as container:
+        first = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+    assert first[~mask].mean() < 8 and first[mask].mean() > 40  # erased (codec noise aside) / the object's pixels
+    with zipfile.ZipFile(transparent) as zf, zf.open("frames/00000.png") as f:
+        alpha = np.asarray(Image.open(f))[..., 3]
+    assert np.array_equal(alpha > 0, mask)
+
+
+# ------------------------------------------------------------------------------------------------ data engine
+def test_annotate_fine_tune_and_serve_the_variant(open_session, clip, tmp_path):
+    """The data-engine loop: masks made in the Space and downloaded (the COCO RLE JSON, put next to the video) are
+    data `sam2-hf finetune` reads; 2 training steps on them give a folder the Space serves (the masks kept)."""
+    session = open_session("balanced")
+    session.add_point(0, 1, *RED_DISC_AT_0)
+    list(session.track(0, "forward"))
+    rle_json = session.export()[1]
+    data = tmp_path / "annotated"
+    data.mkdir()
+    shutil.copy(rle_json, data / rle_json.name)  # clip_masks.json ...
+    shutil.copy(clip, data / "clip.mp4")  # ... next to its video: the "sam2-hf exports" layout
+
+    run = dict(recipe="fast", max_steps=2, use_cpu=True, save_strategy="no", report_to="none", seed=0)
+    result = finetune(session.model, str(data), str(tmp_path / "variant"), **run)
+    assert result.trainer.state.global_step == 2
+
+    tracked = all_masks(session)
+    session.set_model(str(tmp_path / "variant"))
+    assert session.message.startswith(f"Using {tmp_path / 'variant'}")
+    assert np.array_equal(all_masks(session)[1:], tracked[1:])  # kept until tracked again
+    list(session.track(0, "forward"))
+    assert session.made_at is None and session.results.mask(0, 1).any()
+
+
+def test_time_left_comes_from_frames_that_ran_the_model(open_session, monkeypatch):
+    """The time left is the measured seconds per frame per object times the objects and the frames still to run
+    the model (a clicked frame runs nothing: the first ETA came from one, 10x too short); before any such frame
+    it is the last run's at this setting, said as such, or unknown."""
+    monkeypatch.setattr(session_module, "PACES", {})
+    session = open_session("balanced")
+    session.add_point(0, 1, *RED_DISC_AT_0)
+    session.add_object()
+    session.add_point(0, 2, *OFF_GRID_AT_3)
+    first_run = list(session.track(0, "forward"))  # frame 0 clicked, frames 1-11 run the model
+    assert first_run[0].seconds_left is None and first_run[0].pace is None
+    for k, u in enumerate(first_run[1:], start=1):
+        assert u.measured and u.seconds_left == pytest.approx(u.pace * 2 * (11 - k))
+    earlier = session_module.PACES[session.model, 128]  # (the second run then keeps its own)
+    second_run = list(session.track(0, "forward"))
+    assert not second_run[0].measured and second_run[0].seconds_left == pytest.approx(earlier * 2 * 11)
+    status = tracking_message(second_run[0])[0]
+    assert status.endswith("s per frame per object, measured in the last run at this setting).")

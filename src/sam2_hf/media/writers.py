@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -42,7 +42,7 @@ import numpy as np
 import pycocotools.mask as mask_utils
 from PIL import Image
 
-from .render import PALETTE, blend_masks
+from .render import PALETTE, Effects, render_effects
 from .rle import as_mask, encode_rle
 
 DEFAULT_FPS = 30.0  # overlay frame rate for sources without one (image folders, arrays)
@@ -133,7 +133,8 @@ class RleJsonWriter(_Writer):
 
 
 class OverlayVideoWriter(_Writer):
-    """An H.264 MP4 of the frames with each object's mask blended in its colour and outlined.
+    """An H.264 MP4 of the frames with each object's mask blended in its colour and outlined, or drawn with
+    `effects` (`render_effects`; an MP4 has no alpha: erased pixels are black).
 
     Browser-playable: libx264, yuv420p, moov atom first (`+faststart`). yuv420p needs an even size,
     so an odd width/height is padded by one pixel that repeats the last column/row.
@@ -141,10 +142,19 @@ class OverlayVideoWriter(_Writer):
     appearance, so an object keeps its colour for the whole video. Each `write` adds the next frame.
     """
 
-    def __init__(self, path: str | Path, fps: float, width: int, height: int, colors: Mapping | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float,
+        width: int,
+        height: int,
+        colors: Mapping | None = None,
+        effects: Effects | None = None,
+    ):
         if not fps or fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}.")
         self.path = Path(path)
+        self.effects = replace(effects or Effects(), transparent=False)
         self.width, self.height = width, height
         self.colors = {_plain_id(k): tuple(v) for k, v in (colors or {}).items()}
         self._palette_used = 0
@@ -170,7 +180,7 @@ class OverlayVideoWriter(_Writer):
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
             raise ValueError(f"Frames must be ({self.height}, {self.width}, 3) uint8, got {frame.shape} {frame.dtype}.")
         masks = {obj_id: as_mask(mask, (self.height, self.width)) for obj_id, mask in masks.items()}
-        blended = blend_masks(frame, masks, {obj_id: self.color(obj_id) for obj_id in masks})
+        blended = render_effects(frame, masks, {obj_id: self.color(obj_id) for obj_id in masks}, self.effects)
         image = np.pad(blended, ((0, self.height % 2), (0, self.width % 2), (0, 0)), mode="edge")
         for packet in self._stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
             self._container.mux(packet)
@@ -188,25 +198,27 @@ class OverlayVideoWriter(_Writer):
 @dataclass(frozen=True)
 class OutputFormat:
     """One kind of result file: its name, the file / folder name it gets in an output folder, and how
-    to open its writer for a video (`video_info` as `ResultWriters` takes it, optional colours)."""
+    to open its writer for a video (`video_info` as `ResultWriters` takes it, optional colours and effects)."""
 
     name: str
     default_name: str
     description: str
-    open: Callable[[Path, Mapping, Mapping | None], _Writer]
+    open: Callable[[Path, Mapping, Mapping | None, Effects | None], _Writer]
 
 
 FORMATS = {
     f.name: f
     for f in (
-        OutputFormat("png", "masks", "per-object PNG masks", lambda path, info, colors: PngMaskWriter(path)),
-        OutputFormat("rle", "masks.json", "the COCO RLE JSON", lambda path, info, colors: RleJsonWriter(path, info)),
+        OutputFormat("png", "masks", "per-object PNG masks", lambda path, info, colors, effects: PngMaskWriter(path)),
+        OutputFormat(
+            "rle", "masks.json", "the COCO RLE JSON", lambda path, info, colors, effects: RleJsonWriter(path, info)
+        ),
         OutputFormat(
             "overlay",
             "overlay.mp4",
             "the overlay MP4",
-            lambda path, info, colors: OverlayVideoWriter(
-                path, info["fps"] or DEFAULT_FPS, info["width"], info["height"], colors
+            lambda path, info, colors, effects: OverlayVideoWriter(
+                path, info["fps"] or DEFAULT_FPS, info["width"], info["height"], colors, effects
             ),
         ),
     )
@@ -238,10 +250,17 @@ class ResultWriters(_Writer):
     names from `FORMATS` ("png": a folder, "rle": a JSON file, "overlay": an MP4).
 
     `video_info`: {"height", "width", "fps", "num_frames"} (+ optional "path") of the tracked video;
-    the overlay uses its fps, or `DEFAULT_FPS` when that is None. Closing closes every writer.
+    the overlay uses its fps, or `DEFAULT_FPS` when that is None, and draws with `colors` and `effects`
+    (`OverlayVideoWriter`). Closing closes every writer.
     """
 
-    def __init__(self, video_info: Mapping, outputs: Mapping[str, str | Path], colors: Mapping | None = None):
+    def __init__(
+        self,
+        video_info: Mapping,
+        outputs: Mapping[str, str | Path],
+        colors: Mapping | None = None,
+        effects: Effects | None = None,
+    ):
         if not outputs:
             raise ValueError(f"No output requested: give outputs {{name: path}} with names from {list(FORMATS)}.")
         check_formats(list(outputs))  # before any file is opened
@@ -249,7 +268,7 @@ class ResultWriters(_Writer):
         try:  # the overlay (an open file) comes last in FORMATS
             for name in FORMATS:
                 if name in outputs:
-                    self.writers.append(FORMATS[name].open(Path(outputs[name]), video_info, colors))
+                    self.writers.append(FORMATS[name].open(Path(outputs[name]), video_info, colors, effects))
         except BaseException:
             self.close()
             raise
