@@ -213,7 +213,9 @@ def build_layout(
                     list(dict.fromkeys([config.model, *HUB_MODELS])),
                     value=config.model,
                     label="Checkpoint",
-                    info="Hub models are downloaded on first use.",
+                    info="Any SAM 2 model: a Hub id (fine-tuned variants too; downloaded on first use), a folder "
+                    "saved with save_pretrained or a Meta .pt. Clicks and masks are kept; track again to use it.",
+                    allow_custom_value=True,
                 )
     return Layout(
         state=state,

@@ -7,6 +7,7 @@ built for a smaller `image_size`; the variants share the weight tensors, so they
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -14,6 +15,8 @@ from collections import OrderedDict
 from pathlib import Path
 
 import torch
+from huggingface_hub import model_info, try_to_load_from_cache
+from huggingface_hub.errors import GatedRepoError, HFValidationError, RepositoryNotFoundError
 
 from sam2_hf import Sam2VideoConfig, Sam2VideoModel, Sam2VideoPredictor
 from sam2_hf.models.checkpoint import infer_size_and_version
@@ -26,11 +29,58 @@ class ModelLoadError(UserError):
     """The model could not be loaded; the message says why and what to do."""
 
 
+HUB_TIMEOUT = 10.0  # seconds to wait for the Hub before saying it cannot be reached (a download retries for ~47 s)
+SAM2_MODEL_TYPES = ("sam2", "sam2_video")  # config.json model types of SAM 2 / 2.1 models (ours and transformers')
+
+
+def looks_local(spec: str) -> bool:
+    """`spec` names a file or folder (a Meta .pt, a path, something that exists), not a Hub id."""
+    return spec.endswith((".pt", ".pth")) or spec.startswith((".", "/", "~")) or Path(spec).exists()
+
+
+def check_spec(spec: str) -> None:
+    """Say quickly and plainly what cannot be a SAM 2 model, before any download (ModelLoadError): a folder whose
+    config is another kind of model; a Hub id that is malformed, missing or private, gated, or of another kind
+    of model; the Hub out of reach (one request of at most `HUB_TIMEOUT` s, not a download's retries). A Hub id
+    already in the local cache is judged by its cached config, offline."""
+    if spec == RANDOM_MODEL or (looks_local(spec) and not Path(spec).expanduser().is_dir()):
+        return  # a .pt, or nothing there: `load_model` / `load_error_message` deal with it
+    if looks_local(spec):
+        config = Path(spec).expanduser() / "config.json"
+        model_type = json.loads(config.read_text()).get("model_type") if config.is_file() else None
+    else:
+        model_type = _hub_model_type(spec)
+    if model_type is not None and model_type not in SAM2_MODEL_TYPES:
+        raise ModelLoadError(f"{spec!r} is not a SAM 2 model (its config says {model_type!r}); pick a SAM 2 / 2.1 one.")
+
+
+def _hub_model_type(spec: str) -> str | None:
+    """The model type in Hub model `spec`'s config (cached or asked of the Hub); ModelLoadError when it cannot be
+    had."""
+    cached = try_to_load_from_cache(spec, "config.json") if "/" in spec else None
+    if isinstance(cached, str):
+        return json.loads(Path(cached).read_text()).get("model_type")
+    try:
+        info = model_info(spec, timeout=HUB_TIMEOUT)
+    except HFValidationError:
+        raise ModelLoadError(f"{spec!r} is neither a Hub model id (owner/name), a folder nor a .pt file.") from None
+    except GatedRepoError:
+        raise ModelLoadError(
+            f"{spec!r} is a gated model: accept its terms on the Hub and give the app a token (HF_TOKEN)."
+        ) from None
+    except RepositoryNotFoundError:
+        raise ModelLoadError(
+            f"There is no model {spec!r} on the Hugging Face Hub, or it is private (a private one needs HF_TOKEN)."
+        ) from None
+    except Exception as e:  # no network, DNS, timeout, Hub errors: the same advice as for a failed download
+        raise ModelLoadError(load_error_message(spec, OSError(str(e)))) from None
+    return (info.config or {}).get("model_type")
+
+
 def load_error_message(spec: str, error: Exception) -> str:
-    looks_local = spec.endswith((".pt", ".pth")) or spec.startswith((".", "/", "~")) or Path(spec).exists()
-    if looks_local and not Path(spec).expanduser().exists():
+    if looks_local(spec) and not Path(spec).expanduser().exists():
         return f"There is no model folder or checkpoint at {spec!r}."
-    if isinstance(error, OSError) and not looks_local:
+    if isinstance(error, OSError) and not looks_local(spec):
         return (
             f"Could not download the model {spec!r} from the Hugging Face Hub (no internet connection?). "
             "Point the app at local weights instead: `python app.py --model /path/to/folder` (a Hub snapshot or a "
@@ -46,6 +96,7 @@ RANDOM_OBJECT_SCORE_BIAS = 4.0  # added to the untrained object-score logit, so 
 def load_model(spec: str) -> Sam2VideoModel:
     """The model `spec` names; RANDOM_MODEL is SAM 2.1 tiny (input size 1024) with seeded random weights."""
     if spec != RANDOM_MODEL:
+        check_spec(spec)
         return Sam2VideoModel.from_pretrained(spec)
     with torch.random.fork_rng(devices=[]):  # the same weights every start, the caller's random state untouched
         torch.manual_seed(0)
@@ -97,11 +148,12 @@ class ModelStore:
                 raise ModelLoadError(why)
             try:
                 model = load_model(spec).to(self.device).eval()
-            except (OSError, ValueError) as e:
+            except (OSError, ValueError, ModelLoadError) as e:
+                why = str(e) if isinstance(e, ModelLoadError) else load_error_message(spec, e)
                 with self._lock:
-                    self._failed[spec] = (time.monotonic(), load_error_message(spec, e))
+                    self._failed[spec] = (time.monotonic(), why)
                     self._loading.pop(spec, None)
-                raise ModelLoadError(self._failed[spec][1]) from e
+                raise ModelLoadError(why) from e
             with self._lock:
                 self._models[spec] = variants = {"native": model, model.config.image_size: model}
                 while len(self._models) > self.max_loaded:

@@ -5,17 +5,22 @@ never lost or silently changed — by a speed or model switch, a bad upload, a b
 
 from __future__ import annotations
 
+import re
 import shutil
 import zipfile
+from types import SimpleNamespace
 
 import av
+import httpx2
 import numpy as np
 import pytest
+from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 from PIL import Image
 from scipy import ndimage
 
 gr = pytest.importorskip("gradio")
 from space import UserError, engine  # noqa: E402
+from space import models as models_module  # noqa: E402
 from space import session as session_module  # noqa: E402
 from space.config import AppConfig, parse_args  # noqa: E402
 from space.engine import Engine  # noqa: E402
@@ -328,3 +333,57 @@ def test_time_left_comes_from_frames_that_ran_the_model(open_session, monkeypatc
     assert not second_run[0].measured and second_run[0].seconds_left == pytest.approx(earlier * 2 * 11)
     status = tracking_message(second_run[0])[0]
     assert status.endswith("s per frame per object, measured in the last run at this setting).")
+
+
+# ------------------------------------------------------------------------------------------------ any model
+def hub_error(kind):
+    """What `huggingface_hub.model_info` raises for a missing / gated repo or without a network."""
+    response = httpx2.Response(404, request=httpx2.Request("GET", "https://huggingface.co/api/models/me/x"))
+    return {
+        "missing": RepositoryNotFoundError("404", response=response),
+        "gated": GatedRepoError("403", response=response),
+        "offline": httpx2.ConnectError("[Errno -2] Name or service not known"),
+    }[kind]
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing", "There is no model 'me/missing' on the Hugging Face Hub, or it is private"),
+        ("gated", "'me/gated' is a gated model"),
+        ("offline", "Could not download the model 'me/offline' from the Hugging Face Hub (no internet connection?)"),
+        ("bert", "'me/bert' is not a SAM 2 model (its config says 'bert')"),
+        ("bert folder", "bert folder' is not a SAM 2 model (its config says 'bert')"),
+        ("malformed", "'not an id!' is neither a Hub model id (owner/name), a folder nor a .pt file."),
+    ],
+)
+def test_a_model_that_cannot_serve_is_explained_at_once(open_session, monkeypatch, tmp_path, case, message):
+    """Any Hub id, folder or .pt can be served; one that cannot says why with one quick Hub request at most (no
+    download and its half minute of retries), and the current model, clicks and masks stay."""
+    session = open_session("balanced")
+    session.add_point(0, 1, *RED_DISC_AT_0)
+    list(session.track(0, "forward"))
+    before = (session.model, all_masks(session), dict(session.prompts))
+    real_model_info = models_module.model_info
+
+    def model_info(spec, timeout):
+        assert timeout == models_module.HUB_TIMEOUT
+        if case == "malformed":
+            return real_model_info(spec, timeout=timeout)  # refused before any request
+        if case == "bert":
+            return SimpleNamespace(config={"model_type": "bert"})
+        raise hub_error(case)
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(models_module, "model_info", model_info)
+    monkeypatch.setattr(models_module.Sam2VideoModel, "from_pretrained", no_download)
+    spec = {"malformed": "not an id!", "bert folder": str(tmp_path / "bert folder")}.get(case, f"me/{case}")
+    if case == "bert folder":
+        (tmp_path / "bert folder").mkdir()
+        (tmp_path / "bert folder" / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(UserError, match=re.escape(message)):
+        session.set_model(spec)
+    assert (session.model, dict(session.prompts)) == (before[0], before[2])
+    assert np.array_equal(all_masks(session), before[1])
