@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from sam2_hf.media.frames import ImageFolderFrames
+from sam2_hf.predictors.automatic_mask_generator import Sam2AutomaticMaskGenerator
 from sam2_hf.processing.prompts import Prompt
 from sam2_hf.tasks.tracker import binarize
 from sam2_hf.tracking.state import VideoSession
@@ -31,6 +33,9 @@ from .models import ModelStore
 
 Key = tuple[int, int]  # (frame index, object id)
 Masks = dict[int, np.ndarray]  # object id -> (H, W) bool
+Found = tuple[tuple[float, float, float, float], tuple[float, float]]  # a found object: box (x0, y0, x1, y1), click
+# "Find objects": the automatic mask generator's settings (Meta's thresholds; a 16 x 16 grid keeps it quick on CPU)
+FIND = dict(points_per_side=16, points_per_batch=64, pred_iou_thresh=0.8, stability_score_thresh=0.95)
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,17 @@ class Engine:
                 with torch.inference_mode():
                     logits = predictor.track_frame(live.state, frame, reverse)
                 yield frame, binarize(live.state.obj_ids, logits)
+
+    def find_objects(self, setup: Setup, frame: int, limit: int) -> list[Found]:
+        """The automatic mask generator (`FIND`) on `frame` at the setup's model and size: the `limit` masks with
+        the highest predicted IoU, each as its box (pixels, x0 y0 x1 y1) and the grid click that made it."""
+        predictor = self.models.predictor(setup.model, setup.image_size)
+        with torch.inference_mode():
+            records = Sam2AutomaticMaskGenerator(predictor.model, **FIND).generate(
+                ImageFolderFrames(setup.frames_dir).frame(frame)
+            )
+        records = sorted(records, key=lambda r: -r["predicted_iou"])[:limit]
+        return [((x, y, x + w, y + h), tuple(r["point_coords"][0])) for r in records for x, y, w, h in [r["bbox"]]]
 
     def drop(self, sid: str) -> None:
         """Forget a session's state (freed once a tracking run still using it ends; spilled memories go with it)."""
@@ -129,6 +145,11 @@ def _track_seconds(sid, setup, stride, prompts, frames, reverse) -> int:
 @gpu(duration=30)
 def segment(sid: str, setup: Setup, stride: int, prompts: dict[Key, Prompt]) -> dict[int, Masks]:
     return ENGINE.segment(sid, setup, stride, prompts)
+
+
+@gpu(duration=30)
+def find_objects(setup: Setup, frame: int, limit: int) -> list[Found]:
+    return ENGINE.find_objects(setup, frame, limit)
 
 
 @gpu(duration=_track_seconds)

@@ -20,9 +20,10 @@ from . import UserError
 from .config import AppConfig, noted
 from .layout import speed_options
 from .models import ModelStore
+from .render import timeline_frame
 from .session import START, Session, TrackUpdate
 
-CANVAS = ("session", "frame image", "status", "frame slider", "objects", "object name")  # `Handlers.canvas`
+CANVAS = ("session", "frame image", "status", "frame slider", "objects", "object name", "timeline")  # `canvas`
 
 
 def progress_bar(fraction: float, text: str) -> gr.HTML:
@@ -84,7 +85,7 @@ class Handlers:
     def canvas(self, session: Session | None) -> tuple:
         """-> CANVAS: the outputs most actions update (the start message when there is no session yet)."""
         if session is None:
-            return None, None, noted(START, self.config.model), gr.skip(), gr.skip(), gr.skip()
+            return None, None, noted(START, self.config.model), gr.skip(), gr.skip(), gr.skip(), None
         n = session.video.num_frames if session.video else 1
         label = f"Frame {session.frame} of {n - 1}: click to prompt {session.label(session.current)}"
         return (
@@ -94,6 +95,7 @@ class Handlers:
             gr.Slider(maximum=max(n - 1, 1), value=session.frame, interactive=session.video is not None),
             gr.Radio([(session.label(i), i) for i in session.objects], value=session.current),
             session.objects[session.current],
+            session.timeline(),
         )
 
     def run(self, session: Session | None, request: gr.Request | None, act: Callable[[Session], object]) -> tuple:
@@ -138,9 +140,17 @@ class Handlers:
     def show_frame(self, session, frame, request: gr.Request):
         """`frame_slider.input` (/show_frame): show another frame.
 
-        Inputs: session, frame. Outputs: the first three of CANVAS (session, frame image, status).
+        Inputs: session, frame. Outputs: session, frame image, status, timeline (of CANVAS).
         """
-        return self.run(session, request, lambda s: s.show(frame))[:3]
+        out = self.run(session, request, lambda s: s.show(frame))
+        return *out[:3], out[-1]
+
+    def on_timeline_click(self, session, evt: gr.SelectData, request: gr.Request):
+        """`timeline.select` (private): a click on the timeline shows the frame under it. Outputs: CANVAS."""
+        if session is None or session.video is None or evt.index is None:
+            return self.canvas(session)
+        frame = timeline_frame(evt.index[0], session.video.num_frames)
+        return self.run(session, request, lambda s: s.show(frame))
 
     # ------------------------------------------------------------------ prompts
     def on_click(self, session, frame, obj_id, mode, evt: gr.SelectData, request: gr.Request):
@@ -196,6 +206,13 @@ class Handlers:
         """
         return *self.run(session, request, Session.add_object), "positive"
 
+    def find_objects(self, session, frame, request: gr.Request):
+        """`find_objects.click` (/find_objects): add the objects found on the frame (segment everything).
+
+        Inputs: session, frame. Outputs: CANVAS.
+        """
+        return self.run(session, request, lambda s: s.find_objects(frame))
+
     def select_object(self, session, obj_id, request: gr.Request):
         """`objects.input` (/select_object): clicks go to this object.
 
@@ -250,7 +267,7 @@ class Handlers:
         """-> CANVAS while tracking: the frame just tracked with its masks (the slider stays on the user's frame)."""
         session.message, _ = tracking_message(u)
         image = gr.Image(session.view(u.frame), label=f"Tracking: frame {u.frame} (your frame is {session.frame})")
-        return session, image, session.message, gr.skip(), gr.skip(), gr.skip()
+        return session, image, session.message, gr.skip(), gr.skip(), gr.skip(), session.timeline(marker=u.frame)
 
     def track(self, session, frame, direction, request: gr.Request):
         """`track.click` (/track): track every prompted object from the frame; a generator.

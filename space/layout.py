@@ -51,6 +51,7 @@ class Layout:
     # left column: the frame and the results
     frame_view: gr.Image
     frame_slider: gr.Slider
+    timeline: gr.Image
     status: gr.Textbox
     tracking_bar: gr.HTML
     overlay: gr.Video
@@ -63,6 +64,7 @@ class Layout:
     rename: gr.Button
     add_object: gr.Button
     remove_object: gr.Button
+    find_objects: gr.Button
     mode: gr.Radio
     undo: gr.Button
     clear_frame: gr.Button
@@ -124,6 +126,15 @@ def build_layout(
                 interactive=False,
                 elem_id="scrubber",
             )
+            timeline = gr.Image(
+                label="Timeline",
+                interactive=False,
+                format="png",
+                buttons=[],
+                show_label=False,
+                elem_id="timeline",
+                placeholder=None,
+            )
             status = gr.Textbox(
                 label="Status",
                 interactive=False,
@@ -163,6 +174,7 @@ def build_layout(
                 with gr.Row():
                     add_object = gr.Button("+ Add object", size="sm", min_width=70)
                     remove_object = gr.Button("Remove object", size="sm", variant="stop", min_width=70)
+                    find_objects = gr.Button("Find objects", size="sm", min_width=70, elem_id="find-objects")
                 mode = gr.Radio(MODES, value="positive", label="A click adds", elem_id="mode")
                 with gr.Row():
                     undo = gr.Button("Undo", size="sm", min_width=60)
@@ -221,6 +233,7 @@ def build_layout(
         state=state,
         frame_view=frame_view,
         frame_slider=frame_slider,
+        timeline=timeline,
         status=status,
         tracking_bar=tracking_bar,
         overlay=overlay,
@@ -231,6 +244,7 @@ def build_layout(
         rename=rename,
         add_object=add_object,
         remove_object=remove_object,
+        find_objects=find_objects,
         mode=mode,
         undo=undo,
         clear_frame=clear_frame,

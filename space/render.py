@@ -12,6 +12,11 @@ from sam2_hf.processing.prompts import Prompt
 
 POSITIVE, NEGATIVE = (40, 200, 70), (230, 40, 40)
 VIEW_SIDE = 720  # smaller videos are shown enlarged to this many pixels on the long side
+# The timeline: one lane per object, one column per frame, each frame in one of these states
+UNTRACKED, EMPTY, MASK, CLICKED = range(4)  # no result yet / object absent / a mask / a clicked frame's mask
+LANE, GAP = 14, 4  # pixels: a lane's height and the space around it
+TIMELINE_BACKGROUND, EMPTY_GREY, MARKER = (248, 249, 251), (205, 208, 214), (20, 24, 32)
+STALE_FADE = 0.6  # a stale mask (made before the last correction) is its colour this far towards white
 
 
 def view_scale(width: int, height: int) -> float:
@@ -67,3 +72,42 @@ def draw_frame(
         draw.line((x - 2 * r, y, x + 2 * r, y), fill="white", width=2)
         draw.line((x, y - 2 * r, x, y + 2 * r), fill="white", width=2)
     return np.asarray(image)
+
+
+def draw_timeline(
+    lanes: Mapping[int, np.ndarray], stale: np.ndarray, marker: int, width: int = VIEW_SIDE
+) -> np.ndarray:
+    """The per-object timeline, (len(lanes) * (LANE + GAP) + GAP, width, 3) uint8: a lane per object in its colour,
+    `lanes` {obj_id: (T,) states (UNTRACKED, EMPTY, MASK, CLICKED)}; frame t spans the columns `timeline_columns`
+    gives it. MASK is the object's colour (faded towards white where `stale`, (T,) bool), CLICKED the colour with a
+    dark tick above and below, EMPTY grey, UNTRACKED the background; a dark line marks frame `marker`."""
+    num_frames = len(stale)
+    image = np.empty((len(lanes) * (LANE + GAP) + GAP, width, 3), np.uint8)
+    image[:] = TIMELINE_BACKGROUND
+    for row, (obj_id, states) in enumerate(lanes.items()):
+        top = GAP + row * (LANE + GAP)
+        lane = image[top : top + LANE]
+        faded = np.round(np.add(color(obj_id), STALE_FADE * (255 - np.asarray(color(obj_id))))).astype(np.uint8)
+        for t, state in enumerate(states):
+            x0, x1 = timeline_columns(t, num_frames, width)
+            if state == EMPTY:
+                lane[:, x0:x1] = EMPTY_GREY
+            elif state in (MASK, CLICKED):
+                lane[:, x0:x1] = faded if stale[t] and state == MASK else color(obj_id)
+            if state == CLICKED:
+                image[top - GAP // 2 : top, x0:x1] = image[top + LANE : top + LANE + GAP // 2, x0:x1] = MARKER
+    x0, x1 = timeline_columns(marker, num_frames, width)
+    centre = (x0 + x1) // 2
+    image[:, max(centre - 1, 0) : centre + 1] = MARKER
+    return image
+
+
+def timeline_columns(frame: int, num_frames: int, width: int = VIEW_SIDE) -> tuple[int, int]:
+    """The columns [x0, x1) frame `frame` spans on a timeline `width` pixels wide (at least one)."""
+    x0 = frame * width // num_frames
+    return x0, max(x0 + 1, (frame + 1) * width // num_frames)
+
+
+def timeline_frame(x: float, num_frames: int, width: int = VIEW_SIDE) -> int:
+    """The frame under column `x` of the timeline."""
+    return min(max(int(x * num_frames // width), 0), num_frames - 1)

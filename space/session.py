@@ -30,7 +30,7 @@ from .config import SPEEDS, AppConfig, Speed, every, noted
 from .engine import Key, Masks, Setup
 from .export import write_exports
 from .models import ModelStore
-from .render import draw_frame, view_scale
+from .render import CLICKED, EMPTY, MASK, UNTRACKED, draw_frame, draw_timeline, view_scale
 from .video import VideoInfo, read_video
 
 DIRECTIONS = ("forward", "backward", "both")
@@ -292,6 +292,30 @@ class Session:
         self._next_id += 1
         self.message = f"Added {self.label(self.current)}: click on it."
 
+    def find_objects(self, frame) -> None:
+        """Add the objects the automatic mask generator finds on `frame`, up to the object cap: each a new object
+        (the current one first, while it has no clicks) prompted with its box and the click that found it, so it
+        can be refined, undone (all at once) or removed like a clicked one."""
+        self._idle()
+        frame = self._frame(frame)
+        free = [obj for obj in self.objects if obj not in {o for _, o in self.prompts}]
+        room = self.config.limits.max_objects - len(self.objects) + len(free)
+        if room <= 0:
+            raise UserError(f"This demo tracks up to {self.config.limits.max_objects} objects: remove one first.")
+        found = engine.find_objects(self._setup(), frame, room)
+        if not found:
+            self.message = f"No objects found on frame {frame}: click on them instead."
+            return
+        new = {}
+        for box, point in found:
+            if not free:
+                self.add_object()
+                free.append(self.current)
+            obj_id = free.pop(0)
+            new[frame, obj_id] = Prompt(frame, obj_id, points=[point], labels=[POSITIVE], box=box)
+        self.current = next(iter(new))[1]
+        self._change(new, f"Found {len(found)} object{'s' * (len(found) != 1)} on frame {frame}")
+
     def select_object(self, obj_id) -> None:
         self.current = self._object(obj_id)
         self.message = f"Clicks now go to {self.label(self.current)}."
@@ -478,6 +502,31 @@ class Session:
         prompts = {obj: p for (t, obj), p in self.prompts.items() if t == frame}
         corner = self.corner[1:] if self.corner is not None and self.corner[0] == frame else None
         return draw_frame(self.frames.frame(frame), self.results.masks(frame), prompts, corner, self.effects)
+
+    def timeline(self, marker: int | None = None) -> np.ndarray | None:
+        """The per-object timeline (`draw_timeline`) with a line at frame `marker` (default: the user's frame);
+        None before a video is loaded."""
+        if self.video is None:
+            return None
+        lanes, stale = self.timeline_states()
+        return draw_timeline(lanes, stale, self.frame if marker is None else marker)
+
+    def timeline_states(self) -> tuple[dict[int, np.ndarray], np.ndarray]:
+        """({obj_id: (T,) uint8 state per frame: UNTRACKED, EMPTY (no mask), MASK or CLICKED}, (T,) bool stale:
+        the tracked masks there predate the last change of prompts or setting)."""
+        n = self._video().num_frames
+        lanes = {}
+        for obj_id in self.objects:
+            states = np.full(n, UNTRACKED, np.uint8)
+            for t in self.results.frames(obj_id):
+                states[t] = MASK if self.results.area(t, obj_id) else EMPTY
+            states[[t for t, obj in self.prompts if obj == obj_id]] = CLICKED
+            lanes[obj_id] = states
+        stale = np.zeros(n, bool)
+        if self.stale or self.made_at is not None:
+            stale[self.results.frames()] = True
+            stale[list(self._prompted())] = False
+        return lanes, stale
 
     def show(self, frame) -> None:
         self.frame = self._frame(frame)

@@ -72,7 +72,7 @@ def endpoint(name: str) -> dict:
 def wire(demo: gr.Blocks, ui: Layout, h: Handlers, config: AppConfig) -> None:
     """Connect every event of the page to its handler (inside `demo`'s `with` block)."""
     view = [ui.state, ui.frame_view, ui.status]
-    canvas = [*view, ui.frame_slider, ui.objects, ui.name]  # handlers.CANVAS, what most handlers return
+    canvas = [*view, ui.frame_slider, ui.objects, ui.name, ui.timeline]  # handlers.CANVAS, what most handlers return
     results = [ui.tracking_bar, ui.overlay, ui.files]
     busy = dict(concurrency_id="model", concurrency_limit=2)  # clicks: never queued behind tracking
 
@@ -87,11 +87,15 @@ def wire(demo: gr.Blocks, ui: Layout, h: Handlers, config: AppConfig) -> None:
     ui.frame_slider.input(
         h.show_frame,
         [ui.state, ui.frame_slider],
-        view,
+        [*view, ui.timeline],
         **endpoint("show_frame"),
         show_progress="hidden",
         trigger_mode="always_last",
         concurrency_limit=8,
+    )
+
+    ui.timeline.select(
+        h.on_timeline_click, [ui.state], canvas, api_visibility="private", show_progress="hidden", concurrency_limit=8
     )
 
     # -- prompts
@@ -127,6 +131,7 @@ def wire(demo: gr.Blocks, ui: Layout, h: Handlers, config: AppConfig) -> None:
         **endpoint("rename_object"),
     )
     ui.remove_object.click(h.remove_object, [ui.state, ui.objects], canvas, **endpoint("remove_object"), **busy)
+    ui.find_objects.click(h.find_objects, [ui.state, ui.frame_slider], canvas, **endpoint("find_objects"), **busy)
 
     # -- effects
     ui.background.input(h.set_background, [ui.state, ui.background], canvas, **endpoint("set_background"))

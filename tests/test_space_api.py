@@ -52,7 +52,8 @@ NEGATIVE_AT_4 = (66, 66)  # inside the mask tracked (Balanced) from RED_DISC_AT_
 # there shrinks it from 49 % to 35 % of the frame
 # Output positions (gradio_client leaves out the session State): the canvas every action returns ...
 IMAGE, STATUS, SLIDER, OBJECTS, NAME = range(5)
-VIDEO_INFO, OVERLAY, FILES = 5, 6, 7  # ... then /load_video's video info; /track's and /export's results
+TIMELINE = 5
+VIDEO_INFO, OVERLAY, FILES = 6, 7, 8  # ... then /load_video's video info; /track's and /export's results
 
 
 def value(output):
@@ -130,8 +131,8 @@ def test_every_action_is_a_named_endpoint(client):
         f"/{name}"
         for name in (
             "load_video", "show_frame", "add_point", "add_box", "undo", "clear_frame", "start_over", "add_object",
-            "select_object", "rename_object", "remove_object", "set_background", "set_object_effect", "set_speed",
-            "set_model", "track", "cancel", "export",
+            "select_object", "rename_object", "remove_object", "find_objects", "set_background", "set_object_effect",
+            "set_speed", "set_model", "track", "cancel", "export",
         )
     }  # fmt: skip
     params = [p["parameter_name"] for p in endpoints["/add_point"]["parameters"]]
@@ -188,7 +189,7 @@ def test_upload_click_track_both_ways_and_download(client, clip):
     out = client.predict(api_name="/export")
     check_downloads(out[FILES], objects=[1, 2], names={1: "Object 1", 2: "blue square"})
     out = client.predict(3, api_name="/show_frame")
-    assert len(out) == 2 and Image.open(value(out[IMAGE])).size == (720, 540)
+    assert len(out) == 3 and Image.open(value(out[IMAGE])).size == (720, 540)
     out = client.predict(9, 1, "negative", 120, 90, api_name="/add_point")  # refining on a later frame
     assert out[STATUS].endswith("Masks on other frames predate this change: track again to update them.")
 
@@ -337,7 +338,7 @@ def test_unavailable_model_is_explained(client, clip, monkeypatch):
     out = client.predict("facebook/sam2-hiera-large", api_name="/set_model")
     assert out[STATUS].startswith("Could not download the model 'facebook/sam2-hiera-large'")
     assert "--model /path/to/folder" in out[STATUS] and "SAM2_HF_MODEL" in out[STATUS]
-    assert value(out[6]) != "facebook/sam2-hiera-large"  # the dropdown goes back to the model in use
+    assert value(out[7]) != "facebook/sam2-hiera-large"  # the dropdown goes back to the model in use
 
 
 def test_model_flag_and_environment_variable(monkeypatch):

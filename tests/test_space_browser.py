@@ -185,6 +185,15 @@ def test_click_track_and_download(page, tmp_path):
     page.locator("#overlay").scroll_into_view_if_needed()
     shot(page, "08_tracked_with_downloads")
 
+    timeline = page.locator("#timeline img")  # a lane per object; a click on frame 9's column shows frame 9
+    timeline.scroll_into_view_if_needed()
+    box = timeline.bounding_box()
+    nw, nh = timeline.evaluate("e => [e.naturalWidth, e.naturalHeight]")
+    r = min(box["width"] / nw, box["height"] / nh, 1)
+    timeline.click(position={"x": (box["width"] - nw * r) / 2 + nw * r * 9.5 / 12, "y": box["height"] / 2})
+    expect(page.locator("#frame")).to_contain_text("Frame 9 of 11")
+    shot(page, "08b_timeline_jump")
+
     old_src, before = page.locator("#frame img").get_attribute("src"), served_image(page)
     page.locator("#effects").get_by_text("Effects").click()
     page.locator("#background label", has_text="erase").click()
@@ -194,7 +203,7 @@ def test_click_track_and_download(page, tmp_path):
     black = [(image.max(axis=2) < 16).mean() for image in (before, after)]
     assert black[1] > black[0] + 0.01, black  # the background (what the masks leave of this frame) went black
     page.locator("#frame").scroll_into_view_if_needed()
-    shot(page, "09_background_erased")
+    shot(page, "08c_background_erased")
 
 
 def test_an_example_loads_with_one_click(page):

@@ -22,7 +22,10 @@ from space.models import ModelStore  # noqa: E402
 from space.session import START  # noqa: E402
 from space.ui import build_demo  # noqa: E402
 
-CANVAS = ["State", "Image:Frame", "Textbox:Status", "Slider:Frame", "Radio:2 · Objects", "Textbox:Object name"]
+CANVAS = [
+    *["State", "Image:Frame", "Textbox:Status", "Slider:Frame", "Radio:2 · Objects", "Textbox:Object name"],
+    "Image:Timeline",
+]
 DOWNLOADS = "File:Downloads: PNG masks (zip) · COCO RLE (json) · overlay (mp4) · transparent frames (zip)"
 RESULTS = ["HTML:Progress", "Video:4 · Result", DOWNLOADS]
 MODEL = ("model", 2)  # the concurrency group of everything that runs the model for a click
@@ -36,7 +39,8 @@ EVENTS = {
         MODEL,
         True,
     ),
-    "show_frame": (["Slider:Frame.input"], ["State", "Slider:Frame"], CANVAS[:3], (None, 8), True),
+    "show_frame": (["Slider:Frame.input"], ["State", "Slider:Frame"], [*CANVAS[:3], CANVAS[-1]], (None, 8), True),
+    "on_timeline_click": (["Image:Timeline.select"], ["State"], CANVAS, (None, 8), True),
     "on_click": (
         ["Image:Frame.select"],
         ["State", "Slider:Frame", "Radio:2 · Objects", "Radio:A click adds"],
@@ -77,6 +81,7 @@ EVENTS = {
         True,
     ),
     "remove_object": (["Button:Remove object.click"], ["State", "Radio:2 · Objects"], CANVAS, MODEL, True),
+    "find_objects": (["Button:Find objects.click"], ["State", "Slider:Frame"], CANVAS, MODEL, True),
     "set_background": (["Radio:Background.input"], ["State", "Radio:Background"], CANVAS, OWN, True),
     "set_object_effect": (
         ["Radio:Selected object.input"],
@@ -116,6 +121,7 @@ PARAMETERS = {  # the public endpoints' parameter names, as gradio_client shows 
     "select_object": ["obj_id"],
     "rename_object": ["obj_id", "new_name"],
     "remove_object": ["obj_id"],
+    "find_objects": ["frame"],
     "set_background": ["effect"],
     "set_object_effect": ["obj_id", "effect"],
     "set_speed": ["preset"],
@@ -190,7 +196,7 @@ def test_handlers_take_plain_values(tmp_path):
     session, image, status, *_ = handlers.canvas(None)
     assert (session, image, status) == (None, None, START)
 
-    session, _, status, _, objects, name, mode = handlers.add_object(None, None)
+    session, _, status, _, objects, name, _, mode = handlers.add_object(None, None)
     assert status == "Added #2 Object 2: click on it." and name == "Object 2" and mode == "positive"
     assert objects.choices == [("#1 Object 1", 1), ("#2 Object 2", 2)] and objects.value == 2
     with pytest.warns(UserWarning, match="Upload a video"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import zipfile
+from dataclasses import replace
 from types import SimpleNamespace
 
 import av
@@ -26,6 +27,20 @@ from space.config import AppConfig, parse_args  # noqa: E402
 from space.engine import Engine  # noqa: E402
 from space.handlers import Handlers, tracking_message  # noqa: E402
 from space.models import ModelStore  # noqa: E402
+from space.render import (  # noqa: E402
+    CLICKED,
+    EMPTY,
+    GAP,
+    LANE,
+    MARKER,
+    MASK,
+    STALE_FADE,
+    UNTRACKED,
+    VIEW_SIDE,
+    color,
+    timeline_columns,
+    timeline_frame,
+)
 from space.session import Session  # noqa: E402
 
 from sam2_hf.training.finetune import finetune  # noqa: E402
@@ -387,3 +402,68 @@ def test_a_model_that_cannot_serve_is_explained_at_once(open_session, monkeypatc
         session.set_model(spec)
     assert (session.model, dict(session.prompts)) == (before[0], before[2])
     assert np.array_equal(all_masks(session), before[1])
+
+
+# ------------------------------------------------------------------------------------------------ timeline
+def test_the_timeline_shows_each_objects_frames(open_session):
+    """One lane per object in its colour: clicked frames (ticked), masks, empty frames (grey), untracked ones
+    (background); masks made before a correction fade; the line marks the user's frame; a click on a column shows
+    that frame."""
+    session = open_session("balanced")
+    session.add_point(0, 1, *RED_DISC_AT_0)
+    session.add_object()
+    session.add_point(6, 2, *OFF_GRID_AT_3)
+    lanes, _ = session.timeline_states()
+    assert (np.delete(lanes[1], [0, 6]) == UNTRACKED).all()  # only the clicked frames have results yet
+    list(session.track(0, "forward"))
+    lanes, stale = session.timeline_states()
+    assert lanes[1][0] == CLICKED and lanes[2][6] == CLICKED and not stale.any()
+    assert set(lanes[1][1:]) <= {MASK, EMPTY} and (lanes[1][1:] == MASK).sum() >= 6  # tracked: a state per frame
+    for t in range(1, NUM_FRAMES):
+        assert (lanes[1][t] == MASK) == session.results.mask(t, 1).any()
+
+    session.add_point(4, 1, *NEGATIVE_AT_4, "negative")  # a correction: the other tracked frames are stale
+    lanes, stale = session.timeline_states()
+    assert lanes[1][4] == CLICKED and stale[5] and not stale[0] and not stale[4]
+    session.show(3)
+    image = session.timeline()
+    assert image.shape == (2 * (LANE + GAP) + GAP, VIEW_SIDE, 3)
+    lane_1 = image[GAP + LANE // 2]
+    x0, x1 = timeline_columns(1, NUM_FRAMES)
+    if lanes[1][1] == MASK:
+        faded = np.round(np.add(color(1), STALE_FADE * (255 - np.asarray(color(1)))))
+        assert (lane_1[x0:x1] == faded).all()  # frame 1: a stale mask
+    x0, x1 = timeline_columns(3, NUM_FRAMES)
+    assert (image[:, (x0 + x1) // 2] == MARKER).all()  # the user's frame
+    x0, x1 = timeline_columns(4, NUM_FRAMES)
+    assert (image[GAP - 1, x0 + 1] == MARKER).all()  # frame 4's tick: clicked
+    for t in range(NUM_FRAMES):
+        x0, x1 = timeline_columns(t, NUM_FRAMES)
+        assert {timeline_frame(x, NUM_FRAMES) for x in range(x0, x1)} == {t}
+
+
+# ------------------------------------------------------------------------------------------------ find objects
+def test_find_objects_adds_them_up_to_the_cap(open_session, monkeypatch):
+    """ "Find objects" adds what the automatic mask generator finds on the shown frame (the untrained model's
+    masks pass the filters only with them lowered), as objects with a box and a click each: up to the object
+    cap, the unclicked current object first; one undo takes them all back; none found is said."""
+    lenient = dict(points_per_side=4, pred_iou_thresh=-1e9, stability_score_thresh=-1e9, box_nms_thresh=1.0)
+    monkeypatch.setattr(engine, "FIND", lenient)
+    session = open_session("balanced")
+    session.config = replace(session.config, limits=replace(session.config.limits, max_objects=3))
+    session.add_point(0, 1, *RED_DISC_AT_0)
+    session.add_object()  # object 2, not clicked yet: the first one found goes there
+    session.find_objects(5)
+    assert session.message.startswith("Found 2 objects on frame 5")
+    assert sorted(session.objects) == [1, 2, 3] and {k for k in session.prompts if k[0] == 5} == {(5, 2), (5, 3)}
+    for obj_id in (2, 3):
+        prompt = session.prompts[5, obj_id]
+        assert prompt.box is not None and prompt.num_points == 1 and session.results.mask(5, obj_id).any()
+    with pytest.raises(UserError, match="up to 3 objects: remove one first"):
+        session.find_objects(5)
+    session.undo()
+    assert set(session.prompts) == {(0, 1)} and session.message.startswith("Undone: Found 2 objects on frame 5")
+
+    monkeypatch.setattr(engine, "FIND", {**lenient, "pred_iou_thresh": 1e9})
+    session.find_objects(5)
+    assert session.message == "No objects found on frame 5: click on them instead."

@@ -75,6 +75,12 @@ class Masklets:
     def masks(self, frame: int) -> dict:
         return {obj_id: self.mask(frame, obj_id) for obj_id in self.rles}
 
+    def area(self, frame: int, obj_id) -> int | None:
+        """Pixels in the object's mask on `frame`, read from its RLE without decoding it; None where it has no
+        result on that frame."""
+        rle = self.rles.get(obj_id, {}).get(frame)
+        return None if rle is None else int(mask_utils.area(rle))
+
     def save(self, video, out_dir, formats=tuple(FORMATS), overwrite: bool = False) -> dict[str, Path]:
         """Write the chosen `formats` (names from `results.FORMATS`, or one name: per-object PNGs in
         out_dir/masks/<obj>/, the COCO RLE JSON out_dir/masks.json, the overlay MP4 out_dir/overlay.mp4)
