@@ -28,6 +28,31 @@ UNTRAINED_NOTICE = (
     f"`{DEFAULT_MODEL}`) or with `--model` for real masks."
 )
 MODES = [("Positive point", "positive"), ("Negative point", "negative"), ("Box (2 corners)", "box")]
+KEYS = "Keys: **P** positive · **N** negative · **B** box · **Z** undo · **← / →** previous / next frame · **T** track"
+# The keys above, for `launch(js=...)`: ignored while typing in a field or with Ctrl / Alt / Cmd held
+SHORTCUTS_JS = """() => {
+  const q = (selector) => document.querySelector(selector);
+  const mode = (name) => [...document.querySelectorAll("#mode label")].find((l) => l.textContent.includes(name));
+  document.addEventListener("keydown", (event) => {
+    if (event.target.closest("input[type=text], input[type=number], textarea, [contenteditable]")) return;
+    if (event.ctrlKey || event.altKey || event.metaKey) return;
+    const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    const target = {p: mode("Positive"), n: mode("Negative"), b: mode("Box"), z: q("#undo"), t: q("#track")}[key];
+    if (target) {
+      target.click();
+    } else if (key === "ArrowLeft" || key === "ArrowRight") {
+      const slider = q("#scrubber input[type=range]");
+      if (!slider || slider.disabled) return;
+      const next = Math.min(Math.max(+slider.value + (key === "ArrowRight" ? 1 : -1), +slider.min), +slider.max);
+      slider.value = next;
+      slider.dispatchEvent(new Event("input", {bubbles: true}));
+      slider.dispatchEvent(new Event("change", {bubbles: true}));
+    } else {
+      return;
+    }
+    event.preventDefault();
+  });
+}"""
 
 
 def speed_options(native_size: int) -> list[tuple[str, str]]:
@@ -111,7 +136,7 @@ def build_layout(
                 label="Frame",
                 interactive=False,
                 format="jpeg",
-                height=520,
+                height=400,
                 elem_id="frame",
                 buttons=["fullscreen"],
                 placeholder="Upload a video or pick an example",
@@ -135,6 +160,13 @@ def build_layout(
                 elem_id="timeline",
                 placeholder=None,
             )
+            with gr.Row(equal_height=True, elem_id="track-row"):  # Track beside the frame: in view while working
+                direction = gr.Radio(
+                    list(DIRECTIONS), value="both", label="3 · Track from the shown frame", scale=3, elem_id="direction"
+                )
+                track = gr.Button("Track", variant="primary", elem_id="track", scale=1, min_width=90)
+                cancel = gr.Button("Cancel", variant="stop", elem_id="cancel", visible=False, scale=1, min_width=90)
+            tracking_bar = gr.HTML(label="Progress", visible=False, elem_id="progress")
             status = gr.Textbox(
                 label="Status",
                 interactive=False,
@@ -142,7 +174,7 @@ def build_layout(
                 elem_id="status",
                 value=noted(START, config.model),
             )
-            tracking_bar = gr.HTML(label="Progress", visible=False, elem_id="progress")
+            gr.Markdown(KEYS, elem_id="keys")
             overlay = gr.Video(
                 label="4 · Result", interactive=False, height=400, elem_id="overlay", loop=True, autoplay=True
             )
@@ -177,7 +209,7 @@ def build_layout(
                     find_objects = gr.Button("Find objects", size="sm", min_width=70, elem_id="find-objects")
                 mode = gr.Radio(MODES, value="positive", label="A click adds", elem_id="mode")
                 with gr.Row():
-                    undo = gr.Button("Undo", size="sm", min_width=60)
+                    undo = gr.Button("Undo", size="sm", min_width=60, elem_id="undo")
                     clear_frame = gr.Button("Clear frame", size="sm", min_width=60)
                     start_over = gr.Button("Start over", size="sm", min_width=60)
             with gr.Accordion("Effects", open=False, elem_id="effects"):
@@ -198,7 +230,6 @@ def build_layout(
                     box_x1, box_y1 = gr.Number(label="x1", minimum=0), gr.Number(label="y1", minimum=0)
                     add_box = gr.Button("Add box", size="sm")
             with gr.Group():
-                direction = gr.Radio(list(DIRECTIONS), value="both", label="3 · Track from the shown frame")
                 speed = gr.Radio(
                     speed_options(native_size),
                     value=config.speed,
@@ -208,9 +239,6 @@ def build_layout(
                     "resolution and skipping frames (masks held in between; clicked frames are always tracked) "
                     "are faster.",
                 )
-                with gr.Row():
-                    track = gr.Button("Track", variant="primary", elem_id="track")
-                    cancel = gr.Button("Cancel", variant="stop", elem_id="cancel", visible=False)
             with gr.Group():
                 files = gr.File(
                     label="Downloads: PNG masks (zip) · COCO RLE (json) · overlay (mp4) · transparent frames (zip)",

@@ -19,7 +19,7 @@ from . import UserError, engine
 from .config import AppConfig
 from .engine import Engine
 from .handlers import Handlers
-from .layout import Layout, build_layout
+from .layout import SHORTCUTS_JS, Layout, build_layout
 from .models import ModelStore
 from .render import color
 
@@ -36,6 +36,7 @@ CSS = """
 #progress .bar { height: 10px; border-radius: 5px; background: var(--neutral-200); overflow: hidden; margin: 4px 0; }
 #progress .bar > div { height: 100%; background: var(--color-accent); transition: width 0.3s; }
 #progress span { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
+#keys { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
 footer { margin-top: 8px; }
 """ + "".join(  # each object's radio label in its colour (labels start with "#<id> ")
     f'#objects label[data-testid^="#{i} "] {{ border-left-color: rgb{color(i)}; }}\n' for i in range(1, 100)
@@ -168,4 +169,6 @@ def wire(demo: gr.Blocks, ui: Layout, h: Handlers, config: AppConfig) -> None:
 def launch(demo: gr.Blocks, config: AppConfig, **kwargs):
     """Queue with limits and launch (the app and the tests use the same settings)."""
     demo.queue(max_size=config.queue_size, default_concurrency_limit=4)
-    return demo.launch(theme=THEME, css=CSS, max_file_size=f"{config.limits.max_upload_mb}mb", **kwargs)
+    return demo.launch(
+        theme=THEME, css=CSS, js=SHORTCUTS_JS, max_file_size=f"{config.limits.max_upload_mb}mb", **kwargs
+    )

@@ -224,3 +224,38 @@ def test_random_weights_are_announced_at_the_top(browser, monkeypatch):
         expect(status(page)).to_have_value(f"Upload a video or pick an example to start. {UNTRAINED}")
         shot(page, "10_untrained_model_notice")
         page.close()
+
+
+def test_one_screen_and_keyboard_shortcuts(page, tmp_path):
+    """At 1366 x 900 the frame, its timeline, Track and the status are in view together (Track was below the
+    fold); the page lists its keys, and they work: N negative, P positive, arrows change the frame, Z undoes,
+    T tracks (Cancel then stands in Track's place)."""
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.evaluate("window.scrollTo(0, 0)")
+    upload(page, save_clip(tmp_path))
+    expect(status(page)).to_have_value(re.compile(r"^Loaded clip\.mp4 · 12 frames"))
+    page.evaluate("window.scrollTo(0, 0)")
+    for element in ("#frame", "#timeline", "#track", "#status"):
+        box = page.locator(element).bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 900, (element, box)
+    expect(page.locator("#keys")).to_contain_text("N negative")
+    shot(page, "11_one_screen_1366x900")
+
+    page.locator("body").click(position={"x": 5, "y": 5})  # focus on the page, not a field
+    page.keyboard.press("n")
+    expect(page.locator("#mode label", has_text="Negative")).to_have_class(re.compile("selected"))
+    page.keyboard.press("p")
+    expect(page.locator("#mode label", has_text="Positive")).to_have_class(re.compile("selected"))
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#frame")).to_contain_text("Frame 1 of 11")
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("#frame")).to_contain_text("Frame 0 of 11")
+    click_frame(page, *RED_DISC_AT_0)
+    expect(status(page)).to_have_value(re.compile(r"^#1 Object 1: 1 click on frame 0"))
+    page.keyboard.press("z")
+    expect(status(page)).to_have_value(re.compile(r"^Undone: #1 Object 1: 1 click on frame 0"))
+    click_frame(page, *RED_DISC_AT_0)
+    expect(status(page)).to_have_value(re.compile(r"^#1 Object 1: 1 click on frame 0"))
+    page.keyboard.press("t")
+    expect(status(page)).to_have_value(re.compile(r"^Tracked (\d+) of \1 frames"), timeout=180_000)
+    page.set_viewport_size({"width": 1400, "height": 1000})
