@@ -130,8 +130,8 @@ def build_layout(
     gr.Markdown(noted(HELP.format(model=config.model, device=config.device.upper()), config.model), elem_id="help")
     gr.Markdown(UNTRAINED_NOTICE, visible=config.model == RANDOM_MODEL, elem_id="untrained")
     gr.Markdown(f"**The model is not available.** {problem}", visible=problem is not None, elem_id="model-problem")
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=3):
+    with gr.Row(equal_height=False, elem_id="workspace"):
+        with gr.Column(scale=3, elem_id="work"):
             frame_view = gr.Image(
                 label="Frame",
                 interactive=False,
@@ -178,8 +178,8 @@ def build_layout(
             overlay = gr.Video(
                 label="4 · Result", interactive=False, height=400, elem_id="overlay", loop=True, autoplay=True
             )
-        with gr.Column(scale=2, min_width=340):
-            with gr.Group():
+        with gr.Column(scale=2, min_width=340, elem_id="controls"):
+            with gr.Group(elem_id="upload"):
                 video_in = gr.Video(label="1 · Video", sources=["upload"], height=180, elem_id="video-in")
                 video_info = gr.Markdown(
                     f"Up to {limits.max_seconds:g} s and {limits.max_side} px: longer videos are trimmed, "

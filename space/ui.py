@@ -38,6 +38,12 @@ CSS = """
 #progress span { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
 #keys { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
 footer { margin-top: 8px; }
+@media (max-width: 720px) {  /* a phone: the upload first, then the frame with Track, then the other controls */
+  #workspace { flex-direction: column; }
+  #controls { display: contents; }
+  #upload, #examples { order: -1; }
+  #keys { display: none; }
+}
 """ + "".join(  # each object's radio label in its colour (labels start with "#<id> ")
     f'#objects label[data-testid^="#{i} "] {{ border-left-color: rgb{color(i)}; }}\n' for i in range(1, 100)
 )

@@ -259,3 +259,37 @@ def test_one_screen_and_keyboard_shortcuts(page, tmp_path):
     page.keyboard.press("t")
     expect(status(page)).to_have_value(re.compile(r"^Tracked (\d+) of \1 frames"), timeout=180_000)
     page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def test_phone_upload_first_then_frame_and_track_together(page, tmp_path):
+    """On a 390 x 844 touch phone the upload comes first (it was ~1700 px down, under two empty boxes), then the
+    frame with Track and the progress bar in one screen; nothing scrolls sideways; tapping a pixel and Track work."""
+    phone = page.context.new_page()
+    phone.set_default_timeout(TIMEOUT)
+    phone.set_viewport_size({"width": 390, "height": 844})
+    cdp = phone.context.new_cdp_session(phone)
+    cdp.send(
+        "Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True}
+    )
+    cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
+    phone.goto(page.url, wait_until="domcontentloaded")
+    assert phone.evaluate("[innerWidth, matchMedia('(pointer: coarse)').matches]") == [390, True]
+    top = phone.locator("#video-in").bounding_box()
+    assert top is not None and top["y"] + 100 < 844, top  # the upload is on the first screen
+    assert top["y"] < phone.locator("#frame").bounding_box()["y"]
+    expect(phone.locator("#keys")).to_be_hidden()  # no keyboard on a phone
+    upload(phone, save_clip(tmp_path))
+    expect(status(phone)).to_have_value(re.compile(r"^Loaded clip\.mp4 · 12 frames"))
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    phone.locator("#frame").evaluate("e => e.scrollIntoView({block: 'start'})")
+    frame, track = phone.locator("#frame").bounding_box(), phone.locator("#track").bounding_box()
+    assert frame["y"] > -1 and track["y"] + track["height"] <= 844, (frame, track)  # one screen
+    click_frame(phone, *RED_DISC_AT_0)
+    expect(status(phone)).to_have_value(re.compile(r"^#1 Object 1: 1 click on frame 0"))
+    shot(phone, "12_phone_390x844")
+    phone.locator("#track").click()
+    expect(phone.locator("#progress")).to_be_visible()
+    bar = phone.locator("#progress").bounding_box()
+    assert bar is not None and bar["y"] - frame["y"] < 844, (frame, bar)  # progress shows beside the frame
+    expect(status(phone)).to_have_value(re.compile(r"^Tracked (\d+) of \1 frames"), timeout=180_000)
+    phone.close()
