@@ -283,7 +283,10 @@ class Handlers:
             for u in session.track(frame, direction):
                 bar = progress_bar(u.done / u.total, tracking_message(u)[1])
                 yield *self.tracking_canvas(session, u), bar, gr.skip(), gr.skip(), *running
-            summary, writing = session.message, progress_bar(1, "Writing the overlay video and the masks")
+            summary, writing = (
+                session.message,
+                progress_bar(1, "Writing the downloads (overlay video, masks); ▶ Play shows the results meanwhile"),
+            )
             yield *self.canvas(session), writing, gr.skip(), gr.skip(), *running
             session.export()
             session.message = f"{summary} Downloads ready. {session.made_at_note()}".rstrip()

@@ -28,31 +28,53 @@ UNTRAINED_NOTICE = (
     f"`{DEFAULT_MODEL}`) or with `--model` for real masks."
 )
 MODES = [("Positive point", "positive"), ("Negative point", "negative"), ("Box (2 corners)", "box")]
-KEYS = "Keys: **P** positive · **N** negative · **B** box · **Z** undo · **← / →** previous / next frame · **T** track"
-# The keys above, for `launch(js=...)`: ignored while typing in a field or with Ctrl / Alt / Cmd held
-SHORTCUTS_JS = """() => {
+KEYS = (
+    "Keys: **P** positive · **N** negative · **B** box · **Z** undo · **← / →** previous / next frame · **T** track"
+    " · **K** play / pause"
+)
+PLAY_FPS = 8  # frames a second of ▶ Play: each frame is drawn on the server (masks, effects), as when scrubbing
+# The page's script, for `launch(js=...)`: ▶ Play steps the frame slider through the video (the results play
+# at once, before or without an overlay video), and the keys above (ignored while typing in a field or with
+# Ctrl / Alt / Cmd held). Both move the slider as a user would: its "input" event shows the frame.
+PAGE_JS = """() => {
   const q = (selector) => document.querySelector(selector);
   const mode = (name) => [...document.querySelectorAll("#mode label")].find((l) => l.textContent.includes(name));
+  const slider = () => q("#scrubber input[type=range]");
+  const go = (value) => {  // show frame `value` (clamped); false when the slider is off or already there
+    const s = slider();
+    if (!s || s.disabled) return false;
+    value = Math.min(Math.max(value, +s.min), +s.max);
+    if (value === +s.value) return false;
+    s.value = value;
+    s.dispatchEvent(new Event("input", {bubbles: true}));
+    return true;
+  };
+  const step = (delta) => go(+(slider()?.value ?? 0) + delta);
+  let playing = null;
+  const play = () => {
+    const button = q("#play");
+    if (playing !== null) {
+      clearInterval(playing);
+      playing = null;
+    } else if (slider() && !slider().disabled) {
+      if (+slider().value === +slider().max) go(+slider().min);  // from the start again
+      playing = setInterval(() => { if (!step(1)) play(); }, 1000 / PLAY_FPS);
+    }
+    if (button) button.textContent = playing === null ? "▶ Play" : "⏸ Pause";
+  };
+  document.addEventListener("click", (event) => { if (event.target.closest("#play")) play(); });
   document.addEventListener("keydown", (event) => {
     if (event.target.closest("input[type=text], input[type=number], textarea, [contenteditable]")) return;
     if (event.ctrlKey || event.altKey || event.metaKey) return;
     const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
     const target = {p: mode("Positive"), n: mode("Negative"), b: mode("Box"), z: q("#undo"), t: q("#track")}[key];
-    if (target) {
-      target.click();
-    } else if (key === "ArrowLeft" || key === "ArrowRight") {
-      const slider = q("#scrubber input[type=range]");
-      if (!slider || slider.disabled) return;
-      const next = Math.min(Math.max(+slider.value + (key === "ArrowRight" ? 1 : -1), +slider.min), +slider.max);
-      slider.value = next;
-      slider.dispatchEvent(new Event("input", {bubbles: true}));
-      slider.dispatchEvent(new Event("change", {bubbles: true}));
-    } else {
-      return;
-    }
+    if (target) target.click();
+    else if (key === "k") play();
+    else if (key === "ArrowLeft" || key === "ArrowRight") step(key === "ArrowRight" ? 1 : -1);
+    else return;
     event.preventDefault();
   });
-}"""
+}""".replace("PLAY_FPS", str(PLAY_FPS))
 
 
 def speed_options(native_size: int) -> list[tuple[str, str]]:
@@ -141,16 +163,19 @@ def build_layout(
                 buttons=["fullscreen"],
                 placeholder="Upload a video or pick an example",
             )
-            frame_slider = gr.Slider(  # the maximum follows the video; the API documents the limit
-                minimum=0,
-                maximum=max(limits.max_frames - 1, 1),
-                value=0,
-                step=1,
-                precision=0,
-                label="Frame",
-                interactive=False,
-                elem_id="scrubber",
-            )
+            with gr.Row(equal_height=True):
+                frame_slider = gr.Slider(  # the maximum follows the video; the API documents the limit
+                    minimum=0,
+                    maximum=max(limits.max_frames - 1, 1),
+                    value=0,
+                    step=1,
+                    precision=0,
+                    label="Frame",
+                    interactive=False,
+                    elem_id="scrubber",
+                    scale=6,
+                )
+                gr.Button("▶ Play", size="sm", scale=1, min_width=80, elem_id="play")  # PAGE_JS plays
             timeline = gr.Image(
                 label="Timeline",
                 interactive=False,

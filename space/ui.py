@@ -19,7 +19,7 @@ from . import UserError, engine
 from .config import AppConfig
 from .engine import Engine
 from .handlers import Handlers
-from .layout import SHORTCUTS_JS, Layout, build_layout
+from .layout import PAGE_JS, Layout, build_layout
 from .models import ModelStore
 from .render import color
 
@@ -175,6 +175,4 @@ def wire(demo: gr.Blocks, ui: Layout, h: Handlers, config: AppConfig) -> None:
 def launch(demo: gr.Blocks, config: AppConfig, **kwargs):
     """Queue with limits and launch (the app and the tests use the same settings)."""
     demo.queue(max_size=config.queue_size, default_concurrency_limit=4)
-    return demo.launch(
-        theme=THEME, css=CSS, js=SHORTCUTS_JS, max_file_size=f"{config.limits.max_upload_mb}mb", **kwargs
-    )
+    return demo.launch(theme=THEME, css=CSS, js=PAGE_JS, max_file_size=f"{config.limits.max_upload_mb}mb", **kwargs)

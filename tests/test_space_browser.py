@@ -229,7 +229,7 @@ def test_random_weights_are_announced_at_the_top(browser, monkeypatch):
 def test_one_screen_and_keyboard_shortcuts(page, tmp_path):
     """At 1366 x 900 the frame, its timeline, Track and the status are in view together (Track was below the
     fold); the page lists its keys, and they work: N negative, P positive, arrows change the frame, Z undoes,
-    T tracks (Cancel then stands in Track's place)."""
+    T tracks; then ▶ Play plays the results in the frame view to the last frame."""
     page.set_viewport_size({"width": 1366, "height": 900})
     page.evaluate("window.scrollTo(0, 0)")
     upload(page, save_clip(tmp_path))
@@ -256,8 +256,15 @@ def test_one_screen_and_keyboard_shortcuts(page, tmp_path):
     expect(status(page)).to_have_value(re.compile(r"^Undone: #1 Object 1: 1 click on frame 0"))
     click_frame(page, *RED_DISC_AT_0)
     expect(status(page)).to_have_value(re.compile(r"^#1 Object 1: 1 click on frame 0"))
+    served_image_at_0 = served_image(page)
     page.keyboard.press("t")
     expect(status(page)).to_have_value(re.compile(r"^Tracked (\d+) of \1 frames"), timeout=180_000)
+    # the results play in the frame view at once (the overlay video is written after): Play runs to the end
+    page.locator("#play").click()
+    expect(page.locator("#play")).to_have_text("⏸ Pause")
+    expect(page.locator("#frame")).to_contain_text("Frame 11 of 11")
+    expect(page.locator("#play")).to_have_text("▶ Play")
+    assert np.abs(served_image(page) - served_image_at_0).max() > 0  # another frame, drawn with its masks
     page.set_viewport_size({"width": 1400, "height": 1000})
 
 
