@@ -126,11 +126,12 @@ class Handlers:
         """
         if not video:  # the upload was cleared
             return *self.canvas(session), *(gr.skip(),) * 5
+        before = session.video if session is not None else None
         out = self.run(
             session, request, lambda s: s.load_video(video, lambda i, n: progress((i, n), desc="Reading frames"))
         )
         loaded = out[0].video
-        if loaded is None:
+        if loaded is None or loaded is before:  # unreadable: the video in use, its results and downloads stay
             return *out, *(gr.skip(),) * 4, None
         for notice in loaded.notices:
             gr.Info(notice)

@@ -273,11 +273,12 @@ def build_layout(
                     elem_id="downloads",
                 )
                 export = gr.Button("Export masks", size="sm", elem_id="export")
-            with gr.Accordion("Model", open=False):
+            with gr.Accordion("Model", open=False, elem_id="model-accordion"):
                 model = gr.Dropdown(
                     list(dict.fromkeys([config.model, *HUB_MODELS])),
                     value=config.model,
                     label="Checkpoint",
+                    elem_id="checkpoint",
                     info="Any SAM 2 model: a Hub id (fine-tuned variants too; downloaded on first use), a folder "
                     "saved with save_pretrained or a Meta .pt. Clicks and masks are kept; track again to use it.",
                     allow_custom_value=True,

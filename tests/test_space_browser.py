@@ -300,3 +300,70 @@ def test_phone_upload_first_then_frame_and_track_together(page, tmp_path):
     assert bar is not None and bar["y"] - frame["y"] < 844, (frame, bar)  # progress shows beside the frame
     expect(status(phone)).to_have_value(re.compile(r"^Tracked (\d+) of \1 frames"), timeout=180_000)
     phone.close()
+
+
+def new_tab(page):
+    """Another tab on `page`'s app: a session of its own."""
+    tab = page.context.new_page()
+    tab.set_default_timeout(TIMEOUT)
+    tab.goto(page.url, wait_until="domcontentloaded")
+    return tab
+
+
+def test_work_survives_a_preset_switch_a_bad_upload_and_a_bad_model(page, tmp_path):
+    """Items 1, 2, 5, 14, 15 in the page: after tracking, a speed switch keeps every mask and says which setting
+    made them; a file that is not a video changes nothing (frame, masks, downloads stay); a new object starts
+    positive and a negative-only click is explained; Find objects answers; a model id that does not exist is
+    named and the model in use stays."""
+    tab = new_tab(page)
+    upload(tab, save_clip(tmp_path))
+    expect(status(tab)).to_have_value(re.compile(r"^Loaded clip\.mp4 · 12 frames"))
+    click_frame(tab, *RED_DISC_AT_0)
+    expect(status(tab)).to_have_value(re.compile(r"^#1 Object 1: 1 click on frame 0"))
+    tab.locator("#speed label", has_text="Fastest").click()
+    expect(status(tab)).to_have_value(re.compile("^Using .* Fastest"))
+    tab.locator("#track").click()
+    expect(status(tab)).to_have_value(re.compile(r"^Tracked (\d+) of \1 frames.* Downloads ready\.$"), timeout=180_000)
+    tab.locator("#scrubber input[type=range]").fill("5")
+    expect(tab.locator("#frame")).to_contain_text("Frame 5 of 11")
+    tracked = served_image(tab)
+
+    tab.locator("#speed label", has_text="Best").click()  # another resolution: the clicked frame is redone
+    expect(status(tab)).to_have_value(re.compile(r"^Using .* Best .* The tracked masks were made with .* are kept"))
+    expect(tab.locator("#frame")).to_contain_text("Frame 5 of 11")
+    assert np.abs(served_image(tab) - tracked).max() <= 8  # frame 5's tracked mask is still drawn
+    expect(tab.locator("#downloads a")).to_have_count(4)
+
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    upload(tab, text)
+    expect(warning(tab, "notes.mp4 is not a video this app can read")).to_be_visible()
+    expect(status(tab)).to_have_value(re.compile("^notes.mp4 is not a video"))
+    expect(tab.locator("#frame")).to_contain_text("Frame 5 of 11")
+    assert np.abs(served_image(tab) - tracked).max() <= 8
+    expect(tab.locator("#video-info")).to_contain_text("clip.mp4 · 12 frames")
+    expect(tab.locator("#downloads a")).to_have_count(4)  # the last export is still there to download
+    tab.wait_for_function("() => { const v = document.querySelector('#overlay video'); return v && v.videoWidth > 0 }")
+    shot(tab, "13_bad_upload_keeps_the_work")
+
+    tab.locator("#mode label", has_text="Negative").click()
+    tab.get_by_role("button", name="+ Add object").click()
+    expect(status(tab)).to_have_value("Added #2 Object 2: click on it.")
+    expect(tab.locator("#mode label", has_text="Positive")).to_have_class(re.compile("selected"))
+    tab.locator("#mode label", has_text="Negative").click()
+    click_frame(tab, *BLUE_SQUARE_AT_6)
+    expect(status(tab)).to_have_value(re.compile("Only negative clicks: .* Add a positive click on the object."))
+
+    tab.locator("#find-objects").click()
+    expect(status(tab)).to_have_value(re.compile(r"^(Found \d+ object|No objects found on frame 5)"))
+
+    tab.locator("#model-accordion").get_by_text("Model").click()
+    checkpoint = tab.locator("#checkpoint input")
+    model_in_use = checkpoint.input_value()
+    checkpoint.fill("no-such-user/no-such-sam2-model")
+    checkpoint.press("Enter")
+    expect(status(tab)).to_have_value(re.compile("no-such-user/no-such-sam2-model"), timeout=90_000)
+    expect(checkpoint).to_have_value(model_in_use)
+    expect(tab.locator("#frame")).to_contain_text("Frame 5 of 11")
+    shot(tab, "14_unknown_model_keeps_the_work")
+    tab.close()
