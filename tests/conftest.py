@@ -89,10 +89,11 @@ class MetaReference:
             assert not unused.missing_keys and set(unused.unexpected_keys) == SAM21_ONLY_PARAMETERS, unused
         save_meta_checkpoint(random_meta, random_path)
         ours = Sam2VideoModel.from_pretrained(random_path, image_size=self.image_size)
-        if self.content_from is None:
-            make_content_bearing(ours)
         random_path.unlink()
-        self.content_properties = check_content_bearing(Sam2VideoPredictor(ours, fill_hole_area=0))
+        if self.content_from is None:
+            self.content_properties = make_content_bearing(ours)
+        else:
+            self.content_properties = check_content_bearing(Sam2VideoPredictor(ours, fill_hole_area=0))
         write_meta_checkpoint(ours, self._path)
 
     @property
