@@ -84,8 +84,7 @@ def make_content_bearing(model, recipes=RECIPES, seed: int = 0) -> dict:
         properties = measure_content(Sam2VideoPredictor(model.eval(), fill_hole_area=0))
         if not properties.problems():
             break
-    assert not properties.problems(), f"weights not content-bearing: {properties.problems()} ({properties})"
-    return {**asdict(properties), "recipe": {"steps": steps, "minibatch": minibatch}}
+    return {**require_content_bearing(properties), "recipe": {"steps": steps, "minibatch": minibatch}}
 
 
 def quiet_image_embedding(model, gain: float = EMBEDDING_GAIN) -> None:
@@ -367,6 +366,10 @@ def distinct_where_both_found(foregrounds) -> int:
 def check_content_bearing(predictor) -> dict:
     """Assert `measure_content(predictor)` has every property (AssertionError naming those that fail);
     -> the measured values as a dict."""
-    properties = measure_content(predictor)
+    return require_content_bearing(measure_content(predictor))
+
+
+def require_content_bearing(properties: ContentProperties) -> dict:
+    """Assert `properties` has every property (AssertionError naming those that fail); -> them as a dict."""
     assert not properties.problems(), f"weights not content-bearing: {properties.problems()} ({properties})"
     return asdict(properties)

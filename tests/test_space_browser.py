@@ -302,20 +302,12 @@ def test_phone_upload_first_then_frame_and_track_together(page, tmp_path):
     phone.close()
 
 
-def new_tab(page):
-    """Another tab on `page`'s app: a session of its own."""
-    tab = page.context.new_page()
-    tab.set_default_timeout(TIMEOUT)
-    tab.goto(page.url, wait_until="domcontentloaded")
-    return tab
-
-
 def test_work_survives_a_preset_switch_a_bad_upload_and_a_bad_model(page, tmp_path):
     """Items 1, 2, 5, 14, 15 in the page: after tracking, a speed switch keeps every mask and says which setting
     made them; a file that is not a video changes nothing (frame, masks, downloads stay); a new object starts
     positive and a negative-only click is explained; Find objects answers; a model id that does not exist is
     named and the model in use stays."""
-    tab = new_tab(page)
+    tab = open_page(page.context, page.url)  # another tab: a session of its own
     upload(tab, save_clip(tmp_path))
     expect(status(tab)).to_have_value(re.compile(r"^Loaded clip\.mp4 · 12 frames"))
     click_frame(tab, *RED_DISC_AT_0)
