@@ -31,9 +31,10 @@ class MetaReference:
     - `load(cls=Sam2VideoModel, **kwargs)`: ours, `cls.from_pretrained(path, image_size=image_size, **kwargs)`,
       loaded fresh on every call (any class or predictor with a `from_pretrained` that reads a Meta `.pt`).
 
-    With `content=True` the weights are the content-bearing ones of tests/content_weights.py (built on ours from
-    the random weights, written to `path`, loaded into every Meta model), and `content_properties` holds what
-    `check_content_bearing` measured on them; building asserts those properties. SAM 2's are SAM 2.1's (the
+    With `content=True` the weights are the content-bearing ones of tests/content_weights.py (made on ours from
+    the random weights and the stored trained mask decoder, written to `path`, loaded into every Meta model),
+    and `content_properties` holds what `check_content_bearing` measured on them; building asserts those
+    properties. SAM 2's are SAM 2.1's (the
     same size and seed) less `SAM21_ONLY_PARAMETERS`: trained on SAM 2 itself, the decoder learns the clicks and
     not the memory, while SAM 2.1's weights pass the same checks in SAM 2's model (object pointers without
     temporal encoding, no spatial no-object embedding).

@@ -1,7 +1,7 @@
 """The content-bearing test weights (tests/content_weights.py, `reference_models(..., content=True)`).
 
-Building them asserts their four properties (distinct tracked objects, object scores that follow visibility,
-logits beyond +-1, a memory that matters). This test also runs test_video_parity's session on them: Meta's
+Building them (steps 0-2 and the stored trained decoder) asserts their four properties (distinct tracked
+objects, object scores present where the clip shows the object, logits beyond +-1, a memory that matters). This test also runs test_video_parity's session on them: Meta's
 model reads the written `.pt`, and on the prompted frames, where no memory is read, ours matches Meta's
 within `PROMPTED_TOLERANCE` (fp32 rounding on logits up to ~40 in magnitude).
 
