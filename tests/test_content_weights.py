@@ -1,9 +1,10 @@
 """The content-bearing test weights (tests/content_weights.py, `reference_models(..., content=True)`).
 
 Building them (steps 0-2 and the stored trained decoder) asserts their four properties (distinct tracked
-objects, object scores present where the clip shows the object, logits beyond +-1, a memory that matters). This test also runs test_video_parity's session on them: Meta's
-model reads the written `.pt`, and on the prompted frames, where no memory is read, ours matches Meta's
-within `PROMPTED_TOLERANCE` (fp32 rounding on logits up to ~40 in magnitude).
+objects, object scores present where the clip shows the object, logits beyond +-1, a memory that matters). This
+test also runs test_video_parity's session on them: Meta's model reads the written `.pt`, and on the prompted
+frames, where no memory is read, ours matches Meta's within `PROMPTED_TOLERANCE` (fp32 rounding on logits up to
+~40 in magnitude).
 
 On tracked frames it only prints the float32 drift from Meta (measured 2026-12-05, SAM 2.1 tiny @ 256 px,
 memories in fp32 on both sides: 2e-4 on the first tracked frame, 3e-1 after 11, several logits after the
