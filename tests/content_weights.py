@@ -496,8 +496,5 @@ def write_content_decoder(path: Path = DECODER_FILE, seed: int = 0) -> dict:
     return metadata
 
 
-if __name__ == "__main__":  # python tests/content_weights.py: rebuild DECODER_FILE (about 10 minutes)
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
+if __name__ == "__main__":  # python tests/content_weights.py (tests/ is then on sys.path): rebuild DECODER_FILE
     print(json.dumps(write_content_decoder(), indent=2))
