@@ -58,7 +58,8 @@ ROPE_PAIRS = 16  # RoPE channel pairs per axis given that bias (the highest freq
 LATER_LAYERS_GAIN = 0.1  # residual branches after the first memory cross-attention
 DECODER_LR = 3e-4  # peak of the cosine schedule; 1e-3 collapses every object onto one mask
 TRAINING_STEPS = 600  # Adam steps, the learning rate set per CHECKPOINT_EVERY steps from a cosine to 0
-CHECKPOINT_EVERY = 50  # steps; checkpoints from step 300 on are candidates (`train_content_decoder`)
+CHECKPOINT_EVERY = 50  # steps between the checkpoints `train_content_decoder` measures
+FIRST_CANDIDATE_STEP = 300  # checkpoints before this are not measured
 MINIBATCH = 6  # decoder calls per step (one frame's objects each)
 ABSENT_EMPHASIS = 3.0  # absent objects weigh 3x the present ones, in total, in the object-score loss
 CLIP = dict(num_frames=12, height=96, width=128, seed=0)  # `synthetic_clip` arguments (test_video_parity's clip)
@@ -79,14 +80,13 @@ def make_content_bearing(model) -> dict:
     Raises ValueError when `model` does not hold the random weights the decoder was trained on (their
     fingerprint, `base_fingerprint`, differs from the one the file records)."""
     from safetensors import safe_open
-    from safetensors.torch import load_file
 
     from sam2_hf.predictors.video_predictor import Sam2VideoPredictor
 
     prepare_memory_path(model)
-    with safe_open(DECODER_FILE, "pt") as f:
+    with safe_open(DECODER_FILE, "pt") as f:  # one read: tensors and metadata
         metadata = json.loads(f.metadata()["content_weights"])
-    decoder = {k: v.float() for k, v in load_file(DECODER_FILE).items()}
+        decoder = {k: f.get_tensor(k).float() for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
     if not np.isclose(base_fingerprint(model), metadata["base_fingerprint"], rtol=1e-6, atol=0):
         raise ValueError(
             f"{DECODER_FILE.name} was trained on other random weights (fingerprint {metadata['base_fingerprint']}, "
@@ -317,10 +317,11 @@ def both_found_in_transformers_session(predictor) -> int:
 def train_content_decoder(model, seed: int = 0, log=print) -> dict:
     """Train the mask decoder of a `prepare_memory_path`-ed model (fp32, CPU; tested: `BASE`) in place on
     `teacher_forced_samples`, `TRAINING_STEPS` Adam steps with a cosine learning rate (from `DECODER_LR`, set per
-    `CHECKPOINT_EVERY` steps); of the checkpoints from step 300 on, keeps the one with every property and the most
-    frames of `both_found_in_transformers_session` (AssertionError when none has every property) -> its
-    measurements and step. Float rounding steers this training: other machines give other weights, and from
-    one checkpoint to the next the properties come and go. About 10 minutes for tiny at 256 px on 2 CPU cores."""
+    `CHECKPOINT_EVERY` steps); of the checkpoints from `FIRST_CANDIDATE_STEP` on, keeps the one with every
+    property and the most frames of `both_found_in_transformers_session` (AssertionError when none has every
+    property) -> its measurements and step. Float rounding steers this training: other machines give other
+    weights, and from one checkpoint to the next the properties come and go. About 10 minutes for tiny at 256 px
+    on 2 CPU cores."""
     from sam2_hf.predictors.video_predictor import Sam2VideoPredictor
 
     with torch.no_grad():
@@ -333,13 +334,14 @@ def train_content_decoder(model, seed: int = 0, log=print) -> dict:
             group["lr"] = DECODER_LR * (1 + np.cos(np.pi * (step + CHECKPOINT_EVERY / 2) / TRAINING_STEPS)) / 2
         train_mask_decoder(model, samples, CHECKPOINT_EVERY, optimizer, rng)
         step += CHECKPOINT_EVERY
-        if step < 300:
+        if step < FIRST_CANDIDATE_STEP:
             continue
         predictor = Sam2VideoPredictor(model, fill_hole_area=0)
         properties = measure_content(predictor)
-        both = both_found_in_transformers_session(predictor) if not properties.problems() else -1
-        log(f"step {step}: objects 1 and 2 found on {both} frames, problems {properties.problems() or 'none'}")
-        if not properties.problems() and (best is None or both > best["both_found"]):
+        problems = properties.problems()
+        both = -1 if problems else both_found_in_transformers_session(predictor)
+        log(f"step {step}: objects 1 and 2 found on {both} frames, problems {problems or 'none'}")
+        if not problems and (best is None or both > best["both_found"]):
             state = {k: v.clone() for k, v in model.mask_decoder.state_dict().items()}
             best = {**asdict(properties), "both_found": both, "step": step, "state": state}
     if best is None:
@@ -476,6 +478,7 @@ def write_content_decoder(path: Path = DECODER_FILE, seed: int = 0) -> dict:
         "recipe": {
             "steps": TRAINING_STEPS,
             "checkpoint_every": CHECKPOINT_EVERY,
+            "first_candidate_step": FIRST_CANDIDATE_STEP,
             "minibatch": MINIBATCH,
             "peak_lr": DECODER_LR,
             "seed": seed,
