@@ -71,6 +71,25 @@ def open_page(browser, url: str):
     return page
 
 
+def open_phone_page(browser, url: str):
+    """A new tab (a session of its own) emulating a 390 x 844 touch phone (device scale 3, coarse pointer)."""
+    phone = browser.new_page()
+    phone.set_default_timeout(TIMEOUT)
+    phone.set_viewport_size({"width": 390, "height": 844})
+    cdp = phone.context.new_cdp_session(phone)
+    cdp.send(
+        "Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True}
+    )
+    cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
+    phone.goto(url, wait_until="domcontentloaded")
+    assert phone.evaluate("[innerWidth, matchMedia('(pointer: coarse)').matches]") == [390, True]
+    return phone
+
+
+SCREENS = ("desktop", "phone")  # the flows below run at the fixture's 1400 x 1000 and on a phone
+SHOT_SUFFIX = {"desktop": "", "phone": "_phone"}
+
+
 @pytest.fixture(scope="module")
 def page(browser, tmp_path_factory):
     model_dir = save_tiny_model(tmp_path_factory.mktemp("sam2-tiny-256"))
@@ -136,10 +155,15 @@ def test_bad_input_is_explained_in_the_page(page, tmp_path):
     expect(page.locator("#untrained")).not_to_be_visible()  # trained weights: no warning
 
 
-def test_click_track_and_download(page, tmp_path):
+@pytest.mark.parametrize("screen", SCREENS)
+def test_click_track_and_download(page, tmp_path, screen):
+    """Items 3, 10, 11, 13 at both sizes: clicks and a box make masks; Cancel stands in Track's place while
+    tracking; the downloads decode; the timeline jumps to a frame; a background effect redraws the frame."""
+    if screen == "phone":
+        page = open_phone_page(page.context, page.url)  # a session of its own; the desktop run keeps `page`
     upload(page, save_clip(tmp_path))
     expect(status(page)).to_have_value(re.compile(r"^Loaded clip\.mp4 · 12 frames"))
-    shot(page, "04_loaded")
+    shot(page, f"04_loaded{SHOT_SUFFIX[screen]}")
 
     before, src = served_image(page), page.locator("#frame img").get_attribute("src")
     click_frame(page, *RED_DISC_AT_0)
@@ -148,7 +172,7 @@ def test_click_track_and_download(page, tmp_path):
     after = served_image(page)
     changed = (np.abs(after - before).sum(axis=2) > 30).mean()
     assert changed > 0.02, f"only {changed:.1%} of the frame changed: no mask drawn"
-    shot(page, "05_mask_after_click")
+    shot(page, f"05_mask_after_click{SHOT_SUFFIX[screen]}")
 
     page.get_by_role("button", name="+ Add object").click()
     expect(status(page)).to_have_value("Added #2 Object 2: click on it.")
@@ -161,7 +185,7 @@ def test_click_track_and_download(page, tmp_path):
     expect(status(page)).to_have_value("Now click the opposite corner of the box.")
     click_frame(page, 78, 77)
     expect(status(page)).to_have_value(re.compile(r"^#2 Object 2: 1 click \+ box on frame 6"))
-    shot(page, "06_second_object_with_box")
+    shot(page, f"06_second_object_with_box{SHOT_SUFFIX[screen]}")
 
     page.locator("#speed label", has_text="Best").click()  # the slowest preset: tracking is visible for a while
     expect(status(page)).to_have_value(re.compile("^Using .* Best · 256 px · every frame"))
@@ -171,7 +195,7 @@ def test_click_track_and_download(page, tmp_path):
     expect(page.locator("#cancel")).to_be_visible()  # Cancel stands in Track's place while tracking
     expect(page.locator("#track")).to_be_hidden()
     expect(page.locator("#progress .bar")).to_be_visible()  # the progress bar, under the live preview
-    shot(page, "07_tracking")
+    shot(page, f"07_tracking{SHOT_SUFFIX[screen]}")
     expect(status(page)).to_have_value(re.compile(r"Tracked 12 of 12 frames .* Downloads ready\.$"), timeout=180_000)
     page.wait_for_function("() => { const v = document.querySelector('#overlay video'); return v && v.videoWidth > 0 }")
     expect(page.locator("#track")).to_be_visible()
@@ -183,7 +207,7 @@ def test_click_track_and_download(page, tmp_path):
     for i in range(4):
         assert page.request.get(links.nth(i).get_attribute("href")).ok
     page.locator("#overlay").scroll_into_view_if_needed()
-    shot(page, "08_tracked_with_downloads")
+    shot(page, f"08_tracked_with_downloads{SHOT_SUFFIX[screen]}")
 
     timeline = page.locator("#timeline img")  # a lane per object; a click on frame 9's column shows frame 9
     timeline.scroll_into_view_if_needed()
@@ -192,7 +216,7 @@ def test_click_track_and_download(page, tmp_path):
     r = min(box["width"] / nw, box["height"] / nh, 1)
     timeline.click(position={"x": (box["width"] - nw * r) / 2 + nw * r * 9.5 / 12, "y": box["height"] / 2})
     expect(page.locator("#frame")).to_contain_text("Frame 9 of 11")
-    shot(page, "08b_timeline_jump")
+    shot(page, f"08b_timeline_jump{SHOT_SUFFIX[screen]}")
 
     old_src, before = page.locator("#frame img").get_attribute("src"), served_image(page)
     page.locator("#effects").get_by_text("Effects").click()
@@ -203,7 +227,9 @@ def test_click_track_and_download(page, tmp_path):
     black = [(image.max(axis=2) < 16).mean() for image in (before, after)]
     assert black[1] > black[0] + 0.01, black  # the background (what the masks leave of this frame) went black
     page.locator("#frame").scroll_into_view_if_needed()
-    shot(page, "08c_background_erased")
+    shot(page, f"08c_background_erased{SHOT_SUFFIX[screen]}")
+    if screen == "phone":
+        page.close()
 
 
 def test_an_example_loads_with_one_click(page):
@@ -271,16 +297,7 @@ def test_one_screen_and_keyboard_shortcuts(page, tmp_path):
 def test_phone_upload_first_then_frame_and_track_together(page, tmp_path):
     """On a 390 x 844 touch phone the upload comes first (it was ~1700 px down, under two empty boxes), then the
     frame with Track and the progress bar in one screen; nothing scrolls sideways; tapping a pixel and Track work."""
-    phone = page.context.new_page()
-    phone.set_default_timeout(TIMEOUT)
-    phone.set_viewport_size({"width": 390, "height": 844})
-    cdp = phone.context.new_cdp_session(phone)
-    cdp.send(
-        "Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True}
-    )
-    cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
-    phone.goto(page.url, wait_until="domcontentloaded")
-    assert phone.evaluate("[innerWidth, matchMedia('(pointer: coarse)').matches]") == [390, True]
+    phone = open_phone_page(page.context, page.url)
     top = phone.locator("#video-in").bounding_box()
     assert top is not None and top["y"] + 100 < 844, top  # the upload is on the first screen
     assert top["y"] < phone.locator("#frame").bounding_box()["y"]
@@ -302,12 +319,13 @@ def test_phone_upload_first_then_frame_and_track_together(page, tmp_path):
     phone.close()
 
 
-def test_work_survives_a_preset_switch_a_bad_upload_and_a_bad_model(page, tmp_path):
+@pytest.mark.parametrize("screen", SCREENS)
+def test_work_survives_a_preset_switch_a_bad_upload_and_a_bad_model(page, tmp_path, screen):
     """Items 1, 2, 5, 14, 15 in the page: after tracking, a speed switch keeps every mask and says which setting
     made them; a file that is not a video changes nothing (frame, masks, downloads stay); a new object starts
     positive and a negative-only click is explained; Find objects answers; a model id that does not exist is
-    named and the model in use stays."""
-    tab = open_page(page.context, page.url)  # another tab: a session of its own
+    named and the model in use stays. At both sizes."""
+    tab = (open_page if screen == "desktop" else open_phone_page)(page.context, page.url)  # a session of its own
     upload(tab, save_clip(tmp_path))
     expect(status(tab)).to_have_value(re.compile(r"^Loaded clip\.mp4 · 12 frames"))
     click_frame(tab, *RED_DISC_AT_0)
@@ -336,7 +354,7 @@ def test_work_survives_a_preset_switch_a_bad_upload_and_a_bad_model(page, tmp_pa
     expect(tab.locator("#video-info")).to_contain_text("clip.mp4 · 12 frames")
     expect(tab.locator("#downloads a")).to_have_count(4)  # the last export is still there to download
     tab.wait_for_function("() => { const v = document.querySelector('#overlay video'); return v && v.videoWidth > 0 }")
-    shot(tab, "13_bad_upload_keeps_the_work")
+    shot(tab, f"13_bad_upload_keeps_the_work{SHOT_SUFFIX[screen]}")
 
     tab.locator("#mode label", has_text="Negative").click()
     tab.get_by_role("button", name="+ Add object").click()
@@ -357,5 +375,5 @@ def test_work_survives_a_preset_switch_a_bad_upload_and_a_bad_model(page, tmp_pa
     expect(status(tab)).to_have_value(re.compile("no-such-user/no-such-sam2-model"), timeout=90_000)
     expect(checkpoint).to_have_value(model_in_use)
     expect(tab.locator("#frame")).to_contain_text("Frame 5 of 11")
-    shot(tab, "14_unknown_model_keeps_the_work")
+    shot(tab, f"14_unknown_model_keeps_the_work{SHOT_SUFFIX[screen]}")
     tab.close()
