@@ -77,13 +77,19 @@ class Limits:
 
 @dataclass(frozen=True)
 class AppConfig:
+    """The app's settings. How it queues (README, "The Space under load"): clicks, frame changes, uploads,
+    tracking and exports wait in separate lines (Gradio concurrency groups, `ui.wire`), so a click never waits
+    behind a tracking run; the model computes one thing at a time, a waiting click first, and the admitted
+    tracking runs take turns frame by frame (`engine.ComputeTurns`)."""
+
     model: str = DEFAULT_MODEL
     device: str = "cpu"
     limits: Limits = field(default_factory=Limits)
     speed: str = DEFAULT_SPEED["cpu"]
     feature_cache_mb: int = 256  # per session: image embeddings kept for re-tracking
-    track_concurrency: int = 1  # tracking runs at once (they share the CPU / GPU)
-    queue_size: int = 32
+    track_concurrency: int = 4  # tracking runs admitted at once, taking turns; the others wait and see their place
+    queue_size: int = 256  # requests waiting at once, all kinds; beyond it Gradio refuses ("Queue is full")
+    max_sessions: int = 64  # sessions holding a video; another upload is told how many are here and when to return
     examples: bool = True
 
 

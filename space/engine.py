@@ -15,8 +15,9 @@ a worker that has not seen a session rebuilds its state from the prompts.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +37,37 @@ Masks = dict[int, np.ndarray]  # object id -> (H, W) bool
 Found = tuple[tuple[float, float, float, float], tuple[float, float]]  # a found object: box (x0, y0, x1, y1), click
 # "Find objects": the automatic mask generator's settings (Meta's thresholds; a 16 x 16 grid keeps it quick on CPU)
 FIND = dict(points_per_side=16, points_per_batch=64, pred_iou_thresh=0.8, stability_score_thresh=0.95)
+
+
+class ComputeTurns:
+    """Whose model computation runs next: one at a time (they would share the same cores or GPU anyway), a
+    waiting interactive one (a click's decoder, an undo, Find objects) before any tracking frame, and tracking
+    frames first come first served, so that runs admitted together alternate frame by frame (a long video shares
+    the model with the runs beside it instead of holding it to the end)."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._waiting: dict[bool, deque] = {True: deque(), False: deque()}  # interactive? -> tickets, oldest first
+        self._busy = False  # a computation holds the turn
+
+    @contextmanager
+    def turn(self, interactive: bool) -> Iterator[None]:
+        """Wait for this computation's turn, hold it while the block runs."""
+        ticket, line = object(), self._waiting[interactive]
+        with self._cond:
+            line.append(ticket)
+            self._cond.wait_for(lambda: not self._busy and self._next() is ticket)
+            line.popleft()
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def _next(self) -> object | None:
+        return next((line[0] for line in (self._waiting[True], self._waiting[False]) if line), None)
 
 
 @dataclass(frozen=True)
@@ -62,11 +94,12 @@ class Engine:
         self.max_sessions = max_sessions
         self._live: OrderedDict[str, _Live] = OrderedDict()
         self._lock = threading.Lock()
+        self.turns = ComputeTurns()  # every session's model computations take turns here
 
     def segment(self, sid: str, setup: Setup, stride: int, prompts: Mapping[Key, Prompt]) -> dict[int, Masks]:
         """Apply what changed in `prompts`; -> {frame: masks of every prompted object} for the frames it touched."""
         live = self._session(sid, setup, stride)
-        with live.lock:
+        with live.lock, self.turns.turn(interactive=True):
             return self._sync(live, stride, prompts)
 
     def track(
@@ -76,10 +109,11 @@ class Engine:
         live = self._session(sid, setup, stride)
         predictor = self.models.predictor(setup.model, setup.image_size, stride)
         with live.lock:
-            self._sync(live, stride, prompts)
-            predictor.propagate_in_video_preflight(live.state)
+            with self.turns.turn(interactive=False):
+                self._sync(live, stride, prompts)
+                predictor.propagate_in_video_preflight(live.state)
             for frame in frames:
-                with torch.inference_mode():
+                with self.turns.turn(interactive=False), torch.inference_mode():
                     logits = predictor.track_frame(live.state, frame, reverse)
                 yield frame, binarize(live.state.obj_ids, logits)
 
@@ -87,7 +121,7 @@ class Engine:
         """The automatic mask generator (`FIND`) on `frame` at the setup's model and size: the `limit` masks with
         the highest predicted IoU, each as its box (pixels, x0 y0 x1 y1) and the grid click that made it."""
         predictor = self.models.predictor(setup.model, setup.image_size)
-        with torch.inference_mode():
+        with self.turns.turn(interactive=True), torch.inference_mode():
             records = Sam2AutomaticMaskGenerator(predictor.model, **FIND).generate(
                 ImageFolderFrames(setup.frames_dir).frame(frame)
             )

@@ -10,7 +10,10 @@ and Gradio finds a handler's `gr.Request` / `gr.Progress` parameters on a method
 from __future__ import annotations
 
 import html
+import statistics
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,8 +38,9 @@ def progress_bar(fraction: float, text: str) -> gr.HTML:
 
 
 def downloads(session: Session) -> tuple:
-    """(overlay video, downloads [zip, json, mp4]) of the session's last export; unchanged when there is none."""
-    if not session.exports:
+    """(overlay video, downloads [zip, json, mp4]) of the session's last export; unchanged when there is none
+    (or when Gradio's `delete_cache` removed its files, an hour after they were handed out)."""
+    if not session.exports or not all(p.exists() for p in session.exports):
         return gr.skip(), gr.skip()
     return str(session.exports[2]), gr.File([str(p) for p in session.exports], visible=True)
 
@@ -63,6 +67,7 @@ class Handlers:
     def __init__(self, config: AppConfig, models: ModelStore, root: Path):
         self.config, self.models, self.root = config, models, root
         self.sessions: dict[str, Session] = {}  # by session hash, to free them when the page closes
+        self.lifetimes: deque[float] = deque(maxlen=100)  # seconds the last ended sessions lasted
 
     def __deepcopy__(self, memo) -> Handlers:
         """Itself: Gradio deep-copies the page's config on every page load, and the config holds the session
@@ -79,8 +84,25 @@ class Handlers:
     def close_session(self, session: Session | None) -> None:
         """The session State's delete callback (its time to live ran out), and `unload`: free the session."""
         if session is not None:
-            self.sessions.pop(session.sid, None)
+            if self.sessions.pop(session.sid, None) is not None:
+                self.lifetimes.append(time.monotonic() - session.opened)
             session.close()
+
+    def admit(self, session: Session) -> None:
+        """Let `session` load a video, or raise UserError when `config.max_sessions` others hold one: the message
+        says how many are here and, from how long the last sessions lasted, when a place should free."""
+        here = [s for s in self.sessions.values() if s.video is not None and s is not session]
+        if session.video is not None or len(here) < self.config.max_sessions:
+            return
+        when = "in a few minutes"
+        if self.lifetimes:
+            now, typical = time.monotonic(), statistics.median(self.lifetimes)
+            wait = max(60.0, min(typical - (now - s.opened) for s in here))
+            when = f"in about {wait / 60:.0f} minute{'s' * (round(wait / 60) != 1)}"
+        raise UserError(
+            f"The Space is full: {len(here)} people are working on a video here, the most it holds at once. "
+            f"A place frees when one of them leaves; please try again {when}."
+        )
 
     def canvas(self, session: Session | None) -> tuple:
         """-> CANVAS: the outputs most actions update (the start message when there is no session yet)."""
@@ -90,12 +112,12 @@ class Handlers:
         label = f"Frame {session.frame} of {n - 1}: click to prompt {session.label(session.current)}"
         return (
             session,
-            gr.Image(session.view(), label=label if session.video else "Frame"),
+            gr.Image(session.view_file(), label=label if session.video else "Frame"),
             session.message,
             gr.Slider(maximum=max(n - 1, 1), value=session.frame, interactive=session.video is not None),
             gr.Radio([(session.label(i), i) for i in session.objects], value=session.current),
             session.objects[session.current],
-            session.timeline(),
+            session.timeline_file(),
         )
 
     def run(self, session: Session | None, request: gr.Request | None, act: Callable[[Session], object]) -> tuple:
@@ -127,9 +149,12 @@ class Handlers:
         if not video:  # the upload was cleared
             return *self.canvas(session), *(gr.skip(),) * 5
         before = session.video if session is not None else None
-        out = self.run(
-            session, request, lambda s: s.load_video(video, lambda i, n: progress((i, n), desc="Reading frames"))
-        )
+
+        def load(s: Session) -> None:
+            self.admit(s)
+            s.load_video(video, lambda i, n: progress((i, n), desc="Reading frames"))
+
+        out = self.run(session, request, load)
         loaded = out[0].video
         if loaded is None or loaded is before:  # unreadable: the video in use, its results and downloads stay
             return *out, *(gr.skip(),) * 4, None
@@ -267,8 +292,8 @@ class Handlers:
     def tracking_canvas(self, session: Session, u: TrackUpdate) -> tuple:
         """-> CANVAS while tracking: the frame just tracked with its masks (the slider stays on the user's frame)."""
         session.message, _ = tracking_message(u)
-        image = gr.Image(session.view(u.frame), label=f"Tracking: frame {u.frame} (your frame is {session.frame})")
-        return session, image, session.message, gr.skip(), gr.skip(), gr.skip(), session.timeline(marker=u.frame)
+        image = gr.Image(session.view_file(u.frame), label=f"Tracking: frame {u.frame} (your frame is {session.frame})")
+        return session, image, session.message, gr.skip(), gr.skip(), gr.skip(), session.timeline_file(marker=u.frame)
 
     def track(self, session, frame, direction, request: gr.Request):
         """`track.click` (/track): track every prompted object from the frame; a generator.

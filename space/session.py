@@ -31,6 +31,7 @@ from .engine import Key, Masks, Setup
 from .export import write_exports
 from .models import ModelStore
 from .render import CLICKED, EMPTY, MASK, UNTRACKED, draw_frame, draw_timeline, view_scale
+from .served import ServedImages
 from .video import VideoInfo, read_video
 
 DIRECTIONS = ("forward", "backward", "both")
@@ -125,6 +126,7 @@ class Session:
     def __init__(self, sid: str, config: AppConfig, models: ModelStore, root: Path):
         self.sid, self.config, self.models = sid, config, models
         self.workdir = Path(tempfile.mkdtemp(prefix="session-", dir=root))  # frames and exports, deleted on close
+        self.served = ServedImages(self.workdir / "served")  # the images handed to the page, a new file each
         self.model, self.speed = config.model, config.speed  # the checkpoint and speed preset in use
         self.video: VideoInfo | None = None  # the loaded video (None before the first good upload)
         self.frames: ImageFolderFrames | None = None  # its frames, for the view and the exports
@@ -138,6 +140,7 @@ class Session:
         self.effects = Effects()  # how the view and the exported videos draw the masks (per video; per object)
         self.message = noted(START, self.model)  # the status line
         self.closed = False  # the tab was closed: no new work; files are freed once the running work stops
+        self.opened = time.monotonic()  # when the tab's first action came (the Space's admission estimates)
         self._working: str | None = None  # "tracking" / "exporting" while that runs (one at a time)
         self._lifecycle = threading.Lock()  # guards `closed` and `_working` between a run and `close`
         self._cancel = threading.Event()
@@ -510,6 +513,14 @@ class Session:
             return None
         lanes, stale = self.timeline_states()
         return draw_timeline(lanes, stale, self.frame if marker is None else marker)
+
+    def view_file(self, frame: int | None = None) -> str | None:
+        """`view(frame)` written to a new JPEG file for the page (`ServedImages`); None before a video is loaded."""
+        return self.served.save(self.view(frame), "frame", "JPEG")
+
+    def timeline_file(self, marker: int | None = None) -> str | None:
+        """`timeline(marker)` written to a new PNG file for the page; None before a video is loaded."""
+        return self.served.save(self.timeline(marker), "timeline", "PNG")
 
     def timeline_states(self) -> tuple[dict[int, np.ndarray], np.ndarray]:
         """({obj_id: (T,) uint8 state per frame: UNTRACKED, EMPTY (no mask), MASK or CLICKED}, (T,) bool stale:

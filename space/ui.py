@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from . import UserError, engine
 from .config import AppConfig
@@ -58,13 +59,18 @@ def build_demo(config: AppConfig) -> gr.Blocks:
     """The app for `config`; launch it with `launch(demo, config, ...)`."""
     models = ModelStore(config.device)
     engine.ENGINE = Engine(models, config.feature_cache_mb)
-    root = Path(tempfile.mkdtemp(prefix="sam2-space-"))
-    atexit.register(shutil.rmtree, root, True)
+    root = Path(tempfile.mkdtemp(prefix="sam2-space-"))  # the example clips
+    # the sessions' files, inside Gradio's cache folder: Gradio serves them where they are (space/served.py)
+    cache = Path(get_upload_folder())
+    cache.mkdir(parents=True, exist_ok=True)
+    sessions = Path(tempfile.mkdtemp(prefix="sam2-space-sessions-", dir=cache))
+    for folder in (root, sessions):
+        atexit.register(shutil.rmtree, folder, True)
     try:
         native, problem = models.native_size(config.model), None
     except UserError as e:
         native, problem = 1024, str(e)
-    handlers = Handlers(config, models, root)
+    handlers = Handlers(config, models, sessions)
     with gr.Blocks(title="SAM 2 video masklets", delete_cache=(1800, 3600)) as demo:
         ui = build_layout(config, native, problem, root / "examples", on_session_end=handlers.close_session)
         wire(demo, ui, handlers, config)
@@ -81,7 +87,9 @@ def wire(demo: gr.Blocks, ui: Layout, h: Handlers, config: AppConfig) -> None:
     view = [ui.state, ui.frame_view, ui.status]
     canvas = [*view, ui.frame_slider, ui.objects, ui.name, ui.timeline]  # handlers.CANVAS, what most handlers return
     results = [ui.tracking_bar, ui.overlay, ui.files]
-    busy = dict(concurrency_id="model", concurrency_limit=2)  # clicks: never queued behind tracking
+    # Each kind of work waits in its own line (README, "The Space under load"); the model's computations then take
+    # turns in `engine.ComputeTurns`, a click before any tracking frame.
+    busy = dict(concurrency_id="click", concurrency_limit=4)  # clicks and prompt changes: never behind tracking
 
     # -- video
     ui.video_in.change(
@@ -89,7 +97,8 @@ def wire(demo: gr.Blocks, ui: Layout, h: Handlers, config: AppConfig) -> None:
         [ui.video_in, ui.state],
         [*canvas, ui.video_info, ui.overlay, ui.files, ui.speed, ui.video_in],
         **endpoint("load_video"),
-        **busy,
+        concurrency_id="upload",
+        concurrency_limit=2,
     )
     ui.frame_slider.input(
         h.show_frame,
@@ -148,7 +157,14 @@ def wire(demo: gr.Blocks, ui: Layout, h: Handlers, config: AppConfig) -> None:
 
     # -- settings
     ui.speed.input(h.set_speed, [ui.state, ui.speed], canvas, **endpoint("set_speed"), **busy)
-    ui.model.input(h.set_model, [ui.state, ui.model], [*canvas, ui.speed, ui.model], **endpoint("set_model"), **busy)
+    ui.model.input(
+        h.set_model,
+        [ui.state, ui.model],
+        [*canvas, ui.speed, ui.model],
+        **endpoint("set_model"),
+        concurrency_id="model",
+        concurrency_limit=1,
+    )
 
     # -- tracking and results
     ui.track.click(

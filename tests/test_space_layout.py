@@ -28,7 +28,7 @@ CANVAS = [
 ]
 DOWNLOADS = "File:Downloads: PNG masks (zip) · COCO RLE (json) · overlay (mp4) · transparent frames (zip)"
 RESULTS = ["HTML:Progress", "Video:4 · Result", DOWNLOADS]
-MODEL = ("model", 2)  # the concurrency group of everything that runs the model for a click
+CLICK = ("click", 4)  # the concurrency group of everything that runs the model for a click
 OWN = (None, "default")  # a group of its own, the queue's default limit
 # api name: (triggers, inputs, outputs, (concurrency id, limit), queued)
 EVENTS = {
@@ -36,7 +36,7 @@ EVENTS = {
         ["Video:1 · Video.change"],
         ["Video:1 · Video", "State"],
         [*CANVAS, "Markdown:Video info", "Video:4 · Result", RESULTS[2], "Radio:Speed", "Video:1 · Video"],
-        MODEL,
+        ("upload", 2),
         True,
     ),
     "show_frame": (["Slider:Frame.input"], ["State", "Slider:Frame"], [*CANVAS[:3], CANVAS[-1]], (None, 8), True),
@@ -45,26 +45,26 @@ EVENTS = {
         ["Image:Frame.select"],
         ["State", "Slider:Frame", "Radio:2 · Objects", "Radio:A click adds"],
         CANVAS,
-        MODEL,
+        CLICK,
         True,
     ),
     "add_point": (
         ["Button:Add point.click"],
         ["State", "Slider:Frame", "Radio:2 · Objects", "Radio:A click adds", "Number:x", "Number:y"],
         CANVAS,
-        MODEL,
+        CLICK,
         True,
     ),
     "add_box": (
         ["Button:Add box.click"],
         ["State", "Slider:Frame", "Radio:2 · Objects", "Number:x0", "Number:y0", "Number:x1", "Number:y1"],
         CANVAS,
-        MODEL,
+        CLICK,
         True,
     ),
-    "undo": (["Button:Undo.click"], ["State"], CANVAS, MODEL, True),
-    "clear_frame": (["Button:Clear frame.click"], ["State", "Slider:Frame"], CANVAS, MODEL, True),
-    "start_over": (["Button:Start over.click"], ["State"], CANVAS, MODEL, True),
+    "undo": (["Button:Undo.click"], ["State"], CANVAS, CLICK, True),
+    "clear_frame": (["Button:Clear frame.click"], ["State", "Slider:Frame"], CANVAS, CLICK, True),
+    "start_over": (["Button:Start over.click"], ["State"], CANVAS, CLICK, True),
     "add_object": (["Button:+ Add object.click"], ["State"], [*CANVAS, "Radio:A click adds"], OWN, True),
     "select_object": (
         ["Radio:2 · Objects.input"],
@@ -80,8 +80,8 @@ EVENTS = {
         OWN,
         True,
     ),
-    "remove_object": (["Button:Remove object.click"], ["State", "Radio:2 · Objects"], CANVAS, MODEL, True),
-    "find_objects": (["Button:Find objects.click"], ["State", "Slider:Frame"], CANVAS, MODEL, True),
+    "remove_object": (["Button:Remove object.click"], ["State", "Radio:2 · Objects"], CANVAS, CLICK, True),
+    "find_objects": (["Button:Find objects.click"], ["State", "Slider:Frame"], CANVAS, CLICK, True),
     "set_background": (["Radio:Background.input"], ["State", "Radio:Background"], CANVAS, OWN, True),
     "set_object_effect": (
         ["Radio:Selected object.input"],
@@ -90,12 +90,12 @@ EVENTS = {
         OWN,
         True,
     ),
-    "set_speed": (["Radio:Speed.input"], ["State", "Radio:Speed"], CANVAS, MODEL, True),
+    "set_speed": (["Radio:Speed.input"], ["State", "Radio:Speed"], CANVAS, CLICK, True),
     "set_model": (
         ["Dropdown:Checkpoint.input"],
         ["State", "Dropdown:Checkpoint"],
         [*CANVAS, "Radio:Speed", "Dropdown:Checkpoint"],
-        MODEL,
+        ("model", 1),
         True,
     ),
     "track": (
