@@ -14,10 +14,11 @@ a worker that has not seen a session rebuilds its state from the prompts.
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,6 +66,11 @@ class ComputeTurns:
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
+
+    def waiting(self, interactive: bool) -> int:
+        """How many interactive (or tracking) computations wait for their turn now."""
+        with self._cond:
+            return len(self._waiting[interactive])
 
     def _next(self) -> object | None:
         return next((line[0] for line in (self._waiting[True], self._waiting[False]) if line), None)
@@ -131,7 +137,10 @@ class Engine:
     def drop(self, sid: str) -> None:
         """Forget a session's state (freed once a tracking run still using it ends; spilled memories go with it)."""
         with self._lock:
-            self._live.pop(sid, None)
+            live = self._live.pop(sid, None)
+        if live is not None:
+            del live  # the state goes now, unless a tracking run still holds it
+            trim_heap()
 
     def _session(self, sid: str, setup: Setup, stride: int) -> _Live:
         with self._lock:
@@ -166,6 +175,14 @@ class Engine:
                 touched[frame] = binarize(ids, logits)
                 applied[frame, obj] = prompt
         return touched
+
+
+def trim_heap() -> None:
+    """Hand the heap memory freed so far back to the OS. glibc keeps freed memory in each thread's arena, and the
+    app's worker threads each get one, so without this the resident memory stays at its high-water mark after
+    the sessions that needed it have ended. A no-op where the C library has no `malloc_trim`."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 ENGINE: Engine | None = None  # set by the app; module level so ZeroGPU's forked workers inherit it

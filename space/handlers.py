@@ -99,8 +99,9 @@ class Handlers:
             now, typical = time.monotonic(), statistics.median(self.lifetimes)
             wait = max(60.0, min(typical - (now - s.opened) for s in here))
             when = f"in about {wait / 60:.0f} minute{'s' * (round(wait / 60) != 1)}"
+        people = f"{len(here)} people are" if len(here) != 1 else "1 person is"
         raise UserError(
-            f"The Space is full: {len(here)} people are working on a video here, the most it holds at once. "
+            f"The Space is full: {people} working on a video here, the most it holds at once. "
             f"A place frees when one of them leaves; please try again {when}."
         )
 

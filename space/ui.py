@@ -174,7 +174,8 @@ def wire(demo: gr.Blocks, ui: Layout, h: Handlers, config: AppConfig) -> None:
         **endpoint("track"),
         concurrency_id="track",
         concurrency_limit=config.track_concurrency,
-        show_progress="hidden",
+        show_progress="minimal",  # a run waiting for its turn shows its place in line on the status line
+        show_progress_on=[ui.status],
     )
     ui.cancel.click(h.cancel, [ui.state], [ui.status], **endpoint("cancel"), queue=False)
     ui.export.click(

@@ -377,3 +377,27 @@ def test_work_survives_a_preset_switch_a_bad_upload_and_a_bad_model(page, tmp_pa
     expect(tab.locator("#frame")).to_contain_text("Frame 5 of 11")
     shot(tab, f"14_unknown_model_keeps_the_work{SHOT_SUFFIX[screen]}")
     tab.close()
+
+
+def test_a_run_beyond_the_admitted_ones_shows_its_place_in_line(browser, monkeypatch, tmp_path):
+    """With one tracking run admitted at a time, a second tab's Track waits in line and its status line shows the
+    place (Gradio's "queue: place/size"); then it runs, and both end with their downloads."""
+    monkeypatch.setattr(engine, "ENGINE", engine.ENGINE)  # the second app replaces it: given back after
+    model_dir = save_tiny_model(tmp_path / "model")
+    clip = write_mp4(synthetic_clip(60, HEIGHT, WIDTH), tmp_path / "clip.mp4")
+    with running_app(AppConfig(model=str(model_dir), examples=False, track_concurrency=1)) as url:
+        tabs = [open_page(browser, url) for _ in range(2)]
+        for tab in tabs:
+            upload(tab, clip)
+            expect(status(tab)).to_have_value(re.compile(r"^Loaded clip\.mp4 · 60 frames"))
+            tab.locator("#speed label", has_text="Best").click()  # the slowest preset: the first run lasts
+            click_frame(tab, *RED_DISC_AT_0)
+            expect(status(tab)).to_have_value(re.compile(r"^#1 Object 1: 1 click on frame 0"))
+        tabs[0].locator("#track").click()
+        expect(status(tabs[0])).to_have_value(re.compile(r"^Tracking: frame"))
+        tabs[1].locator("#track").click()
+        expect(tabs[1].locator("#status")).to_contain_text(re.compile(r"queue: 1/\d+"))
+        shot(tabs[1], "15_waiting_in_line")
+        for tab in tabs:
+            expect(status(tab)).to_have_value(re.compile(r"Downloads ready\.$"), timeout=180_000)
+            tab.close()
