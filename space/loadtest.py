@@ -5,8 +5,8 @@ SAM 2.1 tiny at 256 px, lets one warm-up visitor through, then measures the serv
 disk its cache folder holds. Then `--users` visitors arrive at the same moment, each in a thread with a client of
 its own: upload the same clip, pick the preset, click an object, name it after themselves, track both ways (the
 downloads are written at the end of the run) and read the export's object names; one more visitor only clicks
-and changes frames while the others track. When everyone has left (their clients closed), memory and disk are
-measured again.
+and changes frames while the others track; `--leavers` more close their tab (their client) after the first tracked
+frame. When everyone has left (their clients closed), memory and disk are measured again.
 
 Reported: how many were served, served after waiting in line (a place > 1 seen), refused (with the message they
 saw), cut (a response that did not arrive whole) or failed; per-visitor time; click and frame-change latency
@@ -123,8 +123,9 @@ def export_names(files) -> list[str]:
         return [o["name"] for o in json.loads(zf.read("masks/objects.json")).values()]
 
 
-def visit(url: str, clip: Path, user: int, preset: str, tracking: Tracking | None = None) -> Visit:
-    """One visitor's whole flow (see the module docstring); never raises."""
+def visit(url: str, clip: Path, user: int, preset: str, tracking: Tracking | None = None, leave: bool = False) -> Visit:
+    """One visitor's whole flow (see the module docstring); never raises. `leave`: close the tab (the client) once
+    the first tracked frame arrives instead of waiting for the run ("left" when it did)."""
     from gradio_client import Client, handle_file
 
     result, began, place = Visit(user), time.perf_counter(), [0]
@@ -138,6 +139,14 @@ def visit(url: str, clip: Path, user: int, preset: str, tracking: Tracking | Non
         call(client, "/set_speed", preset, place=place)
         call(client, "/add_point", 0, 1, "positive", *CLICK, place=place)
         call(client, "/rename_object", 1, f"visitor {user}", place=place)
+        if leave:
+            job = client.submit(0, "both", api_name="/track")
+            deadline = time.monotonic() + 600
+            while not job.outputs() and not job.done() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            result.outcome = "left" if job.outputs() else "error"
+            result.message = "" if job.outputs() else "no tracked frame came before the visitor left"
+            return result
         with tracking.run() if tracking is not None else nullcontext():
             final = call(client, "/track", 0, "both", place=place)
         if not final[STATUS].startswith("Tracked") or not final[STATUS].endswith("Downloads ready."):
@@ -277,9 +286,10 @@ def save_model(folder: Path) -> Path:
     return folder
 
 
-def run(users: int, preset: str = DEFAULT_SPEED["cpu"], model: Path | None = None, settle_seconds: float = 60.0,
-        work: Path | None = None) -> dict:  # fmt: skip
-    """The whole load test (module docstring); -> the report (a JSON-able dict)."""
+def run(users: int, leavers: int = 0, preset: str = DEFAULT_SPEED["cpu"], model: Path | None = None,
+        settle_seconds: float = 60.0, work: Path | None = None) -> dict:  # fmt: skip
+    """The whole load test (module docstring) with `users` visitors and `leavers` more who close their tab after
+    the first tracked frame; -> the report (a JSON-able dict)."""
     from sam2_hf.media.synthetic import synthetic_clip
 
     from .video import write_mp4
@@ -301,12 +311,12 @@ def run(users: int, preset: str = DEFAULT_SPEED["cpu"], model: Path | None = Non
         )
         clicking.start()
         started.wait(120)
-        visits: list[Visit] = [Visit(i) for i in range(1, users + 1)]
+        visits: list[Visit] = [Visit(i) for i in range(1, users + leavers + 1)]
 
         def go(i: int) -> None:
-            visits[i - 1] = visit(server.url, clip, i, preset, tracking)
+            visits[i - 1] = visit(server.url, clip, i, preset, tracking, leave=i > users)
 
-        threads = [threading.Thread(target=go, args=(i,)) for i in range(1, users + 1)]
+        threads = [threading.Thread(target=go, args=(i,)) for i in range(1, users + leavers + 1)]
         began = time.perf_counter()
         for t in threads:
             t.start()
@@ -316,16 +326,18 @@ def run(users: int, preset: str = DEFAULT_SPEED["cpu"], model: Path | None = Non
         over.set()
         clicking.join()
         after = settle(server, settle_seconds)
-        return report(users, preset, warm_up, visits, clicker, before, after, wall, server.exceptions())
+        return report(users, leavers, preset, warm_up, visits, clicker, before, after, wall, server.exceptions())
     finally:
         server.stop()
 
 
-def report(users, preset, warm_up, visits, clicker, before, after, wall, exceptions) -> dict:
+def report(users, leavers, preset, warm_up, visits, clicker, before, after, wall, exceptions) -> dict:
     served = [v for v in visits if v.outcome == "served"]
     latencies: Latencies = clicker.get("latencies", Latencies())
     return {
         "users": users,
+        "leavers": leavers,
+        "left_mid_track": sum(v.outcome == "left" for v in visits),
         "preset": preset,
         "clip": {"frames": CLIP[0], "height": CLIP[1], "width": CLIP[2]},
         "warm_up": asdict(warm_up),
@@ -354,6 +366,7 @@ QUANTILES = {"p50": 0.5, "p95": 0.95, "max": 1.0}
 
 def markdown(result: dict, command: str) -> str:
     """The report as a markdown page (bench/results)."""
+    from bench.provenance import provenance_lines
 
     def s(x) -> str:
         return "–" if x is None else f"{x:.2f}"
@@ -363,9 +376,11 @@ def markdown(result: dict, command: str) -> str:
         f"# The Space under load: {result['users']} visitors at once",
         "",
         f"Command: `{command}`  ",
+        *provenance_lines(result.get("provenance")),
         f"Setup: random-weight SAM 2.1 tiny at 256 px, preset {result['preset']}, a {result['clip']['frames']}-frame "
         f"{result['clip']['width']}×{result['clip']['height']} clip; each visitor uploads, picks the preset, clicks, "
-        "names the object, tracks both ways and reads the export; one more visitor only clicks and changes frames.",
+        "names the object, tracks both ways and reads the export; one more visitor only clicks and changes frames; "
+        f"{result['leavers']} more close their tab after the first tracked frame.",
         "",
         "| served | of them after waiting in line | refused | cut | errors | exports with only the visitor's object |",
         "|---|---|---|---|---|---|",
@@ -386,7 +401,8 @@ def markdown(result: dict, command: str) -> str:
             )
         ),
         "",
-        f"All {result['users']} visitors done in {result['wall_seconds']:.0f} s.  ",
+        f"All {result['users']} visitors done in {result['wall_seconds']:.0f} s; {result['left_mid_track']} of "
+        f"{result['leavers']} more closed their tab mid-track, as planned.  ",
         f"Server memory (RSS): {s(b['rss_mb'])} MiB before, {s(a['rss_mb'])} MiB after "
         f"({s(a['rss_mb'] / b['rss_mb'] if a['rss_mb'] and b['rss_mb'] else None)}x); Gradio cache folder "
         f"{s(b['disk_mb'])} MiB before, {s(a['disk_mb'])} MiB after; session folders left: {a['session_folders']}.  ",
@@ -399,15 +415,20 @@ def markdown(result: dict, command: str) -> str:
 
 
 def main(argv=None) -> None:
+    import torch
+    from bench.provenance import RunProvenance
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--users", type=int, default=50)
+    p.add_argument("--leavers", type=int, default=5, help="more visitors who close the tab mid-track (default: 5)")
     p.add_argument("--preset", default=DEFAULT_SPEED["cpu"], help="speed preset (default: %(default)s)")
     p.add_argument("--model", type=Path, help="a saved model folder (default: random-weight tiny at 256 px)")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="folder for space_load.json / .md")
     args = p.parse_args(argv)
-    command = "python -m space.loadtest " + " ".join(argv if argv is not None else sys.argv[1:])
-    result = run(args.users, args.preset, args.model)
-    result["command"] = command
+    command = " ".join(["python -m space.loadtest", *(argv if argv is not None else sys.argv[1:])])
+    provenance = RunProvenance(torch.get_num_threads())  # commit, machine load, GEMM rate (bench/provenance.py)
+    result = run(args.users, args.leavers, args.preset, args.model)
+    result["command"], result["provenance"] = command, provenance.finish()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "space_load.json").write_text(json.dumps(result, indent=1))
     page = markdown(result, command)

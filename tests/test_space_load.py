@@ -152,10 +152,11 @@ def test_past_max_sessions_an_upload_is_told_how_many_are_here_and_when_to_retur
 
 
 def test_eight_visitors_at_once_are_all_served_whole_and_kept_apart(tmp_path):
-    """`space.loadtest` with 8 visitors (and the click-only one) against app.py: nobody refused, cut or failed;
-    each export holds only its visitor's object; every session folder is gone once they leave; no exception in the
-    server's log."""
-    result = loadtest.run(8, settle_seconds=60, work=tmp_path)
+    """`space.loadtest` with 8 visitors, the click-only one and 2 who close their tab mid-track, against app.py:
+    nobody refused, cut or failed; each export holds only its visitor's object; every session folder is gone once
+    they leave (the leavers' too); no exception in the server's log."""
+    result = loadtest.run(8, leavers=2, settle_seconds=60, work=tmp_path)
+    assert result["left_mid_track"] == 2
     assert result["warm_up"]["outcome"] == "served", result["warm_up"]
     assert (result["refused"], result["cut"], result["errors"]) == ([], [], [])
     assert result["served"] == 8 and result["isolated"] == 8
