@@ -22,6 +22,8 @@ from .models.outputs import Sam2FrameFeatures, Sam2FramePrediction, Sam2ImageSeg
 from .predictors.automatic_mask_generator import Sam2AutomaticMaskGenerator
 from .predictors.image_predictor import Sam2ImagePredictor
 from .predictors.inference_session import Sam2VideoInferenceSession, Sam2VideoSegmentationOutput
+from .predictors.ultralytics_api import SAM, SAM2
+from .predictors.ultralytics_results import Results
 from .predictors.video_predictor import Sam2VideoPredictor
 from .predictors.video_processor import Sam2VideoProcessor, Sam2VideoVideoProcessor
 from .processing.image_processing import Sam2ImageProcessor
@@ -40,8 +42,11 @@ SAM2ImagePredictor = Sam2ImagePredictor
 SAM2VideoPredictor = Sam2VideoPredictor
 
 __all__ = [
+    "SAM",
+    "SAM2",
     "Masklets",
     "Prompt",
+    "Results",
     "SAM2AutomaticMaskGenerator",
     "SAM2ImagePredictor",
     "SAM2VideoPredictor",

@@ -290,6 +290,14 @@ def name_hint(path) -> tuple[PtFormat, str, str] | None:
     return None
 
 
+def release_repo(path) -> str | None:
+    """The official Hub repo holding the weights a release file name stands for ("sam2_b.pt" ->
+    "facebook/sam2-hiera-base-plus", "sam2.1_hiera_tiny.pt" -> "facebook/sam2.1-hiera-tiny"); None for other
+    names. The one table is `PT_FORMATS`' file names with the canonical sizes."""
+    hint = name_hint(path)
+    return None if hint is None else f"facebook/sam{hint[2]}-hiera-{hint[1]}"
+
+
 def _describe_hint(hint) -> str:
     fmt, size, version = hint
     return f"named like the {fmt.name} release file of SAM {version} {size}"

@@ -163,6 +163,34 @@ def preprocess_images(
     return out["pixel_values"], [tuple(int(v) for v in hw) for hw in out["original_sizes"]]
 
 
+LETTERBOX_FILL = 114  # the grey Ultralytics pads a letterboxed image with
+
+
+def letterbox_gain(height: int, width: int, size: int) -> float:
+    """The scale that fits an (height, width) image into a size x size square keeping its aspect ratio."""
+    return min(size / height, size / width)
+
+
+def letterbox_pixels(bgr: np.ndarray, size: int) -> torch.Tensor:
+    """An (H, W, 3) uint8 BGR image -> (1, 3, size, size) float32 pixel_values as Ultralytics' SAM predictors
+    make them: resized keeping the aspect ratio (OpenCV, bilinear; each side rounded, at least 1 pixel), placed at
+    the top left, padded right and bottom with `LETTERBOX_FILL`, turned RGB and normalized on the 0..255 scale
+    ((x - 255 * mean) / (255 * std), ImageNet statistics). Meta's preprocessing stretches to the square instead."""
+    import cv2
+
+    height, width = bgr.shape[:2]
+    gain = letterbox_gain(height, width, size)
+    new_w, new_h = max(round(width * gain), 1), max(round(height * gain), 1)
+    if (new_w, new_h) != (width, height):
+        bgr = cv2.resize(bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    padded = np.full((size, size, 3), LETTERBOX_FILL, np.uint8)
+    padded[:new_h, :new_w] = bgr
+    rgb = torch.from_numpy(np.ascontiguousarray(padded[..., ::-1].transpose(2, 0, 1)))[None]
+    mean = torch.tensor([255 * m for m in IMAGENET_MEAN]).reshape(-1, 1, 1)
+    std = torch.tensor([255 * s for s in IMAGENET_STD]).reshape(-1, 1, 1)
+    return (rgb - mean) / std
+
+
 def _channel_axis(image):
     """A gray (H, W) array -> (H, W, 1), a gray (H, W) tensor -> (1, H, W); anything else as it is."""
     if isinstance(image, np.ndarray) and image.ndim == 2:

@@ -1,0 +1,382 @@
+"""`SAM2` (alias `SAM`): Ultralytics' SAM 2 model API on sam2_hf, for images.
+
+    from sam2_hf import SAM2                        # in place of `from ultralytics import SAM2` (or SAM)
+    model = SAM2("sam2_b.pt")                       # a release name (fetched from the Hub), a file, folder or Hub id
+    results = model("image.jpg", bboxes=[100, 100, 200, 200])
+    results = model("image.jpg", points=[150, 150], labels=[1])
+    results = model("image.jpg")                    # no prompt: segment everything
+    results[0].masks.data, results[0].boxes.xyxy, results[0].plot(), results[0].save_txt("labels.txt")
+
+Prompts, preprocessing and post-processing follow Ultralytics' `SAM2Predictor` (ultralytics 8.4), so the masks
+are Ultralytics' on the same weights (tests/test_ultralytics_api.py):
+- the image is letterboxed to `imgsz` (aspect kept, padded right / bottom; `letterbox_pixels`), where Meta's
+  predictors stretch it; points and boxes are scaled by the same gain;
+- points (2,) or (N, 2) are N one-point objects, (N, K, 2) N objects of K points; labels default to positive;
+  boxes (4,) or (N, 4) are N objects; boxes with points need as many of each (each box joins its points);
+- one mask per object (no multimask), kept when its predicted IoU is above `conf`; its low-resolution logits are
+  cut to the letterboxed content and resized to the image (bilinear), foreground above 0;
+- boxes are the masks' extents, the confidence the predicted IoU, the class the object's index.
+No prompt segments everything with `Sam2AutomaticMaskGenerator` at Ultralytics' settings (`EVERYTHING`): the same
+filters, on Meta's stretched input (Ultralytics tiles its letterboxed one), so those masks may differ.
+Not here yet: mask prompts, video sources (use `Sam2Tracker` or `Sam2VideoPredictor`), URLs.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision.ops import masks_to_boxes
+
+from ..backends.torch import TorchBackend
+from ..models.checkpoint import name_hint, release_repo
+from ..models.modeling import Sam2Model
+from ..processing.image_processing import letterbox_gain, letterbox_pixels
+from .automatic_mask_generator import Sam2AutomaticMaskGenerator
+from .ultralytics_results import Boxes, Masks, Results
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL_FILE = "sam2.1_b.pt"
+DEFAULT_CONF = 0.25  # Ultralytics' predictor default: masks with a predicted IoU at or below it are dropped
+DEFAULT_IMGSZ = 1024  # Ultralytics' SAM input size
+MASK_THRESHOLD = 0.0
+# Ultralytics' segment-everything settings (`Predictor.generate`'s defaults, `iou` 0.7), in our generator's names
+EVERYTHING = dict(
+    points_per_side=32,
+    points_per_batch=64,
+    pred_iou_thresh=0.88,
+    stability_score_thresh=0.95,
+    stability_score_offset=0.95,
+    box_nms_thresh=0.7,
+)
+IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".avi", ".m4v", ".mkv", ".mov", ".mp4", ".mpeg", ".mpg", ".webm", ".wmv")
+RUNS = Path("runs") / "segment"  # where `save=True` writes, as Ultralytics: runs/segment/predict, predict2, ...
+
+
+# ------------------------------------------------------------------------------------------- the model file
+def snapshot_download(repo_id: str) -> str:
+    """The local folder of the Hub repo `repo_id` (huggingface_hub's cache; downloaded when missing)."""
+    import huggingface_hub
+
+    return huggingface_hub.snapshot_download(repo_id)
+
+
+def load_model(model: str | os.PathLike) -> Sam2Model:
+    """`model` as Ultralytics names it: a release file name ("sam2_b.pt", "sam2.1_t.pt", Meta's
+    "sam2.1_hiera_tiny.pt") found here or else fetched from its official Hub repo (`release_repo`), a `.pt` file,
+    a folder saved with `save_pretrained`, or a Hub id. Raises FileNotFoundError naming what to download and where
+    to put it when a release is neither here nor reachable."""
+    path = os.fspath(model)
+    repo = release_repo(path)
+    if os.path.exists(path) or repo is None:
+        return Sam2Model.from_pretrained(path)
+    try:
+        folder = snapshot_download(repo)
+    except Exception as e:  # offline, no such repo, a proxy error: one message with the way out
+        fmt, size, version = name_hint(path)
+        raise FileNotFoundError(
+            f"{path!r} is {fmt.name}'s release file of SAM {version} {size}. It is not at {os.path.abspath(path)}, "
+            f"and its weights could not be fetched from the Hugging Face Hub repo {repo} ({type(e).__name__}: {e}). "
+            f"Download them while online (`huggingface-cli download {repo}`, then they are cached), or put the "
+            f"release file at that path."
+        ) from e
+    return Sam2Model.from_pretrained(folder)
+
+
+# ------------------------------------------------------------------------------------------- sources
+def read_sources(source) -> Iterator[tuple[str, np.ndarray]]:
+    """(path, (H, W, 3) uint8 BGR image) per image of `source`: an image file, a folder (its images, sorted), a
+    glob pattern, a numpy array (BGR, as OpenCV reads images and Ultralytics expects them; (H, W) gray), a PIL
+    image, or a list of these. Raises FileNotFoundError / ValueError naming what cannot be read."""
+    import cv2
+
+    if source is None:
+        raise ValueError("Give a source: an image path, a folder, a glob pattern, an array or a PIL image.")
+    items = list(source) if isinstance(source, (list, tuple)) else [source]
+    for i, item in enumerate(items):
+        if isinstance(item, np.ndarray):
+            yield f"image{i}.jpg", as_bgr(item, f"source[{i}]" if len(items) > 1 else "source")
+        elif hasattr(item, "convert") and hasattr(item, "size"):  # a PIL image
+            yield (
+                getattr(item, "filename", "") or f"image{i}.jpg",
+                np.ascontiguousarray(np.asarray(item.convert("RGB"))[..., ::-1]),
+            )
+        elif isinstance(item, (str, os.PathLike)):
+            for path in image_files(os.fspath(item)):
+                image = cv2.imread(path, cv2.IMREAD_COLOR)
+                if image is None:
+                    raise ValueError(f"{path!r} is not an image OpenCV can read.")
+                yield path, image
+        else:
+            raise TypeError(
+                f"Unsupported source {type(item).__name__}: give a path, a folder, an array or a PIL image."
+            )
+
+
+def image_files(spec: str) -> list[str]:
+    """The image files a path names: the file, a folder's images (sorted) or a glob pattern's matches."""
+    if spec.startswith(("http://", "https://")):
+        raise ValueError(f"URLs are not read here yet: download {spec!r} and pass the file.")
+    if os.path.isdir(spec):
+        files = sorted(str(p) for p in Path(spec).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise FileNotFoundError(f"No images ({', '.join(IMAGE_SUFFIXES)}) in the folder {spec!r}.")
+        return files
+    if any(c in spec for c in "*?["):
+        files = sorted(glob.glob(spec, recursive=True))
+        if not files:
+            raise FileNotFoundError(f"No file matches {spec!r}.")
+        return files
+    if Path(spec).suffix.lower() in VIDEO_SUFFIXES:
+        raise NotImplementedError(
+            f"{spec!r} is a video: SAM2(...) reads images here; track a video with sam2_hf.Sam2Tracker "
+            "or sam2_hf.Sam2VideoPredictor."
+        )
+    if not os.path.isfile(spec):
+        raise FileNotFoundError(f"No such file or folder: {spec!r}.")
+    return [spec]
+
+
+def as_bgr(image: np.ndarray, what: str) -> np.ndarray:
+    """An (H, W, 3) BGR or (H, W) gray uint8 array -> (H, W, 3) uint8 BGR."""
+    if image.dtype != np.uint8:
+        raise TypeError(f"{what} must be uint8 (0..255, BGR as OpenCV reads images); got {image.dtype}.")
+    if image.ndim == 2:
+        return np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{what} must be (H, W, 3) BGR or (H, W) gray; got shape {image.shape}.")
+    return image
+
+
+# ------------------------------------------------------------------------------------------- prompts and masks
+def prepare_prompts(bboxes, points, labels, gain: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ultralytics' prompts -> points (N, K, 2) float32 in letterboxed model pixels (box corners first, labels 2
+    and 3, as SAM 2 takes boxes) and labels (N, K) int32, one row per object (module docstring). Raises ValueError
+    naming the problem."""
+    pts = lab = None
+    if points is not None:
+        pts = torch.as_tensor(np.asarray(points, dtype=np.float32))
+        pts = pts[None] if pts.ndim == 1 else pts
+        if pts.ndim not in (2, 3) or pts.shape[-1] != 2 or pts.numel() == 0:
+            raise ValueError(f"points must be (2,), (N, 2) or (N, K, 2) x, y pixels; got shape {tuple(pts.shape)}.")
+        lab = torch.ones(pts.shape[:-1]) if labels is None else torch.as_tensor(np.asarray(labels, dtype=np.int32))
+        lab = lab.to(torch.int32)
+        if tuple(lab.shape) != tuple(pts.shape[:-1]):
+            raise ValueError(
+                f"labels must give one label per point, shape {tuple(pts.shape[:-1])}; got {tuple(lab.shape)}."
+            )
+        pts = pts * gain
+        if pts.ndim == 2:  # N points: N one-point objects
+            pts, lab = pts[:, None], lab[:, None]
+    elif labels is not None:
+        raise ValueError("labels were given without points.")
+    if bboxes is None:
+        if pts is None:
+            raise ValueError("No prompt: give bboxes and / or points (or none of them to segment everything).")
+        return pts, lab
+    boxes = torch.as_tensor(np.asarray(bboxes, dtype=np.float32))
+    boxes = boxes[None] if boxes.ndim == 1 else boxes
+    if boxes.ndim != 2 or boxes.shape[-1] != 4 or len(boxes) == 0:
+        raise ValueError(f"bboxes must be (4,) or (N, 4) x1, y1, x2, y2 pixels; got shape {tuple(boxes.shape)}.")
+    corners = (boxes * gain).view(-1, 2, 2)
+    corner_labels = torch.tensor([[2, 3]], dtype=torch.int32).expand(len(corners), -1)
+    if pts is None:
+        return corners, corner_labels
+    if len(pts) != len(corners):
+        raise ValueError(f"{len(corners)} boxes and {len(pts)} point sets: give one point set per box (or none).")
+    return torch.cat([corners, pts], dim=1), torch.cat([corner_labels, lab], dim=1)
+
+
+def unletterbox_logits(logits: torch.Tensor, orig_hw: tuple[int, int], image_size: int) -> torch.Tensor:
+    """(N, m, m) low-resolution mask logits of a letterboxed image -> (N, H, W) float32 logits of the image: the
+    part holding the image (its top left, `letterbox_gain`) resized to H x W, bilinear. Where that part ends
+    inside a low-resolution pixel, its exact span is sampled (output pixel centres mapped linearly onto it, edge
+    values repeated), as Ultralytics' `scale_masks` does."""
+    (h0, w0), m = orig_hw, logits.shape[-1]
+    gain = letterbox_gain(h0, w0, image_size)
+    span_h, span_w = (max(round(o * gain), 1) * m / image_size for o in (h0, w0))
+    rows, cols = max(round(span_h), 1), max(round(span_w), 1)
+    x = logits[:, None].float()
+    if abs(span_h - rows) + abs(span_w - cols) <= 1e-3:
+        return F.interpolate(x[..., :rows, :cols], (h0, w0), mode="bilinear", align_corners=False)[:, 0]
+    sh, sw = span_h / m, span_w / m
+    theta = x.new_tensor([[[sw, 0, sw - 1], [0, sh, sh - 1]]])
+    grid = F.affine_grid(theta, [1, 1, h0, w0], align_corners=False).expand(len(x), -1, -1, -1)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)[:, 0]
+
+
+@torch.inference_mode()
+def decode_prompts(backend, bgr: np.ndarray, bboxes, points, labels) -> tuple[torch.Tensor, torch.Tensor]:
+    """One image (H, W, 3) uint8 BGR and Ultralytics' prompts -> low-resolution mask logits (N, S/4, S/4) of the
+    letterboxed image (one per object, no multimask) and their predicted IoUs (N,) float32 on the CPU."""
+    size = backend.config.image_size
+    coords, point_labels = prepare_prompts(bboxes, points, labels, letterbox_gain(*bgr.shape[:2], size))
+    features = backend.image_encoder.encode_frame(letterbox_pixels(bgr, size).to(backend.device, backend.dtype))
+    n = len(coords)
+    embeddings = backend.image_encoder.image_only_embedding(features.image_embeddings).expand(n, -1, -1, -1)
+    high_res = [f.expand(n, -1, -1, -1) for f in features.high_res_features]
+    out = backend.mask_decoder.decode(
+        embeddings, high_res, coords.to(backend.device, backend.dtype), point_labels.to(backend.device),
+        multimask_output=False, empty_prompt_as_point=False,
+    )  # fmt: skip
+    return out.masks[:, 0], out.iou_scores[:, 0].float().cpu()
+
+
+def next_run_folder(root: Path = RUNS, name: str = "predict") -> Path:
+    """root/name, or root/name2, name3, ... : the first that does not exist (created)."""
+    folder, n = root / name, 2
+    while folder.exists():
+        folder, n = root / f"{name}{n}", n + 1
+    folder.mkdir(parents=True)
+    return folder
+
+
+# ------------------------------------------------------------------------------------------- the model
+class SAM2:
+    """Ultralytics' `SAM2("sam2_b.pt")` / `SAM("sam2.1_b.pt")` on sam2_hf (module docstring).
+
+    model: a release file name, a `.pt` file, a saved folder or a Hub id (`load_model`). `self.model` is the
+    `Sam2Model`.
+    """
+
+    task = "segment"
+
+    def __init__(self, model: str | os.PathLike = DEFAULT_MODEL_FILE):
+        self.ckpt_path = os.fspath(model)
+        self.model = load_model(model).eval()
+        self._backends: dict[int, TorchBackend] = {}  # input size -> the model at that size
+
+    def __call__(self, source=None, stream: bool = False, bboxes=None, points=None, labels=None, masks=None,
+                 conf: float = DEFAULT_CONF, imgsz: int | list[int] = DEFAULT_IMGSZ, device=None, half: bool = False,
+                 save: bool = False, project: str | os.PathLike = RUNS, name: str = "predict", verbose: bool = True,
+                 **kwargs):  # fmt: skip
+        """Masks for every image of `source` (`read_sources`) -> a list of `Results` (a generator with `stream`).
+
+        bboxes (4,) / (N, 4) x1, y1, x2, y2 and points (2,) / (N, 2) / (N, K, 2) x, y in the image's pixels, labels
+        1 positive / 0 negative (default all 1): N objects (module docstring); none of them: segment everything.
+        conf: keep masks whose predicted IoU is above it. imgsz: the square input size (int or [s, s], a multiple
+        of 32). device: "cpu", "cuda", "cuda:1", "0", a torch.device (default: where the model is). half: fp16
+        (CUDA only). save: write each `plot()` to `project`/`name` (a new numbered folder per call, as Ultralytics).
+        Raises ValueError / TypeError / FileNotFoundError naming a bad source, prompt or setting.
+        """
+        if masks is not None:
+            raise NotImplementedError("Mask prompts are not supported by SAM2(...) yet; use Sam2ImagePredictor.")
+        unknown = set(kwargs) - {"retina_masks", "show", "save_txt", "save_conf"}
+        if unknown:
+            raise TypeError(f"Unknown argument(s) {', '.join(sorted(unknown))} for SAM2(...)(source, ...).")
+        backend = self._backend(square_size(imgsz), device, half)
+        folder = next_run_folder(Path(project), name) if save else None
+        run = self._predict(backend, source, bboxes, points, labels, conf, folder, verbose)
+        return run if stream else list(run)
+
+    predict = __call__
+
+    def info(self, detailed: bool = False, verbose: bool = True) -> tuple[int, int, int, None]:
+        """(layers, parameters, gradients, GFLOPs) as Ultralytics' `model.info()` returns them (GFLOPs: None,
+        not computed); printed with `verbose`."""
+        layers = sum(1 for _ in self.model.modules())
+        params = sum(p.numel() for p in self.model.parameters())
+        grads = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        if verbose:
+            print(
+                f"{type(self).__name__} ({self.ckpt_path}) summary: {layers} layers, {params:,} parameters, "
+                f"{grads:,} gradients"
+            )
+        if detailed:
+            for name, p in self.model.named_parameters():
+                print(f"{name:<80} {list(p.shape)}")
+        return layers, params, grads, None
+
+    def _backend(self, size: int, device, half: bool) -> TorchBackend:
+        """The model at input size `size` (built once per size), moved to `device` and fp16 with `half`."""
+        if size not in self._backends:
+            model = self.model if size == self.model.config.image_size else self.model.at_image_size(size)
+            self._backends[size] = TorchBackend(model)
+        backend = self._backends[size]
+        if device is not None:
+            backend.model.to(torch_device(device))
+        if half:
+            if backend.device.type != "cuda":
+                raise ValueError("half=True needs a CUDA device here (fp16 on the CPU is slower than fp32).")
+            backend.model.half()
+        elif backend.dtype != torch.float32:
+            backend.model.float()
+        return backend
+
+    @torch.inference_mode()
+    def _predict(self, backend, source, bboxes, points, labels, conf, folder, verbose) -> Iterator[Results]:
+        for path, bgr in read_sources(source):
+            began = time.perf_counter()
+            if bboxes is None and points is None and labels is None:
+                masks, scores, index = self._everything(backend.model, bgr, conf)
+            else:
+                masks, scores, index = self._prompted(backend, bgr, bboxes, points, labels, conf)
+            inferred = time.perf_counter()
+            result = self._results(path, bgr, masks, scores, index)
+            result.speed = {
+                "inference": 1000 * (inferred - began),
+                "postprocess": 1000 * (time.perf_counter() - inferred),
+            }
+            if folder is not None:
+                result.save(folder / f"{Path(path).stem}.jpg")
+            if verbose:
+                logger.info("%s: %d masks, %.1f ms", path, len(result), result.speed["inference"])
+            yield result
+        if folder is not None and verbose:
+            logger.info("Results saved to %s", folder)
+
+    def _prompted(self, backend, bgr, bboxes, points, labels, conf):
+        """-> the masks (M, H, W) bool at the image size, their predicted IoUs (M,) and object indices (M,): one
+        mask per prompted object, those with a predicted IoU above `conf`."""
+        low_res, scores = decode_prompts(backend, bgr, bboxes, points, labels)
+        keep = scores > conf
+        logits = unletterbox_logits(low_res[keep.to(low_res.device)], bgr.shape[:2], backend.config.image_size)
+        return logits.cpu() > MASK_THRESHOLD, scores[keep], torch.arange(len(scores))[keep]
+
+    def _everything(self, model, bgr, conf):
+        """-> the masks (M, H, W) bool, predicted IoUs (M,) and indices (M,) of `Sam2AutomaticMaskGenerator` at
+        `EVERYTHING` whose predicted IoU is above `conf`."""
+        records = Sam2AutomaticMaskGenerator(model, **EVERYTHING).generate(np.ascontiguousarray(bgr[..., ::-1]))
+        records = [r for r in records if r["predicted_iou"] > conf]
+        h, w = bgr.shape[:2]
+        masks = torch.as_tensor(np.stack([r["segmentation"] for r in records])) if records else torch.zeros(0, h, w)
+        scores = torch.tensor([r["predicted_iou"] for r in records], dtype=torch.float32)
+        return masks.bool(), scores, torch.arange(len(records))
+
+    @staticmethod
+    def _results(path: str, bgr: np.ndarray, masks: torch.Tensor, scores: torch.Tensor, index: torch.Tensor):
+        """`Results` of masks (M, H, W) bool with their predicted IoUs (M,) and object indices (M,): boxes are the
+        masks' extents (inclusive pixel indices, zeros for an empty mask), the class each object's index."""
+        boxes = masks_to_boxes(masks) if len(masks) else torch.zeros(0, 4)
+        rows = torch.cat([boxes, scores[:, None], index[:, None].float()], dim=1)
+        orig_hw = bgr.shape[:2]
+        return Results(bgr, path, Masks(masks, orig_hw), Boxes(rows, orig_hw))
+
+
+SAM = SAM2  # today's ultralytics names the class SAM
+
+
+def square_size(imgsz) -> int:
+    """An int or a [s, s] pair -> s; ValueError for a non-square size or one not a multiple of 32."""
+    sizes = [int(imgsz)] if np.isscalar(imgsz) else [int(s) for s in imgsz]
+    if len(set(sizes)) != 1 or len(sizes) > 2:
+        raise ValueError(f"SAM 2 takes a square input: imgsz is one number or [s, s]; got {imgsz!r}.")
+    if sizes[0] <= 0 or sizes[0] % 32:
+        raise ValueError(f"imgsz must be a positive multiple of 32 (SAM 2's largest stride); got {sizes[0]}.")
+    return sizes[0]
+
+
+def torch_device(device) -> torch.device:
+    """ "cpu", "cuda", "cuda:1", "0" or "1" (Ultralytics' GPU indices), or a torch.device -> torch.device."""
+    if isinstance(device, str) and device.isdigit():
+        return torch.device(f"cuda:{device}")
+    return torch.device(device)

@@ -1,0 +1,260 @@
+"""`Results`, `Masks`, `Boxes`: what `SAM2(...)(source, ...)` returns per image, with the fields and methods
+Ultralytics users reach for (`ultralytics.engine.results`; only the segmentation parts SAM 2 produces).
+
+Units: pixels of the original image unless a name ends in "n" (normalized by its width / height). Tensors are
+torch until `numpy()`; `cpu()` moves them. The class of every mask is its index (SAM has no classes, as in
+Ultralytics), named by its index string.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..media.render import PALETTE, blend_masks
+
+BOX_WIDTH = 2  # pixels, the boxes `plot` draws
+
+
+def mask_polygons(masks: np.ndarray) -> list[np.ndarray]:
+    """(N, H, W) bool -> per mask, a (K, 2) float32 array of x, y pixel vertices of its outer contours (OpenCV,
+    simple chain approximation), the regions' contours one after another for a mask of several regions
+    (Ultralytics joins them at their closest points instead), (0, 2) for an empty mask."""
+    import cv2
+
+    polygons = []
+    for mask in np.ascontiguousarray(masks, dtype=np.uint8):
+        contours = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0]
+        points = np.concatenate([c.reshape(-1, 2) for c in contours]) if contours else np.zeros((0, 2))
+        polygons.append(points.astype(np.float32))
+    return polygons
+
+
+def _to(data, how: str):
+    """A tensor or array moved as `how` says: "cpu" (tensor on the CPU) or "numpy"."""
+    if how == "numpy":
+        return data.cpu().numpy() if isinstance(data, torch.Tensor) else data
+    return data.cpu() if isinstance(data, torch.Tensor) else torch.as_tensor(data)
+
+
+@dataclass
+class Masks:
+    """N binary masks at the original image size.
+
+    data: (N, H, W) bool masks. orig_shape: (H, W) of the image.
+    """
+
+    data: torch.Tensor | np.ndarray
+    orig_shape: tuple[int, int]
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index) -> Masks:
+        return Masks(self.data[index], self.orig_shape)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def xy(self) -> list[np.ndarray]:
+        """Per mask, its polygon (K, 2) float32 in pixels (`mask_polygons`)."""
+        return mask_polygons(_to(self.data, "numpy"))
+
+    @property
+    def xyn(self) -> list[np.ndarray]:
+        """Per mask, its polygon (K, 2) float32 in [0, 1] (x by the width, y by the height)."""
+        h, w = self.orig_shape
+        return [p / np.array([w, h], np.float32) for p in self.xy]
+
+    def cpu(self) -> Masks:
+        return replace(self, data=_to(self.data, "cpu"))
+
+    def numpy(self) -> Masks:
+        return replace(self, data=_to(self.data, "numpy"))
+
+
+@dataclass
+class Boxes:
+    """N boxes with their confidence and class.
+
+    data: (N, 6) float rows x1, y1, x2, y2 (pixels; x2, y2 the last mask pixel, as Ultralytics' boxes of SAM
+    masks), confidence (the mask's predicted IoU), class (the mask's index). orig_shape: (H, W) of the image.
+    """
+
+    data: torch.Tensor | np.ndarray
+    orig_shape: tuple[int, int]
+    is_track: bool = False  # Ultralytics' field: no track ids here
+    id: None = None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index) -> Boxes:
+        return Boxes(self.data[index].reshape(-1, 6), self.orig_shape)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def xyxy(self):
+        return self.data[:, :4]
+
+    @property
+    def conf(self):
+        return self.data[:, 4]
+
+    @property
+    def cls(self):
+        return self.data[:, 5]
+
+    @property
+    def xywh(self):
+        """(N, 4) centre x, centre y, width, height in pixels."""
+        xyxy = self.xyxy
+        out = xyxy.clone() if isinstance(xyxy, torch.Tensor) else xyxy.copy()
+        out[:, 0], out[:, 1] = (xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2
+        out[:, 2], out[:, 3] = xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]
+        return out
+
+    @property
+    def xyxyn(self):
+        h, w = self.orig_shape
+        return self.xyxy / self.xyxy.new_tensor([w, h, w, h]) if isinstance(self.data, torch.Tensor) else (
+            self.xyxy / np.array([w, h, w, h], np.float32)
+        )  # fmt: skip
+
+    @property
+    def xywhn(self):
+        h, w = self.orig_shape
+        return self.xywh / self.xywh.new_tensor([w, h, w, h]) if isinstance(self.data, torch.Tensor) else (
+            self.xywh / np.array([w, h, w, h], np.float32)
+        )  # fmt: skip
+
+    def cpu(self) -> Boxes:
+        return replace(self, data=_to(self.data, "cpu"))
+
+    def numpy(self) -> Boxes:
+        return replace(self, data=_to(self.data, "numpy"))
+
+
+@dataclass
+class Results:
+    """One image's masks, as Ultralytics' `Results`.
+
+    orig_img: (H, W, 3) uint8 BGR, the image as read (Ultralytics' channel order). path: its file, or
+    "image0.jpg"-style for arrays. masks / boxes: None when nothing was found. speed: milliseconds per stage
+    ("preprocess", "inference", "postprocess").
+    """
+
+    orig_img: np.ndarray
+    path: str
+    masks: Masks | None
+    boxes: Boxes | None
+    speed: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def orig_shape(self) -> tuple[int, int]:
+        return tuple(self.orig_img.shape[:2])
+
+    @property
+    def names(self) -> dict[int, str]:
+        return {i: str(i) for i in range(len(self))}
+
+    def __len__(self) -> int:
+        return 0 if self.boxes is None else len(self.boxes)
+
+    def __getitem__(self, index) -> Results:
+        if self.boxes is None:
+            raise IndexError("these results hold no masks")
+        return replace(self, masks=self.masks[index], boxes=self.boxes[index])
+
+    def cpu(self) -> Results:
+        return replace(self, masks=self.masks and self.masks.cpu(), boxes=self.boxes and self.boxes.cpu())
+
+    def numpy(self) -> Results:
+        return replace(self, masks=self.masks and self.masks.numpy(), boxes=self.boxes and self.boxes.numpy())
+
+    def plot(self, boxes: bool = True, masks: bool = True, labels: bool = True, conf: bool = True) -> np.ndarray:
+        """The image (H, W, 3) uint8 BGR with the masks blended in (`media.render.blend_masks`, one colour per
+        mask) and their boxes labelled "<class> <confidence>"."""
+        import cv2
+
+        rgb = np.ascontiguousarray(self.orig_img[..., ::-1])
+        if self.masks is not None and masks:
+            data = _to(self.masks.data, "numpy").astype(bool)
+            rgb = blend_masks(rgb, dict(enumerate(data)), {i: PALETTE[i % len(PALETTE)] for i in range(len(data))})
+        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        if self.boxes is not None and boxes:
+            for row in _to(self.boxes.data, "numpy"):
+                i, color = int(row[5]), PALETTE[int(row[5]) % len(PALETTE)][::-1]
+                x1, y1, x2, y2 = (round(float(v)) for v in row[:4])
+                cv2.rectangle(bgr, (x1, y1), (x2, y2), color, BOX_WIDTH)
+                if labels:
+                    text = f"{i} {row[4]:.2f}" if conf else str(i)
+                    cv2.putText(bgr, text, (x1, max(y1 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
+        return bgr
+
+    def save(self, filename: str | Path | None = None, **plot_args) -> str:
+        """Write `plot()` to `filename` (default "results_<image name>"); -> the file name."""
+        import cv2
+
+        filename = str(filename or f"results_{Path(self.path).name}")
+        if not cv2.imwrite(filename, self.plot(**plot_args)):
+            raise OSError(f"Could not write {filename!r} (is the folder there, the extension an image type?).")
+        return filename
+
+    def save_txt(self, txt_file: str | Path, save_conf: bool = False) -> str:
+        """Append one YOLO-seg line per mask to `txt_file`: "<class> x1 y1 x2 y2 ..." (the polygon, normalized),
+        then the confidence with `save_conf`; masks whose polygon has fewer than 3 points are skipped."""
+        lines = []
+        if self.boxes is not None:
+            rows = _to(self.boxes.data, "numpy")
+            polygons = self.masks.xyn if self.masks is not None else [None] * len(rows)
+            for row, polygon in zip(rows, polygons):
+                if polygon is None or len(polygon) < 3:
+                    continue
+                values = (int(row[5]), *polygon.reshape(-1).tolist(), *((float(row[4]),) if save_conf else ()))
+                lines.append(("%g " * len(values)).rstrip() % values)
+        if lines:
+            Path(txt_file).parent.mkdir(parents=True, exist_ok=True)
+            with open(txt_file, "a", encoding="utf-8") as f:
+                f.writelines(line + "\n" for line in lines)
+        return str(txt_file)
+
+    def summary(self, normalize: bool = False, decimals: int = 5) -> list[dict]:
+        """Per mask: {"name", "class", "confidence", "box": {x1, y1, x2, y2}, "segments": {"x": [...], "y": [...]}},
+        coordinates in pixels or (`normalize`) fractions of the width / height, rounded to `decimals`."""
+        if self.boxes is None:
+            return []
+        h, w = self.orig_shape if normalize else (1, 1)
+        rows = _to(self.boxes.data, "numpy")
+        polygons = self.masks.xy if self.masks is not None else [None] * len(rows)
+        out = []
+        for row, polygon in zip(rows, polygons):
+            x1, y1, x2, y2 = (float(v) for v in row[:4])
+            entry = {
+                "name": str(int(row[5])),
+                "class": int(row[5]),
+                "confidence": round(float(row[4]), decimals),
+                "box": {
+                    k: round(v, decimals) for k, v in (("x1", x1 / w), ("y1", y1 / h), ("x2", x2 / w), ("y2", y2 / h))
+                },
+            }
+            if polygon is not None:
+                entry["segments"] = {
+                    "x": (polygon[:, 0] / w).astype(float).round(decimals).tolist(),
+                    "y": (polygon[:, 1] / h).astype(float).round(decimals).tolist(),
+                }
+            out.append(entry)
+        return out
+
+    def to_json(self, normalize: bool = False, decimals: int = 5) -> str:
+        """`summary(...)` as a JSON string (indented by 2)."""
+        return json.dumps(self.summary(normalize, decimals), indent=2)

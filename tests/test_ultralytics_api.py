@@ -1,0 +1,233 @@
+"""`from sam2_hf import SAM2` (or `SAM`) in place of Ultralytics' import: the seed page's calls give Ultralytics'
+masks on the same weights, and the `Results` hold what Ultralytics' do.
+
+Ultralytics (a test-only dependency) runs its own `SAM(...)` on the seeded random tiny files of
+tests/test_ultralytics.py. Images are not square, so its letterbox (kept aspect, padded right / bottom) matters:
+150 x 230 (the letterboxed content ends inside a low-resolution mask pixel: the mask is sampled over its exact
+span) and 192 x 256 (it ends on a pixel border: cropped). Masks equal but at pixels whose logit is within TOL of
+the threshold; predicted IoUs within TOL; boxes and classes equal.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import huggingface_hub
+import numpy as np
+import pytest
+import torch
+
+from sam2_hf import SAM, SAM2, Results, Sam2VideoConfig, Sam2VideoModel
+from sam2_hf.media.synthetic import synthetic_clip
+from sam2_hf.predictors.ultralytics_api import decode_prompts, unletterbox_logits
+from sam2_hf.predictors.ultralytics_results import Boxes, Masks
+from test_ultralytics import CHECKPOINTS, TOL, S, build_ultralytics_sam2
+
+ultralytics = pytest.importorskip("ultralytics")
+
+SHAPES = {"150x230": (150, 230), "192x256": (192, 256)}  # (H, W): content span not / on a mask-pixel border
+CASES = {  # Ultralytics' keyword arguments, as its docs write them
+    "one point (flat)": dict(points=[60, 80], labels=[1]),
+    "one point, labels by default": dict(points=[[60, 80]]),
+    "two points, one object": dict(points=[[[60, 80], [180, 110]]], labels=[[1, 0]]),
+    "two objects": dict(points=[[60, 80], [180, 60]], labels=[1, 1]),
+    "box (flat)": dict(bboxes=[20, 30, 140, 130]),
+    "two boxes": dict(bboxes=[[20, 30, 140, 130], [150, 20, 220, 100]]),
+    "box + point": dict(bboxes=[[20, 30, 140, 130]], points=[[[60, 80]]], labels=[[0]]),
+}
+
+
+@pytest.fixture(scope="module")
+def release_file(tmp_path_factory):
+    """Ultralytics' SAM 2.1 tiny release layout ({"model": state_dict}), seeded random weights."""
+    path = tmp_path_factory.mktemp("ultralytics-api") / "sam2.1_t.pt"
+    version = CHECKPOINTS[path.name][0]
+    torch.save({"model": build_ultralytics_sam2(version).state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(release_file):
+    """(Ultralytics' SAM, ours) on the same file."""
+    return ultralytics.SAM(str(release_file)), SAM2(release_file)
+
+
+def image(shape) -> np.ndarray:
+    """The synthetic clip's first frame at (H, W), BGR as OpenCV reads it."""
+    return np.ascontiguousarray(synthetic_clip(num_frames=1, height=shape[0], width=shape[1])[0][..., ::-1])
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("case", list(CASES))
+def test_prompts_give_ultralytics_masks(models, shape, case):
+    theirs, ours = models
+    bgr, kwargs = image(SHAPES[shape]), CASES[case]
+    their = theirs(bgr, imgsz=S, conf=0.0, device="cpu", verbose=False, save=False, **kwargs)[0]
+    mine = ours(bgr, imgsz=S, conf=0.0, verbose=False, **kwargs)[0]
+    low_res, _ = decode_prompts(ours._backend(S, None, False), bgr, kwargs.get("bboxes"), kwargs.get("points"),
+                                kwargs.get("labels"))  # fmt: skip
+    logits = unletterbox_logits(low_res, bgr.shape[:2], S).numpy()
+
+    their_masks, my_masks = their.masks.data.numpy(), mine.masks.data.numpy()
+    assert my_masks.shape == their_masks.shape == (len(low_res), *bgr.shape[:2])
+    assert np.array_equal(my_masks, logits > 0)  # the results are these logits thresholded
+    other_sign = my_masks != their_masks
+    near = float(np.abs(logits[other_sign]).max(initial=0.0))
+    print(
+        f"[SAM2 vs ultralytics.SAM] {case}, {shape}: pixels of other sign={int(other_sign.sum())}, |logit|<={near:.3g}"
+    )
+    assert near <= TOL and other_sign.mean() < 1e-4
+    assert np.abs(mine.boxes.conf.numpy() - their.boxes.conf.numpy()).max() <= TOL
+    assert np.array_equal(mine.boxes.cls.numpy(), their.boxes.cls.numpy())
+    if not other_sign.any():
+        assert np.array_equal(mine.boxes.xyxy.numpy(), their.boxes.xyxy.numpy())
+    assert mine.orig_shape == their.orig_shape and np.array_equal(mine.orig_img, their.orig_img)
+
+    # non-trivial: partial masks, logits of both signs, scores not saturated; objects differ
+    fractions = their_masks.reshape(len(their_masks), -1).mean(1)
+    assert ((fractions > 0) & (fractions < 1)).all(), fractions
+    assert low_res.min() < 0 < low_res.max()
+    scores = mine.boxes.conf.numpy()
+    assert ((scores > 0.01) & (scores < 0.99)).all(), scores
+    if len(my_masks) > 1:
+        assert (my_masks[0] != my_masks[1]).mean() > 0.01
+
+
+def test_results_fields_and_files_as_ultralytics(models, tmp_path):
+    """boxes.xywh / xyxyn / xywhn, summary / to_json, save_txt lines, plot and save, against Ultralytics' Results
+    for the same masks; masks.xy / xyn: Ultralytics' polygons for a mask of one region (a disc added to the two
+    found masks), the same vertices for a mask of several (Ultralytics joins the regions' contours at their
+    closest points, we list them one after another). `SAM` is `SAM2`."""
+    from ultralytics.engine.results import Results as UltralyticsResults
+
+    assert SAM is SAM2
+    theirs, ours = models
+    bgr, kwargs = image(SHAPES["192x256"]), CASES["two boxes"]
+    their = theirs(bgr, imgsz=S, conf=0.0, device="cpu", verbose=False, save=False, **kwargs)[0]
+    mine = ours(bgr, imgsz=S, conf=0.0, verbose=False, **kwargs)[0]
+    assert isinstance(mine, Results) and len(mine) == len(their) == 2
+    assert np.array_equal(mine.masks.data.numpy(), their.masks.data.numpy())  # as the parity test finds here
+    for attribute in ("xyxy", "conf", "cls", "xywh", "xyxyn", "xywhn"):
+        np.testing.assert_allclose(getattr(mine.boxes, attribute).numpy(), getattr(their.boxes, attribute).numpy())
+
+    yy, xx = np.mgrid[: bgr.shape[0], : bgr.shape[1]]
+    disc = torch.as_tensor((yy - 90) ** 2 + (xx - 120) ** 2 < 40**2)
+    masks = torch.cat([mine.masks.data, disc[None]])
+    rows = torch.cat([mine.boxes.data, torch.tensor([[80.0, 50, 159, 129, 0.5, 2]])])
+    mine = Results(bgr, "image0.jpg", Masks(masks, bgr.shape[:2]), Boxes(rows, bgr.shape[:2]))
+    their = UltralyticsResults(bgr, "image0.jpg", {0: "0", 1: "1", 2: "2"}, boxes=rows, masks=masks)
+    regions = [count_regions(m) for m in masks.numpy()]
+    assert regions[2] == 1 and max(regions) > 1, regions  # both kinds are compared
+    for i, n in enumerate(regions):
+        if n == 1:
+            np.testing.assert_allclose(mine.masks.xy[i], their.masks.xy[i])
+            np.testing.assert_allclose(mine.masks.xyn[i], their.masks.xyn[i], atol=1e-6)
+        else:
+            assert set(map(tuple, mine.masks.xy[i])) == set(map(tuple, their.masks.xy[i]))
+    for mine_row, their_row in zip(mine.summary(), their.summary()):
+        assert set(mine_row) == set(their_row) and mine_row["class"] == their_row["class"]
+        assert mine_row["name"] == their_row["name"] and mine_row["box"] == pytest.approx(their_row["box"])
+        assert mine_row["confidence"] == pytest.approx(their_row["confidence"], abs=1e-4)
+    assert json.loads(mine.to_json(normalize=True))[2]["box"]["x2"] == round(159 / bgr.shape[1], 5)
+    txt = [mine.save_txt(tmp_path / "mine.txt"), their.save_txt(tmp_path / "theirs.txt")]
+    lines = [Path(t).read_text().splitlines() for t in txt]
+    assert len(lines[0]) == len(lines[1]) == 3 and lines[0][2] == lines[1][2]  # the disc: one region
+    plot = mine.plot()
+    assert plot.shape == bgr.shape and plot.dtype == np.uint8 and (plot != bgr).any()
+    saved = mine.save(tmp_path / "plot.jpg")
+    assert (tmp_path / "plot.jpg").stat().st_size > 0 and saved.endswith("plot.jpg")
+    numpy = mine.numpy()
+    assert isinstance(numpy.masks.data, np.ndarray) and isinstance(numpy.boxes.conf, np.ndarray)
+    assert len(mine[1:]) == 2 and mine[0].boxes.data.shape == (1, 6)
+
+
+def count_regions(mask: np.ndarray) -> int:
+    import cv2
+
+    return len(cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0])
+
+
+def test_sources_stream_save_and_conf(models, tmp_path, monkeypatch):
+    """A file path, a folder, a glob, a PIL image and a list; stream=True yields; save=True writes runs/segment/
+    predict, then predict2; conf drops masks at or below it."""
+    from PIL import Image
+
+    _, ours = models
+    bgr = image(SHAPES["150x230"])
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(bgr[..., ::-1]).save(folder / name)
+    monkeypatch.chdir(tmp_path)
+    sources = [str(folder / "a.png"), folder, str(folder / "*.png"), Image.open(folder / "a.png"), [bgr, bgr]]
+    counts = [len(ours(s, points=[60, 80], imgsz=S, verbose=False)) for s in sources]
+    assert counts == [1, 2, 2, 1, 2]
+    first = ours(folder / "a.png", points=[60, 80], imgsz=S, verbose=False)[0]
+    assert np.array_equal(first.masks.data, ours(bgr, points=[60, 80], imgsz=S, verbose=False)[0].masks.data)
+    stream = ours(folder, points=[60, 80], imgsz=S, stream=True, verbose=False)
+    assert not isinstance(stream, list) and len(list(stream)) == 2
+    for run in ("predict", "predict2"):
+        ours(folder, points=[60, 80], imgsz=S, save=True, verbose=False)
+        assert sorted(p.name for p in (tmp_path / "runs" / "segment" / run).iterdir()) == ["a.jpg", "b.jpg"]
+    score = float(first.boxes.conf[0])
+    assert len(ours(bgr, points=[60, 80], imgsz=S, conf=score, verbose=False)[0]) == 0
+    assert len(ours(bgr, points=[60, 80], imgsz=S, conf=score - 1e-3, verbose=False)[0]) == 1
+
+
+def test_bad_sources_and_prompts_are_named(models, tmp_path):
+    _, ours = models
+    bgr = image(SHAPES["150x230"])
+    cases = [
+        (dict(source=str(tmp_path / "missing.jpg"), points=[1, 1]), FileNotFoundError, "No such file"),
+        (dict(source=str(tmp_path / "clip.mp4"), points=[1, 1]), NotImplementedError, "is a video"),
+        (dict(source=bgr, points=[[1, 2, 3]]), ValueError, "points must be"),
+        (dict(source=bgr, points=[[1, 2], [3, 4]], labels=[1]), ValueError, "one label per point"),
+        (dict(source=bgr, labels=[1]), ValueError, "labels were given without points"),
+        (dict(source=bgr, bboxes=[1, 2, 3]), ValueError, "bboxes must be"),
+        (dict(source=bgr, bboxes=[[0, 0, 9, 9]] * 2, points=[[1, 1]] * 3), ValueError, "one point set per box"),
+        (dict(source=bgr.astype(np.float32), points=[1, 1]), TypeError, "must be uint8"),
+        (dict(source=bgr, points=[1, 1], imgsz=250), ValueError, "multiple of 32"),
+        (dict(source=bgr, points=[1, 1], imgsz=[256, 320]), ValueError, "square"),
+        (dict(source=bgr, points=[1, 1], masks=np.zeros((150, 230))), NotImplementedError, "Mask prompts"),
+    ]
+    for kwargs, error, message in cases:
+        with pytest.raises(error, match=message):
+            ours(**kwargs, verbose=False)
+
+
+def test_no_prompt_segments_everything(models):
+    """No prompt: the automatic mask generator at Ultralytics' settings; Results of the same form."""
+    _, ours = models
+    bgr = image(SHAPES["192x256"])
+    result = ours(bgr, imgsz=S, conf=0.0, verbose=False)[0]
+    n = len(result)
+    assert result.masks.data.shape == (n, *bgr.shape[:2]) and result.boxes.data.shape == (n, 6)
+
+
+@pytest.mark.parametrize(
+    "name, repo",
+    [("sam2_b.pt", "facebook/sam2-hiera-base-plus"), ("sam2.1_t.pt", "facebook/sam2.1-hiera-tiny"),
+     ("sam2.1_hiera_large.pt", "facebook/sam2.1-hiera-large")],
+)  # fmt: skip
+def test_release_names_resolve_on_the_hub(name, repo, tmp_path, monkeypatch):
+    """A release name not found here is fetched from its official Hub repo (huggingface_hub faked: it serves a
+    saved tiny model); offline, one message names the file, the repo and where to put the file."""
+    saved = tmp_path / "snapshot"
+    Sam2VideoModel(Sam2VideoConfig.from_size("tiny", image_size=256)).save_pretrained(saved)
+    asked = []
+
+    def fake_snapshot_download(repo_id, **kwargs):
+        asked.append(repo_id)
+        return str(saved)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    assert SAM2(name).model.config.image_size == 256 and asked == [repo]
+
+    def offline(repo_id, **kwargs):
+        raise huggingface_hub.errors.LocalEntryNotFoundError("no connection and nothing cached")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(FileNotFoundError, match=rf"{name}.*Hugging Face Hub repo {repo}.*huggingface-cli download"):
+        SAM2(name)
