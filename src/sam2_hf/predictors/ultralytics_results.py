@@ -42,11 +42,8 @@ def _to(data, how: str):
 
 
 @dataclass
-class Masks:
-    """N binary masks at the original image size.
-
-    data: (N, H, W) bool masks. orig_shape: (H, W) of the image.
-    """
+class _PerMask:
+    """Rows of `data`, one per mask, for an image of `orig_shape` (H, W)."""
 
     data: torch.Tensor | np.ndarray
     orig_shape: tuple[int, int]
@@ -54,12 +51,23 @@ class Masks:
     def __len__(self) -> int:
         return len(self.data)
 
-    def __getitem__(self, index) -> Masks:
-        return Masks(self.data[index], self.orig_shape)
-
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.data.shape)
+
+    def cpu(self):
+        return replace(self, data=_to(self.data, "cpu"))
+
+    def numpy(self):
+        return replace(self, data=_to(self.data, "numpy"))
+
+
+@dataclass
+class Masks(_PerMask):
+    """N binary masks at the original image size: data (N, H, W) bool."""
+
+    def __getitem__(self, index) -> Masks:
+        return Masks(self.data[index].reshape(-1, *self.data.shape[1:]), self.orig_shape)
 
     @property
     def xy(self) -> list[np.ndarray]:
@@ -72,35 +80,18 @@ class Masks:
         h, w = self.orig_shape
         return [p / np.array([w, h], np.float32) for p in self.xy]
 
-    def cpu(self) -> Masks:
-        return replace(self, data=_to(self.data, "cpu"))
-
-    def numpy(self) -> Masks:
-        return replace(self, data=_to(self.data, "numpy"))
-
 
 @dataclass
-class Boxes:
-    """N boxes with their confidence and class.
+class Boxes(_PerMask):
+    """N boxes with their confidence and class: data (N, 6) float rows x1, y1, x2, y2 (pixels; x2, y2 the last
+    mask pixel, as Ultralytics' boxes of SAM masks), confidence (the mask's predicted IoU), class (the mask's
+    index)."""
 
-    data: (N, 6) float rows x1, y1, x2, y2 (pixels; x2, y2 the last mask pixel, as Ultralytics' boxes of SAM
-    masks), confidence (the mask's predicted IoU), class (the mask's index). orig_shape: (H, W) of the image.
-    """
-
-    data: torch.Tensor | np.ndarray
-    orig_shape: tuple[int, int]
     is_track: bool = False  # Ultralytics' field: no track ids here
     id: None = None
 
-    def __len__(self) -> int:
-        return len(self.data)
-
     def __getitem__(self, index) -> Boxes:
         return Boxes(self.data[index].reshape(-1, 6), self.orig_shape)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.data.shape)
 
     @property
     def xyxy(self):
@@ -125,23 +116,17 @@ class Boxes:
 
     @property
     def xyxyn(self):
-        h, w = self.orig_shape
-        return self.xyxy / self.xyxy.new_tensor([w, h, w, h]) if isinstance(self.data, torch.Tensor) else (
-            self.xyxy / np.array([w, h, w, h], np.float32)
-        )  # fmt: skip
+        return self._normalized(self.xyxy)
 
     @property
     def xywhn(self):
+        return self._normalized(self.xywh)
+
+    def _normalized(self, boxes):
+        """(N, 4) pixel boxes divided by (W, H, W, H)."""
         h, w = self.orig_shape
-        return self.xywh / self.xywh.new_tensor([w, h, w, h]) if isinstance(self.data, torch.Tensor) else (
-            self.xywh / np.array([w, h, w, h], np.float32)
-        )  # fmt: skip
-
-    def cpu(self) -> Boxes:
-        return replace(self, data=_to(self.data, "cpu"))
-
-    def numpy(self) -> Boxes:
-        return replace(self, data=_to(self.data, "numpy"))
+        scale = [w, h, w, h]
+        return boxes / (boxes.new_tensor(scale) if isinstance(boxes, torch.Tensor) else np.array(scale, np.float32))
 
 
 @dataclass
