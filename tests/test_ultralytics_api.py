@@ -231,3 +231,99 @@ def test_release_names_resolve_on_the_hub(name, repo, tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(FileNotFoundError, match=rf"{name}.*Hugging Face Hub repo {repo}.*huggingface-cli download"):
         SAM2(name)
+
+
+class FakeYOLO:
+    """ultralytics' `YOLO` as `auto_annotate` uses it, with fixed detections per image stem (no YOLO weights here):
+    `YOLO(path)(source, **settings)` -> results with `.boxes` (xyxy, cls, conf), `.orig_img`, and for a folder
+    source streamed with `predictor.txt_path` naming the image (what Ultralytics' auto_annotate reads)."""
+
+    DETECTIONS = {"a": ([[20, 30, 140, 130], [150, 20, 220, 100]], [3, 7], [0.9, 0.6]), "b": ([], [], [])}
+    calls: list[dict] = []
+
+    def __init__(self, path):
+        self.path = path
+
+    def __call__(self, source, stream=False, **settings):
+        from types import SimpleNamespace
+
+        import cv2
+
+        FakeYOLO.calls.append(settings)
+        paths = sorted(Path(source).iterdir()) if Path(source).is_dir() else [Path(source)]
+
+        def results():
+            for path in paths:
+                boxes, cls, conf = (torch.tensor(v, dtype=torch.float32) for v in self.DETECTIONS[path.stem])
+                self.predictor = SimpleNamespace(txt_path=Path(path.stem))
+                found = SimpleNamespace(xyxy=boxes.reshape(-1, 4), cls=cls, conf=conf)
+                found.cpu = lambda found=found: found
+                yield SimpleNamespace(boxes=found, orig_img=cv2.imread(str(path)))
+
+        return results() if stream else list(results())
+
+
+def test_auto_annotate_as_ultralytics(release_file, tmp_path, monkeypatch):
+    """`auto_annotate(data=..., det_model="yolo.pt", sam_model=...)` as on Ultralytics' page (its YOLO faked):
+    labels where Ultralytics writes them, a file per image with detections, one line per detection with its class
+    and its mask's polygon, the YOLO settings passed on; Ultralytics' own auto_annotate with the same detector and
+    SAM file writes the same classes and polygon vertices for the masks it keeps."""
+    from PIL import Image
+    from ultralytics.data import annotator
+
+    from sam2_hf import auto_annotate
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for stem in FakeYOLO.DETECTIONS:
+        Image.fromarray(image(SHAPES["150x230"])[..., ::-1]).save(folder / f"{stem}.png")
+    monkeypatch.setattr(ultralytics, "YOLO", FakeYOLO)
+    monkeypatch.setattr(annotator, "YOLO", FakeYOLO)
+    FakeYOLO.calls.clear()
+    out = auto_annotate(data=str(folder), det_model="yolo11n.pt", sam_model=str(release_file), conf=0.3, classes=[3, 7])
+    assert out == tmp_path / "images_auto_annotate_labels" and sorted(p.name for p in out.iterdir()) == ["a.txt"]
+    assert FakeYOLO.calls[0] == dict(
+        device=None, conf=0.3, iou=0.45, imgsz=640, max_det=300, classes=[3, 7], verbose=False
+    )
+    mine = (out / "a.txt").read_text().splitlines()
+    assert [line.split()[0] for line in mine] == ["3", "7"] and all(len(line.split()) >= 7 for line in mine)
+
+    annotator.auto_annotate(data=str(folder), det_model="yolo11n.pt", sam_model=str(release_file),
+                            output_dir=tmp_path / "theirs")  # fmt: skip
+    theirs = (tmp_path / "theirs" / "a.txt").read_text().splitlines()
+    print(f"[auto_annotate] ours {len(mine)} lines, Ultralytics' {len(theirs)}")
+    assert len(theirs) == len(mine)  # Ultralytics kept every mask here (it drops those scoring at or below 0.25)
+    for our_line, their_line in zip(mine, theirs):  # same class, same polygon vertices (regions joined differently)
+        ours_, theirs_ = (
+            np.array(line.split()[1:], dtype=np.float64).reshape(-1, 2) for line in (our_line, their_line)
+        )
+        assert our_line.split()[0] == their_line.split()[0]
+        assert set(map(tuple, ours_)) == set(map(tuple, theirs_))
+
+
+def test_auto_annotate_as_ultralytics_with_a_detections_file(release_file, tmp_path):
+    """det_model may be a COCO detections file (or a transformers detector): classes and max_det filter its boxes
+    (the highest scores kept), and each kept box gets its line; output_dir as given."""
+    from PIL import Image
+
+    from sam2_hf import auto_annotate
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(image(SHAPES["150x230"])[..., ::-1]).save(folder / "a.png")
+    boxes, classes, scores = FakeYOLO.DETECTIONS["a"]
+    coco = {
+        "images": [{"id": 1, "file_name": "a.png"}],
+        "annotations": [
+            {"id": i, "image_id": 1, "category_id": c, "bbox": [x0, y0, x1 - x0, y1 - y0], "score": p}
+            for i, ((x0, y0, x1, y1), c, p) in enumerate(zip([*boxes, boxes[0]], [*classes, 5], [*scores, 0.1]))
+        ],
+    }
+    (tmp_path / "detections.json").write_text(json.dumps(coco))
+    run = dict(data=folder, det_model=str(tmp_path / "detections.json"), sam_model=str(release_file))
+    out = auto_annotate(**run, output_dir=tmp_path / "all")
+    assert [line.split()[0] for line in (out / "a.txt").read_text().splitlines()] == ["3", "7", "5"]
+    out = auto_annotate(**run, classes=[3, 5], max_det=1, output_dir=tmp_path / "filtered")
+    assert [line.split()[0] for line in (out / "a.txt").read_text().splitlines()] == ["3"]  # 3 scores 0.9, 5 0.1
+    with pytest.raises(ValueError, match="Give the detector once"):
+        auto_annotate(folder, str(tmp_path / "detections.json"), det_model=str(tmp_path / "detections.json"))

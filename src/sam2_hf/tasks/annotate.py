@@ -68,16 +68,28 @@ DetectionSource = tuple[dict[int, str], Callable[[Path, np.ndarray], Detections]
 
 def auto_annotate(
     data,
-    detector,
+    detector=None,
     labels: Iterable[str] | None = None,
-    output_dir="annotations",
+    output_dir=None,
     format: str = "coco",
     model=DEFAULT_MODEL,
     threshold: float | None = None,
     device=None,
     progress: bool = True,
+    *,
+    det_model=None,
+    sam_model=None,
+    conf: float = 0.25,
+    iou: float = 0.45,
+    imgsz: int = 640,
+    max_det: int = 300,
+    classes: Iterable[int] | None = None,
 ) -> Path:
     """Annotate images with SAM 2 masks prompted by detector boxes (see the module docstring).
+
+    Called as Ultralytics' `auto_annotate(data, det_model=..., sam_model=..., device, conf, iou, imgsz, max_det,
+    classes, output_dir)` (`det_model` or `sam_model` named), it does what Ultralytics' does:
+    `annotate_as_ultralytics`. Otherwise:
 
     data: a folder of images (JPEG / PNG, any sizes), one image path, or a list of image paths.
     detector: a Hub id or local folder of a transformers detection model, a transformers detection
@@ -92,8 +104,18 @@ def auto_annotate(
     detector (or a zero-shot detector without labels), a detection file matching none of the images;
     if an image cannot be read midway, the outputs of the images before it are written first.
     """
+    if det_model is not None or sam_model is not None:
+        if detector is not None and det_model is not None:
+            raise ValueError("Give the detector once: detector= (sam2_hf's name) or det_model= (Ultralytics').")
+        ultralytics_args = dict(conf=conf, iou=iou, imgsz=imgsz, max_det=max_det, classes=classes)
+        return annotate_as_ultralytics(
+            data, det_model or detector, sam_model or ULTRALYTICS_SAM, device, output_dir=output_dir, **ultralytics_args
+        )
+    if detector is None:
+        raise ValueError("Give a detector: a detection model (Hub id, folder or pipeline) or a detections file.")
     if format not in ANNOTATION_FORMATS:
         raise ValueError(f"format must be one of {ANNOTATION_FORMATS}, got {format!r}.")
+    output_dir = "annotations" if output_dir is None else output_dir
     images = list_images(data)
     categories, detect = detection_source(detector, labels, threshold, images, device)
     if not isinstance(model, Sam2ImagePredictor):
@@ -106,6 +128,78 @@ def auto_annotate(
     finally:
         written = write_annotations(results, categories, output_dir, format)
     return written
+
+
+ULTRALYTICS_SAM = "sam2_b.pt"  # Ultralytics' SAM 2 page's model (its function's own default is SAM 1's sam_b.pt)
+
+
+def annotate_as_ultralytics(data, det_model, sam_model=ULTRALYTICS_SAM, device=None, conf=0.25, iou=0.45, imgsz=640,
+                            max_det=300, classes=None, output_dir=None) -> Path:  # fmt: skip
+    """Ultralytics' `auto_annotate`: YOLO-seg labels `<output_dir>/<image stem>.txt` (default output_dir:
+    `<data's parent>/<data's name>_auto_annotate_labels`), one line per detection, "<class> x1 y1 x2 y2 ..." (its
+    mask's polygon `Results.masks.xyn`, normalized; skipped under 3 points), a file only for an image with
+    detections. Masks come from `SAM2(sam_model)` (Ultralytics' letterbox and masks), one per detection box.
+
+    det_model: a YOLO `.pt` (needs the ultralytics package; run with conf, iou, imgsz, max_det, classes as
+    Ultralytics runs it), or what `detector` takes (a transformers detector or a detections file; `conf` is its
+    score threshold, then `classes` and the `max_det` best are kept). Unlike Ultralytics' function (whose SAM drops
+    masks scoring at or below 0.25 and then pairs the remaining masks with the wrong classes), every detection gets
+    its own mask and class, as its documentation says. Returns the output folder.
+    """
+    from ..predictors.ultralytics_api import SAM2  # the Ultralytics face: its masks, its Results
+
+    if det_model is None:
+        raise ValueError("Give det_model: a YOLO .pt (with ultralytics installed), a detector or a detections file.")
+    images = list_images(data)
+    output = Path(output_dir) if output_dir else Path(data).parent / f"{Path(data).stem}_auto_annotate_labels"
+    output.mkdir(parents=True, exist_ok=True)
+    detect = ultralytics_detections(det_model, images, device, conf, iou, imgsz, max_det, classes)
+    sam = SAM2(sam_model)
+    for path in images:
+        rgb = read_image(path)
+        found = detect(path, rgb)
+        if not len(found.boxes):
+            continue
+        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        result = sam(bgr, bboxes=found.boxes, conf=-1.0, device=device or None, verbose=False)
+        rows = zip(found.category_ids.tolist(), result[0].masks.xyn)
+        lines = [f"{c} " + " ".join(map(str, s.reshape(-1).tolist())) for c, s in rows if len(s) >= 3]
+        (output / f"{path.stem}.txt").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return output
+
+
+def ultralytics_detections(det_model, images, device, conf, iou, imgsz, max_det, classes):
+    """detect(image path, rgb) -> Detections for `annotate_as_ultralytics`: a YOLO `.pt` run through ultralytics'
+    `YOLO` with Ultralytics' settings, or `detection_source`'s detectors with conf as threshold, then classes and
+    the max_det highest scores."""
+    wanted = None if classes is None else {int(c) for c in classes}
+    if isinstance(det_model, (str, Path)) and str(det_model).lower().endswith(".pt"):
+        try:
+            from ultralytics import YOLO
+        except ImportError as e:
+            raise ImportError(
+                f"det_model {str(det_model)!r} is a YOLO .pt: pip install ultralytics to use it, or give a "
+                "transformers detector (Hub id or pipeline) or a COCO / YOLO detections file."
+            ) from e
+        yolo = YOLO(str(det_model))
+        options = dict(conf=conf, iou=iou, imgsz=imgsz, max_det=max_det, classes=classes, verbose=False)
+
+        def detect(path: Path, image: np.ndarray) -> Detections:
+            boxes = yolo(str(path), device=device or None, **options)[0].boxes.cpu()
+            return Detections.from_lists(boxes.xyxy.numpy(), boxes.cls.int().numpy(), boxes.conf.numpy())
+
+        return detect
+    _, source = detection_source(det_model, None, conf, images, device)
+
+    def detect(path: Path, image: np.ndarray) -> Detections:
+        found = source(path, image)
+        keep = [
+            i for i in np.argsort(-found.scores, kind="stable") if wanted is None or found.category_ids[i] in wanted
+        ]
+        keep = sorted(keep[:max_det])
+        return Detections(found.boxes[keep], found.category_ids[keep], found.scores[keep])
+
+    return detect
 
 
 def list_images(data) -> list[Path]:
