@@ -34,7 +34,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .config import DEFAULT_SPEED
+from .config import DEFAULT_SPEED, SPEEDS
 
 REPO = Path(__file__).resolve().parents[1]
 STATUS, FILES = 1, 8  # /track's outputs (the State is not one): the status line, the downloads
@@ -380,9 +380,12 @@ def markdown(result: dict, command: str) -> str:
         f"Setup: random-weight SAM 2.1 tiny at 256 px, preset {result['preset']}, a {result['clip']['frames']}-frame "
         f"{result['clip']['width']}×{result['clip']['height']} clip; each visitor uploads, picks the preset, clicks, "
         "names the object, tracks both ways and reads the export; one more visitor only clicks and changes frames; "
-        f"{result['leavers']} more close their tab after the first tracked frame.",
+        f"{result['leavers']} more {'closes its' if result['leavers'] == 1 else 'close their'} tab after the first "
+        "tracked frame (not counted as served). A warm-up visitor goes first, before the 'before' measurement.  ",
+        "Waited: served after being shown place 2 or later in some line (someone was ahead). Cut: a response that "
+        "did not arrive whole (the connection closed before its declared length).",
         "",
-        "| served | of them after waiting in line | refused | cut | errors | exports with only the visitor's object |",
+        "| served | of them waited | refused | cut | errors | exports with only the visitor's object |",
         "|---|---|---|---|---|---|",
         f"| {result['served']} | {result['served_after_waiting']} | {len(result['refused'])} | {len(result['cut'])} "
         f"| {len(result['errors'])} | {result['isolated']}/{result['served']} |",
@@ -393,16 +396,16 @@ def markdown(result: dict, command: str) -> str:
             f"| {name} | {s(result[key]['p50'])} | {s(result[key]['p95'])} | {s(result[key]['max'])} |"
             for name, key in (
                 ("per visitor, arrival to export", "seconds_per_visitor"),
-                (f"click while others track ({result['clicks_measured']})", "click_while_tracking"),
+                (f"click while others track ({result['clicks_measured']} samples)", "click_while_tracking"),
                 (
-                    f"frame change while others track ({result['frame_changes_measured']})",
+                    f"frame change while others track ({result['frame_changes_measured']} samples)",
                     "frame_change_while_tracking",
                 ),
             )
         ),
         "",
         f"All {result['users']} visitors done in {result['wall_seconds']:.0f} s; {result['left_mid_track']} of "
-        f"{result['leavers']} more closed their tab mid-track, as planned.  ",
+        f"{result['leavers']} left mid-track, as planned.  ",
         f"Server memory (RSS): {s(b['rss_mb'])} MiB before, {s(a['rss_mb'])} MiB after "
         f"({s(a['rss_mb'] / b['rss_mb'] if a['rss_mb'] and b['rss_mb'] else None)}x); Gradio cache folder "
         f"{s(b['disk_mb'])} MiB before, {s(a['disk_mb'])} MiB after; session folders left: {a['session_folders']}.  ",
@@ -419,11 +422,12 @@ def main(argv=None) -> None:
     from bench.provenance import RunProvenance
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--users", type=int, default=50)
+    p.add_argument("--users", type=int, default=50, help="visitors arriving at once (default: %(default)s)")
     p.add_argument("--leavers", type=int, default=5, help="more visitors who close the tab mid-track (default: 5)")
-    p.add_argument("--preset", default=DEFAULT_SPEED["cpu"], help="speed preset (default: %(default)s)")
+    p.add_argument("--preset", default=DEFAULT_SPEED["cpu"], choices=SPEEDS, help="speed preset (default: %(default)s)")
     p.add_argument("--model", type=Path, help="a saved model folder (default: random-weight tiny at 256 px)")
-    p.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="folder for space_load.json / .md")
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "results",
+                   help="folder for space_load.json / .md (default: bench/results)")  # fmt: skip
     args = p.parse_args(argv)
     command = " ".join(["python -m space.loadtest", *(argv if argv is not None else sys.argv[1:])])
     provenance = RunProvenance(torch.get_num_threads())  # commit, machine load, GEMM rate (bench/provenance.py)

@@ -169,7 +169,13 @@ def test_sources_stream_save_and_conf(models, tmp_path, monkeypatch):
     assert not isinstance(stream, list) and len(list(stream)) == 2
     for run in ("predict", "predict2"):
         ours(folder, points=[60, 80], imgsz=S, save=True, verbose=False)
-        assert sorted(p.name for p in (tmp_path / "runs" / "segment" / run).iterdir()) == ["a.jpg", "b.jpg"]
+        assert sorted(p.name for p in (tmp_path / "runs" / "segment" / run).iterdir()) == ["a.png", "b.png"]
+    ours(folder, points=[60, 80], imgsz=S, save_txt=True, save_conf=True, verbose=False)
+    labels = sorted((tmp_path / "runs" / "segment" / "predict3" / "labels").iterdir())
+    assert [p.name for p in labels] == ["a.txt", "b.txt"] and len(labels[0].read_text().split()) % 2 == 0  # + conf
+    with pytest.raises(FileNotFoundError):
+        ours(tmp_path / "missing.png", points=[60, 80], imgsz=S, save=True, verbose=False)
+    assert not (tmp_path / "runs" / "segment" / "predict4").exists()  # no empty run folder for a failed call
     score = float(first.boxes.conf[0])
     assert len(ours(bgr, points=[60, 80], imgsz=S, conf=score, verbose=False)[0]) == 0
     assert len(ours(bgr, points=[60, 80], imgsz=S, conf=score - 1e-3, verbose=False)[0]) == 1
@@ -190,6 +196,8 @@ def test_bad_sources_and_prompts_are_named(models, tmp_path):
         (dict(source=bgr, points=[1, 1], imgsz=250), ValueError, "multiple of 32"),
         (dict(source=bgr, points=[1, 1], imgsz=[256, 320]), ValueError, "square"),
         (dict(source=bgr, points=[1, 1], masks=np.zeros((150, 230))), NotImplementedError, "Mask prompts"),
+        (dict(source=bgr, points=[1, 1], show=True), NotImplementedError, "show=True"),
+        (dict(source=bgr, points=[1, 1], box=[1, 2, 3, 4]), TypeError, "Unknown argument"),
     ]
     for kwargs, error, message in cases:
         with pytest.raises(error, match=message):
@@ -231,6 +239,12 @@ def test_release_names_resolve_on_the_hub(name, repo, tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(FileNotFoundError, match=rf"{name}.*Hugging Face Hub repo {repo}.*huggingface-cli download"):
         SAM2(name)
+
+
+@pytest.mark.parametrize("name", ["sam_b.pt", "mobile_sam.pt", "FastSAM-s.pt"])
+def test_models_that_are_not_sam2_are_named(name):
+    with pytest.raises(ValueError, match="is not SAM 2"):
+        SAM(name)
 
 
 class FakeYOLO:

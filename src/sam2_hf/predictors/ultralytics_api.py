@@ -24,8 +24,8 @@ Not here yet: mask prompts, video sources (use `Sam2Tracker` or `Sam2VideoPredic
 from __future__ import annotations
 
 import glob
-import logging
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,8 +41,6 @@ from ..models.modeling import Sam2Model
 from ..processing.image_processing import letterbox_gain, letterbox_pixels
 from .automatic_mask_generator import Sam2AutomaticMaskGenerator
 from .ultralytics_results import Boxes, Masks, Results
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_FILE = "sam2.1_b.pt"
 DEFAULT_CONF = 0.25  # Ultralytics' predictor default: masks with a predicted IoU at or below it are dropped
@@ -76,6 +74,11 @@ def load_model(model: str | os.PathLike) -> Sam2Model:
     a folder saved with `save_pretrained`, or a Hub id. Raises FileNotFoundError naming what to download and where
     to put it when a release is neither here nor reachable."""
     path = os.fspath(model)
+    if re.fullmatch(r"(sam_[bhl]|mobile_sam|FastSAM-[sx]|sam3)\.pt", os.path.basename(path), flags=re.IGNORECASE):
+        raise ValueError(
+            f"{path!r} is not SAM 2 (SAM 1, MobileSAM, FastSAM or SAM 3): sam2_hf runs SAM 2 and 2.1 only; use a SAM 2 "
+            "file such as sam2.1_b.pt or sam2_b.pt, or a Hub id such as facebook/sam2.1-hiera-base-plus."
+        )
     repo = release_repo(path)
     if os.path.exists(path) or repo is None:
         return Sam2Model.from_pretrained(path)
@@ -84,10 +87,11 @@ def load_model(model: str | os.PathLike) -> Sam2Model:
     except Exception as e:  # offline, no such repo, a proxy error: one message with the way out
         fmt, size, version = name_hint(path)
         raise FileNotFoundError(
-            f"{path!r} is {fmt.name}'s release file of SAM {version} {size}. It is not at {os.path.abspath(path)}, "
+            f"{path!r} is the {fmt.name} release file of SAM {version} {size}. It is not at {os.path.abspath(path)}, "
             f"and its weights could not be fetched from the Hugging Face Hub repo {repo} ({type(e).__name__}: {e}). "
             f"Download them while online (`huggingface-cli download {repo}`, then they are cached), or put the "
-            f"release file at that path."
+            "release file at that path (Ultralytics' files: github.com/ultralytics/assets/releases; Meta's: "
+            "dl.fbaipublicfiles.com/segment_anything_2)."
         ) from e
     return Sam2Model.from_pretrained(folder)
 
@@ -231,6 +235,23 @@ def decode_prompts(backend, bgr: np.ndarray, bboxes, points, labels) -> tuple[to
     return out.masks[:, 0], out.iou_scores[:, 0].float().cpu()
 
 
+class RunOutputs:
+    """What `save` / `save_txt` write for a call: the annotated image under its source's name and YOLO-seg lines in
+    `labels/<stem>.txt`, in a numbered run folder (`next_run_folder`) made when the first image is written."""
+
+    def __init__(self, project: Path, name: str, images: bool, labels: bool, conf: bool):
+        self.project, self.name, self.images, self.labels, self.conf = project, name, images, labels, conf
+        self.folder: Path | None = None  # made at the first result
+
+    def write(self, result: Results) -> None:
+        if self.folder is None:
+            self.folder = next_run_folder(self.project, self.name)
+        if self.images:
+            result.save(self.folder / Path(result.path).name)
+        if self.labels:
+            result.save_txt(self.folder / "labels" / f"{Path(result.path).stem}.txt", save_conf=self.conf)
+
+
 def next_run_folder(root: Path = RUNS, name: str = "predict") -> Path:
     """root/name, or root/name2, name3, ... : the first that does not exist (created)."""
     folder, n = root / name, 2
@@ -257,32 +278,48 @@ class SAM2:
 
     def __call__(self, source=None, stream: bool = False, bboxes=None, points=None, labels=None, masks=None,
                  conf: float = DEFAULT_CONF, imgsz: int | list[int] = DEFAULT_IMGSZ, device=None, half: bool = False,
-                 save: bool = False, project: str | os.PathLike = RUNS, name: str = "predict", verbose: bool = True,
-                 **kwargs):  # fmt: skip
+                 save: bool = False, save_txt: bool = False, save_conf: bool = False, project: str | os.PathLike = RUNS,
+                 name: str = "predict", retina_masks: bool = True, verbose: bool = True, **kwargs):  # fmt: skip
         """Masks for every image of `source` (`read_sources`) -> a list of `Results` (a generator with `stream`).
 
         bboxes (4,) / (N, 4) x1, y1, x2, y2 and points (2,) / (N, 2) / (N, K, 2) x, y in the image's pixels, labels
         1 positive / 0 negative (default all 1): N objects (module docstring); none of them: segment everything.
         conf: keep masks whose predicted IoU is above it. imgsz: the square input size (int or [s, s], a multiple
         of 32). device: "cpu", "cuda", "cuda:1", "0", a torch.device (default: where the model is). half: fp16
-        (CUDA only). save: write each `plot()` to `project`/`name` (a new numbered folder per call, as Ultralytics).
+        (CUDA only). save: write each `plot()` under its source's name to `project`/`name` (a new numbered folder
+        per call, made at the first image, as Ultralytics); save_txt: also its YOLO-seg lines to
+        `labels/<stem>.txt` there (with the confidence for `save_conf`). retina_masks: accepted; the masks are
+        always at the image size (Ultralytics' SAM sets it too). verbose: print a line per image and the folder.
         Raises ValueError / TypeError / FileNotFoundError naming a bad source, prompt or setting.
         """
         if masks is not None:
             raise NotImplementedError("Mask prompts are not supported by SAM2(...) yet; use Sam2ImagePredictor.")
-        unknown = set(kwargs) - {"retina_masks", "show", "save_txt", "save_conf"}
-        if unknown:
-            raise TypeError(f"Unknown argument(s) {', '.join(sorted(unknown))} for SAM2(...)(source, ...).")
+        if kwargs.pop("show", False):
+            raise NotImplementedError("show=True (a window per image) is not supported: use results[i].plot().")
+        if kwargs:
+            raise TypeError(f"Unknown argument(s) {', '.join(sorted(kwargs))} for SAM2(...)(source, ...).")
         backend = self._backend(square_size(imgsz), device, half)
-        folder = next_run_folder(Path(project), name) if save else None
-        run = self._predict(backend, source, bboxes, points, labels, conf, folder, verbose)
+        saving = RunOutputs(Path(project), name, save, save_txt, save_conf) if save or save_txt else None
+        run = self._predict(backend, source, bboxes, points, labels, conf, saving, verbose)
         return run if stream else list(run)
 
     predict = __call__
 
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def to(self, device) -> SAM2:
+        """Move the model (and its resized copies) to `device`; -> self."""
+        self.model.to(torch_device(device))
+        for backend in self._backends.values():
+            backend.model.to(torch_device(device))
+        return self
+
     def info(self, detailed: bool = False, verbose: bool = True) -> tuple[int, int, int, None]:
-        """(layers, parameters, gradients, GFLOPs) as Ultralytics' `model.info()` returns them (GFLOPs: None,
-        not computed); printed with `verbose`."""
+        """(layers, parameters, gradients, GFLOPs) in the form of Ultralytics' `model.info()`, counted on the image
+        model this class runs (Ultralytics' SAM 2 also holds the memory modules for video, so its counts are
+        larger; GFLOPs: None, not computed); printed with `verbose`."""
         layers = sum(1 for _ in self.model.modules())
         params = sum(p.numel() for p in self.model.parameters())
         grads = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
@@ -313,8 +350,8 @@ class SAM2:
         return backend
 
     @torch.inference_mode()
-    def _predict(self, backend, source, bboxes, points, labels, conf, folder, verbose) -> Iterator[Results]:
-        for path, bgr in read_sources(source):
+    def _predict(self, backend, source, bboxes, points, labels, conf, saving, verbose) -> Iterator[Results]:
+        for i, (path, bgr) in enumerate(read_sources(source), start=1):
             began = time.perf_counter()
             if bboxes is None and points is None and labels is None:
                 masks, scores, index = self._everything(backend.model, bgr, conf)
@@ -326,13 +363,14 @@ class SAM2:
                 "inference": 1000 * (inferred - began),
                 "postprocess": 1000 * (time.perf_counter() - inferred),
             }
-            if folder is not None:
-                result.save(folder / f"{Path(path).stem}.jpg")
+            if saving is not None:
+                saving.write(result)
             if verbose:
-                logger.info("%s: %d masks, %.1f ms", path, len(result), result.speed["inference"])
+                h, w = bgr.shape[:2]
+                print(f"image {i} {path}: {h}x{w} {len(result)} masks, {result.speed['inference']:.1f}ms")
             yield result
-        if folder is not None and verbose:
-            logger.info("Results saved to %s", folder)
+        if saving is not None and saving.folder is not None and verbose:
+            print(f"Results saved to {saving.folder}")
 
     def _prompted(self, backend, bgr, bboxes, points, labels, conf):
         """-> the masks (M, H, W) bool at the image size, their predicted IoUs (M,) and object indices (M,): one
