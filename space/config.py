@@ -126,6 +126,24 @@ def parse_args(argv=None) -> tuple[AppConfig, argparse.Namespace]:
     p.add_argument(
         "--max-frames", type=int, default=Limits.max_frames, help="longer videos are trimmed (default: %(default)s)"
     )
+    p.add_argument(
+        "--track-concurrency",
+        type=int,
+        default=AppConfig.track_concurrency,
+        help="tracking runs admitted at once, taking turns frame by frame (default: %(default)s)",
+    )
+    p.add_argument(
+        "--queue-size",
+        type=int,
+        default=AppConfig.queue_size,
+        help="requests that may wait at once, all kinds (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-sessions",
+        type=int,
+        default=AppConfig.max_sessions,
+        help="sessions holding a video at once; the next upload is told when to return (default: %(default)s)",
+    )
     p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), help="(default: %(default)s)")
     p.add_argument(
         "--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), help="(default: %(default)s)"
@@ -136,4 +154,10 @@ def parse_args(argv=None) -> tuple[AppConfig, argparse.Namespace]:
     limits = Limits(max_seconds=args.max_seconds, max_side=args.max_side, max_frames=args.max_frames)
     speed = args.speed or DEFAULT_SPEED["cuda" if device.startswith("cuda") else "cpu"]
     model = RANDOM_MODEL if args.random_weights else args.model
-    return AppConfig(model=model, device=device, limits=limits, speed=speed), args
+    queueing = dict(
+        track_concurrency=args.track_concurrency, queue_size=args.queue_size, max_sessions=args.max_sessions
+    )
+    for name, value in queueing.items():
+        if value < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    return AppConfig(model=model, device=device, limits=limits, speed=speed, **queueing), args

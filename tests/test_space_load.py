@@ -23,7 +23,7 @@ import pytest
 gr = pytest.importorskip("gradio")
 from gradio.utils import get_upload_folder  # noqa: E402
 from space import engine, loadtest  # noqa: E402
-from space.config import AppConfig  # noqa: E402
+from space.config import AppConfig, parse_args  # noqa: E402
 from space.engine import ComputeTurns, Engine  # noqa: E402
 from space.handlers import Handlers  # noqa: E402
 from space.models import ModelStore  # noqa: E402
@@ -149,6 +149,14 @@ def test_past_max_sessions_an_upload_is_told_how_many_are_here_and_when_to_retur
     assert handlers.load_video(str(clip), refused, request=None)[0].video is not None
     out = handlers.load_video(str(clip), None, request=None)  # with a measured session length, an estimate
     assert "please try again in about 1 minute." in out[2]
+
+
+def test_queue_settings_come_from_the_command_line(capsys):
+    config, _ = parse_args(["--random-weights", "--track-concurrency", "2", "--queue-size", "9", "--max-sessions", "3"])
+    assert (config.track_concurrency, config.queue_size, config.max_sessions) == (2, 9, 3)
+    with pytest.raises(SystemExit):
+        parse_args(["--max-sessions", "0"])
+    assert "--max-sessions must be at least 1, not 0" in capsys.readouterr().err
 
 
 def test_eight_visitors_at_once_are_all_served_whole_and_kept_apart(tmp_path):

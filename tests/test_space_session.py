@@ -273,7 +273,9 @@ def test_help_shows_the_limits_defaults(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for flag, default in [("--max-seconds", "10"), ("--max-side", "1280"), ("--max-frames", "300"), ("--port", "7860")]:
+    limits = [("--max-seconds", "10"), ("--max-side", "1280"), ("--max-frames", "300"), ("--port", "7860")]
+    queueing = [("--track-concurrency", "4"), ("--queue-size", "256"), ("--max-sessions", "64")]
+    for flag, default in limits + queueing:
         assert f"default: {default})" in text.split(flag)[-1].split("--")[0], flag
 
 
