@@ -20,8 +20,8 @@ import torch
 
 from sam2_hf import SAM, SAM2, Results, Sam2VideoConfig, Sam2VideoModel
 from sam2_hf.media.synthetic import synthetic_clip
-from sam2_hf.predictors.ultralytics_api import decode_prompts, unletterbox_logits
 from sam2_hf.predictors.ultralytics_results import Boxes, Masks
+from sam2_hf.tasks.ultralytics_api import decode_prompts, unletterbox_logits
 from test_ultralytics import CHECKPOINTS, TOL, S, build_ultralytics_sam2
 
 ultralytics = pytest.importorskip("ultralytics")
@@ -186,7 +186,7 @@ def test_bad_sources_and_prompts_are_named(models, tmp_path):
     bgr = image(SHAPES["150x230"])
     cases = [
         (dict(source=str(tmp_path / "missing.jpg"), points=[1, 1]), FileNotFoundError, "No such file"),
-        (dict(source=str(tmp_path / "clip.mp4"), points=[1, 1]), NotImplementedError, "is a video"),
+        (dict(source=[bgr, str(tmp_path / "clip.mp4")], points=[1, 1]), ValueError, "a video among other sources"),
         (dict(source=bgr, points=[[1, 2, 3]]), ValueError, "points must be"),
         (dict(source=bgr, points=[[1, 2], [3, 4]], labels=[1]), ValueError, "one label per point"),
         (dict(source=bgr, labels=[1]), ValueError, "labels were given without points"),
@@ -211,6 +211,42 @@ def test_no_prompt_segments_everything(models):
     result = ours(bgr, imgsz=S, conf=0.0, verbose=False)[0]
     n = len(result)
     assert result.masks.data.shape == (n, *bgr.shape[:2]) and result.boxes.data.shape == (n, 6)
+
+
+def test_a_video_is_tracked_frame_by_frame(tmp_path):
+    """model("video.mp4", points=..., bboxes=...): the objects prompted on frame 0 tracked forward by Sam2Tracker,
+    one Results per frame (the tracker's masks, class = object index, confidence 1); no prompt: everything found
+    on frame 0 tracked; save is refused for videos, with a pointer."""
+    from sam2_hf import Prompt, Sam2Tracker
+    from test_video_frames import write_video
+
+    weights = tmp_path / "tiny"  # random weights whose objects are judged present (else every mask is empty)
+    model = Sam2VideoModel(Sam2VideoConfig.from_size("tiny", image_size=S))
+    with torch.no_grad():
+        model.mask_decoder.pred_obj_score_head.proj_out.bias += 4.0
+    model.save_pretrained(weights)
+    ours = SAM2(weights)
+    frames = synthetic_clip(num_frames=6, height=96, width=128)
+    video = write_video(tmp_path / "clip.mp4", frames, "libx264")
+    results = ours(video, bboxes=[20, 10, 60, 50], points=[[[40, 30]]], labels=[[1]], imgsz=S, verbose=False)
+    results += ours(str(video), points=[[30, 30], [90, 60]], imgsz=S, verbose=False)
+    assert len(results) == 12 and [len(r) for r in results] == [1] * 6 + [2] * 6
+    tracker = Sam2Tracker.from_pretrained(weights)
+    expected = [
+        tracker.track(video, [Prompt(0, 1, points=[(40, 30)], labels=[1], box=(20, 10, 60, 50))], "forward"),
+        tracker.track(video, [Prompt(0, 1, points=[(30, 30)], labels=[1]), Prompt(0, 2, points=[(90, 60)], labels=[1])],
+                      "forward"),
+    ]  # fmt: skip
+    for k, result in enumerate(results):
+        masklets, t = expected[k // 6], k % 6
+        assert result.orig_shape == (96, 128) and result.path == str(video)
+        for row, mask in zip(result.boxes.data.numpy(), result.masks.data.numpy()):
+            assert np.array_equal(mask, masklets.mask(t, int(row[5]) + 1)) and row[4] == 1.0
+    assert any(r.masks.data.any() for r in results) and any((~r.masks.data).any() for r in results)  # non-trivial
+    everything = ours(video, imgsz=S, verbose=False, stream=True)
+    assert len([r.boxes.data.shape[1] for r in everything]) == 6
+    with pytest.raises(NotImplementedError, match="for videos"):
+        ours(video, points=[30, 30], imgsz=S, save=True, verbose=False)
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,6 @@ from .models.outputs import Sam2FrameFeatures, Sam2FramePrediction, Sam2ImageSeg
 from .predictors.automatic_mask_generator import Sam2AutomaticMaskGenerator
 from .predictors.image_predictor import Sam2ImagePredictor
 from .predictors.inference_session import Sam2VideoInferenceSession, Sam2VideoSegmentationOutput
-from .predictors.ultralytics_api import SAM, SAM2
 from .predictors.ultralytics_results import Results
 from .predictors.video_predictor import Sam2VideoPredictor
 from .predictors.video_processor import Sam2VideoProcessor, Sam2VideoVideoProcessor
@@ -31,6 +30,7 @@ from .processing.processor import Sam2Processor
 from .processing.prompts import Prompt
 from .tasks.annotate import auto_annotate
 from .tasks.tracker import Masklets, Sam2Tracker, TrackingError
+from .tasks.ultralytics_api import SAM, SAM2
 
 __version__ = "0.1.0"
 

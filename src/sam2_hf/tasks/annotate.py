@@ -38,6 +38,7 @@ from ..media.rle import encode_rle
 from ..models.configuration import DEFAULT_MODEL
 from ..predictors.image_predictor import Sam2ImagePredictor
 from ..processing.validation import read_json_file
+from .ultralytics_api import SAM2
 
 ANNOTATION_FORMATS = ("coco", "yolo")
 DETECTION_TASKS = ("object-detection", "zero-shot-object-detection")
@@ -146,8 +147,6 @@ def annotate_as_ultralytics(data, det_model, sam_model=ULTRALYTICS_SAM, device=N
     masks scoring at or below 0.25 and then pairs the remaining masks with the wrong classes), every detection gets
     its own mask and class, as its documentation says. Returns the output folder.
     """
-    from ..predictors.ultralytics_api import SAM2  # the Ultralytics face: its masks, its Results
-
     if det_model is None:
         raise ValueError("Give det_model: a YOLO .pt (with ultralytics installed), a detector or a detections file.")
     images = list_images(data)

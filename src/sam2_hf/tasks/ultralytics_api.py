@@ -1,4 +1,4 @@
-"""`SAM2` (alias `SAM`): Ultralytics' SAM 2 model API on sam2_hf, for images.
+"""`SAM2` (alias `SAM`): Ultralytics' SAM 2 model API on sam2_hf, for images and videos.
 
     from sam2_hf import SAM2                        # in place of `from ultralytics import SAM2` (or SAM)
     model = SAM2("sam2_b.pt")                       # a release name (fetched from the Hub), a file, folder or Hub id
@@ -18,7 +18,10 @@ are Ultralytics' on the same weights (tests/test_ultralytics_api.py):
 - boxes are the masks' extents, the confidence the predicted IoU, the class the object's index.
 No prompt segments everything with `Sam2AutomaticMaskGenerator` at Ultralytics' settings (`EVERYTHING`): the same
 filters, on Meta's stretched input (Ultralytics tiles its letterboxed one), so those masks may differ.
-Not here yet: mask prompts, video sources (use `Sam2Tracker` or `Sam2VideoPredictor`), URLs.
+A video file or frame folder as the source is tracked by `Sam2Tracker` (module `tracker`: bounded memory, frames
+decoded as needed): the prompts' objects from frame 0, or without prompts everything found on frame 0; one `Results`
+per frame. Its input is Meta's (stretched), so video masks are sam2_hf's, not Ultralytics' letterboxed ones.
+Not here yet: mask prompts, URLs, `save` for videos.
 """
 
 from __future__ import annotations
@@ -36,11 +39,14 @@ import torch.nn.functional as F
 from torchvision.ops import masks_to_boxes
 
 from ..backends.torch import TorchBackend
+from ..media.frames import open_frames
 from ..models.checkpoint import name_hint, release_repo
 from ..models.modeling import Sam2Model
+from ..predictors.automatic_mask_generator import Sam2AutomaticMaskGenerator
+from ..predictors.ultralytics_results import Boxes, Masks, Results
 from ..processing.image_processing import letterbox_gain, letterbox_pixels
-from .automatic_mask_generator import Sam2AutomaticMaskGenerator
-from .ultralytics_results import Boxes, Masks, Results
+from ..processing.prompts import Prompt
+from .tracker import Sam2Tracker
 
 DEFAULT_MODEL_FILE = "sam2.1_b.pt"
 DEFAULT_CONF = 0.25  # Ultralytics' predictor default: masks with a predicted IoU at or below it are dropped
@@ -68,11 +74,12 @@ def snapshot_download(repo_id: str) -> str:
     return huggingface_hub.snapshot_download(repo_id)
 
 
-def load_model(model: str | os.PathLike) -> Sam2Model:
-    """`model` as Ultralytics names it: a release file name ("sam2_b.pt", "sam2.1_t.pt", Meta's
-    "sam2.1_hiera_tiny.pt") found here or else fetched from its official Hub repo (`release_repo`), a `.pt` file,
-    a folder saved with `save_pretrained`, or a Hub id. Raises FileNotFoundError naming what to download and where
-    to put it when a release is neither here nor reachable."""
+def resolve_model(model: str | os.PathLike) -> str:
+    """`model` as Ultralytics names it -> what `from_pretrained` loads: a release file name ("sam2_b.pt",
+    "sam2.1_t.pt", Meta's "sam2.1_hiera_tiny.pt") found here as it is, else the local folder of its official Hub
+    repo (`release_repo`, fetched once and cached); a `.pt` file, a saved folder or a Hub id as it is. Raises
+    ValueError for SAM 1 / MobileSAM / FastSAM names and FileNotFoundError naming what to download and where to
+    put it when a release is neither here nor reachable."""
     path = os.fspath(model)
     if re.fullmatch(r"(sam_[bhl]|mobile_sam|FastSAM-[sx]|sam3)\.pt", os.path.basename(path), flags=re.IGNORECASE):
         raise ValueError(
@@ -81,9 +88,9 @@ def load_model(model: str | os.PathLike) -> Sam2Model:
         )
     repo = release_repo(path)
     if os.path.exists(path) or repo is None:
-        return Sam2Model.from_pretrained(path)
+        return path
     try:
-        folder = snapshot_download(repo)
+        return snapshot_download(repo)
     except Exception as e:  # offline, no such repo, a proxy error: one message with the way out
         fmt, size, version = name_hint(path)
         raise FileNotFoundError(
@@ -93,7 +100,6 @@ def load_model(model: str | os.PathLike) -> Sam2Model:
             "release file at that path (Ultralytics' files: github.com/ultralytics/assets/releases; Meta's: "
             "dl.fbaipublicfiles.com/segment_anything_2)."
         ) from e
-    return Sam2Model.from_pretrained(folder)
 
 
 # ------------------------------------------------------------------------------------------- sources
@@ -141,10 +147,7 @@ def image_files(spec: str) -> list[str]:
             raise FileNotFoundError(f"No file matches {spec!r}.")
         return files
     if Path(spec).suffix.lower() in VIDEO_SUFFIXES:
-        raise NotImplementedError(
-            f"{spec!r} is a video: SAM2(...) reads images here; track a video with sam2_hf.Sam2Tracker "
-            "or sam2_hf.Sam2VideoPredictor."
-        )
+        raise ValueError(f"{spec!r} is a video among other sources: call the model on the video alone.")
     if not os.path.isfile(spec):
         raise FileNotFoundError(f"No such file or folder: {spec!r}.")
     return [spec]
@@ -218,6 +221,23 @@ def unletterbox_logits(logits: torch.Tensor, orig_hw: tuple[int, int], image_siz
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)[:, 0]
 
 
+def is_video(source) -> bool:
+    """A single video file path (by its suffix)."""
+    return isinstance(source, (str, os.PathLike)) and Path(source).suffix.lower() in VIDEO_SUFFIXES
+
+
+def frame_prompts(bboxes, points, labels) -> list[Prompt]:
+    """Ultralytics' prompts (`prepare_prompts`' layout, in the frames' pixels) as one `Prompt` per object on
+    frame 0, object ids 1, 2, ...: a box's corners become its box, the other points its clicks."""
+    coords, point_labels = prepare_prompts(bboxes, points, labels, gain=1.0)
+    prompts = []
+    for obj, (xy, lab) in enumerate(zip(coords.tolist(), point_labels.tolist()), start=1):
+        box = xy[0] + xy[1] if lab[:2] == [2, 3] else None
+        clicks = (xy[2:], lab[2:]) if box is not None else (xy, lab)
+        prompts.append(Prompt(0, obj, points=clicks[0] or None, labels=clicks[1] or None, box=box))
+    return prompts
+
+
 @torch.inference_mode()
 def decode_prompts(backend, bgr: np.ndarray, bboxes, points, labels) -> tuple[torch.Tensor, torch.Tensor]:
     """One image (H, W, 3) uint8 BGR and Ultralytics' prompts -> low-resolution mask logits (N, S/4, S/4) of the
@@ -273,8 +293,10 @@ class SAM2:
 
     def __init__(self, model: str | os.PathLike = DEFAULT_MODEL_FILE):
         self.ckpt_path = os.fspath(model)
-        self.model = load_model(model).eval()
+        self._weights = resolve_model(model)  # what from_pretrained loads (a release name fetched from the Hub)
+        self.model = Sam2Model.from_pretrained(self._weights).eval()
         self._backends: dict[int, TorchBackend] = {}  # input size -> the model at that size
+        self._trackers: dict[int, Sam2Tracker] = {}  # input size -> the video tracker (made at the first video)
 
     def __call__(self, source=None, stream: bool = False, bboxes=None, points=None, labels=None, masks=None,
                  conf: float = DEFAULT_CONF, imgsz: int | list[int] = DEFAULT_IMGSZ, device=None, half: bool = False,
@@ -298,6 +320,11 @@ class SAM2:
             raise NotImplementedError("show=True (a window per image) is not supported: use results[i].plot().")
         if kwargs:
             raise TypeError(f"Unknown argument(s) {', '.join(sorted(kwargs))} for SAM2(...)(source, ...).")
+        if is_video(source):
+            if save or save_txt:
+                raise NotImplementedError("save= / save_txt= for videos: use Sam2Tracker(...).track(...).save(...).")
+            run = self._track(source, square_size(imgsz), device, bboxes, points, labels, verbose)
+            return run if stream else list(run)
         backend = self._backend(square_size(imgsz), device, half)
         saving = RunOutputs(Path(project), name, save, save_txt, save_conf) if save or save_txt else None
         run = self._predict(backend, source, bboxes, points, labels, conf, saving, verbose)
@@ -371,6 +398,35 @@ class SAM2:
             yield result
         if saving is not None and saving.folder is not None and verbose:
             print(f"Results saved to {saving.folder}")
+
+    def _track(self, video, size, device, bboxes, points, labels, verbose) -> Iterator[Results]:
+        """A video file: the prompts' objects (Ultralytics' layout, on frame 0) tracked forward by
+        `Sam2Tracker` (bounded memory, frames decoded as needed), or without prompts everything found on frame 0
+        (the automatic mask generator at `EVERYTHING`) tracked; one `Results` per frame (boxes' confidence 1, as
+        Ultralytics' video predictor gives; class = the object's index)."""
+        if size not in self._trackers:
+            self._trackers[size] = Sam2Tracker.from_pretrained(self._weights, image_size=size)
+        tracker = self._trackers[size]
+        if device is not None:
+            tracker.predictor.model.to(torch_device(device))
+        frames = open_frames(os.fspath(video) if isinstance(video, os.PathLike) else video)
+        if bboxes is None and points is None and labels is None:
+            generator = Sam2AutomaticMaskGenerator(tracker.predictor.model, **EVERYTHING)
+            run = tracker.iter_track(frames, None, progress=False, generator=generator)
+        else:
+            run = tracker.iter_track(frames, frame_prompts(bboxes, points, labels), "forward", progress=False)
+        with frames:
+            for frame_idx, masks in run:
+                began = time.perf_counter()
+                bgr = np.ascontiguousarray(frames.frame(frame_idx)[..., ::-1])
+                ids = sorted(masks)
+                stacked = torch.as_tensor(np.stack([masks[i] for i in ids])) if ids else torch.zeros(0, *bgr.shape[:2])
+                index = torch.tensor([i - 1 for i in ids], dtype=torch.int64)
+                result = self._results(os.fspath(video), bgr, stacked.bool(), torch.ones(len(ids)), index)
+                result.speed = {"postprocess": 1000 * (time.perf_counter() - began)}
+                if verbose:
+                    print(f"video frame {frame_idx} {video}: {len(result)} masks")
+                yield result
 
     def _prompted(self, backend, bgr, bboxes, points, labels, conf):
         """-> the masks (M, H, W) bool at the image size, their predicted IoUs (M,) and object indices (M,): one
