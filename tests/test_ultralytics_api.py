@@ -256,7 +256,8 @@ def test_a_video_is_tracked_frame_by_frame(tmp_path):
 )  # fmt: skip
 def test_release_names_resolve_on_the_hub(name, repo, tmp_path, monkeypatch):
     """A release name not found here is fetched from its official Hub repo (huggingface_hub faked: it serves a
-    saved tiny model); offline, one message names the file, the repo and where to put the file."""
+    saved tiny model), in SAM2(...) as in every from_pretrained; offline, one message names the file, the repo and
+    where to put the file."""
     saved = tmp_path / "snapshot"
     Sam2VideoModel(Sam2VideoConfig.from_size("tiny", image_size=256)).save_pretrained(saved)
     asked = []
@@ -268,6 +269,7 @@ def test_release_names_resolve_on_the_hub(name, repo, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     assert SAM2(name).model.config.image_size == 256 and asked == [repo]
+    assert Sam2VideoModel.from_pretrained(name).config.image_size == 256 and asked == [repo] * 2  # every entry point
 
     def offline(repo_id, **kwargs):
         raise huggingface_hub.errors.LocalEntryNotFoundError("no connection and nothing cached")

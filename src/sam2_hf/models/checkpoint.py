@@ -298,6 +298,43 @@ def release_repo(path) -> str | None:
     return None if hint is None else f"facebook/sam{hint[2]}-hiera-{hint[1]}"
 
 
+NOT_SAM2_FILE = re.compile(r"(sam_[bhl]|mobile_sam|FastSAM-[sx]|sam3)\.pt", flags=re.IGNORECASE)  # Ultralytics' others
+
+
+def fetch_release(path) -> str | None:
+    """For a release file name that is not here (`release_repo`): the local folder of its official Hub repo,
+    fetched with huggingface_hub (once; cached). None for an existing path or another name. Raises ValueError for
+    Ultralytics' SAM 1 / MobileSAM / FastSAM / SAM 3 names (not SAM 2) and FileNotFoundError naming the file, the
+    repo, the download command and where release files come from when the repo cannot be reached."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        return None
+    if os.path.exists(path):
+        return None
+    if NOT_SAM2_FILE.fullmatch(os.path.basename(path)):
+        raise ValueError(
+            f"{path!r} is not SAM 2 (SAM 1, MobileSAM, FastSAM or SAM 3): sam2_hf runs SAM 2 and 2.1 only; use a SAM 2 "
+            "file such as sam2.1_b.pt or sam2_b.pt, or a Hub id such as facebook/sam2.1-hiera-base-plus."
+        )
+    repo = release_repo(path)
+    if repo is None:
+        return None
+    import huggingface_hub
+
+    try:
+        return huggingface_hub.snapshot_download(repo)
+    except Exception as e:  # offline, no such repo, a proxy error: one message with the way out
+        fmt, size, version = name_hint(path)
+        raise FileNotFoundError(
+            f"{path!r} is the {fmt.name} release file of SAM {version} {size}. It is not at {os.path.abspath(path)}, "
+            f"and its weights could not be fetched from the Hugging Face Hub repo {repo} ({type(e).__name__}: {e}). "
+            f"Download them while online (`huggingface-cli download {repo}`, then they are cached), or put the "
+            "release file at that path (Ultralytics' files: github.com/ultralytics/assets/releases; Meta's: "
+            "dl.fbaipublicfiles.com/segment_anything_2)."
+        ) from e
+
+
 def _describe_hint(hint) -> str:
     fmt, size, version = hint
     return f"named like the {fmt.name} release file of SAM {version} {size}"

@@ -108,6 +108,10 @@ class Sam2PreTrainedModel(PreTrainedModel):
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """Load a Hub repo id, a saved folder, or one of Meta's original `.pt` checkpoints.
 
+        A release file name that is not here ("sam2_b.pt", "sam2.1_t.pt", Meta's "sam2.1_hiera_tiny.pt") loads
+        its official Hub repo instead (`checkpoint.fetch_release`: fetched once, cached; offline, a
+        FileNotFoundError says what to download and where to put it).
+
         For a `.pt` / `.pth` file the size and version are inferred from its weights; pass
         `size="tiny"` / `version="2.1"` to state them (a mismatch is an error). Other keywords there
         are `Sam2Config` fields. `image_size` (any source) builds the model for another input resolution
@@ -121,9 +125,12 @@ class Sam2PreTrainedModel(PreTrainedModel):
         state_dict=weights)`: weights not given are initialised and reported as transformers does).
         The memory weights of a video checkpoint are ignored by `Sam2Model`.
         """
-        from .checkpoint import from_pretrained_checked, is_meta_checkpoint_path, load_meta_checkpoint
+        from .checkpoint import fetch_release, from_pretrained_checked, is_meta_checkpoint_path, load_meta_checkpoint
 
-        if is_meta_checkpoint_path(pretrained_model_name_or_path):
+        release_folder = fetch_release(pretrained_model_name_or_path)  # "sam2_b.pt" not here: its Hub repo
+        if release_folder is not None:
+            pretrained_model_name_or_path = release_folder
+        elif is_meta_checkpoint_path(pretrained_model_name_or_path):
             if args:
                 raise TypeError("Loading a Meta .pt checkpoint takes keyword arguments only.")
             kwargs.pop("strict", None)

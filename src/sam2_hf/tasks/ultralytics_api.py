@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,7 +39,6 @@ from torchvision.ops import masks_to_boxes
 
 from ..backends.torch import TorchBackend
 from ..media.frames import open_frames
-from ..models.checkpoint import name_hint, release_repo
 from ..models.modeling import Sam2Model
 from ..predictors.automatic_mask_generator import Sam2AutomaticMaskGenerator
 from ..predictors.ultralytics_results import Boxes, Masks, Results
@@ -64,42 +62,6 @@ EVERYTHING = dict(
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".avi", ".m4v", ".mkv", ".mov", ".mp4", ".mpeg", ".mpg", ".webm", ".wmv")
 RUNS = Path("runs") / "segment"  # where `save=True` writes, as Ultralytics: runs/segment/predict, predict2, ...
-
-
-# ------------------------------------------------------------------------------------------- the model file
-def snapshot_download(repo_id: str) -> str:
-    """The local folder of the Hub repo `repo_id` (huggingface_hub's cache; downloaded when missing)."""
-    import huggingface_hub
-
-    return huggingface_hub.snapshot_download(repo_id)
-
-
-def resolve_model(model: str | os.PathLike) -> str:
-    """`model` as Ultralytics names it -> what `from_pretrained` loads: a release file name ("sam2_b.pt",
-    "sam2.1_t.pt", Meta's "sam2.1_hiera_tiny.pt") found here as it is, else the local folder of its official Hub
-    repo (`release_repo`, fetched once and cached); a `.pt` file, a saved folder or a Hub id as it is. Raises
-    ValueError for SAM 1 / MobileSAM / FastSAM names and FileNotFoundError naming what to download and where to
-    put it when a release is neither here nor reachable."""
-    path = os.fspath(model)
-    if re.fullmatch(r"(sam_[bhl]|mobile_sam|FastSAM-[sx]|sam3)\.pt", os.path.basename(path), flags=re.IGNORECASE):
-        raise ValueError(
-            f"{path!r} is not SAM 2 (SAM 1, MobileSAM, FastSAM or SAM 3): sam2_hf runs SAM 2 and 2.1 only; use a SAM 2 "
-            "file such as sam2.1_b.pt or sam2_b.pt, or a Hub id such as facebook/sam2.1-hiera-base-plus."
-        )
-    repo = release_repo(path)
-    if os.path.exists(path) or repo is None:
-        return path
-    try:
-        return snapshot_download(repo)
-    except Exception as e:  # offline, no such repo, a proxy error: one message with the way out
-        fmt, size, version = name_hint(path)
-        raise FileNotFoundError(
-            f"{path!r} is the {fmt.name} release file of SAM {version} {size}. It is not at {os.path.abspath(path)}, "
-            f"and its weights could not be fetched from the Hugging Face Hub repo {repo} ({type(e).__name__}: {e}). "
-            f"Download them while online (`huggingface-cli download {repo}`, then they are cached), or put the "
-            "release file at that path (Ultralytics' files: github.com/ultralytics/assets/releases; Meta's: "
-            "dl.fbaipublicfiles.com/segment_anything_2)."
-        ) from e
 
 
 # ------------------------------------------------------------------------------------------- sources
@@ -285,16 +247,15 @@ def next_run_folder(root: Path = RUNS, name: str = "predict") -> Path:
 class SAM2:
     """Ultralytics' `SAM2("sam2_b.pt")` / `SAM("sam2.1_b.pt")` on sam2_hf (module docstring).
 
-    model: a release file name, a `.pt` file, a saved folder or a Hub id (`load_model`). `self.model` is the
-    `Sam2Model`.
+    model: a release file name (fetched from its Hub repo when not here: `Sam2Model.from_pretrained`), a `.pt`
+    file, a saved folder or a Hub id. `self.model` is the `Sam2Model`.
     """
 
     task = "segment"
 
     def __init__(self, model: str | os.PathLike = DEFAULT_MODEL_FILE):
         self.ckpt_path = os.fspath(model)
-        self._weights = resolve_model(model)  # what from_pretrained loads (a release name fetched from the Hub)
-        self.model = Sam2Model.from_pretrained(self._weights).eval()
+        self.model = Sam2Model.from_pretrained(self.ckpt_path).eval()  # a release name not here: from the Hub
         self._backends: dict[int, TorchBackend] = {}  # input size -> the model at that size
         self._trackers: dict[int, Sam2Tracker] = {}  # input size -> the video tracker (made at the first video)
 
@@ -405,7 +366,7 @@ class SAM2:
         (the automatic mask generator at `EVERYTHING`) tracked; one `Results` per frame (boxes' confidence 1, as
         Ultralytics' video predictor gives; class = the object's index)."""
         if size not in self._trackers:
-            self._trackers[size] = Sam2Tracker.from_pretrained(self._weights, image_size=size)
+            self._trackers[size] = Sam2Tracker.from_pretrained(self.ckpt_path, image_size=size)
         tracker = self._trackers[size]
         if device is not None:
             tracker.predictor.model.to(torch_device(device))
