@@ -181,7 +181,7 @@ def trim_heap() -> None:
     """Hand the heap memory freed so far back to the OS. glibc keeps freed memory in each thread's arena, and the
     app's worker threads each get one, so without this the resident memory stays at its high-water mark after
     the sessions that needed it have ended. A no-op where the C library has no `malloc_trim`."""
-    with suppress(OSError, AttributeError):
+    with suppress(OSError, AttributeError, TypeError):  # TypeError: Windows has no CDLL(None)
         ctypes.CDLL(None).malloc_trim(0)
 
 
