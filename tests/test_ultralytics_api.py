@@ -243,6 +243,13 @@ def test_a_video_is_tracked_frame_by_frame(tmp_path):
         for row, mask in zip(result.boxes.data.numpy(), result.masks.data.numpy()):
             assert np.array_equal(mask, masklets.mask(t, int(row[5]) + 1)) and row[4] == 1.0
     assert any(r.masks.data.any() for r in results) and any((~r.masks.data).any() for r in results)  # non-trivial
+    from sam2_hf.ultralytics import SAM2VideoPredictor  # Ultralytics' class, as its docs use it
+
+    overrides = dict(conf=0.25, task="segment", mode="predict", imgsz=S, model=str(weights))
+    tracked = SAM2VideoPredictor(overrides=overrides)(source=str(video), points=[[30, 30], [90, 60]], labels=[1, 1])
+    assert len(tracked) == 6 and all(np.array_equal(a.masks.data, b.masks.data) for a, b in zip(tracked, results[6:]))
+    with pytest.raises(ValueError, match="tracks a video file"):
+        SAM2VideoPredictor(overrides=overrides)(source=frames[0], points=[30, 30])
     everything = ours(video, imgsz=S, verbose=False, stream=True)
     assert len([r.boxes.data.shape[1] for r in everything]) == 6
     with pytest.raises(NotImplementedError, match="for videos"):

@@ -420,6 +420,26 @@ class SAM2:
 SAM = SAM2  # today's ultralytics names the class SAM
 
 
+class SAM2VideoPredictor:
+    """Ultralytics' `SAM2VideoPredictor(overrides=dict(model=..., imgsz=..., conf=...))`, called as
+    `predictor(source="video.mp4", points=..., labels=..., bboxes=...)`: the prompts' objects on frame 0 tracked
+    through the video by `SAM2`'s video path (`Sam2Tracker`: bounded memory, frames decoded as needed), one
+    `Results` per frame (a generator with `stream=True`). Overrides this does not use (task, mode, save, ...) are
+    accepted as Ultralytics accepts them. Its import path is `sam2_hf.ultralytics` (`sam2_hf.SAM2VideoPredictor` is
+    Meta's predictor)."""
+
+    def __init__(self, cfg=None, overrides: dict | None = None, _callbacks=None):
+        self.args = {"model": DEFAULT_MODEL_FILE, "imgsz": DEFAULT_IMGSZ, "device": None, **(overrides or {})}
+        self.model = SAM2(self.args["model"])
+
+    def __call__(self, source=None, stream: bool = False, bboxes=None, points=None, labels=None, masks=None):
+        """Results per frame of the video `source` (a video file), the prompts given on frame 0."""
+        if not is_video(source):
+            raise ValueError(f"SAM2VideoPredictor tracks a video file (mp4, mov, ...); got {source!r}.")
+        options = dict(imgsz=self.args["imgsz"], device=self.args["device"], verbose=self.args.get("verbose", False))
+        return self.model(source, stream=stream, bboxes=bboxes, points=points, labels=labels, masks=masks, **options)
+
+
 def square_size(imgsz) -> int:
     """An int or a [s, s] pair -> s; ValueError for a non-square size or one not a multiple of 32."""
     sizes = [int(imgsz)] if np.isscalar(imgsz) else [int(s) for s in imgsz]
