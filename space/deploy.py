@@ -18,7 +18,7 @@ from pathlib import Path
 import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
-NOT_DEPLOYED = ("deploy.py", "benchmark.py", "README.md", "packages.txt")  # space/ files that are not app code
+NOT_DEPLOYED = ("deploy.py", "benchmark.py", "loadtest.py", "README.md", "packages.txt")  # space/ files, not app code
 
 
 def assemble(out: Path) -> Path:

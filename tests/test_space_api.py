@@ -396,6 +396,7 @@ def test_deploy_dry_run_assembles_the_space(tmp_path):
     for path in ("app.py", "space/ui.py", "sam2_hf/__init__.py", "requirements.txt", "packages.txt"):
         assert (folder / path).is_file(), path
     assert not list(folder.rglob("__pycache__")) and not (folder / "space" / "deploy.py").exists()
+    assert (folder / "space" / "served.py").is_file() and not (folder / "space" / "loadtest.py").exists()
 
 
 def test_users_do_not_see_each_other(url, clip, tmp_path):
