@@ -21,6 +21,7 @@ import torch
 from sam2_hf import SAM, SAM2, Results, Sam2VideoConfig, Sam2VideoModel
 from sam2_hf.media.synthetic import synthetic_clip
 from sam2_hf.predictors.ultralytics_results import Boxes, Masks
+from sam2_hf.processing.image_processing import letterbox_pixels
 from sam2_hf.tasks.ultralytics_api import decode_prompts, unletterbox_logits
 from test_ultralytics import CHECKPOINTS, TOL, S, build_ultralytics_sam2
 
@@ -65,7 +66,8 @@ def test_prompts_give_ultralytics_masks(models, shape, case):
     bgr, kwargs = image(SHAPES[shape]), CASES[case]
     their = theirs(bgr, imgsz=S, conf=0.0, device="cpu", verbose=False, save=False, **kwargs)[0]
     mine = ours(bgr, imgsz=S, conf=0.0, verbose=False, **kwargs)[0]
-    low_res, _ = decode_prompts(ours._backend(S, None, False), bgr, kwargs.get("bboxes"), kwargs.get("points"),
+    backend, hw = ours._backend(S, None, False), bgr.shape[:2]
+    low_res, _ = decode_prompts(backend, letterbox_pixels(bgr, S), hw, kwargs.get("bboxes"), kwargs.get("points"),
                                 kwargs.get("labels"))  # fmt: skip
     logits = unletterbox_logits(low_res, bgr.shape[:2], S).numpy()
 
@@ -176,6 +178,7 @@ def test_sources_stream_save_and_conf(models, tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError):
         ours(tmp_path / "missing.png", points=[60, 80], imgsz=S, save=True, verbose=False)
     assert not (tmp_path / "runs" / "segment" / "predict4").exists()  # no empty run folder for a failed call
+    assert set(first.speed) == {"preprocess", "inference", "postprocess"} and min(first.speed.values()) >= 0
     score = float(first.boxes.conf[0])
     assert len(ours(bgr, points=[60, 80], imgsz=S, conf=score, verbose=False)[0]) == 0
     assert len(ours(bgr, points=[60, 80], imgsz=S, conf=score - 1e-3, verbose=False)[0]) == 1

@@ -201,12 +201,12 @@ def frame_prompts(bboxes, points, labels) -> list[Prompt]:
 
 
 @torch.inference_mode()
-def decode_prompts(backend, bgr: np.ndarray, bboxes, points, labels) -> tuple[torch.Tensor, torch.Tensor]:
-    """One image (H, W, 3) uint8 BGR and Ultralytics' prompts -> low-resolution mask logits (N, S/4, S/4) of the
-    letterboxed image (one per object, no multimask) and their predicted IoUs (N,) float32 on the CPU."""
-    size = backend.config.image_size
-    coords, point_labels = prepare_prompts(bboxes, points, labels, letterbox_gain(*bgr.shape[:2], size))
-    features = backend.image_encoder.encode_frame(letterbox_pixels(bgr, size).to(backend.device, backend.dtype))
+def decode_prompts(backend, pixel_values: torch.Tensor, orig_hw: tuple[int, int], bboxes, points, labels):
+    """One letterboxed image (`letterbox_pixels`: (1, 3, S, S)) of an (H, W) = `orig_hw` image and Ultralytics'
+    prompts -> low-resolution mask logits (N, S/4, S/4) (one per object, no multimask) and their predicted IoUs
+    (N,) float32 on the CPU."""
+    coords, point_labels = prepare_prompts(bboxes, points, labels, letterbox_gain(*orig_hw, backend.config.image_size))
+    features = backend.image_encoder.encode_frame(pixel_values.to(backend.device, backend.dtype))
     n = len(coords)
     embeddings = backend.image_encoder.image_only_embedding(features.image_embeddings).expand(n, -1, -1, -1)
     high_res = [f.expand(n, -1, -1, -1) for f in features.high_res_features]
@@ -215,6 +215,14 @@ def decode_prompts(backend, bgr: np.ndarray, bboxes, points, labels) -> tuple[to
         multimask_output=False, empty_prompt_as_point=False,
     )  # fmt: skip
     return out.masks[:, 0], out.iou_scores[:, 0].float().cpu()
+
+
+def masks_above(low_res: torch.Tensor, scores: torch.Tensor, conf: float, orig_hw, image_size: int):
+    """The masks (M, H, W) bool at the image size of the objects whose predicted IoU is above `conf`, their IoUs
+    (M,) and object indices (M,) (`unletterbox_logits`, foreground above `MASK_THRESHOLD`)."""
+    keep = scores > conf
+    logits = unletterbox_logits(low_res[keep.to(low_res.device)], orig_hw, image_size)
+    return logits.cpu() > MASK_THRESHOLD, scores[keep], torch.arange(len(scores))[keep]
 
 
 class RunOutputs:
@@ -339,16 +347,22 @@ class SAM2:
 
     @torch.inference_mode()
     def _predict(self, backend, source, bboxes, points, labels, conf, saving, verbose) -> Iterator[Results]:
+        size, everything = backend.config.image_size, bboxes is None and points is None and labels is None
         for i, (path, bgr) in enumerate(read_sources(source), start=1):
             began = time.perf_counter()
-            if bboxes is None and points is None and labels is None:
-                masks, scores, index = self._everything(backend.model, bgr, conf)
+            image = np.ascontiguousarray(bgr[..., ::-1]) if everything else letterbox_pixels(bgr, size)
+            prepared = time.perf_counter()
+            if everything:
+                masks, scores, index = self._everything(backend.model, image, conf)
+                inferred = time.perf_counter()
             else:
-                masks, scores, index = self._prompted(backend, bgr, bboxes, points, labels, conf)
-            inferred = time.perf_counter()
+                low_res, scores = decode_prompts(backend, image, bgr.shape[:2], bboxes, points, labels)
+                inferred = time.perf_counter()
+                masks, scores, index = masks_above(low_res, scores, conf, bgr.shape[:2], size)
             result = self._results(path, bgr, masks, scores, index)
             result.speed = {
-                "inference": 1000 * (inferred - began),
+                "preprocess": 1000 * (prepared - began),
+                "inference": 1000 * (inferred - prepared),
                 "postprocess": 1000 * (time.perf_counter() - inferred),
             }
             if saving is not None:
@@ -389,20 +403,12 @@ class SAM2:
                     print(f"video frame {frame_idx} {video}: {len(result)} masks")
                 yield result
 
-    def _prompted(self, backend, bgr, bboxes, points, labels, conf):
-        """-> the masks (M, H, W) bool at the image size, their predicted IoUs (M,) and object indices (M,): one
-        mask per prompted object, those with a predicted IoU above `conf`."""
-        low_res, scores = decode_prompts(backend, bgr, bboxes, points, labels)
-        keep = scores > conf
-        logits = unletterbox_logits(low_res[keep.to(low_res.device)], bgr.shape[:2], backend.config.image_size)
-        return logits.cpu() > MASK_THRESHOLD, scores[keep], torch.arange(len(scores))[keep]
-
-    def _everything(self, model, bgr, conf):
-        """-> the masks (M, H, W) bool, predicted IoUs (M,) and indices (M,) of `Sam2AutomaticMaskGenerator` at
-        `EVERYTHING` whose predicted IoU is above `conf`."""
-        records = Sam2AutomaticMaskGenerator(model, **EVERYTHING).generate(np.ascontiguousarray(bgr[..., ::-1]))
+    def _everything(self, model, rgb, conf):
+        """An (H, W, 3) RGB image -> the masks (M, H, W) bool, predicted IoUs (M,) and indices (M,) of
+        `Sam2AutomaticMaskGenerator` at `EVERYTHING` whose predicted IoU is above `conf`."""
+        records = Sam2AutomaticMaskGenerator(model, **EVERYTHING).generate(rgb)
         records = [r for r in records if r["predicted_iou"] > conf]
-        h, w = bgr.shape[:2]
+        h, w = rgb.shape[:2]
         masks = torch.as_tensor(np.stack([r["segmentation"] for r in records])) if records else torch.zeros(0, h, w)
         scores = torch.tensor([r["predicted_iou"] for r in records], dtype=torch.float32)
         return masks.bool(), scores, torch.arange(len(records))
