@@ -77,7 +77,7 @@ class Limits:
 
 @dataclass(frozen=True)
 class AppConfig:
-    """The app's settings. How it queues (README, "The Space under load"): clicks, frame changes, uploads,
+    """The app's settings. How it queues (README, "The Space": "Under load"): clicks, frame changes, uploads,
     tracking and exports wait in separate lines (Gradio concurrency groups, `ui.wire`), so a click never waits
     behind a tracking run; the model computes one thing at a time, a waiting click first, and the admitted
     tracking runs take turns frame by frame (`engine.ComputeTurns`)."""

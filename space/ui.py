@@ -87,7 +87,7 @@ def wire(demo: gr.Blocks, ui: Layout, h: Handlers, config: AppConfig) -> None:
     view = [ui.state, ui.frame_view, ui.status]
     canvas = [*view, ui.frame_slider, ui.objects, ui.name, ui.timeline]  # handlers.CANVAS, what most handlers return
     results = [ui.tracking_bar, ui.overlay, ui.files]
-    # Each kind of work waits in its own line (README, "The Space under load"); the model's computations then take
+    # Each kind of work waits in its own line (README, "The Space": "Under load"); the model's computations then take
     # turns in `engine.ComputeTurns`, a click before any tracking frame.
     busy = dict(concurrency_id="click", concurrency_limit=4)  # clicks and prompt changes: never behind tracking
 

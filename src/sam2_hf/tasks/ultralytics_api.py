@@ -306,10 +306,10 @@ class SAM2:
         return self.model.device
 
     def to(self, device) -> SAM2:
-        """Move the model (and its resized copies) to `device`; -> self."""
-        self.model.to(torch_device(device))
-        for backend in self._backends.values():
-            backend.model.to(torch_device(device))
+        """Move the model, its resized copies and its video trackers to `device`; -> self."""
+        trackers = (t.predictor.model for t in self._trackers.values())
+        for model in (self.model, *(b.model for b in self._backends.values()), *trackers):
+            model.to(torch_device(device))
         return self
 
     def info(self, detailed: bool = False, verbose: bool = True) -> tuple[int, int, int, None]:
