@@ -389,3 +389,27 @@ def test_auto_annotate_as_ultralytics_with_a_detections_file(release_file, tmp_p
     assert [line.split()[0] for line in (out / "a.txt").read_text().splitlines()] == ["3"]  # 3 scores 0.9, 5 0.1
     with pytest.raises(ValueError, match="Give the detector once"):
         auto_annotate(folder, str(tmp_path / "detections.json"), det_model=str(tmp_path / "detections.json"))
+
+
+def test_yolo_predict_line_has_its_sam2_hf_cli_equivalent(tmp_path, monkeypatch):
+    """README maps `yolo predict model=sam2_b.pt source=video.mp4` to `sam2-hf segment video.mp4 --model sam2_b.pt`:
+    the release name loads from its Hub repo (faked) and everything is tracked and written."""
+    from sam2_hf.cli import main
+    from test_video_frames import write_video
+
+    weights = tmp_path / "snapshot"
+    model = Sam2VideoModel(Sam2VideoConfig.from_size("tiny", image_size=S))
+    with torch.no_grad():
+        model.mask_decoder.pred_obj_score_head.proj_out.bias += 4.0  # objects judged present
+    model.save_pretrained(weights)
+    asked = []
+    monkeypatch.setattr(
+        huggingface_hub, "snapshot_download", lambda repo_id, **kw: asked.append(repo_id) or str(weights)
+    )
+    monkeypatch.chdir(tmp_path)
+    video = write_video(tmp_path / "clip.mp4", synthetic_clip(num_frames=4, height=96, width=128), "libx264")
+    options = ["--option", "points_per_side=4", "--option", "pred_iou_thresh=0", "--option", "stability_score_thresh=0"]
+    assert main(["segment", str(video), "--model", "sam2_b.pt", "--out", "out", *options]) == 0
+    assert asked == ["facebook/sam2-hiera-base-plus"]
+    data = json.loads((tmp_path / "out" / "masks.json").read_text())
+    assert data["annotations"] and (tmp_path / "out" / "overlay.mp4").stat().st_size > 0
