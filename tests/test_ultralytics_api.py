@@ -65,10 +65,16 @@ def test_prompts_give_ultralytics_masks(models, shape, case):
     theirs, ours = models
     bgr, kwargs = image(SHAPES[shape]), CASES[case]
     their = theirs(bgr, imgsz=S, conf=0.0, device="cpu", verbose=False, save=False, **kwargs)[0]
+    assert_ultralytics_masks(ours, bgr, kwargs, their, f"{case}, {shape}")
+
+
+def assert_ultralytics_masks(ours, bgr, kwargs, their, what):
+    """Our SAM2(...)(bgr, **kwargs) against Ultralytics' result `their`: masks equal but where our logit is within
+    TOL of the threshold, IoUs within TOL, the same classes and image; the masks non-trivial. -> our Results."""
     mine = ours(bgr, imgsz=S, conf=0.0, verbose=False, **kwargs)[0]
     backend, hw = ours._backend(S, None, False), bgr.shape[:2]
-    low_res, _ = decode_prompts(backend, letterbox_pixels(bgr, S), hw, kwargs.get("bboxes"), kwargs.get("points"),
-                                kwargs.get("labels"))  # fmt: skip
+    prompts = [kwargs.get(k) for k in ("bboxes", "points", "labels", "masks")]
+    low_res, _ = decode_prompts(backend, letterbox_pixels(bgr, S), hw, *prompts)
     logits = unletterbox_logits(low_res, bgr.shape[:2], S).numpy()
 
     their_masks, my_masks = their.masks.data.numpy(), mine.masks.data.numpy()
@@ -76,9 +82,7 @@ def test_prompts_give_ultralytics_masks(models, shape, case):
     assert np.array_equal(my_masks, logits > 0)  # the results are these logits thresholded
     other_sign = my_masks != their_masks
     near = float(np.abs(logits[other_sign]).max(initial=0.0))
-    print(
-        f"[SAM2 vs ultralytics.SAM] {case}, {shape}: pixels of other sign={int(other_sign.sum())}, |logit|<={near:.3g}"
-    )
+    print(f"[SAM2 vs ultralytics] {what}: pixels of other sign={int(other_sign.sum())}, |logit|<={near:.3g}")
     assert near <= TOL and other_sign.mean() < 1e-4
     assert np.abs(mine.boxes.conf.numpy() - their.boxes.conf.numpy()).max() <= TOL
     assert np.array_equal(mine.boxes.cls.numpy(), their.boxes.cls.numpy())
@@ -94,6 +98,38 @@ def test_prompts_give_ultralytics_masks(models, shape, case):
     assert ((scores > 0.01) & (scores < 0.99)).all(), scores
     if len(my_masks) > 1:
         assert (my_masks[0] != my_masks[1]).mean() > 0.01
+    return mine
+
+
+def disc(shape, centre, radius) -> np.ndarray:
+    """(H, W) bool: the pixels within `radius` of `centre` (x, y)."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 < radius**2
+
+
+MASK_CASES = {  # Ultralytics' mask prompts: any size, letterboxed (nearest) to imgsz, values as given
+    "image-size mask": lambda hw: disc(hw, (80, 70), 40).astype(np.float32),
+    "low-res logits (S/4)": lambda hw: np.where(disc((S // 4, S // 4), (20, 15), 10), 8.0, -8.0),
+    "mask + point, one object": lambda hw: (disc(hw, (80, 70), 40)[None], dict(points=[[[60, 80]]], labels=[[1]])),
+    "one mask, two point objects": lambda hw: (disc(hw, (80, 70), 40), dict(points=[[60, 80], [180, 60]])),
+}
+
+
+@pytest.mark.parametrize("case", list(MASK_CASES))
+def test_mask_prompts_give_ultralytics_masks(release_file, models, case):
+    """masks= as Ultralytics' predictor reads them (`prompt_inference`); its `SAM(...)(...)` refuses masks= (not a
+    YOLO argument), so its `SAM2Predictor` is called, as its docs call it."""
+    from ultralytics.models.sam import SAM2Predictor
+
+    _, ours = models
+    bgr = image(SHAPES["150x230"])
+    made = MASK_CASES[case](bgr.shape[:2])
+    masks, kwargs = made if isinstance(made, tuple) else (made, {})
+    overrides = dict(model=str(release_file), imgsz=S, conf=0.0, device="cpu", save=False, verbose=False)
+    their = SAM2Predictor(overrides=overrides)(bgr, masks=masks, **kwargs)[0]
+    mine = assert_ultralytics_masks(ours, bgr, dict(masks=masks, **kwargs), their, case)
+    if kwargs:  # the mask changes what the points alone give
+        assert (ours(bgr, imgsz=S, conf=0.0, verbose=False, **kwargs)[0].masks.data != mine.masks.data).any()
 
 
 def test_results_fields_and_files_as_ultralytics(models, tmp_path):

@@ -15,13 +15,17 @@ are Ultralytics' on the same weights (tests/test_ultralytics_api.py):
   boxes (4,) or (N, 4) are N objects; boxes with points need as many of each (each box joins its points);
 - one mask per object (no multimask), kept when its predicted IoU is above `conf`; its low-resolution logits are
   cut to the letterboxed content and resized to the image (bilinear), foreground above 0;
+- masks (H, W) / (N, H, W), of any size (an image's masks, or low-resolution logits of an earlier result), are
+  letterboxed to `imgsz` (nearest, zero padding) and resized to the prompt encoder's input (bilinear), their values
+  as given; with points or boxes one per object (or one for all), alone N objects;
 - boxes are the masks' extents, the confidence the predicted IoU, the class the object's index.
 No prompt segments everything with `Sam2AutomaticMaskGenerator` at Ultralytics' settings (`EVERYTHING`): the same
 filters, on Meta's stretched input (Ultralytics tiles its letterboxed one), so those masks may differ.
-A video file or frame folder as the source is tracked by `Sam2Tracker` (module `tracker`: bounded memory, frames
-decoded as needed): the prompts' objects from frame 0, or without prompts everything found on frame 0; one `Results`
-per frame. Its input is Meta's (stretched), so video masks are sam2_hf's, not Ultralytics' letterboxed ones.
-Not here yet: mask prompts, URLs, `save` for videos.
+A video file as the source is tracked as Ultralytics' `SAM2VideoPredictor` tracks it (`LetterboxVideoPredictor`, on
+sam2_hf's tracking steps: bounded memory, frames decoded as needed): frames letterboxed, the prompts' objects (or
+without prompts everything found on frame 0) prompted on frame 0 and tracked forward, one `Results` per frame
+(`masks_above`: objects with an empty low-resolution mask dropped, masks not overlapping).
+Sources may be http(s) URLs of images (`read_url`). Not here: `save` for videos.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import glob
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +44,16 @@ from torchvision.ops import masks_to_boxes
 
 from ..backends.torch import TorchBackend
 from ..media.frames import open_frames
-from ..models.modeling import Sam2Model
+from ..models.modeling import Sam2Model, Sam2VideoModel
 from ..predictors.automatic_mask_generator import Sam2AutomaticMaskGenerator
 from ..predictors.ultralytics_results import Boxes, Masks, Results
+from ..predictors.video_predictor import Sam2VideoPredictor
 from ..processing.image_processing import letterbox_gain, letterbox_pixels
+from ..processing.mask_postprocessing import apply_non_overlapping_constraints
 from ..processing.prompts import Prompt
-from .tracker import Sam2Tracker
+from ..tracking.selection import ReferenceSelection
+from ..tracking.state import VideoSession
+from .tracker import MAX_OBJECTS
 
 DEFAULT_MODEL_FILE = "sam2.1_b.pt"
 DEFAULT_CONF = 0.25  # Ultralytics' predictor default: masks with a predicted IoU at or below it are dropped
@@ -67,8 +76,9 @@ RUNS = Path("runs") / "segment"  # where `save=True` writes, as Ultralytics: run
 # ------------------------------------------------------------------------------------------- sources
 def read_sources(source) -> Iterator[tuple[str, np.ndarray]]:
     """(path, (H, W, 3) uint8 BGR image) per image of `source`: an image file, a folder (its images, sorted), a
-    glob pattern, a numpy array (BGR, as OpenCV reads images and Ultralytics expects them; (H, W) gray), a PIL
-    image, or a list of these. Raises FileNotFoundError / ValueError naming what cannot be read."""
+    glob pattern, an http(s) URL of an image (`read_url`), a numpy array (BGR, as OpenCV reads images and
+    Ultralytics expects them; (H, W) gray), a PIL image, or a list of these. Raises FileNotFoundError / ValueError
+    naming what cannot be read."""
     import cv2
 
     if source is None:
@@ -82,6 +92,8 @@ def read_sources(source) -> Iterator[tuple[str, np.ndarray]]:
                 getattr(item, "filename", "") or f"image{i}.jpg",
                 np.ascontiguousarray(np.asarray(item.convert("RGB"))[..., ::-1]),
             )
+        elif is_url(item):
+            yield item, read_url(item)
         elif isinstance(item, (str, os.PathLike)):
             for path in image_files(os.fspath(item)):
                 image = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -96,8 +108,6 @@ def read_sources(source) -> Iterator[tuple[str, np.ndarray]]:
 
 def image_files(spec: str) -> list[str]:
     """The image files a path names: the file, a folder's images (sorted) or a glob pattern's matches."""
-    if spec.startswith(("http://", "https://")):
-        raise ValueError(f"URLs are not read here yet: download {spec!r} and pass the file.")
     if os.path.isdir(spec):
         files = sorted(str(p) for p in Path(spec).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
@@ -113,6 +123,30 @@ def image_files(spec: str) -> list[str]:
     if not os.path.isfile(spec):
         raise FileNotFoundError(f"No such file or folder: {spec!r}.")
     return [spec]
+
+
+def is_url(source) -> bool:
+    """An http:// or https:// address."""
+    return isinstance(source, str) and source.startswith(("http://", "https://"))
+
+
+def read_url(url: str) -> np.ndarray:
+    """An http(s) URL of an image -> (H, W, 3) uint8 BGR: downloaded with huggingface_hub's HTTP session (its proxy
+    and timeout settings) and decoded by OpenCV. Raises ValueError naming the URL when the download fails or the
+    bytes are not an image."""
+    import cv2
+    import httpx
+    from huggingface_hub import get_session
+
+    try:
+        response = get_session().get(url, follow_redirects=True)
+        response.raise_for_status()
+    except httpx.HTTPError as error:
+        raise ValueError(f"Could not download {url!r}: {error}") from error
+    image = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{url!r} did not return an image OpenCV can read.")
+    return image
 
 
 def as_bgr(image: np.ndarray, what: str) -> np.ndarray:
@@ -183,45 +217,82 @@ def unletterbox_logits(logits: torch.Tensor, orig_hw: tuple[int, int], image_siz
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)[:, 0]
 
 
+def letterbox_masks(masks, size: int) -> torch.Tensor:
+    """Ultralytics' mask prompts: (H, W) or (N, H, W) values of any size (an image's masks, or low-resolution logits
+    of an earlier result) -> (N, 1, size, size) float32: each resized keeping its aspect ratio (nearest; each side
+    rounded, at least 1 pixel) to the top left of the square, zeros around (the layout of `letterbox_pixels`), its
+    values as given. Raises ValueError for another shape."""
+    import cv2
+
+    array = np.asarray(masks, dtype=np.float32)
+    array = array[None] if array.ndim == 2 else array
+    if array.ndim != 3 or 0 in array.shape:
+        raise ValueError(f"masks must be (H, W) or (N, H, W) with N, H, W > 0; got shape {array.shape}.")
+    height, width = array.shape[1:]
+    gain = letterbox_gain(height, width, size)
+    new_w, new_h = max(round(width * gain), 1), max(round(height * gain), 1)
+    boxed = np.zeros((len(array), size, size), np.float32)
+    for out, mask in zip(boxed, array):
+        resized = (new_w, new_h) != (width, height)
+        out[:new_h, :new_w] = cv2.resize(mask, (new_w, new_h), interpolation=cv2.INTER_NEAREST) if resized else mask
+    return torch.from_numpy(boxed)[:, None]
+
+
+def mask_inputs(masks, size: int, objects: int | None) -> torch.Tensor:
+    """Ultralytics' mask prompts as its prompt encoder takes them: `letterbox_masks` resized to size/4 x size/4
+    (bilinear, not antialiased) -> (N, 1, size/4, size/4) float32, N = `objects` (the point / box objects; one mask
+    serves all) or, for masks alone, the masks. Raises ValueError when the counts differ."""
+    boxed = letterbox_masks(masks, size)
+    if objects is not None and len(boxed) not in (1, objects):
+        raise ValueError(f"{len(boxed)} masks for {objects} point / box objects: give one mask per object, or one.")
+    low = F.interpolate(boxed, (size // 4, size // 4), mode="bilinear", align_corners=False)
+    return low.expand(objects or len(low), -1, -1, -1)
+
+
+def no_prompt(bboxes, points, labels, masks) -> bool:
+    """No prompt at all: segment everything."""
+    return all(v is None for v in (bboxes, points, labels, masks))
+
+
 def is_video(source) -> bool:
     """A single video file path (by its suffix)."""
     return isinstance(source, (str, os.PathLike)) and Path(source).suffix.lower() in VIDEO_SUFFIXES
 
 
-def frame_prompts(bboxes, points, labels) -> list[Prompt]:
-    """Ultralytics' prompts (`prepare_prompts`' layout, in the frames' pixels) as one `Prompt` per object on
-    frame 0, object ids 1, 2, ...: a box's corners become its box, the other points its clicks."""
-    coords, point_labels = prepare_prompts(bboxes, points, labels, gain=1.0)
-    prompts = []
-    for obj, (xy, lab) in enumerate(zip(coords.tolist(), point_labels.tolist()), start=1):
-        box = xy[0] + xy[1] if lab[:2] == [2, 3] else None
-        clicks = (xy[2:], lab[2:]) if box is not None else (xy, lab)
-        prompts.append(Prompt(0, obj, points=clicks[0] or None, labels=clicks[1] or None, box=box))
-    return prompts
-
-
 @torch.inference_mode()
-def decode_prompts(backend, pixel_values: torch.Tensor, orig_hw: tuple[int, int], bboxes, points, labels):
+def decode_prompts(backend, pixel_values: torch.Tensor, orig_hw: tuple[int, int], bboxes, points, labels,
+                   masks=None):  # fmt: skip
     """One letterboxed image (`letterbox_pixels`: (1, 3, S, S)) of an (H, W) = `orig_hw` image and Ultralytics'
-    prompts -> low-resolution mask logits (N, S/4, S/4) (one per object, no multimask) and their predicted IoUs
-    (N,) float32 on the CPU."""
-    coords, point_labels = prepare_prompts(bboxes, points, labels, letterbox_gain(*orig_hw, backend.config.image_size))
-    features = backend.image_encoder.encode_frame(pixel_values.to(backend.device, backend.dtype))
-    n = len(coords)
+    prompts (points / boxes: `prepare_prompts`; masks: `mask_inputs`) -> low-resolution mask logits (N, S/4, S/4)
+    (one per object, no multimask) and their predicted IoUs (N,) float32 on the CPU."""
+    size, device, dtype = backend.config.image_size, backend.device, backend.dtype
+    coords = point_labels = masks_in = None
+    if not no_prompt(bboxes, points, labels, None):
+        coords, point_labels = prepare_prompts(bboxes, points, labels, letterbox_gain(*orig_hw, size))
+        coords, point_labels = coords.to(device, dtype), point_labels.to(device)
+    if masks is not None:
+        masks_in = mask_inputs(masks, size, None if coords is None else len(coords)).to(device, dtype)
+    n = len(coords) if coords is not None else len(masks_in)
+    features = backend.image_encoder.encode_frame(pixel_values.to(device, dtype))
     embeddings = backend.image_encoder.image_only_embedding(features.image_embeddings).expand(n, -1, -1, -1)
     high_res = [f.expand(n, -1, -1, -1) for f in features.high_res_features]
     out = backend.mask_decoder.decode(
-        embeddings, high_res, coords.to(backend.device, backend.dtype), point_labels.to(backend.device),
-        multimask_output=False, empty_prompt_as_point=False,
+        embeddings, high_res, coords, point_labels, mask_inputs=masks_in, multimask_output=False,
+        empty_prompt_as_point=False,
     )  # fmt: skip
     return out.masks[:, 0], out.iou_scores[:, 0].float().cpu()
 
 
-def masks_above(low_res: torch.Tensor, scores: torch.Tensor, conf: float, orig_hw, image_size: int):
-    """The masks (M, H, W) bool at the image size of the objects whose predicted IoU is above `conf`, their IoUs
-    (M,) and object indices (M,) (`unletterbox_logits`, foreground above `MASK_THRESHOLD`)."""
+def masks_above(low_res: torch.Tensor, scores: torch.Tensor, conf: float, orig_hw, image_size: int,
+                non_overlapping: bool = False):  # fmt: skip
+    """The masks (M, H, W) bool at the image size of the objects whose score (N,) is above `conf`, their scores
+    (M,) and object indices (M,): `unletterbox_logits` of low_res (N, S/4, S/4), with `non_overlapping` only the
+    highest logit's object kept at each pixel (`apply_non_overlapping_constraints`), foreground above
+    `MASK_THRESHOLD`."""
     keep = scores > conf
     logits = unletterbox_logits(low_res[keep.to(low_res.device)], orig_hw, image_size)
+    if non_overlapping:
+        logits = apply_non_overlapping_constraints(logits)
     return logits.cpu() > MASK_THRESHOLD, scores[keep], torch.arange(len(scores))[keep]
 
 
@@ -251,6 +322,97 @@ def next_run_folder(root: Path = RUNS, name: str = "predict") -> Path:
     return folder
 
 
+# ------------------------------------------------------------------------------------------- videos
+@dataclass(frozen=True, eq=False)
+class LetterboxedPrompt(Prompt):
+    """One object's prompt on a frame as Ultralytics' video predictor gives it to the model: `points` (K, 2) already
+    in letterboxed model-input pixels (`prepare_prompts`: box corners first, labels 2 / 3), passed on as they are
+    (a `Prompt` stretches frame pixels); a `mask` (H, W) of any size letterboxed (`letterbox_masks`), values as
+    given."""
+
+    def model_points(self, height: int, width: int, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> coords (1, K, 2) float32 in model-input pixels, labels (1, K) int64 (the frame size is not used)."""
+        return self.points[None], self.labels[None]
+
+    def model_mask(self, image_size: int, device=None) -> torch.Tensor:
+        """-> (1, 1, S, S) float32 on `device`."""
+        return letterbox_masks(self.mask.numpy(), image_size).to(device)
+
+
+class LetterboxSession(VideoSession):
+    """A `VideoSession` whose frames go to the model letterboxed, as Ultralytics' video predictor sends them."""
+
+    def pixel_values(self, frame_idx: int) -> torch.Tensor:
+        """Frame -> (1, 3, S, S) float32 (`letterbox_pixels`) on the session's device."""
+        rgb = self.frames.frame(frame_idx)
+        return letterbox_pixels(np.ascontiguousarray(rgb[..., ::-1]), self.image_size).to(self.device)
+
+
+class PrunedSelection(ReferenceSelection):
+    """SAM 2's memory selection over what Ultralytics' video predictor keeps: after each tracked frame it drops the
+    tracked outputs more than num_maskmem * stride frames older (`_prune_non_cond_memory`, to bound memory), so
+    the object pointers of tracked frames come from at most num_maskmem * stride + 1 frames back (SAM 2 reads up to
+    max_pointers - 1 back); conditioning frames' are all read."""
+
+    def frames_read_back(self) -> int:
+        return min(super().frames_read_back(), self.reach)
+
+    @property
+    def reach(self) -> int:
+        """Frames back the newest kept tracked output can lie."""
+        return self.num_maskmem * self.stride + 1
+
+    def select(self, memory, frame_idx: int, reverse: bool, num_frames: int | None):
+        selection = super().select(memory, frame_idx, reverse, num_frames)
+        conditioning = {id(out) for out in memory.cond.values()}
+        pointers = [(t, out) for t, out in selection.pointers if id(out) in conditioning or t <= self.reach]
+        return replace(selection, pointers=pointers)
+
+
+class LetterboxVideoPredictor(Sam2VideoPredictor):
+    """`Sam2VideoPredictor` (sam2_hf's tracking steps over the compute seam, frames decoded as needed) set up as
+    Ultralytics' `SAM2VideoPredictor`: frames letterboxed (`LetterboxSession`), prompts in letterboxed pixels
+    (`LetterboxedPrompt`), no hole filling, memories stored in float16, old tracked outputs dropped
+    (`PrunedSelection`; "window" storage: memory stays bounded on long videos). Its masks are the low-resolution
+    logits (N, 1, S/4, S/4); `masks_above` un-letterboxes them to the frame."""
+
+    def __init__(self, model: Sam2VideoModel):
+        super().__init__(model, fill_hole_area=0, memory_policy="window", memory_dtype=torch.float16,
+                         memory_selection=PrunedSelection.from_config)  # fmt: skip
+
+    def init_state(self, video_path) -> VideoSession:
+        """A letterboxing session on a video file (`open_frames`), frames encoded when first needed."""
+        session = LetterboxSession(open_frames(video_path), self.image_size, self.device, self.memory_policy)
+        self.attach(session)
+        return session
+
+    def add_new_mask(self, inference_state: VideoSession, frame_idx: int, obj_id, mask):
+        """A mask (H, W) of the frame for one object, letterboxed (`LetterboxedPrompt`)."""
+        return self.add_prompt(inference_state, LetterboxedPrompt(frame_idx, obj_id, mask=mask))
+
+    def _to_video_resolution(self, state: VideoSession, masks: torch.Tensor) -> torch.Tensor:
+        return masks  # the low-resolution logits: `masks_above` maps them to the frame
+
+
+def video_prompts(predictor: LetterboxVideoPredictor, frames, bboxes, points, labels, masks):
+    """Ultralytics' prompts of a video as `LetterboxedPrompt`s on frame 0, object ids 0, 1, ... (its video predictor's
+    order): one per point / box object, else one per mask; none given: the masks `Sam2AutomaticMaskGenerator` finds
+    on frame 0 at `EVERYTHING` (best predicted IoU first, at most `MAX_OBJECTS`). Raises ValueError for masks with
+    points or boxes (a video object is prompted by one or the other)."""
+    if no_prompt(bboxes, points, labels, masks):
+        records = Sam2AutomaticMaskGenerator(predictor.model, **EVERYTHING).generate(frames.frame(0))
+        records = sorted(records, key=lambda r: -r["predicted_iou"])[:MAX_OBJECTS]
+        masks = [r["segmentation"] for r in records]
+    elif masks is None:
+        gain = letterbox_gain(frames.height, frames.width, predictor.image_size)
+        coords, point_labels = prepare_prompts(bboxes, points, labels, gain)
+        return [LetterboxedPrompt(0, i, points=xy, labels=lab) for i, (xy, lab) in enumerate(zip(coords, point_labels))]
+    elif not no_prompt(bboxes, points, labels, None):
+        raise ValueError("A video object is prompted by points / boxes or by a mask: give masks= alone.")
+    masks = [masks] if np.ndim(masks) == 2 else masks
+    return [LetterboxedPrompt(0, i, mask=mask) for i, mask in enumerate(masks)]
+
+
 # ------------------------------------------------------------------------------------------- the model
 class SAM2:
     """Ultralytics' `SAM2("sam2_b.pt")` / `SAM("sam2.1_b.pt")` on sam2_hf (module docstring).
@@ -265,16 +427,18 @@ class SAM2:
         self.ckpt_path = os.fspath(model)
         self.model = Sam2Model.from_pretrained(self.ckpt_path).eval()  # a release name not here: from the Hub
         self._backends: dict[int, TorchBackend] = {}  # input size -> the model at that size
-        self._trackers: dict[int, Sam2Tracker] = {}  # input size -> the video tracker (made at the first video)
+        self._video_predictors: dict[int, LetterboxVideoPredictor] = {}  # input size -> (made at the first video)
 
     def __call__(self, source=None, stream: bool = False, bboxes=None, points=None, labels=None, masks=None,
                  conf: float = DEFAULT_CONF, imgsz: int | list[int] = DEFAULT_IMGSZ, device=None, half: bool = False,
                  save: bool = False, save_txt: bool = False, save_conf: bool = False, project: str | os.PathLike = RUNS,
                  name: str = "predict", retina_masks: bool = True, verbose: bool = True, **kwargs):  # fmt: skip
-        """Masks for every image of `source` (`read_sources`) -> a list of `Results` (a generator with `stream`).
+        """Masks for every image of `source` (`read_sources`) -> a list of `Results` (a generator with `stream`); for
+        a video file, one per frame (`_track`).
 
         bboxes (4,) / (N, 4) x1, y1, x2, y2 and points (2,) / (N, 2) / (N, K, 2) x, y in the image's pixels, labels
-        1 positive / 0 negative (default all 1): N objects (module docstring); none of them: segment everything.
+        1 positive / 0 negative (default all 1), masks (H, W) / (N, H, W) (`mask_inputs`): N objects (module
+        docstring); none of them: segment everything.
         conf: keep masks whose predicted IoU is above it. imgsz: the square input size (int or [s, s], a multiple
         of 32). device: "cpu", "cuda", "cuda:1", "0", a torch.device (default: where the model is). half: fp16
         (CUDA only). save: write each `plot()` under its source's name to `project`/`name` (a new numbered folder
@@ -283,8 +447,6 @@ class SAM2:
         always at the image size (Ultralytics' SAM sets it too). verbose: print a line per image and the folder.
         Raises ValueError / TypeError / FileNotFoundError naming a bad source, prompt or setting.
         """
-        if masks is not None:
-            raise NotImplementedError("Mask prompts are not supported by SAM2(...) yet; use Sam2ImagePredictor.")
         if kwargs.pop("show", False):
             raise NotImplementedError("show=True (a window per image) is not supported: use results[i].plot().")
         if kwargs:
@@ -292,11 +454,11 @@ class SAM2:
         if is_video(source):
             if save or save_txt:
                 raise NotImplementedError("save= / save_txt= for videos: use Sam2Tracker(...).track(...).save(...).")
-            run = self._track(source, square_size(imgsz), device, bboxes, points, labels, verbose)
+            run = self._track(source, square_size(imgsz), device, (bboxes, points, labels, masks), conf, verbose)
             return run if stream else list(run)
         backend = self._backend(square_size(imgsz), device, half)
         saving = RunOutputs(Path(project), name, save, save_txt, save_conf) if save or save_txt else None
-        run = self._predict(backend, source, bboxes, points, labels, conf, saving, verbose)
+        run = self._predict(backend, source, (bboxes, points, labels, masks), conf, saving, verbose)
         return run if stream else list(run)
 
     predict = __call__
@@ -306,9 +468,9 @@ class SAM2:
         return self.model.device
 
     def to(self, device) -> SAM2:
-        """Move the model, its resized copies and its video trackers to `device`; -> self."""
-        trackers = (t.predictor.model for t in self._trackers.values())
-        for model in (self.model, *(b.model for b in self._backends.values()), *trackers):
+        """Move the model, its resized copies and its video predictors' models to `device`; -> self."""
+        videos = (p.model for p in self._video_predictors.values())
+        for model in (self.model, *(b.model for b in self._backends.values()), *videos):
             model.to(torch_device(device))
         return self
 
@@ -346,8 +508,9 @@ class SAM2:
         return backend
 
     @torch.inference_mode()
-    def _predict(self, backend, source, bboxes, points, labels, conf, saving, verbose) -> Iterator[Results]:
-        size, everything = backend.config.image_size, bboxes is None and points is None and labels is None
+    def _predict(self, backend, source, prompts, conf, saving, verbose) -> Iterator[Results]:
+        """`Results` per image of `source`; prompts: (bboxes, points, labels, masks) as given to `__call__`."""
+        size, everything = backend.config.image_size, no_prompt(*prompts)
         for i, (path, bgr) in enumerate(read_sources(source), start=1):
             began = time.perf_counter()
             image = np.ascontiguousarray(bgr[..., ::-1]) if everything else letterbox_pixels(bgr, size)
@@ -356,7 +519,7 @@ class SAM2:
                 masks, scores, index = self._everything(backend.model, image, conf)
                 inferred = time.perf_counter()
             else:
-                low_res, scores = decode_prompts(backend, image, bgr.shape[:2], bboxes, points, labels)
+                low_res, scores = decode_prompts(backend, image, bgr.shape[:2], *prompts)
                 inferred = time.perf_counter()
                 masks, scores, index = masks_above(low_res, scores, conf, bgr.shape[:2], size)
             result = self._results(path, bgr, masks, scores, index)
@@ -374,34 +537,41 @@ class SAM2:
         if saving is not None and saving.folder is not None and verbose:
             print(f"Results saved to {saving.folder}")
 
-    def _track(self, video, size, device, bboxes, points, labels, verbose) -> Iterator[Results]:
-        """A video file: the prompts' objects (Ultralytics' layout, on frame 0) tracked forward by
-        `Sam2Tracker` (bounded memory, frames decoded as needed), or without prompts everything found on frame 0
-        (the automatic mask generator at `EVERYTHING`) tracked; one `Results` per frame (boxes' confidence 1, as
-        Ultralytics' video predictor gives; class = the object's index)."""
-        if size not in self._trackers:
-            self._trackers[size] = Sam2Tracker.from_pretrained(self.ckpt_path, image_size=size)
-        tracker = self._trackers[size]
-        if device is not None:
-            tracker.predictor.model.to(torch_device(device))
-        frames = open_frames(os.fspath(video) if isinstance(video, os.PathLike) else video)
-        if bboxes is None and points is None and labels is None:
-            generator = Sam2AutomaticMaskGenerator(tracker.predictor.model, **EVERYTHING)
-            run = tracker.iter_track(frames, None, progress=False, generator=generator)
-        else:
-            run = tracker.iter_track(frames, frame_prompts(bboxes, points, labels), "forward", progress=False)
+    def _track(self, video, size: int, device, prompts, conf: float, verbose: bool) -> Iterator[Results]:
+        """A video file tracked as Ultralytics' `SAM2VideoPredictor` tracks it (`LetterboxVideoPredictor`): the
+        objects of prompts (bboxes, points, labels, masks; `video_prompts`) on frame 0 followed forward, one
+        `Results` per frame holding the objects whose low-resolution mask is not empty (confidence 1, as
+        Ultralytics scores them; with conf >= 1 none), masks not overlapping (`masks_above`), class = object
+        index."""
+        predictor = self._video_predictor(size, device)
+        frames = open_frames(os.fspath(video))
         with frames:
-            for frame_idx, masks in run:
+            state = predictor.init_state(frames)
+            for prompt in video_prompts(predictor, frames, *prompts):
+                predictor.add_prompt(state, prompt)
+            empty = torch.zeros(0, 1, size // 4, size // 4)
+            run = predictor.propagate_in_video(state, 0) if state.objects else (
+                (t, [], empty) for t in range(frames.num_frames))  # fmt: skip
+            for frame_idx, _, low_res in run:
                 began = time.perf_counter()
                 bgr = np.ascontiguousarray(frames.frame(frame_idx)[..., ::-1])
-                ids = sorted(masks)
-                stacked = torch.as_tensor(np.stack([masks[i] for i in ids])) if ids else torch.zeros(0, *bgr.shape[:2])
-                index = torch.tensor([i - 1 for i in ids], dtype=torch.int64)
-                result = self._results(os.fspath(video), bgr, stacked.bool(), torch.ones(len(ids)), index)
+                present = (low_res.flatten(1) > MASK_THRESHOLD).any(1).float().cpu()
+                masks, scores, index = masks_above(low_res[:, 0], present, conf, bgr.shape[:2], size, True)
+                result = self._results(os.fspath(video), bgr, masks, scores, index)
                 result.speed = {"postprocess": 1000 * (time.perf_counter() - began)}
                 if verbose:
                     print(f"video frame {frame_idx} {video}: {len(result)} masks")
                 yield result
+
+    def _video_predictor(self, size: int, device) -> LetterboxVideoPredictor:
+        """The video model at input size `size` (loaded once per size), moved to `device`."""
+        if size not in self._video_predictors:
+            model = Sam2VideoModel.from_pretrained(self.ckpt_path, image_size=size)
+            self._video_predictors[size] = LetterboxVideoPredictor(model)
+        predictor = self._video_predictors[size]
+        if device is not None:
+            predictor.model.to(torch_device(device))
+        return predictor
 
     def _everything(self, model, rgb, conf):
         """An (H, W, 3) RGB image -> the masks (M, H, W) bool, predicted IoUs (M,) and indices (M,) of
@@ -428,21 +598,22 @@ SAM = SAM2  # today's ultralytics names the class SAM
 
 class SAM2VideoPredictor:
     """Ultralytics' `SAM2VideoPredictor(overrides=dict(model=..., imgsz=..., conf=...))`, called as
-    `predictor(source="video.mp4", points=..., labels=..., bboxes=...)`: the prompts' objects on frame 0 tracked
-    through the video by `SAM2`'s video path (`Sam2Tracker`: bounded memory, frames decoded as needed), one
-    `Results` per frame (a generator with `stream=True`). Overrides this does not use (task, mode, save, ...) are
-    accepted as Ultralytics accepts them. Its import path is `sam2_hf.ultralytics` (`sam2_hf.SAM2VideoPredictor` is
-    Meta's predictor)."""
+    `predictor(source="video.mp4", points=..., labels=..., bboxes=...)` (or `masks=...`): the prompts' objects on
+    frame 0 tracked through the video by `SAM2`'s video path (`LetterboxVideoPredictor`: Ultralytics' masks,
+    bounded memory, frames decoded as needed), one `Results` per frame (a generator with `stream=True`). Overrides
+    this does not use (task, mode, save, ...) are accepted as Ultralytics accepts them. Its import path is
+    `sam2_hf.ultralytics` (`sam2_hf.SAM2VideoPredictor` is Meta's predictor)."""
 
     def __init__(self, cfg=None, overrides: dict | None = None, _callbacks=None):
         self.args = {"model": DEFAULT_MODEL_FILE, "imgsz": DEFAULT_IMGSZ, "device": None, **(overrides or {})}
+        self.args["conf"] = DEFAULT_CONF if self.args.get("conf") is None else self.args["conf"]
         self.model = SAM2(self.args["model"])
 
     def __call__(self, source=None, stream: bool = False, bboxes=None, points=None, labels=None, masks=None):
-        """Results per frame of the video `source` (a video file), the prompts given on frame 0."""
+        """Results per frame of the video `source` (a video file), the prompts given on frame 0 (`SAM2._track`)."""
         if not is_video(source):
             raise ValueError(f"SAM2VideoPredictor tracks a video file (mp4, mov, ...); got {source!r}.")
-        options = dict(imgsz=self.args["imgsz"], device=self.args["device"], verbose=self.args.get("verbose", False))
+        options = {k: self.args[k] for k in ("imgsz", "device", "conf")} | {"verbose": self.args.get("verbose", False)}
         return self.model(source, stream=stream, bboxes=bboxes, points=points, labels=labels, masks=masks, **options)
 
 
