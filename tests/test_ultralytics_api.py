@@ -180,6 +180,38 @@ def test_results_fields_and_files_as_ultralytics(models, tmp_path):
     assert len(mine[1:]) == 2 and mine[0].boxes.data.shape == (1, 6)
 
 
+def test_results_extras_as_ultralytics(models, tmp_path):
+    """verbose(), to_csv(), to_df() and save_crop() give what Ultralytics' Results give for the same masks and boxes:
+    a found mask, two one-region discs (one at the image's corner, so its crop is clipped) with class 1 left out (as
+    conf drops objects), and no masks at all."""
+    from ultralytics.engine.results import Results as UltralyticsResults
+
+    _, ours = models
+    bgr = image(SHAPES["192x256"])
+    found = ours(bgr, imgsz=S, conf=0.0, verbose=False, **CASES["box (flat)"])[0]
+    discs = torch.as_tensor(np.stack([disc(bgr.shape[:2], (120, 90), 30), disc(bgr.shape[:2], (5, 5), 20)]))
+    masks = torch.cat([found.masks.data, discs])
+    rows = torch.cat([found.boxes.data, torch.tensor([[90.0, 60, 149, 119, 0.75, 2], [0, 0, 24, 24, 0.5, 3]])])
+    mine = Results(bgr, "image0.jpg", Masks(masks, bgr.shape[:2]), Boxes(rows, bgr.shape[:2]))
+    their = UltralyticsResults(bgr, "image0.jpg", {i: str(i) for i in range(4)}, boxes=rows, masks=masks)
+    assert [count_regions(m) for m in discs.numpy()] == [1, 1] and 0 < masks[0].float().mean() < 1
+    assert mine.verbose() == their.verbose() == "1 0, 1 2, 1 3, "
+    for normalize in (False, True):
+        for i in (1, 2):  # the discs (a found mask of several regions has other segments: Ultralytics joins them)
+            assert mine[i].to_csv(normalize) == their[i].to_csv(normalize)
+    assert mine.to_df().columns == their.to_df().columns and mine.to_df().height == 3
+    for result, folder in ((mine, "mine"), (their, "theirs")):
+        for _ in range(2):  # the second call numbers its files, as Ultralytics'
+            result.save_crop(tmp_path / folder, "crop")
+    crops = {f: sorted(p.relative_to(tmp_path / f) for p in (tmp_path / f).rglob("*.jpg")) for f in ("mine", "theirs")}
+    assert crops["mine"] == crops["theirs"] and len(crops["mine"]) == 6 and Path("3/crop-2.jpg") in crops["mine"]
+    for path in crops["mine"]:
+        assert (tmp_path / "mine" / path).read_bytes() == (tmp_path / "theirs" / path).read_bytes()
+    empty = Results(bgr, "image0.jpg", None, None)
+    nothing = UltralyticsResults(bgr, "image0.jpg", {0: "0"}, boxes=torch.zeros(0, 6))
+    assert empty.verbose() == nothing.verbose() and empty.to_csv() == nothing.to_csv() == "\n"
+
+
 def count_regions(mask: np.ndarray) -> int:
     import cv2
 
@@ -188,7 +220,7 @@ def count_regions(mask: np.ndarray) -> int:
 
 def test_sources_stream_save_and_conf(models, tmp_path, monkeypatch):
     """A file path, a folder, a glob, a PIL image and a list; stream=True yields; save=True writes runs/segment/
-    predict, then predict2; conf drops masks at or below it."""
+    predict, then predict-2 (Ultralytics 8.4's numbering); conf drops masks at or below it."""
     from PIL import Image
 
     _, ours = models
@@ -205,15 +237,15 @@ def test_sources_stream_save_and_conf(models, tmp_path, monkeypatch):
     assert np.array_equal(first.masks.data, ours(bgr, points=[60, 80], imgsz=S, verbose=False)[0].masks.data)
     stream = ours(folder, points=[60, 80], imgsz=S, stream=True, verbose=False)
     assert not isinstance(stream, list) and len(list(stream)) == 2
-    for run in ("predict", "predict2"):
+    for run in ("predict", "predict-2"):
         ours(folder, points=[60, 80], imgsz=S, save=True, verbose=False)
         assert sorted(p.name for p in (tmp_path / "runs" / "segment" / run).iterdir()) == ["a.png", "b.png"]
     ours(folder, points=[60, 80], imgsz=S, save_txt=True, save_conf=True, verbose=False)
-    labels = sorted((tmp_path / "runs" / "segment" / "predict3" / "labels").iterdir())
+    labels = sorted((tmp_path / "runs" / "segment" / "predict-3" / "labels").iterdir())
     assert [p.name for p in labels] == ["a.txt", "b.txt"] and len(labels[0].read_text().split()) % 2 == 0  # + conf
     with pytest.raises(FileNotFoundError):
         ours(tmp_path / "missing.png", points=[60, 80], imgsz=S, save=True, verbose=False)
-    assert not (tmp_path / "runs" / "segment" / "predict4").exists()  # no empty run folder for a failed call
+    assert not (tmp_path / "runs" / "segment" / "predict-4").exists()  # no empty run folder for a failed call
     assert set(first.speed) == {"preprocess", "inference", "postprocess"} and min(first.speed.values()) >= 0
     score = float(first.boxes.conf[0])
     assert len(ours(bgr, points=[60, 80], imgsz=S, conf=score, verbose=False)[0]) == 0

@@ -8,6 +8,8 @@ Ultralytics), named by its index string.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,6 +20,38 @@ import torch
 from ..media.render import PALETTE, blend_masks
 
 BOX_WIDTH = 2  # pixels, the boxes `plot` draws
+CROP_GAIN, CROP_PAD = 1.02, 10  # `save_crop` widens boxes by 2 % and 10 pixels, as Ultralytics' `save_one_box`
+CROP_JPEG = dict(quality=95, subsampling=0)  # and writes them with PIL so
+
+
+def first_free(path: Path) -> Path:
+    """`path`, or `path` with -2, -3, ... appended to its stem: the first that does not exist (Ultralytics 8.4's
+    `increment_path`: im.jpg, im-2.jpg, ...; predict, predict-2, ...)."""
+    candidate, n = path, 2
+    while candidate.exists():
+        candidate, n = path.with_name(f"{path.stem}-{n}{path.suffix}"), n + 1
+    return candidate
+
+
+def crop_bounds(xyxy, orig_shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A (4,) x1, y1, x2, y2 box in pixels -> the int x1, y1, x2, y2 slice bounds of its crop: centre kept, width and
+    height times `CROP_GAIN` plus `CROP_PAD`, truncated toward zero, clipped to the (H, W) image (Ultralytics'
+    `save_one_box`, in float32 as it computes)."""
+    xyxy = torch.as_tensor(xyxy, dtype=torch.float32)
+    centre = (xyxy[:2] + xyxy[2:]) / 2
+    half = ((xyxy[2:] - xyxy[:2]) * CROP_GAIN + CROP_PAD) / 2
+    box = torch.cat([centre - half, centre + half]).long()
+    height, width = orig_shape
+    x1, x2 = (int(v) for v in box[0::2].clamp(0, width))
+    y1, y2 = (int(v) for v in box[1::2].clamp(0, height))
+    return x1, y1, x2, y2
+
+
+def csv_cell(value) -> str:
+    """A summary value as Ultralytics' `to_csv` writes it: "" for None, the repr of a dict or list, else str."""
+    if value is None:
+        return ""
+    return repr(value) if isinstance(value, (dict, list, tuple, set)) else str(value)
 
 
 def mask_polygons(masks: np.ndarray) -> list[np.ndarray]:
@@ -150,7 +184,9 @@ class Results:
 
     @property
     def names(self) -> dict[int, str]:
-        return {i: str(i) for i in range(len(self))}
+        """{class: its index string} for classes 0 .. the largest held (objects dropped by `conf` included)."""
+        count = int(self.boxes.cls.max()) + 1 if len(self) else 0
+        return {i: str(i) for i in range(count)}
 
     def __len__(self) -> int:
         return 0 if self.boxes is None else len(self.boxes)
@@ -243,3 +279,46 @@ class Results:
     def to_json(self, normalize: bool = False, decimals: int = 5) -> str:
         """`summary(...)` as a JSON string (indented by 2)."""
         return json.dumps(self.summary(normalize, decimals), indent=2)
+
+    def to_csv(self, normalize: bool = False, decimals: int = 5) -> str:
+        """`summary(...)` as the CSV text Ultralytics' `to_csv` writes: a header of its fields, a line per mask, the
+        box and segments cells as Python dict reprs (`csv_cell`), quoted where needed; "\n" without masks."""
+        rows = self.summary(normalize, decimals)
+        columns = list(rows[0]) if rows else []
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([csv_cell(row.get(c)) for c in columns] for row in rows)
+        return out.getvalue()
+
+    def to_df(self, normalize: bool = False, decimals: int = 5):
+        """`summary(...)` as a polars DataFrame, as Ultralytics' `to_df` (polars comes with ultralytics, not with
+        sam2_hf). Raises ImportError naming it when it is not installed."""
+        try:
+            import polars as pl
+        except ImportError as error:
+            raise ImportError(
+                "Results.to_df() returns a polars DataFrame, as Ultralytics' does: pip install polars (summary(), "
+                "to_json() and to_csv() need nothing more)."
+            ) from error
+        return pl.DataFrame(self.summary(normalize=normalize, decimals=decimals))
+
+    def verbose(self) -> str:
+        """Ultralytics' log string: "<count> <name>[s], " per class held (here each mask its own class: "1 0, 1 1,
+        "), "(no detections), " without masks."""
+        if len(self) == 0:
+            return "(no detections), "
+        counts = torch.as_tensor(self.boxes.cls).to(torch.int64).bincount()
+        return "".join(f"{n} {self.names[i]}{'s' * (n > 1)}, " for i, n in enumerate(counts.tolist()) if n > 0)
+
+    def save_crop(self, save_dir: str | Path, file_name: str | Path = "im.jpg") -> None:
+        """Write each mask's box region of `orig_img` (`crop_bounds`) to `save_dir`/<class name>/<file_name's
+        stem>.jpg (im2.jpg, im3.jpg, ... when taken: `first_free`), JPEG as Ultralytics' `save_crop` writes them."""
+        from PIL import Image
+
+        for row in _to(self.boxes.data, "cpu") if self.boxes is not None else []:
+            x1, y1, x2, y2 = crop_bounds(row[:4], self.orig_shape)
+            crop = np.ascontiguousarray(self.orig_img[y1:y2, x1:x2, ::-1])
+            file = first_free(Path(save_dir) / self.names[int(row[5])] / Path(file_name).with_suffix(".jpg"))
+            file.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(crop).save(file, **CROP_JPEG)

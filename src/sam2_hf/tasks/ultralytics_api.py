@@ -46,7 +46,7 @@ from ..backends.torch import TorchBackend
 from ..media.frames import open_frames
 from ..models.modeling import Sam2Model, Sam2VideoModel
 from ..predictors.automatic_mask_generator import Sam2AutomaticMaskGenerator
-from ..predictors.ultralytics_results import Boxes, Masks, Results
+from ..predictors.ultralytics_results import Boxes, Masks, Results, first_free
 from ..predictors.video_predictor import Sam2VideoPredictor
 from ..processing.image_processing import letterbox_gain, letterbox_pixels
 from ..processing.mask_postprocessing import apply_non_overlapping_constraints
@@ -70,7 +70,7 @@ EVERYTHING = dict(
 )
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".avi", ".m4v", ".mkv", ".mov", ".mp4", ".mpeg", ".mpg", ".webm", ".wmv")
-RUNS = Path("runs") / "segment"  # where `save=True` writes, as Ultralytics: runs/segment/predict, predict2, ...
+RUNS = Path("runs") / "segment"  # where `save=True` writes, as Ultralytics: runs/segment/predict, predict-2, ...
 
 
 # ------------------------------------------------------------------------------------------- sources
@@ -314,10 +314,8 @@ class RunOutputs:
 
 
 def next_run_folder(root: Path = RUNS, name: str = "predict") -> Path:
-    """root/name, or root/name2, name3, ... : the first that does not exist (created)."""
-    folder, n = root / name, 2
-    while folder.exists():
-        folder, n = root / f"{name}{n}", n + 1
+    """root/name, or root/name-2, name-3, ... : the first that does not exist (`first_free`; created)."""
+    folder = first_free(root / name)
     folder.mkdir(parents=True)
     return folder
 
