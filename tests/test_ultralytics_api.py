@@ -252,6 +252,38 @@ def test_sources_stream_save_and_conf(models, tmp_path, monkeypatch):
     assert len(ours(bgr, points=[60, 80], imgsz=S, conf=score - 1e-3, verbose=False)[0]) == 1
 
 
+def test_image_urls_are_read(models, tmp_path):
+    """An http(s) URL (a local server here) gives the masks of the file it serves, its path the URL; a missing page
+    and bytes that are not an image are named."""
+    import functools
+    import http.server
+    import threading
+
+    from PIL import Image
+
+    _, ours = models
+    bgr = image(SHAPES["150x230"])
+    Image.fromarray(bgr[..., ::-1]).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_text("not an image")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=tmp_path)
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        remote = ours(f"{url}/a.png", points=[60, 80], imgsz=S, verbose=False)[0]
+        local = ours(tmp_path / "a.png", points=[60, 80], imgsz=S, verbose=False)[0]
+        assert remote.path == f"{url}/a.png" and np.array_equal(remote.orig_img, bgr)
+        assert np.array_equal(remote.masks.data, local.masks.data) and remote.masks.data.any()
+        with pytest.raises(ValueError, match="Could not download .*missing.png"):
+            ours(f"{url}/missing.png", points=[60, 80], imgsz=S, verbose=False)
+        with pytest.raises(ValueError, match="did not return an image"):
+            ours([f"{url}/b.png"], points=[60, 80], imgsz=S, verbose=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_bad_sources_and_prompts_are_named(models, tmp_path):
     _, ours = models
     bgr = image(SHAPES["150x230"])

@@ -70,6 +70,7 @@ EVERYTHING = dict(
 )
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".avi", ".m4v", ".mkv", ".mov", ".mp4", ".mpeg", ".mpg", ".webm", ".wmv")
+URL_TIMEOUT = 30  # seconds an image URL may take to answer
 RUNS = Path("runs") / "segment"  # where `save=True` writes, as Ultralytics: runs/segment/predict, predict-2, ...
 
 
@@ -131,19 +132,18 @@ def is_url(source) -> bool:
 
 
 def read_url(url: str) -> np.ndarray:
-    """An http(s) URL of an image -> (H, W, 3) uint8 BGR: downloaded with huggingface_hub's HTTP session (its proxy
-    and timeout settings) and decoded by OpenCV. Raises ValueError naming the URL when the download fails or the
-    bytes are not an image."""
+    """An http(s) URL of an image -> (H, W, 3) uint8 BGR: downloaded (urllib, `URL_TIMEOUT` seconds) and decoded by
+    OpenCV, in memory. Raises ValueError naming the URL when the download fails or the bytes are not an image."""
+    import urllib.request
+
     import cv2
-    import httpx
-    from huggingface_hub import get_session
 
     try:
-        response = get_session().get(url, follow_redirects=True)
-        response.raise_for_status()
-    except httpx.HTTPError as error:
+        with urllib.request.urlopen(url, timeout=URL_TIMEOUT) as response:
+            data = response.read()
+    except OSError as error:  # URLError, HTTPError, timeouts
         raise ValueError(f"Could not download {url!r}: {error}") from error
-    image = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"{url!r} did not return an image OpenCV can read.")
     return image
