@@ -1,0 +1,65 @@
+"""Backends: what runs the compute seam's four parts (protocol.py). One table, one place to add a backend.
+
+- "torch": the model itself, eager PyTorch (`TorchBackend`), the default;
+- "onnxruntime", "openvino", "torch-export": the model's graphs exported (export.py) into a cache folder keyed by a
+  hash of its weights (`SAM2_HF_EXPORT_CACHE`, default ~/.cache/sam2_hf/exports), run by that engine
+  (`ExportedBackend`); exact (float32), tested against "torch" (tests/test_export.py).
+
+`make_backend(model, "onnxruntime")` is what every predictor does with its `backend=` option, so `from_pretrained(...,
+backend="openvino")`, `Sam2Tracker`, the automatic mask generator and the CLI's `--backend` all take a name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .protocol import Sam2Backend
+from .torch import TorchBackend
+
+BACKENDS = ("torch", "onnxruntime", "openvino", "torch-export")
+
+
+def export_cache() -> Path:
+    """Where `make_backend` keeps exports: `SAM2_HF_EXPORT_CACHE`, default ~/.cache/sam2_hf/exports."""
+    return Path(os.environ.get("SAM2_HF_EXPORT_CACHE", Path.home() / ".cache" / "sam2_hf" / "exports"))
+
+
+def make_backend(model, backend: str | Sam2Backend | None = None) -> Sam2Backend:
+    """The backend a predictor runs on: None or "torch" -> `TorchBackend(model)`; an engine name -> the model's
+    export (made once, then reused from the cache) run by that engine; a backend object -> itself.
+
+    Raises ValueError for an unknown name (naming the choices) and ImportError naming the extra for a missing engine.
+    """
+    if backend is None or backend == "torch":
+        return TorchBackend(model)
+    if not isinstance(backend, str):
+        return backend
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown backend {backend!r}; choose one of {list(BACKENDS)}.")
+    from .exported import ENGINES, ExportedBackend
+
+    return ExportedBackend(cached_export(model, ENGINES[backend]), backend)
+
+
+def cached_export(model, format: str) -> Path:
+    """The folder holding `model`'s export in `format`: made in the cache on first use (written to a temporary folder
+    and renamed, so an interrupted export leaves nothing half-written), reused while the weights are the same."""
+    from .export import MANIFEST, export_model, weights_hash
+
+    folder = export_cache() / f"{type(model).__name__}-{model.config.image_size}-{weights_hash(model)[:24]}-{format}"
+    if (folder / MANIFEST).is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".export-"))
+    try:
+        export_model(model, staging, format)
+        staging.rename(folder)
+    except OSError:
+        if not (folder / MANIFEST).is_file():  # not another process's finished export
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder

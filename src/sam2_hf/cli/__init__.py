@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("sam2_hf.cli.eval", "benchmarks: VOS J&F, click mIoU on images, interactive video (PVS)"),
     "finetune": ("sam2_hf.cli.finetune", "fine-tune on your images and videos, evaluate, push to the Hub"),
     "convert": ("sam2_hf.cli.convert", "write a model in Meta's .pt format (sam2.build_sam.build_sam2 loads it)"),
+    "export": ("sam2_hf.cli.export", "write a model's graphs for ONNX Runtime, OpenVINO or torch.export"),
 }
 _ENTRY_POINTS: dict[str, tuple] = {}
 

@@ -13,6 +13,7 @@ import argparse
 
 from ..models.configuration import DEFAULT_MODEL
 from ..tasks.annotate import ANNOTATION_FORMATS
+from .common import add_model_options, model_kwargs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=ANNOTATION_FORMATS, default="coco", help="COCO instances or YOLO-seg")
     parser.add_argument("--out", default="annotations", help="output folder")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="Hub id, saved folder or Meta .pt")
-    parser.add_argument("--device", default=None, help="e.g. cuda, cpu (default: the model's)")
-    parser.add_argument("--image-size", type=int, default=None, help="model input size for a Meta .pt (default 1024)")
+    add_model_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,10 +39,10 @@ def run(args: argparse.Namespace) -> int:
     from ..tasks.annotate import auto_annotate
     from .common import fail
 
-    kwargs = {"image_size": args.image_size} if args.image_size else {}
+    kwargs = model_kwargs(args)
     try:
         model = Sam2ImagePredictor.from_pretrained(args.model, device=args.device, **kwargs)
-    except OSError as e:
+    except (OSError, ValueError, ImportError) as e:
         return fail(f"could not load the model {args.model!r} ({e}).")
     try:
         path = auto_annotate(args.data, args.detector, args.labels, args.out, args.format, model, args.threshold,

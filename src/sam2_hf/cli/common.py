@@ -87,3 +87,23 @@ def tracked_before(error: TrackingError):
 def fail(message: str) -> int:
     print(f"sam2-hf: {message}", file=sys.stderr)
     return 2
+
+
+BACKEND_CHOICES = ("torch", "onnxruntime", "openvino", "torch-export")  # sam2_hf.backends.BACKENDS (not imported here)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--device, --image-size and --backend, the model options of the commands that run a predictor."""
+    parser.add_argument("--device", default=None, help="e.g. cuda, cpu (default: the model's)")
+    parser.add_argument("--image-size", type=int, default=None, help="model input size for a Meta .pt (default 1024)")
+    parser.add_argument(
+        "--backend", default=None, choices=BACKEND_CHOICES,
+        help="what runs the model: torch (default), or its graphs exported once (cached) for onnxruntime, openvino "
+        "or torch-export; a folder written by `sam2-hf export` runs on onnxruntime unless told otherwise",
+    )  # fmt: skip
+
+
+def model_kwargs(args: argparse.Namespace) -> dict:
+    """The `from_pretrained` keywords of the model options (`add_model_options`), device apart."""
+    kwargs = {"image_size": args.image_size} if args.image_size else {}
+    return kwargs | ({"backend": args.backend} if args.backend else {})

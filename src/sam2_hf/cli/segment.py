@@ -26,7 +26,16 @@ from ..models.configuration import DEFAULT_MODEL
 from ..predictors.automatic_mask_generator import GENERATOR_ARGS
 from ..tasks.segment import OVERLAY_IMAGE, save_image_results
 from ..tasks.tracker import MAX_OBJECTS, TrackingError
-from .common import fail, merge_prompts, out_of_image_prompts_refused, parse_box, parse_point, tracked_before
+from .common import (
+    add_model_options,
+    fail,
+    merge_prompts,
+    model_kwargs,
+    out_of_image_prompts_refused,
+    parse_box,
+    parse_point,
+    tracked_before,
+)
 
 
 def parse_option(text: str) -> tuple[str, object]:
@@ -53,8 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--new-objects-every", type=int, default=None, help="video: generate every K frames")
     parser.add_argument("--max-objects", type=int, default=MAX_OBJECTS, help="video: objects tracked at most")
     parser.add_argument("--overwrite", action="store_true", help="replace results already in --out")
-    parser.add_argument("--device", default=None, help="e.g. cuda, cpu (default: the model's)")
-    parser.add_argument("--image-size", type=int, default=None, help="model input size for a Meta .pt (default 1024)")
+    add_model_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted({p.frame for p in prompts} - set(range(len(images)))) if images else []
     if unknown:
         return fail(f"a prompt for image {unknown[0]}, but there are {len(images)} images (0..{len(images) - 1})")
-    kwargs = {"image_size": args.image_size} if args.image_size else {}
+    kwargs = model_kwargs(args)
     try:
         with out_of_image_prompts_refused():
             if images:
@@ -85,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             return _segment_video(args, source, prompts, kwargs)
     except OSError as e:
         return fail(f"could not load the model {args.model!r} ({e})")
-    except (ValueError, IndexError) as e:  # a frame, an image or a prompt
+    except (ValueError, IndexError, ImportError) as e:  # a frame, an image, a prompt, or a backend
         return fail(str(e))
 
 

@@ -13,7 +13,16 @@ import argparse
 from ..media.writers import FORMATS, existing_outputs
 from ..models.configuration import DEFAULT_MODEL
 from ..tasks.tracker import DIRECTIONS, Sam2Tracker, TrackingError
-from .common import fail, merge_prompts, out_of_image_prompts_refused, parse_box, parse_point, tracked_before
+from .common import (
+    add_model_options,
+    fail,
+    merge_prompts,
+    model_kwargs,
+    out_of_image_prompts_refused,
+    parse_box,
+    parse_point,
+    tracked_before,
+)
 
 
 def add_arguments(track: argparse.ArgumentParser) -> None:
@@ -26,8 +35,7 @@ def add_arguments(track: argparse.ArgumentParser) -> None:
     for name, output in FORMATS.items():
         track.add_argument(f"--no-{name}", action="store_true", help=f"skip {output.description}")
     track.add_argument("--overwrite", action="store_true", help="replace results already in --out")
-    track.add_argument("--device", default=None, help="e.g. cuda, cpu (default: the model's)")
-    track.add_argument("--image-size", type=int, default=None, help="model input size for a Meta .pt (default 1024)")
+    add_model_options(track)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     existing = [path.name for path in existing_outputs(args.out, formats)]
     if existing and not args.overwrite:
         return fail(f"{args.out} already holds results ({', '.join(existing)}): pass --overwrite or another --out")
-    kwargs = {"image_size": args.image_size} if args.image_size else {}
+    kwargs = model_kwargs(args)
     try:
         tracker = Sam2Tracker.from_pretrained(args.model, device=args.device, **kwargs)
     except OSError as e:
@@ -50,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
             f"could not load the model {args.model!r} ({e}).\n"
             "If you are offline, point --model at a local folder saved with save_pretrained or at a Meta .pt file."
         )
+    except (ValueError, ImportError) as e:  # a backend that cannot run this model (the message names it)
+        return fail(f"cannot run {args.model!r}: {e}")
     status = 0
     try:
         with out_of_image_prompts_refused():

@@ -16,14 +16,12 @@ import os
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import can_return_tuple
 from transformers.utils.output_capturing import selected_hidden_states
 
-from ..processing.prompts import NOT_A_POINT
 from ..processing.validation import check_image_prompts, check_pixel_values
 from .components.hiera import HieraTrunk
 from .components.layers import FeedForward, LayerNorm2d
@@ -31,7 +29,7 @@ from .components.mask_decoder import MaskDecoder
 from .components.memory_attention import MemoryAttention
 from .components.memory_encoder import FuserBlock, MemoryEncoder
 from .components.position_encoding import RandomFourierEmbedding, sine_1d, sine_position_encoding
-from .components.prompt_encoder import PromptEncoder
+from .components.prompt_encoder import PromptEncoder, mask_input_at, not_a_point_prompt
 from .components.vision_encoder import FpnNeck, VisionEncoderOutput
 from .configuration import Sam2Config, Sam2HieraDetConfig, Sam2VideoConfig, Sam2VisionConfig
 from .outputs import (
@@ -368,16 +366,9 @@ class Sam2Model(Sam2PreTrainedModel):
         """
         n = image_embeddings.shape[0]
         if points is None and boxes is None and empty_prompt_as_point:
-            points = image_embeddings.new_zeros(n, 1, 2)
-            labels = torch.full((n, 1), NOT_A_POINT, device=image_embeddings.device)
-        if mask_inputs is not None and mask_inputs.shape[-2:] != self.prompt_encoder.mask_input_size:
-            mask_inputs = F.interpolate(
-                mask_inputs.float(),
-                size=self.prompt_encoder.mask_input_size,
-                mode="bilinear",
-                align_corners=False,
-                antialias=True,
-            )
+            points, labels = not_a_point_prompt(n, image_embeddings)
+        if mask_inputs is not None:
+            mask_inputs = mask_input_at(mask_inputs, self.prompt_encoder.mask_input_size)
         sparse, dense, sparse_padding = self.prompt_encoder(points, labels, boxes, mask_inputs, batch_shape=(n,))
         return self.mask_decoder(
             image_embeddings,
@@ -562,29 +553,45 @@ class Sam2VideoModel(Sam2Model, Sam2VideoPreTrainedModel):
         self-attention runs once) or N. selections: one `MemorySelection` per object (what
         the session's memory selection policy picked: spatial memories with their temporal index, object pointers with
         their temporal offset), all with the same `layout` so their tokens stack into one batch.
+        """
+        return self.attend_memory_bank(
+            features.image_embeddings,
+            features.position_embeddings,
+            *stack_selections(selections, self.dtype, self.config.vision_config.fpn_hidden_size),
+        )
+
+    def attend_memory_bank(
+        self,
+        image_embeddings: torch.Tensor,
+        position_embeddings: torch.Tensor,
+        memories: torch.Tensor,
+        temporal_index: torch.Tensor,
+        pointers: torch.Tensor,
+        pointer_offsets: torch.Tensor,
+        max_pointers: int,
+    ) -> torch.Tensor:
+        """Memory attention on tensors (what an exported runtime runs as one graph) -> (N, C, h, w).
+
+        image_embeddings (1 or N, C, h, w) a frame's stride-16 features, position_embeddings (1, C, h, w);
+        memories (N, F, 64, h, w) the spatial memories read, temporal_index (N, F) int64 (0: a conditioning
+        frame, num_maskmem - k: k frames back); pointers (N, P, 256) object pointers at temporal offsets
+        pointer_offsets (N, P) float32 (frames), normalised by `max_pointers - 1` (SAM 2.1).
         Follows the reference's `SAM2Base._prepare_memory_conditioned_features` (memory frames first,
         then object pointers; SAM 2.1 adds the pointers' temporal encoding).
         """
-        memory_pos = self.memory_position_encoding(*features.image_embeddings.shape[-2:])
-        tokens, positions = zip(*(self.memory_tokens(sel, memory_pos) for sel in selections))
-        num_pointer_tokens = len(selections[0].pointers) * self.tokens_per_object_pointer
-        emb = features.image_embeddings
-        _, c, h, w = emb.shape
-        curr = emb.flatten(2).transpose(1, 2)
-        curr_pos = features.position_embeddings.flatten(2).transpose(1, 2)
-        out = self.memory_attention(curr, curr_pos, torch.cat(tokens), torch.cat(positions), num_pointer_tokens)
+        _, c, h, w = image_embeddings.shape
+        spatial, spatial_pos = self.spatial_memory(memories, self.memory_position_encoding(h, w), temporal_index)
+        pointer_tokens, pointer_pos = self.object_pointer_memory(pointers, pointer_offsets, max_pointers)
+        curr = image_embeddings.flatten(2).transpose(1, 2)
+        curr_pos = position_embeddings.flatten(2).transpose(1, 2)
+        out = self.memory_attention(
+            curr,
+            curr_pos,
+            torch.cat([spatial, pointer_tokens], dim=1),
+            torch.cat([spatial_pos, pointer_pos], dim=1),
+            pointer_tokens.shape[1],
+        )
         return out.transpose(1, 2).reshape(-1, c, h, w)
-
-    def memory_tokens(self, selection: MemorySelection, memory_pos: torch.Tensor):
-        """One object's selected memories as attention tokens: -> tokens and positions (B, M, 64), the
-        spatial memories' h*w tokens each, then `tokens_per_object_pointer` tokens per object pointer.
-        B is 1, or the batch of objects tracked together in training, whose outputs hold (B, ...) tensors."""
-        parts = [self.spatial_memory(out.memory.to(self.dtype), memory_pos, t) for t, out in selection.spatial]
-        if selection.pointers:
-            pointers = torch.stack([out.object_pointer for _, out in selection.pointers], dim=1)
-            offsets = [offset for offset, _ in selection.pointers]
-            parts.append(self.object_pointer_memory(pointers, offsets, selection.max_pointers))
-        return torch.cat([p[0] for p in parts], dim=1), torch.cat([p[1] for p in parts], dim=1)
 
     @property
     def tokens_per_object_pointer(self) -> int:
@@ -597,34 +604,33 @@ class Sam2VideoModel(Sam2Model, Sam2VideoPreTrainedModel):
         channels = self.config.memory_encoder_output_channels
         return sine_position_encoding(channels, height, width, device=self.device, dtype=self.dtype).unsqueeze(0)
 
-    def spatial_memory(self, maskmem_features: torch.Tensor, maskmem_pos: torch.Tensor, temporal_index: int):
-        """One past frame's memory as tokens: (B, 64, h, w) -> tokens and position (B, hw, 64).
+    def spatial_memory(self, memories: torch.Tensor, memory_pos: torch.Tensor, temporal_index: torch.Tensor):
+        """Past frames' memories as tokens: (N, F, 64, h, w) -> tokens and positions (N, F * hw, 64).
 
-        temporal_index: 0 for a conditioning (prompted) frame, else how many frames back it is (1..num_maskmem-1).
+        memory_pos (1, 64, h, w) the grid's encoding; temporal_index (N, F) int64: 0 for a conditioning (prompted)
+        frame, else num_maskmem - k for the frame k steps back; it picks the learned temporal encoding added.
         """
-        tokens = maskmem_features.flatten(2).transpose(1, 2)
-        tpos = self.memory_temporal_positional_encoding[self.config.num_maskmem - temporal_index - 1].reshape(1, 1, -1)
-        pos = maskmem_pos.flatten(2).transpose(1, 2) + tpos
-        return tokens, pos.expand(tokens.shape[0], -1, -1)
+        tokens = memories.flatten(3).transpose(2, 3).flatten(1, 2)
+        temporal = self.memory_temporal_positional_encoding.reshape(self.config.num_maskmem, -1)
+        tpos = temporal[self.config.num_maskmem - temporal_index - 1]  # (N, F, 64)
+        pos = memory_pos.flatten(2).transpose(1, 2).unsqueeze(1) + tpos.unsqueeze(2)
+        return tokens, pos.flatten(1, 2)
 
-    def object_pointer_memory(self, pointers: torch.Tensor, offsets: list[int], max_pointers: int):
-        """Object pointers (B, P, 256) at temporal offsets (P,) -> tokens and position (B, 4P, 64).
+    def object_pointer_memory(self, pointers: torch.Tensor, offsets: torch.Tensor, max_pointers: int):
+        """Object pointers (N, P, 256) at temporal offsets (N, P) float32 -> tokens and position (N, 4P, 64).
 
         Each 256-d pointer becomes `tokens_per_object_pointer` 64-d tokens; SAM 2.1 encodes the offset
         (scaled by `max_pointers - 1`) with a projected 1-D sine encoding, SAM 2 uses zeros.
         """
-        b, p, c = pointers.shape
+        n, p, c = pointers.shape
         mem_dim = self.config.memory_encoder_output_channels
         if self.config.enable_temporal_pos_encoding_for_object_pointers:
-            t = torch.tensor(offsets, device=pointers.device, dtype=torch.float32) / (max_pointers - 1)
             projection = self.temporal_positional_encoding_projection_layer
-            pos = projection(sine_1d(t, c).to(projection.weight.dtype)).to(pointers.dtype)
+            pos = projection(sine_1d(offsets / (max_pointers - 1), c).to(projection.weight.dtype)).to(pointers.dtype)
         else:
-            pos = pointers.new_zeros(p, mem_dim)
+            pos = pointers.new_zeros(n, p, mem_dim)
         split = self.tokens_per_object_pointer
-        tokens = pointers.reshape(b, p * split, mem_dim)
-        pos = pos.repeat_interleave(split, dim=0).unsqueeze(0).expand(b, -1, -1)
-        return tokens, pos
+        return pointers.reshape(n, p * split, mem_dim), pos.repeat_interleave(split, dim=1)
 
     def encode_memory(
         self,
@@ -636,13 +642,33 @@ class Sam2VideoModel(Sam2Model, Sam2VideoPreTrainedModel):
         """A frame's prediction -> its memory: (N, 64, h, w) features (their position encoding is
         `memory_position_encoding`).
 
-        binarize: threshold the mask instead of taking its sigmoid (the reference does this on clicked frames).
+        binarize (bool, or a 0-d bool tensor in an exported graph): threshold the mask instead of taking its sigmoid
+        (the reference does this on clicked frames).
         SAM 2.1 adds a learned embedding to the memory of frames where the object is absent.
         """
-        mask = (high_res_masks > 0).float() if binarize else torch.sigmoid(high_res_masks)
+        mask = torch.where(torch.as_tensor(binarize), (high_res_masks > 0).float(), torch.sigmoid(high_res_masks))
         mask = mask * self.config.sigmoid_scale_for_mem_enc + self.config.sigmoid_bias_for_mem_enc
         memory = self.memory_encoder(features.image_embeddings, mask)
         if self.config.enable_occlusion_spatial_embedding:
             absent = (object_score_logits <= 0).float()[..., None, None]  # (N, 1, 1, 1)
             memory = memory + absent * self.occlusion_spatial_embedding_parameter.reshape(1, -1, 1, 1)
         return memory
+
+
+def stack_selections(selections: Sequence[MemorySelection], dtype: torch.dtype, pointer_dim: int):
+    """One `MemorySelection` per object (same `layout`; each output holds B rows: 1 at inference, the objects
+    tracked together in training) -> the tensors of `Sam2VideoModel.attend_memory_bank`: memories
+    (N, F, 64, h, w) in `dtype`, temporal_index (N, F) int64, pointers (N, P, 256), pointer_offsets (N, P) float32,
+    max_pointers; N = the selections' rows together. pointer_dim: the pointers' width (256), for a selection without
+    pointers."""
+    rows = [sel.spatial[0][1].memory.shape[0] for sel in selections]
+    device = selections[0].spatial[0][1].memory.device
+    per_row = lambda values: torch.tensor(values, device=device).repeat_interleave(torch.tensor(rows, device=device), 0)
+    memories = torch.cat([torch.stack([out.memory for _, out in sel.spatial], dim=1) for sel in selections])
+    temporal_index = per_row([[t for t, _ in sel.spatial] for sel in selections])
+    if selections[0].pointers:
+        pointers = torch.cat([torch.stack([out.object_pointer for _, out in sel.pointers], 1) for sel in selections])
+    else:
+        pointers = memories.new_zeros(sum(rows), 0, pointer_dim, dtype=dtype)
+    offsets = per_row([[float(t) for t, _ in sel.pointers] for sel in selections]).float().reshape(sum(rows), -1)
+    return memories.to(dtype), temporal_index, pointers, offsets, selections[0].max_pointers

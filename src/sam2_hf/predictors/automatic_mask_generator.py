@@ -75,7 +75,8 @@ class Sam2AutomaticMaskGenerator:
         compressed {"size", "counts": str}).
     use_m2m (False): refine each mask once, feeding its low-resolution logits back with its click.
     multimask_output (True): three masks per click instead of one.
-    backend (None): the compute (backends/protocol.py) its image predictor runs on; None: `TorchBackend(model)`.
+    backend (None): the compute (backends/protocol.py) its image predictor runs on: None or "torch", an exported
+    runtime's name ("onnxruntime", "openvino", "torch-export"; backends/__init__.py) or a backend object.
 
     Other keywords are accepted and ignored, as by Meta's class. Raises ValueError for both or neither of
     points_per_side / point_grids, empty point_grids (`EmptyPromptError`), too few grids for the crop layers,
@@ -104,7 +105,7 @@ class Sam2AutomaticMaskGenerator:
         output_mode: str = "binary_mask",
         use_m2m: bool = False,
         multimask_output: bool = True,
-        backend: Sam2Backend | None = None,
+        backend: str | Sam2Backend | None = None,
         **kwargs,
     ):
         if (points_per_side is None) == (point_grids is None):

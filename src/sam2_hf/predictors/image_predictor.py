@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import torch
 
+from ..backends import make_backend
+from ..backends.exported import exported_folder_backend
 from ..backends.protocol import Sam2Backend
-from ..backends.torch import TorchBackend
 from ..models.modeling import Sam2Model
 from ..processing.image_processing import preprocess_images, to_rgb_pixels
 from ..processing.mask_postprocessing import postprocess_masks
 from ..processing.prompts import Prompt, as_tensor, check_not_empty
 
 LOW_RES_LOGIT_LIMIT = 32.0  # returned low-resolution logits are clamped to +-32 (as Meta)
-PREDICTOR_ARGS = ("mask_threshold", "max_hole_area", "max_sprinkle_area")
+PREDICTOR_ARGS = ("mask_threshold", "max_hole_area", "max_sprinkle_area", "backend")
 PREDICT = "Sam2ImagePredictor.predict"  # where prompt errors come from
 
 
@@ -32,20 +33,22 @@ class Sam2ImagePredictor:
     mask_threshold: logits above it are foreground in the returned masks.
     max_hole_area / max_sprinkle_area: if > 0, background / foreground regions of at most that many
     low-resolution pixels are flipped before upscaling (Meta's CUDA-only step, here on any device).
-    backend: the compute (backends/protocol.py; default `TorchBackend(sam_model)`); `model` stays Meta's attribute.
+    backend: the compute (backends/protocol.py): None or "torch" (eager PyTorch on `sam_model`), "onnxruntime",
+    "openvino" or "torch-export" (the model exported once into a cache and run by that engine, exact), or a backend
+    object; `model` stays Meta's attribute (None for a predictor loaded from an exported folder).
     """
 
     def __init__(
         self,
-        sam_model: Sam2Model,
+        sam_model: Sam2Model | None,
         mask_threshold=0.0,
         max_hole_area=0.0,
         max_sprinkle_area=0.0,
-        backend: Sam2Backend | None = None,
+        backend: str | Sam2Backend | None = None,
         **kwargs,
     ):
         self.model = sam_model
-        self.backend = TorchBackend(sam_model) if backend is None else backend
+        self.backend = make_backend(sam_model, backend)
         self.mask_threshold = mask_threshold
         self.max_hole_area = max_hole_area
         self.max_sprinkle_area = max_sprinkle_area
@@ -55,11 +58,15 @@ class Sam2ImagePredictor:
     def from_pretrained(cls, model_id_or_path, **kwargs) -> Sam2ImagePredictor:
         """A predictor on `Sam2Model.from_pretrained(model_id_or_path)` (Hub id, folder or Meta `.pt`).
 
-        `mask_threshold`, `max_hole_area`, `max_sprinkle_area` go to the predictor, `device` moves the
+        A folder written by `sam2-hf export` is run by `backend` (default "onnxruntime") without loading the model.
+        `mask_threshold`, `max_hole_area`, `max_sprinkle_area`, `backend` go to the predictor, `device` moves the
         model, everything else (e.g. `image_size`, `size`, `version`) goes to `Sam2Model.from_pretrained`.
         """
         predictor_kwargs = {k: kwargs.pop(k) for k in PREDICTOR_ARGS if k in kwargs}
         device = kwargs.pop("device", None)
+        exported = exported_folder_backend(model_id_or_path, predictor_kwargs.get("backend"), device, kwargs)
+        if exported is not None:
+            return cls(None, **{**predictor_kwargs, "backend": exported})
         model = Sam2Model.from_pretrained(model_id_or_path, **kwargs).eval()
         if device is not None:
             model = model.to(device)

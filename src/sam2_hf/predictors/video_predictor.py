@@ -17,8 +17,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..backends import make_backend
+from ..backends.exported import exported_folder_backend
 from ..backends.protocol import Sam2Backend
-from ..backends.torch import TorchBackend
 from ..media.frames import open_frames
 from ..models.modeling import Sam2VideoModel
 from ..models.outputs import NO_OBJECT_SCORE
@@ -92,12 +93,16 @@ class Sam2VideoPredictor(TrackingSteps):
             `memory_temporal_stride_for_eval`, returning a policy (tracking/selection.py) that is asked for each
             object's memories on each tracked frame and observes every stored output (`FrameSignals`: predicted
             IoU, object score, mask, box). None: SAM 2's own selection (`ReferenceSelection.from_config`).
-        backend (`Sam2Backend`, *optional*, defaults to `None`):
-            The compute (backends/protocol.py: image encoder, mask decoder, memory attention, memory encoder);
-            None: `TorchBackend(model)`. `model` stays the predictor's `model` attribute, as in Meta's class.
+        backend (`str` or `Sam2Backend`, *optional*, defaults to `None`):
+            The compute (backends/protocol.py: image encoder, mask decoder, memory attention, memory encoder):
+            None or "torch" (eager PyTorch on `model`), "onnxruntime", "openvino" or "torch-export" (the model
+            exported once into a cache and run by that engine, exact; backends/__init__.py), or a backend object.
+            `model` stays the predictor's `model` attribute, as in Meta's class (None for a predictor loaded from
+            an exported folder).
         model_id (`str` or `os.PathLike`):
             `from_pretrained` only: a Hub repo id, a folder saved with `save_pretrained`, or one of Meta's `.pt`
-            checkpoints, loaded with `Sam2VideoModel.from_pretrained`.
+            checkpoints, loaded with `Sam2VideoModel.from_pretrained`; or a folder written by `sam2-hf export`, run
+            by `backend` (default "onnxruntime"; "openvino" for an OpenVINO export, "torch-export" for a torch one).
         device (`str` or `torch.device`, *optional*, defaults to `None`):
             `from_pretrained` only: where the model is moved after loading; None leaves it where loading put it
             (the CPU unless a loading keyword says otherwise).
@@ -108,7 +113,7 @@ class Sam2VideoPredictor(TrackingSteps):
 
     def __init__(
         self,
-        model: Sam2VideoModel,
+        model: Sam2VideoModel | None,
         fill_hole_area: int = 8,
         non_overlap_masks: bool = False,
         clear_non_cond_mem_around_input: bool = False,
@@ -118,12 +123,12 @@ class Sam2VideoPredictor(TrackingSteps):
         memory_policy: str = "disk",
         memory_dtype: torch.dtype = torch.bfloat16,
         memory_selection: MemorySelectionFactory | None = None,
-        backend: Sam2Backend | None = None,
+        backend: str | Sam2Backend | None = None,
     ):
         """A predictor on `model` with these options (documented in the class docstring's Args)."""
-        self.model = model.eval()
+        self.model = None if model is None else model.eval()
         super().__init__(
-            TorchBackend(self.model) if backend is None else backend,
+            make_backend(self.model, backend),
             fill_hole_area=fill_hole_area,
             clear_non_cond_mem_around_input=clear_non_cond_mem_around_input,
             binarize_mask_from_pts_for_mem_enc=binarize_mask_from_pts_for_mem_enc,
@@ -145,6 +150,7 @@ class Sam2VideoPredictor(TrackingSteps):
         "memory_policy",
         "memory_dtype",
         "memory_selection",
+        "backend",
     )
 
     @classmethod
@@ -152,6 +158,9 @@ class Sam2VideoPredictor(TrackingSteps):
         """Hub repo id, saved folder or Meta `.pt`; predictor options and model loading kwargs may be mixed
         (see the class docstring's Args)."""
         options = {k: kwargs.pop(k) for k in cls.PREDICTOR_OPTIONS if k in kwargs}
+        exported = exported_folder_backend(model_id, options.get("backend"), device, kwargs, needs_memory=True)
+        if exported is not None:
+            return cls(None, **{**options, "backend": exported})
         model = Sam2VideoModel.from_pretrained(model_id, **kwargs)
         if device is not None:
             model = model.to(device)

@@ -16,7 +16,7 @@ from .two_way_transformer import TwoWayTransformer
 
 @dataclass
 class DecoderOutput:
-    masks: torch.Tensor  # (N, M, 4h, 4w) low-resolution mask logits, M = 3 (multimask) or 1
+    masks: torch.Tensor  # (N, M, 4h, 4w) low-resolution mask logits, M = 3 (multimask), 1, or 4 (all, unchosen)
     iou_scores: torch.Tensor  # (N, M)
     mask_tokens: torch.Tensor  # (N, M, C) output tokens of the returned masks (for object pointers)
     object_score_logits: torch.Tensor  # (N, 1): > 0 means the object is present
@@ -67,7 +67,28 @@ class MaskDecoder(nn.Module):
         output_attentions: bool = False,
         sparse_padding: torch.Tensor | None = None,
     ) -> DecoderOutput:
-        """One decoding per prompt set.
+        """One decoding per prompt set: `all_outputs`, then the masks `multimask_output` asks for
+        (`choose_outputs`)."""
+        out = self.all_outputs(
+            image_embeddings, image_pe, sparse_embeddings, dense_embeddings, high_res_features, attention_similarity,
+            target_embedding, output_attentions, sparse_padding,
+        )  # fmt: skip
+        return choose_outputs(out, multimask_output, self.stability_rule())
+
+    def all_outputs(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse_embeddings: torch.Tensor,
+        dense_embeddings: torch.Tensor,
+        high_res_features: list[torch.Tensor],
+        attention_similarity: torch.Tensor | None = None,
+        target_embedding: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        sparse_padding: torch.Tensor | None = None,
+    ) -> DecoderOutput:
+        """The four outputs (single-mask, then three multimask) of each prompt set: masks (N, 4, 4h, 4w),
+        iou_scores (N, 4), mask_tokens (N, 4, C), object_score_logits (N, 1).
 
         image_embeddings (N, C, h, w), image_pe (1, C, h, w), sparse_embeddings (N, T, C),
         dense_embeddings (N or 1, C, h, w), high_res_features projected skips with batch N;
@@ -100,28 +121,45 @@ class MaskDecoder(nn.Module):
         iou_scores = self.iou_prediction_head(hs[:, 1])
         object_score_logits = self.pred_obj_score_head(hs[:, 0])
 
-        if multimask_output:
-            return DecoderOutput(masks[:, 1:], iou_scores[:, 1:], mask_tokens[:, 1:], object_score_logits, attentions)
+        return DecoderOutput(masks, iou_scores, mask_tokens, object_score_logits, attentions)
+
+    def stability_rule(self) -> tuple[float, float] | None:
+        """(delta, threshold) of the single-mask stability check (`select_stable_mask`) when it applies: at
+        inference with `dynamic_multimask_via_stability`; else None."""
         if self.dynamic_multimask_via_stability and not self.training:
-            masks, iou_scores = self.select_stable_mask(masks, iou_scores)
-        else:
-            masks, iou_scores = masks[:, :1], iou_scores[:, :1]
-        return DecoderOutput(masks, iou_scores, mask_tokens[:, :1], object_score_logits, attentions)
+            return self.stability_delta, self.stability_thresh
+        return None
 
-    def select_stable_mask(self, masks: torch.Tensor, iou_scores: torch.Tensor):
-        """Keep the single-mask output where it is stable, else the best-IoU multimask output.
 
-        masks (N, 4, H, W), iou_scores (N, 4) -> (N, 1, H, W), (N, 1).
-        """
-        best = iou_scores[:, 1:].argmax(dim=-1) + 1
-        rows = torch.arange(masks.shape[0], device=masks.device)
-        best_masks, best_ious = masks[rows, best].unsqueeze(1), iou_scores[rows, best].unsqueeze(1)
-        single = masks[:, :1].flatten(-2)
-        area_inner = (single > self.stability_delta).sum(-1).float()
-        area_outer = (single > -self.stability_delta).sum(-1).float()
-        stability = torch.where(area_outer > 0, area_inner / area_outer, 1.0)
-        stable = stability >= self.stability_thresh  # (N, 1)
-        return (
-            torch.where(stable[..., None, None], masks[:, :1], best_masks),
-            torch.where(stable, iou_scores[:, :1], best_ious),
+def choose_outputs(out: DecoderOutput, multimask_output: bool, stability: tuple[float, float] | None) -> DecoderOutput:
+    """All four outputs (N, 4, ...) of the mask decoder -> the three multimask outputs, or the single-mask one
+    (replaced by the best multimask output where it is unstable when `stability` = (delta, threshold) is given;
+    the mask token stays the single-mask one, as the reference's object pointer reads it)."""
+    if multimask_output:
+        return DecoderOutput(
+            out.masks[:, 1:], out.iou_scores[:, 1:], out.mask_tokens[:, 1:], out.object_score_logits, out.attentions
         )
+    masks, iou_scores = out.masks[:, :1], out.iou_scores[:, :1]
+    if stability is not None:
+        masks, iou_scores = select_stable_mask(out.masks, out.iou_scores, *stability)
+    return DecoderOutput(masks, iou_scores, out.mask_tokens[:, :1], out.object_score_logits, out.attentions)
+
+
+def select_stable_mask(masks: torch.Tensor, iou_scores: torch.Tensor, delta: float, threshold: float):
+    """Keep the single-mask output where it is stable, else the best-IoU multimask output.
+
+    masks (N, 4, H, W), iou_scores (N, 4) -> (N, 1, H, W), (N, 1). Stability: the area above +delta over the
+    area above -delta of the single-mask logits, at least `threshold`.
+    """
+    best = iou_scores[:, 1:].argmax(dim=-1) + 1
+    rows = torch.arange(masks.shape[0], device=masks.device)
+    best_masks, best_ious = masks[rows, best].unsqueeze(1), iou_scores[rows, best].unsqueeze(1)
+    single = masks[:, :1].flatten(-2)
+    area_inner = (single > delta).sum(-1).float()
+    area_outer = (single > -delta).sum(-1).float()
+    stability = torch.where(area_outer > 0, area_inner / area_outer, 1.0)
+    stable = stability >= threshold  # (N, 1)
+    return (
+        torch.where(stable[..., None, None], masks[:, :1], best_masks),
+        torch.where(stable, iou_scores[:, :1], best_ious),
+    )

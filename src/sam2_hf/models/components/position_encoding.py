@@ -83,6 +83,12 @@ def _axial_rope_cpu(dim: int, end_x: int, end_y: int, theta: float, dtype: torch
     return angles.cos(), angles.sin()
 
 
+def clear_cached_tables() -> None:
+    """Forget the cached sine and RoPE tables (after tracing a graph, whose tables hold traced values)."""
+    _sine_2d_cpu.cache_clear()
+    _axial_rope_cpu.cache_clear()
+
+
 def axial_rope_tables(dim: int, end_x: int, end_y: int, theta: float, device=None, dtype=torch.float32):
     """cos/sin tables (N, dim/2) of 2-D axial RoPE on an end_y x end_x grid (row-major tokens), in
     `accumulation_dtype(dtype)` for queries of `dtype` (float32 for half precision: `apply_rope` rotates in fp32)."""

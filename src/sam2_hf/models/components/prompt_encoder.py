@@ -15,6 +15,7 @@ real token too). Masked out, a padding point leaves every object's result as wit
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ...processing.prompts import BOX_BOTTOM_RIGHT, BOX_TOP_LEFT, NOT_A_POINT, PADDING
@@ -55,47 +56,69 @@ class PromptEncoder(nn.Module):
         self.no_mask_embed = nn.Embedding(1, config.hidden_size)
         self.mask_embed = MaskEmbedding(config)
 
-    def embed_points(self, points: torch.Tensor, labels: torch.Tensor, pad: bool) -> torch.Tensor:
-        """points (..., N, 2) in input-image pixels, labels (..., N) -> tokens (..., N [+1], C)."""
+    def embed_points(self, points: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """points (..., N, 2) in input-image pixels, labels (..., N) (see `sparse_prompt_points`) -> tokens
+        (..., N, C)."""
         points = points + 0.5  # pixel centre
-        if pad:
-            points = torch.cat([points, points.new_zeros(*points.shape[:-2], 1, 2)], dim=-2)
-            labels = torch.cat([labels, labels.new_full((*labels.shape[:-1], 1), NOT_A_POINT)], dim=-1)
         tokens = self.shared_embedding(points / self.input_image_size)
         labels = labels[..., None]
         tokens = torch.where(labels == NOT_A_POINT, self.not_a_point_embed.weight, tokens)
         tokens = torch.where(labels == PADDING, torch.zeros_like(tokens), tokens)
         return tokens + self.point_embed(labels.squeeze(-1).clamp(min=0)) * (labels >= 0)
 
-    def embed_boxes(self, boxes: torch.Tensor) -> torch.Tensor:
-        """boxes (..., 4) as x0, y0, x1, y1 -> tokens (..., 3, C): two corners and the padding point."""
-        corners = boxes.reshape(*boxes.shape[:-1], 2, 2)
-        labels = torch.tensor([BOX_TOP_LEFT, BOX_BOTTOM_RIGHT], device=boxes.device).expand(*boxes.shape[:-1], 2)
-        return self.embed_points(corners, labels, pad=True)
-
     def forward(self, points=None, labels=None, boxes=None, masks=None, batch_shape=(1,)):
         """Sparse tokens (..., T, C), dense embedding (N_masks or 1, C, h, w) and the padding mask of the
         sparse tokens: (..., T) bool, True for batch padding (label -10), or None when there is none.
 
-        points (..., N, 2) / labels (..., N), boxes (..., 4), masks (N_masks, 1, 4h, 4w) logits.
-        Points get the reference's trailing "not a point" token unless a box (which brings its own) is given.
+        points (..., N, 2) / labels (..., N), boxes (..., 4), masks (N_masks, 1, 4h, 4w) logits. Points and box
+        are embedded as one list (`sparse_prompt_points`: clicks, box corners, the "not a point" token).
         With neither points nor boxes there are no sparse tokens (shape `batch_shape` + (0, C)).
         """
-        tokens = []
-        if points is not None:
-            tokens.append(self.embed_points(points, labels, pad=boxes is None))
-        if boxes is not None:
-            tokens.append(self.embed_boxes(boxes))
-        if tokens:
-            sparse = torch.cat(tokens, dim=-2)
-        else:
-            sparse = self.point_embed.weight.new_zeros(*batch_shape, 0, self.hidden_size)
+        sparse = self.point_embed.weight.new_zeros(*batch_shape, 0, self.hidden_size)
+        padding = None
+        if points is not None or boxes is not None:
+            coords, kinds = sparse_prompt_points(points, labels, boxes)
+            sparse = self.embed_points(coords, kinds)
+            padding = kinds == PADDING if bool((kinds == PADDING).any()) else None
         if masks is not None:
             dense = self.mask_embed(masks)
         else:
             dense = self.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, *([self.embedding_size] * 2))
-        padding = None
-        if points is not None and bool((labels == PADDING).any()):
-            padding = torch.zeros(sparse.shape[:-1], dtype=torch.bool, device=sparse.device)
-            padding[..., : labels.shape[-1]] = labels == PADDING  # the points' tokens come first
         return sparse, dense, padding
+
+
+def sparse_prompt_points(points, labels, boxes) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sparse prompt as one point list, as the prompt encoder embeds it: the clicks (..., K, 2) / (..., K), then
+    the box (..., 4) as its two corners (labels 2, 3), then the reference's "not a point" (label -1) ->
+    coords (..., T, 2) in input pixels and labels (..., T). At least one of points and boxes is given.
+
+    Exported runtimes (backends/exported.py) take this list as their decoder's input, so that one graph serves
+    every kind of prompt.
+    """
+    coords, kinds = [], []
+    if points is not None:
+        coords.append(points)
+        kinds.append(labels)
+    if boxes is not None:
+        corners = boxes.reshape(*boxes.shape[:-1], 2, 2)
+        coords.append(corners.to(coords[0].dtype) if coords else corners)
+        corner = torch.tensor([BOX_TOP_LEFT, BOX_BOTTOM_RIGHT], device=boxes.device)
+        kinds.append(corner.expand(*boxes.shape[:-1], 2).to(labels.dtype if labels is not None else torch.int64))
+    anchor = coords[0]
+    coords.append(anchor.new_zeros(*anchor.shape[:-2], 1, 2))
+    kinds.append(kinds[0].new_full((*anchor.shape[:-2], 1), NOT_A_POINT))
+    return torch.cat(coords, dim=-2), torch.cat(kinds, dim=-1)
+
+
+def not_a_point_prompt(n: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prompt of N prompt sets without points or box, as the reference's tracker decodes them: one "not a
+    point" click each -> points (N, 1, 2) zeros of `like`'s dtype and device, labels (N, 1) int64."""
+    return like.new_zeros(n, 1, 2), torch.full((n, 1), NOT_A_POINT, device=like.device)
+
+
+def mask_input_at(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(N, 1, H, W) mask logits -> (N, 1, *size), the decoder's mask-input size (bilinear with antialiasing, as
+    the reference's `SAM2ImagePredictor` resizes a mask input of another size); unchanged when already that size."""
+    if masks.shape[-2:] == tuple(size):
+        return masks
+    return F.interpolate(masks.float(), size=size, mode="bilinear", align_corners=False, antialias=True)

@@ -1,0 +1,244 @@
+"""`ExportedBackend`: the compute seam (backends/protocol.py) on graphs written by `export_model` (backends/export.py),
+run by ONNX Runtime, OpenVINO or torch.export's loader. Only the four parts change; every predictor, the tracker,
+the automatic mask generator, the CLI and the Space keep their one implementation above the seam.
+
+Each engine turns named float32 / int64 / bool tensors into the graph's outputs; the parts here only arrange the
+inputs (one prompt point list, stacked memories) and pick the decoder's outputs with the same `choose_outputs` the
+torch part uses. Exact: float32 throughout (parity with the torch backend is tested, tests/test_export.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from ..models.components.mask_decoder import DecoderOutput, choose_outputs
+from ..models.components.prompt_encoder import mask_input_at, not_a_point_prompt, sparse_prompt_points
+from ..models.configuration import Sam2Config, Sam2VideoConfig
+from ..models.modeling import stack_selections
+from ..models.outputs import MemorySelection, Sam2FrameFeatures
+from .export import CONSTANTS, FORMAT_VERSION, MANIFEST, import_optional
+
+ENGINES = {"onnxruntime": "onnx", "openvino": "openvino", "torch-export": "torch"}  # engine -> the format it reads
+
+
+class OnnxRuntimeGraph:
+    """One `.onnx` graph in an ONNX Runtime session on the CPU."""
+
+    def __init__(self, path: Path, threads: int | None = None):
+        ort = import_optional("onnxruntime", "onnx")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+        feed = {name: x.detach().cpu().numpy() for name, x in zip(self.names, inputs, strict=True)}
+        return [torch.from_numpy(y) for y in self.session.run(None, feed)]
+
+
+class OpenVinoGraph:
+    """One OpenVINO graph (`.xml` IR, or `.onnx` read directly) compiled for the CPU."""
+
+    def __init__(self, path: Path, threads: int | None = None):
+        openvino = import_optional("openvino", "openvino")
+        config = {"INFERENCE_NUM_THREADS": threads} if threads else {}
+        config["INFERENCE_PRECISION_HINT"] = "f32"  # exact: OpenVINO would otherwise pick bf16 on CPUs that have it
+        self.model = openvino.Core().compile_model(str(path), "CPU", config)
+
+    def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+        results = self.model([x.detach().cpu().numpy() for x in inputs])
+        return [torch.from_numpy(results[output].copy()) for output in self.model.outputs]
+
+
+class ExportedProgramGraph:
+    """One torch.export ExportedProgram (`.pt2`), run as the module it unflattens to."""
+
+    def __init__(self, path: Path, threads: int | None = None):
+        del threads  # torch's own thread setting applies
+        self.module = torch.export.load(path).module()
+
+    def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+        with torch.no_grad():
+            out = self.module(*inputs)
+        return list(out) if isinstance(out, tuple | list) else [out]
+
+
+GRAPH_RUNNERS = {"onnxruntime": OnnxRuntimeGraph, "openvino": OpenVinoGraph, "torch-export": ExportedProgramGraph}
+
+
+def read_manifest(folder: Path, engine: str) -> dict:
+    """`export.json` of `folder`, checked: it exists, its format version is this code's, the engine can read its
+    format and every graph file is there. ValueError / FileNotFoundError naming what is wrong."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not an exported sam2_hf model: no {MANIFEST} (write one with "
+                                f"`sam2-hf export MODEL --format onnx --out {folder}`).")  # fmt: skip
+    manifest = json.loads(path.read_text())
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{folder} was exported in format version {manifest.get('format_version')}; this sam2_hf "
+                         f"reads version {FORMAT_VERSION}. Export the model again with this version.")  # fmt: skip
+    if engine not in ENGINES:
+        raise ValueError(f"Unknown exported backend {engine!r}; choose one of {sorted(ENGINES)}.")
+    fmt, readable = manifest["format"], {"onnx": {"onnx"}, "openvino": {"onnx", "openvino"}, "torch": {"torch"}}
+    if fmt not in readable[ENGINES[engine]]:
+        raise ValueError(f"{folder} holds a {fmt!r} export, which the {engine!r} backend cannot run; export with "
+                         f"--format {ENGINES[engine]}.")  # fmt: skip
+    for name, file in manifest["graphs"].items():
+        if not (folder / file).is_file():
+            raise FileNotFoundError(f"{folder} lacks the {name} graph ({file}); export the model again.")
+    return manifest
+
+
+class ExportedBackend:
+    """The four parts on an exported folder. `config` comes from `export.json`; `device` is the CPU, `dtype`
+    float32. Raises what `read_manifest` raises for a folder that does not fit, and ImportError naming the extra
+    for a missing runtime."""
+
+    def __init__(self, folder: str | Path, engine: str = "onnxruntime", threads: int | None = None):
+        folder = Path(folder)
+        manifest = read_manifest(folder, engine)
+        self.folder, self.engine, self.manifest = folder, engine, manifest
+        config_class = Sam2VideoConfig if manifest["model_class"] == "Sam2VideoModel" else Sam2Config
+        self._config = config_class.from_dict(manifest["config"])
+        runner = GRAPH_RUNNERS[engine]
+        graphs = {name: runner(folder / file, threads) for name, file in manifest["graphs"].items()}
+        constants = load_file(folder / CONSTANTS)
+        stability = manifest["stability_rule"]
+        self.image_encoder = ExportedImageEncoder(graphs["image_encoder"], constants["no_memory_embedding"])
+        self.mask_decoder = ExportedMaskDecoder(
+            graphs["mask_decoder"], graphs.get("mask_downsample"), graphs.get("object_pointer"),
+            constants.get("no_object_pointer"), self._config, tuple(stability) if stability else None,
+        )  # fmt: skip
+        video = "memory_attention" in graphs
+        self.memory_attention = ExportedMemoryAttention(graphs["memory_attention"], self._config) if video else None
+        self.memory_encoder = ExportedMemoryEncoder(graphs["memory_encoder"]) if video else None
+
+    @property
+    def config(self) -> Sam2Config:
+        return self._config
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float32
+
+    def matches(self, weights_sha256: str) -> bool:
+        """Whether the folder was exported from weights with this hash (`export.weights_hash`)."""
+        return self.manifest["weights_sha256"] == weights_sha256
+
+
+class ExportedImageEncoder:
+    def __init__(self, graph, no_memory_embedding: torch.Tensor):
+        self.graph, self.no_memory_embedding = graph, no_memory_embedding
+
+    def encode_frame(self, pixel_values: torch.Tensor) -> Sam2FrameFeatures:
+        """(B, 3, S, S) -> features; the graph takes one image, so a batch runs image by image."""
+        outs = [self.graph(pixel_values[i : i + 1].float()) for i in range(len(pixel_values))]
+        cat = lambda k: torch.cat([o[k] for o in outs])
+        return Sam2FrameFeatures(cat(0), [cat(1), cat(2)], outs[0][3])
+
+    def image_only_embedding(self, image_embeddings: torch.Tensor) -> torch.Tensor:
+        return image_embeddings + self.no_memory_embedding.reshape(1, -1, 1, 1)
+
+
+class ExportedMaskDecoder:
+    def __init__(self, graph, downsample, pointer, no_object_pointer, config: Sam2Config, stability):
+        self.graph, self.downsample, self.pointer = graph, downsample, pointer
+        self._no_object_pointer, self.stability = no_object_pointer, stability
+        h = config.image_size // 16
+        self.mask_input_size = (4 * h, 4 * h)
+
+    def decode(self, image_embeddings, high_res_features, points=None, labels=None, boxes=None, mask_inputs=None,
+               multimask_output=True, empty_prompt_as_point=True) -> DecoderOutput:  # fmt: skip
+        """As `Sam2Model.decode` (backends/protocol.py): the prompt becomes one point list for the graph."""
+        n = image_embeddings.shape[0]
+        if points is None and boxes is None and empty_prompt_as_point:
+            points, labels = not_a_point_prompt(n, image_embeddings)
+        if points is None and boxes is None:
+            coords, kinds = image_embeddings.new_zeros(n, 0, 2), torch.zeros(n, 0, dtype=torch.int64)
+        else:
+            coords, kinds = sparse_prompt_points(points, labels, boxes)
+        has_mask = mask_inputs is not None
+        masks = (
+            mask_input_at(mask_inputs, self.mask_input_size) if has_mask else torch.zeros(1, 1, *self.mask_input_size)
+        )
+        masks = masks.float().expand(n, -1, -1, -1)
+        out = self.graph(image_embeddings.float(), *(f.float() for f in high_res_features), coords.float(),
+                         kinds.long(), masks, torch.tensor(has_mask))  # fmt: skip
+        return choose_outputs(DecoderOutput(*out), multimask_output, self.stability)
+
+    def downsample_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        return self.downsample(mask.float())[0]
+
+    def project_object_pointer(self, mask_token: torch.Tensor) -> torch.Tensor:
+        return self.pointer(mask_token.float())[0]
+
+    @property
+    def no_object_pointer(self) -> torch.Tensor:
+        return self._no_object_pointer
+
+
+class ExportedMemoryAttention:
+    def __init__(self, graph, config: Sam2VideoConfig):
+        self.graph, self.pointer_dim = graph, config.vision_config.fpn_hidden_size
+
+    def condition_on_memory(self, features: Sam2FrameFeatures, selections: Sequence[MemorySelection]) -> torch.Tensor:
+        """As the torch part; the graph reads one frame (batch 1) for all objects, so a batch of N frames (one per
+        object) runs object by object."""
+        memories, index, pointers, offsets, max_pointers = stack_selections(selections, torch.float32, self.pointer_dim)
+        run = lambda emb, rows: self.graph(
+            emb, features.position_embeddings, memories[rows], index[rows], pointers[rows].float(), offsets[rows],
+            torch.tensor(float(max_pointers)),
+        )[0]  # fmt: skip
+        emb = features.image_embeddings.float()
+        if len(emb) == 1:
+            return run(emb, slice(None))
+        return torch.cat([run(emb[i : i + 1], slice(i, i + 1)) for i in range(len(emb))])
+
+
+class ExportedMemoryEncoder:
+    def __init__(self, graph):
+        self.graph = graph
+
+    def encode_memory(self, features, high_res_masks, object_score_logits, binarize=False) -> torch.Tensor:
+        n = len(high_res_masks)
+        emb = features.image_embeddings.float().expand(n, -1, -1, -1)
+        return self.graph(emb, high_res_masks.float(), object_score_logits.float(), torch.tensor(bool(binarize)))[0]
+
+
+def exported_folder_backend(model_id, backend, device, loading_kwargs: dict, needs_memory: bool = False):
+    """What a predictor's `from_pretrained` does with a folder written by `sam2-hf export`: the `ExportedBackend` on
+    it (engine `backend`, default "onnxruntime"); None when `model_id` is not such a folder.
+
+    Raises ValueError naming the problem for "torch" (the folder holds graphs, not the model), a device other than
+    the CPU, model-loading keywords the exported graphs cannot honour (their input size is fixed at export), and
+    (`needs_memory`) an export of an image model used for video.
+    """
+    folder = Path(model_id) if isinstance(model_id, str | Path) else None
+    if folder is None or not (folder / MANIFEST).is_file():
+        return None
+    engine = backend or "onnxruntime"
+    if not isinstance(engine, str) or engine not in ENGINES:
+        raise ValueError(f"{folder} is an exported model: run it with backend= one of {sorted(ENGINES)}, or load the "
+                         f"original model for backend={engine!r}.")  # fmt: skip
+    if device is not None and torch.device(device).type != "cpu":
+        raise ValueError(f"Exported runtimes run on the CPU here; device={device!r} is not supported for {folder}.")
+    exported = ExportedBackend(folder, engine)
+    size = loading_kwargs.pop("image_size", exported.config.image_size)
+    if size != exported.config.image_size or loading_kwargs:
+        given = {**loading_kwargs, **({"image_size": size} if size != exported.config.image_size else {})}
+        raise ValueError(f"{folder} was exported at image_size={exported.config.image_size}; loading options "
+                         f"{given} do not apply to an exported model (export the model again with them).")  # fmt: skip
+    if needs_memory and exported.memory_attention is None:
+        raise ValueError(f"{folder} was exported from an image model (no memory graphs); video tracking needs an "
+                         "export of a Sam2VideoModel.")  # fmt: skip
+    return exported
