@@ -48,6 +48,9 @@ def parse_args(argv=None):
     p.add_argument("--frame-size", type=int, nargs=2, default=[480, 640], metavar=("H", "W"))
     p.add_argument("--batch-size", type=int, default=4, help="images in the batched-encoder measurement")
     p.add_argument("--low-res", type=int, help="opt-in: also time sam2_hf at this lower image_size (not exact)")
+    p.add_argument("--backends", nargs="+", default=[], choices=("onnxruntime", "openvino", "torch-export"),
+                   help="also time sam2_hf's predictors on these exported runtimes (rows sam2_hf[NAME]; the model "
+                        "is exported untimed into --workdir/exports)")  # fmt: skip
     p.add_argument("--lengths", type=int, nargs="+", help="memory section: rerun memory_vs_length.py with these")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's default)")
     p.add_argument("--gemm-size", type=int, default=2048, help="n of the n³ fp32 matmul of the GEMM rate")
@@ -89,6 +92,7 @@ def run_sections(args, suite: dict, provenance: RunProvenance) -> None:
     from .video import run_video
 
     workdir, out = Path(args.workdir), Path(args.out)
+    os.environ.setdefault("SAM2_HF_EXPORT_CACHE", str(workdir / "exports"))  # exported runtimes' graphs
     weights = prepare_weights(workdir, args.image_size, args.size, args.version)
     hw = tuple(args.frame_size)
 
@@ -103,9 +107,9 @@ def run_sections(args, suite: dict, provenance: RunProvenance) -> None:
         return summarize_memory(out)
 
     steps = {
-        "image": lambda: run_image(weights, *hw, args.repeats, args.batch_size),
+        "image": lambda: run_image(weights, *hw, args.repeats, args.batch_size, backends=args.backends),
         "video": lambda: run_video(weights, workdir, args.objects, args.timed_frames, args.warmup_frames, hw,
-                                   args.low_res),
+                                   args.low_res, args.backends),
         "floor": floor,
         "memory": memory,
         "gpu": lambda: run_gpu(workdir),

@@ -232,3 +232,14 @@ def machine_description() -> dict:
         except PackageNotFoundError:
             info[package] = "not installed"
     return info
+
+
+def backend_row(backend: str) -> str:
+    """The row name of sam2_hf on an exported runtime."""
+    return f"sam2_hf[{backend}]"
+
+
+def with_model_flops(flops: dict) -> dict:
+    """FLOP counts per row, sam2_hf's own count given to its exported-runtime rows: the counter sees torch
+    operators only, and an exported graph computes the same model (its floor is the same)."""
+    return {name: flops["sam2_hf"] if name.startswith("sam2_hf[") else count for name, count in flops.items()}

@@ -22,7 +22,15 @@ import numpy as np
 import torch
 
 from .agreement import logit_agreement
-from .common import Weights, load_meta_model, object_clicks, synthetic_frames, ultralytics_checkpoint
+from .common import (
+    Weights,
+    backend_row,
+    load_meta_model,
+    object_clicks,
+    synthetic_frames,
+    ultralytics_checkpoint,
+    with_model_flops,
+)
 from .flops import count_flops
 from .timing import interleaved, timing_table
 
@@ -128,7 +136,7 @@ class UltralyticsImage:
         return logits.clamp(-LOW_RES_LOGIT_LIMIT, LOW_RES_LOGIT_LIMIT)
 
 
-def load_image_implementations(weights: Weights) -> list:
+def load_image_implementations(weights: Weights, backends=()) -> list:
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
     from sam2_hf import Sam2ImagePredictor
@@ -143,6 +151,9 @@ def load_image_implementations(weights: Weights) -> list:
     ]
     if importlib.util.find_spec("ultralytics") is not None:
         impls.append(UltralyticsImage(weights))
+    for backend in backends:
+        predictor = Sam2ImagePredictor.from_pretrained(weights.folder, backend=backend)
+        impls.append(PredictorImage(backend_row(backend), predictor))
     return impls
 
 
@@ -154,14 +165,14 @@ def embedding_agreement(impls) -> dict:
 def encoder_part(impls, images, repeats: int) -> dict:
     """set_image on one image: a FLOP-counted untimed first call, then `repeats` interleaved timed calls."""
     inputs = {i.name: i.prepare(images) for i in impls}
-    flops = {i.name: count_flops(i.encode, inputs[i.name])[1] for i in impls}
+    flops = with_model_flops({i.name: count_flops(i.encode, inputs[i.name])[1] for i in impls})
     samples, _ = interleaved({i.name: (lambda i=i: i.encode(inputs[i.name])) for i in impls}, repeats)
     return {"timing": timing_table(samples), "flops": flops, "agreement": embedding_agreement(impls)}
 
 
 def click_part(impls, xy, repeats: int, clicks_per_sample: int) -> dict:
     """Clicks on the embedding set last; a sample is the mean of `clicks_per_sample` calls."""
-    flops = {i.name: count_flops(i.click, xy)[1] for i in impls}
+    flops = with_model_flops({i.name: count_flops(i.click, xy)[1] for i in impls})
 
     def clicks(impl):
         return [impl.click(xy) for _ in range(clicks_per_sample)][-1]
@@ -187,9 +198,10 @@ def batch_part(impls, images, repeats: int) -> dict:
 
 
 @torch.inference_mode()
-def run_image(weights: Weights, height: int, width: int, repeats: int, batch_size: int = 4, clicks_per_sample=5):
-    """The image section's results (JSON-ready)."""
-    impls = load_image_implementations(weights)
+def run_image(weights: Weights, height: int, width: int, repeats: int, batch_size: int = 4, clicks_per_sample=5,
+              backends=()):  # fmt: skip
+    """The image section's results (JSON-ready); `backends`: exported runtimes timed as rows sam2_hf[NAME]."""
+    impls = load_image_implementations(weights, backends)
     images = list(synthetic_frames(batch_size, height, width))
     xy = object_clicks(1, height, width)[0]
     return {

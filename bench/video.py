@@ -32,10 +32,12 @@ import torch.nn.functional as F
 from .agreement import logit_agreement, mask_agreement, mask_iou, worst
 from .common import (
     Weights,
+    backend_row,
     load_meta_model,
     object_clicks,
     preprocess_jpeg,
     ultralytics_checkpoint,
+    with_model_flops,
     write_jpeg_folder,
     write_video_file,
 )
@@ -87,7 +89,7 @@ def ultralytics_frames(checkpoint: Path, folder: Path, clicks, image_size: int):
 class VideoModels:
     """The models of the section, loaded once and shared by every object count."""
 
-    def __init__(self, weights: Weights, low_res: int | None = None):
+    def __init__(self, weights: Weights, low_res: int | None = None, backends=()):
         from transformers import Sam2VideoModel
 
         from sam2_hf.predictors.video_predictor import Sam2VideoPredictor
@@ -101,6 +103,8 @@ class VideoModels:
         self.sam2_hf_low_res = (
             Sam2VideoPredictor.from_pretrained(weights.pt, image_size=low_res, fill_hole_area=0) if low_res else None
         )
+        self.exported = {backend_row(b): Sam2VideoPredictor.from_pretrained(weights.folder, fill_hole_area=0,
+                                                                            backend=b) for b in backends}  # fmt: skip
 
     def streams(self, folder: Path, clicks, height: int, width: int) -> dict:
         """A fresh session per implementation, as generators of (frame_idx, masks); order = turn order."""
@@ -115,6 +119,8 @@ class VideoModels:
             streams["ultralytics"] = ultralytics_frames(self.ultralytics, folder, clicks, self.weights.image_size)
         if self.low_res:
             streams[f"sam2_hf@{self.low_res}"] = predictor_frames(self.sam2_hf_low_res, folder, clicks)
+        for name, predictor in self.exported.items():
+            streams[name] = predictor_frames(predictor, folder, clicks)
         return streams
 
 
@@ -146,7 +152,7 @@ def track_objects(models: VideoModels, folder: Path, num_objects: int, warmup: i
             seconds, (frame_idx, masks[name]) = timed(next, stream)
             assert frame_idx == frame, (name, frame_idx, frame)
             samples[name].append(seconds)
-        for name in (EXACT, REFERENCE, "transformers"):
+        for name in (EXACT, REFERENCE, "transformers", *models.exported):
             checks[name].append(logit_agreement(masks[name], masks[REFERENCE]))
         if "ultralytics" in masks:
             checks["ultralytics"].append(mask_agreement(masks["ultralytics"], masks[REFERENCE]))
@@ -159,7 +165,7 @@ def track_objects(models: VideoModels, folder: Path, num_objects: int, warmup: i
         "flop_counted_frame": warmup,
         "timed_frames": list(range(warmup + 1, warmup + 1 + timed_frames)),
         "timing": timing_table(samples, peers=(REFERENCE, "transformers", EXACT)),
-        "flops": flops,
+        "flops": with_model_flops(flops),
         "agreement": {name: worst(rows) for name, rows in checks.items() if rows},
     }
     if low_res_iou:
@@ -185,18 +191,20 @@ def marginal_cost(rows: list[dict]) -> dict:
 
 
 @torch.inference_mode()
-def run_video(weights: Weights, workdir: Path, objects, timed_frames, warmup: int, hw, low_res=None) -> dict:
-    """The video section's results (JSON-ready). `timed_frames`: one count per entry of `objects`."""
+def run_video(weights: Weights, workdir: Path, objects, timed_frames, warmup: int, hw, low_res=None, backends=()):
+    """The video section's results (JSON-ready). `timed_frames`: one count per entry of `objects`; `backends`:
+    exported runtimes timed as rows sam2_hf[NAME]."""
     if warmup < 1:
         raise ValueError("warmup must be >= 1 (the last warm-up frame is the FLOP-counted one)")
     height, width = hw
     num_frames = 1 + warmup + max(timed_frames)
     folder = write_jpeg_folder(workdir / f"frames_{num_frames}_{height}x{width}", num_frames, height, width)
-    models = VideoModels(weights, low_res)
+    models = VideoModels(weights, low_res, backends)
     rows = [track_objects(models, folder, n, warmup, t, hw) for n, t in sorted(zip(objects, timed_frames))]
     return {
         "settings": {"frame_hw": [height, width], "frames": num_frames, "warmup_frames": warmup,
-                     "objects": list(objects), "timed_frames": list(timed_frames), "low_res": low_res},
+                     "objects": list(objects), "timed_frames": list(timed_frames), "low_res": low_res,
+                     "backends": list(backends)},
         "by_objects": rows,
         "marginal_cost_per_object": marginal_cost(rows),
     }  # fmt: skip

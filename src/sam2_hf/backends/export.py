@@ -255,8 +255,9 @@ def export_model(model: Sam2VideoModel, out: str | Path, format: str = "onnx") -
     model = model.eval()
     names = [n for n, spec in GRAPHS.items() if model.has_memory or not spec.video_only]
     try:
-        for name in names:
-            write_graph(model, name, out, format)
+        with torch.inference_mode(False), torch.enable_grad():
+            for name in names:
+                write_graph(model, name, out, format)
     finally:
         position_encoding.clear_cached_tables()  # tables first built while tracing hold traced values
     constants = {"no_memory_embedding": model.no_memory_embedding.detach().reshape(1, -1).contiguous()}
@@ -268,7 +269,8 @@ def export_model(model: Sam2VideoModel, out: str | Path, format: str = "onnx") -
 
 
 def write_graph(model: Sam2VideoModel, name: str, out: Path, format: str) -> None:
-    """One graph, traced with torch.export (gradients on, so that no inference-only branch is taken)."""
+    """One graph, traced with torch.export (`export_model` turns gradients on, also when called in inference mode,
+    so that no inference-only branch is traced: those run objects one by one or rotate in place)."""
     spec, inputs = GRAPHS[name], sample_inputs(name, model)
     dims = {
         axis_name: torch.export.Dim(axis_name, min=1) for axes in spec.dynamic.values() for axis_name in axes.values()
@@ -276,11 +278,10 @@ def write_graph(model: Sam2VideoModel, name: str, out: Path, format: str) -> Non
     if "T" in dims:
         dims["T"] = torch.export.Dim("T", min=0)
     shapes = {  # keyed by the module's argument names, in the order of the graph's input names
-        arg: {axis: dims[axis_name] for axis, axis_name in spec.dynamic.get(name, {}).items()} or None
-        for arg, name in zip(spec_args(spec), spec.inputs, strict=True)
+        arg: {axis: dims[axis_name] for axis, axis_name in spec.dynamic.get(input_name, {}).items()} or None
+        for arg, input_name in zip(spec_args(spec), spec.inputs, strict=True)
     }
-    with torch.enable_grad():
-        program = torch.export.export(spec.module(model), inputs, dynamic_shapes=shapes)
+    program = torch.export.export(spec.module(model), inputs, dynamic_shapes=shapes)
     target = out / f"{name}{FORMATS[format]}"
     if format == "torch":
         torch.export.save(program, target)
