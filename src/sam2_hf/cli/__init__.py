@@ -15,6 +15,7 @@ import sys
 # so it keeps its own heavy imports inside `run`.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "track": ("sam2_hf.cli.track", "track objects through a video and write their masks"),
+    "track-many": ("sam2_hf.cli.track_many", "track the videos of a manifest on Ray actors (resumable)"),
     "annotate": ("sam2_hf.cli.annotate", "label images with SAM 2 masks from detector boxes (COCO or YOLO-seg)"),
     "segment": ("sam2_hf.cli.segment", "masks for an image, image folder or video: prompted, or everything"),
     "eval": ("sam2_hf.cli.eval", "benchmarks: VOS J&F, click mIoU on images, interactive video (PVS)"),

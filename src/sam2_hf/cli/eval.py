@@ -51,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--track-object-appearing-later-in-video", action="store_true", help="each object from its first mask"
     )
     vos.add_argument("--overwrite", action="store_true", help="redo sequences already in --output-mask-dir")
+    vos.add_argument("--ray", action="store_true", help="run the sequences on Ray actors (sam2-hf[batch])")
+    vos.add_argument("--actors", type=int, default=1, help="with --ray: models run at once (one per actor)")
     _score_arguments(vos, ("davis", "sav", "none"))
 
     score = modes.add_parser("score", help="J&F of a prediction folder against a ground-truth folder")
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         return {"vos": _run_vos, "score": _run_score, "clicks": _run_clicks, "pvs": _run_pvs}[args.mode](args)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as e:  # ImportError: --ray without ray
         return fail(str(e))
 
 
@@ -120,19 +122,23 @@ def _run_vos(args) -> int:
     from ..predictors.video_predictor import Sam2VideoPredictor
 
     names = _sequences(args)
-    predictor = _load(Sam2VideoPredictor, args, **vos_predictor_options(args.per_obj_png_file))
-    run_vos_inference(
-        predictor,
-        args.base_video_dir,
-        args.input_mask_dir,
-        args.output_mask_dir,
-        names,
+    options = dict(
         score_thresh=args.score_thresh,
         use_all_masks=args.use_all_masks,
         per_obj_png_file=args.per_obj_png_file,
         track_object_appearing_later_in_video=args.track_object_appearing_later_in_video,
-        overwrite=args.overwrite,
     )
+    if args.ray:
+        from ..batch.job import run_vos_on_ray
+
+        model_kwargs = vos_predictor_options(args.per_obj_png_file) | {"device": args.device}
+        model_kwargs |= {"image_size": args.image_size} if args.image_size else {}
+        run_vos_on_ray(args.model, args.base_video_dir, args.input_mask_dir, args.output_mask_dir, names,
+                       args.actors, model_kwargs, args.overwrite, **options)  # fmt: skip
+    else:
+        predictor = _load(Sam2VideoPredictor, args, **vos_predictor_options(args.per_obj_png_file))
+        run_vos_inference(predictor, args.base_video_dir, args.input_mask_dir, args.output_mask_dir, names,
+                          overwrite=args.overwrite, **options)  # fmt: skip
     print(f"predictions: {args.output_mask_dir}")
     if args.protocol != "none":
         scores = score_folder(args.input_mask_dir, args.output_mask_dir, args.protocol, names, not args.keep_first_last)

@@ -222,30 +222,50 @@ def run_vos_inference(
     check_vos_folders(base_video_dir, input_mask_dir, names, per_obj_png_file)
     done = []
     for name in tqdm(names, desc="VOS inference", unit="video", disable=not progress):
-        target = out_root / name
-        if target.exists() and not overwrite:
+        if (out_root / name).exists() and not overwrite:
             continue
-        frames = ImageFolderFrames(Path(base_video_dir) / name)
-        frame_names = [path.stem for path in frames.files]
-        inputs, palette = read_input_masks(
-            Path(input_mask_dir) / name,
-            frame_names,
-            per_obj_png_file,
-            use_all_masks,
-            track_object_appearing_later_in_video,
-        )
-        partial = out_root / f".{name}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        stream = iter_vos_masks(predictor, frames, inputs, score_thresh, track_object_appearing_later_in_video)
-        for frame_idx, masks in stream:
-            save_frame_masks(partial, frame_names[frame_idx], masks, frames.height, frames.width,
-                             per_obj_png_file, palette or DAVIS_PALETTE)  # fmt: skip
-        if target.exists():
-            shutil.rmtree(target)
-        partial.rename(target)
+        run_vos_sequence(predictor, base_video_dir, input_mask_dir, output_mask_dir, name, score_thresh,
+                         use_all_masks, per_obj_png_file, track_object_appearing_later_in_video)  # fmt: skip
         done.append(name)
     return done
+
+
+def run_vos_sequence(
+    predictor: Sam2VideoPredictor,
+    base_video_dir,
+    input_mask_dir,
+    output_mask_dir,
+    name: str,
+    score_thresh: float = 0.0,
+    use_all_masks: bool = False,
+    per_obj_png_file: bool = False,
+    track_object_appearing_later_in_video: bool = False,
+) -> Path:
+    """One sequence of `run_vos_inference` (same arguments, `name` the sequence): its masks written to
+    `.<name>.partial` and renamed to `output_mask_dir/<name>` (replacing what was there) when complete.
+    Returns the sequence's output folder; raises ValueError naming the sequence on bad masks."""
+    out_root = Path(output_mask_dir)
+    target = out_root / name
+    frames = ImageFolderFrames(Path(base_video_dir) / name)
+    frame_names = [path.stem for path in frames.files]
+    inputs, palette = read_input_masks(
+        Path(input_mask_dir) / name,
+        frame_names,
+        per_obj_png_file,
+        use_all_masks,
+        track_object_appearing_later_in_video,
+    )
+    partial = out_root / f".{name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    stream = iter_vos_masks(predictor, frames, inputs, score_thresh, track_object_appearing_later_in_video)
+    for frame_idx, masks in stream:
+        save_frame_masks(partial, frame_names[frame_idx], masks, frames.height, frames.width,
+                         per_obj_png_file, palette or DAVIS_PALETTE)  # fmt: skip
+    if target.exists():
+        shutil.rmtree(target)
+    partial.rename(target)
+    return target
 
 
 def evaluate_video(

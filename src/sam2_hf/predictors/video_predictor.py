@@ -371,6 +371,17 @@ class Sam2VideoPredictor(TrackingSteps):
         return self._to_video_resolution(state, masks)
 
     # ------------------------------------------------------------------------------ results
+    def object_scores(self, state: VideoSession, frame_idx: int) -> dict:
+        """Each object's object-score logit on a frame, from its newest result there (pending first, as
+        `_frame_masks`): {obj_id: float}, > 0 where the model judges the object present; objects without a
+        result on that frame are left out."""
+        scores = {}
+        for obj_id, obj in state.objects.items():
+            out = obj.pending[True].get(frame_idx) or obj.pending[False].get(frame_idx) or obj.memory.get(frame_idx)
+            if out is not None:
+                scores[obj_id] = float(out.object_score_logits.reshape(-1)[0])
+        return scores
+
     def _frame_masks(self, state: VideoSession, frame_idx: int, is_cond: bool) -> torch.Tensor:
         """Every object's newest result on a frame (pending first), -1024 where none: (N, 1, H, W)."""
         size = self.image_size // 4

@@ -51,17 +51,22 @@ class Masklets:
     fps: float | None = None
     rles: dict = field(default_factory=dict)  # obj_id -> {frame_idx: rle}
     processed: set = field(default_factory=set)  # every frame_idx given to `add`, with objects or none
+    scores: dict = field(default_factory=dict)  # obj_id -> {frame_idx: object-score logit} where `add` gave one
 
     @property
     def obj_ids(self) -> list:
         return list(self.rles)
 
-    def add(self, frame_idx: int, masks: Mapping) -> None:
+    def add(self, frame_idx: int, masks: Mapping, scores: Mapping | None = None) -> None:
         """Record frame `frame_idx`'s results {obj_id: (H, W) bool (or 0/1) mask}, `{}` for a frame without
-        objects; a later `add` for the same frame and object replaces that mask."""
+        objects, and optionally the objects' object-score logits {obj_id: float} (> 0: judged present); a
+        later `add` for the same frame and object replaces that mask (and score)."""
         self.processed.add(int(frame_idx))
         for obj_id, mask in masks.items():
             self.rles.setdefault(obj_id, {})[frame_idx] = encode_rle(mask)
+        for obj_id, score in (scores or {}).items():
+            if obj_id in masks:
+                self.scores.setdefault(obj_id, {})[frame_idx] = float(score)
 
     def frames(self, obj_id=None) -> list[int]:
         """Sorted frame indices: every processed frame, or for `obj_id` those where that object has a result."""
@@ -74,6 +79,10 @@ class Masklets:
 
     def masks(self, frame: int) -> dict:
         return {obj_id: self.mask(frame, obj_id) for obj_id in self.rles}
+
+    def score(self, frame: int, obj_id) -> float | None:
+        """The object's object-score logit on `frame` (> 0: judged present); None where none was recorded."""
+        return self.scores.get(obj_id, {}).get(frame)
 
     def area(self, frame: int, obj_id) -> int | None:
         """Pixels in the object's mask on `frame`, read from its RLE without decoding it; None where it has no
@@ -179,10 +188,17 @@ class Sam2Tracker:
         Without prompts (None), everything is segmented and tracked forward from frame 0
         (`iter_track_everything`, which takes the `everything` keywords).
         """
+        for frame_idx, masks, _ in self._track_frames(
+            video, prompts, direction, start_frame, max_frames, progress, **everything
+        ):
+            yield frame_idx, masks
+
+    def _track_frames(self, video, prompts, direction, start_frame, max_frames, progress, **everything):
+        """`iter_track`'s frames with each object's object-score logit: (frame_idx, masks, {obj_id: float})."""
         if prompts is None:
             if direction == "backward" or start_frame not in (None, 0):
                 raise ValueError("Segmenting everything tracks forward from frame 0; leave out direction, start_frame.")
-            yield from self.iter_track_everything(video, max_frames=max_frames, progress=progress, **everything)
+            yield from self._everything_frames(video, max_frames=max_frames, progress=progress, **everything)
             return
         if everything:
             raise TypeError(f"{sorted(everything)} apply only without prompts (segment everything).")
@@ -200,7 +216,7 @@ class Sam2Tracker:
                     if reverse and direction == "both" and frame_idx == start:
                         continue  # already yielded by the forward pass
                     bar.update()
-                    yield frame_idx, self._binarize(obj_ids, logits)
+                    yield frame_idx, self._binarize(obj_ids, logits), self.predictor.object_scores(state, frame_idx)
 
     def iter_track_everything(
         self,
@@ -225,6 +241,22 @@ class Sam2Tracker:
         A new object's masklet starts on the frame it was found. All objects are tracked as one batch
         per memory layout. Raises ValueError for a video of unknown length or a bad K / cap.
         """
+        for frame_idx, masks, _ in self._everything_frames(
+            video, generator, new_objects_every, new_object_iou, max_objects, max_frames, progress
+        ):
+            yield frame_idx, masks
+
+    def _everything_frames(
+        self,
+        video,
+        generator=None,
+        new_objects_every=None,
+        new_object_iou=NEW_OBJECT_IOU,
+        max_objects=MAX_OBJECTS,
+        max_frames=None,
+        progress=True,
+    ):
+        """`iter_track_everything`'s frames with the object-score logits: (frame_idx, masks, {obj_id: float})."""
         if new_objects_every is not None and new_objects_every < 1:
             raise ValueError(f"new_objects_every must be a positive number of frames, got {new_objects_every}.")
         if max_objects < 1:
@@ -243,7 +275,7 @@ class Sam2Tracker:
                     new = self._add_new_objects(state, frame_idx, masks, generator, new_object_iou, max_objects)
                     masks, added = {**masks, **new}, bool(new)
                 bar.update()
-                yield frame_idx, masks
+                yield frame_idx, masks, self.predictor.object_scores(state, frame_idx)
 
     def _track_frame(self, state: VideoSession, frame_idx: int, preflight: bool) -> dict:
         if preflight:  # objects were added on the previous frame: encode their memories first
@@ -269,15 +301,26 @@ class Sam2Tracker:
         _, obj_ids, logits = result  # the last call returns every object's mask on this frame
         return {i: m for i, m in self._binarize(obj_ids, logits).items() if i >= next_id}
 
-    def track(self, video, prompts: Iterable[Prompt] | None = None, direction: str = "both", **kwargs) -> Masklets:
-        """Track and collect everything as `Masklets`; a decode failure midway raises `TrackingError`
-        carrying the masklets of every frame done before it. Without prompts, everything is segmented
-        and tracked (see `iter_track_everything` for its keywords)."""
+    def track(
+        self,
+        video,
+        prompts: Iterable[Prompt] | None = None,
+        direction: str = "both",
+        start_frame: int | None = None,
+        max_frames: int | None = None,
+        progress: bool = True,
+        **everything,
+    ) -> Masklets:
+        """Track and collect everything as `Masklets` (masks and object-score logits); a decode failure midway
+        raises `TrackingError` carrying the masklets of every frame done before it. The arguments are
+        `iter_track`'s; without prompts, everything is segmented and tracked (see `iter_track_everything`
+        for its keywords)."""
         frames = open_frames(video)
         masklets = Masklets(frames.height, frames.width, frames.num_frames, frames.fps)
+        results = self._track_frames(frames, prompts, direction, start_frame, max_frames, progress, **everything)
         try:
-            for frame_idx, masks in self.iter_track(frames, prompts, direction, **kwargs):
-                masklets.add(frame_idx, masks)
+            for frame_idx, masks, scores in results:
+                masklets.add(frame_idx, masks, scores)
         except VideoDecodeError as e:
             raise TrackingError(f"Tracking stopped: {e}", masklets, e.frame_index) from e
         return masklets
