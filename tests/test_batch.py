@@ -201,7 +201,7 @@ def test_worker_without_ray_writes_a_failure_row_for_a_missing_video(checkpoint,
     worker = VideoWorker(checkpoint, tmp_path / "out", {"image_size": IMAGE_SIZE})
     record = worker.run({"id": "gone", "video": str(tmp_path / "gone.mp4"), "prompts": "everything"})
     assert record["status"] == "failed" and "gone.mp4" in record["reason"] and record["frames"] == 0
-    assert record["node"] is None  # not on Ray
+    assert record["node"] is None and record["peak_rss_mib"] > 100  # not on Ray; torch and the model in memory
     job = VideoJob("gone", str(tmp_path / "gone.mp4"), "everything")
     assert JobFolder(tmp_path / "out").status(job) == {**record, "id": "gone", "video": job.video, "attempts": 1}
 

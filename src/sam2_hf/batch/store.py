@@ -42,7 +42,7 @@ RESULT_SCHEMA = pa.schema(
 )
 VIDEO_COLUMNS = (
     "id", "video", "status", "frames", "num_frames", "fps", "height", "width", "objects", "seconds", "reason",
-    "stopped_at", "attempts", "node",
+    "stopped_at", "attempts", "node", "peak_rss_mib",
 )  # fmt: skip
 
 
@@ -165,6 +165,6 @@ def _video_schema() -> pa.Schema:
         "id": pa.string(), "video": pa.string(), "status": pa.string(), "frames": pa.int64(),
         "num_frames": pa.int64(), "fps": pa.float64(), "height": pa.int64(), "width": pa.int64(),
         "objects": pa.int64(), "seconds": pa.float64(), "reason": pa.string(), "stopped_at": pa.int64(),
-        "attempts": pa.int64(), "node": pa.string(),
+        "attempts": pa.int64(), "node": pa.string(), "peak_rss_mib": pa.float64(),
     }  # fmt: skip
     return pa.schema([(name, types[name]) for name in VIDEO_COLUMNS])

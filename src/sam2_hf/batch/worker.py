@@ -87,6 +87,7 @@ class VideoWorker(RowWorker):
     def _finish(self, job: VideoJob, record: dict, start: float) -> dict:
         record["seconds"] = time.perf_counter() - start
         record["node"] = _node_id()
+        record["peak_rss_mib"] = _peak_rss_mib()  # the worker process's peak so far (this video and those before)
         self.folder.write_status(job, record)
         self.folder.clear_attempts([job])
         return record
@@ -138,6 +139,15 @@ class VideoWorker(RowWorker):
         found = detect(Path("frame-0"), frames.frame(0))
         prompts = [Prompt(0, i, box=box) for i, box in enumerate(found.boxes.tolist(), start=1)]
         return prompts, {i: names[int(c)] for i, c in enumerate(found.category_ids.tolist(), start=1)}
+
+
+def _peak_rss_mib() -> float | None:
+    """VmHWM of this process (its peak resident memory since it started), MiB; None where /proc is missing."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return None
 
 
 def _node_id() -> str | None:
