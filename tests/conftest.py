@@ -196,3 +196,24 @@ def video_reference(reference_models):
     that the video parity tests, the seeded-bug ledger and the half-precision video checks compare on:
     the content-bearing weights with `content=True` (tests/content_weights.py), else the seeded random ones."""
     return lambda version="2.1", content=False: reference_models("tiny", version, 256, video=True, content=content)
+
+
+@pytest.fixture(scope="session")
+def detector():
+    """transformers' object-detection pipeline on a tiny random DETR (4 queries, classes cat / dog): the detector of
+    tests/test_annotate.py and of the batch jobs' "detector" rows (tests/test_batch.py, saved to a folder)."""
+    from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessor, ResNetConfig, pipeline
+
+    backbone = ResNetConfig(embedding_size=8, hidden_sizes=[8] * 4, depths=[1] * 4, out_features=["stage4"])
+    config = DetrConfig(
+        use_timm_backbone=False, use_pretrained_backbone=False, backbone_config=backbone, num_queries=4, d_model=16,
+        encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+        encoder_ffn_dim=16, decoder_ffn_dim=16, id2label={0: "cat", 1: "dog"},
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = DetrForObjectDetection(config).eval()
+    return pipeline(
+        "object-detection",
+        model=model,
+        image_processor=DetrImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}),
+    )

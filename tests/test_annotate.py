@@ -45,26 +45,6 @@ def predictor(reference):
 
 
 @pytest.fixture(scope="module")
-def detector():
-    """transformers' object-detection pipeline on a tiny random DETR (4 queries, classes cat / dog)."""
-    from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessor, ResNetConfig, pipeline
-
-    backbone = ResNetConfig(embedding_size=8, hidden_sizes=[8] * 4, depths=[1] * 4, out_features=["stage4"])
-    config = DetrConfig(
-        use_timm_backbone=False, use_pretrained_backbone=False, backbone_config=backbone, num_queries=4, d_model=16,
-        encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
-        encoder_ffn_dim=16, decoder_ffn_dim=16, id2label={0: "cat", 1: "dog"},
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = DetrForObjectDetection(config).eval()
-    return pipeline(
-        "object-detection",
-        model=model,
-        image_processor=DetrImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}),
-    )
-
-
-@pytest.fixture(scope="module")
 def zero_shot_detector():
     """transformers' zero-shot-object-detection pipeline on a tiny random OWL-ViT with a word-level tokenizer."""
     from tokenizers import Tokenizer, models, pre_tokenizers

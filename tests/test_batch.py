@@ -24,11 +24,15 @@ from sam2_hf.batch.worker import VideoWorker  # noqa: E402
 from sam2_hf.cli import main  # noqa: E402
 from sam2_hf.media.rle import decode_rle, encode_rle  # noqa: E402
 from sam2_hf.media.synthetic import save_jpeg_folder, synthetic_clip  # noqa: E402
+from sam2_hf.predictors.automatic_mask_generator import Sam2AutomaticMaskGenerator  # noqa: E402
 
 IMAGE_SIZE = 128
 NUM_FRAMES = 10
 BAD_VIDEO, BAD_FRAME = "v3 (corrupt)", 6
 DISC, SQUARE = [[20, 29]], [[25, 67]]  # clicks on the red disc and the blue square of frame 0 (96 x 128)
+# "everything" rows on random weights: a generator that keeps its few masks (tests/test_video_everything.py's)
+EVERYTHING = dict(points_per_side=2, pred_iou_thresh=0.0, stability_score_thresh=0.05, stability_score_offset=0.05,
+                  box_nms_thresh=1.0)  # fmt: skip
 
 
 def _prompts(frames):
@@ -204,6 +208,37 @@ def test_worker_without_ray_writes_a_failure_row_for_a_missing_video(checkpoint,
     assert record["node"] is None and record["peak_rss_mib"] > 100  # not on Ray; torch and the model in memory
     job = VideoJob("gone", str(tmp_path / "gone.mp4"), "everything")
     assert JobFolder(tmp_path / "out").status(job) == {**record, "id": "gone", "video": job.video, "attempts": 1}
+
+
+def test_worker_everything_and_detector_rows(checkpoint, manifest, detector, tmp_path):
+    """The worker's "everything" rows are Sam2Tracker.track(video) without prompts; "detector" rows track one
+    object per box the job's detector finds on frame 0, with its category."""
+    video = read_manifest(manifest)[0].video
+    detector.save_pretrained(tmp_path / "detr")
+    worker = VideoWorker(checkpoint, tmp_path / "out", {"image_size": IMAGE_SIZE}, detector=str(tmp_path / "detr"),
+                         threshold=0.0, everything=EVERYTHING | {"new_objects_every": 4})  # fmt: skip
+    with one_thread():
+        everything = worker.run({"id": "all", "video": video, "prompts": "everything"})
+        detected = worker.run({"id": "det", "video": video, "prompts": "detector"})
+        tracker = Sam2Tracker.from_pretrained(checkpoint, image_size=IMAGE_SIZE)
+        generator = Sam2AutomaticMaskGenerator(tracker.predictor.model, **EVERYTHING)
+        expected = tracker.track(video, None, progress=False, generator=generator, new_objects_every=4)
+    assert everything["status"] == "done" and everything["objects"] == len(expected.obj_ids) > 1
+    check_equal_to_sequential(read_results(tmp_path / "out" / "results" / "all.parquet")["all"], expected)
+
+    assert detected["status"] == "done" and detected["objects"] > 0
+    from sam2_hf.tasks.annotate import pipeline_detections
+
+    categories, detect = pipeline_detections(str(tmp_path / "detr"), None, 0.0)
+    found = detect(None, synthetic_clip(NUM_FRAMES, 96, 128, seed=0)[0])
+    rows = pq.read_table(tmp_path / "out" / "results" / "det.parquet").to_pylist()
+    assert {r["obj_id"] for r in rows} == set(range(1, len(found.boxes) + 1))
+    names = {i: categories[int(c)] for i, c in enumerate(found.category_ids.tolist(), start=1)}
+    assert all(r["category"] == names[r["obj_id"]] for r in rows)
+    worker.detector_options = (None, None, None)
+    worker._detect = None
+    failed = worker.run({"id": "nodet", "video": video, "prompts": "detector"})
+    assert failed["status"] == "failed" and "needs the job's detector" in failed["reason"]
 
 
 # ------------------------------------------------------------------------------------------- on Ray

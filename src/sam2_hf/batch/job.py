@@ -87,6 +87,7 @@ def track_many(
     cpus_per_actor: float = 1,
     gpus_per_actor: float | None = None,
     retries: int = RETRIES,
+    everything: dict | None = None,
     progress: bool = True,
     **model_kwargs,
 ) -> dict:
@@ -105,6 +106,8 @@ def track_many(
             for a zero-shot detector) and its score threshold.
         gpus_per_actor: GPUs per actor (default: 1 when the Ray cluster has GPUs, else 0).
         retries: runs again of a video whose actor died, before it is a failure row.
+        everything: options of "everything" rows (`VideoWorker`): new_objects_every, max_objects, ... and the
+            automatic mask generator's (points_per_side, pred_iou_thresh, ...).
     Returns {"done", "failed", "left", "ran", "skipped", "frames", "seconds"} for this run. Raises ValueError
     for a bad manifest before anything runs; a video that fails is a row of failures.jsonl, never an exception.
     KeyboardInterrupt stops the job with every finished video written (run it again to resume).
@@ -127,6 +130,7 @@ def track_many(
         "labels": labels,
         "threshold": threshold,
         "threads": max(int(cpus_per_actor), 1),
+        "everything": everything,
         "max_attempts": retries + 1,
     }
     from .worker import VideoWorker

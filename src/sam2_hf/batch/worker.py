@@ -51,12 +51,15 @@ class VideoWorker(RowWorker):
         labels (`list[str]`, *optional*): text queries of a zero-shot detector.
         threshold (`float`, *optional*): the detector's score threshold.
         threads (`int`, *optional*): torch CPU threads of this worker.
+        everything (`dict`, *optional*): options of "everything" rows: `Sam2Tracker.iter_track_everything`'s
+            (new_objects_every, new_object_iou, max_objects) and `Sam2AutomaticMaskGenerator`'s (points_per_side,
+            pred_iou_thresh, ...; Meta's defaults otherwise).
         max_attempts (`int`, *optional*, defaults to 3): starts of one video in a run (an actor that died on it
             is restarted and the video retried); one more start is a failure row instead of a run.
     """
 
     def __init__(self, model, out, model_kwargs=None, formats=(), direction="both", detector=None, labels=None,
-                 threshold=None, threads=None, max_attempts=3):  # fmt: skip
+                 threshold=None, threads=None, everything=None, max_attempts=3):  # fmt: skip
         super().__init__(threads)
         from ..tasks.tracker import Sam2Tracker
 
@@ -66,6 +69,7 @@ class VideoWorker(RowWorker):
         self.detector_options = (detector, labels, threshold)
         self._detect = None  # the detector, built on the first "detector" row
         self.max_attempts = max_attempts
+        self.everything = _everything_options(self.tracker, everything or {})
 
     def run(self, row: dict) -> dict:
         """Track one manifest row (`VideoJob` fields); returns the status record it wrote."""
@@ -107,11 +111,10 @@ class VideoWorker(RowWorker):
             prompts = job.tracking_prompts()
             if prompts == DETECTOR:
                 prompts, categories = self._detections(frames)
-            if prompts:
-                everything = prompts == EVERYTHING
-                masklets = self.tracker.track(
-                    frames, None if everything else prompts, "both" if everything else self.direction, progress=False
-                )
+            if prompts == EVERYTHING:
+                masklets = self.tracker.track(frames, None, progress=False, **self.everything)
+            elif prompts:
+                masklets = self.tracker.track(frames, prompts, self.direction, progress=False)
         except TrackingError as e:
             masklets = e.masklets
             record.update(_failed(f"{e.__cause__ or e}", e.frame_index, len(masklets.processed)))
@@ -139,6 +142,19 @@ class VideoWorker(RowWorker):
         found = detect(Path("frame-0"), frames.frame(0))
         prompts = [Prompt(0, i, box=box) for i, box in enumerate(found.boxes.tolist(), start=1)]
         return prompts, {i: names[int(c)] for i, c in enumerate(found.category_ids.tolist(), start=1)}
+
+
+def _everything_options(tracker, options: dict) -> dict:
+    """`Sam2Tracker.track` keywords of "everything" rows: the tracking options as given, the mask generator
+    built from the others (TypeError naming an unknown one)."""
+    from ..predictors.automatic_mask_generator import Sam2AutomaticMaskGenerator
+
+    tracking = {k: options[k] for k in ("new_objects_every", "new_object_iou", "max_objects") if k in options}
+    generator = {k: v for k, v in options.items() if k not in tracking}
+    if generator:
+        predictor = tracker.predictor
+        tracking["generator"] = Sam2AutomaticMaskGenerator(predictor.model, backend=predictor.backend, **generator)
+    return tracking
 
 
 def _peak_rss_mib() -> float | None:
