@@ -10,6 +10,7 @@ import contextlib
 import json
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -239,6 +240,33 @@ def test_worker_everything_and_detector_rows(checkpoint, manifest, detector, tmp
     worker._detect = None
     failed = worker.run({"id": "nodet", "video": video, "prompts": "detector"})
     assert failed["status"] == "failed" and "needs the job's detector" in failed["reason"]
+
+
+def test_datasets_manifest_and_fsspec_video_urls(checkpoint, manifest, tmp_path):
+    """A `datasets.Dataset` is a manifest; a video given as an fsspec URL (file:// here; s3://, gs://, https://
+    the same way) is fetched into a temporary file and tracked as the local file is."""
+    import datasets
+    from space.video import write_mp4
+
+    clip = write_mp4(synthetic_clip(NUM_FRAMES, 96, 128, seed=0), tmp_path / "clip.mp4")
+    prompts = json.dumps([{"frame": 0, "obj_id": 1, "points": DISC, "labels": [1]}])
+    rows = [{"id": "url", "video": Path(clip).resolve().as_uri(), "prompts": prompts},
+            {"id": "local", "video": str(clip), "prompts": prompts}]  # fmt: skip
+    jobs = read_manifest(datasets.Dataset.from_list(rows))
+    assert [job.video for job in jobs] == [row["video"] for row in rows]
+    worker = VideoWorker(checkpoint, tmp_path / "out", {"image_size": IMAGE_SIZE})
+    records = [worker.run(job.as_row()) for job in jobs]
+    assert [(r["status"], r["frames"]) for r in records] == [("done", NUM_FRAMES)] * 2
+    results = read_results(tmp_path / "out" / "results")
+    check_nontrivial_rles(results["url"][1], 96 * 128)
+    assert results["url"] == results["local"]
+
+
+def check_nontrivial_rles(frames: dict, pixels: int) -> None:
+    import pycocotools.mask as mask_utils
+
+    areas = [int(mask_utils.area(rle)) for rle in frames.values()]
+    assert sum(0 < a < pixels // 2 for a in areas) >= len(areas) // 2, areas
 
 
 # ------------------------------------------------------------------------------------------- on Ray
