@@ -209,6 +209,9 @@ def test_worker_without_ray_writes_a_failure_row_for_a_missing_video(checkpoint,
     assert record["node"] is None and record["peak_rss_mib"] > 100  # not on Ray; torch and the model in memory
     job = VideoJob("gone", str(tmp_path / "gone.mp4"), "everything")
     assert JobFolder(tmp_path / "out").status(job) == {**record, "id": "gone", "video": job.video, "attempts": 1}
+    url = (tmp_path / "gone.mp4").as_uri()
+    record = worker.run({"id": "gone-url", "video": url, "prompts": "everything"})
+    assert record["status"] == "failed" and "FileNotFoundError" in record["reason"] and "gone.mp4" in record["reason"]
 
 
 def test_worker_everything_and_detector_rows(checkpoint, manifest, detector, tmp_path):

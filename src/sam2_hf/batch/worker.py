@@ -80,12 +80,16 @@ class VideoWorker(RowWorker):
             reason = f"its worker died on each of {attempt - 1} attempts (out of memory, killed or crashed)"
             return self._finish(job, _failed(reason, None, 0) | {"objects": 0}, start)
         self.folder.clear_results(job)
-        with _local_copy(job.video) as video:
-            record, masklets, categories = self._track(job, video)
-            if masklets is not None:
-                self.folder.write_results(job, result_table(job.id, masklets, categories), record["status"] == FAILED)
-                if self.formats and masklets.processed:
-                    masklets.save(video, self.folder.formats_dir(job), self.formats, overwrite=True)
+        try:
+            with _local_copy(job.video) as video:
+                record, masklets, categories = self._track(job, video)
+                if masklets is not None:
+                    table = result_table(job.id, masklets, categories)
+                    self.folder.write_results(job, table, record["status"] == FAILED)
+                    if self.formats and masklets.processed:
+                        masklets.save(video, self.folder.formats_dir(job), self.formats, overwrite=True)
+        except Exception as e:  # (fetching a URL or writing the outputs failed: this video's failure row)
+            record = _failed(f"{type(e).__name__}: {e}", None, 0) | {"objects": 0}
         return self._finish(job, record, start)
 
     def _finish(self, job: VideoJob, record: dict, start: float) -> dict:
