@@ -119,6 +119,9 @@ def write_report(result: dict, path: Path) -> None:
         f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['ram_gib']} GiB RAM; Python {m['python']}, "
         f"torch {m['torch']}, ray {result['ray']}, sam2-hf {m['sam2-hf']}.  ",
         *provenance_lines(result.get("provenance")),
+        "Note: the load check counts Ray's actors as other processes (they are Ray's workers, not this process's "
+        "children), so a run is marked contended by its own actors: the flag alone does not mean that other work "
+        "ran.  ",
         f"Model: hiera-tiny 2.1, seeded random weights, image_size {st['image_size']}, fp32. Videos: "
         f"{st['videos']} synthetic clips of {st['frames']} frames, {WIDTH}x{HEIGHT} JPEG folders, one click each, "
         "tracked forward and backward.",

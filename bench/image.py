@@ -11,12 +11,23 @@ Implementations, same weights and the same images:
                   batched encoder (not in the batch part), and it letterboxes (aspect kept, padded) where Meta
                   stretches the image to a square, so on a non-square image its embeddings and masks differ from
                   Meta's by design (tests/test_ultralytics.py: equal on a square image of the input size).
+- `samexporter`   (when installed, at image size 1024: its export hard-codes it) PyPI's samexporter: Meta's image
+                  encoder and prompt encoder + mask decoder exported to ONNX by its `export_sam2` from the same `.pt`
+                  (once per workdir, untimed), run on onnxruntime through its `SegmentAnything2ONNX`: `encode(bgr)`
+                  (its own cv2 resize and normalization inside), `predict_masks(embedding, [point])` (3 masks decoded,
+                  the best one resized to the image by cv2). No memory parts: not in the video section. It prints
+                  a line per call; that goes to /dev/null. Install it beside torch 2.14 with `pip install --no-deps
+                  samexporter` (its wheel pins an older torch).
 Clicks: one positive point, `multimask_output=True` (3 masks; the default of the first three APIs).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import subprocess
+import sys
 
 import numpy as np
 import torch
@@ -136,6 +147,64 @@ class UltralyticsImage:
         return logits.clamp(-LOW_RES_LOGIT_LIMIT, LOW_RES_LOGIT_LIMIT)
 
 
+class SamexporterImage:
+    """samexporter's ONNX export of the same `.pt` (image parts only) on onnxruntime, through its own API."""
+
+    name = "samexporter"
+    batched = False  # encode takes one image
+
+    def __init__(self, weights: Weights):
+        from samexporter.sam2_onnx import SegmentAnything2ONNX
+
+        encoder, decoder = self.export(weights)
+        self.model = SegmentAnything2ONNX(str(encoder), str(decoder))
+        self.embedding = None
+
+    @staticmethod
+    def export(weights: Weights):
+        """Its exporter (`python -m samexporter.export_sam2`) on the bench's Meta `.pt`, once per workdir."""
+        folder = weights.pt.parent / f"samexporter_{weights.pt.stem}"
+        encoder, decoder = folder / "encoder.onnx", folder / "decoder.onnx"
+        if not (encoder.exists() and decoder.exists()):
+            folder.mkdir(parents=True, exist_ok=True)
+            release = "sam2.1" if weights.version == "2.1" else "sam2"
+            model_type = f"{release}_hiera_{weights.size.replace('-', '_')}"
+            subprocess.run([sys.executable, "-m", "samexporter.export_sam2", "--checkpoint", str(weights.pt),
+                            "--model_type", model_type, "--output_encoder", str(encoder), "--output_decoder",
+                            str(decoder)], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        return encoder, decoder
+
+    def prepare(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        return [np.ascontiguousarray(image[..., ::-1]) for image in images]  # it reads OpenCV's BGR arrays
+
+    def encode(self, images) -> None:
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+            self.embedding = self.model.encode(images[0])
+
+    def embeddings(self) -> torch.Tensor:
+        return torch.from_numpy(self.embedding["image_embedding"])
+
+    def click(self, xy) -> tuple:
+        """-> (None: its call returns the best mask only, see `agreement_outputs`; that mask's logits (1, H, W))."""
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+            masks = self.model.predict_masks(self.embedding, [{"type": "point", "data": list(xy), "label": 1}])
+        return None, masks[0]
+
+    def agreement_outputs(self, xy) -> tuple:
+        """Untimed: its decoder graph's 3 low-resolution logits (3, S/4, S/4) for the click and the 3 masks at the
+        image size, resized by cv2 as its `predict_masks` resizes the best one."""
+        import cv2
+
+        decoder, e = self.model.decoder, self.embedding
+        decoder.set_image_size(e["original_size"])
+        inputs = decoder.prepare_inputs(e["image_embedding"], e["high_res_feats_0"], e["high_res_feats_1"],
+                                        np.array([xy], dtype=np.float32), np.array([1], dtype=np.float32))  # fmt: skip
+        low_res = decoder.session.run(decoder.output_names, dict(zip(decoder.input_names, inputs)))[0][0]
+        height, width = e["original_size"]
+        masks = np.stack([cv2.resize(m, (width, height)) for m in low_res])
+        return torch.from_numpy(low_res).clamp(-LOW_RES_LOGIT_LIMIT, LOW_RES_LOGIT_LIMIT), masks
+
+
 def load_image_implementations(weights: Weights, backends=()) -> list:
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
@@ -151,6 +220,8 @@ def load_image_implementations(weights: Weights, backends=()) -> list:
     ]
     if importlib.util.find_spec("ultralytics") is not None:
         impls.append(UltralyticsImage(weights))
+    if importlib.util.find_spec("samexporter") is not None and weights.image_size == 1024:
+        impls.append(SamexporterImage(weights))
     for backend in backends:
         predictor = Sam2ImagePredictor.from_pretrained(weights.folder, backend=backend)
         impls.append(PredictorImage(backend_row(backend), predictor))
@@ -179,8 +250,10 @@ def click_part(impls, xy, repeats: int, clicks_per_sample: int) -> dict:
 
     samples, last = interleaved({i.name: (lambda i=i: clicks(i)) for i in impls}, repeats)
     per_click = {name: [s / clicks_per_sample for s in values] for name, values in samples.items()}
-    for impl in impls:  # an API that returns no logits gives them untimed for the check
-        if hasattr(impl, "agreement_logits"):
+    for impl in impls:  # an API that returns no logits (or only the best mask) gives them untimed for the check
+        if hasattr(impl, "agreement_outputs"):
+            last[impl.name] = impl.agreement_outputs(xy)
+        elif hasattr(impl, "agreement_logits"):
             last[impl.name] = (impl.agreement_logits(xy), last[impl.name][1])
     ref_low, ref_masks = last["meta"]
     agreement = {name: logit_agreement(low, ref_low, masks, ref_masks) for name, (low, masks) in last.items()}

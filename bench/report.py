@@ -6,7 +6,13 @@ from pathlib import Path
 
 from .provenance import provenance_lines
 
-NAMES = {"sam2_hf": "sam2_hf", "meta": "Meta sam2 1.1.0", "transformers": "transformers", "ultralytics": "Ultralytics"}
+NAMES = {
+    "sam2_hf": "sam2_hf",
+    "meta": "Meta sam2 1.1.0",
+    "transformers": "transformers",
+    "ultralytics": "Ultralytics",
+    "samexporter": "samexporter (onnxruntime)",
+}
 
 
 def name_of(impl: str) -> str:
@@ -61,6 +67,13 @@ def image_lines(sec: dict) -> list[str]:
                   "letterboxes the image (aspect kept, padded) where Meta stretches it to a square, so on this "
                   "non-square image its embeddings and masks differ from Meta's by design (tests/test_ultralytics.py: "
                   "equal on a square image of the input size). It has no batched encoder.", ""]  # fmt: skip
+    if "samexporter" in st["implementations"]:
+        lines += ["samexporter: PyPI's ONNX export of Meta's image encoder and prompt encoder + mask decoder from the "
+                  "same `.pt` (its `export_sam2`, untimed), on onnxruntime through its `SegmentAnything2ONNX`: "
+                  "`encode` (its own cv2 resize inside, so its embeddings differ slightly from Meta's resize), "
+                  "`predict_masks` (3 masks decoded, the best resized to the image by cv2; its 3 masks for the "
+                  "check come from an untimed call of its decoder graph, resized the same way). Image parts only: it "
+                  "cannot track a video. No batched encoder.", ""]  # fmt: skip
     parts = (
         ("encoder", "Image encoder, seconds per image (`set_image`; transformers: `get_image_embeddings` on the "
          "same preprocessed pixels)", 1, "max abs embedding diff vs Meta"),
@@ -219,7 +232,7 @@ def header_lines(suite: dict) -> list[str]:
         f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['ram_gib']} GiB RAM, shared with other work; "
         f"Python {m['python']}, torch {m['torch']}, "
         f"transformers {m['transformers']}, sam2 {m['sam2']}, sam2-hf {m['sam2-hf']}, "
-        f"ultralytics {m.get('ultralytics', 'not installed')}; "
+        f"ultralytics {m.get('ultralytics', 'not installed')}, samexporter {m.get('samexporter', 'not installed')}; "
         f"torch threads: {st['threads']}.  ",
         *provenance_lines(suite.get("provenance")),
         f"Setup: hiera-{st['size']} (SAM {st['version']}), seeded random weights (tests/reference.py, the same `.pt` "
