@@ -28,6 +28,7 @@ from sam2_hf.media.synthetic import save_jpeg_folder, synthetic_clip  # noqa: E4
 from sam2_hf.predictors.automatic_mask_generator import Sam2AutomaticMaskGenerator  # noqa: E402
 
 IMAGE_SIZE = 128
+OBJECT_STORE = 150 * 1024**2  # per Ray node: rows and records are small, and CI machines' /dev/shm may be small
 NUM_FRAMES = 10
 BAD_VIDEO, BAD_FRAME = "v3 (corrupt)", 6
 DISC, SQUARE = [[20, 29]], [[25, 67]]  # clicks on the red disc and the blue square of frame 0 (96 x 128)
@@ -101,7 +102,8 @@ def sequential(checkpoint, manifest):
 
 @pytest.fixture
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(num_cpus=2, object_store_memory=OBJECT_STORE, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)  # fmt: skip
     yield
     ray.shutdown()
 
@@ -327,10 +329,11 @@ def test_a_killed_actor_does_not_stop_the_job(local_ray, checkpoint, manifest, s
 def test_simulated_cluster_through_ray_address(checkpoint, manifest, sequential, tmp_path, monkeypatch):
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    head = {"num_cpus": 0, "include_dashboard": False, "object_store_memory": OBJECT_STORE}
+    cluster = Cluster(initialize_head=True, head_node_args=head)
     try:
         for _ in range(2):
-            cluster.add_node(num_cpus=1)
+            cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE)
         cluster.wait_for_nodes()
         monkeypatch.setenv("RAY_ADDRESS", cluster.address)
         out = tmp_path / "job"
