@@ -104,7 +104,8 @@ def track_many(
         direction: how prompted videos are tracked ("forward", "backward", "both").
         detector, labels, threshold: the object-detection model of "detector" rows (a Hub id or folder; labels
             for a zero-shot detector) and its score threshold.
-        gpus_per_actor: GPUs per actor (default: 1 when the Ray cluster has GPUs, else 0).
+        gpus_per_actor: GPUs per actor (default: 1 when the Ray cluster has GPUs, else 0); with GPUs and no
+            `device`, the model runs on "cuda".
         retries: runs again of a video whose actor died, before it is a failure row.
         everything: options of "everything" rows (`VideoWorker`): new_objects_every, max_objects, ... and the
             automatic mask generator's (points_per_side, pred_iou_thresh, ...).
@@ -140,6 +141,8 @@ def track_many(
     try:
         if pending:
             gpus = _gpus_per_actor(gpus_per_actor)
+            if gpus > 0 and device is None:
+                worker_kwargs["model_kwargs"] = dict(kwargs, device="cuda")  # each actor holds (part of) a GPU
             results = map_rows([job.as_row() for job in pending], VideoWorker, worker_kwargs, actors,
                                cpus_per_actor, gpus)  # fmt: skip
             frames = _follow(results, {job.id: job for job in pending}, folder, progress)
