@@ -35,7 +35,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers.utils import ModelOutput
 
-from ..backends.torch import TorchBackend
+from ..backends import BACKENDS, make_backend
 from ..models.modeling import Sam2VideoModel
 from ..models.outputs import MASK_AS_OUTPUT_BIAS, MASK_AS_OUTPUT_SCALE
 from ..tracking import heads
@@ -45,6 +45,17 @@ from ..tracking.steps import TrackingSteps
 from ..tracking.storage import check_policy
 
 STREAM_BUFFER = 8  # frames given one at a time (`frame=` / `add_new_frame`) kept in memory, the newest
+
+
+def check_backend(backend: str | None, dtype: torch.dtype) -> None:
+    """ValueError for a backend name not in `BACKENDS`, or an exported backend with a dtype other than float32."""
+    if backend is None or backend == "torch":
+        return
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown backend {backend!r}; expected one of {BACKENDS}.")
+    if dtype != torch.float32:
+        raise ValueError(f"backend={backend!r} computes in float32; init the session with dtype=torch.float32 "
+                         f"(got {dtype}), or use backend='torch' for {dtype}.")  # fmt: skip
 
 
 @dataclass
@@ -123,7 +134,10 @@ class Sam2VideoInferenceSession:
     frames are kept; max_vision_features_cache_size: frames whose image features are kept;
     memory_policy: what objects do with memories outside their RAM window ("disk", "window", "ram",
     see `sam2_hf.tracking.storage`); memory_selection: which memories a frame reads, a `MemorySelectionFactory`
-    (tracking/selection.py; None: SAM 2's `ReferenceSelection`).
+    (tracking/selection.py; None: SAM 2's `ReferenceSelection`); backend: what runs the model's four parts (None
+    or "torch": the model called; "onnxruntime", "openvino", "torch-export": its graphs, exported once into the
+    cache, see `sam2_hf.backends`; exported graphs compute in float32, so `dtype` must be float32 with them).
+    Raises ValueError for an unknown memory policy or backend, or a backend with another dtype.
     """
 
     def __init__(
@@ -138,8 +152,10 @@ class Sam2VideoInferenceSession:
         max_vision_features_cache_size: int = 1,
         memory_policy: str = "disk",
         memory_selection: MemorySelectionFactory | None = None,
+        backend: str | None = None,
     ):
         check_policy(memory_policy)
+        check_backend(backend, dtype)
         self.video_height = video_height  # original frame size: prompts are scaled from it
         self.video_width = video_width
         self.inference_device = inference_device
@@ -154,7 +170,9 @@ class Sam2VideoInferenceSession:
         )
         self.obj_with_new_inputs: list = []  # objects whose newest inputs the model has not segmented yet
         self.memory_selection = memory_selection  # the selection policy's factory (None: SAM 2's)
+        self.backend = backend  # what runs the model's parts (None: the model itself), made when the model is called
         self.steps: TrackingSteps | None = None  # the tracking steps over the model last called
+        self._steps_model: Sam2VideoModel | None = None  # that model
 
     # ------------------------------------------------------------------------------ frames
     @property
@@ -322,9 +340,11 @@ class Sam2VideoInferenceSession:
     def _steps(self, model: Sam2VideoModel) -> TrackingSteps:
         """The tracking steps with transformers' settings (no hole filling, stride 1) over `model` (built on first
         use, or when the model changes, which also gives the session a new selection policy)."""
-        if self.steps is None or self.steps.backend.model is not model:
-            self.steps = TrackingSteps(TorchBackend(model), fill_hole_area=0, memory_selection=self.memory_selection)
+        if self.steps is None or self._steps_model is not model:
+            backend = make_backend(model, self.backend)
+            self.steps = TrackingSteps(backend, fill_hole_area=0, memory_selection=self.memory_selection)
             self.steps.attach(self.state)
+            self._steps_model = model
         return self.steps
 
     def _has_inputs(self, obj_id, frame_idx: int) -> bool:

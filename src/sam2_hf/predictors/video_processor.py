@@ -106,13 +106,14 @@ class Sam2VideoProcessor(Sam2Processor):
         dtype: torch.dtype = torch.float32,
         memory_policy: str = "disk",
         memory_selection: MemorySelectionFactory | None = None,
+        backend: str | None = None,
     ) -> Sam2VideoInferenceSession:
         """A session for `video`, or for frames streamed one at a time (`video=None`).
 
         video: (T, H, W, 3) numpy array or tensor ((T, 3, H, W) too), a list of frames (PIL images, (H, W, 3)
         arrays, (3, H, W) tensors), a video file or a folder of frames (read lazily). Devices default to
-        `inference_device`; `processing_device` is where frames are preprocessed. memory_policy, memory_selection:
-        see `Sam2VideoInferenceSession`.
+        `inference_device`; `processing_device` is where frames are preprocessed. memory_policy, memory_selection,
+        backend (e.g. "onnxruntime": the model's parts run exported): see `Sam2VideoInferenceSession`.
         """
         storage_device = video_storage_device if video_storage_device is not None else inference_device
         frames, height, width = None, None, None
@@ -131,6 +132,7 @@ class Sam2VideoProcessor(Sam2Processor):
             max_vision_features_cache_size=max_vision_features_cache_size,
             memory_policy=memory_policy,
             memory_selection=memory_selection,
+            backend=backend,
         )
 
     def add_inputs_to_inference_session(
