@@ -27,6 +27,7 @@ graph (no-memory embedding, no-object pointer) go to `constants.safetensors`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -65,13 +66,19 @@ class MaskDecoderGraph(nn.Module):
 
     def forward(self, image_embeddings, high_res_0, high_res_1, point_coords, point_labels, mask_input, has_mask):
         encoder = self.model.prompt_encoder
-        sparse = encoder.embed_points(point_coords, point_labels)
-        no_mask = encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
-        dense = torch.where(has_mask, encoder.mask_embed(mask_input), no_mask)
+        dense = torch.where(has_mask, encoder.mask_embed(mask_input), self.no_mask_embedding())
+        return self.decode(image_embeddings, high_res_0, high_res_1, point_coords, point_labels, dense)
+
+    def no_mask_embedding(self) -> torch.Tensor:
+        """The dense embedding of a prompt without a mask: (1, C, 1, 1)."""
+        return self.model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
+
+    def decode(self, image_embeddings, high_res_0, high_res_1, point_coords, point_labels, dense):
+        """Prompt points (N, T, 2) / (N, T) and a dense embedding (N, C, h, w) -> the decoder's four outputs."""
         out = self.model.mask_decoder.all_outputs(
             image_embeddings,
             self.model.dense_positional_embedding(),
-            sparse,
+            self.model.prompt_encoder.embed_points(point_coords, point_labels),
             dense,
             [high_res_0, high_res_1],
             sparse_padding=point_labels == PADDING,
@@ -121,13 +128,15 @@ class MemoryEncoderGraph(nn.Module):
 
 @dataclass(frozen=True)
 class GraphSpec:
-    """One graph: its module, input and output names, and which input axes are dynamic ({input: {axis: name}})."""
+    """One graph: its module, input and output names, which input axes are dynamic ({input: {axis: name}}) and
+    which of those may be empty (size 0; the others are at least 1)."""
 
     module: type[nn.Module]
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     dynamic: dict[str, dict[int, str]]
     video_only: bool = False
+    may_be_empty: tuple[str, ...] = ()
 
 
 GRAPHS = {
@@ -157,6 +166,7 @@ GRAPHS = {
             "point_labels": {0: "N", 1: "T"},
             "mask_input": {0: "N"},
         },
+        may_be_empty=("T",),
     ),
     "mask_downsample": GraphSpec(MaskDownsampleGraph, ("masks",), ("mask_input",), {"masks": {0: "N"}}, True),
     "object_pointer": GraphSpec(
@@ -254,12 +264,9 @@ def export_model(model: Sam2VideoModel, out: str | Path, format: str = "onnx") -
     out.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     names = [n for n, spec in GRAPHS.items() if model.has_memory or not spec.video_only]
-    try:
-        with torch.inference_mode(False), torch.enable_grad():
-            for name in names:
-                write_graph(model, name, out, format)
-    finally:
-        position_encoding.clear_cached_tables()  # tables first built while tracing hold traced values
+    with tracing():
+        for name in names:
+            write_graph(model, name, out, format)
     constants = {"no_memory_embedding": model.no_memory_embedding.detach().reshape(1, -1).contiguous()}
     if model.has_memory:
         constants["no_object_pointer"] = model.no_object_pointer.detach().contiguous()
@@ -268,29 +275,56 @@ def export_model(model: Sam2VideoModel, out: str | Path, format: str = "onnx") -
     return out
 
 
+@contextlib.contextmanager
+def tracing():
+    """The context graphs are traced in: gradients on, also inside inference mode, so that no inference-only branch
+    is traced (those run objects one by one or rotate in place); position tables first built while tracing (they
+    hold traced values) are cleared on leaving."""
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            yield
+    finally:
+        position_encoding.clear_cached_tables()
+
+
 def write_graph(model: Sam2VideoModel, name: str, out: Path, format: str) -> None:
-    """One graph, traced with torch.export (`export_model` turns gradients on, also when called in inference mode,
-    so that no inference-only branch is traced: those run objects one by one or rotate in place)."""
+    """One graph of `GRAPHS`, traced with torch.export (call it inside `tracing()`, as `export_model` does)."""
     spec, inputs = GRAPHS[name], sample_inputs(name, model)
-    dims = {
-        axis_name: torch.export.Dim(axis_name, min=1) for axes in spec.dynamic.values() for axis_name in axes.values()
-    }
-    if "T" in dims:
-        dims["T"] = torch.export.Dim("T", min=0)
-    shapes = {  # keyed by the module's argument names, in the order of the graph's input names
-        arg: {axis: dims[axis_name] for axis, axis_name in spec.dynamic.get(input_name, {}).items()} or None
-        for arg, input_name in zip(spec_args(spec), spec.inputs, strict=True)
-    }
-    program = torch.export.export(spec.module(model), inputs, dynamic_shapes=shapes)
+    program = trace_graph(spec, spec.module(model), inputs)
     target = out / f"{name}{FORMATS[format]}"
     if format == "torch":
         torch.export.save(program, target)
         return
     onnx_path = out / f"{name}.onnx"
+    save_onnx(program, spec, inputs, onnx_path)
+    if format == "openvino":
+        openvino = import_optional("openvino", "openvino")
+        openvino.save_model(openvino.convert_model(onnx_path), target, compress_to_fp16=False)  # exact: float32
+        onnx_path.unlink()
+
+
+def trace_graph(spec: GraphSpec, module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> torch.export.ExportedProgram:
+    """`module` (of class `spec.module`) traced with torch.export on `inputs`, with `spec`'s dynamic axes (at least
+    1, or at least 0 for `spec.may_be_empty`). Raises what torch.export raises for a module it cannot trace."""
+    dims = {
+        axis_name: torch.export.Dim(axis_name, min=0 if axis_name in spec.may_be_empty else 1)
+        for axes in spec.dynamic.values()
+        for axis_name in axes.values()
+    }
+    shapes = {  # keyed by the module's argument names, in the order of the graph's input names
+        arg: {axis: dims[axis_name] for axis, axis_name in spec.dynamic.get(input_name, {}).items()} or None
+        for arg, input_name in zip(spec_args(spec), spec.inputs, strict=True)
+    }
+    return torch.export.export(module, inputs, dynamic_shapes=shapes)
+
+
+def save_onnx(program: torch.export.ExportedProgram, spec: GraphSpec, inputs: tuple, path: Path) -> None:
+    """A traced graph as one self-contained `.onnx` file at `path` (opset `OPSET`, float32 weights inside, `spec`'s
+    input and output names). Raises what torch.onnx.export raises (ImportError without onnx / onnxscript)."""
     torch.onnx.export(
         program,
         inputs,
-        onnx_path,
+        path,
         input_names=list(spec.inputs),
         output_names=list(spec.outputs),
         opset_version=OPSET,
@@ -298,10 +332,6 @@ def write_graph(model: Sam2VideoModel, name: str, out: Path, format: str) -> Non
         external_data=False,
         verbose=False,
     )
-    if format == "openvino":
-        openvino = import_optional("openvino", "openvino")
-        openvino.save_model(openvino.convert_model(onnx_path), target, compress_to_fp16=False)  # exact: float32
-        onnx_path.unlink()
 
 
 def spec_args(spec: GraphSpec) -> list[str]:
