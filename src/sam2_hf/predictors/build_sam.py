@@ -139,7 +139,7 @@ VIDEO_POSTPROCESSING_OVERRIDES = (
 VOS_OPTIMIZED_OVERRIDES = ("++model.compile_image_encoder=True",)
 
 # sam2_hf-only keyword arguments of build_sam2_video_predictor (Meta's builders ignore unknown ones).
-VIDEO_EXTRA_KWARGS = ("memory_policy", "memory_dtype", "memory_selection")
+VIDEO_EXTRA_KWARGS = ("memory_policy", "memory_dtype", "memory_selection", "backend")
 
 
 # ---------------------------------------------------------------------------------------------- builders
