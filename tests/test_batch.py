@@ -199,9 +199,24 @@ def test_bad_manifests_name_the_rows(tmp_path):
         read_manifest(tmp_path / "cols.jsonl")
     with pytest.raises(FileNotFoundError, match="missing.jsonl"):
         read_manifest(tmp_path / "missing.jsonl")
+    (tmp_path / "json.jsonl").write_text(json.dumps(rows[0]) + "\n" + '{"id": "b", video: "b.mp4"}\n')
+    with pytest.raises(ValueError, match=r"json.jsonl, line 2: not JSON"):
+        read_manifest(tmp_path / "json.jsonl")
     with pytest.raises(ValueError, match=r"expected a .jsonl, .csv or .parquet file, got '.txt'"):
         (tmp_path / "m.txt").write_text("x")
         read_manifest(tmp_path / "m.txt")
+
+
+def test_jobs_refuse_before_running_what_cannot_run(checkpoint, manifest, tmp_path):
+    """Refused before Ray starts: "detector" rows without a detector; a job folder made with another model."""
+    rows = tmp_path / "detector.jsonl"
+    rows.write_text(json.dumps({"id": "d", "video": "d.mp4", "prompts": "detector"}) + "\n")
+    with pytest.raises(ValueError, match=r"rows \['d'\] ask for \"detector\" but the job has no detector"):
+        track_many(rows, checkpoint, tmp_path / "job", image_size=IMAGE_SIZE)
+    JobFolder(tmp_path / "job").check_model({"model": "other-model", "image_size": IMAGE_SIZE})
+    with pytest.raises(ValueError, match="holds results of .*other-model.* use another output folder"):
+        track_many(manifest, checkpoint, tmp_path / "job", image_size=IMAGE_SIZE)
+    assert not ray.is_initialized()
 
 
 def test_worker_without_ray_writes_a_failure_row_for_a_missing_video(checkpoint, tmp_path):

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 from tqdm.auto import tqdm
 
-from .manifest import VideoJob, read_manifest
+from .manifest import DETECTOR, VideoJob, read_manifest
 from .store import FAILED, JobFolder
 
 RETRIES = 2  # times a video whose actor died runs again before it becomes a failure row
@@ -115,7 +115,11 @@ def track_many(
     """
     _check_options(actors, formats, direction)
     jobs = read_manifest(manifest)
+    if detector is None and any(job.prompts == DETECTOR for job in jobs):
+        rows = [job.id for job in jobs if job.prompts == DETECTOR][:5]
+        raise ValueError(f'rows {rows} ask for "detector" but the job has no detector (detector=..., --detector)')
     folder = JobFolder(out)
+    folder.check_model({"model": str(model), "image_size": image_size, **model_kwargs})
     finished = folder.finished(jobs)
     pending = [job for job in jobs if job.id not in finished]
     kwargs = dict(model_kwargs, device=device)

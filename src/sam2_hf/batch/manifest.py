@@ -131,7 +131,7 @@ def _read_rows(manifest) -> tuple[list[dict], Path | None]:
             raise FileNotFoundError(f"manifest {manifest} not found")
         return _hub_rows(str(manifest))
     if suffix == ".jsonl":
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        rows = _jsonl_rows(path)
         columns = set().union(*(row.keys() for row in rows)) if rows else set()
     elif suffix == ".csv":
         with path.open(newline="") as f:
@@ -147,6 +147,22 @@ def _read_rows(manifest) -> tuple[list[dict], Path | None]:
         raise ValueError(f"manifest {manifest}: expected a .jsonl, .csv or .parquet file, got {got!r}")
     _check_columns(columns, str(manifest))
     return rows, path.parent.resolve()
+
+
+def _jsonl_rows(path: Path) -> list[dict]:
+    """The JSON objects of a JSONL file, one per non-empty line; ValueError naming the file and line of bad JSON."""
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"manifest {path}, line {number}: not JSON ({e.msg}, column {e.colno})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"manifest {path}, line {number}: a row is a JSON object, got {type(row).__name__}")
+        rows.append(row)
+    return rows
 
 
 def _hub_rows(repo_id: str) -> tuple[list[dict], None]:

@@ -5,6 +5,7 @@ complete or is not there:
     DIR/partial/<key>.parquet   the same for the frames tracked before a video failed
     DIR/status/<key>.json       one video's outcome (`status` "done" or "failed"), written last
     DIR/status/<key>.attempts   times this run started the video (a worker that dies leaves it behind)
+    DIR/job.json                the model (and its options) the results come from; another one is refused
     DIR/videos.parquet          every video's outcome, one row each (`VIDEO_COLUMNS`), rebuilt after each run
     DIR/failures.jsonl          one line per failed video: id, reason, the frame where it stopped
     DIR/videos/<key>/           `sam2-hf track`'s outputs (mask PNGs, masks.json, overlay.mp4) on request
@@ -118,13 +119,28 @@ class JobFolder:
         for job in jobs:
             self.status_path(job).with_suffix(".attempts").unlink(missing_ok=True)
 
+    def check_model(self, model: dict) -> None:
+        """Record the job's model (name and loading options) on the first run; ValueError when a later run of
+        the folder names another one, so results of two models never mix in one job folder."""
+        path = self.root / "job.json"
+        if path.exists():
+            recorded = json.loads(path.read_text())
+            if recorded != json.loads(json.dumps(model)):
+                raise ValueError(f"{self.root} holds results of {recorded}, not {model}: use another output folder, "
+                                 "or the same model to resume.")  # fmt: skip
+            return
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(model, indent=1)))
+
     def finished(self, jobs: Iterable[VideoJob]) -> set[str]:
         """Ids of the videos already done (a failed video is not finished: it runs again)."""
         return {job.id for job in jobs if (self.status(job) or {}).get("status") == DONE}
 
-    def write_results(self, job: VideoJob, table: pa.Table, partial: bool) -> Path:
-        """The video's result rows, in results/ (done) or partial/ (failed); the other one is removed."""
+    def write_results(self, job: VideoJob, table: pa.Table, partial: bool) -> Path | None:
+        """The video's result rows, in results/ (done) or partial/ (failed; nothing when no frame was tracked);
+        the other one is removed."""
         self.results_path(job, not partial).unlink(missing_ok=True)
+        if partial and table.num_rows == 0:
+            return None
         return atomic_write(self.results_path(job, partial), lambda tmp: pq.write_table(table, tmp))
 
     def clear_results(self, job: VideoJob) -> None:
