@@ -16,6 +16,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -219,8 +220,6 @@ def run_vos_on_ray(
     folders that do not fit the layout (before running) and naming every sequence that failed (after the
     others are written).
     """
-    from pathlib import Path
-
     from ..evaluation.layout import check_vos_folders, list_sequences
     from .worker import VosWorker
 

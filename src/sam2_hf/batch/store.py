@@ -6,7 +6,7 @@ complete or is not there:
     DIR/status/<key>.json       one video's outcome (`status` "done" or "failed"), written last
     DIR/status/<key>.attempts   times this run started the video (a worker that dies leaves it behind)
     DIR/job.json                the model (and its options) the results come from; another one is refused
-    DIR/videos.parquet          every video's outcome, one row each (`VIDEO_COLUMNS`), rebuilt after each run
+    DIR/videos.parquet          every video's outcome, one row each (`VIDEO_SCHEMA`), rebuilt after each run
     DIR/failures.jsonl          one line per failed video: id, reason, the frame where it stopped
     DIR/videos/<key>/           `sam2-hf track`'s outputs (mask PNGs, masks.json, overlay.mp4) on request
 
@@ -41,9 +41,13 @@ RESULT_SCHEMA = pa.schema(
         ("category", pa.string()),  # the detector's label (detector rows), else null
     ]
 )
-VIDEO_COLUMNS = (
-    "id", "video", "status", "frames", "num_frames", "fps", "height", "width", "objects", "seconds", "reason",
-    "stopped_at", "attempts", "node", "peak_rss_mib",
+VIDEO_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()), ("video", pa.string()), ("status", pa.string()), ("frames", pa.int64()),
+        ("num_frames", pa.int64()), ("fps", pa.float64()), ("height", pa.int64()), ("width", pa.int64()),
+        ("objects", pa.int64()), ("seconds", pa.float64()), ("reason", pa.string()), ("stopped_at", pa.int64()),
+        ("attempts", pa.int64()), ("node", pa.string()), ("peak_rss_mib", pa.float64()),
+    ]
 )  # fmt: skip
 
 
@@ -162,9 +166,8 @@ class JobFolder:
             if record is None:
                 left += 1
             else:
-                records.append({name: record.get(name) for name in VIDEO_COLUMNS})
-        columns = {name: [r[name] for r in records] for name in VIDEO_COLUMNS}
-        table = pa.table(columns, schema=_video_schema())
+                records.append({name: record.get(name) for name in VIDEO_SCHEMA.names})
+        table = pa.Table.from_pylist(records, schema=VIDEO_SCHEMA)
         atomic_write(self.root / "videos.parquet", lambda tmp: pq.write_table(table, tmp))
         failed = [r for r in records if r["status"] == FAILED]
         lines = "".join(
@@ -174,13 +177,3 @@ class JobFolder:
         )  # fmt: skip
         atomic_write(self.root / "failures.jsonl", lambda tmp: tmp.write_text(lines))
         return {"done": len(records) - len(failed), "failed": len(failed), "left": left}
-
-
-def _video_schema() -> pa.Schema:
-    types = {
-        "id": pa.string(), "video": pa.string(), "status": pa.string(), "frames": pa.int64(),
-        "num_frames": pa.int64(), "fps": pa.float64(), "height": pa.int64(), "width": pa.int64(),
-        "objects": pa.int64(), "seconds": pa.float64(), "reason": pa.string(), "stopped_at": pa.int64(),
-        "attempts": pa.int64(), "node": pa.string(), "peak_rss_mib": pa.float64(),
-    }  # fmt: skip
-    return pa.schema([(name, types[name]) for name in VIDEO_COLUMNS])
