@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,15 +265,41 @@ def export_model(model: Sam2VideoModel, out: str | Path, format: str = "onnx") -
     out.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     names = [n for n, spec in GRAPHS.items() if model.has_memory or not spec.video_only]
+    graph_format = "torch" if format == "torch" else "onnx"
     with tracing():
         for name in names:
-            write_graph(model, name, out, format)
+            write_graph(model, name, out, graph_format)
     constants = {"no_memory_embedding": model.no_memory_embedding.detach().reshape(1, -1).contiguous()}
     if model.has_memory:
         constants["no_object_pointer"] = model.no_object_pointer.detach().contiguous()
     save_file(constants, out / CONSTANTS)
-    (out / MANIFEST).write_text(json.dumps(manifest(model, format, names), indent=2))
+    write_manifest(out, manifest(model, graph_format, names))
+    if format == "openvino":
+        convert_to_openvino(out)
     return out
+
+
+def read_json(folder: Path) -> dict:
+    """`folder`'s `export.json` as written (unchecked; backends/exported.py's `read_manifest` checks it)."""
+    return json.loads((Path(folder) / MANIFEST).read_text())
+
+
+def write_manifest(folder: Path, content: dict) -> None:
+    (Path(folder) / MANIFEST).write_text(json.dumps(content, indent=2))
+
+
+def convert_to_openvino(folder: Path) -> None:
+    """Turn an ONNX export folder into an OpenVINO one in place: each `.onnx` graph (float32, or quantized QDQ)
+    becomes an `.xml` / `.bin` IR with its weights as stored (no fp16 compression), and `export.json` says so."""
+    openvino = import_optional("openvino", "openvino")
+    content = read_json(folder)
+    for name, file in content["graphs"].items():
+        onnx_path = Path(folder) / file
+        openvino.save_model(openvino.convert_model(onnx_path), Path(folder) / f"{name}.xml", compress_to_fp16=False)
+        onnx_path.unlink()
+    content["format"] = "openvino"
+    content["graphs"] = {name: f"{name}.xml" for name in content["graphs"]}
+    write_manifest(folder, content)
 
 
 @contextlib.contextmanager
@@ -288,19 +315,14 @@ def tracing():
 
 
 def write_graph(model: Sam2VideoModel, name: str, out: Path, format: str) -> None:
-    """One graph of `GRAPHS`, traced with torch.export (call it inside `tracing()`, as `export_model` does)."""
+    """One graph of `GRAPHS` as `out/<name>.onnx` ("onnx") or `.pt2` ("torch"), traced with torch.export (call it
+    inside `tracing()`, as `export_model` does)."""
     spec, inputs = GRAPHS[name], sample_inputs(name, model)
     program = trace_graph(spec, spec.module(model), inputs)
-    target = out / f"{name}{FORMATS[format]}"
     if format == "torch":
-        torch.export.save(program, target)
-        return
-    onnx_path = out / f"{name}.onnx"
-    save_onnx(program, spec, inputs, onnx_path)
-    if format == "openvino":
-        openvino = import_optional("openvino", "openvino")
-        openvino.save_model(openvino.convert_model(onnx_path), target, compress_to_fp16=False)  # exact: float32
-        onnx_path.unlink()
+        torch.export.save(program, out / f"{name}.pt2")
+    else:
+        save_onnx(program, spec, inputs, out / f"{name}.onnx")
 
 
 def trace_graph(spec: GraphSpec, module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> torch.export.ExportedProgram:
@@ -350,6 +372,7 @@ def manifest(model: Sam2VideoModel, format: str, names: list[str]) -> dict:
     return {
         "format_version": FORMAT_VERSION,
         "format": format,
+        "precision": "fp32",  # backends/precision.py; a lower-precision export also records its agreement
         "graphs": {name: f"{name}{FORMATS[format]}" for name in names},
         "opset": OPSET if format != "torch" else None,
         "versions": {"sam2_hf": __version__, "torch": torch.__version__, "transformers": transformers.__version__},
@@ -363,6 +386,6 @@ def manifest(model: Sam2VideoModel, format: str, names: list[str]) -> dict:
 def import_optional(module: str, extra: str):
     """Import an optional runtime, or ImportError naming the pip extra that brings it."""
     try:
-        return __import__(module)
+        return importlib.import_module(module)
     except ImportError as error:
         raise ImportError(f"{module} is not installed: pip install 'sam2-hf[{extra}]'") from error

@@ -4,7 +4,8 @@ the automatic mask generator, the CLI and the Space keep their one implementatio
 
 Each engine turns named float32 / int64 / bool tensors into the graph's outputs; the parts here only arrange the
 inputs (one prompt point list, stacked memories) and pick the decoder's outputs with the same `choose_outputs` the
-torch part uses. Exact: float32 throughout (parity with the torch backend is tested, tests/test_export.py).
+torch part uses. An "fp32" export is exact: float32 throughout (parity with the torch backend is tested,
+tests/test_export.py); a lower-precision one (backends/precision.py) says so (`exact`, `precision`, `agreement`).
 """
 
 from __future__ import annotations
@@ -22,14 +23,18 @@ from ..models.configuration import Sam2Config, Sam2VideoConfig
 from ..models.modeling import stack_selections
 from ..models.outputs import MemorySelection, Sam2FrameFeatures
 from .export import CONSTANTS, FORMAT_VERSION, MANIFEST, import_optional
+from .precision import PRECISIONS, Precision, check_engine, get_precision
+
+EXACT = PRECISIONS["fp32"]
 
 ENGINES = {"onnxruntime": "onnx", "openvino": "openvino", "torch-export": "torch"}  # engine -> the format it reads
 
 
 class OnnxRuntimeGraph:
-    """One `.onnx` graph in an ONNX Runtime session on the CPU."""
+    """One `.onnx` graph (float32 or int8-quantized) in an ONNX Runtime session on the CPU."""
 
-    def __init__(self, path: Path, threads: int | None = None):
+    def __init__(self, path: Path, threads: int | None = None, precision: Precision = EXACT):
+        del precision  # ONNX Runtime computes what the graph holds
         ort = import_optional("onnxruntime", "onnx")
         options = ort.SessionOptions()
         if threads:
@@ -43,12 +48,13 @@ class OnnxRuntimeGraph:
 
 
 class OpenVinoGraph:
-    """One OpenVINO graph (`.xml` IR, or `.onnx` read directly) compiled for the CPU."""
+    """One OpenVINO graph (`.xml` IR, or `.onnx` read directly) compiled for the CPU, computing in the export's
+    precision (float32 when exact: OpenVINO would otherwise pick bf16 on CPUs that have it)."""
 
-    def __init__(self, path: Path, threads: int | None = None):
+    def __init__(self, path: Path, threads: int | None = None, precision: Precision = EXACT):
         openvino = import_optional("openvino", "openvino")
         config = {"INFERENCE_NUM_THREADS": threads} if threads else {}
-        config["INFERENCE_PRECISION_HINT"] = "f32"  # exact: OpenVINO would otherwise pick bf16 on CPUs that have it
+        config["INFERENCE_PRECISION_HINT"] = precision.openvino_hint
         self.model = openvino.Core().compile_model(str(path), "CPU", config)
 
     def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
@@ -59,8 +65,8 @@ class OpenVinoGraph:
 class ExportedProgramGraph:
     """One torch.export ExportedProgram (`.pt2`), run as the module it unflattens to."""
 
-    def __init__(self, path: Path, threads: int | None = None):
-        del threads  # torch's own thread setting applies
+    def __init__(self, path: Path, threads: int | None = None, precision: Precision = EXACT):
+        del threads, precision  # torch's own thread setting applies; torch exports are float32 only
         self.module = torch.export.load(path).module()
 
     def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
@@ -92,22 +98,28 @@ def read_manifest(folder: Path, engine: str) -> dict:
     for name, file in manifest["graphs"].items():
         if not (folder / file).is_file():
             raise FileNotFoundError(f"{folder} lacks the {name} graph ({file}); export the model again.")
+    check_engine(manifest.get("precision", "fp32"), engine, folder)
     return manifest
 
 
 class ExportedBackend:
     """The four parts on an exported folder. `config` comes from `export.json`; `device` is the CPU, `dtype`
-    float32. Raises what `read_manifest` raises for a folder that does not fit, and ImportError naming the extra
-    for a missing runtime."""
+    float32 (the dtype of what goes in and out; a lower-precision export computes inside in its `precision`, and
+    `exact` is False, its measured agreement in `agreement`). Raises what `read_manifest` raises for a folder that
+    does not fit, and ImportError naming the extra for a missing runtime."""
 
-    def __init__(self, folder: str | Path, engine: str = "onnxruntime", threads: int | None = None):
+    def __init__(self, folder: str | Path, engine: str = "onnxruntime", threads: int | None = None, wrap=None):
+        """`wrap(name, runner)`, if given, replaces each graph's runner (e.g. to record its inputs)."""
         folder = Path(folder)
         manifest = read_manifest(folder, engine)
         self.folder, self.engine, self.manifest = folder, engine, manifest
         config_class = Sam2VideoConfig if manifest["model_class"] == "Sam2VideoModel" else Sam2Config
         self._config = config_class.from_dict(manifest["config"])
+        self.precision = get_precision(manifest.get("precision", "fp32"))
         runner = GRAPH_RUNNERS[engine]
-        graphs = {name: runner(folder / file, threads) for name, file in manifest["graphs"].items()}
+        graphs = {name: runner(folder / file, threads, self.precision) for name, file in manifest["graphs"].items()}
+        if wrap is not None:
+            graphs = {name: wrap(name, graph) for name, graph in graphs.items()}
         constants = load_file(folder / CONSTANTS)
         stability = manifest["stability_rule"]
         self.image_encoder = ExportedImageEncoder(graphs["image_encoder"], constants["no_memory_embedding"])
@@ -130,6 +142,17 @@ class ExportedBackend:
     @property
     def dtype(self) -> torch.dtype:
         return torch.float32
+
+    @property
+    def exact(self) -> bool:
+        """Whether the graphs compute what the torch model computes (float32), within float32 rounding."""
+        return self.precision.exact
+
+    @property
+    def agreement(self) -> dict | None:
+        """A lower-precision export's agreement with the exact masks, measured when it was written
+        (tasks/lower_precision.py); None for an exact export."""
+        return self.manifest.get("agreement")
 
     def matches(self, weights_sha256: str) -> bool:
         """Whether the folder was exported from weights with this hash (`export.weights_hash`)."""

@@ -9,6 +9,12 @@ then `Sam2VideoPredictor.from_pretrained("sam2.1-tiny-onnx/", backend="onnxrunti
 
 writes the image parts in the layout of the Hub's transformers.js repositories (backends/transformers_js.py), for
 `Sam2Model.from_pretrained` / `AutoProcessor.from_pretrained` of `@huggingface/transformers` in Node.js or a browser.
+
+    sam2-hf export facebook/sam2.1-hiera-tiny --format onnx --precision int8 --out sam2.1-tiny-int8/
+    sam2-hf export facebook/sam2.1-hiera-tiny --format openvino --precision int8-static --calibration clip.mp4 --out D
+
+write a lower-precision export (backends/precision.py: bf16, fp16, int8, int8-static), not exact: its agreement with
+the exact masks on a clip is printed and stored in its export.json (tasks/lower_precision.py).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import argparse
 from pathlib import Path
 
 FORMATS = ("onnx", "openvino", "torch", "transformers.js")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int8-static")  # sam2_hf.backends.precision.PRECISIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +41,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="only the image encoder and mask decoder (always so for --format transformers.js)",
     )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="write into --out even if it holds files")
+    parser.add_argument(
+        "--precision", default="fp32", choices=PRECISIONS,
+        help="fp32: exact (default); not exact, opt-in: bf16 / fp16 (OpenVINO computes the graphs in that "
+             "precision), int8 (dynamic, onnxruntime), int8-static (calibrated on --calibration; onnxruntime or "
+             "OpenVINO)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--calibration", default=None,
+        help="int8-static: a video or a folder of frames like the ones the export will run on (the first 8 are used)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--check-clip", default=None,
+        help="a lower-precision export's agreement with the exact masks is measured on this video or frame folder "
+             "(default: --calibration, else a synthetic clip)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from ..backends.export import export_model
     from ..backends.transformers_js import write_transformers_js
     from ..models.modeling import Sam2Model, Sam2VideoModel
+    from ..tasks.lower_precision import export_lower_precision
     from .common import fail
 
     out = Path(args.out)
@@ -48,17 +71,36 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"--out {args.out} is not empty: pass --overwrite or another --out")
     kwargs = {"image_size": args.image_size} if args.image_size else {}
     js = args.format == "transformers.js"
+    if args.precision != "fp32" and (js or args.format == "torch"):
+        return fail(f"--precision {args.precision} is written as onnx or openvino, not {args.format}")
+    if args.calibration and args.precision != "int8-static":
+        return fail("--calibration is for --precision int8-static")
     image_only = args.image_only or js
     cls = Sam2Model if image_only else Sam2VideoModel
     try:
         model = cls.from_pretrained(args.model, **kwargs)
         if js:
             write_transformers_js(model, out)
+        elif args.precision != "fp32":
+            report = export_lower_precision(model, out, args.format, args.precision, args.calibration, args.check_clip)
         else:
             export_model(model, out, args.format)
     except (OSError, ValueError, ImportError) as e:
         return fail(f"cannot export {args.model}: {e}")
     parts = "image encoder, mask decoder" + ("" if image_only else ", memory attention, memory encoder")
     layout = " (transformers.js layout: onnx/vision_encoder.onnx, onnx/prompt_encoder_mask_decoder.onnx)" if js else ""
-    print(f"{out}: {args.format} graphs of {args.model} at {model.config.image_size} px ({parts}){layout}")
+    precision = "" if args.precision == "fp32" else f", {args.precision} (not exact)"
+    print(f"{out}: {args.format} graphs of {args.model} at {model.config.image_size} px ({parts}){layout}{precision}")
+    if args.precision != "fp32":
+        print(agreement_summary(report))
     return 0
+
+
+def agreement_summary(report: dict) -> str:
+    """One paragraph of a lower-precision export's agreement report (tasks/lower_precision.py)."""
+    objects = ", ".join(f"{k}: {o['iou_mean']:.3f}" for k, o in report["objects"].items())
+    return (
+        f"agreement with the exact masks on {report['clip']}, {report['prompts']}: IoU mean {report['iou_mean']:.3f}, "
+        f"lowest {report['iou_min']:.3f} (per object {objects}); {report['pixels_of_other_sign']} of "
+        f"{report['pixels']} pixels of other sign"
+    )

@@ -1,0 +1,118 @@
+"""Lower-precision exports: opt-in, never exact. One table (`PRECISIONS`), one place to add a precision.
+
+- "fp32": the exact export (backends/export.py), the default;
+- "bf16" / "fp16": the float32 graphs, computed by OpenVINO in bfloat16 / float16 (its `INFERENCE_PRECISION_HINT`;
+  fast where the CPU has AMX or AVX-512 BF16 / FP16, emulated and slower elsewhere);
+- "int8": dynamic quantization (ONNX Runtime's `quantize_dynamic`): the MatMul / Gemm weights of the heavy graphs
+  stored as int8, activations quantized per call; run by onnxruntime;
+- "int8-static": static quantization (ONNX Runtime's `quantize_static`, QDQ, per-channel weights) with activation
+  ranges calibrated on the inputs each graph saw while tracking the user's frames (`feeds`); run by onnxruntime or,
+  converted, by OpenVINO.
+
+Only `QUANTIZED_GRAPHS` (the image encoder, memory attention and the memory encoder: almost all of a frame's FLOPs)
+are quantized; the mask decoder, mask downsampler and object-pointer projection stay float32. How close a
+lower-precision export comes to the exact masks is measured on a clip when it is written (tasks/lower_precision.py)
+and recorded in its `export.json`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .export import import_optional
+
+QUANTIZED_GRAPHS = ("image_encoder", "memory_attention", "memory_encoder")
+QUANTIZED_OPS = ("MatMul", "Gemm", "Conv")  # static; dynamic quantizes MatMul / Gemm (its Conv kernels are slow)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """One way to compute an export.
+
+    name: the `--precision` value; exact: computes what the torch model computes (float32); formats: the export
+    formats it can be written in; engines: the exported backends that run it as meant (the first measures its
+    agreement); openvino_hint: OpenVINO's `INFERENCE_PRECISION_HINT`; quantization: None, "dynamic" or "static".
+    """
+
+    name: str
+    exact: bool
+    formats: tuple[str, ...]
+    engines: tuple[str, ...]
+    openvino_hint: str = "f32"
+    quantization: str | None = None
+
+
+PRECISIONS = {
+    p.name: p
+    for p in (
+        Precision("fp32", True, ("onnx", "openvino", "torch"), ("onnxruntime", "openvino", "torch-export")),
+        Precision("bf16", False, ("openvino", "onnx"), ("openvino",), openvino_hint="bf16"),
+        Precision("fp16", False, ("openvino", "onnx"), ("openvino",), openvino_hint="f16"),
+        Precision("int8", False, ("onnx",), ("onnxruntime",), quantization="dynamic"),
+        Precision("int8-static", False, ("onnx", "openvino"), ("onnxruntime", "openvino"), quantization="static"),
+    )
+}
+
+
+def get_precision(name: str, format: str | None = None) -> Precision:
+    """The `PRECISIONS` entry `name`, checked against the export `format`. ValueError naming the choices."""
+    if name not in PRECISIONS:
+        raise ValueError(f"Unknown precision {name!r}; choose one of {list(PRECISIONS)}.")
+    precision = PRECISIONS[name]
+    if format is not None and format not in precision.formats:
+        raise ValueError(f"A {name} export is written as {' or '.join(precision.formats)}, not {format!r} "
+                         f"(it runs on {' or '.join(precision.engines)}).")  # fmt: skip
+    return precision
+
+
+def check_engine(precision_name: str, engine: str, folder: Path) -> None:
+    """ValueError when `engine` does not run an export of this precision as meant (e.g. onnxruntime, which has no
+    bf16 kernels on the CPU, for a bf16 export)."""
+    precision = get_precision(precision_name)
+    if engine not in precision.engines:
+        raise ValueError(f"{folder} is a {precision_name} export, which runs on {' or '.join(precision.engines)}, "
+                         f"not {engine!r}.")  # fmt: skip
+
+
+class FeedReader:
+    """ONNX Runtime's calibration reader over recorded feeds ({input name: array} per call)."""
+
+    def __init__(self, feeds: Sequence[Mapping[str, np.ndarray]]):
+        self.feeds: Iterator = iter(feeds)
+
+    def get_next(self) -> Mapping[str, np.ndarray] | None:
+        return next(self.feeds, None)
+
+
+def quantize_graphs(folder: Path, precision: Precision, feeds: Mapping[str, Sequence] | None = None) -> list[str]:
+    """Quantize `folder`'s `.onnx` graphs of `QUANTIZED_GRAPHS` in place as `precision` says; returns the graphs
+    quantized. Static quantization calibrates each graph on `feeds[graph]` (ValueError when a graph has none)."""
+    if precision.quantization is None:
+        return []
+    quantization = import_optional("onnxruntime.quantization", "onnx")
+    import_optional("onnxruntime", "onnx").set_default_logger_severity(3)  # its optimizer's notes are not ours
+    done = []
+    for name in QUANTIZED_GRAPHS:
+        path = folder / f"{name}.onnx"
+        if not path.is_file():
+            continue  # an image model has no memory graphs
+        staged = path.with_suffix(".int8.onnx")
+        if precision.quantization == "dynamic":
+            quantization.quantize_dynamic(
+                path, staged, weight_type=quantization.QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"]
+            )
+        else:
+            if not (feeds or {}).get(name):
+                raise ValueError(f"Static quantization of {name} needs calibration inputs; none were recorded.")
+            quantization.quantize_static(
+                path, staged, FeedReader(feeds[name]), quant_format=quantization.QuantFormat.QDQ,
+                activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
+                op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
+            )  # fmt: skip
+        staged.replace(path)
+        done.append(name)
+    return done
