@@ -302,3 +302,16 @@ def test_export_command_and_tracking_from_the_exported_folder(reference, onnx_fo
         Image.fromarray(frame).save(video / f"{t:05d}.png")
     assert cli(["track", str(video), "--model", str(onnx_folder), "--point", "0,30,45", "--out", str(masks)]) == 0
     assert any(masks.iterdir())
+
+
+def test_compiled_backend_matches_torch(random_reference):
+    """backend="compile" (torch.compile of the model's compute methods) on the video run: the same masks as eager,
+    through recompilations as objects and memories are added."""
+    model = random_reference.load(Sam2VideoModel)
+    expected = video_run(Sam2VideoPredictor(model, memory_dtype=torch.float32))
+    predictor = Sam2VideoPredictor(model, memory_dtype=torch.float32, backend="compile")
+    assert type(predictor.backend).__name__ == "CompiledBackend" and predictor.backend.config is model.config
+    run = video_run(predictor)
+    assert run.keys() == expected.keys()
+    print(f"[compile vs torch] video, random weights: max |logit diff| {drift(run, expected):.2e}")
+    assert drift(run, expected) <= VIDEO_TOL

@@ -1,6 +1,7 @@
 """Backends: what runs the compute seam's four parts (protocol.py). One table, one place to add a backend.
 
 - "torch": the model itself, eager PyTorch (`TorchBackend`), the default;
+- "compile": the same parts with the model's compute methods compiled by torch.compile (`CompiledBackend`);
 - "onnxruntime", "openvino", "torch-export": the model's graphs exported (export.py) into a cache folder keyed by a
   hash of its weights (`SAM2_HF_EXPORT_CACHE`, default ~/.cache/sam2_hf/exports), run by that engine
   (`ExportedBackend`); exact (float32), tested against "torch" (tests/test_export.py).
@@ -19,7 +20,7 @@ from pathlib import Path
 from .protocol import Sam2Backend
 from .torch import TorchBackend
 
-BACKENDS = ("torch", "onnxruntime", "openvino", "torch-export")
+BACKENDS = ("torch", "compile", "onnxruntime", "openvino", "torch-export")
 
 
 def export_cache() -> Path:
@@ -28,8 +29,9 @@ def export_cache() -> Path:
 
 
 def make_backend(model, backend: str | Sam2Backend | None = None) -> Sam2Backend:
-    """The backend a predictor runs on: None or "torch" -> `TorchBackend(model)`; an engine name -> the model's
-    export (made once, then reused from the cache) run by that engine; a backend object -> itself.
+    """The backend a predictor runs on: None or "torch" -> `TorchBackend(model)`; "compile" ->
+    `CompiledBackend(model)`; an engine name -> the model's export (made once, then reused from the cache) run by
+    that engine; a backend object -> itself.
 
     Raises ValueError for an unknown name (naming the choices) and ImportError naming the extra for a missing engine.
     """
@@ -39,6 +41,10 @@ def make_backend(model, backend: str | Sam2Backend | None = None) -> Sam2Backend
         return backend
     if backend not in BACKENDS:
         raise ValueError(f"Unknown backend {backend!r}; choose one of {list(BACKENDS)}.")
+    if backend == "compile":
+        from .compiled import CompiledBackend
+
+        return CompiledBackend(model)
     from .exported import ENGINES, ExportedBackend
 
     return ExportedBackend(cached_export(model, ENGINES[backend]), backend)

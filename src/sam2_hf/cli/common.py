@@ -89,7 +89,8 @@ def fail(message: str) -> int:
     return 2
 
 
-BACKEND_CHOICES = ("torch", "onnxruntime", "openvino", "torch-export")  # sam2_hf.backends.BACKENDS (not imported here)
+# sam2_hf.backends.BACKENDS (not imported here: the CLI starts without torch)
+BACKEND_CHOICES = ("torch", "compile", "onnxruntime", "openvino", "torch-export")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -98,8 +99,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, default=None, help="model input size for a Meta .pt (default 1024)")
     parser.add_argument(
         "--backend", default=None, choices=BACKEND_CHOICES,
-        help="what runs the model: torch (default), or its graphs exported once (cached) for onnxruntime, openvino "
-        "or torch-export; a folder written by `sam2-hf export` runs on onnxruntime unless told otherwise",
+        help="what runs the model: torch (default), compile (torch.compile), or its graphs exported once (cached) "
+        "for onnxruntime, openvino or torch-export; a folder written by `sam2-hf export` runs on onnxruntime unless "
+        "told otherwise",
     )  # fmt: skip
 
 
