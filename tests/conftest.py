@@ -10,6 +10,9 @@ sys.path.insert(0, os.path.dirname(__file__))  # tests/reference.py
 from reference import build_meta_model, save_meta_checkpoint
 
 torch.set_num_threads(int(os.environ.get("SAM2_HF_TEST_THREADS", "2")))
+# The CLI and the Space run on backend "auto" (the fastest exact backend installed, which exports the model once per
+# weights); the tests run them on the model itself unless a test says otherwise (tests/test_export.py tests "auto").
+os.environ.setdefault("SAM2_HF_BACKEND", "torch")
 
 
 @pytest.fixture(autouse=True)

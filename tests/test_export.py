@@ -13,6 +13,7 @@ correction and reverse tracking, twice, as tests/test_video_parity.py compares w
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import sys
@@ -315,3 +316,34 @@ def test_compiled_backend_matches_torch(random_reference):
     assert run.keys() == expected.keys()
     print(f"[compile vs torch] video, random weights: max |logit diff| {drift(run, expected):.2e}")
     assert drift(run, expected) <= VIDEO_TOL
+
+
+def test_auto_picks_the_fastest_exact_backend_installed(reference, monkeypatch):
+    model = reference.load(Sam2Model)
+    assert make_backend(model, "auto").engine == "openvino"  # both engines are installed here: OpenVINO is faster
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "openvino" else real_find_spec(name))
+    assert make_backend(model, "auto").engine == "onnxruntime"
+    assert type(make_backend(model.to(torch.bfloat16), "auto")).__name__ == "TorchBackend"  # exports are float32
+
+
+def test_the_command_line_runs_on_auto_and_says_which(reference, tmp_path, monkeypatch, capsys):
+    video = tmp_path / "frames"
+    video.mkdir()
+    from PIL import Image
+
+    for t, frame in enumerate(CLIP[:4]):
+        Image.fromarray(frame).save(video / f"{t:05d}.png")
+    argv = ["track", str(video), "--model", str(reference.path), "--image-size", "256", "--point", "0,19,28"]
+    argv += ["--no-rle", "--no-overlay"]
+    assert cli([*argv, "--out", str(tmp_path / "torch")]) == 0  # SAM2_HF_BACKEND=torch (tests/conftest.py)
+    assert "sam2-hf: backend" not in capsys.readouterr().err
+    monkeypatch.delenv("SAM2_HF_BACKEND")
+    assert cli([*argv, "--out", str(tmp_path / "auto")]) == 0
+    assert "sam2-hf: backend openvino (the fastest exact backend installed" in capsys.readouterr().err
+    files = sorted(p.relative_to(tmp_path / "torch") for p in (tmp_path / "torch").rglob("*.png"))
+    assert files and files == sorted(p.relative_to(tmp_path / "auto") for p in (tmp_path / "auto").rglob("*.png"))
+    masks = [[np.asarray(Image.open(tmp_path / run / f)) for f in files] for run in ("torch", "auto")]
+    assert any(m.any() for m in masks[0])
+    for want, got in zip(*masks, strict=True):  # the same masks, but for pixels whose logit rounds across 0
+        assert (want != got).mean() <= 1e-3

@@ -6,12 +6,16 @@
   hash of its weights (`SAM2_HF_EXPORT_CACHE`, default ~/.cache/sam2_hf/exports), run by that engine
   (`ExportedBackend`); exact (float32), tested against "torch" (tests/test_export.py).
 
+- "auto": the fastest exact one installed for the model's device and dtype (`fastest_exact_backend`), the CLI's and
+  the Space's default.
+
 `make_backend(model, "onnxruntime")` is what every predictor does with its `backend=` option, so `from_pretrained(...,
 backend="openvino")`, `Sam2Tracker`, the automatic mask generator and the CLI's `--backend` all take a name.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -20,7 +24,22 @@ from pathlib import Path
 from .protocol import Sam2Backend
 from .torch import TorchBackend
 
-BACKENDS = ("torch", "compile", "onnxruntime", "openvino", "torch-export")
+BACKENDS = ("torch", "compile", "onnxruntime", "openvino", "torch-export", "auto")
+# Exact backends on the CPU, fastest first, from bench/results/backends/suite.md (tiny 2.1 at 1024, x Meta per image
+# / per video frame: OpenVINO 0.46 / 0.50, onnxruntime 0.60 / 0.51, torch 0.87 / 0.80; "compile" is slower than
+# eager on the CPU), each with the module its engine needs.
+CPU_SPEED_ORDER = {"openvino": "openvino", "onnxruntime": "onnxruntime", "torch": "torch"}
+
+
+def fastest_exact_backend(device=None, dtype=None) -> str:
+    """What backend="auto" runs: on the CPU in float32 (dtype None) the first of `CPU_SPEED_ORDER` whose engine is
+    installed; "torch" on another device (the exported runtimes run on the CPU here) or in another dtype (they are
+    float32)."""
+    import torch  # here: this package's `torch` is its torch backend module
+
+    if (device is not None and torch.device(device).type != "cpu") or dtype not in (None, torch.float32):
+        return "torch"
+    return next(name for name, module in CPU_SPEED_ORDER.items() if importlib.util.find_spec(module) is not None)
 
 
 def export_cache() -> Path:
@@ -29,12 +48,15 @@ def export_cache() -> Path:
 
 
 def make_backend(model, backend: str | Sam2Backend | None = None) -> Sam2Backend:
-    """The backend a predictor runs on: None or "torch" -> `TorchBackend(model)`; "compile" ->
+    """The backend a predictor runs on: None or "torch" -> `TorchBackend(model)`; "auto" -> the one
+    `fastest_exact_backend` names for the model's device and dtype; "compile" ->
     `CompiledBackend(model)`; an engine name -> the model's export (made once, then reused from the cache) run by
     that engine; a backend object -> itself.
 
     Raises ValueError for an unknown name (naming the choices) and ImportError naming the extra for a missing engine.
     """
+    if backend == "auto":
+        backend = fastest_exact_backend(next(model.parameters()).device, model.dtype)
     if backend is None or backend == "torch":
         return TorchBackend(model)
     if not isinstance(backend, str):

@@ -10,6 +10,7 @@ tests/test_export.py); a lower-precision one (backends/precision.py) says so (`e
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -238,6 +239,17 @@ class ExportedMemoryEncoder:
         return self.graph(emb, high_res_masks.float(), object_score_logits.float(), torch.tensor(bool(binarize)))[0]
 
 
+def fastest_engine(folder: Path) -> str:
+    """The engine backend="auto" runs an exported folder on: the fastest installed one of those that read its
+    format and run its precision (OpenVINO, then onnxruntime, as backends.CPU_SPEED_ORDER)."""
+    content = json.loads((folder / MANIFEST).read_text())
+    fmt, engines = content.get("format"), get_precision(content.get("precision", "fp32")).engines
+    readable = [e for e in ENGINES if e in engines and (fmt == ENGINES[e] or (e == "openvino" and fmt == "onnx"))]
+    readable.sort(key=lambda e: e != "openvino")
+    installed = [e for e in readable if e == "torch-export" or importlib.util.find_spec(e) is not None]
+    return (installed or readable or ["onnxruntime"])[0]
+
+
 def exported_folder_backend(model_id, backend, device, loading_kwargs: dict, needs_memory: bool = False):
     """What a predictor's `from_pretrained` does with a folder written by `sam2-hf export`: the `ExportedBackend` on
     it (engine `backend`, default "onnxruntime"); None when `model_id` is not such a folder.
@@ -249,7 +261,7 @@ def exported_folder_backend(model_id, backend, device, loading_kwargs: dict, nee
     folder = Path(model_id) if isinstance(model_id, str | Path) else None
     if folder is None or not (folder / MANIFEST).is_file():
         return None
-    engine = backend or "onnxruntime"
+    engine = fastest_engine(folder) if backend == "auto" else backend or "onnxruntime"
     if not isinstance(engine, str) or engine not in ENGINES:
         raise ValueError(f"{folder} is an exported model: run it with backend= one of {sorted(ENGINES)}, or load the "
                          f"original model for backend={engine!r}.")  # fmt: skip

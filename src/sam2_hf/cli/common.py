@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..processing.prompts import OutOfImageWarning, Prompt
@@ -90,7 +92,8 @@ def fail(message: str) -> int:
 
 
 # sam2_hf.backends.BACKENDS (not imported here: the CLI starts without torch)
-BACKEND_CHOICES = ("torch", "compile", "onnxruntime", "openvino", "torch-export")
+BACKEND_CHOICES = ("auto", "torch", "compile", "onnxruntime", "openvino", "torch-export")
+BACKEND_ENV = "SAM2_HF_BACKEND"  # the default --backend (unset: auto)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -99,13 +102,33 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, default=None, help="model input size for a Meta .pt (default 1024)")
     parser.add_argument(
         "--backend", default=None, choices=BACKEND_CHOICES,
-        help="what runs the model: torch (default), compile (torch.compile), or its graphs exported once (cached) "
-        "for onnxruntime, openvino or torch-export; a folder written by `sam2-hf export` runs on onnxruntime unless "
-        "told otherwise",
+        help=f"what runs the model: auto (default, or ${BACKEND_ENV}: the fastest exact backend installed; on a CPU "
+        "OpenVINO, then onnxruntime, then torch), torch (the model itself), compile (torch.compile), or its graphs "
+        "exported once (cached) for onnxruntime, openvino or torch-export",
     )  # fmt: skip
 
 
 def model_kwargs(args: argparse.Namespace) -> dict:
-    """The `from_pretrained` keywords of the model options (`add_model_options`), device apart."""
+    """The `from_pretrained` keywords of the model options (`add_model_options`), device apart; the backend
+    "auto" resolved here and named on stderr."""
     kwargs = {"image_size": args.image_size} if args.image_size else {}
-    return kwargs | ({"backend": args.backend} if args.backend else {})
+    backend = args.backend or os.environ.get(BACKEND_ENV) or "auto"
+    return kwargs | {"backend": auto_backend(args) if backend == "auto" else backend}
+
+
+def auto_backend(args: argparse.Namespace) -> str:
+    """The backend "auto" picks for this command's model and device, said on stderr with how to choose another."""
+    from ..backends import export_cache, fastest_exact_backend
+    from ..backends.export import MANIFEST
+    from ..backends.exported import fastest_engine
+
+    model = Path(str(getattr(args, "model", "") or ""))
+    if (model / MANIFEST).is_file():
+        name, how = fastest_engine(model), "the fastest installed engine that runs this export"
+    else:
+        name = fastest_exact_backend(args.device)
+        how = ("the fastest exact backend installed for this device; the model is exported once into "
+               f"{export_cache()} (tens of seconds), then reused") if name != "torch" else (
+               "no faster exact runtime for this device: pip install 'sam2-hf[openvino]' on a CPU")  # fmt: skip
+    print(f"sam2-hf: backend {name} ({how}; --backend or ${BACKEND_ENV} chooses another)", file=sys.stderr)
+    return name

@@ -49,7 +49,7 @@ STREAM_BUFFER = 8  # frames given one at a time (`frame=` / `add_new_frame`) kep
 
 def check_backend(backend: str | None, dtype: torch.dtype) -> None:
     """ValueError for a backend name not in `BACKENDS`, or an exported backend with a dtype other than float32."""
-    if backend in (None, "torch", "compile"):
+    if backend in (None, "torch", "compile", "auto"):  # "auto" is "torch" in another dtype than float32
         return
     if backend not in BACKENDS:
         raise ValueError(f"Unknown backend {backend!r}; expected one of {BACKENDS}.")
