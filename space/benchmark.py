@@ -23,7 +23,7 @@ from sam2_hf.media.render import BACKGROUND_EFFECTS, OBJECT_EFFECTS, Effects
 from sam2_hf.media.synthetic import synthetic_clip
 
 from . import engine
-from .config import SPEEDS, AppConfig, default_device
+from .config import BACKEND_CHOICES, SPEEDS, AppConfig, default_device
 from .engine import Engine
 from .models import ModelStore
 from .render import overlay_masks
@@ -37,6 +37,7 @@ def main(argv=None) -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", default="640x360", help="WIDTHxHEIGHT of the synthetic clip")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--backend", default="auto", choices=BACKEND_CHOICES, help="what runs the model (the app's)")
     args = parser.parse_args(argv)
     width, height = map(int, args.size.split("x"))
     device = args.device or default_device()
@@ -46,11 +47,13 @@ def main(argv=None) -> None:
         torch.manual_seed(0)
         model = str(work / "random-tiny")
         Sam2VideoModel(Sam2VideoConfig.from_size("tiny")).save_pretrained(model)
-    models = ModelStore(device)
+    backend = AppConfig(device=device, backend=args.backend).resolved_backend()
+    models = ModelStore(device, backend=backend)
     engine.ENGINE = Engine(models)
     clip = write_mp4(synthetic_clip(args.frames, height, width), work / "clip.mp4")
     print(
-        f"{model} on {device} ({torch.get_num_threads()} threads), {args.frames} frames of {width}×{height}, 2 objects"
+        f"{model} on {device} ({torch.get_num_threads()} threads, backend {backend}), {args.frames} frames of "
+        f"{width}×{height}, 2 objects"
     )
     print(f"{'preset':<38} {'click new frame':>15} {'click again':>11} {'s/tracked frame':>15} {'s/video frame':>13}")
     for key, speed in SPEEDS.items():

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from sam2_hf.models.configuration import DEFAULT_MODEL
 
 MODEL_ENV = "SAM2_HF_MODEL"
+BACKEND_ENV = "SAM2_HF_BACKEND"  # as the CLI's (sam2_hf.cli.common)
+BACKEND_CHOICES = ("auto", "torch", "compile", "onnxruntime", "openvino")
 RANDOM_MODEL = "random-weights:sam2.1-hiera-tiny"  # --random-weights: no download, meaningless masks
 UNTRAINED = "The model is untrained (random weights, --random-weights): its masks are meaningless."
 SIZES = ("tiny", "small", "base-plus", "large")
@@ -91,6 +93,15 @@ class AppConfig:
     queue_size: int = 256  # requests waiting at once, all kinds; beyond it Gradio refuses ("Queue is full")
     max_sessions: int = 64  # sessions holding a video; another upload is told how many are here and when to return
     examples: bool = True
+    # What runs the model (sam2_hf.backends): "auto" (default, or $SAM2_HF_BACKEND) is the fastest exact backend
+    # installed for the device (`resolved_backend`); each model size is exported once on first use, then cached.
+    backend: str = field(default_factory=lambda: os.environ.get(BACKEND_ENV) or "auto")
+
+    def resolved_backend(self) -> str:
+        """`backend`, with "auto" replaced by the backend it picks for `device` (sam2_hf.backends)."""
+        from sam2_hf.backends import fastest_exact_backend
+
+        return fastest_exact_backend(self.device) if self.backend == "auto" else self.backend
 
 
 def default_device() -> str:
@@ -117,6 +128,12 @@ def parse_args(argv=None) -> tuple[AppConfig, argparse.Namespace]:
     )
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--speed", choices=SPEEDS, default=None, help="speed preset (default: fast on cpu, best on gpu)")
+    p.add_argument(
+        "--backend",
+        choices=BACKEND_CHOICES,
+        default=os.environ.get(BACKEND_ENV) or "auto",
+        help=f"what runs the model (env {BACKEND_ENV}; default: %(default)s, the fastest exact backend installed)",
+    )
     p.add_argument(
         "--max-seconds", type=float, default=Limits.max_seconds, help="longer videos are trimmed (default: %(default)g)"
     )
@@ -160,4 +177,4 @@ def parse_args(argv=None) -> tuple[AppConfig, argparse.Namespace]:
     for name, value in queueing.items():
         if value < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1, not {value}")
-    return AppConfig(model=model, device=device, limits=limits, speed=speed, **queueing), args
+    return AppConfig(model=model, device=device, limits=limits, speed=speed, backend=args.backend, **queueing), args

@@ -128,7 +128,7 @@ class Engine:
         the highest predicted IoU, each as its box (pixels, x0 y0 x1 y1) and the grid click that made it."""
         predictor = self.models.predictor(setup.model, setup.image_size)
         with self.turns.turn(interactive=True), torch.inference_mode():
-            records = Sam2AutomaticMaskGenerator(predictor.model, **FIND).generate(
+            records = Sam2AutomaticMaskGenerator(predictor.model, backend=predictor.backend, **FIND).generate(
                 ImageFolderFrames(setup.frames_dir).frame(frame)
             )
         records = sorted(records, key=lambda r: -r["predicted_iou"])[:limit]

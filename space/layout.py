@@ -21,7 +21,7 @@ SESSION_TTL = 2 * 3600  # seconds a session lives after its last action
 HELP = """# SAM 2 video masklets
 **1** Upload a video or pick an example · **2** click on objects (positive: part of it, negative: not part of it;
 add more objects on the right) · **3** track them through the video · **4** download the masks.
-Clicks on any frame refine the result; track again to update. Model `{model}` on {device}."""
+Clicks on any frame refine the result; track again to update. Model `{model}` on {device} ({backend})."""
 UNTRAINED_NOTICE = (
     "**⚠ Untrained model: the masks are meaningless.** This app was started with `--random-weights`: SAM 2.1 "
     "tiny with seeded random weights, to try the app offline. Start it without `--random-weights` (it downloads "
@@ -149,7 +149,10 @@ def build_layout(
     clips are written (when `config.examples`); `on_session_end`: called with a tab's session when it expires."""
     limits = config.limits
     state = gr.State(None, time_to_live=SESSION_TTL, delete_callback=on_session_end)
-    gr.Markdown(noted(HELP.format(model=config.model, device=config.device.upper()), config.model), elem_id="help")
+    gr.Markdown(
+        noted(HELP.format(model=config.model, device=config.device.upper(), backend=config.backend), config.model),
+        elem_id="help",
+    )
     gr.Markdown(UNTRAINED_NOTICE, visible=config.model == RANDOM_MODEL, elem_id="untrained")
     gr.Markdown(f"**The model is not available.** {problem}", visible=problem is not None, elem_id="model-problem")
     with gr.Row(equal_height=False, elem_id="workspace"):

@@ -19,6 +19,7 @@ from huggingface_hub import model_info, try_to_load_from_cache
 from huggingface_hub.errors import GatedRepoError, HFValidationError, RepositoryNotFoundError
 
 from sam2_hf import Sam2VideoConfig, Sam2VideoModel, Sam2VideoPredictor
+from sam2_hf.backends import make_backend
 from sam2_hf.models.checkpoint import infer_size_and_version
 
 from . import UserError
@@ -113,8 +114,9 @@ class ModelStore:
     A download holds up only the calls that need that model, not the users of models already loaded;
     a failed load is not retried for `retry_after` seconds (offline, each try takes half a minute)."""
 
-    def __init__(self, device: str = "cpu", max_loaded: int = 2, retry_after: float = 120.0):
+    def __init__(self, device: str = "cpu", max_loaded: int = 2, retry_after: float = 120.0, backend: str = "torch"):
         self.device = device
+        self.backend = backend  # what runs each model variant (sam2_hf.backends), made once per variant
         self.max_loaded = max_loaded
         self.retry_after = retry_after
         self._models: OrderedDict[str, dict] = OrderedDict()  # spec -> {"native": model, image size: model}
@@ -131,7 +133,22 @@ class ModelStore:
         over frames finds its memories there). Every clicked frame is a conditioning frame, a correction
         on a tracked frame too, so re-tracking keeps it. Predictors hold no state: making one is free."""
         model = self._model(spec, image_size)
-        return Sam2VideoPredictor(model, memory_temporal_stride_for_eval=stride, add_all_frames_to_correct_as_cond=True)
+        backend = self._backend(spec, model)
+        return Sam2VideoPredictor(
+            model, memory_temporal_stride_for_eval=stride, add_all_frames_to_correct_as_cond=True, backend=backend
+        )
+
+    def _backend(self, spec: str, model: Sam2VideoModel):
+        """The variant's backend, made on first use (an exported runtime exports the variant once into the cache and
+        compiles its graphs) and kept with the variant."""
+        variants = self._variants(spec)
+        key = ("backend", model.config.image_size)
+        with self._lock:
+            making = self._loading.setdefault(key, threading.Lock())
+        with making:
+            if key not in variants:
+                variants[key] = make_backend(model, self.backend)
+        return variants[key]
 
     def _variants(self, spec: str) -> dict:
         with self._lock:

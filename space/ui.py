@@ -9,6 +9,7 @@ stack trace.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import shutil
 import tempfile
 from pathlib import Path
@@ -57,7 +58,8 @@ API_DESCRIPTIONS = {
 
 def build_demo(config: AppConfig) -> gr.Blocks:
     """The app for `config`; launch it with `launch(demo, config, ...)`."""
-    models = ModelStore(config.device)
+    config = dataclasses.replace(config, backend=config.resolved_backend())  # the page says which
+    models = ModelStore(config.device, backend=config.backend)
     engine.ENGINE = Engine(models, config.feature_cache_mb)
     root = Path(tempfile.mkdtemp(prefix="sam2-space-"))  # the example clips
     # the sessions' files, inside Gradio's cache folder: Gradio serves them where they are (space/served.py)

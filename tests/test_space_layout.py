@@ -216,3 +216,22 @@ def test_every_session_is_named_by_its_tab(tmp_path):
     assert session.sid == "tab-1" and handlers.sessions == {"tab-1": session}
     handlers.close_session(session)
     assert handlers.sessions == {}
+
+
+def test_the_page_says_which_backend_runs_the_model(tmp_path, monkeypatch):
+    """The app runs on the backend its config names ("auto" resolved for the device; tests/conftest.py sets torch)
+    and says so on the page; its model store makes each variant's backend once and keeps it."""
+    from space.config import RANDOM_MODEL
+
+    monkeypatch.delenv("SAM2_HF_BACKEND")
+    assert AppConfig().backend == "auto" and AppConfig().resolved_backend() == "openvino"  # installed here
+    assert AppConfig(device="cuda").resolved_backend() == "torch"
+    monkeypatch.setenv("SAM2_HF_BACKEND", "onnxruntime")
+    demo = build_demo(AppConfig(model=RANDOM_MODEL, examples=False))
+    help_text = next(b.value for b in demo.blocks.values() if getattr(b, "elem_id", None) == "help")
+    assert "on CPU (onnxruntime)" in help_text
+    monkeypatch.setenv("SAM2_HF_EXPORT_CACHE", str(tmp_path / "exports"))
+    store = ModelStore(backend="openvino")
+    first, again = store.predictor(RANDOM_MODEL, 256), store.predictor(RANDOM_MODEL, 256, stride=2)
+    assert first.backend is again.backend and first.backend.engine == "openvino"
+    assert first.backend.config.image_size == 256 and len(list((tmp_path / "exports").iterdir())) == 1
