@@ -24,7 +24,15 @@ import time
 import warnings
 from pathlib import Path
 
-from .common import REPO, cpu_ticks, load_meta_model, machine_description, other_cores, prepare_weights
+from .common import (
+    BENCH_BACKENDS,
+    REPO,
+    cpu_ticks,
+    load_meta_model,
+    machine_description,
+    other_cores,
+    prepare_weights,
+)
 from .provenance import RunProvenance, oversubscription
 from .timing import summary
 
@@ -48,9 +56,10 @@ def parse_args(argv=None):
     p.add_argument("--frame-size", type=int, nargs=2, default=[480, 640], metavar=("H", "W"))
     p.add_argument("--batch-size", type=int, default=4, help="images in the batched-encoder measurement")
     p.add_argument("--low-res", type=int, help="opt-in: also time sam2_hf at this lower image_size (not exact)")
-    p.add_argument("--backends", nargs="+", default=[], choices=("onnxruntime", "openvino", "torch-export"),
-                   help="also time sam2_hf's predictors on these exported runtimes (rows sam2_hf[NAME]; the model "
-                        "is exported untimed into --workdir/exports)")  # fmt: skip
+    p.add_argument("--backends", nargs="+", default=[], choices=BENCH_BACKENDS,
+                   help="also time sam2_hf's predictors on these backends (rows sam2_hf[NAME]; the model is exported "
+                        "untimed into --workdir/exports; ENGINE:PRECISION rows run a lower-precision export, not "
+                        "exact, its agreement report in its export.json)")  # fmt: skip
     p.add_argument("--lengths", type=int, nargs="+", help="memory section: rerun memory_vs_length.py with these")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's default)")
     p.add_argument("--gemm-size", type=int, default=2048, help="n of the n³ fp32 matmul of the GEMM rate")

@@ -234,9 +234,39 @@ def machine_description() -> dict:
     return info
 
 
+# --backends choices: backends by name (exact), and ENGINE:PRECISION rows running a lower-precision export
+# (sam2_hf.backends.precision, not exact; written untimed, with its agreement report, by `export_lower_precision`).
+LOWER_PRECISION_ROWS = ("onnxruntime:int8", "onnxruntime:int8-static", "openvino:int8-static", "openvino:bf16",
+                        "openvino:fp16")  # fmt: skip
+BENCH_BACKENDS = ("compile", "onnxruntime", "openvino", "torch-export", *LOWER_PRECISION_ROWS)
+CALIBRATION_CLIP = dict(num_frames=8, height=480, width=640, seed=1)  # int8-static's frames (`synthetic_clip`)
+
+
 def backend_row(backend: str) -> str:
-    """The row name of sam2_hf on an exported runtime."""
+    """The row name of sam2_hf on another backend."""
     return f"sam2_hf[{backend}]"
+
+
+def backend_source(weights: Weights, backend: str) -> tuple[Path, str]:
+    """(model to load, backend) of a sam2_hf[backend] row: the weights' folder on a backend by name, or for
+    ENGINE:PRECISION the lower-precision export of the video model (made once, untimed, beside the export cache)
+    on that engine."""
+    if ":" not in backend:
+        return weights.folder, backend
+    from sam2_hf import Sam2VideoModel
+    from sam2_hf.backends import export_cache
+    from sam2_hf.backends.export import MANIFEST
+    from sam2_hf.media.synthetic import synthetic_clip
+    from sam2_hf.tasks.lower_precision import export_lower_precision
+
+    engine, precision = backend.split(":")
+    fmt = "openvino" if engine == "openvino" and precision == "int8-static" else "onnx"
+    folder = export_cache() / f"bench-{weights.folder.name}-{precision}-{fmt}"
+    if not (folder / MANIFEST).is_file():
+        calibration = synthetic_clip(**CALIBRATION_CLIP) if precision == "int8-static" else None
+        model = Sam2VideoModel.from_pretrained(weights.folder)
+        export_lower_precision(model, folder, fmt, precision, calibration=calibration)
+    return folder, engine
 
 
 EXPORTED_ROWS = {"samexporter": "meta"}  # rows running another row's model as ONNX graphs: name -> that row

@@ -36,6 +36,7 @@ from .agreement import logit_agreement
 from .common import (
     Weights,
     backend_row,
+    backend_source,
     load_meta_model,
     object_clicks,
     synthetic_frames,
@@ -223,7 +224,8 @@ def load_image_implementations(weights: Weights, backends=()) -> list:
     if importlib.util.find_spec("samexporter") is not None and weights.image_size == 1024:
         impls.append(SamexporterImage(weights))
     for backend in backends:
-        predictor = Sam2ImagePredictor.from_pretrained(weights.folder, backend=backend)
+        source, name = backend_source(weights, backend)
+        predictor = Sam2ImagePredictor.from_pretrained(source, backend=name)
         impls.append(PredictorImage(backend_row(backend), predictor))
     return impls
 

@@ -33,6 +33,7 @@ from .agreement import logit_agreement, mask_agreement, mask_iou, worst
 from .common import (
     Weights,
     backend_row,
+    backend_source,
     load_meta_model,
     object_clicks,
     preprocess_jpeg,
@@ -103,8 +104,10 @@ class VideoModels:
         self.sam2_hf_low_res = (
             Sam2VideoPredictor.from_pretrained(weights.pt, image_size=low_res, fill_hole_area=0) if low_res else None
         )
-        self.exported = {backend_row(b): Sam2VideoPredictor.from_pretrained(weights.folder, fill_hole_area=0,
-                                                                            backend=b) for b in backends}  # fmt: skip
+        self.exported = {}
+        for b in backends:
+            source, name = backend_source(weights, b)
+            self.exported[backend_row(b)] = Sam2VideoPredictor.from_pretrained(source, backend=name, fill_hole_area=0)
 
     def streams(self, folder: Path, clicks, height: int, width: int) -> dict:
         """A fresh session per implementation, as generators of (frame_idx, masks); order = turn order."""
