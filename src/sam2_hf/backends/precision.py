@@ -112,6 +112,7 @@ def quantize_graphs(folder: Path, precision: Precision, feeds: Mapping[str, Sequ
                 path, staged, FeedReader(feeds[name]), quant_format=quantization.QuantFormat.QDQ,
                 activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
                 op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
+                extra_options={"CalibMaxIntermediateOutputs": 1},  # ranges merged call by call: memory of one call
             )  # fmt: skip
         staged.replace(path)
         done.append(name)
