@@ -126,4 +126,4 @@ def spread(items: Sequence, count: int) -> list:
     """At most `count` of `items`, evenly spread from the first to the last."""
     if len(items) <= count:
         return list(items)
-    return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
+    return [items[round(i * (len(items) - 1) / max(count - 1, 1))] for i in range(count)]
