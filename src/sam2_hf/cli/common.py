@@ -113,17 +113,26 @@ def model_kwargs(args: argparse.Namespace) -> dict:
     "auto" resolved here and named on stderr."""
     kwargs = {"image_size": args.image_size} if args.image_size else {}
     backend = args.backend or os.environ.get(BACKEND_ENV) or "auto"
+    if args.backend is None and backend in ("torch", "compile") and exported_folder(args):
+        backend = "auto"  # a default that runs the model itself cannot run its exported graphs
     return kwargs | {"backend": auto_backend(args) if backend == "auto" else backend}
+
+
+def exported_folder(args: argparse.Namespace) -> Path | None:
+    """The command's --model when it is a folder written by `sam2-hf export`."""
+    from ..backends.export import MANIFEST
+
+    model = Path(str(getattr(args, "model", "") or ""))
+    return model if (model / MANIFEST).is_file() else None
 
 
 def auto_backend(args: argparse.Namespace) -> str:
     """The backend "auto" picks for this command's model and device, said on stderr with how to choose another."""
     from ..backends import export_cache, fastest_exact_backend
-    from ..backends.export import MANIFEST
     from ..backends.exported import fastest_engine
 
-    model = Path(str(getattr(args, "model", "") or ""))
-    if (model / MANIFEST).is_file():
+    model = exported_folder(args)
+    if model is not None:
         name, how = fastest_engine(model), "the fastest installed engine that runs this export"
     else:
         name = fastest_exact_backend(args.device)
