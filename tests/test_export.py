@@ -305,6 +305,9 @@ def test_export_command_and_tracking_from_the_exported_folder(reference, onnx_fo
     assert any(masks.iterdir())
 
 
+@pytest.mark.skipif(
+    not (shutil.which("g++") or shutil.which("c++")), reason="torch.compile's CPU code needs a C++ compiler (none)"
+)
 def test_compiled_backend_matches_torch(random_reference):
     """backend="compile" (torch.compile of the model's compute methods) on the video run: the same masks as eager,
     through recompilations as objects and memories are added."""
