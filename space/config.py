@@ -93,9 +93,11 @@ class AppConfig:
     queue_size: int = 256  # requests waiting at once, all kinds; beyond it Gradio refuses ("Queue is full")
     max_sessions: int = 64  # sessions holding a video; another upload is told how many are here and when to return
     examples: bool = True
-    # What runs the model (sam2_hf.backends): "auto" (default, or $SAM2_HF_BACKEND) is the fastest exact backend
-    # installed for the device (`resolved_backend`); each model size is exported once on first use, then cached.
-    backend: str = field(default_factory=lambda: os.environ.get(BACKEND_ENV) or "auto")
+    # What runs the model (sam2_hf.backends; $SAM2_HF_BACKEND): "torch" by default, since in the app's runs (two
+    # objects, space.benchmark) OpenVINO was slower than torch (Fast preset 0.40 vs 0.33 s per video frame, 24 frames);
+    # "auto" is the fastest exact backend installed for the device in the library's bench (`resolved_backend`). An
+    # exported backend exports each model size once on first use, then caches it.
+    backend: str = field(default_factory=lambda: os.environ.get(BACKEND_ENV) or "torch")
 
     def resolved_backend(self) -> str:
         """`backend`, with "auto" replaced by the backend it picks for `device` (sam2_hf.backends)."""
@@ -131,8 +133,8 @@ def parse_args(argv=None) -> tuple[AppConfig, argparse.Namespace]:
     p.add_argument(
         "--backend",
         choices=BACKEND_CHOICES,
-        default=os.environ.get(BACKEND_ENV) or "auto",
-        help=f"what runs the model (env {BACKEND_ENV}; default: %(default)s, the fastest exact backend installed)",
+        default=os.environ.get(BACKEND_ENV) or "torch",
+        help=f"what runs the model (env {BACKEND_ENV}; default: %(default)s; auto: the fastest exact one installed)",
     )
     p.add_argument(
         "--max-seconds", type=float, default=Limits.max_seconds, help="longer videos are trimmed (default: %(default)g)"

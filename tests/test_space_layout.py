@@ -219,13 +219,14 @@ def test_every_session_is_named_by_its_tab(tmp_path):
 
 
 def test_the_page_says_which_backend_runs_the_model(tmp_path, monkeypatch):
-    """The app runs on the backend its config names ("auto" resolved for the device; tests/conftest.py sets torch)
+    """The app runs on the backend its config names ("auto" resolved for the device; torch by default)
     and says so on the page; its model store makes each variant's backend once and keeps it."""
     from space.config import RANDOM_MODEL
 
     monkeypatch.delenv("SAM2_HF_BACKEND")
-    assert AppConfig().backend == "auto" and AppConfig().resolved_backend() == "openvino"  # installed here
-    assert AppConfig(device="cuda").resolved_backend() == "torch"
+    assert AppConfig().backend == "torch"  # the app's default (space/config.py says why)
+    assert AppConfig(backend="auto").resolved_backend() == "openvino"  # installed here
+    assert AppConfig(device="cuda", backend="auto").resolved_backend() == "torch"
     monkeypatch.setenv("SAM2_HF_BACKEND", "onnxruntime")
     demo = build_demo(AppConfig(model=RANDOM_MODEL, examples=False))
     help_text = next(b.value for b in demo.blocks.values() if getattr(b, "elem_id", None) == "help")
