@@ -6,8 +6,8 @@
   hash of its weights (`SAM2_HF_EXPORT_CACHE`, default ~/.cache/sam2_hf/exports), run by that engine
   (`ExportedBackend`); exact (float32), tested against "torch" (tests/test_export.py).
 
-- "auto": the fastest exact one installed for the model's device and dtype (`fastest_exact_backend`), the CLI's and
-  the Space's default.
+- "auto": the fastest exact one installed for the model's device and dtype (`fastest_exact_backend`), the CLI's
+  default (the Space's is torch: space/config.py says why).
 
 `make_backend(model, "onnxruntime")` is what every predictor does with its `backend=` option, so `from_pretrained(...,
 backend="openvino")`, `Sam2Tracker`, the automatic mask generator and the CLI's `--backend` all take a name.

@@ -23,7 +23,7 @@ from ..models.components.prompt_encoder import mask_input_at, not_a_point_prompt
 from ..models.configuration import Sam2Config, Sam2VideoConfig
 from ..models.modeling import stack_selections
 from ..models.outputs import MemorySelection, Sam2FrameFeatures
-from .export import CONSTANTS, FORMAT_VERSION, MANIFEST, import_optional
+from .export import CONSTANTS, FORMAT_VERSION, MANIFEST, import_optional, read_json
 from .precision import PRECISIONS, Precision, check_engine, get_precision
 
 EXACT = PRECISIONS["fp32"]
@@ -240,12 +240,15 @@ class ExportedMemoryEncoder:
 
 
 def fastest_engine(folder: Path) -> str:
-    """The engine backend="auto" runs an exported folder on: the fastest installed one of those that read its
-    format and run its precision (OpenVINO, then onnxruntime, as backends.CPU_SPEED_ORDER)."""
-    content = json.loads((folder / MANIFEST).read_text())
+    """The engine backend="auto" runs an exported folder on: the fastest installed one (in `CPU_SPEED_ORDER`, then
+    torch-export) of those that read its format and run its precision."""
+    from . import CPU_SPEED_ORDER
+
+    content = read_json(folder)
     fmt, engines = content.get("format"), get_precision(content.get("precision", "fp32")).engines
     readable = [e for e in ENGINES if e in engines and (fmt == ENGINES[e] or (e == "openvino" and fmt == "onnx"))]
-    readable.sort(key=lambda e: e != "openvino")
+    order = list(CPU_SPEED_ORDER)
+    readable.sort(key=lambda e: order.index(e) if e in order else len(order))
     installed = [e for e in readable if e == "torch-export" or importlib.util.find_spec(e) is not None]
     return (installed or readable or ["onnxruntime"])[0]
 
