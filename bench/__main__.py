@@ -34,7 +34,7 @@ from .common import (
     prepare_weights,
 )
 from .provenance import RunProvenance, oversubscription
-from .timing import summary
+from .timing import hold_threads, summary
 
 SECTIONS = ("image", "video", "floor", "memory", "gpu")
 TIMED_ON_CPU = ("image", "video")  # the sections whose times share the CPU with other processes
@@ -197,6 +197,8 @@ def main(argv=None) -> None:
                                               "timed_frames", "warmup_frames", "frame_size", "batch_size",
                                               "low_res", "lengths", "gemm_size")}  # fmt: skip
     settings["threads"] = torch.get_num_threads()
+    hold_threads(settings["threads"])  # a peer may change it (bench/timing.py)
+    settings["threads_held"] = True
     suite = {
         "command": "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -223,6 +223,7 @@ def section_load_line(suite: dict) -> list[str]:
 
 def header_lines(suite: dict) -> list[str]:
     m, st = suite["machine"], suite["settings"]
+    HELD = " (held for every timed call: bench/timing.py)"
     return [
         "# SAM 2 benchmark suite (CPU): sam2_hf vs Meta's reference vs transformers"
         + (" vs Ultralytics" if m.get("ultralytics", "not installed") != "not installed" else ""),
@@ -233,7 +234,7 @@ def header_lines(suite: dict) -> list[str]:
         f"Python {m['python']}, torch {m['torch']}, "
         f"transformers {m['transformers']}, sam2 {m['sam2']}, sam2-hf {m['sam2-hf']}, "
         f"ultralytics {m.get('ultralytics', 'not installed')}, samexporter {m.get('samexporter', 'not installed')}; "
-        f"torch threads: {st['threads']}.  ",
+        f"torch threads: {st['threads']}{HELD if st.get('threads_held') else ''}.  ",
         *provenance_lines(suite.get("provenance")),
         f"Setup: hiera-{st['size']} (SAM {st['version']}), seeded random weights (tests/reference.py, the same `.pt` "
         f"for Meta and Ultralytics, its `save_pretrained` folder for sam2_hf and transformers), "

@@ -1,5 +1,10 @@
 """Timing on a shared, noisy machine: implementations' repeats interleaved (A B C A B C ...), so a change of
 load hits all of them, and every figure summarised as median [min-max] or as a ratio to a peer of the same run.
+
+Every timed call runs with the run's torch thread count (`hold_threads`): the implementations share one process,
+and a peer that sets the count would otherwise slow every torch implementation timed after it (Ultralytics'
+`select_device` sets `os.cpu_count() - 1` threads on its first call: 1 on a 2-core machine, which halved every torch
+row of the runs before this guard while the exported runtimes kept their own thread pools).
 """
 
 from __future__ import annotations
@@ -8,9 +13,21 @@ import statistics
 import time
 from collections.abc import Callable
 
+HELD_THREADS: dict[str, int] = {}  # "torch": the thread count every timed call runs with (`hold_threads`)
+
+
+def hold_threads(threads: int) -> None:
+    """Make every later `timed` call run with `threads` torch threads, whatever an implementation set meanwhile."""
+    HELD_THREADS["torch"] = threads
+
 
 def timed(fn: Callable, *args):
-    """(seconds, result) of one call."""
+    """(seconds, result) of one call, started with the held torch thread count (`hold_threads`), if any."""
+    import torch
+
+    held = HELD_THREADS.get("torch")
+    if held is not None and torch.get_num_threads() != held:
+        torch.set_num_threads(held)
     start = time.perf_counter()
     result = fn(*args)
     return time.perf_counter() - start, result

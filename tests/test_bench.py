@@ -26,6 +26,7 @@ from bench.common import machine_description
 from bench.flops import FloorCheck
 from bench.provenance import RunProvenance
 from bench.report import REFUSED_RATIO, write_report
+from bench.timing import HELD_THREADS, hold_threads, timed
 
 pytest.importorskip("transformers")
 pytest.importorskip("sam2")
@@ -114,10 +115,23 @@ def test_report_records_provenance_and_marks_a_time_below_its_floor_contended(tm
 @pytest.fixture
 def restore_threads():
     """The suite runs with `--threads 1` (on a shared machine, threads that oversubscribe busy cores wait for
-    each other and the run takes many times longer); torch's thread count is put back afterwards."""
+    each other and the run takes many times longer); torch's thread count is put back afterwards, and the count the
+    bench held for its timed calls let go."""
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+    HELD_THREADS.clear()
+
+
+def test_timed_calls_run_on_the_held_thread_count(restore_threads):
+    """A peer that sets torch's thread count (Ultralytics' select_device sets os.cpu_count() - 1 on its first call)
+    does not slow the implementations timed after it: each timed call starts on the run's count."""
+    held = torch.get_num_threads()
+    other = 1 if held > 1 else 2
+    hold_threads(held)
+    timed(torch.set_num_threads, other)
+    assert torch.get_num_threads() == other  # the peer's change happened...
+    assert timed(torch.get_num_threads)[1] == held  # ...and the next timed call ran on the held count
 
 
 def test_suite_smoke(tmp_path, restore_threads):
