@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
+import socket
+import subprocess
 import sys
 
 import numpy as np
@@ -33,7 +36,7 @@ from sam2_hf import (
     Sam2VideoProcessor,
 )
 from sam2_hf.backends import BACKENDS, make_backend
-from sam2_hf.backends.export import GRAPHS, MANIFEST, export_model, weights_hash
+from sam2_hf.backends.export import GRAPHS, MANIFEST, STAGING_PREFIX, export_model, staging_folder, weights_hash
 from sam2_hf.backends.exported import ExportedBackend
 from sam2_hf.cli import main as cli
 from sam2_hf.media.synthetic import synthetic_clip
@@ -229,6 +232,21 @@ def test_a_backend_name_exports_once_into_the_cache_and_reuses_it(reference):
     with pytest.raises(ValueError, match="Unknown backend 'onnx'.*onnxruntime"):
         make_backend(model, "onnx")
     assert BACKENDS[0] == "torch"
+
+
+def test_an_export_killed_while_writing_is_swept_by_the_next(tmp_path):
+    """A staging folder whose process has ended (an export killed while writing) is removed when the next export
+    starts in the same folder; one of a running process (this one) is left to it."""
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    dead = tmp_path / f"{STAGING_PREFIX}{host}-{int(finished.stdout)}-abc"
+    alive = tmp_path / f"{STAGING_PREFIX}{host}-{os.getpid()}-def"
+    for folder in (dead, alive):
+        folder.mkdir()
+        (folder / "image_encoder.onnx").write_bytes(b"half-written")
+    new = staging_folder(tmp_path)
+    assert not dead.exists() and alive.is_dir() and new.is_dir() and not any(new.iterdir())
+    assert new.name.startswith(f"{STAGING_PREFIX}{host}-{os.getpid()}-")
 
 
 def test_torch_export_programs_run_the_image_graphs(reference, tmp_path):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from .protocol import Sam2Backend
@@ -75,13 +74,12 @@ def make_backend(model, backend: str | Sam2Backend | None = None) -> Sam2Backend
 def cached_export(model, format: str) -> Path:
     """The folder holding `model`'s export in `format`: made in the cache on first use (written to a temporary folder
     and renamed, so an interrupted export leaves nothing half-written), reused while the weights are the same."""
-    from .export import MANIFEST, export_model, weights_hash
+    from .export import MANIFEST, export_model, staging_folder, weights_hash
 
     folder = export_cache() / f"{type(model).__name__}-{model.config.image_size}-{weights_hash(model)[:24]}-{format}"
     if (folder / MANIFEST).is_file():
         return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".export-"))
+    staging = staging_folder(folder.parent)
     try:
         export_model(model, staging, format)
         staging.rename(folder)

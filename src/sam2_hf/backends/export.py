@@ -31,6 +31,10 @@ import contextlib
 import hashlib
 import importlib
 import json
+import os
+import shutil
+import socket
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -277,6 +281,33 @@ def export_model(model: Sam2VideoModel, out: str | Path, format: str = "onnx") -
     if format == "openvino":
         convert_to_openvino(out)
     return out
+
+
+STAGING_PREFIX = ".export-"  # + host + pid: folders being written, moved into place only when finished
+
+
+def staging_folder(parent: Path) -> Path:
+    """A new, empty folder in `parent` to write an export in before it is moved into place; first removes the
+    staging folders in `parent` left by processes of this host that are no longer running (an export killed while
+    writing would otherwise leave hundreds of MB behind)."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    host = socket.gethostname()
+    for folder in parent.glob(f"{STAGING_PREFIX}{host}-*-*"):
+        pid = folder.name[len(f"{STAGING_PREFIX}{host}-") :].split("-")[0]
+        if pid.isdigit() and not process_running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=parent, prefix=f"{STAGING_PREFIX}{host}-{os.getpid()}-"))
+
+
+def process_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def read_json(folder: Path) -> dict:

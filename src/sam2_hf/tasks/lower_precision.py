@@ -10,14 +10,13 @@ first frame, tracked forward (an image model: each click on each frame).
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..backends.export import convert_to_openvino, export_model, read_json, write_manifest
+from ..backends.export import convert_to_openvino, export_model, read_json, staging_folder, write_manifest
 from ..backends.exported import ExportedBackend
 from ..backends.precision import get_precision, quantize_graphs
 from ..backends.torch import TorchBackend
@@ -57,8 +56,7 @@ def export_lower_precision(
                          "like the ones it will run on).")  # fmt: skip
     calibration_clip = check_frames(calibration) if spec.quantization == "static" else None  # bad frames: now
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=".export-"))  # `out` gets only a finished export
+    staging = staging_folder(out.parent)  # `out` gets only a finished export
     try:
         export_model(model, staging, "onnx")
         feeds = record_feeds(staging, calibration_clip[0]) if calibration_clip else None
