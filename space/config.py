@@ -93,17 +93,18 @@ class AppConfig:
     queue_size: int = 256  # requests waiting at once, all kinds; beyond it Gradio refuses ("Queue is full")
     max_sessions: int = 64  # sessions holding a video; another upload is told how many are here and when to return
     examples: bool = True
-    # What runs the model (sam2_hf.backends; $SAM2_HF_BACKEND): "torch" by default, since in the app's runs (two
-    # objects, space.benchmark) OpenVINO was slower than torch (Fast preset 0.40 vs 0.33 s per video frame, 24 frames);
-    # "auto" is the fastest exact backend installed for the device in the library's bench (`resolved_backend`). An
-    # exported backend exports each model size once on first use, then caches it.
-    backend: str = field(default_factory=lambda: os.environ.get(BACKEND_ENV) or "torch")
+    # What runs the model (sam2_hf.backends; $SAM2_HF_BACKEND): "auto" by default: on a CPU each part of the model on
+    # the exact engine (torch, onnxruntime, openvino) that ran it fastest here at the variant's input size, measured
+    # once per size (sam2_hf/backends/auto.py); the default speed's size is prepared at start-up (`ui.build_demo`),
+    # another size on first use. "torch" runs the model itself; an engine name runs the whole model on that engine.
+    backend: str = field(default_factory=lambda: os.environ.get(BACKEND_ENV) or "auto")
 
     def resolved_backend(self) -> str:
-        """`backend`, with "auto" replaced by the backend it picks for `device` (sam2_hf.backends)."""
-        from sam2_hf.backends import fastest_exact_backend
+        """`backend`, with "auto" replaced by "torch" where it has nothing to measure (another device than the CPU,
+        or neither onnxruntime nor OpenVINO installed: sam2_hf.backends.auto_measures)."""
+        from sam2_hf.backends import auto_measures
 
-        return fastest_exact_backend(self.device) if self.backend == "auto" else self.backend
+        return ("auto" if auto_measures(self.device) else "torch") if self.backend == "auto" else self.backend
 
 
 def default_device() -> str:

@@ -150,7 +150,10 @@ def build_layout(
     limits = config.limits
     state = gr.State(None, time_to_live=SESSION_TTL, delete_callback=on_session_end)
     gr.Markdown(
-        noted(HELP.format(model=config.model, device=config.device.upper(), backend=config.backend), config.model),
+        noted(
+            HELP.format(model=config.model, device=config.device.upper(), backend=backend_words(config.backend)),
+            config.model,
+        ),
         elem_id="help",
     )
     gr.Markdown(UNTRAINED_NOTICE, visible=config.model == RANDOM_MODEL, elem_id="untrained")
@@ -324,3 +327,8 @@ def build_layout(
         export=export,
         model=model,
     )
+
+
+def backend_words(backend: str) -> str:
+    """What the page says runs the model: the backend's name, "auto" explained."""
+    return "auto: each part on the fastest exact engine, measured on this CPU" if backend == "auto" else backend

@@ -12,13 +12,14 @@ import atexit
 import dataclasses
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import gradio as gr
 from gradio.utils import get_upload_folder
 
 from . import UserError, engine
-from .config import AppConfig
+from .config import SPEEDS, AppConfig
 from .engine import Engine
 from .handlers import Handlers
 from .layout import PAGE_JS, Layout, build_layout
@@ -192,6 +193,25 @@ def wire(demo: gr.Blocks, ui: Layout, h: Handlers, config: AppConfig) -> None:
 
 
 def launch(demo: gr.Blocks, config: AppConfig, **kwargs):
-    """Queue with limits and launch (the app and the tests use the same settings)."""
+    """Queue with limits and launch (the app and the tests use the same settings); an exported backend is prepared
+    meanwhile (`prepare_backend`)."""
+    prepare_backend(config)
     demo.queue(max_size=config.queue_size, default_concurrency_limit=4)
     return demo.launch(theme=THEME, css=CSS, js=PAGE_JS, max_file_size=f"{config.limits.max_upload_mb}mb", **kwargs)
+
+
+def prepare_backend(config: AppConfig) -> threading.Thread | None:
+    """Start making the backend of the default speed's model variant in the background, when it runs exported
+    engines (export, and for "auto" the measurement of each part: a minute or more on a CPU), so that the first
+    visitor does not wait for it; a visitor who comes sooner waits for the same work (`ModelStore` makes each
+    variant's backend once). -> the thread, or None when there is nothing to prepare."""
+    models = engine.ENGINE.models
+    if models.backend in ("torch", "compile"):
+        return None
+    try:
+        size = SPEEDS[config.speed].image_size(models.native_size(config.model))
+    except UserError:  # the page says why the model is not available
+        return None
+    thread = threading.Thread(target=models.predictor, args=(config.model, size), name="prepare-backend", daemon=True)
+    thread.start()
+    return thread

@@ -16,10 +16,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -35,7 +37,8 @@ from sam2_hf import (
     Sam2VideoPredictor,
     Sam2VideoProcessor,
 )
-from sam2_hf.backends import BACKENDS, make_backend
+from sam2_hf.backends import BACKENDS, auto, export_cache, make_backend
+from sam2_hf.backends.auto import PARTS, MixedBackend
 from sam2_hf.backends.export import GRAPHS, MANIFEST, STAGING_PREFIX, export_model, staging_folder, weights_hash
 from sam2_hf.backends.exported import ExportedBackend
 from sam2_hf.cli import main as cli
@@ -339,12 +342,68 @@ def test_compiled_backend_matches_torch(random_reference):
     assert drift(run, expected) <= VIDEO_TOL
 
 
-def test_auto_picks_the_fastest_exact_backend_installed(reference, monkeypatch):
+def auto_measurement(model) -> Path:
+    """Where backend="auto" keeps `model`'s measurement (backends/auto.py)."""
+    return export_cache() / f"auto-{type(model).__name__}-{model.config.image_size}-{weights_hash(model)[:24]}.json"
+
+
+def test_auto_measures_each_part_and_runs_it_on_its_fastest_engine(random_reference):
+    model = random_reference.load(Sam2VideoModel)
+    backend = make_backend(model, "auto")
+    assert isinstance(backend, MixedBackend) and set(backend.engines) == set(PARTS)
+    for part, seconds in backend.seconds.items():
+        assert set(seconds) == {"torch", "onnxruntime", "openvino"} and min(seconds.values()) > 0
+        assert seconds[backend.engines[part]] == min(seconds.values())
+    for part, engine in backend.engines.items():  # the part object is that engine's
+        owner = type(getattr(backend, part)).__name__
+        assert owner.startswith("Torch") if engine == "torch" else owner.startswith("Exported"), (part, owner)
+    assert json.loads(auto_measurement(model).read_text())["seconds"] == backend.seconds
+
+
+def test_auto_mixing_engines_tracks_as_torch_does(random_reference, monkeypatch):
+    """Parts from three engines in one run (every hand-over between them crossed: OpenVINO's features to torch's
+    memory attention, torch's memories to onnxruntime's decoder...): the 12-frame video within 1e-3 of torch. The
+    stored measurement is read as it is (no new measurement: made to fail), so it can set which engine runs what."""
+    model = random_reference.load(Sam2VideoModel)
+    make_backend(model, "auto")  # measured and stored
+    path = auto_measurement(model)
+    stored = json.loads(path.read_text())
+    chosen = {"image_encoder": "openvino", "mask_decoder": "onnxruntime", "memory_attention": "torch",
+              "memory_encoder": "openvino"}  # fmt: skip
+    stored["seconds"] = {
+        part: {e: 1.0 if e == chosen[part] else 2.0 for e in s} for part, s in stored["seconds"].items()
+    }
+    path.write_text(json.dumps(stored))
+    monkeypatch.setattr(auto, "measure_parts", lambda *a, **k: pytest.fail("measured again"))
+    backend = make_backend(model, "auto")
+    assert backend.engines == chosen
+    expected = video_run(Sam2VideoPredictor(model, memory_dtype=torch.float32))
+    nontrivial(expected)
+    run = video_run(Sam2VideoPredictor(model, backend="auto", memory_dtype=torch.float32))
+    print(f"[auto {backend.describe()} vs torch] video, random weights: max |logit diff| {drift(run, expected):.2e}")
+    assert run.keys() == expected.keys() and drift(run, expected) <= VIDEO_TOL
+
+
+def test_auto_measures_again_on_another_machine_and_falls_back_to_torch(reference, monkeypatch):
     model = reference.load(Sam2Model)
-    assert make_backend(model, "auto").engine == "openvino"  # both engines are installed here: OpenVINO is faster
+    measured = []
+    fake = lambda backends, parts, **k: (
+        measured.append(sorted(backends)) or {p: {e: 1.0 for e in backends} for p in parts}
+    )
+    monkeypatch.setattr(auto, "measure_parts", fake)
+    make_backend(model, "auto")
+    make_backend(model, "auto")  # kept: not measured again
+    assert measured == [["onnxruntime", "openvino", "torch"]]
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 64)  # another machine (or thread setting)
+    assert set(make_backend(model, "auto").engines) == {"image_encoder", "mask_decoder"}  # an image model
+    assert len(measured) == 2
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "openvino" else real_find_spec(name))
-    assert make_backend(model, "auto").engine == "onnxruntime"
+    make_backend(model, "auto")
+    assert measured[-1] == ["onnxruntime", "torch"]  # only what is installed
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name in ("openvino", "onnxruntime")
+                        else real_find_spec(name))  # fmt: skip
+    assert type(make_backend(model, "auto")).__name__ == "TorchBackend"  # nothing to measure
     assert type(make_backend(model.to(torch.bfloat16), "auto")).__name__ == "TorchBackend"  # exports are float32
 
 
@@ -361,7 +420,9 @@ def test_the_command_line_runs_on_auto_and_says_which(reference, tmp_path, monke
     assert "sam2-hf: backend" not in capsys.readouterr().err
     monkeypatch.delenv("SAM2_HF_BACKEND")
     assert cli([*argv, "--out", str(tmp_path / "auto")]) == 0
-    assert "sam2-hf: backend openvino (the fastest exact backend installed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "sam2-hf: backend auto (each part of the model on the exact engine that runs it fastest here" in err
+    assert re.search(r"sam2-hf: backend auto at 256 px: image encoder (torch|onnxruntime|openvino), mask decoder", err)
     files = sorted(p.relative_to(tmp_path / "torch") for p in (tmp_path / "torch").rglob("*.png"))
     assert files and files == sorted(p.relative_to(tmp_path / "auto") for p in (tmp_path / "auto").rglob("*.png"))
     masks = [[np.asarray(Image.open(tmp_path / run / f)) for f in files] for run in ("torch", "auto")]

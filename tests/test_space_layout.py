@@ -16,11 +16,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # app.py and space
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 gr = pytest.importorskip("gradio")
+from space import engine  # noqa: E402
 from space.config import AppConfig  # noqa: E402
 from space.handlers import Handlers  # noqa: E402
+from space.layout import backend_words  # noqa: E402
 from space.models import ModelStore  # noqa: E402
 from space.session import START  # noqa: E402
-from space.ui import build_demo  # noqa: E402
+from space.ui import build_demo, prepare_backend  # noqa: E402
 
 CANVAS = [
     *["State", "Image:Frame", "Textbox:Status", "Slider:Frame", "Radio:2 · Objects", "Textbox:Object name"],
@@ -219,14 +221,14 @@ def test_every_session_is_named_by_its_tab(tmp_path):
 
 
 def test_the_page_says_which_backend_runs_the_model(tmp_path, monkeypatch):
-    """The app runs on the backend its config names ("auto" resolved for the device; torch by default)
+    """The app runs on the backend its config names (auto by default: measured per part on a CPU, torch elsewhere)
     and says so on the page; its model store makes each variant's backend once and keeps it."""
     from space.config import RANDOM_MODEL
 
     monkeypatch.delenv("SAM2_HF_BACKEND")
-    assert AppConfig().backend == "torch"  # the app's default (space/config.py says why)
-    assert AppConfig(backend="auto").resolved_backend() == "openvino"  # installed here
+    assert AppConfig().backend == "auto" and AppConfig().resolved_backend() == "auto"  # engines installed here
     assert AppConfig(device="cuda", backend="auto").resolved_backend() == "torch"
+    assert "measured on this CPU" in backend_words("auto")
     monkeypatch.setenv("SAM2_HF_BACKEND", "onnxruntime")
     demo = build_demo(AppConfig(model=RANDOM_MODEL, examples=False))
     help_text = next(b.value for b in demo.blocks.values() if getattr(b, "elem_id", None) == "help")
@@ -236,3 +238,10 @@ def test_the_page_says_which_backend_runs_the_model(tmp_path, monkeypatch):
     first, again = store.predictor(RANDOM_MODEL, 256), store.predictor(RANDOM_MODEL, 256, stride=2)
     assert first.backend is again.backend and first.backend.engine == "openvino"
     assert first.backend.config.image_size == 256 and len(list((tmp_path / "exports").iterdir())) == 1
+    config = AppConfig(model=RANDOM_MODEL, speed="fastest", examples=False)  # 384 px
+    build_demo(config)  # on onnxruntime ($SAM2_HF_BACKEND)
+    prepare_backend(config).join()  # launch() starts it: the default speed's variant exported before any visitor
+    assert engine.ENGINE.models._variants(RANDOM_MODEL)["backend", 384].engine == "onnxruntime"
+    config = AppConfig(model=RANDOM_MODEL, speed="fastest", examples=False, backend="torch")
+    build_demo(config)
+    assert prepare_backend(config) is None  # the model itself: nothing to prepare

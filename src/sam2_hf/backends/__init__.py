@@ -6,8 +6,9 @@
   hash of its weights (`SAM2_HF_EXPORT_CACHE`, default ~/.cache/sam2_hf/exports), run by that engine
   (`ExportedBackend`); exact (float32), tested against "torch" (tests/test_export.py).
 
-- "auto": the fastest exact one installed for the model's device and dtype (`fastest_exact_backend`), the CLI's
-  default (the Space's is torch: space/config.py says why).
+- "auto": on the CPU in float32, each part on the exact engine (torch, onnxruntime, openvino) that ran it fastest on
+  this machine at the model's size, measured once and kept in the export cache (auto.py, `MixedBackend`); "torch"
+  elsewhere. The CLI's and the Space's default.
 
 `make_backend(model, "onnxruntime")` is what every predictor does with its `backend=` option, so `from_pretrained(...,
 backend="openvino")`, `Sam2Tracker`, the automatic mask generator and the CLI's `--backend` all take a name.
@@ -24,21 +25,21 @@ from .protocol import Sam2Backend
 from .torch import TorchBackend
 
 BACKENDS = ("torch", "compile", "onnxruntime", "openvino", "torch-export", "auto")
-# Exact backends on the CPU, fastest first, from bench/results/backends/suite.md (tiny 2.1 at 1024, x Meta per image
-# / per video frame: OpenVINO 0.46 / 0.50, onnxruntime 0.60 / 0.51, torch 0.87 / 0.80; "compile" is slower than
-# eager on the CPU), each with the module its engine needs.
+# The exact engines an exported folder can run on, fastest first on the CPU (bench/results/backends/suite.md, tiny
+# 2.1 at 1024: OpenVINO before onnxruntime per image and per video frame), each with the module it needs. A model
+# (not a folder) on auto is measured part by part instead (auto.py).
 CPU_SPEED_ORDER = {"openvino": "openvino", "onnxruntime": "onnxruntime", "torch": "torch"}
 
 
-def fastest_exact_backend(device=None, dtype=None) -> str:
-    """What backend="auto" runs: on the CPU in float32 (dtype None) the first of `CPU_SPEED_ORDER` whose engine is
-    installed; "torch" on another device (the exported runtimes run on the CPU here) or in another dtype (they are
-    float32)."""
+def auto_measures(device=None, dtype=None) -> bool:
+    """Whether backend="auto" measures the exported engines for a model on `device` in `dtype` (auto.py): on the CPU
+    in float32 (dtype None) with onnxruntime or OpenVINO installed. Elsewhere auto is "torch" (the exported runtimes
+    run float32 on the CPU here)."""
     import torch  # here: this package's `torch` is its torch backend module
 
     if (device is not None and torch.device(device).type != "cpu") or dtype not in (None, torch.float32):
-        return "torch"
-    return next(name for name, module in CPU_SPEED_ORDER.items() if importlib.util.find_spec(module) is not None)
+        return False
+    return any(importlib.util.find_spec(module) is not None for module in ("onnxruntime", "openvino"))
 
 
 def export_cache() -> Path:
@@ -47,15 +48,19 @@ def export_cache() -> Path:
 
 
 def make_backend(model, backend: str | Sam2Backend | None = None) -> Sam2Backend:
-    """The backend a predictor runs on: None or "torch" -> `TorchBackend(model)`; "auto" -> the one
-    `fastest_exact_backend` names for the model's device and dtype; "compile" ->
+    """The backend a predictor runs on: None or "torch" -> `TorchBackend(model)`; "auto" -> `auto.auto_backend(model)`
+    where `auto_measures` (a `MixedBackend`), else `TorchBackend(model)`; "compile" ->
     `CompiledBackend(model)`; an engine name -> the model's export (made once, then reused from the cache) run by
     that engine; a backend object -> itself.
 
     Raises ValueError for an unknown name (naming the choices) and ImportError naming the extra for a missing engine.
     """
     if backend == "auto":
-        backend = fastest_exact_backend(next(model.parameters()).device, model.dtype)
+        if auto_measures(next(model.parameters()).device, model.dtype):
+            from .auto import auto_backend
+
+            return auto_backend(model)
+        backend = "torch"
     if backend is None or backend == "torch":
         return TorchBackend(model)
     if not isinstance(backend, str):

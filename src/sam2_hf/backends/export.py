@@ -35,6 +35,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -333,16 +334,21 @@ def convert_to_openvino(folder: Path) -> None:
     write_manifest(folder, content)
 
 
+TRACING = threading.RLock()  # torch.export keeps global state while it traces: one export at a time per process
+
+
 @contextlib.contextmanager
 def tracing():
-    """The context graphs are traced in: gradients on, also inside inference mode, so that no inference-only branch
-    is traced (those run objects one by one or rotate in place); position tables first built while tracing (they
-    hold traced values) are cleared on leaving."""
-    try:
-        with torch.inference_mode(False), torch.enable_grad():
-            yield
-    finally:
-        position_encoding.clear_cached_tables()
+    """The context graphs are traced in: one thread at a time (`TRACING`: the Space may export a model size in the
+    background while a visitor's request exports another); gradients on, also inside inference mode, so that no
+    inference-only branch is traced (those run objects one by one or rotate in place); position tables first built
+    while tracing (they hold traced values) are cleared on leaving."""
+    with TRACING:
+        try:
+            with torch.inference_mode(False), torch.enable_grad():
+                yield
+        finally:
+            position_encoding.clear_cached_tables()
 
 
 def write_graph(model: Sam2VideoModel, name: str, out: Path, format: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 import warnings
@@ -127,17 +128,31 @@ def exported_folder(args: argparse.Namespace) -> Path | None:
 
 
 def auto_backend(args: argparse.Namespace) -> str:
-    """The backend "auto" picks for this command's model and device, said on stderr with how to choose another."""
-    from ..backends import export_cache, fastest_exact_backend
+    """The backend "auto" picks for this command's model and device, said on stderr with how to choose another;
+    for a model (not an exported folder) on the CPU, which engine runs which part is said once it is known."""
+    from ..backends import auto_measures, export_cache
     from ..backends.exported import fastest_engine
 
     model = exported_folder(args)
     if model is not None:
         name, how = fastest_engine(model), "the fastest installed engine that runs this export"
+    elif auto_measures(args.device):
+        name = "auto"
+        how = (
+            "each part of the model on the exact engine that runs it fastest here: torch, onnxruntime or "
+            f"openvino, measured once for this model and size (a minute or more) and kept in {export_cache()}"
+        )
+        show_auto_choices()
     else:
-        name = fastest_exact_backend(args.device)
-        how = ("the fastest exact backend installed for this device; the model is exported once into "
-               f"{export_cache()} (tens of seconds), then reused") if name != "torch" else (
-               "no faster exact runtime for this device: pip install 'sam2-hf[openvino]' on a CPU")  # fmt: skip
+        name, how = "torch", "no faster exact runtime for this device: pip install 'sam2-hf[openvino]' on a CPU"
     print(f"sam2-hf: backend {name} ({how}; --backend or ${BACKEND_ENV} chooses another)", file=sys.stderr)
     return name
+
+
+def show_auto_choices() -> None:
+    """Print backends/auto.py's messages (what it measures, which engine runs which part) on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("sam2-hf: %(message)s"))
+    log = logging.getLogger("sam2_hf.backends.auto")
+    log.handlers, log.propagate = [handler], False
+    log.setLevel(logging.INFO)

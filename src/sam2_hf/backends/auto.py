@@ -1,0 +1,170 @@
+"""backend="auto" on the CPU: for each of the compute seam's four parts, the exact engine that ran it fastest on
+this machine, at this model's size, measured once and kept beside the model's exports.
+
+Which engine is fastest depends on the part, the input size and the CPU: on the 2-core Xeon of bench/results/backends
+OpenVINO encoded a frame faster than eager torch at 1024 px, while torch's attention kernel read the memory bank
+faster. So "auto" times each part on each installed exact engine (torch, onnxruntime, openvino: float32 all three,
+the same masks within float32 rounding, tests/test_export.py) on steady-state inputs of the model's size, and runs
+each part on its fastest (`MixedBackend`). The measurement (`measure_parts`, tens of seconds) is stored as
+`auto-<model>-<size>-<weights hash>.json` in the export cache with the CPU and thread count it was made on, and made
+again when either differs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from ..models.outputs import FrameOutput, MemorySelection
+
+logger = logging.getLogger(__name__)  # says which engine runs which part (the CLI shows it on stderr)
+PARTS = ("image_encoder", "mask_decoder", "memory_attention", "memory_encoder")  # the seam's parts (protocol.py)
+CANDIDATES = ("torch", "onnxruntime", "openvino")  # exact engines, each with the module it needs
+REPEATS = 3  # timed calls per part and engine, taken in turns (A B C A B C), after one untimed call each
+MEASUREMENT_VERSION = 1  # raised when what is measured changes; older measurements are made again
+
+
+class MixedBackend:
+    """The four parts, each from the backend that ran it fastest (`engines`: part -> backend name; `seconds`: part
+    -> {backend: median seconds per call} as measured). Float32 throughout: every part it takes is exact."""
+
+    def __init__(self, backends: dict, engines: dict[str, str], seconds: dict[str, dict[str, float]]):
+        self.engines, self.seconds = engines, seconds
+        torch_backend = backends["torch"]
+        self._config, self._device = torch_backend.config, torch_backend.device
+        for part in PARTS:
+            setattr(self, part, getattr(backends[engines.get(part, "torch")], part))
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float32
+
+    def describe(self) -> str:
+        """Which engine runs which part, e.g. "image encoder openvino, mask decoder onnxruntime, ..."."""
+        return ", ".join(f"{part.replace('_', ' ')} {engine}" for part, engine in self.engines.items())
+
+
+def installed_candidates() -> list[str]:
+    return [name for name in CANDIDATES if name == "torch" or importlib.util.find_spec(name) is not None]
+
+
+def auto_backend(model) -> MixedBackend:
+    """The `MixedBackend` for `model` (float32, on the CPU): from its stored measurement when that was made on this
+    CPU with this many threads, otherwise measured now (`measure_parts`) and stored."""
+    from . import cached_export, export_cache
+    from .export import weights_hash
+    from .exported import ExportedBackend
+    from .torch import TorchBackend
+
+    candidates = installed_candidates()
+    onnx = cached_export(model, "onnx")  # one export: OpenVINO reads the ONNX graphs too
+    backends = {name: TorchBackend(model) if name == "torch" else ExportedBackend(onnx, name) for name in candidates}
+    parts = [p for p in PARTS if getattr(backends["torch"], p) is not None]
+    path = export_cache() / f"auto-{type(model).__name__}-{model.config.image_size}-{weights_hash(model)[:24]}.json"
+    machine = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "candidates": candidates}
+    stored = json.loads(path.read_text()) if path.is_file() else {}
+    measured = stored.get("machine") != machine or stored.get("version") != MEASUREMENT_VERSION
+    if measured:
+        logger.info("measuring %s on %s for %s at %d px (once; kept in %s)", ", ".join(parts), ", ".join(candidates),
+                    type(model).__name__, model.config.image_size, path)  # fmt: skip
+        stored = {"version": MEASUREMENT_VERSION, "machine": machine, "seconds": measure_parts(backends, parts)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(stored, indent=2))
+    seconds = stored["seconds"]
+    backend = MixedBackend(backends, {part: min(seconds[part], key=seconds[part].get) for part in parts}, seconds)
+    logger.info("backend auto at %d px: %s (%s %s)", model.config.image_size, backend.describe(),
+                "measured now, kept in" if measured else "as measured in", path)  # fmt: skip
+    return backend
+
+
+def measure_parts(backends: dict, parts=PARTS, repeats: int = REPEATS) -> dict[str, dict[str, float]]:
+    """Median seconds per call of each part on each backend ({part: {name: seconds}}), on `part_calls`' inputs;
+    the backends take turns call by call, so a change of load hits them all."""
+    seconds = {}
+    for part in parts:
+        calls = {name: part_calls(backend)[part] for name, backend in backends.items()}
+        samples = {name: [] for name in calls}
+        for call in calls.values():
+            call()  # untimed: first-call set-up (OpenVINO plans shapes on first sight)
+        for _ in range(repeats):
+            for name, call in calls.items():
+                began = time.perf_counter()
+                call()
+                samples[name].append(time.perf_counter() - began)
+        seconds[part] = {name: statistics.median(values) for name, values in samples.items()}
+    return seconds
+
+
+def part_calls(backend) -> dict[str, Callable[[], object]]:
+    """One call per part on steady-state inputs at the backend's size: a frame encoded, one click decoded, one
+    object's full memory bank attended (num_maskmem frames, max_object_pointers_in_encoder object pointers), one memory
+    encoded. Random values: time does not depend on them."""
+    config = backend.config
+    size = config.image_size
+    generator = torch.Generator().manual_seed(0)
+    random = lambda *shape: torch.randn(*shape, generator=generator)
+    with torch.inference_mode():
+        features = backend.image_encoder.encode_frame(random(1, 3, size, size))
+    points, labels = torch.tensor([[[size / 3, size / 2]]]), torch.tensor([[1]])
+    calls = {
+        "image_encoder": lambda: backend.image_encoder.encode_frame(random(1, 3, size, size)),
+        "mask_decoder": lambda: backend.mask_decoder.decode(
+            features.image_embeddings, features.high_res_features, points, labels
+        ),
+    }
+    if backend.memory_attention is not None:
+        selection = full_memory_bank(config, features.image_embeddings.shape[-1], random)
+        masks, scores = random(1, 1, size, size), torch.ones(1, 1)
+        calls["memory_attention"] = lambda: backend.memory_attention.condition_on_memory(features, [selection])
+        calls["memory_encoder"] = lambda: backend.memory_encoder.encode_memory(features, masks, scores)
+    return {part: inference(call) for part, call in calls.items()}
+
+
+def inference(call: Callable[[], object]) -> Callable[[], object]:
+    def run():
+        with torch.inference_mode():
+            return call()
+
+    return run
+
+
+def full_memory_bank(config, h: int, random) -> MemorySelection:
+    """One object's memory at steady state: a conditioning frame, num_maskmem - 1 recent frames and
+    max_object_pointers_in_encoder object pointers (what `ReferenceSelection.select` gives in a long video)."""
+    channels, width = config.memory_encoder_output_channels, config.vision_config.fpn_hidden_size
+    output = lambda: FrameOutput(
+        mask_logits=random(1, 1, 4 * h, 4 * h),
+        object_pointer=random(1, width),
+        object_score_logits=torch.ones(1, 1),
+        memory=random(1, channels, h, h).to(torch.bfloat16),
+    )
+    spatial = [(0, output())] + [(config.num_maskmem - k, output()) for k in range(1, config.num_maskmem)]
+    pointers = [(t, output()) for t in range(1, config.max_object_pointers_in_encoder + 1)]
+    return MemorySelection(spatial, pointers, config.max_object_pointers_in_encoder)
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else the machine type."""
+    import platform
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
