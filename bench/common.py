@@ -238,13 +238,20 @@ def machine_description() -> dict:
 # (sam2_hf.backends.precision, not exact; written untimed, with its agreement report, by `export_lower_precision`).
 LOWER_PRECISION_ROWS = ("onnxruntime:int8", "onnxruntime:int8-static", "openvino:int8-static", "openvino:bf16",
                         "openvino:fp16")  # fmt: skip
-BENCH_BACKENDS = ("compile", "onnxruntime", "openvino", "torch-export", *LOWER_PRECISION_ROWS)
+BENCH_BACKENDS = ("auto", "compile", "onnxruntime", "openvino", "torch-export", *LOWER_PRECISION_ROWS)
 CALIBRATION_CLIP = dict(num_frames=8, height=480, width=640, seed=1)  # int8-static's frames (`synthetic_clip`)
 
 
 def backend_row(backend: str) -> str:
     """The row name of sam2_hf on another backend."""
     return f"sam2_hf[{backend}]"
+
+
+def auto_engines(predictors: dict) -> dict:
+    """{row: {part: engine}} of the rows whose backend is auto's `MixedBackend` (what it measured and chose)."""
+    return {
+        row: dict(p.backend.engines) for row, p in predictors.items() if hasattr(getattr(p, "backend", None), "engines")
+    }
 
 
 def backend_source(weights: Weights, backend: str) -> tuple[Path, str]:

@@ -35,6 +35,7 @@ import torch
 from .agreement import logit_agreement
 from .common import (
     Weights,
+    auto_engines,
     backend_row,
     backend_source,
     load_meta_model,
@@ -281,7 +282,8 @@ def run_image(weights: Weights, height: int, width: int, repeats: int, batch_siz
     xy = object_clicks(1, height, width)[0]
     return {
         "settings": {"image_hw": [height, width], "batch_size": batch_size, "clicks_per_sample": clicks_per_sample,
-                     "click": xy, "implementations": [i.name for i in impls]},
+                     "click": xy, "implementations": [i.name for i in impls],
+                     "auto_engines": auto_engines({i.name: i.predictor for i in impls if hasattr(i, "predictor")})},
         "encoder": encoder_part(impls, images[:1], repeats),
         "click": click_part(impls, xy, repeats, clicks_per_sample),
         "batch": batch_part(impls, images, repeats),

@@ -67,6 +67,7 @@ def image_lines(sec: dict) -> list[str]:
                   "letterboxes the image (aspect kept, padded) where Meta stretches it to a square, so on this "
                   "non-square image its embeddings and masks differ from Meta's by design (tests/test_ultralytics.py: "
                   "equal on a square image of the input size). It has no batched encoder.", ""]  # fmt: skip
+    lines += auto_lines(st)
     if "samexporter" in st["implementations"]:
         lines += ["samexporter: PyPI's ONNX export of Meta's image encoder and prompt encoder + mask decoder from the "
                   "same `.pt` (its `export_sam2`, untimed), on onnxruntime through its `SegmentAnything2ONNX`: "
@@ -113,6 +114,7 @@ def video_lines(sec: dict) -> list[str]:
         "Ultralytics reads the frames from a Motion-JPEG file, letterboxes them and keeps objects from overlapping "
         "(binary masks only): its masks differ from Meta's by design.",
         "",
+        *auto_lines(st),
     ]
     header = ["objects", "implementation", "s/frame median [min–max] (timed frames)", "× Meta", "× transformers",
               "GFLOP/frame", "floor s", "time / floor", "max abs logit diff vs Meta",
@@ -266,3 +268,12 @@ def write_report(suite: dict, path: Path) -> None:
     if suite.get("plot"):
         lines += [f"![median times]({suite['plot']})", ""]
     path.write_text("\n".join(lines))
+
+
+def auto_lines(settings: dict) -> list[str]:
+    """What sam2_hf[auto] ran each part on (backend auto measures the parts on this machine and picks per part)."""
+    lines = []
+    for row, engines in settings.get("auto_engines", {}).items():
+        chosen = ", ".join(f"{part.replace('_', ' ')} {engine}" for part, engine in engines.items())
+        lines += [f"{row}: each part on the exact engine backend auto measured fastest for it here: {chosen}.", ""]
+    return lines

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from .agreement import logit_agreement, mask_agreement, mask_iou, worst
 from .common import (
     Weights,
+    auto_engines,
     backend_row,
     backend_source,
     load_meta_model,
@@ -207,7 +208,7 @@ def run_video(weights: Weights, workdir: Path, objects, timed_frames, warmup: in
     return {
         "settings": {"frame_hw": [height, width], "frames": num_frames, "warmup_frames": warmup,
                      "objects": list(objects), "timed_frames": list(timed_frames), "low_res": low_res,
-                     "backends": list(backends)},
+                     "backends": list(backends), "auto_engines": auto_engines(models.exported)},
         "by_objects": rows,
         "marginal_cost_per_object": marginal_cost(rows),
     }  # fmt: skip
