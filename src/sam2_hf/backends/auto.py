@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -65,46 +66,59 @@ def installed_candidates() -> list[str]:
 
 def auto_backend(model) -> MixedBackend:
     """The `MixedBackend` for `model` (float32, on the CPU): from its stored measurement when that was made on this
-    CPU with this many threads, otherwise measured now (`measure_parts`) and stored."""
-    from . import cached_export, export_cache
+    CPU with this many threads and the same engines installed, otherwise measured now (`measure_parts`) and stored.
+    Only the engines it runs are kept (each exported engine holds its compiled graphs)."""
+    from . import export_cache
     from .export import weights_hash
-    from .exported import ExportedBackend
-    from .torch import TorchBackend
 
     candidates = installed_candidates()
-    onnx = cached_export(model, "onnx")  # one export: OpenVINO reads the ONNX graphs too
-    backends = {name: TorchBackend(model) if name == "torch" else ExportedBackend(onnx, name) for name in candidates}
-    parts = [p for p in PARTS if getattr(backends["torch"], p) is not None]
     path = export_cache() / f"auto-{type(model).__name__}-{model.config.image_size}-{weights_hash(model)[:24]}.json"
     machine = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "candidates": candidates}
     stored = json.loads(path.read_text()) if path.is_file() else {}
     measured = stored.get("machine") != machine or stored.get("version") != MEASUREMENT_VERSION
+    backends = {name: engine_backend(model, name) for name in (candidates if measured else ["torch"])}
+    parts = [p for p in PARTS if getattr(backends["torch"], p) is not None]
     if measured:
         logger.info("measuring %s on %s for %s at %d px (once; kept in %s)", ", ".join(parts), ", ".join(candidates),
                     type(model).__name__, model.config.image_size, path)  # fmt: skip
         stored = {"version": MEASUREMENT_VERSION, "machine": machine, "seconds": measure_parts(backends, parts)}
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(stored, indent=2))
+        written = path.with_name(f"{path.name}.{os.getpid()}")
+        written.write_text(json.dumps(stored, indent=2))
+        written.replace(path)  # whole, also with two processes measuring at once
     seconds = stored["seconds"]
-    backend = MixedBackend(backends, {part: min(seconds[part], key=seconds[part].get) for part in parts}, seconds)
+    engines = {part: min(seconds[part], key=seconds[part].get) for part in parts}
+    for name in set(engines.values()) - set(backends):
+        backends[name] = engine_backend(model, name)
+    backend = MixedBackend(backends, engines, seconds)
     logger.info("backend auto at %d px: %s (%s %s)", model.config.image_size, backend.describe(),
                 "measured now, kept in" if measured else "as measured in", path)  # fmt: skip
     return backend
 
 
+def engine_backend(model, name: str):
+    """`model`'s parts on engine `name`: the model itself for "torch", else its ONNX export (made once, cached; OpenVINO
+    reads the ONNX graphs too, so one export serves both engines)."""
+    from . import cached_export
+    from .exported import ExportedBackend
+    from .torch import TorchBackend
+
+    return TorchBackend(model) if name == "torch" else ExportedBackend(cached_export(model, "onnx"), name)
+
+
 def measure_parts(backends: dict, parts=PARTS, repeats: int = REPEATS) -> dict[str, dict[str, float]]:
     """Median seconds per call of each part on each backend ({part: {name: seconds}}), on `part_calls`' inputs;
     the backends take turns call by call, so a change of load hits them all."""
+    calls = {name: part_calls(backend) for name, backend in backends.items()}
     seconds = {}
     for part in parts:
-        calls = {name: part_calls(backend)[part] for name, backend in backends.items()}
         samples = {name: [] for name in calls}
-        for call in calls.values():
-            call()  # untimed: first-call set-up (OpenVINO plans shapes on first sight)
+        for name in calls:
+            calls[name][part]()  # untimed: first-call set-up (OpenVINO plans shapes on first sight)
         for _ in range(repeats):
-            for name, call in calls.items():
+            for name in calls:
                 began = time.perf_counter()
-                call()
+                calls[name][part]()
                 samples[name].append(time.perf_counter() - began)
         seconds[part] = {name: statistics.median(values) for name, values in samples.items()}
     return seconds

@@ -103,9 +103,10 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, default=None, help="model input size for a Meta .pt (default 1024)")
     parser.add_argument(
         "--backend", default=None, choices=BACKEND_CHOICES,
-        help=f"what runs the model: auto (default, or ${BACKEND_ENV}: the fastest exact backend installed; on a CPU "
-        "OpenVINO, then onnxruntime, then torch), torch (the model itself), compile (torch.compile), or its graphs "
-        "exported once (cached) for onnxruntime, openvino or torch-export",
+        help=f"what runs the model: auto (default, or ${BACKEND_ENV}: on a CPU each part on the exact engine, torch, "
+        "onnxruntime or openvino, that ran it fastest here, measured once per model size and cached), torch (the "
+        "model itself), compile (torch.compile), or its graphs exported once (cached) for onnxruntime, openvino or "
+        "torch-export",
     )  # fmt: skip
 
 
