@@ -41,7 +41,7 @@ class OnnxRuntimeGraph:
         if threads:
             options.intra_op_num_threads = threads
         # no busy-waiting between calls: ONNX Runtime's spinning workers took the CPU from the torch parts run next
-        # (backend auto in the Space's Fast preset: 0.36-0.37 s per video frame with spinning, 0.32 s without,
+        # (backend auto in the Space's Fast preset: 0.36-0.37 s per video frame with spinning, 0.32-0.33 s without,
         # torch alone 0.32 s; 2-core CPU)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
