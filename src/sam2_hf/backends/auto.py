@@ -5,9 +5,9 @@ Which engine is fastest depends on the part, the input size and the CPU: on the 
 OpenVINO encoded a frame faster than eager torch at 1024 px, while torch's attention kernel read the memory bank
 faster. So "auto" times each part on each installed exact engine (torch, onnxruntime, openvino: float32 all three,
 the same masks within float32 rounding, tests/test_export.py) on steady-state inputs of the model's size, and runs
-each part on its fastest (`MixedBackend`). The measurement (`measure_parts`, tens of seconds) is stored as
-`auto-<model>-<size>-<weights hash>.json` in the export cache with the CPU and thread count it was made on, and made
-again when either differs.
+each part on its fastest (`MixedBackend`). The measurement (`measure_parts`: about 80 s at 512 px, a few minutes at
+1024 px, the export included) is stored as `auto-<model>-<size>-<weights hash>.json` in the export cache with the
+CPU, thread count and engines it was made with, and made again when any of them differs.
 """
 
 from __future__ import annotations
