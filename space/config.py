@@ -95,7 +95,7 @@ class AppConfig:
     examples: bool = True
     # What runs the model (sam2_hf.backends; $SAM2_HF_BACKEND): "auto" by default: on a CPU each part of the model on
     # the exact engine (torch, onnxruntime, openvino) that ran it fastest here at the variant's input size, measured
-    # once per size (sam2_hf/backends/auto.py); the default speed's size is prepared at start-up (`ui.build_demo`),
+    # once per size (sam2_hf/backends/auto.py); the default speed's size is prepared at start-up (`ui.prepare_backend`),
     # another size on first use. "torch" runs the model itself; an engine name runs the whole model on that engine.
     backend: str = field(default_factory=lambda: os.environ.get(BACKEND_ENV) or "auto")
 
@@ -134,8 +134,9 @@ def parse_args(argv=None) -> tuple[AppConfig, argparse.Namespace]:
     p.add_argument(
         "--backend",
         choices=BACKEND_CHOICES,
-        default=os.environ.get(BACKEND_ENV) or "torch",
-        help=f"what runs the model (env {BACKEND_ENV}; default: %(default)s; auto: the fastest exact one installed)",
+        default=os.environ.get(BACKEND_ENV) or "auto",
+        help=f"what runs the model (env {BACKEND_ENV}; default: %(default)s: on a CPU each part on the fastest exact "
+        "engine installed, measured at start-up)",
     )
     p.add_argument(
         "--max-seconds", type=float, default=Limits.max_seconds, help="longer videos are trimmed (default: %(default)g)"

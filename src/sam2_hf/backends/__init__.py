@@ -39,7 +39,8 @@ def auto_measures(device=None, dtype=None) -> bool:
 
     if (device is not None and torch.device(device).type != "cpu") or dtype not in (None, torch.float32):
         return False
-    return any(importlib.util.find_spec(module) is not None for module in ("onnxruntime", "openvino"))
+    exported = [module for name, module in CPU_SPEED_ORDER.items() if name != "torch"]
+    return any(importlib.util.find_spec(module) is not None for module in exported)
 
 
 def export_cache() -> Path:

@@ -27,7 +27,6 @@ from ..models.outputs import FrameOutput, MemorySelection
 
 logger = logging.getLogger(__name__)  # says which engine runs which part (the CLI shows it on stderr)
 PARTS = ("image_encoder", "mask_decoder", "memory_attention", "memory_encoder")  # the seam's parts (protocol.py)
-CANDIDATES = ("torch", "onnxruntime", "openvino")  # exact engines, each with the module it needs
 REPEATS = 3  # timed calls per part and engine, taken in turns (A B C A B C), after one untimed call each
 MEASUREMENT_VERSION = 1  # raised when what is measured changes; older measurements are made again
 
@@ -61,7 +60,11 @@ class MixedBackend:
 
 
 def installed_candidates() -> list[str]:
-    return [name for name in CANDIDATES if name == "torch" or importlib.util.find_spec(name) is not None]
+    """The exact engines installed (of `CPU_SPEED_ORDER`), torch first (always there; it wins a tie)."""
+    from . import CPU_SPEED_ORDER
+
+    installed = [name for name, module in CPU_SPEED_ORDER.items() if importlib.util.find_spec(module) is not None]
+    return sorted(installed, key=lambda name: name != "torch")
 
 
 def auto_backend(model) -> MixedBackend:
