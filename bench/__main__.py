@@ -199,6 +199,7 @@ def main(argv=None) -> None:
     settings["threads"] = torch.get_num_threads()
     hold_threads(settings["threads"])  # a peer may change it (bench/timing.py)
     settings["threads_held"] = True
+    settings["untimed_round"] = True  # bench/timing.py `interleaved`, bench/video.py `track_objects`
     suite = {
         "command": "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),

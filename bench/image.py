@@ -237,7 +237,8 @@ def embedding_agreement(impls) -> dict:
 
 
 def encoder_part(impls, images, repeats: int) -> dict:
-    """set_image on one image: a FLOP-counted untimed first call, then `repeats` interleaved timed calls."""
+    """set_image on one image: a FLOP-counted untimed first call, an untimed round, then `repeats` interleaved
+    timed calls."""
     inputs = {i.name: i.prepare(images) for i in impls}
     flops = with_model_flops({i.name: count_flops(i.encode, inputs[i.name])[1] for i in impls})
     samples, _ = interleaved({i.name: (lambda i=i: i.encode(inputs[i.name])) for i in impls}, repeats)
@@ -264,8 +265,8 @@ def click_part(impls, xy, repeats: int, clicks_per_sample: int) -> dict:
 
 
 def batch_part(impls, images, repeats: int) -> dict:
-    """set_image_batch (transformers: a batch of pixel_values); seconds per image. No untimed first call: the
-    single-image part has already run every code path. APIs without a batched encoder (`batched = False`) sit out."""
+    """set_image_batch (transformers: a batch of pixel_values); seconds per image, after an untimed round (a new
+    batch shape: torch.compile compiles again). APIs without a batched encoder (`batched = False`) sit out."""
     impls = [i for i in impls if getattr(i, "batched", True)]
     inputs = {i.name: i.prepare(images) for i in impls}
     samples, _ = interleaved({i.name: (lambda i=i: i.encode(inputs[i.name])) for i in impls}, repeats)

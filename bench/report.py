@@ -108,7 +108,8 @@ def video_lines(sec: dict) -> list[str]:
         "## Video: steady-state seconds per frame",
         "",
         f"Synthetic {w}x{h} clip (JPEG folder), one click per object on frame 0, forward propagation. Frames "
-        f"1..{st['warmup_frames']} are warm-up (frame {st['warmup_frames']} FLOP-counted), then each timed frame "
+        f"1..{sec['by_objects'][0]['timed_frames'][0] - 1} are warm-up (frame {st['warmup_frames']} FLOP-counted), "
+        "then each timed frame "
         "is one sample; implementations take turns frame by frame. Masks of every timed frame are compared with "
         "Meta's at video resolution (worst frame shown; pixels of other sign out of all objects' pixels). "
         "Ultralytics reads the frames from a Motion-JPEG file, letterboxes them and keeps objects from overlapping "
@@ -246,7 +247,13 @@ def header_lines(suite: dict) -> list[str]:
         "How to read: the machine is noisy, so each figure is a median [min–max] over repeats, and the "
         "implementations' repeats are interleaved (A B C A B C ...). `× Meta` / `× transformers` is the median "
         "[min–max] of the per-repeat ratio to that implementation's time in the same round (< 1 = faster). "
-        "Mask checks are on the timed runs' own outputs.",
+        "Mask checks are on the timed runs' own outputs."
+        + (
+            " Every implementation runs an untimed round (video: an untimed frame) after its FLOP-counted call, "
+            "before its timed ones."
+            if st.get("untimed_round")
+            else ""
+        ),
         "",
         *section_load_line(suite),
     ]

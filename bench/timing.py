@@ -33,10 +33,16 @@ def timed(fn: Callable, *args):
     return time.perf_counter() - start, result
 
 
-def interleaved(calls: dict[str, Callable], repeats: int) -> tuple[dict[str, list[float]], dict]:
-    """Run each call `repeats` times, implementations alternating; -> (seconds per call, last result per call)."""
+def interleaved(calls: dict[str, Callable], repeats: int, warmup: int = 1) -> tuple[dict[str, list[float]], dict]:
+    """Run each call `warmup` times untimed, then `repeats` times timed, implementations alternating; -> (seconds
+    per timed call, last result per call). The untimed round is where a backend compiles or plans for the inputs'
+    shapes (torch.compile's first timed image encoder call took 10.6 s, then 2.5 s, when the FLOP-counted call,
+    made under FLOP counting, was its only earlier one)."""
     samples: dict[str, list[float]] = {name: [] for name in calls}
     last = {}
+    for _ in range(warmup):
+        for fn in calls.values():
+            timed(fn)
     for _ in range(repeats):
         for name, fn in calls.items():
             seconds, last[name] = timed(fn)

@@ -26,7 +26,7 @@ from bench.common import machine_description
 from bench.flops import FloorCheck
 from bench.provenance import RunProvenance
 from bench.report import REFUSED_RATIO, write_report
-from bench.timing import HELD_THREADS, hold_threads, timed
+from bench.timing import HELD_THREADS, hold_threads, interleaved, timed
 
 pytest.importorskip("transformers")
 pytest.importorskip("sam2")
@@ -65,7 +65,7 @@ def fake_video_suite(provenance: RunProvenance) -> dict:
     flops = lambda total: {"total": total, "by_op": {}, "uncounted_heavy_ops": {}}
     agreement = {"max_abs_logit_diff": 0.0, "sign_mismatch_pixels": 0, "pixels": 4, "reference_foreground_pixels": 2}
     row = {"objects": 1, "timing": {"sam2_hf": {"seconds": seconds(1.6)}, "meta": {"seconds": seconds(3.0)}},
-           "flops": {"sam2_hf": flops(2e11), "meta": flops(2e11)},
+           "flops": {"sam2_hf": flops(2e11), "meta": flops(2e11)}, "timed_frames": [3],
            "agreement": {"sam2_hf": agreement, "meta": agreement}}  # fmt: skip
     attention = {"layer": "layer", "queries": 1, "memory_tokens": 1, "dim": 1, "kv_dim": 1, "ff_dim": 1, "counted": 1,
                  "hand_count": 1, "equal": True}  # fmt: skip
@@ -132,6 +132,16 @@ def test_timed_calls_run_on_the_held_thread_count(restore_threads):
     timed(torch.set_num_threads, other)
     assert torch.get_num_threads() == other  # the peer's change happened...
     assert timed(torch.get_num_threads)[1] == held  # ...and the next timed call ran on the held count
+
+
+def test_interleaved_times_only_the_calls_after_an_untimed_round():
+    """A backend that compiles on its first call (torch.compile) does it in the untimed round, not in a sample."""
+    order = []
+    calls = {name: (lambda name=name: order.append(name) or len(order)) for name in ("a", "b")}
+    samples, last = interleaved(calls, repeats=2)
+    assert order == ["a", "b"] * 3  # one untimed round, then two timed ones, the implementations taking turns
+    assert {name: len(values) for name, values in samples.items()} == {"a": 2, "b": 2}
+    assert last == {"a": 5, "b": 6}
 
 
 def test_suite_smoke(tmp_path, restore_threads):
