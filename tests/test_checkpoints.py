@@ -317,6 +317,19 @@ def test_invalid_config_json(tiny_folder, tmp_path):
         Sam2VideoModel.from_pretrained(folder)
 
 
+@pytest.mark.parametrize("relative", ["./no-such-model/", "models/no-such/model", "no-such-model/"])
+def test_a_path_with_nothing_there_is_named(tmp_path, relative, monkeypatch):
+    """A name that can only be a local path says it does not exist (huggingface_hub would answer about repo ids);
+    the predictors load through the same method."""
+    from sam2_hf import Sam2ImagePredictor
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=f"{relative} does not exist. Give a Hub model id"):
+        Sam2Model.from_pretrained(relative)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        Sam2ImagePredictor.from_pretrained(tmp_path / "nothing" / "sam2.1_hiera_tiny.pt")
+
+
 # ------------------------------------------------------------------------ release file names (PT_FORMATS)
 @pytest.mark.parametrize(
     "name,expected",

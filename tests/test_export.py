@@ -264,12 +264,19 @@ def test_torch_export_programs_run_the_image_graphs(reference, tmp_path):
     assert 0 < (want > 0).mean() < 1 and np.abs(got - want).max() <= IMAGE_TOL
 
 
-def test_openvino_ir_folder_runs(reference, tmp_path):
+def test_openvino_ir_folder_runs(reference, tmp_path, monkeypatch):
+    """An OpenVINO folder runs on OpenVINO when no backend is named; its compiled graphs go to OpenVINO's model
+    cache in the export cache, so the next load reads them instead of compiling again."""
+    monkeypatch.setenv("SAM2_HF_EXPORT_CACHE", str(tmp_path / "cache"))
     folder = export_model(reference.load(Sam2Model), tmp_path / "ir", "openvino")
     assert (folder / "image_encoder.xml").is_file() and not list(folder.glob("*.onnx"))
-    with pytest.raises(ValueError, match="'openvino' export, which the 'onnxruntime' backend cannot run"):
+    with pytest.raises(ValueError, match=r"format 'openvino', which backend 'onnxruntime' cannot read; run it with "
+                                         r"backend= one of \['openvino'\]"):  # fmt: skip
         ExportedBackend(folder, "onnxruntime")
-    predictor = Sam2ImagePredictor.from_pretrained(folder, backend="openvino")
+    predictor = Sam2ImagePredictor.from_pretrained(folder)
+    assert predictor.backend.engine == "openvino"
+    graphs = json.loads((folder / MANIFEST).read_text())["graphs"]
+    assert len(list((tmp_path / "cache" / "openvino").iterdir())) >= len(graphs)  # one compiled blob per graph
     predictor.set_image(CLIP[0])
     want = Sam2ImagePredictor(reference.load(Sam2Model))
     want.set_image(CLIP[0])
@@ -292,10 +299,21 @@ def test_bad_exported_folders_are_named(onnx_folder, tmp_path, monkeypatch):
     (folder / MANIFEST).write_text(json.dumps(manifest | {"format_version": 0}))
     with pytest.raises(ValueError, match="format version 0; this sam2_hf reads version 1"):
         ExportedBackend(folder)
-    with pytest.raises(ValueError, match="exported at image_size=256; loading options \\{'image_size': 512\\}"):
+    (folder / MANIFEST).write_text(json.dumps(manifest)[:40])  # cut short
+    with pytest.raises(ValueError, match="export.json is not valid JSON"):
+        Sam2ImagePredictor.from_pretrained(folder)
+    (folder / MANIFEST).unlink()
+    with pytest.raises(FileNotFoundError, match="holds exported graphs .*image_encoder.onnx.* but no export.json"):
+        Sam2ImagePredictor.from_pretrained(folder)
+    with pytest.raises(ValueError, match="exported at image_size=256, not 512"):
         Sam2VideoPredictor.from_pretrained(onnx_folder, image_size=512)
-    with pytest.raises(ValueError, match="exported model: run it with backend="):
+    with pytest.raises(ValueError, match=r"Loading options \['size'\] do not apply to the exported model"):
+        Sam2VideoPredictor.from_pretrained(onnx_folder, size="small")
+    choices = r"backend= one of \['onnxruntime', 'openvino', 'auto'\]"
+    with pytest.raises(ValueError, match=choices + ", or load the original model for backend='torch'"):
         Sam2VideoPredictor.from_pretrained(onnx_folder, backend="torch")
+    with pytest.raises(ValueError, match=choices + r"\.$"):  # no original model offered for a name it does not know
+        Sam2VideoPredictor.from_pretrained(onnx_folder, backend="tensorrt")
     with pytest.raises(ValueError, match="run on the CPU here"):
         Sam2ImagePredictor.from_pretrained(onnx_folder, device="cuda")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # not installed
@@ -305,7 +323,7 @@ def test_bad_exported_folders_are_named(onnx_folder, tmp_path, monkeypatch):
 
 def test_an_image_export_is_refused_for_video(reference, tmp_path):
     folder = export_model(reference.load(Sam2Model), tmp_path / "image", "onnx")
-    with pytest.raises(ValueError, match="exported from an image model"):
+    with pytest.raises(ValueError, match="holds no memory graphs"):
         Sam2VideoPredictor.from_pretrained(folder)
 
 

@@ -312,8 +312,14 @@ def process_running(pid: int) -> bool:
 
 
 def read_json(folder: Path) -> dict:
-    """`folder`'s `export.json` as written (unchecked; backends/exported.py's `read_manifest` checks it)."""
-    return json.loads((Path(folder) / MANIFEST).read_text())
+    """`folder`'s `export.json` as written (unchecked; backends/exported.py's `read_manifest` checks it). ValueError
+    naming the file when it is not JSON (cut short, or edited)."""
+    path = Path(folder) / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}): the export was cut short or the file edited; export the "
+                         "model again.") from e  # fmt: skip
 
 
 def write_manifest(folder: Path, content: dict) -> None:

@@ -11,7 +11,7 @@ tests/test_export.py); a lower-precision one (backends/precision.py) says so (`e
 from __future__ import annotations
 
 import importlib.util
-import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from ..models.components.prompt_encoder import mask_input_at, not_a_point_prompt
 from ..models.configuration import Sam2Config, Sam2VideoConfig
 from ..models.modeling import stack_selections
 from ..models.outputs import MemorySelection, Sam2FrameFeatures
-from .export import CONSTANTS, FORMAT_VERSION, MANIFEST, import_optional, read_json
+from .export import CONSTANTS, FORMAT_VERSION, FORMATS, MANIFEST, import_optional, read_json
 from .precision import PRECISIONS, Precision, check_engine, get_precision
 
 EXACT = PRECISIONS["fp32"]
@@ -54,17 +54,34 @@ class OnnxRuntimeGraph:
 
 class OpenVinoGraph:
     """One OpenVINO graph (`.xml` IR, or `.onnx` read directly) compiled for the CPU, computing in the export's
-    precision (float32 when exact: OpenVINO would otherwise pick bf16 on CPUs that have it)."""
+    precision (float32 when exact: OpenVINO would otherwise pick bf16 on CPUs that have it). The compiled graph is
+    kept in OpenVINO's model cache (`openvino_cache`), so the next process loads it instead of compiling again."""
 
     def __init__(self, path: Path, threads: int | None = None, precision: Precision = EXACT):
         openvino = import_optional("openvino", "openvino")
         config = {"INFERENCE_NUM_THREADS": threads} if threads else {}
         config["INFERENCE_PRECISION_HINT"] = precision.openvino_hint
+        cache = openvino_cache()
+        if cache is not None:
+            config["CACHE_DIR"] = str(cache)
         self.model = openvino.Core().compile_model(str(path), "CPU", config)
 
     def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
         results = self.model([x.detach().cpu().numpy() for x in inputs])
         return [torch.from_numpy(results[output].copy()) for output in self.model.outputs]
+
+
+def openvino_cache() -> Path | None:
+    """OpenVINO's model cache (`CACHE_DIR`): `openvino` in the export cache (`SAM2_HF_EXPORT_CACHE`); None where it
+    cannot be made (a read-only home: graphs are then compiled on every load)."""
+    from . import export_cache
+
+    folder = export_cache() / "openvino"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder if os.access(folder, os.W_OK) else None
 
 
 class ExportedProgramGraph:
@@ -90,16 +107,16 @@ def read_manifest(folder: Path, engine: str) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{folder} is not an exported sam2_hf model: no {MANIFEST} (write one with "
                                 f"`sam2-hf export MODEL --format onnx --out {folder}`).")  # fmt: skip
-    manifest = json.loads(path.read_text())
+    manifest = read_json(folder)
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{folder} was exported in format version {manifest.get('format_version')}; this sam2_hf "
                          f"reads version {FORMAT_VERSION}. Export the model again with this version.")  # fmt: skip
     if engine not in ENGINES:
         raise ValueError(f"Unknown exported backend {engine!r}; choose one of {sorted(ENGINES)}.")
-    fmt, readable = manifest["format"], {"onnx": {"onnx"}, "openvino": {"onnx", "openvino"}, "torch": {"torch"}}
-    if fmt not in readable[ENGINES[engine]]:
-        raise ValueError(f"{folder} holds a {fmt!r} export, which the {engine!r} backend cannot run; export with "
-                         f"--format {ENGINES[engine]}.")  # fmt: skip
+    if engine not in reading_engines(manifest):
+        raise ValueError(f"{folder} holds an export in format {manifest['format']!r}, which backend {engine!r} "
+                         f"cannot read; run it with backend= one of {reading_engines(manifest)}, or export with "
+                         f"--format {ENGINES[engine]} for {engine}.")  # fmt: skip
     for name, file in manifest["graphs"].items():
         if not (folder / file).is_file():
             raise FileNotFoundError(f"{folder} lacks the {name} graph ({file}); export the model again.")
@@ -243,44 +260,78 @@ class ExportedMemoryEncoder:
         return self.graph(emb, high_res_masks.float(), object_score_logits.float(), torch.tensor(bool(binarize)))[0]
 
 
+READS = {"onnxruntime": {"onnx"}, "openvino": {"onnx", "openvino"}, "torch-export": {"torch"}}  # engine -> formats
+
+
+def reading_engines(content: dict) -> list[str]:
+    """The engines that read an export's format and run its precision (`content`: its `export.json`), the one
+    written for its format first (onnx: onnxruntime; openvino: openvino; torch: torch-export)."""
+    fmt, engines = content.get("format"), get_precision(content.get("precision", "fp32")).engines
+    readable = [e for e in ENGINES if e in engines and fmt in READS[e]]
+    return sorted(readable, key=lambda e: ENGINES[e] != fmt)
+
+
+def default_engine(folder: Path) -> str:
+    """The engine an exported folder runs on when no backend is given: the one written for its format that runs its
+    precision (a bf16 ONNX export: openvino), so every export loads without naming one."""
+    return (reading_engines(read_json(folder)) or ["onnxruntime"])[0]
+
+
 def fastest_engine(folder: Path) -> str:
     """The engine backend="auto" runs an exported folder on: the fastest installed one (in `CPU_SPEED_ORDER`, then
     torch-export) of those that read its format and run its precision."""
     from . import CPU_SPEED_ORDER
 
-    content = read_json(folder)
-    fmt, engines = content.get("format"), get_precision(content.get("precision", "fp32")).engines
-    readable = [e for e in ENGINES if e in engines and (fmt == ENGINES[e] or (e == "openvino" and fmt == "onnx"))]
     order = list(CPU_SPEED_ORDER)
-    readable.sort(key=lambda e: order.index(e) if e in order else len(order))
+    readable = sorted(reading_engines(read_json(folder)), key=lambda e: order.index(e) if e in order else len(order))
     installed = [e for e in readable if e == "torch-export" or importlib.util.find_spec(e) is not None]
     return (installed or readable or ["onnxruntime"])[0]
 
 
 def exported_folder_backend(model_id, backend, device, loading_kwargs: dict, needs_memory: bool = False):
     """What a predictor's `from_pretrained` does with a folder written by `sam2-hf export`: the `ExportedBackend` on
-    it (engine `backend`, default "onnxruntime"); None when `model_id` is not such a folder.
+    it (engine `backend`; none given: `default_engine`, the one written for its format; "auto": `fastest_engine`);
+    None when `model_id` is not such a folder.
 
-    Raises ValueError naming the problem for "torch" (the folder holds graphs, not the model), a device other than
-    the CPU, model-loading keywords the exported graphs cannot honour (their input size is fixed at export), and
-    (`needs_memory`) an export of an image model used for video.
+    Raises ValueError naming the problem for a backend that cannot run it ("torch": the folder holds graphs, not the
+    model), a device other than the CPU, model-loading keywords the exported graphs cannot honour (their input size
+    and dtype are fixed at export), and (`needs_memory`) an export without memory graphs used for video;
+    FileNotFoundError for a folder of graphs without its `export.json`. All checked before a graph is compiled.
     """
     folder = Path(model_id) if isinstance(model_id, str | Path) else None
     if folder is None or not (folder / MANIFEST).is_file():
+        check_not_a_partial_export(folder)
         return None
-    engine = fastest_engine(folder) if backend == "auto" else backend or "onnxruntime"
+    engine = fastest_engine(folder) if backend == "auto" else backend or default_engine(folder)
     if not isinstance(engine, str) or engine not in ENGINES:
-        raise ValueError(f"{folder} is an exported model: run it with backend= one of {sorted(ENGINES)}, or load the "
-                         f"original model for backend={engine!r}.")  # fmt: skip
+        original = f", or load the original model for backend={engine!r}" if engine in ("torch", "compile") else ""
+        raise ValueError(f"{folder} is an exported model: run it with backend= one of "
+                         f"{reading_engines(read_json(folder)) + ['auto']}{original}.")  # fmt: skip
     if device is not None and torch.device(device).type != "cpu":
         raise ValueError(f"Exported runtimes run on the CPU here; device={device!r} is not supported for {folder}.")
-    exported = ExportedBackend(folder, engine)
-    size = loading_kwargs.pop("image_size", exported.config.image_size)
-    if size != exported.config.image_size or loading_kwargs:
-        given = {**loading_kwargs, **({"image_size": size} if size != exported.config.image_size else {})}
-        raise ValueError(f"{folder} was exported at image_size={exported.config.image_size}; loading options "
-                         f"{given} do not apply to an exported model (export the model again with them).")  # fmt: skip
-    if needs_memory and exported.memory_attention is None:
-        raise ValueError(f"{folder} was exported from an image model (no memory graphs); video tracking needs an "
-                         "export of a Sam2VideoModel.")  # fmt: skip
-    return exported
+    content = read_manifest(folder, engine)  # checked before the graphs are compiled (OpenVINO: up to minutes)
+    exported_size = content["config"]["image_size"]
+    size = loading_kwargs.pop("image_size", exported_size)
+    if size != exported_size:
+        raise ValueError(f"{folder} was exported at image_size={exported_size}, not {size}: export the model again "
+                         "at that size.")  # fmt: skip
+    if loading_kwargs:
+        raise ValueError(f"Loading options {sorted(loading_kwargs)} do not apply to the exported model in {folder} "
+                         "(its graphs are fixed at export: float32 inputs and outputs, one input size; a lower "
+                         "precision is an export option, `sam2-hf export --precision`).")  # fmt: skip
+    if needs_memory and "memory_attention" not in content["graphs"]:
+        raise ValueError(f"{folder} holds no memory graphs (exported from a Sam2Model, or with --image-only); video "
+                         "tracking needs a full export of a Sam2VideoModel.")  # fmt: skip
+    return ExportedBackend(folder, engine)
+
+
+def check_not_a_partial_export(folder: Path | None) -> None:
+    """FileNotFoundError for a folder that holds exported graphs but no `export.json` (written last by an export:
+    one that did not finish, or a file removed), which would otherwise be read as a model folder."""
+    if folder is None or not folder.is_dir() or (folder / "config.json").is_file():
+        return
+    graphs = sorted(p.name for suffix in FORMATS.values() for p in folder.glob(f"*{suffix}"))
+    if graphs:
+        raise FileNotFoundError(f"{folder} holds exported graphs ({', '.join(graphs)}) but no {MANIFEST}, which "
+                                "`sam2-hf export` writes last: the export did not finish or the file was removed; "
+                                "export the model again.")  # fmt: skip

@@ -17,6 +17,9 @@ and recorded in its `export.json`.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,8 +70,8 @@ def get_precision(name: str, format: str | None = None) -> Precision:
         raise ValueError(f"Unknown precision {name!r}; choose one of {list(PRECISIONS)}.")
     precision = PRECISIONS[name]
     if format is not None and format not in precision.formats:
-        raise ValueError(f"A {name} export is written as {' or '.join(precision.formats)}, not {format!r} "
-                         f"(it runs on {' or '.join(precision.engines)}).")  # fmt: skip
+        raise ValueError(f"Precision {name!r} is written as --format {' or '.join(precision.formats)}, not "
+                         f"{format!r} (it runs on {' or '.join(precision.engines)}).")  # fmt: skip
     return precision
 
 
@@ -78,7 +81,7 @@ def check_engine(precision_name: str, engine: str, folder: Path) -> None:
     precision = get_precision(precision_name)
     if engine not in precision.engines:
         raise ValueError(f"{folder} is a {precision_name} export, which runs on {' or '.join(precision.engines)}, "
-                         f"not {engine!r}.")  # fmt: skip
+                         f"not on backend {engine!r}.")  # fmt: skip
 
 
 class FeedReader:
@@ -98,28 +101,50 @@ def quantize_graphs(folder: Path, precision: Precision, feeds: Mapping[str, Sequ
         return []
     quantization = import_optional("onnxruntime.quantization", "onnx")
     import_optional("onnxruntime", "onnx").set_default_logger_severity(3)  # its optimizer's notes are not ours
-    done = []
-    for name in QUANTIZED_GRAPHS:
-        path = folder / f"{name}.onnx"
-        if not path.is_file():
-            continue  # an image model has no memory graphs
-        staged = path.with_suffix(".int8.onnx")
-        if precision.quantization == "dynamic":
-            quantization.quantize_dynamic(
-                path, staged, weight_type=quantization.QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"]
-            )
-        else:
-            if not (feeds or {}).get(name):
-                raise ValueError(f"Static quantization of {name} needs calibration inputs; none were recorded.")
-            quantization.quantize_static(
-                path, staged, FeedReader(spread(feeds[name], CALIBRATION_CALLS)),
-                quant_format=quantization.QuantFormat.QDQ,
-                activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
-                op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
-            )  # fmt: skip
-        staged.replace(path)
-        done.append(name)
-    return done
+    with quantizer_advice_hidden():
+        return [name for name in QUANTIZED_GRAPHS if quantize_graph(quantization, folder, name, precision, feeds)]
+
+
+def quantize_graph(quantization, folder: Path, name: str, precision: Precision, feeds) -> bool:
+    """Quantize graph `name` of `folder` in place (see `quantize_graphs`); False when the folder has no such graph
+    (an image model has no memory graphs)."""
+    path = folder / f"{name}.onnx"
+    if not path.is_file():
+        return False
+    staged = path.with_suffix(".int8.onnx")
+    if precision.quantization == "dynamic":
+        quantization.quantize_dynamic(
+            path, staged, weight_type=quantization.QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"]
+        )
+    else:
+        if not (feeds or {}).get(name):
+            raise ValueError(f"Static quantization of {name} needs calibration inputs; none were recorded.")
+        quantization.quantize_static(
+            path, staged, FeedReader(spread(feeds[name], CALIBRATION_CALLS)),
+            quant_format=quantization.QuantFormat.QDQ,
+            activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
+            op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
+        )  # fmt: skip
+    staged.replace(path)
+    return True
+
+
+@contextlib.contextmanager
+def quantizer_advice_hidden():
+    """Drop the warnings ONNX Runtime's quantizer logs on the root logger while it runs (advice for quantizing any
+    model, e.g. "Please consider to run pre-processing before quantization"): an export here reports its measured
+    agreement with the exact masks instead. Other loggers and levels above WARNING pass."""
+    quantizer = os.sep + os.path.join("onnxruntime", "quantization") + os.sep
+
+    def keep(record: logging.LogRecord) -> bool:
+        return record.levelno > logging.WARNING or quantizer not in record.pathname
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
 
 
 def spread(items: Sequence, count: int) -> list:

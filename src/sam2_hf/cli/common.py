@@ -27,10 +27,13 @@ def _split_object(text: str):
         raise argparse.ArgumentTypeError(f"cannot parse prompt {text!r}") from None
 
 
+FRAME_INDEX = "FRAME: the frame or image index, 0 for one image"
+
+
 def parse_point(text: str) -> Prompt:
     obj, values = _split_object(text)
     if len(values) not in (3, 4):
-        raise argparse.ArgumentTypeError(f"a point is [OBJ:]FRAME,X,Y[,LABEL]; got {text!r}")
+        raise argparse.ArgumentTypeError(f"a point is [OBJ:]FRAME,X,Y[,LABEL] ({FRAME_INDEX}); got {text!r}")
     label = values[3] if len(values) == 4 else 1
     return _prompt(text, int(values[0]), obj, points=[values[1:3]], labels=[label])
 
@@ -38,7 +41,7 @@ def parse_point(text: str) -> Prompt:
 def parse_box(text: str) -> Prompt:
     obj, values = _split_object(text)
     if len(values) != 5:
-        raise argparse.ArgumentTypeError(f"a box is [OBJ:]FRAME,X0,Y0,X1,Y1; got {text!r}")
+        raise argparse.ArgumentTypeError(f"a box is [OBJ:]FRAME,X0,Y0,X1,Y1 ({FRAME_INDEX}); got {text!r}")
     return _prompt(text, int(values[0]), obj, box=values[1:])
 
 
@@ -117,7 +120,23 @@ def model_kwargs(args: argparse.Namespace) -> dict:
     backend = args.backend or os.environ.get(BACKEND_ENV) or "auto"
     if args.backend is None and backend in ("torch", "compile") and exported_folder(args):
         backend = "auto"  # a default that runs the model itself cannot run its exported graphs
+    show_precision(args)
     return kwargs | {"backend": auto_backend(args) if backend == "auto" else backend}
+
+
+def show_precision(args: argparse.Namespace) -> None:
+    """Say on stderr when --model is a lower-precision export: its masks are not exact (its agreement as measured
+    when it was written, from its export.json)."""
+    from ..backends.export import read_json
+
+    folder = exported_folder(args)
+    content = read_json(folder) if folder is not None else {}
+    if content.get("precision", "fp32") == "fp32":
+        return
+    agreement = content.get("agreement") or {}
+    measured = f"IoU mean {agreement['iou_mean']:.3f} with the exact masks when exported" if agreement else "unmeasured"
+    print(f"sam2-hf: {folder} holds a lower-precision export ({content['precision']}): masks not exact ({measured}).",
+          file=sys.stderr)  # fmt: skip
 
 
 def exported_folder(args: argparse.Namespace) -> Path | None:

@@ -184,6 +184,24 @@ def write_meta_checkpoint(model, path) -> str:
 META_CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
+def check_local_path(name) -> None:
+    """FileNotFoundError naming `name` when it can only be a local path (absolute; starting with ./, ../ or ~; ending
+    with a separator; or with more than one "/", where a Hub id is "name" or "namespace/name") and nothing is there.
+    Otherwise huggingface_hub would answer with a message about repo ids."""
+    try:
+        text = os.fspath(name)
+    except TypeError:
+        return
+    if not isinstance(text, str) or os.path.exists(os.path.expanduser(text)):
+        return
+    starts = ("./", "../", "~", "." + os.sep, ".." + os.sep)
+    if os.path.isabs(text) or text.startswith(starts) or text.endswith(("/", os.sep)) or text.count("/") > 1:
+        raise FileNotFoundError(
+            f"{text} does not exist. Give a Hub model id (e.g. facebook/sam2.1-hiera-tiny), a folder written by "
+            "save_pretrained or `sam2-hf export`, or a Meta .pt file."
+        )
+
+
 def is_meta_checkpoint_path(path) -> bool:
     """True for a local or named `.pt` / `.pth` file (Meta's format), False for Hub ids and folders."""
     try:

@@ -111,7 +111,8 @@ class Sam2PreTrainedModel(PreTrainedModel):
         FileNotFoundError says what to download and where to put it).
 
         For a `.pt` / `.pth` file the size and version are inferred from its weights; pass
-        `size="tiny"` / `version="2.1"` to state them (a mismatch is an error). Other keywords there
+        `size="tiny"` / `version="2.1"` to state them (a mismatch is an error). A local path with nothing there
+        raises FileNotFoundError naming it. Other keywords there
         are `Sam2Config` fields. `image_size` (any source) builds the model for another input resolution
         than the checkpoint's (1024 for Meta's files); the weights do not depend on it.
 
@@ -123,8 +124,15 @@ class Sam2PreTrainedModel(PreTrainedModel):
         state_dict=weights)`: weights not given are initialised and reported as transformers does).
         The memory weights of a video checkpoint are ignored by `Sam2Model`.
         """
-        from .checkpoint import fetch_release, from_pretrained_checked, is_meta_checkpoint_path, load_meta_checkpoint
+        from .checkpoint import (
+            check_local_path,
+            fetch_release,
+            from_pretrained_checked,
+            is_meta_checkpoint_path,
+            load_meta_checkpoint,
+        )
 
+        check_local_path(pretrained_model_name_or_path)  # a path with nothing there: say so (not a repo-id error)
         release_folder = fetch_release(pretrained_model_name_or_path)  # "sam2_b.pt" not here: its Hub repo
         if release_folder is not None:
             pretrained_model_name_or_path = release_folder

@@ -52,8 +52,8 @@ def export_lower_precision(
     if spec.exact:
         raise ValueError(f"{precision} is the exact export: use export_model.")
     if spec.quantization == "static" and calibration is None:
-        raise ValueError("int8-static calibrates on your frames: give calibration= (a video or a folder of frames "
-                         "like the ones it will run on).")  # fmt: skip
+        raise ValueError("int8-static calibrates on your frames: give calibration= (CLI: --calibration), a video or "
+                         "a folder of frames like the ones it will run on.")  # fmt: skip
     calibration_clip = check_frames(calibration) if spec.quantization == "static" else None  # bad frames: now
     out = Path(out)
     staging = staging_folder(out.parent)  # `out` gets only a finished export
