@@ -327,7 +327,7 @@ def test_a_path_with_nothing_there_is_named(tmp_path, relative, monkeypatch):
     with pytest.raises(FileNotFoundError, match=f"{relative} does not exist. Give a Hub model id"):
         Sam2Model.from_pretrained(relative)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        Sam2ImagePredictor.from_pretrained(tmp_path / "nothing" / "sam2.1_hiera_tiny.pt")
+        Sam2ImagePredictor.from_pretrained(tmp_path / "nothing" / "model")
 
 
 # ------------------------------------------------------------------------ release file names (PT_FORMATS)

@@ -185,15 +185,15 @@ META_CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
 def check_local_path(name) -> None:
-    """FileNotFoundError naming `name` when it can only be a local path (absolute; starting with ./, ../ or ~; ending
+    """FileNotFoundError naming `name` when it can only be a local folder (absolute; starting with ./, ../ or ~; ending
     with a separator; or with more than one "/", where a Hub id is "name" or "namespace/name") and nothing is there.
     Otherwise huggingface_hub would answer with a message about repo ids."""
     try:
         text = os.fspath(name)
     except TypeError:
         return
-    if not isinstance(text, str) or os.path.exists(os.path.expanduser(text)):
-        return
+    if not isinstance(text, str) or os.path.exists(os.path.expanduser(text)) or is_meta_checkpoint_path(text):
+        return  # a .pt file: its loader names a missing one
     starts = ("./", "../", "~", "." + os.sep, ".." + os.sep)
     if os.path.isabs(text) or text.startswith(starts) or text.endswith(("/", os.sep)) or text.count("/") > 1:
         raise FileNotFoundError(
