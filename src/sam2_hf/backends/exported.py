@@ -71,6 +71,12 @@ class OpenVinoGraph:
         return [torch.from_numpy(results[output].copy()) for output in self.model.outputs]
 
 
+def exported_config(manifest: dict) -> Sam2Config:
+    """The config of the model an export was written from (its `export.json`)."""
+    config_class = Sam2VideoConfig if manifest["model_class"] == "Sam2VideoModel" else Sam2Config
+    return config_class.from_dict(manifest["config"])
+
+
 def openvino_cache() -> Path | None:
     """OpenVINO's model cache (`CACHE_DIR`): `openvino` in the export cache (`SAM2_HF_EXPORT_CACHE`); None where it
     cannot be made (a read-only home: graphs are then compiled on every load)."""
@@ -113,7 +119,7 @@ def read_manifest(folder: Path, engine: str) -> dict:
                          f"reads version {FORMAT_VERSION}. Export the model again with this version.")  # fmt: skip
     if engine not in ENGINES:
         raise ValueError(f"Unknown exported backend {engine!r}; choose one of {sorted(ENGINES)}.")
-    if engine not in reading_engines(manifest):
+    if manifest["format"] not in READS[engine]:
         raise ValueError(f"{folder} holds an export in format {manifest['format']!r}, which backend {engine!r} "
                          f"cannot read; run it with backend= one of {reading_engines(manifest)}, or export with "
                          f"--format {ENGINES[engine]} for {engine}.")  # fmt: skip
@@ -135,8 +141,7 @@ class ExportedBackend:
         folder = Path(folder)
         manifest = read_manifest(folder, engine)
         self.folder, self.engine, self.manifest = folder, engine, manifest
-        config_class = Sam2VideoConfig if manifest["model_class"] == "Sam2VideoModel" else Sam2Config
-        self._config = config_class.from_dict(manifest["config"])
+        self._config = exported_config(manifest)
         self.precision = get_precision(manifest.get("precision", "fp32"))
         runner = GRAPH_RUNNERS[engine]
         graphs = {name: runner(folder / file, threads, self.precision) for name, file in manifest["graphs"].items()}
@@ -310,7 +315,7 @@ def exported_folder_backend(model_id, backend, device, loading_kwargs: dict, nee
     if device is not None and torch.device(device).type != "cpu":
         raise ValueError(f"Exported runtimes run on the CPU here; device={device!r} is not supported for {folder}.")
     content = read_manifest(folder, engine)  # checked before the graphs are compiled (OpenVINO: up to minutes)
-    exported_size = content["config"]["image_size"]
+    exported_size = exported_config(content).image_size
     size = loading_kwargs.pop("image_size", exported_size)
     if size != exported_size:
         raise ValueError(f"{folder} was exported at image_size={exported_size}, not {size}: export the model again "
