@@ -58,7 +58,8 @@ class Sam2ImagePredictor:
     def from_pretrained(cls, model_id_or_path, **kwargs) -> Sam2ImagePredictor:
         """A predictor on `Sam2Model.from_pretrained(model_id_or_path)` (Hub id, folder or Meta `.pt`).
 
-        A folder written by `sam2-hf export` is run by `backend` (default "onnxruntime") without loading the model.
+        A folder written by `sam2-hf export` is run by `backend` (default: the engine written for its format,
+        `exported.default_engine`) without loading the model.
         `mask_threshold`, `max_hole_area`, `max_sprinkle_area`, `backend` go to the predictor, `device` moves the
         model, everything else (e.g. `image_size`, `size`, `version`) goes to `Sam2Model.from_pretrained`.
         """

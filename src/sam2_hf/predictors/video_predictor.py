@@ -102,7 +102,7 @@ class Sam2VideoPredictor(TrackingSteps):
         model_id (`str` or `os.PathLike`):
             `from_pretrained` only: a Hub repo id, a folder saved with `save_pretrained`, or one of Meta's `.pt`
             checkpoints, loaded with `Sam2VideoModel.from_pretrained`; or a folder written by `sam2-hf export`, run
-            by `backend` (default "onnxruntime"; "openvino" for an OpenVINO export, "torch-export" for a torch one).
+            by `backend` (default: the engine written for its format, `exported.default_engine`).
         device (`str` or `torch.device`, *optional*, defaults to `None`):
             `from_pretrained` only: where the model is moved after loading; None leaves it where loading put it
             (the CPU unless a loading keyword says otherwise).
