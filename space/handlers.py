@@ -306,22 +306,23 @@ class Handlers:
         """
         session = session or self.open_session(request)
         running, idle = buttons(tracking=True), buttons(tracking=False)
-        try:
-            for u in session.track(frame, direction):
-                bar = progress_bar(u.done / u.total, tracking_message(u)[1])
-                yield *self.tracking_canvas(session, u), bar, gr.skip(), gr.skip(), *running
-            summary, writing = (
-                session.message,
-                progress_bar(1, "Writing the downloads (overlay video, masks); ▶ Play shows the results meanwhile"),
-            )
-            yield *self.canvas(session), writing, gr.skip(), gr.skip(), *running
-            session.export()
-            session.message = f"{summary} Downloads ready. {session.made_at_note()}".rstrip()
-            yield *self.canvas(session), gr.HTML(visible=False), *downloads(session), *idle
-        except UserError as e:
-            gr.Warning(str(e))
-            session.message = str(e)
-            yield *self.canvas(session), gr.HTML(visible=False), gr.skip(), gr.skip(), *idle
+        with session.handing_out():  # a tab closed meanwhile: its files go once Gradio has read the last output
+            try:
+                for u in session.track(frame, direction):
+                    bar = progress_bar(u.done / u.total, tracking_message(u)[1])
+                    yield *self.tracking_canvas(session, u), bar, gr.skip(), gr.skip(), *running
+                summary, writing = (
+                    session.message,
+                    progress_bar(1, "Writing the downloads (overlay video, masks); ▶ Play shows the results meanwhile"),
+                )
+                yield *self.canvas(session), writing, gr.skip(), gr.skip(), *running
+                session.export()
+                session.message = f"{summary} Downloads ready. {session.made_at_note()}".rstrip()
+                yield *self.canvas(session), gr.HTML(visible=False), *downloads(session), *idle
+            except UserError as e:
+                gr.Warning(str(e))
+                session.message = str(e)
+                yield *self.canvas(session), gr.HTML(visible=False), gr.skip(), gr.skip(), *idle
 
     def cancel(self, session):
         """`cancel.click` (/cancel, not queued): stop tracking after the current frame.
@@ -338,12 +339,15 @@ class Handlers:
         return session.message
 
     def export(self, session, request: gr.Request, progress=gr.Progress()):  # noqa: B008
-        """`export.click` (/export): write the downloads of the current results.
+        """`export.click` (/export): write the downloads of the current results; a generator of one output, so
+        that the files stay until Gradio has read them (see `Session.handing_out`).
 
         Inputs: session. Outputs: CANVAS, tracking bar (unchanged), result video, downloads.
         """
-        out = self.run(session, request, lambda s: s.export(lambda i, n: progress((i, n), desc="Exporting")))
-        return *out, gr.skip(), *downloads(out[0])
+        session = session or self.open_session(request)
+        with session.handing_out():
+            out = self.run(session, request, lambda s: s.export(lambda i, n: progress((i, n), desc="Exporting")))
+            yield *out, gr.skip(), *downloads(out[0])
 
     def unload(self, request: gr.Request):
         """`demo.unload`: the tab was closed; free its session."""

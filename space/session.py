@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -142,7 +142,8 @@ class Session:
         self.closed = False  # the tab was closed: no new work; files are freed once the running work stops
         self.opened = time.monotonic()  # when the tab's first action came (the Space's admission estimates)
         self._working: str | None = None  # "tracking" / "exporting" while that runs (one at a time)
-        self._lifecycle = threading.Lock()  # guards `closed` and `_working` between a run and `close`
+        self._users = 0  # runs and hand-outs using the session's files: a `close` meanwhile frees them after them
+        self._lifecycle = threading.Lock()  # guards `closed`, `_working` and `_users` between a run and `close`
         self._cancel = threading.Event()
         self._runs = itertools.count()
         self._reset_prompts()
@@ -182,11 +183,11 @@ class Session:
 
     def close(self) -> None:
         """The session is over (its tab closed or timed out): stop tracking, free the model state, delete the
-        files. A track or export still running stops at its next frame and frees them when it ends."""
+        files. A track, export or hand-out still going on stops at its next frame and frees them when it ends."""
         with self._lifecycle:
             self.closed = True
             self._cancel.set()
-            if self._working is not None:
+            if self._users:
                 return
         self._free()
 
@@ -194,20 +195,36 @@ class Session:
         self.close_video()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    @contextmanager
-    def _work(self, what: str) -> Iterator[None]:
+    def handing_out(self) -> AbstractContextManager[None]:
+        """Keep the session's files while the page is handed some: Gradio reads the files an event hands out (the
+        frame view, the overlay video, the downloads) after the handler returns or yields them, so a handler holds
+        this across its yields; a `close` meanwhile frees the files when it ends. Does nothing on a closed
+        session (its files are freed, or will be by the run holding them)."""
+        return self._use_files(None)
+
+    def _work(self, what: str) -> AbstractContextManager[None]:
         """Run a long action ("tracking" / "exporting"): refused on a closed session; a `close` during it is
         finished when it ends."""
+        return self._use_files(what)
+
+    @contextmanager
+    def _use_files(self, working: str | None) -> Iterator[None]:
         with self._lifecycle:
-            if self.closed:
+            if self.closed and working is not None:
                 raise UserError("This session is closed: reload the page to start again.")
-            self._working = what
+            held = not self.closed
+            self._users += held
+            if working is not None:
+                self._working = working
         try:
             yield
         finally:
             with self._lifecycle:
-                self._working, closed = None, self.closed
-            if closed:
+                self._users -= held
+                if working is not None:
+                    self._working = None
+                free = held and self.closed and not self._users
+            if free:
                 self._free()
 
     # ------------------------------------------------------------------ prompts

@@ -9,6 +9,7 @@ import re
 import shutil
 import zipfile
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import av
@@ -231,6 +232,30 @@ def test_closing_the_tab_mid_track_or_mid_export_ends_cleanly(open_session):
     assert not session.workdir.exists()
     with pytest.raises(UserError):  # a readable message, not a stack trace
         session.export()
+
+
+def test_a_tab_closed_while_its_downloads_are_handed_out_keeps_them_until_gradio_read_them(open_session, tmp_path):
+    """The tab closes (`unload`) right after /track or /export yields its downloads, before Gradio has read them (it
+    checks and copies the overlay video and the files after the handler yields): the files stay until the handler
+    ends, then the session's folder goes. Before, the CI load test's server logged FileNotFoundError on a leaver's
+    clip_overlay.mp4."""
+    handlers = Handlers(AppConfig(examples=False), engine.ENGINE.models, tmp_path)
+    for event in ("track", "export"):
+        session = open_session("balanced")
+        session.add_point(0, 1, *RED_DISC_AT_0)
+        if event == "track":
+            run = handlers.track(session, 0, "forward", None)
+            out = next(o for o in run if str(o[2]).endswith("Downloads ready."))
+        else:
+            list(session.track(0, "forward"))
+            run = handlers.export(session, None)
+            out = next(run)
+        handed_out = session.exports  # the result video (read by Gradio after the yield) and the downloads
+        assert Path(out[8]) in handed_out and Path(out[8]).name.endswith("_overlay.mp4")
+        handlers.close_session(session)  # the tab's unload, from another thread in the app
+        assert all(p.is_file() for p in handed_out), event
+        assert next(run, None) is None  # Gradio asks for the next output once it has read this one: the end
+        assert not session.workdir.exists(), event
 
 
 # ------------------------------------------------------------------------------------------------ saying what
