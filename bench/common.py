@@ -248,9 +248,10 @@ def backend_row(backend: str) -> str:
 
 
 def auto_engines(predictors: dict) -> dict:
-    """{row: {part: engine}} of the rows whose backend is auto's `MixedBackend` (what it measured and chose)."""
+    """{row: which engine runs which part} of the rows whose backend is auto's `MixedBackend` (what it measured and
+    chose, in its own words: `MixedBackend.describe`)."""
     return {
-        row: dict(p.backend.engines) for row, p in predictors.items() if hasattr(getattr(p, "backend", None), "engines")
+        row: p.backend.describe() for row, p in predictors.items() if hasattr(getattr(p, "backend", None), "engines")
     }
 
 

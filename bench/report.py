@@ -280,7 +280,6 @@ def write_report(suite: dict, path: Path) -> None:
 def auto_lines(settings: dict) -> list[str]:
     """What sam2_hf[auto] ran each part on (backend auto measures the parts on this machine and picks per part)."""
     lines = []
-    for row, engines in settings.get("auto_engines", {}).items():
-        chosen = ", ".join(f"{part.replace('_', ' ')} {engine}" for part, engine in engines.items())
+    for row, chosen in settings.get("auto_engines", {}).items():
         lines += [f"{row}: each part on the exact engine backend auto measured fastest for it here: {chosen}.", ""]
     return lines

@@ -366,16 +366,22 @@ def auto_measurement(model) -> Path:
 
 
 def test_auto_measures_each_part_and_runs_it_on_its_fastest_engine(random_reference):
+    """Every part timed with one object, the batched ones also with OBJECT_COUNTS[-1]; a call runs on the engine
+    fastest at the count nearer its own."""
     model = random_reference.load(Sam2VideoModel)
     backend = make_backend(model, "auto")
-    assert isinstance(backend, MixedBackend) and set(backend.engines) == set(PARTS)
-    for part, seconds in backend.seconds.items():
-        assert set(seconds) == {"torch", "onnxruntime", "openvino"} and min(seconds.values()) > 0
-        assert seconds[backend.engines[part]] == min(seconds.values())
-    for part, engine in backend.engines.items():  # the part object is that engine's
-        owner = type(getattr(backend, part)).__name__
-        assert owner.startswith("Torch") if engine == "torch" else owner.startswith("Exported"), (part, owner)
-    assert json.loads(auto_measurement(model).read_text())["seconds"] == backend.seconds
+    assert isinstance(backend, MixedBackend) and list(backend.seconds) == list(auto.OBJECT_COUNTS)
+    assert set(backend.seconds[1]) == set(PARTS) and set(backend.seconds[2]) == set(auto.BATCHED_PARTS)
+    for objects, by_part in backend.seconds.items():
+        for part, seconds in by_part.items():
+            assert set(seconds) == {"torch", "onnxruntime", "openvino"} and min(seconds.values()) > 0
+            engine = backend.engines[objects][part]
+            assert seconds[engine] == min(seconds.values())
+            owner = getattr(backend, part)
+            owner = type(owner.at(objects) if isinstance(owner, auto.PartByObjects) else owner).__name__
+            assert owner.startswith("Torch") if engine == "torch" else owner.startswith("Exported"), (part, owner)
+    stored = json.loads(auto_measurement(model).read_text())["seconds"]
+    assert {int(n): by_part for n, by_part in stored.items()} == backend.seconds
 
 
 def test_auto_mixing_engines_tracks_as_torch_does(random_reference, monkeypatch):
@@ -388,32 +394,51 @@ def test_auto_mixing_engines_tracks_as_torch_does(random_reference, monkeypatch)
     stored = json.loads(path.read_text())
     chosen = {"image_encoder": "openvino", "mask_decoder": "onnxruntime", "memory_attention": "torch",
               "memory_encoder": "openvino"}  # fmt: skip
+    chosen = {1: chosen, 2: {**chosen, "memory_attention": "onnxruntime", "memory_encoder": "torch"}}
+    chosen[2].pop("image_encoder")
     stored["seconds"] = {
-        part: {e: 1.0 if e == chosen[part] else 2.0 for e in s} for part, s in stored["seconds"].items()
+        n: {part: {e: 1.0 if e == chosen[int(n)][part] else 2.0 for e in s} for part, s in by_part.items()}
+        for n, by_part in stored["seconds"].items()
     }
     path.write_text(json.dumps(stored))
     monkeypatch.setattr(auto, "measure_parts", lambda *a, **k: pytest.fail("measured again"))
     backend = make_backend(model, "auto")
     assert backend.engines == chosen
+    assert "memory attention torch for 1 object, onnxruntime for 2+ objects" in backend.describe()
+    calls = []  # which engine ran each memory attention call, by its object count
+    for n, part in backend.memory_attention.parts.items():
+        monkeypatch.setattr(part, "condition_on_memory", counted(part.condition_on_memory, calls, n))
     expected = video_run(Sam2VideoPredictor(model, memory_dtype=torch.float32))
     nontrivial(expected)
-    run = video_run(Sam2VideoPredictor(model, backend="auto", memory_dtype=torch.float32))
+    run = video_run(Sam2VideoPredictor(model, backend=backend, memory_dtype=torch.float32))
     print(f"[auto {backend.describe()} vs torch] video, random weights: max |logit diff| {drift(run, expected):.2e}")
     assert run.keys() == expected.keys() and drift(run, expected) <= VIDEO_TOL
+    assert set(calls) == {(1, 1), (2, 2), (3, 2)}  # an object alone on its one-object engine, 2 or 3 on the other
+
+
+def counted(method, calls: list, engine_count: int):
+    """`method` (a memory attention's condition_on_memory) recording (objects in the call, the count its engine
+    was chosen for) in `calls`."""
+
+    def call(features, selections):
+        calls.append((len(selections), engine_count))
+        return method(features, selections)
+
+    return call
 
 
 def test_auto_measures_again_on_another_machine_and_falls_back_to_torch(reference, monkeypatch):
     model = reference.load(Sam2Model)
     measured = []
     fake = lambda backends, parts, **k: (
-        measured.append(sorted(backends)) or {p: {e: 1.0 for e in backends} for p in parts}
+        measured.append(sorted(backends)) or {1: {p: {e: 1.0 for e in backends} for p in parts}}
     )
     monkeypatch.setattr(auto, "measure_parts", fake)
     make_backend(model, "auto")
     make_backend(model, "auto")  # kept: not measured again
     assert measured == [["onnxruntime", "openvino", "torch"]]
     monkeypatch.setattr(torch, "get_num_threads", lambda: 64)  # another machine (or thread setting)
-    assert set(make_backend(model, "auto").engines) == {"image_encoder", "mask_decoder"}  # an image model
+    assert set(make_backend(model, "auto").engines[1]) == {"image_encoder", "mask_decoder"}  # an image model
     assert len(measured) == 2
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "openvino" else real_find_spec(name))

@@ -5,9 +5,13 @@ Which engine is fastest depends on the part, the input size and the CPU: on the 
 OpenVINO encoded a frame faster than eager torch at 1024 px, while torch's attention kernel read the memory bank
 faster. So "auto" times each part on each installed exact engine (torch, onnxruntime, openvino: float32 all three,
 the same masks within float32 rounding, tests/test_export.py) on steady-state inputs of the model's size, and runs
-each part on its fastest (`MixedBackend`). The measurement (`measure_parts`: about 80 s at 512 px, a few minutes at
-1024 px, the export included) is stored as `auto-<model>-<size>-<weights hash>.json` in the export cache with the
-CPU, thread count and engines it was made with, and made again when any of them differs.
+each part on its fastest (`MixedBackend`). The parts that take a batch of objects (mask decoder, memory attention,
+memory encoder) are timed with one object and with `OBJECT_COUNTS[-1]` tracked together, and a call runs on the engine
+fastest at the count nearer its own (`PartByObjects`): the fastest engine changes with the count (on the CPU above,
+onnxruntime's memory attention took 1.13x torch's time for one object and 1.28x for three; torch attends the frame's
+first self-attention once for all objects). The measurement (`measure_parts`: a few minutes at 1024 px, the export
+included) is stored as `auto-<model>-<size>-<weights hash>.json` in the export cache with the CPU, thread count and
+engines it was made with, and made again when any of them differs.
 """
 
 from __future__ import annotations
@@ -27,20 +31,28 @@ from ..models.outputs import FrameOutput, MemorySelection
 
 logger = logging.getLogger(__name__)  # says which engine runs which part (the CLI shows it on stderr)
 PARTS = ("image_encoder", "mask_decoder", "memory_attention", "memory_encoder")  # the seam's parts (protocol.py)
+BATCHED_PARTS = ("mask_decoder", "memory_attention", "memory_encoder")  # their calls take N objects (prompt sets)
+OBJECT_COUNTS = (1, 2)  # the object counts the batched parts are timed at (the image encoder: one frame)
 REPEATS = 3  # timed calls per part and engine, taken in turns (A B C A B C), after one untimed call each
-MEASUREMENT_VERSION = 1  # raised when what is measured changes; older measurements are made again
+MEASUREMENT_VERSION = 2  # raised when what is measured changes; older measurements are made again (2: per count)
 
 
 class MixedBackend:
-    """The four parts, each from the backend that ran it fastest (`engines`: part -> backend name; `seconds`: part
-    -> {backend: median seconds per call} as measured). Float32 throughout: every part it takes is exact."""
+    """The four parts, each from the backend that ran it fastest: `engines` {objects: {part: backend name}} and
+    `seconds` {objects: {part: {backend: median seconds per call}}} as measured (`OBJECT_COUNTS`; the image encoder
+    at 1 only). A part whose fastest engine depends on the count is a `PartByObjects`. Float32 throughout: every part
+    it takes is exact."""
 
-    def __init__(self, backends: dict, engines: dict[str, str], seconds: dict[str, dict[str, float]]):
+    def __init__(self, backends: dict, engines: dict[int, dict[str, str]], seconds: dict[int, dict[str, dict]]):
         self.engines, self.seconds = engines, seconds
         torch_backend = backends["torch"]
         self._config, self._device = torch_backend.config, torch_backend.device
         for part in PARTS:
-            setattr(self, part, getattr(backends[engines.get(part, "torch")], part))
+            by_count = {n: backends[chosen[part]] for n, chosen in engines.items() if part in chosen}
+            if len({id(b) for b in by_count.values()}) > 1:
+                setattr(self, part, PartByObjects({n: getattr(b, part) for n, b in by_count.items()}))
+            else:
+                setattr(self, part, getattr(next(iter(by_count.values()), torch_backend), part))
 
     @property
     def config(self):
@@ -55,8 +67,53 @@ class MixedBackend:
         return torch.float32
 
     def describe(self) -> str:
-        """Which engine runs which part, e.g. "image encoder openvino, mask decoder onnxruntime, ..."."""
-        return ", ".join(f"{part.replace('_', ' ')} {engine}" for part, engine in self.engines.items())
+        """Which engine runs which part, e.g. "image encoder openvino, mask decoder onnxruntime, memory attention
+        onnxruntime for 1 object, torch for 2+ objects"."""
+        described = []
+        for part in PARTS:
+            chosen = {n: engines[part] for n, engines in self.engines.items() if part in engines}
+            if len(set(chosen.values())) == 1:
+                described.append(f"{part.replace('_', ' ')} {next(iter(chosen.values()))}")
+            elif chosen:
+                counts = ", ".join(f"{e} for {objects_label(n, n == max(chosen))}" for n, e in chosen.items())
+                described.append(f"{part.replace('_', ' ')} {counts}")
+        return ", ".join(described)
+
+
+def objects_label(n: int, or_more: bool = False) -> str:
+    """'1 object', '3 objects', '2+ objects'."""
+    return f"{n}{'+' * or_more} object{'s' * (n > 1 or or_more)}"
+
+
+class PartByObjects:
+    """One part on two engines: a call with N objects (prompt sets) runs on the one measured fastest at the count
+    of `parts` ({objects: that engine's part}) nearest N (a tie: the larger count). Same methods as the part."""
+
+    def __init__(self, parts: dict[int, object]):
+        self.parts = parts
+
+    def at(self, n: int):
+        """The part that runs a call with `n` objects."""
+        return self.parts[min(self.parts, key=lambda count: (abs(count - n), -count))]
+
+    def decode(self, image_embeddings: torch.Tensor, *args, **kwargs):
+        return self.at(len(image_embeddings)).decode(image_embeddings, *args, **kwargs)
+
+    def downsample_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        return self.at(len(mask)).downsample_mask(mask)
+
+    def project_object_pointer(self, mask_token: torch.Tensor) -> torch.Tensor:
+        return self.at(len(mask_token)).project_object_pointer(mask_token)
+
+    @property
+    def no_object_pointer(self) -> torch.Tensor:
+        return self.at(1).no_object_pointer
+
+    def condition_on_memory(self, features, selections) -> torch.Tensor:
+        return self.at(len(selections)).condition_on_memory(features, selections)
+
+    def encode_memory(self, features, high_res_masks: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        return self.at(len(high_res_masks)).encode_memory(features, high_res_masks, *args, **kwargs)
 
 
 def installed_candidates() -> list[str]:
@@ -89,9 +146,9 @@ def auto_backend(model) -> MixedBackend:
         written = path.with_name(f"{path.name}.{os.getpid()}")
         written.write_text(json.dumps(stored, indent=2))
         written.replace(path)  # whole, also with two processes measuring at once
-    seconds = stored["seconds"]
-    engines = {part: min(seconds[part], key=seconds[part].get) for part in parts}
-    for name in set(engines.values()) - set(backends):
+    seconds = {int(n): by_part for n, by_part in stored["seconds"].items()}  # JSON keys are strings
+    engines = {n: {part: min(s, key=s.get) for part, s in by_part.items()} for n, by_part in seconds.items()}
+    for name in {e for chosen in engines.values() for e in chosen.values()} - set(backends):
         backends[name] = engine_backend(model, name)
     backend = MixedBackend(backends, engines, seconds)
     logger.info("backend auto at %d px: %s (%s %s)", model.config.image_size, backend.describe(),
@@ -109,45 +166,53 @@ def engine_backend(model, name: str):
     return TorchBackend(model) if name == "torch" else ExportedBackend(cached_export(model, "onnx"), name)
 
 
-def measure_parts(backends: dict, parts=PARTS, repeats: int = REPEATS) -> dict[str, dict[str, float]]:
-    """Median seconds per call of each part on each backend ({part: {name: seconds}}), on `part_calls`' inputs;
-    the backends take turns call by call, so a change of load hits them all."""
-    calls = {name: part_calls(backend) for name, backend in backends.items()}
+def measure_parts(backends: dict, parts=PARTS, repeats: int = REPEATS) -> dict[int, dict[str, dict[str, float]]]:
+    """Median seconds per call of each part on each backend, {objects: {part: {name: seconds}}}: every part with one
+    object, the `BATCHED_PARTS` also at the other `OBJECT_COUNTS`, on `part_calls`' inputs; the backends take turns
+    call by call, so a change of load hits them all."""
     seconds = {}
-    for part in parts:
-        samples = {name: [] for name in calls}
-        for name in calls:
-            calls[name][part]()  # untimed: first-call set-up (OpenVINO plans shapes on first sight)
-        for _ in range(repeats):
-            for name in calls:
-                began = time.perf_counter()
-                calls[name][part]()
-                samples[name].append(time.perf_counter() - began)
-        seconds[part] = {name: statistics.median(values) for name, values in samples.items()}
+    for objects in OBJECT_COUNTS:
+        counted = [p for p in parts if objects == 1 or p in BATCHED_PARTS]
+        calls = {name: part_calls(backend, objects) for name, backend in backends.items()}
+        seconds[objects] = {part: measure_part({n: c[part] for n, c in calls.items()}, repeats) for part in counted}
     return seconds
 
 
-def part_calls(backend) -> dict[str, Callable[[], object]]:
-    """One call per part on steady-state inputs at the backend's size: a frame encoded, one click decoded, one
-    object's full memory bank attended (num_maskmem frames, max_object_pointers_in_encoder object pointers), one memory
-    encoded. Random values: time does not depend on them."""
+def measure_part(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """{name: median seconds} of `repeats` timed calls each, in turns, after one untimed call each (first-call set-up:
+    OpenVINO plans shapes on first sight)."""
+    samples = {name: [] for name in calls}
+    for call in calls.values():
+        call()
+    for _ in range(repeats):
+        for name, call in calls.items():
+            began = time.perf_counter()
+            call()
+            samples[name].append(time.perf_counter() - began)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def part_calls(backend, objects: int = 1) -> dict[str, Callable[[], object]]:
+    """One call per part on steady-state inputs at the backend's size, for `objects` objects (prompt sets) tracked
+    together: a frame encoded, a click per object decoded, each object's full memory bank attended (num_maskmem
+    frames, max_object_pointers_in_encoder object pointers), their memories encoded. Random values: time does not
+    depend on them."""
     config = backend.config
     size = config.image_size
     generator = torch.Generator().manual_seed(0)
     random = lambda *shape: torch.randn(*shape, generator=generator)
     with torch.inference_mode():
         features = backend.image_encoder.encode_frame(random(1, 3, size, size))
-    points, labels = torch.tensor([[[size / 3, size / 2]]]), torch.tensor([[1]])
+    batch = [f.expand(objects, -1, -1, -1) for f in (features.image_embeddings, *features.high_res_features)]
+    points, labels = torch.tensor([[[size / 3, size / 2]]] * objects), torch.tensor([[1]] * objects)
     calls = {
         "image_encoder": lambda: backend.image_encoder.encode_frame(random(1, 3, size, size)),
-        "mask_decoder": lambda: backend.mask_decoder.decode(
-            features.image_embeddings, features.high_res_features, points, labels
-        ),
+        "mask_decoder": lambda: backend.mask_decoder.decode(batch[0], batch[1:], points, labels),
     }
     if backend.memory_attention is not None:
-        selection = full_memory_bank(config, features.image_embeddings.shape[-1], random)
-        masks, scores = random(1, 1, size, size), torch.ones(1, 1)
-        calls["memory_attention"] = lambda: backend.memory_attention.condition_on_memory(features, [selection])
+        selections = [full_memory_bank(config, features.image_embeddings.shape[-1], random)] * objects
+        masks, scores = random(objects, 1, size, size), torch.ones(objects, 1)
+        calls["memory_attention"] = lambda: backend.memory_attention.condition_on_memory(features, selections)
         calls["memory_encoder"] = lambda: backend.memory_encoder.encode_memory(features, masks, scores)
     return {part: inference(call) for part, call in calls.items()}
 
