@@ -125,13 +125,15 @@ def export_names(files) -> list[str]:
 
 def visit(url: str, clip: Path, user: int, preset: str, tracking: Tracking | None = None, leave: bool = False) -> Visit:
     """One visitor's whole flow (see the module docstring); never raises. `leave`: close the tab (the client) once
-    the first tracked frame arrives instead of waiting for the run ("left" when it did)."""
+    the first tracked frame arrives instead of waiting for the run ("left" when it did). A leaver's client downloads
+    no files: a closed tab fetches nothing more, where gradio_client's job thread would go on fetching each later
+    update's images after `close`, racing the server freeing the session's files (a FileNotFoundError in its log)."""
     from gradio_client import Client, handle_file
 
     result, began, place = Visit(user), time.perf_counter(), [0]
     client = None
     try:
-        client = Client(url, verbose=False)
+        client = Client(url, verbose=False, **({"download_files": False} if leave else {}))
         out = call(client, "/load_video", handle_file(str(clip)), place=place)
         if out[STATUS].startswith("The Space is full"):
             result.outcome, result.message = "refused", out[STATUS]
