@@ -48,11 +48,16 @@ class MixedBackend:
         torch_backend = backends["torch"]
         self._config, self._device = torch_backend.config, torch_backend.device
         for part in PARTS:
-            by_count = {n: backends[chosen[part]] for n, chosen in engines.items() if part in chosen}
-            if len({id(b) for b in by_count.values()}) > 1:
-                setattr(self, part, PartByObjects({n: getattr(b, part) for n, b in by_count.items()}))
+            by_count = self.engines_of(part)
+            if len(set(by_count.values())) > 1:
+                setattr(self, part, PartByObjects({n: getattr(backends[e], part) for n, e in by_count.items()}))
             else:
-                setattr(self, part, getattr(next(iter(by_count.values()), torch_backend), part))
+                setattr(self, part, getattr(backends[next(iter(by_count.values()), "torch")], part))
+
+    def engines_of(self, part: str) -> dict[int, str]:
+        """{objects: the engine that runs `part` for that many} (none for a part not measured: an image model's
+        memory parts)."""
+        return {n: chosen[part] for n, chosen in self.engines.items() if part in chosen}
 
     @property
     def config(self):
@@ -71,7 +76,7 @@ class MixedBackend:
         onnxruntime for 1 object, torch for 2+ objects"."""
         described = []
         for part in PARTS:
-            chosen = {n: engines[part] for n, engines in self.engines.items() if part in engines}
+            chosen = self.engines_of(part)
             if len(set(chosen.values())) == 1:
                 described.append(f"{part.replace('_', ' ')} {next(iter(chosen.values()))}")
             elif chosen:
@@ -170,12 +175,15 @@ def measure_parts(backends: dict, parts=PARTS, repeats: int = REPEATS) -> dict[i
     """Median seconds per call of each part on each backend, {objects: {part: {name: seconds}}}: every part with one
     object, the `BATCHED_PARTS` also at the other `OBJECT_COUNTS`, on `part_calls`' inputs; the backends take turns
     call by call, so a change of load hits them all."""
-    seconds = {}
-    for objects in OBJECT_COUNTS:
-        counted = [p for p in parts if objects == 1 or p in BATCHED_PARTS]
-        calls = {name: part_calls(backend, objects) for name, backend in backends.items()}
-        seconds[objects] = {part: measure_part({n: c[part] for n, c in calls.items()}, repeats) for part in counted}
-    return seconds
+    calls = {name: part_calls(backend) for name, backend in backends.items()}
+    return {
+        objects: {
+            part: measure_part({name: c[objects][part] for name, c in calls.items()}, repeats)
+            for part in parts
+            if objects == 1 or part in BATCHED_PARTS
+        }
+        for objects in OBJECT_COUNTS
+    }
 
 
 def measure_part(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
@@ -192,29 +200,32 @@ def measure_part(calls: dict[str, Callable[[], object]], repeats: int) -> dict[s
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def part_calls(backend, objects: int = 1) -> dict[str, Callable[[], object]]:
-    """One call per part on steady-state inputs at the backend's size, for `objects` objects (prompt sets) tracked
-    together: a frame encoded, a click per object decoded, each object's full memory bank attended (num_maskmem
-    frames, max_object_pointers_in_encoder object pointers), their memories encoded. Random values: time does not
-    depend on them."""
+def part_calls(backend) -> dict[int, dict[str, Callable[[], object]]]:
+    """{objects: {part: one call}} on steady-state inputs at the backend's size, for each of `OBJECT_COUNTS` (objects
+    or prompt sets tracked together; the image encoder with one): a frame encoded, a click per object decoded, each
+    object's full memory bank attended (num_maskmem frames, max_object_pointers_in_encoder object pointers), their
+    memories encoded. The frame is encoded once for all of them. Random values: time does not depend on them."""
     config = backend.config
     size = config.image_size
     generator = torch.Generator().manual_seed(0)
     random = lambda *shape: torch.randn(*shape, generator=generator)
     with torch.inference_mode():
         features = backend.image_encoder.encode_frame(random(1, 3, size, size))
-    batch = [f.expand(objects, -1, -1, -1) for f in (features.image_embeddings, *features.high_res_features)]
-    points, labels = torch.tensor([[[size / 3, size / 2]]] * objects), torch.tensor([[1]] * objects)
-    calls = {
-        "image_encoder": lambda: backend.image_encoder.encode_frame(random(1, 3, size, size)),
-        "mask_decoder": lambda: backend.mask_decoder.decode(batch[0], batch[1:], points, labels),
-    }
-    if backend.memory_attention is not None:
-        selections = [full_memory_bank(config, features.image_embeddings.shape[-1], random)] * objects
-        masks, scores = random(objects, 1, size, size), torch.ones(objects, 1)
-        calls["memory_attention"] = lambda: backend.memory_attention.condition_on_memory(features, selections)
-        calls["memory_encoder"] = lambda: backend.memory_encoder.encode_memory(features, masks, scores)
-    return {part: inference(call) for part, call in calls.items()}
+    bank = full_memory_bank(config, features.image_embeddings.shape[-1], random) if backend.memory_attention else None
+
+    def batched(objects: int) -> dict[str, Callable[[], object]]:
+        batch = [f.expand(objects, -1, -1, -1) for f in (features.image_embeddings, *features.high_res_features)]
+        points, labels = torch.tensor([[[size / 3, size / 2]]] * objects), torch.tensor([[1]] * objects)
+        calls = {"mask_decoder": lambda: backend.mask_decoder.decode(batch[0], batch[1:], points, labels)}
+        if bank is not None:
+            masks, scores = random(objects, 1, size, size), torch.ones(objects, 1)
+            calls["memory_attention"] = lambda: backend.memory_attention.condition_on_memory(features, [bank] * objects)
+            calls["memory_encoder"] = lambda: backend.memory_encoder.encode_memory(features, masks, scores)
+        return calls
+
+    by_count = {objects: batched(objects) for objects in OBJECT_COUNTS}
+    by_count[1]["image_encoder"] = lambda: backend.image_encoder.encode_frame(random(1, 3, size, size))
+    return {objects: {part: inference(call) for part, call in calls.items()} for objects, calls in by_count.items()}
 
 
 def inference(call: Callable[[], object]) -> Callable[[], object]:
