@@ -60,9 +60,9 @@ def export_lower_precision(
     try:
         export_model(model, staging, "onnx")
         feeds = record_feeds(staging, calibration_clip[0]) if calibration_clip else None
-        quantized = quantize_graphs(staging, spec, feeds)
         if format == "openvino":
-            convert_to_openvino(staging)
+            convert_to_openvino(staging)  # then quantized by OpenVINO's own quantizer (backends/precision.py)
+        quantized = quantize_graphs(staging, spec, feeds)
         content = read_json(staging) | {"precision": precision, "quantized_graphs": quantized}
         if calibration_clip:
             content["calibration"] = calibration_clip[1]
