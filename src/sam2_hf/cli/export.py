@@ -44,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision", default="fp32", choices=PRECISIONS,
         help="fp32: exact (default); not exact, opt-in: bf16 / fp16 (OpenVINO computes the graphs in that "
-             "precision), int8 (dynamic, onnxruntime), int8-static (calibrated on --calibration; onnxruntime or "
-             "OpenVINO)",
+             "precision), int8 (dynamic, onnxruntime), int8-static (calibrated on --calibration; --format "
+             "openvino: quantized by NNCF, run by OpenVINO; --format onnx: onnxruntime)",
     )  # fmt: skip
     parser.add_argument(
         "--calibration", default=None,
