@@ -89,6 +89,8 @@ def test_int8_export_through_the_command(reference, model, frames_folder, tmp_pa
     assert "MatMulInteger" not in {node.op_type for node in onnx.load(out / "mask_decoder.onnx").graph.node}
     report = manifest["agreement"]
     assert f"{report['iou_mean']:.3f}" in printed and str(frames_folder) in report["clip"]
+    first = report["objects"]["1"]  # each object's exact mask pixels are printed beside its IoU
+    assert f"1: {first['iou_mean']:.3f} ({first['exact_mask_pixels']} exact mask pixels)" in printed
     check_report(report, model, out, "onnxruntime", frames_folder)
     with pytest.raises(ValueError, match="int8 export, which runs on onnxruntime"):
         ExportedBackend(out, "openvino")
@@ -150,6 +152,8 @@ def test_int8_image_model(reference, tmp_path, capsys):
         (["--precision", "int8", "--format", "torch"], "is written as onnx or openvino, not torch"),
         (["--precision", "int8", "--calibration", "clip.mp4"], "--calibration is for --precision int8-static"),
         (["--precision", "int8-static", "--calibration", "missing.mp4"], "missing.mp4"),
+        (["--precision", "bf16", "--check-clip", "missing_frames"], "missing_frames"),
+        (["--check-clip", "clip.mp4"], "--check-clip is for a lower --precision"),
     ],
 )
 def test_bad_options_are_named_and_nothing_is_written(reference, tmp_path, capsys, extra, message):
@@ -157,3 +161,12 @@ def test_bad_options_are_named_and_nothing_is_written(reference, tmp_path, capsy
     assert cli(["export", str(reference.path), "--image-size", "256", "--out", str(out), *extra]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists() and not any(p.name.startswith(".export-") for p in tmp_path.iterdir())
+
+
+def test_unreadable_check_clip_is_refused_before_anything_is_exported(model, tmp_path, monkeypatch):
+    def exported(*args, **kwargs):
+        raise AssertionError("exported before the check clip was read")
+
+    monkeypatch.setattr("sam2_hf.tasks.lower_precision.export_model", exported)
+    with pytest.raises(OSError, match="missing_frames"):
+        export_lower_precision(model, tmp_path / "out", "onnx", "bf16", check_clip=tmp_path / "missing_frames")

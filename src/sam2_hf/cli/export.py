@@ -75,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"--precision {args.precision} is written as onnx or openvino, not {args.format}")
     if args.calibration and args.precision != "int8-static":
         return fail("--calibration is for --precision int8-static")
+    if args.check_clip and args.precision == "fp32":
+        return fail("--check-clip is for a lower --precision (bf16, fp16, int8, int8-static): fp32 is exact")
     image_only = args.image_only or js
     cls = Sam2Model if image_only else Sam2VideoModel
     try:
@@ -98,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
 
 def agreement_summary(report: dict) -> str:
     """One paragraph of a lower-precision export's agreement report (tasks/lower_precision.py)."""
-    objects = ", ".join(f"{k}: {o['iou_mean']:.3f}" for k, o in report["objects"].items())
+    objects = ", ".join(
+        f"{k}: {o['iou_mean']:.3f} ({o['exact_mask_pixels']} exact mask pixels)" for k, o in report["objects"].items()
+    )  # an object whose exact masks are empty agrees trivially: its pixel count says so
     return (
         f"agreement with the exact masks on {report['clip']}, {report['prompts']}: IoU mean {report['iou_mean']:.3f}, "
         f"lowest {report['iou_min']:.3f} (per object {objects}); {report['pixels_of_other_sign']} of "

@@ -46,7 +46,8 @@ def export_lower_precision(
         check_clip: frames the agreement is measured on (default: `calibration`, else a synthetic clip).
 
     Raises ValueError for an exact precision (use `export_model`), a precision that cannot be written in `format`,
-    or "int8-static" without calibration frames; ImportError naming the extra for a missing tool.
+    or "int8-static" without calibration frames; what `open_frames` raises for a `calibration` or `check_clip` it
+    cannot read (before anything is exported); ImportError naming the extra for a missing tool.
     """
     spec = get_precision(precision, format)
     if spec.exact:
@@ -54,7 +55,9 @@ def export_lower_precision(
     if spec.quantization == "static" and calibration is None:
         raise ValueError("int8-static calibrates on your frames: give calibration= (CLI: --calibration), a video or "
                          "a folder of frames like the ones it will run on.")  # fmt: skip
-    calibration_clip = check_frames(calibration) if spec.quantization == "static" else None  # bad frames: now
+    calibration_clip = check_frames(calibration) if spec.quantization == "static" else None  # bad frames: now,
+    if check_clip is not None:  # not after the export
+        check_frames(check_clip)
     out = Path(out)
     staging = staging_folder(out.parent)  # `out` gets only a finished export
     try:
