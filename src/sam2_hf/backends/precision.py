@@ -107,6 +107,8 @@ def quantize_graphs(folder: Path, precision: Precision, feeds: Mapping[str, Sequ
         return []
     folder = Path(folder)
     if any((folder / f"{name}.xml").is_file() for name in QUANTIZED_GRAPHS):
+        if precision.quantization != "static":
+            raise ValueError(f"{precision.name} is written as ONNX; {folder} holds OpenVINO graphs.")
         return [name for name in QUANTIZED_GRAPHS if quantize_openvino_graph(folder, name, feeds)]
     quantization = import_optional("onnxruntime.quantization", "onnx")
     import_optional("onnxruntime", "onnx").set_default_logger_severity(3)  # its optimizer's notes are not ours
