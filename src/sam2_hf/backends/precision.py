@@ -133,7 +133,8 @@ def quantize_openvino_graph(folder: Path, name: str, feeds) -> bool:
     openvino = import_optional("openvino", "openvino")
     nncf = import_optional("nncf", "openvino")
     calls = calibration_feeds(feeds, name)
-    logger, level = logging.getLogger("nncf"), logging.getLogger("nncf").level
+    logger = logging.getLogger("nncf")
+    level = logger.level
     logger.setLevel(logging.WARNING)
     try:
         with contextlib.redirect_stdout(sys.stderr):

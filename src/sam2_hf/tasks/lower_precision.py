@@ -55,9 +55,12 @@ def export_lower_precision(
     if spec.quantization == "static" and calibration is None:
         raise ValueError("int8-static calibrates on your frames: give calibration= (CLI: --calibration), a video or "
                          "a folder of frames like the ones it will run on.")  # fmt: skip
-    calibration_clip = check_frames(calibration) if spec.quantization == "static" else None  # bad frames: now,
-    if check_clip is not None:  # not after the export
-        check_frames(check_clip)
+    # Both clips read now, each once: bad frames are refused before anything is exported.
+    calibration_clip = check_frames(calibration) if spec.quantization == "static" else None
+    if check_clip is None and calibration_clip is not None:
+        check = calibration_clip
+    else:
+        check = check_frames(check_clip if check_clip is not None else calibration)
     out = Path(out)
     staging = staging_folder(out.parent)  # `out` gets only a finished export
     try:
@@ -71,8 +74,7 @@ def export_lower_precision(
             content["calibration"] = calibration_clip[1]
         write_manifest(staging, content)
         engine = "openvino" if format == "openvino" else spec.engines[0]
-        clip = check_clip if check_clip is not None else calibration
-        report = agreement(TorchBackend(model), ExportedBackend(staging, engine), clip)
+        report = agreement_on(TorchBackend(model), ExportedBackend(staging, engine), *check)
         write_manifest(staging, content | {"agreement": report})
         out.mkdir(exist_ok=True)
         for file in staging.iterdir():
@@ -126,7 +128,11 @@ def agreement(exact, approximate, frames=None) -> dict:
     `check_frames`) prompted as `track_clicks` does: per object the mean and lowest IoU over frames (J, 1 where
     both are empty), the pixels whose mask differs (of other sign), and the exact masks' pixels (so that an
     agreement on empty masks shows as such)."""
-    clip, source = check_frames(frames)
+    return agreement_on(exact, approximate, *check_frames(frames))
+
+
+def agreement_on(exact, approximate, clip: np.ndarray, source: str) -> dict:
+    """`agreement` on frames already read by `check_frames`: `clip` (T, H, W, 3) uint8, described as `source`."""
     with torch.inference_mode():
         reference, approx = track_clicks(exact, clip), track_clicks(approximate, clip)
     objects = {}
