@@ -125,8 +125,8 @@ def calibration_feeds(feeds, name: str) -> Sequence[Mapping[str, np.ndarray]]:
 
 def quantize_openvino_graph(folder: Path, name: str, feeds) -> bool:
     """Quantize OpenVINO graph `folder/<name>.xml` in place with NNCF (int8 weights and activations, ranges from
-    all of `feeds[name]`; NNCF's transformer preset); False when the
-    folder has no such graph. NNCF's progress bars go to stderr, its notes below warnings are not shown."""
+    all of `feeds[name]`; NNCF's transformer preset); False when the folder has no such graph. NNCF's progress bars
+    go to stderr, its notes below warnings are not shown."""
     path = folder / f"{name}.xml"
     if not path.is_file():
         return False
