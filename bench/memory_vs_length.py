@@ -46,7 +46,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: make `bench` importable
 from bench.common import (
+    BENCH_BACKENDS,
     REPO,
+    backend_row,
+    backend_source,
     folder_bytes,
     hwm_mib,
     machine_description,
@@ -90,10 +93,10 @@ class Recorder:
         self.t0 = time.perf_counter()
 
     def frame(self, frame_idx: int, masks):
-        """masks: (num_objects, 1, H, W) logits at video resolution."""
+        """masks: (num_objects, 1, H, W) logits at video resolution; kept as (num_objects, H, W)."""
         self.count += 1
         if frame_idx in self.keep_frames:
-            self.masks[frame_idx] = masks[0, 0].float().cpu().numpy().copy()
+            self.masks[frame_idx] = masks[:, 0].float().cpu().numpy().copy()
         if self.count % SAMPLE_EVERY == 0 or self.count == self.num_frames:
             elapsed = time.perf_counter() - self.t0
             self.samples.append(
@@ -101,17 +104,43 @@ class Recorder:
             )
 
 
-def track_with_predictor_api(predictor, folder: Path, click, rec: Recorder, info: dict) -> None:
-    """init_state, one click on frame 0, full forward propagation through Meta's video-predictor API
+def track_with_predictor_api(predictor, folder: Path, clicks, rec: Recorder, info: dict) -> None:
+    """init_state, one click per object on frame 0, full forward propagation through Meta's video-predictor API
     (Meta's own or sam2_hf's), recording RSS, init time and masks."""
     t = time.perf_counter()
     state = predictor.init_state(str(folder))
     info["init_s"] = time.perf_counter() - t
     info["rss_after_init_mib"] = rec.event("init_state")["rss_mib"]
-    predictor.add_new_points_or_box(state, 0, 1, points=[click], labels=[1])
+    for obj_id, click in enumerate(clicks, start=1):
+        predictor.add_new_points_or_box(state, 0, obj_id, points=[click], labels=[1])
     rec.start()
     for frame_idx, _, masks in predictor.propagate_in_video(state):
         rec.frame(frame_idx, masks)
+
+
+def load_sam2_hf(impl: str, weights_folder: Path, image_size: int):
+    """sam2_hf's video predictor of a run: `sam2_hf-POLICY` (memory_policy, torch) or `sam2_hf[BACKEND]` (a backend
+    row of the suite, `bench.common.backend_source`: its export must already be in the export cache, made by the
+    driver, so that exporting does not count in this run's peak)."""
+    from sam2_hf.predictors.video_predictor import Sam2VideoPredictor
+
+    if impl.startswith("sam2_hf-"):
+        policy = impl.split("-", 1)[1]
+        return Sam2VideoPredictor.from_pretrained(weights_folder, fill_hole_area=0, memory_policy=policy)
+    source, backend = backend_source(weights_paths(weights_folder.parent, image_size), impl[len("sam2_hf[") : -1])
+    return Sam2VideoPredictor.from_pretrained(source, backend=backend, fill_hole_area=0)
+
+
+def worker_impl(name: str) -> str:
+    """--worker's choices: an implementation, a backend row `sam2_hf[BACKEND]` or `prepare`."""
+    if name in (*IMPLEMENTATIONS, "prepare") or name in map(backend_row, BENCH_BACKENDS):
+        return name
+    raise argparse.ArgumentTypeError(f"unknown implementation {name!r}")
+
+
+def run_tag(impl: str, num_frames: int, objects: int = 1) -> str:
+    """The file stem of one run's result, progress, masks and log in the work dir."""
+    return f"{impl}_{num_frames}" + (f"_{objects}obj" if objects != 1 else "")
 
 
 def run_worker(args) -> None:
@@ -122,19 +151,16 @@ def run_worker(args) -> None:
     torch.set_grad_enabled(False)
     out = Path(args.result)
     rec = Recorder(out.with_suffix(".progress.jsonl"), args.frames, keep_frames=args.keep_frames)
-    info = {"impl": args.impl, "frames": args.frames, "image_size": args.image_size}
+    info = {"impl": args.impl, "frames": args.frames, "objects": args.objects, "image_size": args.image_size}
     folder = Path(args.folder)
     height, width = args.height, args.width
-    click = object_clicks(1, height, width)[0]  # the red disc
+    clicks = object_clicks(args.objects, height, width)  # the red disc first
     info["rss_after_imports_mib"] = rec.event("imports")["rss_mib"]
 
     if args.impl.startswith("sam2_hf"):
-        from sam2_hf.predictors.video_predictor import Sam2VideoPredictor
-
-        policy = args.impl.split("-", 1)[1]
-        predictor = Sam2VideoPredictor.from_pretrained(args.weights, fill_hole_area=0, memory_policy=policy)
+        predictor = load_sam2_hf(args.impl, Path(args.weights), args.image_size)
         info["rss_after_model_mib"] = rec.event("model")["rss_mib"]
-        track_with_predictor_api(predictor, folder, click, rec, info)
+        track_with_predictor_api(predictor, folder, clicks, rec, info)
 
     elif args.impl == "meta":
         # the same seed gives the same weights
@@ -142,7 +168,7 @@ def run_worker(args) -> None:
         predictor.fill_hole_area = 0  # its hole filling is CUDA-only; on CPU it warns and skips it
         info["rss_after_model_mib"] = rec.event("model")["rss_mib"]
         with torch.inference_mode():
-            track_with_predictor_api(predictor, folder, click, rec, info)
+            track_with_predictor_api(predictor, folder, clicks, rec, info)
 
     elif args.impl == "transformers":
         import torch.nn.functional as F
@@ -166,7 +192,10 @@ def run_worker(args) -> None:
         processor = Sam2VideoProcessor(Sam2ImageProcessor(), Sam2VideoVideoProcessor(), target_size=args.image_size)
         info["init_s"] = time.perf_counter() - t
         info["rss_after_init_mib"] = rec.event("init_state")["rss_mib"]
-        processor.add_inputs_to_inference_session(session, 0, 1, input_points=[[[click]]], input_labels=[[[1]]])
+        processor.add_inputs_to_inference_session(
+            session, 0, list(range(1, len(clicks) + 1)), input_points=[[[c] for c in clicks]],
+            input_labels=[[[1] for _ in clicks]],
+        )  # fmt: skip
         model(inference_session=session, frame_idx=0)
         rec.start()
         for output in model.propagate_in_video_iterator(session):
@@ -196,9 +225,10 @@ def run_prepare(args) -> None:
         write_jpeg_folder(workdir / f"frames_{n}", n, args.height, args.width)
 
 
-def run_one(args, impl: str, num_frames: int, workdir: Path, keep_frames) -> dict:
-    """One implementation x length in a fresh subprocess; returns its result (partial if it timed out)."""
-    tag = f"{impl}_{num_frames}"
+def run_one(args, impl: str, num_frames: int, workdir: Path, keep_frames, objects: int = 1) -> dict:
+    """One implementation x length (x object count, one click each) in a fresh subprocess; returns its result
+    (partial if it timed out)."""
+    tag = run_tag(impl, num_frames, objects)
     timeout = impl_timeout(args, impl)
     result = workdir / f"{tag}.json"
     for suffix in (".json", ".progress.jsonl", ".masks.npz"):
@@ -211,7 +241,7 @@ def run_one(args, impl: str, num_frames: int, workdir: Path, keep_frames) -> dic
         "--frames", str(num_frames), "--folder", str(workdir / f"frames_{num_frames}"),
         "--weights", str(weights_paths(workdir, args.image_size).folder),
         "--result", str(result), "--image-size", str(args.image_size), "--height", str(args.height),
-        "--width", str(args.width), "--threads", str(args.threads),
+        "--width", str(args.width), "--threads", str(args.threads), "--objects", str(objects),
         "--keep-frames", *map(str, keep_frames),
     ]  # fmt: skip
     env = {**os.environ, "TMPDIR": str(tmp), "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
@@ -232,7 +262,9 @@ def run_one(args, impl: str, num_frames: int, workdir: Path, keep_frames) -> dic
     wall = time.perf_counter() - start
     if status == "ok" and proc.returncode != 0:
         status = f"failed (exit {proc.returncode})"
-    data = json.loads(result.read_text()) if result.exists() else {"impl": impl, "frames": num_frames}
+    data = (
+        json.loads(result.read_text()) if result.exists() else {"impl": impl, "frames": num_frames, "objects": objects}
+    )
     data.update(status=status, wall_s=round(wall, 1), spilled_peak_bytes=spilled_max, timeout_s=timeout)
     progress = result.with_suffix(".progress.jsonl")
     if progress.exists():  # a killed run still has what it wrote
@@ -266,23 +298,25 @@ def impl_timeout(args, impl: str) -> float:
 
 
 def compare_masks(workdir: Path, runs: list[dict]) -> list[dict]:
-    """Each implementation's kept masks vs the reference's on the same length and frame."""
+    """Each implementation's kept masks (every object's) vs the reference's on the same length, object count and
+    frame."""
     import numpy as np
 
     rows = []
-    by_key = {(r["impl"], r["frames"]): r for r in runs}
+    by_key = {(r["impl"], r["frames"], r.get("objects", 1)): r for r in runs}
     for r in runs:
-        ref = by_key.get((REFERENCE, r["frames"]))
+        objects = r.get("objects", 1)
+        ref = by_key.get((REFERENCE, r["frames"], objects))
         if r["impl"] == REFERENCE or ref is None:
             continue
-        a_path, b_path = (workdir / f"{x}_{r['frames']}.masks.npz" for x in (r["impl"], REFERENCE))
+        a_path, b_path = (workdir / f"{run_tag(x, r['frames'], objects)}.masks.npz" for x in (r["impl"], REFERENCE))
         if not (a_path.exists() and b_path.exists()):
             continue
         ours, theirs = np.load(a_path), np.load(b_path)
         for key in sorted(set(ours.files) & set(theirs.files), key=int):
             a, b = ours[key], theirs[key]
             rows.append({
-                "impl": r["impl"], "frames": r["frames"], "frame_idx": int(key),
+                "impl": r["impl"], "frames": r["frames"], "objects": objects, "frame_idx": int(key),
                 "max_abs_logit_diff": float(np.abs(a - b).max()),
                 "sign_mismatch_pixels": int(((a > 0) != (b > 0)).sum()),
                 "foreground_pixels_reference": int((b > 0).sum()), "pixels": int(b.size),
@@ -562,7 +596,8 @@ def parse_args(argv=None):
     p.add_argument("--workdir", help="frames, weights and per-run files (default: a new temp dir)")
     p.add_argument("--out", default=str(REPO / "bench" / "results"))
     # internal: one step in this process
-    p.add_argument("--worker", choices=(*IMPLEMENTATIONS, "prepare"), dest="impl", help=argparse.SUPPRESS)
+    p.add_argument("--worker", type=worker_impl, dest="impl", help=argparse.SUPPRESS)
+    p.add_argument("--objects", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--frames", type=int, help=argparse.SUPPRESS)
     p.add_argument("--folder", help=argparse.SUPPRESS)
     p.add_argument("--weights", help=argparse.SUPPRESS)
