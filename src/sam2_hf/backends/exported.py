@@ -121,7 +121,7 @@ def read_manifest(folder: Path, engine: str) -> dict:
         raise ValueError(f"Unknown exported backend {engine!r}; choose one of {sorted(ENGINES)}.")
     if manifest["format"] not in READS[engine]:
         raise ValueError(f"{folder} holds an export in format {manifest['format']!r}, which backend {engine!r} "
-                         f"cannot read; run it with backend= one of {reading_engines(manifest)}, or export with "
+                         f"cannot read; run it with {engine_choices(manifest)}, or export with "
                          f"--format {ENGINES[engine]} for {engine}.")  # fmt: skip
     for name, file in manifest["graphs"].items():
         if not (folder / file).is_file():
@@ -276,6 +276,12 @@ def reading_engines(content: dict) -> list[str]:
     return sorted(readable, key=lambda e: ENGINES[e] != fmt)
 
 
+def engine_choices(content: dict) -> str:
+    """The backends that run an export (`content`: its `export.json`), as an error message offers them to Python and
+    command-line users alike."""
+    return f"backend= (--backend on the command line) one of {reading_engines(content) + ['auto']}"
+
+
 def default_engine(folder: Path) -> str:
     """The engine an exported folder runs on when no backend is given: the one written for its format that runs its
     precision (a bf16 ONNX export: openvino), so every export loads without naming one."""
@@ -310,8 +316,8 @@ def exported_folder_backend(model_id, backend, device, loading_kwargs: dict, nee
     engine = fastest_engine(folder) if backend == "auto" else backend or default_engine(folder)
     if not isinstance(engine, str) or engine not in ENGINES:
         original = f", or load the original model for backend={engine!r}" if engine in ("torch", "compile") else ""
-        raise ValueError(f"{folder} is an exported model: run it with backend= one of "
-                         f"{reading_engines(read_json(folder)) + ['auto']}{original}.")  # fmt: skip
+        raise ValueError(f"{folder} is an exported model: run it with {engine_choices(read_json(folder))}"
+                         f"{original}.")  # fmt: skip
     if device is not None and torch.device(device).type != "cpu":
         raise ValueError(f"Exported runtimes run on the CPU here; device={device!r} is not supported for {folder}.")
     content = read_manifest(folder, engine)  # checked before the graphs are compiled (OpenVINO: up to minutes)
