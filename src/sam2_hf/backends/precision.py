@@ -126,7 +126,7 @@ def calibration_feeds(feeds, name: str) -> Sequence[Mapping[str, np.ndarray]]:
 def quantize_openvino_graph(folder: Path, name: str, feeds) -> bool:
     """Quantize OpenVINO graph `folder/<name>.xml` in place with NNCF (int8 weights and activations, ranges from
     all of `feeds[name]`; NNCF's transformer preset); False when the folder has no such graph. NNCF's progress bars
-    go to stderr, its notes below warnings are not shown."""
+    go to stderr after a line naming the graph, its notes below warnings are not shown."""
     path = folder / f"{name}.xml"
     if not path.is_file():
         return False
@@ -136,6 +136,7 @@ def quantize_openvino_graph(folder: Path, name: str, feeds) -> bool:
     logger = logging.getLogger("nncf")
     level = logger.level
     logger.setLevel(logging.WARNING)
+    print(f"NNCF: quantizing {name} on {len(calls)} calibration calls", file=sys.stderr, flush=True)
     try:
         with contextlib.redirect_stdout(sys.stderr):
             quantized = nncf.quantize(
