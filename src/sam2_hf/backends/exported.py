@@ -242,17 +242,18 @@ class ExportedMemoryAttention:
         self.graph, self.pointer_dim = graph, config.vision_config.fpn_hidden_size
 
     def condition_on_memory(self, features: Sam2FrameFeatures, selections: Sequence[MemorySelection]) -> torch.Tensor:
-        """As the torch part; the graph reads one frame (batch 1) for all objects, so a batch of N frames (one per
-        object) runs object by object."""
+        """As the torch part, one graph call per object: the frame (batch 1, shared by every object, or one frame per
+        object) with that object's memories and pointers. The graph can take all objects at once, but ONNX Runtime and
+        OpenVINO then hold every object's attention score blocks together: about 1 GB more peak memory per object at
+        1024 px (bench/results/memory_per_object.md) for the same arithmetic (the graph expands the frame to each
+        object before its first self-attention)."""
         memories, index, pointers, offsets, max_pointers = stack_selections(selections, torch.float32, self.pointer_dim)
-        run = lambda emb, rows: self.graph(
-            emb, features.position_embeddings, memories[rows], index[rows], pointers[rows].float(), offsets[rows],
-            torch.tensor(float(max_pointers)),
-        )[0]  # fmt: skip
         emb = features.image_embeddings.float()
-        if len(emb) == 1:
-            return run(emb, slice(None))
-        return torch.cat([run(emb[i : i + 1], slice(i, i + 1)) for i in range(len(emb))])
+        run = lambda i: self.graph(
+            emb[i : i + 1] if len(emb) > 1 else emb, features.position_embeddings, memories[i : i + 1],
+            index[i : i + 1], pointers[i : i + 1].float(), offsets[i : i + 1], torch.tensor(float(max_pointers)),
+        )[0]  # fmt: skip
+        return torch.cat([run(i) for i in range(len(memories))])
 
 
 class ExportedMemoryEncoder:
