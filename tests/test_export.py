@@ -130,11 +130,19 @@ def drift(a: dict, b: dict) -> float:
 def test_video_tracking_on_an_exported_runtime_matches_torch(engine, random_onnx_folder, random_reference):
     expected = video_run(Sam2VideoPredictor(random_reference.load(Sam2VideoModel), memory_dtype=torch.float32))
     nontrivial(expected)
-    run = video_run(Sam2VideoPredictor(None, backend=ExportedBackend(random_onnx_folder, engine),
-                                       memory_dtype=torch.float32))  # fmt: skip
+    objects_per_call = []
+
+    def recording(name, graph):  # the objects of each memory-attention call
+        return lambda *inputs: objects_per_call.append(len(inputs[2])) or graph(*inputs)
+
+    backend = ExportedBackend(random_onnx_folder, engine, wrap=lambda name, graph: recording(name, graph)
+                              if name == "memory_attention" else graph)  # fmt: skip
+    run = video_run(Sam2VideoPredictor(None, backend=backend, memory_dtype=torch.float32))
     assert run.keys() == expected.keys()
     print(f"[{engine} vs torch] video, random weights: max |logit diff| {drift(run, expected):.2e}")
     assert drift(run, expected) <= VIDEO_TOL
+    # one object per graph call (memory bounded by one object's attention), though frames track 2 and 3 together
+    assert set(objects_per_call) == {1} and len(objects_per_call) > len(run)
 
 
 def session_run(model: Sam2VideoModel, backend) -> dict:
