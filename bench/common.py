@@ -194,6 +194,15 @@ def folder_bytes(path) -> int:
     return total
 
 
+def least_squares_slope(points) -> float | None:
+    """Least-squares slope of (x, y) points; None with fewer than two distinct x."""
+    points = list(points)
+    if len({x for x, _ in points}) < 2:
+        return None
+    mx, my = (sum(v) / len(points) for v in zip(*points))
+    return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+
+
 # ------------------------------------------------------------------------------ machine
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: make `bench` importable
-from bench.common import BENCH_BACKENDS, REPO, backend_row, machine_description, weights_paths
+from bench.common import BENCH_BACKENDS, REPO, backend_row, least_squares_slope, machine_description, weights_paths
 from bench.memory_vs_length import REFERENCE, compare_masks, fmt, load_sam2_hf, run_one
 from bench.provenance import RunProvenance, provenance_lines
 
@@ -64,21 +64,15 @@ def export_backends(args) -> None:
         load_sam2_hf(backend_row(backend), weights, args.image_size)
 
 
-def slope(points: list[tuple[int, float]]) -> float | None:
-    """Least-squares slope of (x, y) points; None with fewer than two distinct x."""
-    if len({x for x, _ in points}) < 2:
-        return None
-    mx, my = (sum(v) / len(points) for v in zip(*points))
-    return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
-
-
 def per_object(runs: list[dict], impl: str) -> dict:
     """MiB per object of one implementation: slopes of its peak RSS and of its working memory (peak - RSS after
     the model loaded) over its completed object counts."""
     done = [r for r in runs if r["impl"] == impl and r["status"] == "ok"]
     return {
-        "peak_per_object_mib": slope([(r["objects"], r["peak_rss_mib"]) for r in done]),
-        "working_per_object_mib": slope([(r["objects"], r["peak_rss_mib"] - r["rss_after_model_mib"]) for r in done]),
+        "peak_per_object_mib": least_squares_slope([(r["objects"], r["peak_rss_mib"]) for r in done]),
+        "working_per_object_mib": least_squares_slope(
+            [(r["objects"], r["peak_rss_mib"] - r["rss_after_model_mib"]) for r in done]
+        ),
     }
 
 

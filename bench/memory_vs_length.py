@@ -52,6 +52,7 @@ from bench.common import (
     backend_source,
     folder_bytes,
     hwm_mib,
+    least_squares_slope,
     machine_description,
     object_clicks,
     peak_rss_mib,
@@ -346,10 +347,8 @@ def growth_stats(runs: list[dict], impl: str) -> dict:
     out = {}
     pts = [(r["frames"], peak_of(r)) for r in runs if r["impl"] == impl and peak_of(r) is not None]
     if len(pts) >= 2:
-        n = len(pts)
-        mx, my = sum(p[0] for p in pts) / n, sum(p[1] for p in pts) / n
-        den = sum((x - mx) ** 2 for x, _ in pts)
-        out["peak_slope"] = 1000 * sum((x - mx) * (y - my) for x, y in pts) / den if den else None
+        per_frame = least_squares_slope(pts)
+        out["peak_slope"] = None if per_frame is None else 1000 * per_frame
     mine = [r for r in runs if r["impl"] == impl and r.get("rss_after_init_mib") and r.get("rss_after_model_mib")]
     if len({r["frames"] for r in mine}) >= 2:  # constant costs (first encode, weights paged in) cancel out
         short, long_ = min(mine, key=lambda r: r["frames"]), max(mine, key=lambda r: r["frames"])

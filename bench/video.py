@@ -36,6 +36,7 @@ from .common import (
     auto_engines,
     backend_row,
     backend_source,
+    least_squares_slope,
     load_meta_model,
     object_clicks,
     preprocess_jpeg,
@@ -192,9 +193,8 @@ def marginal_cost(rows: list[dict]) -> dict:
     out = {}
     for name in rows[0]["timing"]:
         times = [r["timing"][name]["seconds"]["median"] for r in rows]
-        mx, my = sum(counts) / len(counts), sum(times) / len(times)
-        slope = sum((x - mx) * (y - my) for x, y in zip(counts, times)) / sum((x - mx) ** 2 for x in counts)
-        out[name] = {"least_squares_slope": slope, "end_to_end": (times[-1] - times[0]) / (counts[-1] - counts[0])}
+        out[name] = {"least_squares_slope": least_squares_slope(zip(counts, times)),
+                     "end_to_end": (times[-1] - times[0]) / (counts[-1] - counts[0])}  # fmt: skip
     return out
 
 
