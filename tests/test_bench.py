@@ -197,6 +197,33 @@ def test_suite_smoke(tmp_path, restore_threads):
     assert sections["gpu"]["measured"] == torch.cuda.is_available()
 
 
+def test_memory_per_object_smoke(tmp_path, monkeypatch):
+    """bench/memory_per_object.py at a toy size: every implementation x object count completes in its own process
+    (the onnxruntime row's export made beforehand, not in its run), the per-object slopes are computed, and the
+    exact rows' masks of every object match Meta's."""
+    pytest.importorskip("onnxruntime")
+    from bench.memory_per_object import main as memory_main
+
+    monkeypatch.setenv("SAM2_HF_EXPORT_CACHE", str(tmp_path / "exports"))
+    out = tmp_path / "results"
+    memory_main(["--image-size", "128", "--height", "96", "--width", "128", "--frames", "3", "--objects", "1", "2",
+                 "--backends", "onnxruntime", "--workdir", str(tmp_path / "work"), "--out", str(out)])  # fmt: skip
+    data = json.loads((out / "memory_per_object.json").read_text())
+    impls = ["sam2_hf-disk", "sam2_hf[onnxruntime]", "meta", "transformers"]
+    assert data["implementations"] == impls
+    assert sorted((r["impl"], r["objects"], r["status"]) for r in data["runs"]) == sorted(
+        (impl, n, "ok") for impl in impls for n in (1, 2)
+    )
+    assert all(r["peak_rss_mib"] > r["rss_after_model_mib"] > 0 for r in data["runs"])
+    assert all(v["peak_per_object_mib"] is not None for v in data["per_object"].values())
+    checks = data["mask_check"]
+    assert {(c["impl"], c["objects"]) for c in checks} == {(i, n) for i in impls if i != "meta" for n in (1, 2)}
+    for c in checks:
+        assert c["max_abs_logit_diff"] < TOLERANCE, c
+        assert 0 < c["foreground_pixels_reference"] < c["pixels"] == c["objects"] * 96 * 128  # every object's masks
+    assert "| sam2_hf[onnxruntime] |" in (out / "memory_per_object.md").read_text()
+
+
 def test_finetune_bench_smoke(tmp_path, restore_threads):
     """`python -m bench.finetune` end to end at toy sizes: the learning section (and Meta's trainer beside ours
     where its undeclared dependencies submitit and fvcore are installed) writes its JSON, table and plot."""
