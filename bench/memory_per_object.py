@@ -7,8 +7,9 @@ Each implementation x object count runs in a FRESH Python subprocess (`memory_vs
 one positive click per object on frame 0, `common.object_clicks`, then forward propagation over the JPEG folder),
 so its `ru_maxrss` is that run's own peak. Memory per object is the least-squares slope of the peak RSS over the
 object counts; the peak minus the RSS after the model (and its exported graphs) loaded is the run's working memory.
-With `--frames` >= 9 the last frames attend to a full memory bank (the prompted frame + 6 previous ones), the
-state whose size grows with the objects.
+With `--frames` >= 8 the last frames attend to a full bank of spatial memories (the prompted frame + 6 previous
+ones), the state whose size grows with the objects; object pointers (4 tokens each) keep growing until 16 frames,
+a small part.
 
 Implementations: `sam2_hf` (torch, memory_policy="disk", the default), `sam2_hf[BACKEND]` for each `--backends`
 entry (the suite's rows, `bench.common.backend_source`; exported, and auto's engines measured, by an untimed
@@ -160,8 +161,7 @@ def run_all(args) -> None:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--objects", type=int, nargs="+", default=[1, 2, 4], help="object counts (one click each)")
     p.add_argument("--frames", type=int, default=10, help="video frames tracked per run")
     p.add_argument("--backends", nargs="*", default=["onnxruntime", "openvino", "auto", "openvino:int8-static"],
@@ -173,7 +173,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2, help="torch threads per run")
     p.add_argument("--timeout", type=float, default=1200, help="cap per run, seconds; a run past it is killed")
     p.add_argument("--workdir", default="/tmp/sam2_hf_bench", help="weights, frames, exports and per-run files")
-    p.add_argument("--out", default=str(REPO / "bench" / "results"))
+    p.add_argument("--out", default=str(REPO / "bench" / "results"),
+                   help="where memory_per_object.json / .md go (default: bench/results, the committed)")  # fmt: skip
     p.add_argument("--export", nargs="+", help=argparse.SUPPRESS)  # internal: the prepare step's exports
     args = p.parse_args(argv)
     args.impl_timeout = []  # memory_vs_length.run_one's per-implementation caps: none here

@@ -242,11 +242,12 @@ class ExportedMemoryAttention:
         self.graph, self.pointer_dim = graph, config.vision_config.fpn_hidden_size
 
     def condition_on_memory(self, features: Sam2FrameFeatures, selections: Sequence[MemorySelection]) -> torch.Tensor:
-        """As the torch part, one graph call per object: the frame (batch 1, shared by every object, or one frame per
-        object) with that object's memories and pointers. The graph can take all objects at once, but ONNX Runtime and
-        OpenVINO then hold every object's attention score blocks together: about 1 GB more peak memory per object at
-        1024 px (bench/results/memory_per_object.md) for the same arithmetic (the graph expands the frame to each
-        object before its first self-attention)."""
+        """The torch part's interface (features of one frame shared by the objects, or one frame per object; one
+        `MemorySelection` per object -> (N, 256, h, w)), run as one graph call per object with that object's memories
+        and pointers. The graph can take all objects at once, but ONNX Runtime and OpenVINO then hold every object's
+        attention score blocks together: about 1 GB more peak memory per object at 1024 px before this (999-1,113 MiB,
+        `git show 93a84a6:bench/results/memory_per_object.md`; 176-244 MiB after) for the same arithmetic (the
+        graph expands the frame to each object before its first self-attention; torch runs that once for all)."""
         memories, index, pointers, offsets, max_pointers = stack_selections(selections, torch.float32, self.pointer_dim)
         emb = features.image_embeddings.float()
         run = lambda i: self.graph(
