@@ -279,8 +279,8 @@ def test_openvino_ir_folder_runs(reference, tmp_path, monkeypatch):
     folder = export_model(reference.load(Sam2Model), tmp_path / "ir", "openvino")
     assert (folder / "image_encoder.xml").is_file() and not list(folder.glob("*.onnx"))
     with pytest.raises(ValueError, match=r"format 'openvino', which backend 'onnxruntime' cannot read; run it with "
-                                         r"backend= \(--backend on the command line\) one of "
-                                         r"\['openvino', 'auto'\]"):  # fmt: skip
+                                         r"backend= \(--backend on the command line\) one of: "
+                                         r"openvino, auto, or export"):  # fmt: skip
         ExportedBackend(folder, "onnxruntime")
     predictor = Sam2ImagePredictor.from_pretrained(folder)
     assert predictor.backend.engine == "openvino"
@@ -318,7 +318,7 @@ def test_bad_exported_folders_are_named(onnx_folder, tmp_path, monkeypatch):
         Sam2VideoPredictor.from_pretrained(onnx_folder, image_size=512)
     with pytest.raises(ValueError, match=r"Loading options \['size'\] do not apply to the exported model"):
         Sam2VideoPredictor.from_pretrained(onnx_folder, size="small")
-    choices = r"backend= \(--backend on the command line\) one of \['onnxruntime', 'openvino', 'auto'\]"
+    choices = r"backend= \(--backend on the command line\) one of: onnxruntime, openvino, auto"
     with pytest.raises(ValueError, match=choices + ", or load the original model for backend='torch'"):
         Sam2VideoPredictor.from_pretrained(onnx_folder, backend="torch")
     with pytest.raises(ValueError, match=choices + r"\.$"):  # no original model offered for a name it does not know

@@ -281,7 +281,7 @@ def reading_engines(content: dict) -> list[str]:
 def engine_choices(content: dict) -> str:
     """The backends that run an export (`content`: its `export.json`), as an error message offers them to Python and
     command-line users alike."""
-    return f"backend= (--backend on the command line) one of {reading_engines(content) + ['auto']}"
+    return f"backend= (--backend on the command line) one of: {', '.join(reading_engines(content) + ['auto'])}"
 
 
 def default_engine(folder: Path) -> str:
