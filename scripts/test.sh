@@ -36,7 +36,9 @@ fi
 
 "$PYTHON" - <<'PY'
 import importlib.metadata as md
+import shutil
 import sys
+import tempfile
 
 import sam2_hf
 import torch
@@ -49,6 +51,10 @@ for name in ("torch", "torchvision", "transformers", "sam2", "sam2-hf"):
         print(f"{name} NOT INSTALLED")
 print(f"sam2_hf imported from {sam2_hf.__file__}")
 print(f"cuda available: {torch.cuda.is_available()}")
+# A full run keeps about 7 GB of checkpoints and exports in pytest's temporary folder until it ends.
+tmp = tempfile.gettempdir()
+free_gb = shutil.disk_usage(tmp).free / 1e9
+print(f"free disk in {tmp}: {free_gb:.1f} GB" + ("  WARNING: a full run needs about 7 GB" if free_gb < 7 else ""))
 PY
 
 [ $# -eq 0 ] && set -- tests
