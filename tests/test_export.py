@@ -126,24 +126,28 @@ def drift(a: dict, b: dict) -> float:
     return max(float((a[k] - b[k]).abs().max()) for k in a)
 
 
+OBJECTS_INPUT = {"mask_decoder": 3, "memory_attention": 2, "memory_encoder": 1}  # part -> its input with the objects
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_video_tracking_on_an_exported_runtime_matches_torch(engine, random_onnx_folder, random_reference):
     expected = video_run(Sam2VideoPredictor(random_reference.load(Sam2VideoModel), memory_dtype=torch.float32))
     nontrivial(expected)
-    objects_per_call = []
+    objects_per_call = []  # (part, objects) of each call of the parts that take objects
 
-    def recording(name, graph):  # the objects of each memory-attention call
-        if name != "memory_attention":
+    def recording(name, graph):
+        if name not in OBJECTS_INPUT:
             return graph
-        return lambda *inputs: objects_per_call.append(len(inputs[2])) or graph(*inputs)
+        return lambda *inputs: objects_per_call.append((name, len(inputs[OBJECTS_INPUT[name]]))) or graph(*inputs)
 
     backend = ExportedBackend(random_onnx_folder, engine, wrap=recording)
     run = video_run(Sam2VideoPredictor(None, backend=backend, memory_dtype=torch.float32))
     assert run.keys() == expected.keys()
     print(f"[{engine} vs torch] video, random weights: max |logit diff| {drift(run, expected):.2e}")
     assert drift(run, expected) <= VIDEO_TOL
-    # one object per graph call (memory bounded by one object's attention), though frames track 2 and 3 together
-    assert set(objects_per_call) == {1} and len(objects_per_call) > len(run)
+    # one object per graph call (memory bounded by one object's blocks), though frames track 2 and 3 together
+    assert {objects for _, objects in objects_per_call} == {1}
+    assert all(sum(name == part for name, _ in objects_per_call) > len(run) for part in OBJECTS_INPUT)
 
 
 def session_run(model: Sam2VideoModel, backend) -> dict:

@@ -34,8 +34,8 @@ PARTS = ("image_encoder", "mask_decoder", "memory_attention", "memory_encoder") 
 BATCHED_PARTS = ("mask_decoder", "memory_attention", "memory_encoder")  # their calls take N objects (prompt sets)
 OBJECT_COUNTS = (1, 2)  # the object counts the batched parts are timed at (the image encoder: one frame)
 REPEATS = 3  # timed calls per part and engine, taken in turns (A B C A B C), after one untimed call each
-MEASUREMENT_VERSION = 3  # raised when what is measured changes; older measurements are made again (2: per count;
-# 3: the exported memory attention runs object by object)
+MEASUREMENT_VERSION = 4  # raised when what is measured changes; older measurements are made again (2: per count;
+# 3: the exported memory attention runs object by object; 4: so do the mask decoder and the memory encoder)
 
 
 class MixedBackend:

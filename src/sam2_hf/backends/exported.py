@@ -186,15 +186,26 @@ class ExportedBackend:
         return self.manifest["weights_sha256"] == weights_sha256
 
 
+def one_call_each(graph, count: int, inputs_of) -> list[torch.Tensor]:
+    """Runs `graph` once per item (image, prompt set or object) `i < count` on `inputs_of(i)` and concatenates each
+    output over the items. The graphs take a batch, but ONNX Runtime and OpenVINO then keep every item's
+    intermediate blocks at once: at 1024 px the exported video held 999-1,113 MiB more peak memory per object with the
+    memory attention batched (`git show 93a84a6:bench/results/memory_per_object.md`), and item by item is also faster
+    here (one-off, tiny at 1024, onnxruntime: 16 prompt sets through the mask decoder 732 ms vs 881 ms batched)."""
+    outputs = [graph(*inputs_of(i)) for i in range(count)]
+    return [torch.cat(parts) for parts in zip(*outputs)]
+
+
 class ExportedImageEncoder:
     def __init__(self, graph, no_memory_embedding: torch.Tensor):
         self.graph, self.no_memory_embedding = graph, no_memory_embedding
 
     def encode_frame(self, pixel_values: torch.Tensor) -> Sam2FrameFeatures:
         """(B, 3, S, S) -> features; the graph takes one image, so a batch runs image by image."""
-        outs = [self.graph(pixel_values[i : i + 1].float()) for i in range(len(pixel_values))]
-        cat = lambda k: torch.cat([o[k] for o in outs])
-        return Sam2FrameFeatures(cat(0), [cat(1), cat(2)], outs[0][3])
+        embeddings, feat_s0, feat_s1, positions = one_call_each(
+            self.graph, len(pixel_values), lambda i: (pixel_values[i : i + 1].float(),)
+        )
+        return Sam2FrameFeatures(embeddings, [feat_s0, feat_s1], positions[:1])
 
     def image_only_embedding(self, image_embeddings: torch.Tensor) -> torch.Tensor:
         return image_embeddings + self.no_memory_embedding.reshape(1, -1, 1, 1)
@@ -209,7 +220,8 @@ class ExportedMaskDecoder:
 
     def decode(self, image_embeddings, high_res_features, points=None, labels=None, boxes=None, mask_inputs=None,
                multimask_output=True, empty_prompt_as_point=True) -> DecoderOutput:  # fmt: skip
-        """As `Sam2Model.decode` (backends/protocol.py): the prompt becomes one point list for the graph."""
+        """As `Sam2Model.decode` (backends/protocol.py): the prompt becomes one point list for the graph, which runs
+        once per prompt set (`one_call_each`)."""
         n = image_embeddings.shape[0]
         if points is None and boxes is None and empty_prompt_as_point:
             points, labels = not_a_point_prompt(n, image_embeddings)
@@ -221,9 +233,12 @@ class ExportedMaskDecoder:
         masks = (
             mask_input_at(mask_inputs, self.mask_input_size) if has_mask else torch.zeros(1, 1, *self.mask_input_size)
         )
-        masks = masks.float().expand(n, -1, -1, -1)
-        out = self.graph(image_embeddings.float(), *(f.float() for f in high_res_features), coords.float(),
-                         kinds.long(), masks, torch.tensor(has_mask))  # fmt: skip
+        masks, has_mask = masks.float().expand(n, -1, -1, -1), torch.tensor(has_mask)
+        feat_s0, feat_s1 = (f.float() for f in high_res_features)
+        out = one_call_each(self.graph, n, lambda i: (
+            image_embeddings[i : i + 1].float(), feat_s0[i : i + 1], feat_s1[i : i + 1], coords[i : i + 1].float(),
+            kinds[i : i + 1].long(), masks[i : i + 1], has_mask,
+        ))  # fmt: skip
         return choose_outputs(DecoderOutput(*out), multimask_output, self.stability)
 
     def downsample_mask(self, mask: torch.Tensor) -> torch.Tensor:
@@ -243,18 +258,14 @@ class ExportedMemoryAttention:
 
     def condition_on_memory(self, features: Sam2FrameFeatures, selections: Sequence[MemorySelection]) -> torch.Tensor:
         """The torch part's interface (features of one frame shared by the objects, or one frame per object; one
-        `MemorySelection` per object -> (N, 256, h, w)), run as one graph call per object with that object's memories
-        and pointers. The graph can take all objects at once, but ONNX Runtime and OpenVINO then hold every object's
-        attention score blocks together: about 1 GB more peak memory per object at 1024 px before this (999-1,113 MiB,
-        `git show 93a84a6:bench/results/memory_per_object.md`; 176-244 MiB after) for the same arithmetic (the
-        graph expands the frame to each object before its first self-attention; torch runs that once for all)."""
+        `MemorySelection` per object -> (N, 256, h, w)), one graph call per object with that object's memories and
+        pointers (`one_call_each`; the batched graph held about 1 GB more peak memory per object at 1024 px)."""
         memories, index, pointers, offsets, max_pointers = stack_selections(selections, torch.float32, self.pointer_dim)
-        emb = features.image_embeddings.float()
-        run = lambda i: self.graph(
+        emb, max_pointers = features.image_embeddings.float(), torch.tensor(float(max_pointers))
+        return one_call_each(self.graph, len(memories), lambda i: (
             emb[i : i + 1] if len(emb) > 1 else emb, features.position_embeddings, memories[i : i + 1],
-            index[i : i + 1], pointers[i : i + 1].float(), offsets[i : i + 1], torch.tensor(float(max_pointers)),
-        )[0]  # fmt: skip
-        return torch.cat([run(i) for i in range(len(memories))])
+            index[i : i + 1], pointers[i : i + 1].float(), offsets[i : i + 1], max_pointers,
+        ))[0]  # fmt: skip
 
 
 class ExportedMemoryEncoder:
@@ -262,9 +273,12 @@ class ExportedMemoryEncoder:
         self.graph = graph
 
     def encode_memory(self, features, high_res_masks, object_score_logits, binarize=False) -> torch.Tensor:
-        n = len(high_res_masks)
-        emb = features.image_embeddings.float().expand(n, -1, -1, -1)
-        return self.graph(emb, high_res_masks.float(), object_score_logits.float(), torch.tensor(bool(binarize)))[0]
+        """As `Sam2VideoModel.encode_memory` (backends/protocol.py), one graph call per object (`one_call_each`)."""
+        emb, binarize = features.image_embeddings.float(), torch.tensor(bool(binarize))
+        return one_call_each(self.graph, len(high_res_masks), lambda i: (
+            emb[i : i + 1] if len(emb) > 1 else emb, high_res_masks[i : i + 1].float(),
+            object_score_logits[i : i + 1].float(), binarize,
+        ))[0]  # fmt: skip
 
 
 READS = {"onnxruntime": {"onnx"}, "openvino": {"onnx", "openvino"}, "torch-export": {"torch"}}  # engine -> formats
