@@ -333,6 +333,9 @@ def test_bad_exported_folders_are_named(onnx_folder, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # not installed
     with pytest.raises(ImportError, match=r"pip install 'sam2-hf\[onnx\]'"):
         ExportedBackend(onnx_folder, "onnxruntime")
+    with pytest.raises(ValueError, match=r"one of: onnxruntime \(not installed: pip install 'sam2-hf\[onnx\]'\), "
+                                         r"openvino, auto\.$"):  # fmt: skip
+        Sam2VideoPredictor.from_pretrained(onnx_folder, backend="tensorrt")
 
 
 def test_an_image_export_is_refused_for_video(reference, tmp_path):

@@ -296,10 +296,22 @@ def reading_engines(content: dict) -> list[str]:
     return sorted(readable, key=lambda e: ENGINES[e] != fmt)
 
 
+EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}  # engine -> the pip extra of sam2-hf that installs it
+
+
+def engine_installed(engine: str) -> bool:
+    """Whether `engine` can run here (torch-export needs only torch)."""
+    return engine not in EXTRAS or importlib.util.find_spec(engine) is not None
+
+
 def engine_choices(content: dict) -> str:
     """The backends that run an export (`content`: its `export.json`), as an error message offers them to Python and
-    command-line users alike."""
-    return f"backend= (--backend on the command line) one of: {', '.join(reading_engines(content) + ['auto'])}"
+    command-line users alike; an engine that is not installed names the extra that installs it."""
+    names = [
+        e if engine_installed(e) else f"{e} (not installed: pip install 'sam2-hf[{EXTRAS[e]}]')"
+        for e in reading_engines(content)
+    ]
+    return f"backend= (--backend on the command line) one of: {', '.join(names + ['auto'])}"
 
 
 def default_engine(folder: Path) -> str:
@@ -315,7 +327,7 @@ def fastest_engine(folder: Path) -> str:
 
     order = list(CPU_SPEED_ORDER)
     readable = sorted(reading_engines(read_json(folder)), key=lambda e: order.index(e) if e in order else len(order))
-    installed = [e for e in readable if e == "torch-export" or importlib.util.find_spec(e) is not None]
+    installed = [e for e in readable if engine_installed(e)]
     return (installed or readable or ["onnxruntime"])[0]
 
 
