@@ -193,9 +193,10 @@ class ExportedBackend:
 def one_call_each(graph, count: int, inputs_of) -> list[torch.Tensor]:
     """Runs `graph` once per item (image, prompt set or object) `i < count` on `inputs_of(i)` and concatenates each
     output over the items. The graphs take a batch, but ONNX Runtime and OpenVINO then keep every item's
-    intermediate blocks at once: at 1024 px the exported video held 999-1,113 MiB more peak memory per object with the
-    memory attention batched (`git show 93a84a6:bench/results/memory_per_object.md`), and item by item is also faster
-    here (one-off, tiny at 1024, onnxruntime: 16 prompt sets through the mask decoder 732 ms vs 881 ms batched)."""
+    intermediate blocks at once: at 1024 px the exported video held 999-1,113 MiB more peak memory per object with
+    every part batched (`git show 93a84a6:bench/results/memory_per_object.md`), 7-31 MiB item by item (`git show
+    5ba93af:...`), which is also faster here (one-off, tiny at 1024, onnxruntime: 16 prompt sets through the mask
+    decoder 732 ms vs 881 ms batched)."""
     outputs = [graph(*inputs_of(i)) for i in range(count)]
     return [torch.cat(parts) for parts in zip(*outputs)]
 
