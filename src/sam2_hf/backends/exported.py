@@ -29,6 +29,7 @@ from .precision import PRECISIONS, Precision, check_engine, get_precision
 EXACT = PRECISIONS["fp32"]
 
 ENGINES = {"onnxruntime": "onnx", "openvino": "openvino", "torch-export": "torch"}  # engine -> the format it reads
+EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}  # engine -> the pip extra of sam2-hf that installs it
 
 
 class OnnxRuntimeGraph:
@@ -36,7 +37,7 @@ class OnnxRuntimeGraph:
 
     def __init__(self, path: Path, threads: int | None = None, precision: Precision = EXACT):
         del precision  # ONNX Runtime computes what the graph holds
-        ort = import_optional("onnxruntime", "onnx")
+        ort = import_optional("onnxruntime", EXTRAS["onnxruntime"])
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -62,7 +63,7 @@ class OpenVinoGraph:
     kept in OpenVINO's model cache (`openvino_cache`), so the next process loads it instead of compiling again."""
 
     def __init__(self, path: Path, threads: int | None = None, precision: Precision = EXACT):
-        openvino = import_optional("openvino", "openvino")
+        openvino = import_optional("openvino", EXTRAS["openvino"])
         config = {"INFERENCE_NUM_THREADS": threads} if threads else {}
         config["INFERENCE_PRECISION_HINT"] = precision.openvino_hint
         cache = openvino_cache()
@@ -295,9 +296,6 @@ def reading_engines(content: dict) -> list[str]:
     fmt, engines = content.get("format"), get_precision(content.get("precision", "fp32")).engines
     readable = [e for e in ENGINES if e in engines and fmt in READS[e]]
     return sorted(readable, key=lambda e: ENGINES[e] != fmt)
-
-
-EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}  # engine -> the pip extra of sam2-hf that installs it
 
 
 def engine_installed(engine: str) -> bool:
