@@ -125,13 +125,14 @@ class Handlers:
         """Apply `act(session)` (creating the session on first use); a UserError becomes a warning and the
         status. -> CANVAS."""
         session = session or self.open_session(request)
-        session.pending = None  # a confirmation asked for is void once anything else is done
-        try:
-            act(session)
-        except UserError as e:
-            gr.Warning(str(e))
-            session.message = str(e)
-        return self.canvas(session)
+        with session.acting():
+            session.pending = None  # a confirmation asked for is void once anything else is done
+            try:
+                act(session)
+            except UserError as e:
+                gr.Warning(str(e))
+                session.message = str(e)
+            return self.canvas(session)
 
     def speed_choices(self, session: Session) -> gr.Radio:
         """The Speed radio for the session's model and speed (unchanged when the model did not load)."""

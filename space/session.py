@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -144,6 +144,7 @@ class Session:
         self._working: str | None = None  # "tracking" / "exporting" while that runs (one at a time)
         self._users = 0  # runs and hand-outs using the session's files: a `close` meanwhile frees them after them
         self._lifecycle = threading.Lock()  # guards `closed`, `_working` and `_users` between a run and `close`
+        self._acting = threading.Lock()  # held by the action under way: a tab's events reach us side by side
         self._cancel = threading.Event()
         self._runs = itertools.count()
         self._reset_prompts()
@@ -201,6 +202,13 @@ class Session:
         this across its yields; a `close` meanwhile frees the files when it ends. Does nothing on a closed
         session (its files are freed, or will be by the run holding them)."""
         return self._use_files(None)
+
+    def acting(self) -> AbstractContextManager[object]:
+        """Hold while an action changes the session and its outputs are read. Gradio runs a tab's events side by
+        side (the click group admits 4 at once), so without it a quick speed switch and click interleave and the
+        click's outputs carry the switch's status. Tracking holds it only while it starts (its frames do not
+        block an action: the actions that change prompts refuse to run meanwhile); Cancel never waits for it."""
+        return self._acting
 
     def _work(self, what: str) -> AbstractContextManager[None]:
         """Run a long action ("tracking" / "exporting"): refused on a closed session; a `close` during it is
@@ -432,20 +440,27 @@ class Session:
         `plan` are tracked (the clicked ones among them) and the frames between two of them hold the earlier
         one's masks. Cancelling, a closed page or the time limit stop it between frames and keep what was done.
         The user's frame (`frame`) stays where it was; each update carries the tracked frame."""
-        video = self._video()
-        self._idle()
-        if direction not in DIRECTIONS:
-            raise UserError(f"Direction is one of {', '.join(DIRECTIONS)}, not {direction!r}.")
-        if not self.prompts:
-            raise UserError("Click on an object first: tracking follows the objects you clicked.")
-        start, stride, setup, prompted = self._frame(frame), self.speed_info.stride, self._setup(), self._prompted()
-        passes = plan(start, video.num_frames, stride, direction, prompted)
-        total, done, stopped, began = sum(len(f) for _, f in passes), 0, None, time.perf_counter()
-        computed = sum(t not in prompted for _, f in passes for t in f)
-        meter = PaceMeter((setup.model, setup.image_size), len({obj for _, obj in self.prompts}), computed)
-        anchor = None  # the start frame's result: "both" holds it over the backward pass's first gap
-        self._cancel.clear()
-        with self._work("tracking"):
+        with ExitStack() as running:
+            with self._acting:  # starts as one action: no click lands between its checks and the tracking flag
+                video = self._video()
+                self._idle()
+                if direction not in DIRECTIONS:
+                    raise UserError(f"Direction is one of {', '.join(DIRECTIONS)}, not {direction!r}.")
+                if not self.prompts:
+                    raise UserError("Click on an object first: tracking follows the objects you clicked.")
+                start, stride, setup, prompted = (
+                    self._frame(frame),
+                    self.speed_info.stride,
+                    self._setup(),
+                    self._prompted(),
+                )
+                passes = plan(start, video.num_frames, stride, direction, prompted)
+                total, done, stopped, began = sum(len(f) for _, f in passes), 0, None, time.perf_counter()
+                computed = sum(t not in prompted for _, f in passes for t in f)
+                meter = PaceMeter((setup.model, setup.image_size), len({obj for _, obj in self.prompts}), computed)
+                anchor = None  # the start frame's result: "both" holds it over the backward pass's first gap
+                self._cancel.clear()
+                running.enter_context(self._work("tracking"))
             for reverse, frames in passes:
                 last = anchor
                 run = engine.track(self.sid, setup, stride, dict(self.prompts), frames, reverse)

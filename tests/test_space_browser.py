@@ -391,6 +391,7 @@ def test_a_run_beyond_the_admitted_ones_shows_its_place_in_line(browser, monkeyp
             upload(tab, clip)
             expect(status(tab)).to_have_value(re.compile(r"^Loaded clip\.mp4 · 60 frames"))
             tab.locator("#speed label", has_text="Best").click()  # the slowest preset: the first run lasts
+            expect(status(tab)).to_have_value(re.compile("^Using .* Best"))  # as a person sees it, then clicks
             click_frame(tab, *RED_DISC_AT_0)
             expect(status(tab)).to_have_value(re.compile(r"^#1 Object 1: 1 click on frame 0"))
         tabs[0].locator("#track").click()

@@ -132,6 +132,30 @@ def test_a_click_goes_before_tracking_frames_and_tracking_runs_take_turns():
     assert order == ["click", "A0", "B0", "A1", "B1", "A2", "B2"]
 
 
+def test_two_events_of_one_tab_at_once_run_one_after_the_other(handlers, clip):
+    """Gradio runs a tab's events side by side (the click group admits 4 at once): an action that takes a while (a
+    speed switch re-segmenting) and a click sent meanwhile must not interleave, or the first one's outputs carry the
+    click's status and the page's last word is wrong (CI once showed a click's status lost after a speed switch)."""
+    session = handlers.load_video(str(clip), None, request=None)[0]
+    second_ran, outputs = threading.Event(), {}
+
+    def first(s):
+        s.message = "first"
+        second_ran.wait(timeout=1)  # side by side, the second action runs now
+
+    def second(s):
+        s.message = "second"
+        second_ran.set()
+
+    thread = threading.Thread(target=lambda: outputs.setdefault("first", handlers.run(session, None, first)))
+    thread.start()
+    wait_until(lambda: session.message == "first")
+    outputs["second"] = handlers.run(session, None, second)
+    thread.join()
+    assert (outputs["first"][2], outputs["second"][2]) == ("first", "second")  # CANVAS[2]: the status line
+    assert session.message == "second"  # the last action's word stays
+
+
 def test_past_max_sessions_an_upload_is_told_how_many_are_here_and_when_to_return(handlers, clip):
     handlers.config = AppConfig(model=handlers.config.model, examples=False, max_sessions=1)
     first = handlers.load_video(str(clip), None, request=None)[0]
