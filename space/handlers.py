@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import statistics
+import threading
 import time
 import uuid
 from collections import deque
@@ -68,6 +69,7 @@ class Handlers:
         self.config, self.models, self.root = config, models, root
         self.sessions: dict[str, Session] = {}  # by session hash, to free them when the page closes
         self.lifetimes: deque[float] = deque(maxlen=100)  # seconds the last ended sessions lasted
+        self._opening = threading.Lock()  # guards `sessions` while a tab's first events open its session
 
     def __deepcopy__(self, memo) -> Handlers:
         """Itself: Gradio deep-copies the page's config on every page load, and the config holds the session
@@ -76,10 +78,14 @@ class Handlers:
 
     # ------------------------------------------------------------------ sessions and the canvas
     def open_session(self, request: gr.Request | None) -> Session:
-        """A new session for the tab of `request` (a random id without one)."""
+        """The session of `request`'s tab for an event that came without one: the session an earlier event of the
+        tab opened (two first events sent together reach us side by side, both without it), else a new one (a new
+        one always without a request)."""
         sid = getattr(request, "session_hash", None) or uuid.uuid4().hex
-        self.sessions[sid] = Session(sid, self.config, self.models, self.root)
-        return self.sessions[sid]
+        with self._opening:
+            if sid not in self.sessions:
+                self.sessions[sid] = Session(sid, self.config, self.models, self.root)
+            return self.sessions[sid]
 
     def close_session(self, session: Session | None) -> None:
         """The session State's delete callback (its time to live ran out), and `unload`: free the session."""
@@ -91,7 +97,8 @@ class Handlers:
     def admit(self, session: Session) -> None:
         """Let `session` load a video, or raise UserError when `config.max_sessions` others hold one: the message
         says how many are here and, from how long the last sessions lasted, when a place should free."""
-        here = [s for s in self.sessions.values() if s.video is not None and s is not session]
+        sessions = list(self.sessions.values())  # a copy: other tabs open theirs meanwhile
+        here = [s for s in sessions if s.video is not None and s is not session]
         if session.video is not None or len(here) < self.config.max_sessions:
             return
         when = "in a few minutes"

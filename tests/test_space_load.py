@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -154,6 +155,16 @@ def test_two_events_of_one_tab_at_once_run_one_after_the_other(handlers, clip):
     thread.join()
     assert (outputs["first"][2], outputs["second"][2]) == ("first", "second")  # CANVAS[2]: the status line
     assert session.message == "second"  # the last action's word stays
+
+
+def test_a_tabs_first_events_sent_together_share_its_session(handlers):
+    """Two events of a new tab (a speed switch, an upload) both come without the session, which the first one's
+    answer brings: they open one session, not two (the other's folder would never be freed)."""
+    tab = SimpleNamespace(session_hash="a-new-tab")
+    first = handlers.set_speed(None, "fastest", tab)[0]
+    second = handlers.add_object(None, tab)[0]
+    assert first is second and list(handlers.sessions) == ["a-new-tab"]
+    assert handlers.set_speed(None, "best", SimpleNamespace(session_hash="another-tab"))[0] is not first
 
 
 def test_past_max_sessions_an_upload_is_told_how_many_are_here_and_when_to_return(handlers, clip):
