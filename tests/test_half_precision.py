@@ -12,8 +12,10 @@ its bounding box): our `save_pretrained` video model's image part is loaded by o
 `Sam2Model`, both cast to the half dtype. Tolerances are in units of the dtype's machine epsilon times the fp32
 output's scale (max |fp32 value|): measured (2026-12-05) ours vs transformers <= 0.83 eps on the masks, <= 0.51 on
 the IoU scores, object scores equal; ours in half vs ours in fp32 <= 1.6 eps, and every binarized mask's IoU with
-fp32's >= 0.92 (the image predictor's >= 0.95). The fp32 click masks find their objects (IoU with the ground truth
-0.85-0.92), distinct from each other, so the masks compared are not the trivial image-wide ones of random weights.
+fp32's >= 0.92 (the image predictor's >= 0.95); on an AMD EPYC with AVX-512 BF16 (2026-12-07) one bf16 mask had 2
+pixels against fp32's 1 (IoU 0.5), so a mask passes with the IoU or with at most EDGE_PIXELS pixels of other sign.
+The fp32 click masks find their objects (IoU with the ground truth 0.85-0.92), distinct from each other, so the
+masks compared are not the trivial image-wide ones of random weights.
 
 Video part: the clip tracked from one click per object on frame 0 by ours in half and in fp32. Logits cannot be
 bounded: on these weights a rounding difference grows about 3x per tracked frame (bf16 vs fp32: 0.3 on the prompted
@@ -69,6 +71,8 @@ VS_TRANSFORMERS_EPS = 2  # measured: masks <= 0.83 eps, iou scores <= 0.51 eps, 
 VS_FP32_EPS = 4  # measured: <= 1.6 eps; the fp32 result is not rounded to half at all
 IMAGE_FRAMES = (0, 10)  # the clip frames the image tests prompt: every object visible on both
 MIN_IMAGE_IOU = 0.8  # image path: IoU of each half mask with fp32's; measured >= 0.927
+EDGE_PIXELS = 2  # image path: pixels of other sign always allowed, so that a mask of a few pixels is not judged by
+# its IoU (2026-12-07, an AMD EPYC with AVX-512 BF16: a 64 x 64 box mask of 1 pixel in fp32 had 2 in bf16, IoU 0.5)
 MIN_OBJECT_IOU = 0.5  # video: per object, mean over the clip of the per-frame mask IoU with fp32's
 MIN_PRESENCE = 0.9  # video: fraction of (tracked frame, object) whose object-score sign is fp32's
 
@@ -169,6 +173,13 @@ def mask_iou(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> np.n
     return db_eval_iou(a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:])).reshape(a.shape[:-2])
 
 
+def masks_differ(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Per boolean mask (..., H, W) of one shape -> (...): its IoU is below MIN_IMAGE_IOU and more than EDGE_PIXELS
+    pixels differ (IoU >= MIN_IMAGE_IOU is at most (1 - MIN_IMAGE_IOU) x union pixels of other sign)."""
+    a, b = np.asarray(a), np.asarray(b)
+    return (mask_iou(a, b) < MIN_IMAGE_IOU) & ((a != b).sum((-1, -2)) > EDGE_PIXELS)
+
+
 def test_fp32_masks_find_the_clicked_objects(fp32_outputs):
     """Not vacuous: each click prompt gives its own object's mask (IoU with the ground truth at 64 x 64, best
     mask by predicted IoU), distinct from the other objects'. Box masks are only required to differ between
@@ -214,7 +225,7 @@ def test_half_is_close_to_fp32(half_outputs, fp32_outputs):
             assert diff <= tol, f"{dtype} {case}/{field}: {diff:.3e} > {tol:.3e}"
         iou = mask_iou(out.pred_masks > 0, reference.pred_masks > 0)
         print(f"{dtype} {case}: min mask IoU with fp32 {iou.min():.3f}")
-        assert iou.min() >= MIN_IMAGE_IOU, f"{dtype} {case}: {iou}"
+        assert not masks_differ(out.pred_masks > 0, reference.pred_masks > 0).any(), f"{dtype} {case}: {iou}"
 
 
 def test_from_pretrained_in_half_precision(folder, models, half_outputs):
