@@ -27,17 +27,22 @@ frame, > 5 from the first tracked one), so the criterion is on decisions, agains
   The stored content-bearing weights (tests/content_weights.py, 2026-12-06) score every object present on every
   tracked frame, so this part is not exercised on them: the mask IoU part carries the criterion.
 
-Measured (2026-12-06, CPU, the stored weights), per-object mean IoU and presence agreement:
+Measured (2026-12-06, a Xeon CPU, the stored weights), per-object mean IoU and presence agreement:
 
     bf16                              [0.915, 0.862, 0.920]   1.000
     fp16                              [0.951, 0.690, 0.983]   1.000
     fp32, no memory attention         [0.263, 0.085, 0.083]   1.000
     fp32, no image position encoding  [0.741, 0.158, 0.480]   0.970
 
-The IoU threshold, 0.5, leaves margins of >= 0.19 to the half runs and >= 0.34 to the broken ones, which must
-fail it. Without memory attention (`condition_on_memory` bypassed: tracked frames get memory-free features) the
-unprompted decoder loses the objects; without the decoder's image position encoding (`dense_positional_embedding`,
-the mask decoder's `image_pe`, zeroed: these weights make it outweigh the image content) the blue square is lost.
+How far a half run drifts depends on the CPU's half kernels: on an AMD EPYC with AVX-512 BF16 (2026-12-07) our bf16
+run measured [0.891, 0.448, 0.922] (the blue square is lost behind the bar and found late), fp16 [0.977, 0.729,
+0.983], and transformers' Sam2VideoModel in bf16 against its own fp32 run, same weights and clicks, [0.936, 0.404,
+0.923] (its fp32 masks' sizes within 7 pixels of ours): the drift is the dtype's on that CPU, not our code's. The IoU
+threshold, 0.3, sits between the lowest half run seen (0.404, transformers' bf16 there) and the highest broken one
+(0.158; 0.156 on the EPYC), and the broken ones must fail it (test_video_criterion_fails_a_broken_fp32_run).
+Without memory attention (`condition_on_memory` bypassed: tracked frames get memory-free features) the unprompted
+decoder loses the objects; without the decoder's image position encoding (`dense_positional_embedding`, the mask
+decoder's `image_pe`, zeroed: these weights make it outweigh the image content) the blue square is lost.
 Both are instance patches in the test. (Measured 2026-12-05 on the weights trained then, which scored the hidden
 green square absent: bf16 [0.924, 0.842, 0.997], fp16 [0.990, 0.987, 0.999], presence 1.0; the broken runs 0.758.)
 
@@ -73,7 +78,7 @@ IMAGE_FRAMES = (0, 10)  # the clip frames the image tests prompt: every object v
 MIN_IMAGE_IOU = 0.8  # image path: IoU of each half mask with fp32's; measured >= 0.927
 EDGE_PIXELS = 2  # image path: pixels of other sign always allowed, so that a mask of a few pixels is not judged by
 # its IoU (2026-12-07, an AMD EPYC with AVX-512 BF16: a 64 x 64 box mask of 1 pixel in fp32 had 2 in bf16, IoU 0.5)
-MIN_OBJECT_IOU = 0.5  # video: per object, mean over the clip of the per-frame mask IoU with fp32's
+MIN_OBJECT_IOU = 0.3  # video: per object, mean over the clip of the per-frame mask IoU with fp32's (docstring)
 MIN_PRESENCE = 0.9  # video: fraction of (tracked frame, object) whose object-score sign is fp32's
 
 
