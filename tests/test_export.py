@@ -50,6 +50,9 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")
 
 IMAGE_TOL, VIDEO_TOL = 1e-4, 1e-3
+needs_cxx = pytest.mark.skipif(
+    not (shutil.which("g++") or shutil.which("c++")), reason="torch.compile's CPU code needs a C++ compiler (none)"
+)
 CLIP = synthetic_clip(num_frames=12, height=96, width=128)
 ENGINES = ("onnxruntime", "openvino")  # both read the ONNX folder; torch-export has its own test
 
@@ -361,9 +364,7 @@ def test_export_command_and_tracking_from_the_exported_folder(reference, onnx_fo
     assert any(masks.iterdir())
 
 
-@pytest.mark.skipif(
-    not (shutil.which("g++") or shutil.which("c++")), reason="torch.compile's CPU code needs a C++ compiler (none)"
-)
+@needs_cxx
 def test_compiled_backend_matches_torch(random_reference):
     """backend="compile" (torch.compile of the model's compute methods) on the video run: the same masks as eager,
     through recompilations as objects and memories are added."""
@@ -375,6 +376,28 @@ def test_compiled_backend_matches_torch(random_reference):
     assert run.keys() == expected.keys()
     print(f"[compile vs torch] video, random weights: max |logit diff| {drift(run, expected):.2e}")
     assert drift(run, expected) <= VIDEO_TOL
+
+
+@needs_cxx
+def test_compiled_backend_stops_compiling_once_the_memory_bank_has_grown(random_reference):
+    """backend="compile" along one object's 12 frames, where the memory bank grows from 1 memory and pointer to 7 and
+    11: new graphs only on the first tracked frames (a shape seen to change is traced as dynamic), none from frame 3
+    on. Before, the memory attention compiled again for each new tile count of its tiled softmax (`_attend_in_tiles`):
+    frames 3 and 4 here; at 1024 px, where a memory is 4 tiles, every frame until the bank was full."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()  # compiled code and recompile counts are per function, shared by every backend
+    predictor = Sam2VideoPredictor(random_reference.load(Sam2VideoModel), memory_dtype=torch.float32, backend="compile")
+    state = predictor.init_state(CLIP)
+    predictor.add_new_points_or_box(state, 0, 1, points=[[19, 28]], labels=[1])
+    graphs, masks = [], []
+    for _, _, logits in predictor.propagate_in_video(state):
+        graphs.append(counters["stats"]["unique_graphs"])
+        masks.append(logits > 0)
+    print(f"[compile] graphs compiled after each frame: {graphs}")
+    assert len(graphs) == len(CLIP) and graphs[1] > graphs[0]  # it did compile as the bank grew
+    assert all(m.any() for m in masks)  # the object is tracked: memory attention ran on a non-empty prediction
+    assert graphs[3:] == [graphs[2]] * (len(CLIP) - 3), graphs
 
 
 def auto_measurement(model) -> Path:

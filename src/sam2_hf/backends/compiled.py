@@ -2,7 +2,9 @@
 `torch.compile` (TorchInductor; on the CPU it needs a C++ compiler). Exact up to float32 reassociation (tested
 against "torch", tests/test_export.py). Each method compiles on its first call (tens of seconds per part at 1024 px)
 and again when an input's shape changes in a way its guards did not cover (the number of objects or memories; a
-shape seen to change is then traced as dynamic); the compiled code lives as long as the backend.
+shape seen to change is then traced as dynamic, so a video compiles its memory attention twice, on its first two
+tracked frames); the compiled code lives as long as the backend. The memory attention's tiled softmax stays eager
+(`layers._attend_in_tiles`: its loop bound grows with the memory bank).
 """
 
 from __future__ import annotations

@@ -100,12 +100,15 @@ def attention_narrow_values(q, k, v, dropout_p: float = 0.0, tile: int = 1024) -
     return out.view(*lead, *out.shape[-2:])
 
 
+@torch.compiler.disable
 def _attend_in_tiles(q, keys, v, out, tile: int) -> None:
     """out (Nq, dv) = softmax(q (Nq, d) @ keys (d, Nk)) @ v (Nk, dv), one (tile, tile) score block at a time.
 
     Flash-attention's online softmax: each query tile keeps a running row max, row sum and unnormalised
     output, rescaled by exp(old max - new max) when a key block raises the max. The score block stays
     in cache, where a full (tile, Nk) row of scores would not.
+    Left out of torch.compile graphs (backend="compile"): its loop bound depends on Nk, which grows with the memory
+    bank, so a traced loop would compile again for each new tile count; run as written it is the same matmuls.
     """
     rows, nk = min(tile, q.shape[0]), keys.shape[1]
     scores, block_out = q.new_empty(rows, min(tile, nk)), q.new_empty(rows, v.shape[1])
