@@ -145,9 +145,10 @@ def eager_attention(q, k, v, dropout_p: float = 0.0, mask=None) -> torch.Tensor:
 
 def sdpa_attention(q, k, v, dropout_p: float = 0.0, mask=None) -> torch.Tensor:
     """`eager_attention` computed by `F.scaled_dot_product_attention` (transformers' "sdpa"), or on CPU in float32
-    inference, for many queries and at most `FEW_KEYS` keys, by `attention_to_few_keys`."""
-    few_keys = k.shape[-2] <= FEW_KEYS < q.shape[-2]
-    if few_keys and q.device.type == "cpu" and q.dtype == torch.float32 and not (dropout_p or torch.is_grad_enabled()):
+    inference, for many queries and at most `FEW_KEYS` keys, by `attention_to_few_keys`. (The shapes are compared
+    last: a traced graph, with gradients on, must not be guarded on its token count.)"""
+    inference = q.device.type == "cpu" and q.dtype == torch.float32 and not (dropout_p or torch.is_grad_enabled())
+    if inference and k.shape[-2] <= FEW_KEYS < q.shape[-2]:
         return attention_to_few_keys(q, k, v, mask)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
 
