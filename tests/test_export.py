@@ -39,7 +39,16 @@ from sam2_hf import (
 )
 from sam2_hf.backends import BACKENDS, auto, export_cache, make_backend
 from sam2_hf.backends.auto import PARTS, MixedBackend
-from sam2_hf.backends.export import GRAPHS, MANIFEST, STAGING_PREFIX, export_model, staging_folder, weights_hash
+from sam2_hf.backends.export import (
+    EXTRAS,
+    GRAPHS,
+    MANIFEST,
+    STAGING_PREFIX,
+    export_model,
+    import_optional,
+    staging_folder,
+    weights_hash,
+)
 from sam2_hf.backends.exported import ExportedBackend
 from sam2_hf.cli import main as cli
 from sam2_hf.media.synthetic import synthetic_clip
@@ -339,6 +348,20 @@ def test_bad_exported_folders_are_named(onnx_folder, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"one of: onnxruntime \(not installed: pip install 'sam2-hf\[onnx\]'\), "
                                          r"openvino, auto\.$"):  # fmt: skip
         Sam2VideoPredictor.from_pretrained(onnx_folder, backend="tensorrt")
+
+
+def test_each_optional_module_is_in_the_extra_its_error_names():
+    """`import_optional`'s table (module -> the extra named by its ImportError) against pyproject.toml: each module's
+    distribution is a requirement of that extra, and a module missing from the table is refused as a bug."""
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    for module, extra in EXTRAS.items():
+        names = [re.match(r"[\w.-]+", requirement)[0] for requirement in extras[extra]]
+        assert module in names, (module, extra, names)
+    with pytest.raises(KeyError):
+        import_optional("json")  # installed, but not an optional runtime of the table
 
 
 def test_an_image_export_is_refused_for_video(reference, tmp_path):

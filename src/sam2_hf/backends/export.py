@@ -329,7 +329,7 @@ def write_manifest(folder: Path, content: dict) -> None:
 def convert_to_openvino(folder: Path) -> None:
     """Turn an ONNX export folder into an OpenVINO one in place: each `.onnx` graph (float32, or quantized QDQ)
     becomes an `.xml` / `.bin` IR with its weights as stored (no fp16 compression), and `export.json` says so."""
-    openvino = import_optional("openvino", "openvino")
+    openvino = import_optional("openvino")
     content = read_json(folder)
     for name, file in content["graphs"].items():
         onnx_path = Path(folder) / file
@@ -426,8 +426,14 @@ def manifest(model: Sam2VideoModel, format: str, names: list[str]) -> dict:
     }
 
 
-def import_optional(module: str, extra: str):
-    """Import an optional runtime, or ImportError naming the pip extra that brings it."""
+# optional module (top-level name) -> the extra of sam2-hf that installs it (pyproject.toml's optional dependencies)
+EXTRAS = {"onnx": "onnx", "onnxscript": "onnx", "onnxruntime": "onnx", "openvino": "openvino", "nncf": "openvino"}
+
+
+def import_optional(module: str):
+    """Import an optional runtime (`module` or a submodule of one in `EXTRAS`), or ImportError naming the pip extra
+    that brings it. KeyError for a module missing from `EXTRAS`."""
+    extra = EXTRAS[module.partition(".")[0]]
     try:
         return importlib.import_module(module)
     except ImportError as error:

@@ -23,13 +23,12 @@ from ..models.components.prompt_encoder import mask_input_at, not_a_point_prompt
 from ..models.configuration import Sam2Config, Sam2VideoConfig
 from ..models.modeling import stack_selections
 from ..models.outputs import MemorySelection, Sam2FrameFeatures
-from .export import CONSTANTS, FORMAT_VERSION, FORMATS, MANIFEST, import_optional, read_json
+from .export import CONSTANTS, EXTRAS, FORMAT_VERSION, FORMATS, MANIFEST, import_optional, read_json
 from .precision import PRECISIONS, Precision, check_engine, get_precision
 
 EXACT = PRECISIONS["fp32"]
 
 ENGINES = {"onnxruntime": "onnx", "openvino": "openvino", "torch-export": "torch"}  # engine -> the format it reads
-EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}  # engine -> the pip extra of sam2-hf that installs it
 
 
 class OnnxRuntimeGraph:
@@ -37,7 +36,7 @@ class OnnxRuntimeGraph:
 
     def __init__(self, path: Path, threads: int | None = None, precision: Precision = EXACT):
         del precision  # ONNX Runtime computes what the graph holds
-        ort = import_optional("onnxruntime", EXTRAS["onnxruntime"])
+        ort = import_optional("onnxruntime")
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -63,7 +62,7 @@ class OpenVinoGraph:
     kept in OpenVINO's model cache (`openvino_cache`), so the next process loads it instead of compiling again."""
 
     def __init__(self, path: Path, threads: int | None = None, precision: Precision = EXACT):
-        openvino = import_optional("openvino", EXTRAS["openvino"])
+        openvino = import_optional("openvino")
         config = {"INFERENCE_NUM_THREADS": threads} if threads else {}
         config["INFERENCE_PRECISION_HINT"] = precision.openvino_hint
         cache = openvino_cache()

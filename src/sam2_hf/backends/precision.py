@@ -110,8 +110,8 @@ def quantize_graphs(folder: Path, precision: Precision, feeds: Mapping[str, Sequ
         if precision.quantization != "static":
             raise ValueError(f"{precision.name} is written as ONNX; {folder} holds OpenVINO graphs.")
         return [name for name in QUANTIZED_GRAPHS if quantize_openvino_graph(folder, name, feeds)]
-    quantization = import_optional("onnxruntime.quantization", "onnx")
-    import_optional("onnxruntime", "onnx").set_default_logger_severity(3)  # its optimizer's notes are not ours
+    quantization = import_optional("onnxruntime.quantization")
+    import_optional("onnxruntime").set_default_logger_severity(3)  # its optimizer's notes are not ours
     with quantizer_advice_hidden():
         return [name for name in QUANTIZED_GRAPHS if quantize_graph(quantization, folder, name, precision, feeds)]
 
@@ -130,8 +130,8 @@ def quantize_openvino_graph(folder: Path, name: str, feeds) -> bool:
     path = folder / f"{name}.xml"
     if not path.is_file():
         return False
-    openvino = import_optional("openvino", "openvino")
-    nncf = import_optional("nncf", "openvino")
+    openvino = import_optional("openvino")
+    nncf = import_optional("nncf")
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     # activation ranges: the min and max over all calls. NNCF's default for activations (MEAN_MINMAX) averages each

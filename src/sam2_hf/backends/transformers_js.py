@@ -151,7 +151,7 @@ def write_transformers_js(model: Sam2Model | Sam2VideoModel, out: str | Path) ->
     if model.dtype != torch.float32:
         raise ValueError(f"Export a float32 model (this one is {model.dtype}); lower precision is a separate option.")
     for module in ("onnx", "onnxscript"):
-        import_optional(module, "onnx")
+        import_optional(module)
     out = Path(out)
     (out / "onnx").mkdir(parents=True, exist_ok=True)
     model = model.eval()
