@@ -130,24 +130,24 @@ def test_attention_narrow_values(q_shape, kv_batch):
     assert q_grad.grad.abs().max() > 0
 
 
-@pytest.mark.parametrize("padding", [False, True])
+@pytest.mark.parametrize("padding", [None, "additive", "boolean"])
 def test_attention_to_few_keys(padding, monkeypatch):
     """The mask decoder's image-to-token attention (many queries, a few prompt tokens as keys): "sdpa" runs it keys
-    first in float32 CPU inference, with the formula's result, also with a padding token masked out (-inf); with
-    gradients it stays SDPA's."""
+    first in float32 CPU inference, with the formula's result, also with padding tokens masked out (-inf); a boolean
+    mask (True: attend) and training stay SDPA's."""
     g = torch.Generator().manual_seed(3)
     q, k, v = torch.randn(2, 8, 1000, 16, generator=g), torch.randn(2, 8, 7, 16, generator=g), torch.randn(2, 8, 7, 16)
     mask = torch.zeros(2, 1, 1, 7)
     mask[1, ..., -2:] = -math.inf  # the second prompt set's last two tokens are batch padding
-    mask = mask if padding else None
+    mask = {None: None, "additive": mask, "boolean": mask == 0}[padding]
     calls, few_keys = [], layers.attention_to_few_keys
     monkeypatch.setattr(layers, "attention_to_few_keys", lambda *args: calls.append(1) or few_keys(*args))
-    expected = eager_attention(q, k, v, mask=mask)
+    expected = eager_attention(q, k, v, mask=mask if padding != "boolean" else mask.float().log())
     with torch.no_grad():
         inference = sdpa_attention(q, k, v, mask=mask)
-    assert len(calls) == 1
+    assert len(calls) == (padding != "boolean")
     training = sdpa_attention(q.clone().requires_grad_(), k, v, mask=mask)
-    assert len(calls) == 1  # with gradients: SDPA
+    assert len(calls) == (padding != "boolean")  # with gradients: SDPA
     error, sdpa_error = max_abs_diff(inference, expected), max_abs_diff(training, expected)
     print(f"\nfew-keys attention vs the formula: max abs diff {error:.2e} (SDPA's {sdpa_error:.2e})")
     assert error < NARROW_TOL

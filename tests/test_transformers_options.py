@@ -25,6 +25,7 @@ import torch.nn.functional as F
 import transformers
 
 from sam2_hf import Sam2Config, Sam2Model, Sam2VideoModel
+from sam2_hf.models.components import layers
 from test_hub_format import IMAGE_SIZE, inputs, randomize
 
 from reference import max_abs_diff
@@ -164,10 +165,13 @@ def test_eager_matches_sdpa(folder, monkeypatch):
     sdpa = Sam2Model.from_pretrained(folder, attn_implementation="sdpa").eval()
     flags = {"output_hidden_states": True, "output_attentions": True}
     calls = []
-    sdpa_function = F.scaled_dot_product_attention
-    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or sdpa_function(*a, **k))
+    sdpa_function, few_keys = F.scaled_dot_product_attention, layers.attention_to_few_keys
+    counted_sdpa = lambda *args, **kwargs: calls.append("sdpa") or sdpa_function(*args, **kwargs)
+    monkeypatch.setattr(F, "scaled_dot_product_attention", counted_sdpa)
+    monkeypatch.setattr(layers, "attention_to_few_keys", lambda *a: calls.append("few keys") or few_keys(*a))
     expected = sdpa(**prompts(), **flags)
-    assert len(calls) == len(attention_modules(sdpa))  # every attention layer ran SDPA once
+    # every attention layer ran "sdpa" once: SDPA, or on CPU its few-keys form (the mask decoder's image-to-token)
+    assert len(calls) == len(attention_modules(sdpa)) and calls.count("few keys") == 2, calls
     calls.clear()
     out = eager(**prompts(), **flags)
     assert not calls, "eager attention called SDPA"

@@ -143,22 +143,24 @@ def eager_attention(q, k, v, dropout_p: float = 0.0, mask=None) -> torch.Tensor:
     return torch.matmul(F.dropout(probs, dropout_p) if dropout_p else probs, v)
 
 
+FEW_KEYS = 64  # `sdpa_attention` on CPU: at most this many keys (and more queries) go to `attention_to_few_keys`
+
+
 def sdpa_attention(q, k, v, dropout_p: float = 0.0, mask=None) -> torch.Tensor:
     """`eager_attention` computed by `F.scaled_dot_product_attention` (transformers' "sdpa"), or on CPU in float32
-    inference, for many queries and at most `FEW_KEYS` keys, by `attention_to_few_keys`. (The shapes are compared
-    last: a traced graph, with gradients on, must not be guarded on its token count.)"""
+    inference without a boolean mask, for many queries and at most `FEW_KEYS` keys, by `attention_to_few_keys`.
+    (The shapes are compared last: a traced graph, with gradients on, must not be guarded on its token count.)"""
+    additive = mask is None or mask.is_floating_point()
     inference = q.device.type == "cpu" and q.dtype == torch.float32 and not (dropout_p or torch.is_grad_enabled())
-    if inference and k.shape[-2] <= FEW_KEYS < q.shape[-2]:
+    if inference and additive and k.shape[-2] <= FEW_KEYS < q.shape[-2]:
         return attention_to_few_keys(q, k, v, mask)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
 
 
-FEW_KEYS = 64
-
-
 def attention_to_few_keys(q, k, v, mask=None) -> torch.Tensor:
     """`eager_attention` with the scores laid out keys first: (..., Nk, Nq), so that the softmax runs along Nk over
-    contiguous rows of Nq. q (..., Nq, d), k (..., Nk, d), v (..., Nk, dv), mask broadcastable to (..., Nq, Nk).
+    contiguous rows of Nq. q (..., Nq, d), k (..., Nk, d), v (..., Nk, dv), mask: additive, broadcastable to
+    (..., Nq, Nk).
 
     For a handful of keys, PyTorch's CPU softmax (and SDPA's CPU kernels) spend their time on rows of Nk values:
     for the mask decoder's image-to-token attention (4096 queries, 8 prompt tokens, 8 heads of 16; 2 cores) this
