@@ -406,7 +406,7 @@ def test_compiled_backend_stops_compiling_once_the_memory_bank_has_grown(random_
     """backend="compile" along one object's 12 frames, where the memory bank grows from 1 memory and pointer to 7 and
     11: new graphs only on the first tracked frames (a shape seen to change is traced as dynamic), none from frame 3
     on. Before, the memory attention compiled again for each new tile count of its tiled softmax (`_attend_in_tiles`):
-    frames 3 and 4 here; at 1024 px, where a memory is 4 tiles, every frame until the bank was full."""
+    frames 3 and 4 here; at 1024 px, where a memory is 4 tiles, the count changed with every new memory."""
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()  # compiled code and recompile counts are per function, shared by every backend
