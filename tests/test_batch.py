@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -280,6 +281,17 @@ def test_datasets_manifest_and_fsspec_video_urls(checkpoint, manifest, tmp_path)
     results = read_results(tmp_path / "out" / "results")
     check_nontrivial_rles(results["url"][1], 96 * 128)
     assert results["url"] == results["local"]
+
+
+def test_a_video_url_that_cannot_be_fetched_leaves_no_temporary_folder(checkpoint, tmp_path, monkeypatch):
+    """The download's temporary folder is removed when the download itself fails (it was left behind, empty)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    prompts = json.dumps([{"frame": 0, "obj_id": 1, "points": DISC, "labels": [1]}])
+    worker = VideoWorker(checkpoint, tmp_path / "out", {"image_size": IMAGE_SIZE})
+    record = worker.run({"id": "gone", "video": (tmp_path / "gone.mp4").as_uri(), "prompts": prompts})
+    assert record["status"] == "failed" and "FileNotFoundError" in record["reason"], record
+    assert not any((tmp_path / "tmp").iterdir())
 
 
 def check_nontrivial_rles(frames: dict, pixels: int) -> None:

@@ -186,7 +186,7 @@ def _failed(reason: str, stopped_at, frames: int) -> dict:
 
 class _local_copy:
     """A context giving a local path for `video`: the path itself, or an fsspec URL downloaded to a temporary
-    file (removed on exit)."""
+    file (removed on exit, or at once when the download fails)."""
 
     def __init__(self, video: str):
         self.video, self.tmp = video, None
@@ -198,8 +198,12 @@ class _local_copy:
 
         self.tmp = tempfile.mkdtemp(prefix="sam2_hf_video_")
         local = Path(self.tmp) / Path(self.video.split("?")[0]).name
-        with fsspec.open(self.video, "rb") as src, open(local, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
+        try:
+            with fsspec.open(self.video, "rb") as src, open(local, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        except BaseException:
+            self.__exit__()  # `with` calls __exit__ only after __enter__ returned
+            raise
         return str(local)
 
     def __exit__(self, *exc_info):
