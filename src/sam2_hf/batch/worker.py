@@ -7,11 +7,13 @@ them the same way without Ray. A worker never raises for a bad video: the outcom
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -184,31 +186,20 @@ def _failed(reason: str, stopped_at, frames: int) -> dict:
     return {"status": FAILED, "reason": reason, "stopped_at": stopped_at, "frames": frames}
 
 
-class _local_copy:
-    """A context giving a local path for `video`: the path itself, or an fsspec URL downloaded to a temporary
-    file (removed on exit, or at once when the download fails)."""
+@contextlib.contextmanager
+def _local_copy(video: str) -> Iterator[str]:
+    """A local path for `video`: the path itself, or an fsspec URL downloaded into a temporary folder, which is
+    removed on exit (also when the download fails)."""
+    if "://" not in video:
+        yield video
+        return
+    import fsspec
 
-    def __init__(self, video: str):
-        self.video, self.tmp = video, None
-
-    def __enter__(self) -> str:
-        if "://" not in self.video:
-            return self.video
-        import fsspec
-
-        self.tmp = tempfile.mkdtemp(prefix="sam2_hf_video_")
-        local = Path(self.tmp) / Path(self.video.split("?")[0]).name
-        try:
-            with fsspec.open(self.video, "rb") as src, open(local, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-        except BaseException:
-            self.__exit__()  # `with` calls __exit__ only after __enter__ returned
-            raise
-        return str(local)
-
-    def __exit__(self, *exc_info):
-        if self.tmp:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="sam2_hf_video_", ignore_cleanup_errors=True) as folder:
+        local = Path(folder) / Path(video.split("?")[0]).name
+        with fsspec.open(video, "rb") as src, open(local, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        yield str(local)
 
 
 class VosWorker(RowWorker):
