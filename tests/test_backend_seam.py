@@ -36,7 +36,7 @@ from test_training_parity import clip_batch
 
 PARTS = {
     "TorchImageEncoder": ("encode_frame", "image_only_embedding"),
-    "TorchMaskDecoder": ("decode", "downsample_mask", "project_object_pointer"),
+    "TorchMaskDecoder": ("decode", "project_image", "downsample_mask", "project_object_pointer"),
     "TorchMemoryAttention": ("condition_on_memory",),
     "TorchMemoryEncoder": ("encode_memory",),
 }
@@ -154,7 +154,8 @@ def test_image_predictor_and_mask_generator_go_through_the_backend(seam_guard, v
     predictor.set_image(CLIP[0])
     predictor.predict(point_coords=np.array([[20, 29]]), point_labels=np.array([1]))
     Sam2AutomaticMaskGenerator(model, points_per_side=4, pred_iou_thresh=0, stability_score_thresh=0).generate(CLIP[0])
-    assert set(seam_guard.calls) == {"encode_frame", "image_only_embedding", "decode"}, seam_guard.calls
+    expected = {"encode_frame", "image_only_embedding", "project_image", "decode"}
+    assert set(seam_guard.calls) == expected, seam_guard.calls
 
 
 def test_training_forward_goes_through_the_backend(seam_guard, reference_models):

@@ -358,3 +358,30 @@ def test_bad_call_order_raises(models, predictors):
         batch.predict_batch(point_coords_batch=[[[1, 1]], [[2, 2]]], point_labels_batch=[[1], [1]])
     batch.reset_predictor()
     assert not batch._is_image_set and batch._features is None and batch._orig_hw is None
+
+
+def test_clicks_reuse_the_images_decoder_projections(models):
+    """set_image computes the mask decoder's prompt-independent projections of the image (`ImageProjections`) once;
+    each click, and each prompt set of a batch, reuses them instead of projecting the image tokens again (the Meta
+    parity tests above check the masks of both paths); a mask input changes the image tokens, so its call projects
+    them itself, and the model refuses both together."""
+    model = models[1].model
+    predictor = Sam2ImagePredictor(model)
+    key_projection = model.mask_decoder.transformer.layers[0].cross_attn_token_to_image.k_proj
+    projected_rows = []  # image tokens the first layer's key projection ran on, per call
+    handle = key_projection.register_forward_hook(lambda _m, args, _out: projected_rows.append(args[0].shape[:-1]))
+    try:
+        predictor.set_image(make_image(H, W, seed=3))
+        assert projected_rows == [(1, (S // 16) ** 2)]
+        predictor.predict(**CASES["one point"])
+        predictor.predict(**CASES["batched boxes"])
+        assert projected_rows == [(1, (S // 16) ** 2)]
+        predictor.predict(**CASES["one point"], mask_input=np.zeros((1, S // 4, S // 4), np.float32))
+        assert projected_rows == [(1, (S // 16) ** 2)] * 2
+    finally:
+        handle.remove()
+    embeddings = predictor.get_image_embedding()
+    projections = model.project_image(embeddings)
+    features = predictor._features["high_res_feats"]
+    with pytest.raises(ValueError, match="image_projections are computed without a mask input"):
+        model.decode(embeddings, features, mask_inputs=torch.zeros(1, 1, S // 4, S // 4), image_projections=projections)

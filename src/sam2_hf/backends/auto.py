@@ -105,6 +105,11 @@ class PartByObjects:
     def decode(self, image_embeddings: torch.Tensor, *args, **kwargs):
         return self.at(len(image_embeddings)).decode(image_embeddings, *args, **kwargs)
 
+    def project_image(self, image_embeddings: torch.Tensor):
+        """The projections of the first engine that makes them (the others' `decode` ignores them), else None."""
+        projected = (part.project_image(image_embeddings) for part in self.parts.values())
+        return next((p for p in projected if p is not None), None)
+
     def downsample_mask(self, mask: torch.Tensor) -> torch.Tensor:
         return self.at(len(mask)).downsample_mask(mask)
 

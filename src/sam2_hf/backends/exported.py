@@ -224,9 +224,9 @@ class ExportedMaskDecoder:
         self.mask_input_size = (4 * h, 4 * h)
 
     def decode(self, image_embeddings, high_res_features, points=None, labels=None, boxes=None, mask_inputs=None,
-               multimask_output=True, empty_prompt_as_point=True) -> DecoderOutput:  # fmt: skip
+               multimask_output=True, empty_prompt_as_point=True, image_projections=None) -> DecoderOutput:  # fmt: skip
         """As `Sam2Model.decode` (backends/protocol.py): the prompt becomes one point list for the graph, which runs
-        once per prompt set (`one_call_each`)."""
+        once per prompt set (`one_call_each`) and projects the image itself (`image_projections` is None here)."""
         n = image_embeddings.shape[0]
         if points is None and boxes is None and empty_prompt_as_point:
             points, labels = not_a_point_prompt(n, image_embeddings)
@@ -245,6 +245,9 @@ class ExportedMaskDecoder:
             kinds[i : i + 1].long(), masks[i : i + 1], has_mask,
         ))  # fmt: skip
         return choose_outputs(DecoderOutput(*out), multimask_output, self.stability)
+
+    def project_image(self, image_embeddings: torch.Tensor) -> None:
+        return None  # the graph projects the image tokens in each call
 
     def downsample_mask(self, mask: torch.Tensor) -> torch.Tensor:
         return self.downsample(mask.float())[0]

@@ -16,6 +16,7 @@ from typing import Protocol
 import torch
 
 from ..models.components.mask_decoder import DecoderOutput
+from ..models.components.two_way_transformer import ImageProjections
 from ..models.configuration import Sam2Config
 from ..models.outputs import MemorySelection, Sam2FrameFeatures
 
@@ -44,11 +45,18 @@ class MaskDecoderPart(Protocol):
         mask_inputs: torch.Tensor | None = None,
         multimask_output: bool = True,
         empty_prompt_as_point: bool = True,
+        image_projections: ImageProjections | None = None,
     ) -> DecoderOutput:
         """(N, C, h, w) embeddings (memory-conditioned or not), points (N, K, 2) in model-input pixels, labels
         (N, K), boxes (N, 4) pixels, mask_inputs (N, 1, H', W') logits -> masks (N, M, 4h, 4w) logits, iou_scores
         (N, M), mask_tokens (N, M, C), object_score_logits (N, 1). Without points or boxes a "not a point" click
-        is used unless `empty_prompt_as_point=False`."""
+        is used unless `empty_prompt_as_point=False`. image_projections: what `project_image` returned for these
+        embeddings (batch N, or 1 when the N are one image's embedding repeated), never with mask_inputs."""
+
+    def project_image(self, image_embeddings: torch.Tensor) -> ImageProjections | None:
+        """(B, C, h, w) embeddings -> the decoder's prompt-independent work on them, done once for every later
+        `decode` of the same image without a mask input; None where the backend's decoder does it in each call
+        (an exported graph), which then ignores `image_projections`."""
 
     def downsample_mask(self, mask: torch.Tensor) -> torch.Tensor:
         """(N, 1, S, S) mask -> (N, 1, 4h, 4w), the decoder's mask input (Meta's `mask_downsample`)."""

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 
 from ..models.components.mask_decoder import DecoderOutput
+from ..models.components.two_way_transformer import ImageProjections
 from ..models.modeling import Sam2Model
 from ..models.outputs import MemorySelection, Sam2FrameFeatures
 
@@ -32,11 +33,14 @@ class TorchMaskDecoder:
         self.model = model
 
     def decode(self, image_embeddings, high_res_features, points=None, labels=None, boxes=None, mask_inputs=None,
-               multimask_output=True, empty_prompt_as_point=True) -> DecoderOutput:  # fmt: skip
+               multimask_output=True, empty_prompt_as_point=True, image_projections=None) -> DecoderOutput:  # fmt: skip
         return self.model.decode(
             image_embeddings, high_res_features, points, labels, boxes, mask_inputs, multimask_output,
-            empty_prompt_as_point,
+            empty_prompt_as_point, image_projections=image_projections,
         )  # fmt: skip
+
+    def project_image(self, image_embeddings: torch.Tensor) -> ImageProjections:
+        return self.model.project_image(image_embeddings)
 
     def downsample_mask(self, mask: torch.Tensor) -> torch.Tensor:
         return self.model.mask_downsample(mask.to(self.model.dtype))

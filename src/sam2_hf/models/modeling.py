@@ -30,6 +30,7 @@ from .components.memory_attention import MemoryAttention
 from .components.memory_encoder import FuserBlock, MemoryEncoder
 from .components.position_encoding import RandomFourierEmbedding, sine_1d, sine_position_encoding
 from .components.prompt_encoder import PromptEncoder, mask_input_at, not_a_point_prompt
+from .components.two_way_transformer import ImageProjections
 from .components.vision_encoder import FpnNeck, VisionEncoderOutput
 from .configuration import Sam2Config, Sam2HieraDetConfig, Sam2VideoConfig, Sam2VisionConfig
 from .outputs import (
@@ -362,6 +363,7 @@ class Sam2Model(Sam2PreTrainedModel):
         attention_similarity: torch.Tensor | None = None,
         target_embedding: torch.Tensor | None = None,
         output_attentions: bool = False,
+        image_projections: ImageProjections | None = None,
     ):
         """Prompt encoder + mask decoder for N prompt sets on N (possibly repeated) images -> `DecoderOutput`.
 
@@ -371,7 +373,12 @@ class Sam2Model(Sam2PreTrainedModel):
         click is used (as the reference's tracker does) unless `empty_prompt_as_point=False`, which
         leaves no sparse tokens (as the reference's image predictor does). attention_similarity,
         target_embedding (N-batched) and output_attentions: see `TwoWayTransformer.forward`.
+        image_projections: `project_image` of these embeddings (batch N, or 1 when the N are one image's embedding
+        repeated), computed once per image and reused by every call; only without mask_inputs (ValueError: a mask
+        input changes the image tokens they are computed from).
         """
+        if image_projections is not None and mask_inputs is not None:
+            raise ValueError("image_projections are computed without a mask input; pass one or the other.")
         n = image_embeddings.shape[0]
         if points is None and boxes is None and empty_prompt_as_point:
             points, labels = not_a_point_prompt(n, image_embeddings)
@@ -389,7 +396,15 @@ class Sam2Model(Sam2PreTrainedModel):
             target_embedding,
             output_attentions,
             sparse_padding,
+            image_projections,
         )
+
+    def project_image(self, image_embeddings: torch.Tensor) -> ImageProjections:
+        """(B, C, h, w) embeddings (as `decode` takes them) -> the mask decoder's projections of them that no prompt
+        changes (`ImageProjections`, each (B, hw, C / attention_downsample_rate)), for `decode(...,
+        image_projections=)` on any prompts without a mask input."""
+        _, dense, _ = self.prompt_encoder(batch_shape=(image_embeddings.shape[0],))
+        return self.mask_decoder.project_image(image_embeddings, self.dense_positional_embedding(), dense)
 
     @can_return_tuple
     def forward(

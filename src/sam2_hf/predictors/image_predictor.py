@@ -111,9 +111,12 @@ class Sam2ImagePredictor:
         self.reset_predictor()
         self._orig_hw = original_sizes
         features = self.backend.image_encoder.encode_frame(pixel_values.to(self.device, self.backend.dtype))
+        image_embed = self.backend.image_encoder.image_only_embedding(features.image_embeddings)
         self._features = {
-            "image_embed": self.backend.image_encoder.image_only_embedding(features.image_embeddings),
+            "image_embed": image_embed,
             "high_res_feats": features.high_res_features,
+            # the mask decoder's prompt-independent work, done once here for every click (None: the backend's)
+            "image_projections": self.backend.mask_decoder.project_image(image_embed),
         }
         self._is_image_set = True
 
@@ -203,9 +206,11 @@ class Sam2ImagePredictor:
         num_sets = 1 if prompted is None else prompted.shape[0]  # no prompt: one set, as Meta's predictor
         embeddings = self._features["image_embed"][index : index + 1].expand(num_sets, -1, -1, -1)
         high_res = [f[index : index + 1].expand(num_sets, -1, -1, -1) for f in self._features["high_res_feats"]]
+        projections = self._features["image_projections"]
         out = self.backend.mask_decoder.decode(
-            embeddings, high_res, points, labels, None, mask_input, multimask_output, empty_prompt_as_point=False
-        )
+            embeddings, high_res, points, labels, None, mask_input, multimask_output, empty_prompt_as_point=False,
+            image_projections=None if projections is None or mask_input is not None else projections.select(index),
+        )  # fmt: skip
         masks = postprocess_masks(
             out.masks, self._orig_hw[index], self.mask_threshold, self.max_hole_area, self.max_sprinkle_area
         )

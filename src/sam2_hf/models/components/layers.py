@@ -224,6 +224,9 @@ class Attention(nn.Module):
         b, h, n, c = out.shape
         return self.o_proj(out.transpose(1, 2).reshape(b, n, h * c))
 
+    def attend_projected(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask=None) -> torch.Tensor:
+        """Projected q (B, Nq, C'), k and v (B, Nk, C') -> (B, Nq, dim); mask as `attend`."""
+        return self.attend(self.split_heads(q), self.split_heads(k), self.split_heads(v), mask)
+
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask=None) -> torch.Tensor:
-        q, k, v = (self.split_heads(p(x)) for p, x in ((self.q_proj, q), (self.k_proj, k), (self.v_proj, v)))
-        return self.attend(q, k, v, mask)
+        return self.attend_projected(self.q_proj(q), self.k_proj(k), self.v_proj(v), mask)

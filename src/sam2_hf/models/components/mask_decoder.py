@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .layers import FeedForward, LayerNorm2d
-from .two_way_transformer import TwoWayTransformer
+from .two_way_transformer import ImageProjections, TwoWayTransformer
 
 
 @dataclass
@@ -66,12 +66,13 @@ class MaskDecoder(nn.Module):
         target_embedding: torch.Tensor | None = None,
         output_attentions: bool = False,
         sparse_padding: torch.Tensor | None = None,
+        image_projections: ImageProjections | None = None,
     ) -> DecoderOutput:
         """One decoding per prompt set: `all_outputs`, then the masks `multimask_output` asks for
         (`choose_outputs`)."""
         out = self.all_outputs(
             image_embeddings, image_pe, sparse_embeddings, dense_embeddings, high_res_features, attention_similarity,
-            target_embedding, output_attentions, sparse_padding,
+            target_embedding, output_attentions, sparse_padding, image_projections,
         )  # fmt: skip
         return choose_outputs(out, multimask_output, self.stability_rule())
 
@@ -86,6 +87,7 @@ class MaskDecoder(nn.Module):
         target_embedding: torch.Tensor | None = None,
         output_attentions: bool = False,
         sparse_padding: torch.Tensor | None = None,
+        image_projections: ImageProjections | None = None,
     ) -> DecoderOutput:
         """The four outputs (single-mask, then three multimask) of each prompt set: masks (N, 4, 4h, 4w),
         iou_scores (N, 4), mask_tokens (N, 4, C), object_score_logits (N, 1).
@@ -95,20 +97,22 @@ class MaskDecoder(nn.Module):
         attention_similarity, target_embedding and output_attentions: see `TwoWayTransformer.forward`
         (T there counts the 6 output tokens before the sparse ones). sparse_padding (N, T) bool: sparse
         tokens no token or image position attends to (batch padding; `PromptEncoder.forward`).
+        image_projections: `project_image` of these embeddings and dense embeddings (batch N, or 1 when the N are
+        one image's embedding repeated), else computed here.
         """
         n, c, h, w = image_embeddings.shape
         output_tokens = torch.cat([self.obj_score_token.weight, self.iou_token.weight, self.mask_tokens.weight])
         tokens = torch.cat([output_tokens.unsqueeze(0).expand(n, -1, -1), sparse_embeddings], dim=1)
-        image = (image_embeddings + dense_embeddings).flatten(2).transpose(1, 2)
-        image_pe = image_pe.flatten(2).transpose(1, 2).expand(n, -1, -1)
+        image, image_pe = image_tokens(image_embeddings, dense_embeddings, image_pe)
         token_mask = None
         if sparse_padding is not None:
             padding = torch.cat([sparse_padding.new_zeros(n, output_tokens.shape[0]), sparse_padding], dim=1)
             token_mask = torch.zeros(padding.shape, dtype=tokens.dtype, device=tokens.device)
             token_mask = token_mask.masked_fill(padding, float("-inf"))[:, None, None]  # (N, 1, 1, T) score bias
         hs, image, attentions = self.transformer(
-            tokens, image, image_pe, attention_similarity, target_embedding, output_attentions, token_mask
-        )
+            tokens, image, image_pe, attention_similarity, target_embedding, output_attentions, token_mask,
+            image_projections,
+        )  # fmt: skip
 
         image = image.transpose(1, 2).reshape(n, c, h, w)
         feat_s0, feat_s1 = high_res_features
@@ -123,12 +127,27 @@ class MaskDecoder(nn.Module):
 
         return DecoderOutput(masks, iou_scores, mask_tokens, object_score_logits, attentions)
 
+    def project_image(
+        self, image_embeddings: torch.Tensor, image_pe: torch.Tensor, dense_embeddings: torch.Tensor
+    ) -> ImageProjections:
+        """image_embeddings (B, C, h, w), image_pe (1, C, h, w), dense_embeddings (B or 1, C, h, w) -> the
+        two-way transformer's prompt-independent `ImageProjections` (each (B, hw, C / attention_downsample_rate)),
+        to pass to `all_outputs` for any prompt tokens with the same dense embeddings."""
+        return self.transformer.project_image(*image_tokens(image_embeddings, dense_embeddings, image_pe))
+
     def stability_rule(self) -> tuple[float, float] | None:
         """(delta, threshold) of the single-mask stability check (`select_stable_mask`) when it applies: at
         inference with `dynamic_multimask_via_stability`; else None."""
         if self.dynamic_multimask_via_stability and not self.training:
             return self.stability_delta, self.stability_thresh
         return None
+
+
+def image_tokens(image_embeddings: torch.Tensor, dense_embeddings: torch.Tensor, image_pe: torch.Tensor):
+    """(N, C, h, w) embeddings plus the (N or 1, C, h, w) dense prompt embedding, and the (1, C, h, w) position
+    encoding -> the two-way transformer's image tokens (N, hw, C) and their positions (N, hw, C)."""
+    image = (image_embeddings + dense_embeddings).flatten(2).transpose(1, 2)
+    return image, image_pe.flatten(2).transpose(1, 2).expand(image.shape[0], -1, -1)
 
 
 def choose_outputs(out: DecoderOutput, multimask_output: bool, stability: tuple[float, float] | None) -> DecoderOutput:
