@@ -34,8 +34,9 @@ PARTS = ("image_encoder", "mask_decoder", "memory_attention", "memory_encoder") 
 BATCHED_PARTS = ("mask_decoder", "memory_attention", "memory_encoder")  # their calls take N objects (prompt sets)
 OBJECT_COUNTS = (1, 2)  # the object counts the batched parts are timed at (the image encoder: one frame)
 REPEATS = 3  # timed calls per part and engine, taken in turns (A B C A B C), after one untimed call each
-MEASUREMENT_VERSION = 4  # raised when what is measured changes; older measurements are made again (2: per count;
-# 3: the exported memory attention runs object by object; 4: so do the mask decoder and the memory encoder)
+MEASUREMENT_VERSION = 5  # raised when what is measured changes; older measurements are made again (2: per count;
+# 3: the exported memory attention runs object by object; 4: so do the mask decoder and the memory encoder; 5: a
+# click is decoded with the image's decoder projections made beforehand)
 
 
 class MixedBackend:
@@ -208,21 +209,25 @@ def measure_part(calls: dict[str, Callable[[], object]], repeats: int) -> dict[s
 
 def part_calls(backend) -> dict[int, dict[str, Callable[[], object]]]:
     """{objects: {part: one call}} on steady-state inputs at the backend's size, for each of `OBJECT_COUNTS` (objects
-    or prompt sets tracked together; the image encoder with one): a frame encoded, a click per object decoded, each
-    object's full memory bank attended (num_maskmem frames, max_object_pointers_in_encoder object pointers), their
-    memories encoded. The frame is encoded once for all of them. Random values: time does not depend on them."""
+    or prompt sets tracked together; the image encoder with one): a frame encoded, a click per object decoded (with
+    the image's decoder projections made beforehand, as the image predictor's clicks are), each object's full memory
+    bank attended (num_maskmem frames, max_object_pointers_in_encoder object pointers), their memories encoded. The
+    frame is encoded once for all of them. Random values: time does not depend on them."""
     config = backend.config
     size = config.image_size
     generator = torch.Generator().manual_seed(0)
     random = lambda *shape: torch.randn(*shape, generator=generator)
     with torch.inference_mode():
         features = backend.image_encoder.encode_frame(random(1, 3, size, size))
+        projections = backend.mask_decoder.project_image(features.image_embeddings)
     bank = full_memory_bank(config, features.image_embeddings.shape[-1], random) if backend.memory_attention else None
 
     def batched(objects: int) -> dict[str, Callable[[], object]]:
         batch = [f.expand(objects, -1, -1, -1) for f in (features.image_embeddings, *features.high_res_features)]
         points, labels = torch.tensor([[[size / 3, size / 2]]] * objects), torch.tensor([[1]] * objects)
-        calls = {"mask_decoder": lambda: backend.mask_decoder.decode(batch[0], batch[1:], points, labels)}
+        calls = {"mask_decoder": lambda: backend.mask_decoder.decode(
+            batch[0], batch[1:], points, labels, image_projections=projections
+        )}  # fmt: skip
         if bank is not None:
             masks, scores = random(objects, 1, size, size), torch.ones(objects, 1)
             calls["memory_attention"] = lambda: backend.memory_attention.condition_on_memory(features, [bank] * objects)
