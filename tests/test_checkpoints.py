@@ -27,10 +27,10 @@ from sam2_hf.models.checkpoint import (
     infer_size_and_version,
     load_meta_checkpoint,
     name_hint,
-    normalize_version,
     read_checkpoint,
     read_meta_checkpoint,
 )
+from sam2_hf.models.configuration import normalize_version
 
 from reference import ALL_CONFIGS, save_meta_checkpoint
 
@@ -119,6 +119,26 @@ def test_meta_checkpoint_explicit_size_and_version(tiny_meta):
         Sam2VideoModel.from_pretrained(path, version="3", image_size=IMAGE_SIZE)
     with pytest.raises(TypeError, match=r"Unknown argument\(s\) \['imagesize'\]"):
         Sam2VideoModel.from_pretrained(path, imagesize=IMAGE_SIZE)
+
+
+def test_a_folder_is_checked_against_the_size_and_version_asked_for(tiny_reference, tmp_path):
+    """`size=` / `version=` on a saved folder (as on a `.pt`): a match loads, a mismatch is named; an image model's
+    folder does not record its version, so asking for one is refused rather than unchecked."""
+    folder = tmp_path / "tiny"
+    tiny_reference.load(Sam2VideoModel).save_pretrained(folder)
+    assert Sam2VideoModel.from_pretrained(folder, size="t", version=2.1).config.version == "2.1"
+    model, info = Sam2VideoModel.from_pretrained(folder, size="tiny", image_size=320, output_loading_info=True)
+    assert model.config.image_size == 320 and not info["missing_keys"]  # resized, with the loading report
+    with pytest.raises(ValueError, match=r"size='small' was requested but '.*tiny' holds a tiny model"):
+        Sam2VideoModel.from_pretrained(folder, size="small")
+    with pytest.raises(ValueError, match=r"version='2' was requested but '.*tiny' is SAM 2\.1"):
+        Sam2VideoModel.from_pretrained(folder, version="2")
+    image_folder = tmp_path / "tiny-image"
+    Sam2Model.from_pretrained(folder, size="tiny").save_pretrained(image_folder)
+    with pytest.raises(ValueError, match=r"size='large' was requested but '.*tiny-image' holds a tiny model"):
+        Sam2Model.from_pretrained(image_folder, size="large")
+    with pytest.raises(ValueError, match="version='2.1' cannot be checked for .*: an image model's configuration"):
+        Sam2Model.from_pretrained(image_folder, version="2.1")
 
 
 def test_normalize_version():

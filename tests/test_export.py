@@ -226,7 +226,34 @@ IMAGE_CASES = {
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_image_predictor_on_an_exported_runtime_matches_torch(engine, onnx_folder, reference):
-    ours = Sam2ImagePredictor.from_pretrained(onnx_folder, backend=engine)
+    assert_image_predictors_agree(Sam2ImagePredictor.from_pretrained(onnx_folder, backend=engine), reference)
+
+
+@pytest.mark.parametrize("size", ["small", "base-plus", "large"])
+def test_every_size_exports_with_the_masks_of_torch(size, reference_models, tmp_path):
+    """The image encoder differs by size (width, blocks per stage, global-attention blocks, window sizes); the
+    other parts do not. SAM 2.1 at 256 px, seeded random weights, on onnxruntime."""
+    reference = reference_models(size, "2.1", 256)
+    folder = export_model(reference.load(Sam2Model), tmp_path / size, "onnx")
+    assert_image_predictors_agree(Sam2ImagePredictor.from_pretrained(folder, size=size), reference)
+
+
+def test_sam2_video_exports_with_the_masks_of_torch(video_reference, tmp_path):
+    """SAM 2 (not 2.1: no occlusion spatial embedding, object pointers without temporal position encoding) tracks
+    the video of `video_run` on onnxruntime with the torch backend's logits."""
+    reference = video_reference("2")
+    folder = export_model(reference.load(Sam2VideoModel), tmp_path / "sam2", "onnx")
+    expected = video_run(Sam2VideoPredictor(reference.load(Sam2VideoModel), memory_dtype=torch.float32))
+    nontrivial(expected)
+    predictor = Sam2VideoPredictor.from_pretrained(folder, version="2", memory_dtype=torch.float32)
+    run = video_run(predictor)
+    print(f"[onnxruntime vs torch] SAM 2 video, random weights: max |logit diff| {drift(run, expected):.2e}")
+    assert run.keys() == expected.keys() and drift(run, expected) <= VIDEO_TOL
+
+
+def assert_image_predictors_agree(ours: Sam2ImagePredictor, reference) -> None:
+    """`ours` on an exported runtime against the torch predictor of `reference`'s model: `IMAGE_CASES` and a mask
+    input, logits within `IMAGE_TOL`, on partial masks."""
     torch_predictor = Sam2ImagePredictor(reference.load(Sam2Model))
     assert ours.model is None and isinstance(ours.backend, ExportedBackend)
     for predictor in (ours, torch_predictor):
@@ -333,8 +360,13 @@ def test_bad_exported_folders_are_named(onnx_folder, tmp_path, monkeypatch):
         Sam2ImagePredictor.from_pretrained(folder)
     with pytest.raises(ValueError, match="exported at image_size=256, not 512"):
         Sam2VideoPredictor.from_pretrained(onnx_folder, image_size=512)
-    with pytest.raises(ValueError, match=r"Loading options \['size'\] do not apply to the exported model"):
+    with pytest.raises(ValueError, match=r"Loading options \['dtype'\] do not apply to the exported model"):
+        Sam2VideoPredictor.from_pretrained(onnx_folder, dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match=r"size='small' was requested but the exported model in .* holds a tiny model"):
         Sam2VideoPredictor.from_pretrained(onnx_folder, size="small")
+    with pytest.raises(ValueError, match=r"version='2' was requested but the exported model in .* is SAM 2\.1"):
+        Sam2ImagePredictor.from_pretrained(onnx_folder, version="2", backend="onnxruntime")
+    assert Sam2VideoPredictor.from_pretrained(onnx_folder, size="tiny", version="2.1").backend.exact  # as exported
     choices = r"backend= \(--backend on the command line\) one of: onnxruntime, openvino, auto"
     with pytest.raises(ValueError, match=choices + ", or load the original model for backend='torch'"):
         Sam2VideoPredictor.from_pretrained(onnx_folder, backend="torch")

@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 from ..models.components.mask_decoder import DecoderOutput, choose_outputs
 from ..models.components.prompt_encoder import mask_input_at, not_a_point_prompt, sparse_prompt_points
-from ..models.configuration import Sam2Config, Sam2VideoConfig
+from ..models.configuration import Sam2Config, Sam2VideoConfig, check_requested_model
 from ..models.modeling import stack_selections
 from ..models.outputs import MemorySelection, Sam2FrameFeatures
 from .export import CONSTANTS, EXTRAS, FORMAT_VERSION, FORMATS, MANIFEST, import_optional, read_json
@@ -338,8 +338,9 @@ def exported_folder_backend(model_id, backend, device, loading_kwargs: dict, nee
     None when `model_id` is not such a folder.
 
     Raises ValueError naming the problem for a backend that cannot run it ("torch": the folder holds graphs, not the
-    model), a device other than the CPU, model-loading keywords the exported graphs cannot honour (their input size
-    and dtype are fixed at export), and (`needs_memory`) an export without memory graphs used for video;
+    model), a device other than the CPU, a `size` / `version` other than the exported model's, model-loading
+    keywords the exported graphs cannot honour (their input size and dtype are fixed at export), and
+    (`needs_memory`) an export without memory graphs used for video;
     FileNotFoundError for a folder of graphs without its `export.json`. All checked before a graph is compiled.
     """
     folder = Path(model_id) if isinstance(model_id, str | Path) else None
@@ -354,7 +355,11 @@ def exported_folder_backend(model_id, backend, device, loading_kwargs: dict, nee
     if device is not None and torch.device(device).type != "cpu":
         raise ValueError(f"Exported runtimes run on the CPU here; device={device!r} is not supported for {folder}.")
     content = read_manifest(folder, engine)  # checked before the graphs are compiled (OpenVINO: up to minutes)
-    exported_size = exported_config(content).image_size
+    config = exported_config(content)
+    check_requested_model(
+        f"the exported model in {folder}", config, loading_kwargs.pop("size", None), loading_kwargs.pop("version", None)
+    )
+    exported_size = config.image_size
     size = loading_kwargs.pop("image_size", exported_size)
     if size != exported_size:
         raise ValueError(f"{folder} was exported at image_size={exported_size}, not {size}: export the model again "

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .configuration import HIERA_SIZES, SIZE_ALIASES, Sam2VideoConfig, canonical_size
+from .configuration import HIERA_SIZES, SIZE_ALIASES, Sam2VideoConfig, check_requested_model
 
 # Meta's model configs, named as Meta's Hydra search path (the `sam2` package) finds them. The
 # top-level `sam2_hiera_*.yaml` are Meta's older names for the SAM 2 configs (same files).
@@ -209,16 +209,6 @@ def is_meta_checkpoint_path(path) -> bool:
     except TypeError:
         return False
     return isinstance(path, str) and path.lower().endswith(META_CHECKPOINT_SUFFIXES) and not os.path.isdir(path)
-
-
-def normalize_version(version) -> str:
-    """'2', '2.0', 2, 2.0 -> '2'; '2.1', 2.1 -> '2.1'; anything else raises."""
-    text = str(version).strip().lower().removeprefix("sam").strip()
-    if text in ("2", "2.0"):
-        return "2"
-    if text == "2.1":
-        return "2.1"
-    raise ValueError(f"Unknown SAM 2 version {version!r}; expected '2' or '2.1'.")
 
 
 def infer_size_and_version(state_dict: dict[str, torch.Tensor]) -> tuple[str, str]:
@@ -473,11 +463,8 @@ def load_meta_checkpoint(
         )
     path = os.fspath(path)
     meta_state, found_size, found_version = read_checkpoint(path)
-    if size is not None and canonical_size(size) != found_size:
-        raise ValueError(f"size={size!r} was requested but the checkpoint {path!r} holds a {found_size} model.")
-    if version is not None and normalize_version(version) != found_version:
-        raise ValueError(f"version={version!r} was requested but the checkpoint {path!r} is SAM {found_version}.")
     config = Sam2VideoConfig.from_size(found_size, found_version, image_size=image_size, **config_kwargs)
+    check_requested_model(f"the checkpoint {path!r}", config, size, version)
     model = model_class(config)
     info = load_converted_state_dict(model, convert_meta_state_dict(meta_state), source=path)
     dtype = dtype if dtype is not None else torch_dtype

@@ -59,6 +59,46 @@ def canonical_size(size: str) -> str:
     return name
 
 
+def normalize_version(version) -> str:
+    """'2', '2.0', 2, 2.0 -> '2'; '2.1', 2.1, 'SAM 2.1' -> '2.1'; anything else raises."""
+    text = str(version).strip().lower().removeprefix("sam").strip()
+    if text in ("2", "2.0"):
+        return "2"
+    if text == "2.1":
+        return "2.1"
+    raise ValueError(f"Unknown SAM 2 version {version!r}; expected '2' or '2.1'.")
+
+
+def official_size(config) -> str | None:
+    """The official size ('tiny', 'small', 'base-plus', 'large') whose Hiera trunk a `Sam2Config` or
+    `Sam2VideoConfig` has (width and blocks per stage), or None for a trunk of no official size."""
+    trunk = config.vision_config.backbone_config
+    for name, spec in HIERA_SIZES.items():
+        if trunk.hidden_size == spec["hidden_size"] and list(trunk.blocks_per_stage) == spec["blocks_per_stage"]:
+            return name
+    return None
+
+
+def check_requested_model(source: str, config, size=None, version=None) -> None:
+    """The `size=` / `version=` a loader was asked for (None: not asked) against the `Sam2Config` or
+    `Sam2VideoConfig` that `source` holds (`official_size`; `Sam2VideoConfig.version`).
+
+    Raises ValueError naming both when they differ, when `version` is asked of an image model's configuration
+    (which SAM 2 and 2.1 share, so it does not record the version) and for an unknown size or version name.
+    """
+    if size is not None and canonical_size(size) != (found_size := official_size(config)):
+        held = f"a {found_size} model" if found_size else "a model of no official size"
+        raise ValueError(f"size={size!r} was requested but {source} holds {held}.")
+    if version is None:
+        return
+    if not isinstance(config, Sam2VideoConfig):
+        raise ValueError(f"version={version!r} cannot be checked for {source}: an image model's configuration does "
+                         "not record it (SAM 2 and 2.1 image models differ only in their weights); load it without "
+                         "version=, or as a Sam2VideoModel, whose configuration records it.")  # fmt: skip
+    if normalize_version(version) != config.version:
+        raise ValueError(f"version={version!r} was requested but {source} is SAM {config.version}.")
+
+
 def _as_list(value):
     return list(value) if isinstance(value, (list, tuple)) else [value, value]
 
@@ -458,12 +498,6 @@ def _sub_config(cls, value):
     return value if value is not None else cls()
 
 
-def _check_version(version) -> str:
-    if str(version) not in VERSIONS:
-        raise ValueError(f"Unknown SAM 2 version {version!r}; expected one of {VERSIONS}.")
-    return str(version)
-
-
 def _check_image_size(image_size, field: str = "image_size") -> int:
     """The model's input size S, checked: the trunk's stride-32 grid must tile the image (the FPN adds it,
     upsampled 2x, to the stride-16 grid, and the 8-cell window embedding tiles the stride-4 grid), so S is a
@@ -678,7 +712,7 @@ class Sam2Config(_Sam2SizedConfig):
     def from_size(cls, size: str, version: str = "2.1", image_size: int = 1024, **kwargs) -> Sam2Config:
         """Config of an official size ('tiny', 'small', 'base-plus', 'large'); SAM 2 and 2.1 image models
         have the same architecture, so `version` is only checked. `image_size`: a multiple of 32."""
-        _check_version(version)
+        normalize_version(version)
         vision, prompt_encoder, mask_decoder = _image_parts(size, image_size)
         return cls(
             vision_config=vision, prompt_encoder_config=prompt_encoder, mask_decoder_config=mask_decoder, **kwargs
@@ -955,7 +989,7 @@ class Sam2VideoConfig(_Sam2SizedConfig):
         `image_size` (a multiple of 32) shrinks every resolution-dependent field consistently;
         the official checkpoints use 1024. Other keywords are fields of this config.
         """
-        is_21 = _check_version(version) == "2.1"
+        is_21 = normalize_version(version) == "2.1"
         vision, _, _ = _image_parts(size, image_size)
         return cls(
             vision_config=vision,

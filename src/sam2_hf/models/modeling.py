@@ -32,7 +32,13 @@ from .components.position_encoding import RandomFourierEmbedding, sine_1d, sine_
 from .components.prompt_encoder import PromptEncoder, mask_input_at, not_a_point_prompt
 from .components.two_way_transformer import ImageProjections
 from .components.vision_encoder import FpnNeck, VisionEncoderOutput
-from .configuration import Sam2Config, Sam2HieraDetConfig, Sam2VideoConfig, Sam2VisionConfig
+from .configuration import (
+    Sam2Config,
+    Sam2HieraDetConfig,
+    Sam2VideoConfig,
+    Sam2VisionConfig,
+    check_requested_model,
+)
 from .outputs import (
     MemorySelection,
     Sam2FrameFeatures,
@@ -111,10 +117,10 @@ class Sam2PreTrainedModel(PreTrainedModel):
         its official Hub repo instead (`checkpoint.fetch_release`: fetched once, cached; offline, a
         FileNotFoundError says what to download and where to put it).
 
-        For a `.pt` / `.pth` file the size and version are inferred from its weights; pass
-        `size="tiny"` / `version="2.1"` to state them (a mismatch is an error). A local path with nothing there
-        raises FileNotFoundError naming it. Other keywords there
-        are `Sam2Config` fields. `image_size` (any source) builds the model for another input resolution
+        `size="tiny"` / `version="2.1"` state the model expected (any source): a ValueError names a mismatch (for a
+        `.pt` / `.pth` file, whose size and version are inferred from its weights, before the model is built), or a
+        `version` asked of an image model's folder, whose configuration does not record it. A local path with
+        nothing there raises FileNotFoundError naming it. Other keywords for a `.pt` are `Sam2Config` fields. `image_size` (any source) builds the model for another input resolution
         than the checkpoint's (1024 for Meta's files); the weights do not depend on it.
 
         Loading is strict: weights that are missing, unexpected or of another shape than the
@@ -143,10 +149,13 @@ class Sam2PreTrainedModel(PreTrainedModel):
             kwargs.pop("strict", None)
             return load_meta_checkpoint(cls, os.fspath(pretrained_model_name_or_path), **kwargs)
         image_size = kwargs.pop("image_size", None)
-        model = from_pretrained_checked(super().from_pretrained, pretrained_model_name_or_path, *args, **kwargs)
-        if image_size is None or image_size == model.config.image_size:
-            return model
-        return model.at_image_size(image_size)
+        size, version = kwargs.pop("size", None), kwargs.pop("version", None)
+        loaded = from_pretrained_checked(super().from_pretrained, pretrained_model_name_or_path, *args, **kwargs)
+        model, info = loaded if kwargs.get("output_loading_info") else (loaded, None)
+        check_requested_model(repr(os.fspath(pretrained_model_name_or_path)), model.config, size, version)
+        if image_size is not None and image_size != model.config.image_size:
+            model = model.at_image_size(image_size)
+        return model if info is None else (model, info)
 
     def at_image_size(self, image_size: int):
         """This model's weights in a model of the same class built for input size `image_size` (a multiple of
