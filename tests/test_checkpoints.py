@@ -126,7 +126,7 @@ def test_a_folder_is_checked_against_the_size_and_version_asked_for(tiny_referen
     folder does not record its version, so asking for one is refused rather than unchecked."""
     folder = tmp_path / "tiny"
     tiny_reference.load(Sam2VideoModel).save_pretrained(folder)
-    assert Sam2VideoModel.from_pretrained(folder, size="t", version=2.1).config.version == "2.1"
+    assert Sam2VideoModel.from_pretrained(folder, size="Tiny", version=2.1).config.version == "2.1"
     model, info = Sam2VideoModel.from_pretrained(folder, size="tiny", image_size=320, output_loading_info=True)
     assert model.config.image_size == 320 and not info["missing_keys"]  # resized, with the loading report
     with pytest.raises(ValueError, match=r"size='small' was requested but '.*tiny' holds a tiny model"):

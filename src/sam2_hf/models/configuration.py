@@ -52,8 +52,9 @@ DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"  # what the CLI, the annotator and 
 
 
 def canonical_size(size: str) -> str:
-    """'b+' / 'base_plus' / 'base-plus' -> 'base-plus'; raises on unknown names."""
-    name = SIZE_ALIASES.get(size, size)
+    """'b+' / 'base_plus' / 'Base-Plus' -> 'base-plus' (any case); raises on unknown names."""
+    text = str(size).strip().lower()
+    name = SIZE_ALIASES.get(text, text)
     if name not in HIERA_SIZES:
         raise ValueError(f"Unknown SAM 2 size {size!r}; expected one of {sorted(HIERA_SIZES)}.")
     return name

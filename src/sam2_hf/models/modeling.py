@@ -120,8 +120,9 @@ class Sam2PreTrainedModel(PreTrainedModel):
         `size="tiny"` / `version="2.1"` state the model expected (any source): a ValueError names a mismatch (for a
         `.pt` / `.pth` file, whose size and version are inferred from its weights, before the model is built), or a
         `version` asked of an image model's folder, whose configuration does not record it. A local path with
-        nothing there raises FileNotFoundError naming it. Other keywords for a `.pt` are `Sam2Config` fields. `image_size` (any source) builds the model for another input resolution
-        than the checkpoint's (1024 for Meta's files); the weights do not depend on it.
+        nothing there raises FileNotFoundError naming it. Other keywords for a `.pt` are `Sam2Config` fields.
+        `image_size` (any source) builds the model for another input resolution than the checkpoint's (1024 for
+        Meta's files); the weights do not depend on it.
 
         Loading is strict: weights that are missing, unexpected or of another shape than the
         config says (e.g. a config.json edited to another size), and unreadable weight files,
