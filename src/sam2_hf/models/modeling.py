@@ -153,7 +153,7 @@ class Sam2PreTrainedModel(PreTrainedModel):
         size, version = kwargs.pop("size", None), kwargs.pop("version", None)
         loaded = from_pretrained_checked(super().from_pretrained, pretrained_model_name_or_path, *args, **kwargs)
         model, info = loaded if kwargs.get("output_loading_info") else (loaded, None)
-        check_requested_model(repr(os.fspath(pretrained_model_name_or_path)), model.config, size, version)
+        check_requested_model(repr(str(pretrained_model_name_or_path)), model.config, size, version)  # name may be None
         if image_size is not None and image_size != model.config.image_size:
             model = model.at_image_size(image_size)
         return model if info is None else (model, info)
