@@ -137,8 +137,15 @@ def test_a_folder_is_checked_against_the_size_and_version_asked_for(tiny_referen
     Sam2Model.from_pretrained(folder, size="tiny").save_pretrained(image_folder)
     with pytest.raises(ValueError, match=r"size='large' was requested but '.*tiny-image' holds a tiny model"):
         Sam2Model.from_pretrained(image_folder, size="large")
-    with pytest.raises(ValueError, match="version='2.1' cannot be checked for .*: an image model's configuration"):
+    with pytest.raises(ValueError, match="version='2.1' cannot be checked for .*: it is read as an image model"):
         Sam2Model.from_pretrained(image_folder, version="2.1")
+    # a name that is no size or version is named as such before anything is read (not as a mismatch or missing weights)
+    with pytest.raises(ValueError, match="Unknown SAM 2 version '3'"):
+        Sam2Model.from_pretrained(image_folder, version="3")
+    with pytest.raises(ValueError, match=r"Unknown SAM 2 size 'huge'; .* \(or t, s, b\+, b, base_plus, l\)"):
+        Sam2VideoModel.from_pretrained(image_folder, size="huge")
+    with pytest.raises(ValueError, match=r"size='b' was requested but .* holds a tiny model"):  # Ultralytics' b
+        Sam2Model.from_pretrained(image_folder, size="b")
 
 
 def test_normalize_version():

@@ -367,6 +367,9 @@ def test_bad_exported_folders_are_named(onnx_folder, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"version='2' was requested but the exported model in .* is SAM 2\.1"):
         Sam2ImagePredictor.from_pretrained(onnx_folder, version="2", backend="onnxruntime")
     assert Sam2VideoPredictor.from_pretrained(onnx_folder, size="tiny", version="2.1").backend.exact  # as exported
+    with pytest.raises(ValueError, match=r"is an exported model \(graphs .*\), which Sam2VideoModel cannot load: "
+                                         r"run it with Sam2ImagePredictor.from_pretrained"):  # fmt: skip
+        Sam2VideoModel.from_pretrained(onnx_folder)
     choices = r"backend= \(--backend on the command line\) one of: onnxruntime, openvino, auto"
     with pytest.raises(ValueError, match=choices + ", or load the original model for backend='torch'"):
         Sam2VideoPredictor.from_pretrained(onnx_folder, backend="torch")
@@ -398,8 +401,9 @@ def test_each_optional_module_is_in_the_extra_its_error_names():
 
 def test_an_image_export_is_refused_for_video(reference, tmp_path):
     folder = export_model(reference.load(Sam2Model), tmp_path / "image", "onnx")
-    with pytest.raises(ValueError, match="holds no memory graphs"):
-        Sam2VideoPredictor.from_pretrained(folder)
+    for kwargs in ({}, {"version": "2.1"}):  # the missing graphs named first, not the version an image config lacks
+        with pytest.raises(ValueError, match="holds no memory graphs"):
+            Sam2VideoPredictor.from_pretrained(folder, **kwargs)
 
 
 def test_export_command_and_tracking_from_the_exported_folder(reference, onnx_folder, tmp_path, capsys):

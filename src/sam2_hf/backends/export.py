@@ -43,6 +43,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from ..models.checkpoint import EXPORT_MANIFEST as MANIFEST  # the loaders recognise an export by it
 from ..models.components import position_encoding
 from ..models.modeling import Sam2VideoModel
 from ..models.outputs import Sam2FrameFeatures
@@ -51,7 +52,6 @@ from ..processing.prompts import PADDING
 FORMAT_VERSION = 1  # raised when a graph's inputs or outputs change; older folders are refused with a message
 FORMATS = {"onnx": ".onnx", "openvino": ".xml", "torch": ".pt2"}
 OPSET = 18
-MANIFEST = "export.json"
 CONSTANTS = "constants.safetensors"
 
 

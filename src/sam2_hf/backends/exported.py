@@ -355,6 +355,9 @@ def exported_folder_backend(model_id, backend, device, loading_kwargs: dict, nee
     if device is not None and torch.device(device).type != "cpu":
         raise ValueError(f"Exported runtimes run on the CPU here; device={device!r} is not supported for {folder}.")
     content = read_manifest(folder, engine)  # checked before the graphs are compiled (OpenVINO: up to minutes)
+    if needs_memory and "memory_attention" not in content["graphs"]:
+        raise ValueError(f"{folder} holds no memory graphs (exported from a Sam2Model, or with --image-only); video "
+                         "tracking needs a full export of a Sam2VideoModel.")  # fmt: skip
     config = exported_config(content)
     check_requested_model(
         f"the exported model in {folder}", config, loading_kwargs.pop("size", None), loading_kwargs.pop("version", None)
@@ -368,9 +371,6 @@ def exported_folder_backend(model_id, backend, device, loading_kwargs: dict, nee
         raise ValueError(f"Loading options {sorted(loading_kwargs)} do not apply to the exported model in {folder} "
                          "(its graphs are fixed at export: float32 inputs and outputs, one input size; a lower "
                          "precision is an export option, `sam2-hf export --precision`).")  # fmt: skip
-    if needs_memory and "memory_attention" not in content["graphs"]:
-        raise ValueError(f"{folder} holds no memory graphs (exported from a Sam2Model, or with --image-only); video "
-                         "tracking needs a full export of a Sam2VideoModel.")  # fmt: skip
     return ExportedBackend(folder, engine)
 
 

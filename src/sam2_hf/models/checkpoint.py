@@ -26,6 +26,8 @@ import torch
 
 from .configuration import HIERA_SIZES, SIZE_ALIASES, Sam2VideoConfig, check_requested_model
 
+EXPORT_MANIFEST = "export.json"  # what `sam2-hf export` writes last into its folder (backends/export.py: MANIFEST)
+
 # Meta's model configs, named as Meta's Hydra search path (the `sam2` package) finds them. The
 # top-level `sam2_hiera_*.yaml` are Meta's older names for the SAM 2 configs (same files).
 # `build_sam.resolve_config_name` also takes them with a leading "/" or without ".yaml", as Hydra does.
@@ -200,6 +202,20 @@ def check_local_path(name) -> None:
             f"{text} does not exist. Give a Hub model id (e.g. facebook/sam2.1-hiera-tiny), a folder written by "
             "save_pretrained or `sam2-hf export`, or a Meta .pt file."
         )
+
+
+def check_not_an_export(name, model_class) -> None:
+    """ValueError when `name` is a folder written by `sam2-hf export` (it holds `EXPORT_MANIFEST`): graphs, which the
+    predictors run, not weights that `model_class` could load (transformers would say no model.safetensors)."""
+    try:
+        text = os.path.expanduser(os.fspath(name))
+    except TypeError:
+        return
+    if isinstance(text, str) and os.path.isfile(os.path.join(text, EXPORT_MANIFEST)):
+        raise ValueError(f"{text} is an exported model (graphs written by `sam2-hf export`, not weights), which "
+                         f"{model_class.__name__} cannot load: run it with Sam2ImagePredictor.from_pretrained("
+                         f"{text!r}) or Sam2VideoPredictor.from_pretrained({text!r}) (`sam2-hf track --model "
+                         f"{text}`).")  # fmt: skip
 
 
 def is_meta_checkpoint_path(path) -> bool:

@@ -46,7 +46,7 @@ HIERA_SIZES = {
         window_size_per_stage=[8, 4, 16, 8],
     ),
 }
-SIZE_ALIASES = {"t": "tiny", "s": "small", "b+": "base-plus", "base_plus": "base-plus", "l": "large"}
+SIZE_ALIASES = {"t": "tiny", "s": "small", "b+": "base-plus", "b": "base-plus", "base_plus": "base-plus", "l": "large"}
 VERSIONS = ("2", "2.1")
 DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"  # what the CLI, the annotator and the Space load unless told otherwise
 
@@ -56,7 +56,8 @@ def canonical_size(size: str) -> str:
     text = str(size).strip().lower()
     name = SIZE_ALIASES.get(text, text)
     if name not in HIERA_SIZES:
-        raise ValueError(f"Unknown SAM 2 size {size!r}; expected one of {sorted(HIERA_SIZES)}.")
+        raise ValueError(f"Unknown SAM 2 size {size!r}; expected one of {sorted(HIERA_SIZES)} (or "
+                         f"{', '.join(SIZE_ALIASES)}).")  # fmt: skip
     return name
 
 
@@ -80,22 +81,33 @@ def official_size(config) -> str | None:
     return None
 
 
+def check_model_names(size=None, version=None) -> None:
+    """ValueError for a size or version name that is not one of SAM 2's (`canonical_size`, `normalize_version`);
+    None is not asked. Loaders call it before reading anything, so a typo is named as such."""
+    if size is not None:
+        canonical_size(size)
+    if version is not None:
+        normalize_version(version)
+
+
 def check_requested_model(source: str, config, size=None, version=None) -> None:
     """The `size=` / `version=` a loader was asked for (None: not asked) against the `Sam2Config` or
     `Sam2VideoConfig` that `source` holds (`official_size`; `Sam2VideoConfig.version`).
 
-    Raises ValueError naming both when they differ, when `version` is asked of an image model's configuration
-    (which SAM 2 and 2.1 share, so it does not record the version) and for an unknown size or version name.
+    Raises ValueError for an unknown size or version name (`check_model_names`), naming both when they differ, and
+    when `version` is asked of a source read as an image model (a `Sam2Config`: SAM 2 and 2.1 share it, so it does
+    not record the version).
     """
+    check_model_names(size, version)
     if size is not None and canonical_size(size) != (found_size := official_size(config)):
         held = f"a {found_size} model" if found_size else "a model of no official size"
         raise ValueError(f"size={size!r} was requested but {source} holds {held}.")
     if version is None:
         return
     if not isinstance(config, Sam2VideoConfig):
-        raise ValueError(f"version={version!r} cannot be checked for {source}: an image model's configuration does "
-                         "not record it (SAM 2 and 2.1 image models differ only in their weights); load it without "
-                         "version=, or as a Sam2VideoModel, whose configuration records it.")  # fmt: skip
+        raise ValueError(f"version={version!r} cannot be checked for {source}: it is read as an image model, whose "
+                         "configuration does not record the SAM version (SAM 2 and 2.1 image models differ only in "
+                         "their weights); load it without version=.")  # fmt: skip
     if normalize_version(version) != config.version:
         raise ValueError(f"version={version!r} was requested but {source} is SAM {config.version}.")
 

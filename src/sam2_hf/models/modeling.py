@@ -37,6 +37,7 @@ from .configuration import (
     Sam2HieraDetConfig,
     Sam2VideoConfig,
     Sam2VisionConfig,
+    check_model_names,
     check_requested_model,
 )
 from .outputs import (
@@ -134,6 +135,7 @@ class Sam2PreTrainedModel(PreTrainedModel):
         """
         from .checkpoint import (
             check_local_path,
+            check_not_an_export,
             fetch_release,
             from_pretrained_checked,
             is_meta_checkpoint_path,
@@ -141,6 +143,7 @@ class Sam2PreTrainedModel(PreTrainedModel):
         )
 
         check_local_path(pretrained_model_name_or_path)  # a path with nothing there: say so (not a repo-id error)
+        check_not_an_export(pretrained_model_name_or_path, cls)
         release_folder = fetch_release(pretrained_model_name_or_path)  # "sam2_b.pt" not here: its Hub repo
         if release_folder is not None:
             pretrained_model_name_or_path = release_folder
@@ -151,6 +154,7 @@ class Sam2PreTrainedModel(PreTrainedModel):
             return load_meta_checkpoint(cls, os.fspath(pretrained_model_name_or_path), **kwargs)
         image_size = kwargs.pop("image_size", None)
         size, version = kwargs.pop("size", None), kwargs.pop("version", None)
+        check_model_names(size, version)
         loaded = from_pretrained_checked(super().from_pretrained, pretrained_model_name_or_path, *args, **kwargs)
         model, info = loaded if kwargs.get("output_loading_info") else (loaded, None)
         check_requested_model(repr(str(pretrained_model_name_or_path)), model.config, size, version)  # name may be None
